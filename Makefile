@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: MIT
+# wsync - keep SQLite working sets in sync between hosts.
+#
+#   make            build build/libwsync.a and the binaries in bin/
+#   make check      install missing Debian packages, build, run every test
+#   make demo       a hub and sites on loopback syncing a sample database
+#   make bench      micro-benchmarks (figures, never pass/fail)
+#   make install    PREFIX=/usr/local DESTDIR= (binaries, man pages, completions)
+
+CC       ?= gcc
+PREFIX   ?= /usr/local
+OUT      ?= build
+BIN      ?= bin
+SAN      ?=
+PKGS      = sqlite3 jansson libsodium libcurl
+
+OPT      ?= -O2 -g
+WARN      = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wpointer-arith -Wformat=2
+ifneq ($(SAN),)
+OPT       = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+            -fno-sanitize-recover=all
+endif
+# Recursive '=' so pkg-config runs only when compiling, after 'make deps'.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+ALL_CFLAGS = $(WARN) $(OPT) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(OPT) $(LDFLAGS)
+
+LIB_SRC  := $(sort $(wildcard lib/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(OUT)/%.o)
+HDRS     := $(wildcard include/wsync/*.h) cmd/cli.h
+TOOLS    := wsync-serve wsync-join wsync-replicate wsync-inspect
+BINS     := $(TOOLS:%=$(BIN)/%)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNITS    := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
+
+.PHONY: all lib unit check deps test demo bench install clean
+
+all: $(OUT)/libwsync.a $(BINS)
+
+lib: $(OUT)/libwsync.a
+
+$(OUT)/lib/%.o: lib/%.c $(HDRS) | $(OUT)/lib
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(OUT)/cmd/%.o: cmd/%.c $(HDRS) | $(OUT)/cmd
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(OUT)/libwsync.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/%: $(OUT)/cmd/%.o $(OUT)/cmd/cli.o $(OUT)/libwsync.a | $(BIN)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(OUT)/cmd/cli.o $(OUT)/libwsync.a $(PKG_LIBS)
+
+$(OUT)/tests/%: tests/unit/%.c tests/unit/harness.h $(HDRS) $(OUT)/libwsync.a | $(OUT)/tests
+	$(CC) $(ALL_CFLAGS) -Itests/unit $(ALL_LDFLAGS) -o $@ $< $(OUT)/libwsync.a $(PKG_LIBS)
+
+unit: $(UNITS)
+
+$(OUT)/lib $(OUT)/cmd $(OUT)/tests $(BIN):
+	mkdir -p $@
+
+# Install what is missing (quiet when nothing is), then build and test.
+deps:
+	@tests/deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory OUT=build/asan BIN=build/asan/bin SAN=1 all unit
+	@tests/run.sh
+
+test: all unit
+	@tests/run.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@tests/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -C bench
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	    $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7 \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	    $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin
+	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 644 man/*.7 $(DESTDIR)$(PREFIX)/share/man/man7
+	for t in $(TOOLS); do \
+	    install -m 644 completions/wsync.bash \
+	        $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$t; \
+	done
+	install -m 644 completions/_wsync $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_wsync
+
+clean:
+	rm -rf build bin

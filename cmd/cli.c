@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.c - option parsing, help, completion lists and messages for the
+ * binaries.  The table in each tool is the only place its options are
+ * written down: --help and --list-options (which the bash and zsh
+ * completions call) are both generated from it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "wsync/wsync.h"
+
+#define OPT_LIST_OPTIONS 0x7fff0001
+#define MAX_OPTS 64
+
+static const struct cli_opt common[] = {
+	{"help", 'h', NULL, "print this help and exit"},
+	{"version", 'V', NULL, "print the version and exit"},
+	{0}
+};
+
+const char *cli_name(void)
+{
+	return program_invocation_short_name;
+}
+
+const char *cli_strerror(int e)
+{
+	static char buf[128];
+
+	snprintf(buf, sizeof(buf), "%s", strerror(e));
+	if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+		buf[0] = (char)(buf[0] - 'A' + 'a');
+	return buf;
+}
+
+static void vmsg(const char *fmt, va_list ap)
+{
+	fflush(stdout);
+	fprintf(stderr, "%s: ", cli_name());
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+}
+
+noreturn void cli_die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+	exit(status);
+}
+
+static void print_synopsis(FILE *f, const struct cli *c)
+{
+	const char *s = c->synopsis, *nl;
+	const char *lead = "usage: ";
+
+	while (*s) {
+		nl = strchr(s, '\n');
+		if (!nl)
+			nl = s + strlen(s);
+		fprintf(f, "%s%.*s\n", lead, (int)(nl - s), s);
+		lead = "       ";
+		s = *nl ? nl + 1 : nl;
+	}
+}
+
+noreturn void cli_usage(const struct cli *c)
+{
+	print_synopsis(stderr, c);
+	exit(EX_USAGE);
+}
+
+static void print_opt(FILE *f, const struct cli_opt *o)
+{
+	char left[64];
+	int n;
+
+	if (o->val > 0 && o->val < 256)
+		n = snprintf(left, sizeof(left), "-%c, --%s", o->val, o->name);
+	else
+		n = snprintf(left, sizeof(left), "    --%s", o->name);
+	if (o->arg && n > 0 && (size_t)n < sizeof(left))
+		snprintf(left + n, sizeof(left) - (size_t)n, " %s", o->arg);
+	fprintf(f, "  %-26s %s\n", left, o->help);
+}
+
+static void help(const struct cli *c)
+{
+	const struct cli_opt *o;
+
+	print_synopsis(stdout, c);
+	printf("\n%s\n\noptions:\n", c->about);
+	for (o = c->opts; o->name; o++)
+		print_opt(stdout, o);
+	for (o = common; o->name; o++)
+		print_opt(stdout, o);
+	printf("\nSee %s(1).\n", cli_name());
+}
+
+/* One line per option, "--name" or "--name=ARG", then the short forms. */
+static void list_options(const struct cli *c)
+{
+	const struct cli_opt *tabs[] = {c->opts, common};
+	const struct cli_opt *o;
+	size_t t;
+
+	for (t = 0; t < 2; t++)
+		for (o = tabs[t]; o->name; o++) {
+			printf("--%s%s%s\n", o->name, o->arg ? "=" : "",
+			    o->arg ? o->arg : "");
+			if (o->val > 0 && o->val < 256)
+				printf("-%c%s%s\n", o->val, o->arg ? " " : "",
+				    o->arg ? o->arg : "");
+		}
+	printf("operands %s\n", c->operands ? c->operands : "");
+}
+
+static void add(struct option *lo, size_t *n, char *so, size_t *sn,
+    const struct cli_opt *o)
+{
+	lo[*n].name = o->name;
+	lo[*n].has_arg = o->arg ? required_argument : no_argument;
+	lo[*n].flag = NULL;
+	lo[*n].val = o->val;
+	(*n)++;
+	if (o->val > 0 && o->val < 256) {
+		so[(*sn)++] = (char)o->val;
+		if (o->arg)
+			so[(*sn)++] = ':';
+	}
+}
+
+int cli_next(const struct cli *c, int argc, char **argv, const char **arg)
+{
+	static struct option lo[MAX_OPTS + 4];
+	static char so[3 * MAX_OPTS + 8];
+	static const struct cli *built;
+	const struct cli_opt *o;
+	size_t n = 0, sn = 0;
+	int ch;
+
+	if (built != c) {
+		so[sn++] = ':'; /* report a missing argument as ':' */
+		for (o = c->opts; o->name && n < MAX_OPTS; o++)
+			add(lo, &n, so, &sn, o);
+		for (o = common; o->name; o++)
+			add(lo, &n, so, &sn, o);
+		lo[n++] = (struct option){"list-options", no_argument, NULL,
+		    OPT_LIST_OPTIONS};
+		lo[n] = (struct option){0};
+		so[sn] = '\0';
+		built = c;
+		opterr = 0;
+	}
+	ch = getopt_long(argc, argv, so, lo, NULL);
+	*arg = optarg;
+	switch (ch) {
+	case 'h':
+		help(c);
+		exit(0);
+	case 'V':
+		printf("%s %s\n", cli_name(), WSYNC_VERSION);
+		exit(0);
+	case OPT_LIST_OPTIONS:
+		list_options(c);
+		exit(0);
+	case '?':
+		if (optopt > 0 && optopt < 256)
+			cli_warn("unknown option '-%c'", optopt);
+		else
+			cli_warn("unknown option '%s'", argv[optind - 1]);
+		cli_usage(c);
+	case ':':
+		cli_warn("option '%s' needs an argument", argv[optind - 1]);
+		cli_usage(c);
+	default:
+		return ch;
+	}
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h - what every wsync binary shares: one option table that feeds
+ * getopt_long, --help and the shell completions; err(3)-like messages
+ * prefixed "wsync-<name>: "; and the sysexits statuses.
+ */
+#ifndef WSYNC_CLI_H
+#define WSYNC_CLI_H
+
+#include <stdarg.h>
+#include <stdnoreturn.h>
+#include <sysexits.h>
+
+/* One option.  `arg` names the argument (NULL for a flag). */
+struct cli_opt {
+	const char *name;  /* long name without "--" */
+	int val;           /* short letter, or a value >= 256 for long-only */
+	const char *arg;   /* "FILE", or NULL */
+	const char *help;  /* one line */
+};
+
+struct cli {
+	const char *synopsis;      /* lines for "usage:", '\n'-separated */
+	const char *about;         /* paragraph printed by --help */
+	const struct cli_opt *opts;/* ends with a zeroed entry */
+	const char *operands;      /* completion hint for operands: "file" or "" */
+};
+
+/*
+ * Next option, getopt_long style: its val, or -1 after the last one
+ * (then optind is the first operand; *arg gets the option's argument).
+ * Handles -h/--help (stdout, exit 0), -V/--version (exit 0) and the
+ * hidden --list-options (the completions' source), and exits 64 with a
+ * message and the synopsis on an unknown option or a missing argument.
+ */
+int cli_next(const struct cli *c, int argc, char **argv, const char **arg);
+
+/* Print the synopsis to stderr and exit 64 (EX_USAGE). */
+noreturn void cli_usage(const struct cli *c);
+
+/* "wsync-<name>: message" on stderr, then exit(status). */
+noreturn void cli_die(int status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* "wsync-<name>: message" on stderr. */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* strerror(e) with its first letter lowercased, as messages want. */
+const char *cli_strerror(int e);
+
+/* The tool's name, as shown in messages ("wsync-join"). */
+const char *cli_name(void);
+
+#endif

@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stream.c - one reader for binary frames and JSON lines, and the
+ * converter behind wsync-inspect --json and --encode.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wsync/json.h"
+#include "wsync/stream.h"
+
+#define READ_CHUNK (256u << 10)
+
+static int is_space(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+int ws_stream_detect(const uint8_t *p, size_t n)
+{
+	size_t i;
+
+	if (n > 0 && p[0] == (uint8_t)WS_FRAME_MAGIC[0])
+		return WS_STREAM_BINARY;
+	for (i = 0; i < n && is_space(p[i]); i++)
+		;
+	if (i == n)
+		return WS_EAGAIN;
+	return p[i] == '{' ? WS_STREAM_JSON : WS_EMAGIC;
+}
+
+void ws_reader_init(struct ws_reader *r, size_t max)
+{
+	memset(r, 0, sizeof(*r));
+	r->max = max;
+	ws_frame_decoder_init(&r->dec, max, 0);
+	ws_buf_init(&r->line);
+	ws_buf_init(&r->frame);
+}
+
+void ws_reader_release(struct ws_reader *r)
+{
+	ws_frame_decoder_release(&r->dec);
+	ws_buf_release(&r->line);
+	ws_buf_release(&r->frame);
+}
+
+static int fail(struct ws_reader *r, int rc, uint64_t at)
+{
+	r->error = rc;
+	r->error_offset = at;
+	return rc;
+}
+
+/*
+ * Turn the JSON line p[0..n) into r->frame and *f.  0 for a blank line
+ * (no frame), 1 with a frame, <0 on error.
+ */
+static int json_line(struct ws_reader *r, const uint8_t *p, size_t n,
+    uint64_t start, struct ws_frame *f, char *err)
+{
+	char why[WS_ERRLEN] = "";
+	size_t i, used;
+	int rc;
+
+	r->line_no++;
+	for (i = 0; i < n && is_space(p[i]); i++)
+		;
+	if (i == n)
+		return 0;
+	r->frame.len = 0;
+	rc = ws_json_parse_line((const char *)p, n, &r->frame, why);
+	if (rc == 0 && r->frame.len - WS_FRAME_OVERHEAD > r->max)
+		rc = ws_error(why, WS_ETOOBIG, "frame larger than the maximum");
+	if (rc == 0)
+		rc = ws_frame_parse(r->frame.p, r->frame.len, WS_FRAME_MAX_LIMIT,
+		    f, &used);
+	if (rc)
+		return fail(r, ws_error(err, rc == WS_ENOMEM ? rc :
+		    rc == WS_ETOOBIG ? rc : WS_EJSON, "line %" PRIu64 ": %s",
+		    r->line_no, why), start);
+	return 1;
+}
+
+static int feed_json(struct ws_reader *r, const uint8_t *p, size_t n,
+    size_t *used, struct ws_frame *f, char *err)
+{
+	const uint8_t *nl;
+	uint64_t start;
+	size_t take;
+	int rc;
+
+	*used = 0;
+	while (*used < n) {
+		nl = memchr(p + *used, '\n', n - *used);
+		take = nl ? (size_t)(nl - (p + *used)) : n - *used;
+		start = r->offset - r->line.len;
+		if (r->line.len + take > WS_JSON_MAX_LINE)
+			return fail(r, ws_error(err, WS_ETOOBIG, "line %" PRIu64
+			    ": longer than %u bytes", r->line_no + 1,
+			    WS_JSON_MAX_LINE), start);
+		if (!nl) {
+			if (ws_buf_append(&r->line, p + *used, take))
+				return fail(r, WS_ENOMEM, start);
+			*used += take;
+			r->offset += take;
+			return 0;
+		}
+		if (r->line.len == 0) {
+			/* The whole line is in p: parse it in place. */
+			rc = json_line(r, p + *used, take, start, f, err);
+		} else {
+			if (ws_buf_append(&r->line, p + *used, take))
+				return fail(r, WS_ENOMEM, start);
+			rc = json_line(r, r->line.p, r->line.len, start, f, err);
+			r->line.len = 0;
+		}
+		*used += take + 1;
+		r->offset += take + 1;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int ws_reader_feed(struct ws_reader *r, const uint8_t *p, size_t n,
+    size_t *used, struct ws_frame *f, char *err)
+{
+	size_t skip;
+	int rc;
+
+	*used = 0;
+	if (r->error)
+		return ws_error(err, r->error, "input already failed at byte %"
+		    PRIu64, r->error_offset);
+	if (r->kind == WS_STREAM_UNKNOWN) {
+		/* Only white space so far: keep it for the JSON reader. */
+		rc = ws_stream_detect(p, n);
+		if (rc == WS_EAGAIN)
+			return feed_json(r, p, n, used, f, err);
+		if (rc == WS_EMAGIC) {
+			for (skip = 0; skip < n && is_space(p[skip]); skip++)
+				;
+			return fail(r, ws_error(err, WS_EMAGIC, "byte %" PRIu64
+			    ": neither a wsync stream nor JSON lines",
+			    r->offset + skip), r->offset + skip);
+		}
+		if (rc == WS_STREAM_BINARY && r->offset > 0)
+			return fail(r, ws_error(err, WS_EMAGIC, "byte %" PRIu64
+			    ": binary data after white space", r->offset), r->offset);
+		r->kind = rc;
+	}
+	if (r->kind == WS_STREAM_JSON)
+		return feed_json(r, p, n, used, f, err);
+	rc = ws_frame_decoder_feed(&r->dec, p, n, used, f, err);
+	r->offset += *used;
+	if (rc < 0)
+		return fail(r, rc, r->dec.error_offset);
+	return rc;
+}
+
+int ws_reader_finish(struct ws_reader *r, struct ws_frame *f, char *err)
+{
+	uint64_t start;
+	int rc;
+
+	if (r->error)
+		return ws_error(err, r->error, "input already failed at byte %"
+		    PRIu64, r->error_offset);
+	if (r->kind == WS_STREAM_BINARY) {
+		if ((rc = ws_frame_decoder_finish(&r->dec, err)))
+			return fail(r, rc, r->dec.error_offset);
+		return 0;
+	}
+	if (r->line.len == 0)
+		return 0;
+	start = r->offset - r->line.len;
+	rc = json_line(r, r->line.p, r->line.len, start, f, err);
+	r->line.len = 0;
+	return rc;
+}
+
+/* Write all of p[0..n) to fd. */
+static int write_all(int fd, const uint8_t *p, size_t n, char *err)
+{
+	ssize_t k;
+
+	while (n) {
+		k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return ws_error(err, errno == ENOSPC ? WS_ENOSPC : WS_EIO,
+			    "write error: %s", strerror(errno));
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* Convert one frame into out in cv's form. */
+static int emit(const struct ws_convert *cv, const struct ws_frame *f,
+    struct ws_buf *out, char *err)
+{
+	if (cv->mode == WS_CONVERT_JSON)
+		return ws_json_put_frame(f, out, err);
+	return ws_frame_put(out, f->type, f->flags, f->channel, f->payload, f->len);
+}
+
+static int open_input(const char *path, int *fd, char *err)
+{
+	if (strcmp(path, "-") == 0) {
+		*fd = STDIN_FILENO;
+		return 0;
+	}
+	if ((*fd = open(path, O_RDONLY)) >= 0)
+		return 0;
+	return ws_error(err, errno == ENOENT ? WS_ENOTFOUND :
+	    errno == EACCES || errno == EPERM ? WS_EPERM : WS_EIO,
+	    "cannot open '%s': %s", path, errno == ENOENT ?
+	    "no such file or directory" : errno == EACCES ?
+	    "permission denied" : strerror(errno));
+}
+
+/* Convert one input into out, flushing to cv->out_fd as it goes. */
+static int convert_one(const struct ws_convert *cv, const char *path,
+    struct ws_buf *out, uint8_t *chunk, char *err)
+{
+	struct ws_reader r;
+	struct ws_frame f;
+	char why[WS_ERRLEN] = "";
+	size_t off, used;
+	ssize_t n;
+	int fd, rc;
+
+	if ((rc = open_input(path, &fd, err)))
+		return rc;
+	ws_reader_init(&r, cv->max);
+	for (;;) {
+		n = read(fd, chunk, READ_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = ws_error(why, WS_EIO, "read error: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		for (off = 0; off < (size_t)n; off += used) {
+			rc = ws_reader_feed(&r, chunk + off, (size_t)n - off, &used,
+			    &f, why);
+			if (rc < 0)
+				goto out;
+			if (rc == 1 && (rc = emit(cv, &f, out, why)))
+				goto out;
+		}
+		if (out->len >= READ_CHUNK) {
+			if ((rc = write_all(cv->out_fd, out->p, out->len, why)))
+				goto out;
+			out->len = 0;
+		}
+	}
+	while ((rc = ws_reader_finish(&r, &f, why)) == 1)
+		if ((rc = emit(cv, &f, out, why)))
+			goto out;
+out:
+	ws_reader_release(&r);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (rc)
+		ws_error(err, rc, "'%s': %s", path, why);
+	return rc;
+}
+
+int ws_convert_files(const struct ws_convert *cv, const char *const *paths,
+    size_t n, char *err)
+{
+	static const char *const stdin_only[] = {"-"};
+	struct ws_buf out = WS_BUF_INIT;
+	uint8_t *chunk = NULL;
+	char why[WS_ERRLEN] = "";
+	size_t i;
+	int rc = 0, wrc;
+
+	if (cv->mode != WS_CONVERT_JSON && cv->mode != WS_CONVERT_BINARY)
+		return ws_error(err, WS_EINVAL, "bad conversion mode");
+	if (n == 0) {
+		paths = stdin_only;
+		n = 1;
+	}
+	if (!(chunk = malloc(READ_CHUNK)))
+		return WS_ENOMEM;
+	if (cv->mode == WS_CONVERT_BINARY && (rc = ws_frame_put_preamble(&out)))
+		goto out;
+	for (i = 0; i < n && rc == 0; i++)
+		rc = convert_one(cv, paths[i], &out, chunk, err);
+	/* Frames before any damage are still written. */
+	if ((wrc = write_all(cv->out_fd, out.p, out.len, why)) && rc == 0)
+		rc = ws_error(err, wrc, "%s", why);
+out:
+	free(chunk);
+	ws_buf_release(&out);
+	return rc;
+}

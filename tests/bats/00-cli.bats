@@ -1,0 +1,303 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# 00-cli.bats - what every wsync binary shares: --help, --version, usage
+# errors (exit 64, "wsync-<name>: " on stderr), --list-options agreeing
+# with --help, and the stubs that are not built yet.
+
+bats_require_minimum_version 1.5.0
+load helper
+
+# --- shared checks, one call per tool below ----------------------------------
+
+check_help() {
+	local t=$1 flag=$2
+	ws_need "$t"
+	run --separate-stderr "$WS_BIN/$t" "$flag"
+	assert_success
+	assert_stderr_empty
+	[[ "${lines[0]}" == "usage: $t"* ]] ||
+	    fail "first line of $t $flag is '${lines[0]}', want 'usage: $t...'"
+	assert_line --index -1 "See $t(1)."
+	assert_line 'options:'
+	assert_line --regexp '^  -h, --help  +print this help and exit$'
+	assert_line --regexp '^  -V, --version  +print the version and exit$'
+	refute_output --partial 'list-options'
+}
+
+check_version() {
+	local t=$1 flag=$2
+	ws_need "$t"
+	run --separate-stderr "$WS_BIN/$t" "$flag"
+	assert_success
+	assert_output "$t $WS_VERSION"
+	assert_stderr_empty
+}
+
+# check_usage_error TOOL MESSAGE ARGS...: exit 64, nothing on stdout, and
+# stderr exactly "TOOL: MESSAGE" followed by the synopsis.
+check_usage_error() {
+	local t=$1 msg=$2 syn
+	shift 2
+	ws_need "$t"
+	syn="$(ws_synopsis "$t")"
+	run --separate-stderr "$WS_BIN/$t" "$@"
+	assert_failure 64
+	assert_output ''
+	assert_stderr_line 0 "$t: $msg"
+	assert_stderr "$t: $msg
+$syn"
+}
+
+# The option lines of --help turned into --list-options' form:
+# "--name" or "--name=ARG", then "-c" or "-c ARG" when there is a short one.
+help_as_list() {
+	local line left re short long arg
+	re='^(-([[:alnum:]]), |    )--([[:alnum:]][[:alnum:]-]*)( ([^ ]+))?$'
+	"$WS_BIN/$1" --help | sed -n '/^options:$/,/^$/p' | sed '1d;/^$/d' |
+	    while IFS= read -r line; do
+		left="${line:2:26}"
+		left="${left%"${left##*[! ]}"}"
+		if ! [[ "$left" =~ $re ]]; then
+			printf 'UNPARSED: %s\n' "$line"
+			continue
+		fi
+		short=${BASH_REMATCH[2]} long=${BASH_REMATCH[3]} arg=${BASH_REMATCH[5]}
+		printf -- '--%s\n' "$long${arg:+=$arg}"
+		[ -z "$short" ] || printf -- '-%s\n' "$short${arg:+ $arg}"
+	done
+}
+
+check_list_options() {
+	local t=$1 want
+	ws_need "$t"
+	want="$(help_as_list "$t")"
+	[[ "$want" == *--help* && "$want" == *--version* ]] ||
+	    fail "could not read the options of $t --help: '$want'"
+	run --separate-stderr "$WS_BIN/$t" --list-options
+	assert_success
+	assert_stderr_empty
+	[[ "${lines[-1]}" == operands* ]] ||
+	    fail "last line of --list-options is '${lines[-1]}', want 'operands...'"
+	# Everything but the operands line, in table order, as --help shows it.
+	assert_equal "$(printf '%s\n' "${lines[@]}" | sed '$d')" "$want"
+}
+
+check_relative() {
+	local t=$1
+	ws_need "$t"
+	cd "$WS_BIN"
+	run --separate-stderr "./$t" --bogus
+	assert_failure 64
+	assert_stderr_line 0 "$t: unknown option '--bogus'"
+	cd "$WS_BIN/.."
+	run --separate-stderr "./$(basename "$WS_BIN")/$t" -Z
+	assert_failure 64
+	assert_stderr_line 0 "$t: unknown option '-Z'"
+	run --separate-stderr "./$(basename "$WS_BIN")/$t" --version
+	assert_success
+	assert_output "$t $WS_VERSION"
+}
+
+# --- help and version --------------------------------------------------------
+
+@test "wsync-serve --help and -h" {
+	check_help wsync-serve --help
+	assert_output --partial 'NOT IMPLEMENTED YET'
+	check_help wsync-serve -h
+}
+
+@test "wsync-join --help and -h" {
+	check_help wsync-join --help
+	assert_output --partial 'NOT IMPLEMENTED YET'
+	check_help wsync-join -h
+}
+
+@test "wsync-replicate --help and -h" {
+	check_help wsync-replicate --help
+	assert_output --partial 'NOT IMPLEMENTED YET'
+	check_help wsync-replicate -h
+}
+
+@test "wsync-inspect --help and -h" {
+	check_help wsync-inspect --help
+	assert_line --index 0 'usage: wsync-inspect --json [-o FILE] [--max-frame BYTES] [FILE...]'
+	assert_line --index 1 '       wsync-inspect --encode [-o FILE] [--max-frame BYTES] [FILE...]'
+	check_help wsync-inspect -h
+}
+
+@test "-h and --help print the same text" {
+	local t
+	for t in $WS_TOOLS; do
+		ws_need "$t"
+		assert_equal "$("$WS_BIN/$t" -h)" "$("$WS_BIN/$t" --help)"
+	done
+}
+
+@test "wsync-serve --version and -V" {
+	check_version wsync-serve --version
+	check_version wsync-serve -V
+}
+
+@test "wsync-join --version and -V" {
+	check_version wsync-join --version
+	check_version wsync-join -V
+}
+
+@test "wsync-replicate --version and -V" {
+	check_version wsync-replicate --version
+	check_version wsync-replicate -V
+}
+
+@test "wsync-inspect --version and -V" {
+	check_version wsync-inspect --version
+	check_version wsync-inspect -V
+}
+
+# --- unknown options ---------------------------------------------------------
+
+@test "wsync-serve: unknown options exit 64" {
+	check_usage_error wsync-serve "unknown option '--bogus'" --bogus
+	check_usage_error wsync-serve "unknown option '-Z'" -Z
+}
+
+@test "wsync-join: unknown options exit 64" {
+	check_usage_error wsync-join "unknown option '--bogus'" --bogus
+	check_usage_error wsync-join "unknown option '-Z'" -Z
+}
+
+@test "wsync-replicate: unknown options exit 64" {
+	check_usage_error wsync-replicate "unknown option '--bogus'" --bogus
+	check_usage_error wsync-replicate "unknown option '-Z'" -Z
+}
+
+@test "wsync-inspect: unknown options exit 64" {
+	check_usage_error wsync-inspect "unknown option '--bogus'" --bogus
+	check_usage_error wsync-inspect "unknown option '-Z'" -Z
+	# After a good option, and inside a cluster of short ones.
+	check_usage_error wsync-inspect "unknown option '--bogus'" --json --bogus
+	check_usage_error wsync-inspect "unknown option '-Z'" -jZ
+}
+
+@test "an unknown option wins over a later --help" {
+	check_usage_error wsync-inspect "unknown option '--bogus'" --bogus --help
+	check_usage_error wsync-serve "unknown option '-Z'" -Z -h
+}
+
+@test "wsync-inspect: a missing option argument exits 64" {
+	check_usage_error wsync-inspect "option '-o' needs an argument" -o
+	check_usage_error wsync-inspect "option '-o' needs an argument" --json -o
+	check_usage_error wsync-inspect "option '--output' needs an argument" --json --output
+	check_usage_error wsync-inspect "option '--max-frame' needs an argument" --json --max-frame
+}
+
+@test "wsync-inspect: an argument to a flag names the long option" {
+	ws_need wsync-inspect
+	# --json takes no argument: the message must be about '--json', not
+	# an "unknown option '-j'" (-j is known).
+	run --separate-stderr "$WS_BIN/wsync-inspect" --json=x
+	assert_failure 64
+	assert_output ''
+	[[ "${stderr_lines[0]}" == "wsync-inspect: "*"'--json"* ]] ||
+	    fail "stderr line 0 is '${stderr_lines[0]}', want a message naming '--json'"
+	[[ "${stderr_lines[0]}" != *"unknown option '-j'"* ]] ||
+	    fail "stderr line 0 is '${stderr_lines[0]}': -j is not unknown"
+}
+
+# --- --list-options (the completions' source) --------------------------------
+
+@test "wsync-serve --list-options matches --help" {
+	check_list_options wsync-serve
+}
+
+@test "wsync-join --list-options matches --help" {
+	check_list_options wsync-join
+}
+
+@test "wsync-replicate --list-options matches --help" {
+	check_list_options wsync-replicate
+}
+
+@test "wsync-inspect --list-options matches --help" {
+	check_list_options wsync-inspect
+	assert_line --index -1 'operands file'
+	# The inspect options themselves, so a parser slip cannot pass silently.
+	assert_line -- '--json'
+	assert_line -- '-j'
+	assert_line -- '--encode'
+	assert_line -- '-e'
+	assert_line -- '--output=FILE'
+	assert_line -- '-o FILE'
+	assert_line -- '--max-frame=BYTES'
+	refute_line -- '--list-options'
+}
+
+@test "wsync-inspect: every option in the synopsis is a real option" {
+	local syn opt
+	ws_need wsync-inspect
+	syn="$(ws_synopsis wsync-inspect)"
+	run --separate-stderr "$WS_BIN/wsync-inspect" --list-options
+	assert_success
+	for opt in $(grep -oE -- '(^|[[ ])--?[[:alnum:]][-[:alnum:]]*' <<<"$syn" |
+	    tr -d '[ ' | sort -u); do
+		printf '%s\n' "${lines[@]}" | grep -q -e "^$opt\$" -e "^$opt[= ]" ||
+		    fail "synopsis option '$opt' is missing from --list-options"
+	done
+}
+
+@test "the stubs list operands with no hint" {
+	local t
+	for t in $WS_STUBS; do
+		ws_need "$t"
+		run --separate-stderr "$WS_BIN/$t" --list-options
+		assert_success
+		assert_line --index -1 'operands '
+	done
+}
+
+# --- the stubs ---------------------------------------------------------------
+
+@test "wsync-serve with no arguments says it is not implemented" {
+	check_usage_error wsync-serve \
+	    "not implemented yet: the hub arrives with issue 4"
+	check_usage_error wsync-serve \
+	    "not implemented yet: the hub arrives with issue 4" some operand
+}
+
+@test "wsync-join with no arguments says it is not implemented" {
+	check_usage_error wsync-join \
+	    "not implemented yet: sites arrive with issue 4"
+	check_usage_error wsync-join \
+	    "not implemented yet: sites arrive with issue 4" hub:1 ws=db
+}
+
+@test "wsync-replicate with no arguments says it is not implemented" {
+	check_usage_error wsync-replicate \
+	    "not implemented yet: replication arrives with issue 5"
+	check_usage_error wsync-replicate \
+	    "not implemented yet: replication arrives with issue 5" publish
+}
+
+# --- the prefix is the bare name, however the binary is invoked -------------
+
+@test "wsync-serve: prefix through a relative path" {
+	check_relative wsync-serve
+}
+
+@test "wsync-join: prefix through a relative path" {
+	check_relative wsync-join
+}
+
+@test "wsync-replicate: prefix through a relative path" {
+	check_relative wsync-replicate
+}
+
+@test "wsync-inspect: prefix through a relative path" {
+	check_relative wsync-inspect
+}
+
+@test "wsync-inspect: prefix through PATH" {
+	ws_need wsync-inspect
+	PATH="$WS_BIN:$PATH" run --separate-stderr wsync-inspect -Z
+	assert_failure 64
+	assert_stderr_line 0 "wsync-inspect: unknown option '-Z'"
+}

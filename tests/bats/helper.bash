@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: MIT
+# helper.bash - shared set-up for the bats tests of the wsync binaries.
+#
+# Every .bats file loads this first.  The binaries are found through
+# WS_BIN (default: bin/ at the top of the tree), so the same suite runs
+# against the sanitizer build too:
+#
+#     WS_BIN=build/asan/bin bats tests/bats
+
+bats_require_minimum_version 1.5.0
+
+load '/usr/lib/bats/bats-support/load.bash'
+load '/usr/lib/bats/bats-assert/load.bash'
+
+WS_BIN="${WS_BIN:-$BATS_TEST_DIRNAME/../../bin}"
+# Absolute, so tests may cd anywhere.
+if [ -d "$WS_BIN" ]; then
+	WS_BIN="$(cd "$WS_BIN" && pwd)"
+fi
+export WS_BIN
+
+# Every binary the suite covers.
+WS_TOOLS="wsync-serve wsync-join wsync-replicate wsync-inspect"
+# The tools whose help says they are not built yet.
+WS_STUBS="wsync-serve wsync-join wsync-replicate"
+WS_VERSION="0.1.0"
+
+# The binary must exist, or every test would fail with a confusing 127.
+ws_need() {
+	[ -x "$WS_BIN/$1" ] || fail "missing binary '$WS_BIN/$1' (run make, or set WS_BIN)"
+}
+
+# assert_stderr EXPECTED: $stderr (from run --separate-stderr) is exactly
+# EXPECTED.  Like assert_output, bats has dropped trailing newlines.
+assert_stderr() {
+	assert_equal "$stderr" "$1"
+}
+
+# assert_stderr_empty: nothing at all on stderr.
+assert_stderr_empty() {
+	assert_equal "$stderr" ""
+}
+
+# assert_stderr_line N EXPECTED: line N (from 0) of stderr is EXPECTED.
+assert_stderr_line() {
+	assert_equal "${stderr_lines[$1]-<no line $1>}" "$2"
+}
+
+# assert_stderr_contains TEXT: TEXT occurs somewhere in stderr.
+assert_stderr_contains() {
+	if [[ "$stderr" != *"$1"* ]]; then
+		batslib_print_kv_single_or_multi 8 'expected to contain' "$1" \
+		    'stderr' "$stderr" | batslib_decorate 'stderr does not contain text' | fail
+	fi
+}
+
+# ws_synopsis TOOL: the usage lines, as printed before the first blank
+# line of --help (the same lines follow a usage error on stderr).
+ws_synopsis() {
+	"$WS_BIN/$1" --help | sed '/^$/,$d'
+}
+
+# hex FILE: the bytes of FILE as one line of lowercase hex digits.
+hex() {
+	od -An -v -tx1 "$1" | tr -d ' \n'
+}
+
+# jnorm FILE: each JSON line with sorted keys, compact.  Note that jq 1.6
+# reads numbers as doubles, so tests that need 64-bit integers also
+# compare bytes.
+jnorm() {
+	jq -S -c . "$1"
+}
+
+# run_to FILE CMD [ARG...]: like run --separate-stderr, but CMD's stdout
+# goes to FILE (binary output cannot live in a shell variable).  $output
+# is then always empty.
+run_to() {
+	local out=$1
+	shift
+	run --separate-stderr bash -c 'out=$1; shift; "$@" >"$out"' run_to "$out" "$@"
+}
+
+# unhex HEX: write the bytes that HEX spells to stdout.
+unhex() {
+	local h=$1 esc=''
+	while [ -n "$h" ]; do
+		esc+="\\x${h:0:2}"
+		h=${h:2}
+	done
+	printf '%b' "$esc"
+}
+
+# flip_byte FILE OFFSET: invert every bit of the byte at OFFSET.
+flip_byte() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	[ -n "$b" ] || fail "flip_byte: no byte $2 in $1"
+	printf '%b' "$(printf '\\x%02x' $((b ^ 255)))" |
+	    dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}

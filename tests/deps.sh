@@ -1,0 +1,22 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Install the Debian packages wsync needs to build and test, if any are
+# missing.  Quiet when everything is there.
+set -eu
+pkgs="gcc make pkg-config libsqlite3-dev libjansson-dev libsodium-dev
+libcurl4-openssl-dev bats bats-assert bats-support sqlite3 mandoc"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+	    missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "wsync: missing Debian packages:$missing (run 'make deps' as root)" >&2
+	exit 1
+fi
+echo "wsync: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Run every test suite that 'make check' builds and print one closing line
+# "N passed, N failed".  Counts are test cases: unit-test functions and
+# bats tests.  A suite that crashes without its own tally counts as one
+# failure.  Exit status 1 if anything failed.
+set -u
+cd "$(dirname "$0")/.."
+
+pass=0
+fail=0
+log=$(mktemp -d "${TMPDIR:-/tmp}/wsync-check.XXXXXX")
+trap 'rm -rf "$log"' EXIT
+
+# tally LABEL PASSED FAILED: add to the totals and print one row.
+tally() {
+	pass=$((pass + $2))
+	fail=$((fail + $3))
+	if [ "$3" -eq 0 ]; then
+		printf '  %-34s %5d ok\n' "$1" "$2"
+	else
+		printf '  %-34s %5d ok, %d FAILED\n' "$1" "$2" "$3"
+	fi
+}
+
+# unit DIR LABEL: run each test binary in DIR.
+unit() {
+	local t name out rc p f line
+	for t in "$1"/test_*; do
+		[ -x "$t" ] || continue
+		name="$2 ${t##*/}"
+		out="$log/${t##*/}.$2.out"
+		"$t" >"$out" 2>&1
+		rc=$?
+		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+		if [ -n "$line" ]; then
+			p=${line%% passed*}
+			f=${line#*passed, }
+			f=${f%% failed*}
+		else
+			p=0
+			f=0
+		fi
+		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+			f=1 # crashed or exited non-zero without reporting
+		fi
+		tally "$name" "$p" "$f"
+		if [ "$f" -ne 0 ]; then
+			sed 's/^/    | /' "$out" | tail -n 40
+		fi
+	done
+}
+
+# batsrun BINDIR LABEL: the bats suite against the binaries in BINDIR.
+batsrun() {
+	local out="$log/bats.$2.tap" p f
+	WS_BIN="$PWD/$1" bats --tap tests/bats >"$out" 2>&1
+	p=$(grep -c '^ok ' "$out")
+	f=$(grep -c '^not ok ' "$out")
+	if ! grep -q '^1\.\.' "$out"; then
+		f=$((f + 1)) # bats itself failed
+	fi
+	tally "bats $2" "$p" "$f"
+	if [ "$f" -ne 0 ]; then
+		grep -A 12 '^not ok ' "$out" | sed 's/^/    | /' | head -n 120
+		grep -q '^1\.\.' "$out" || sed 's/^/    | /' "$out" | tail -n 20
+	fi
+}
+
+echo "unit tests:"
+unit build/tests plain
+echo "bats tests:"
+batsrun bin plain
+echo "under AddressSanitizer and UBSan:"
+unit build/asan/tests asan
+batsrun build/asan/bin asan
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
