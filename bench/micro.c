@@ -14,6 +14,10 @@
  * the results is printed in the footer so the compiler cannot drop work.
  * Any failing call prints "micro: ..." on stderr and exits 70.
  */
+/*
+ * sqlite3.h declares sqlite3session_* only under these; Debian's
+ * libsqlite3 is built with both, so the symbols are there to link.
+ */
 #ifndef SQLITE_ENABLE_SESSION
 #define SQLITE_ENABLE_SESSION 1
 #endif
@@ -34,7 +38,7 @@
 
 #define EX_SOFTWARE 70
 #define REPS 5              /* runs per figure */
-#define TARGET_SECS 0.05    /* length of one calibrated run */
+#define TARGET_SECS 0.1     /* length of one calibrated run */
 
 #define FRAME_CHUNK (64u << 10)    /* bytes per decoder_feed call */
 #define FRAME_ROUND (8u << 20)     /* payload bytes per iteration */
@@ -224,7 +228,11 @@ static void frame_encode_run(void *vctx, uint64_t iters)
 	}
 }
 
-/* Decode the stream fed in FRAME_CHUNK pieces, like a read() loop. */
+/*
+ * Decode the stream fed in FRAME_CHUNK pieces, like a read() loop.  The
+ * pieces are slices of the in-memory stream, so no read() copy is timed;
+ * 64 KiB frames straddle pieces and are copied by the decoder.
+ */
 static void frame_decode_run(void *vctx, uint64_t iters)
 {
 	struct frame_ctx *c = vctx;
@@ -394,13 +402,22 @@ static void rows_init(struct row *rows)
 	}
 }
 
+/* Percentages of inserts and updates in a plan; the rest are deletes. */
+struct mix {
+	unsigned ins, upd;
+};
+
+static const struct mix mix_default = {30, 50};
+
 /*
- * Plan n changes against rows (ids 1..NROWS): 30% inserts of new ids from
- * *next_id, 50% updates of one or two columns, 20% deletes.  Each existing
- * row is touched at most once and an update always changes its values,
- * so SQLite's session records exactly these n changes.
+ * Plan n changes against rows (ids 1..NROWS) in the proportions of mix:
+ * inserts of new ids from *next_id, updates of one or two columns, and
+ * deletes.  Each existing row is touched at most once and an update
+ * always changes its values, so SQLite's session records exactly these n
+ * changes.
  */
-static void plan(const struct row *rows, size_t n, int64_t *next_id, struct gchange *out)
+static void plan(const struct row *rows, size_t n, struct mix mix,
+    int64_t *next_id, struct gchange *out)
 {
 	static int64_t perm[NROWS];
 	size_t used = 0;
@@ -419,7 +436,8 @@ static void plan(const struct row *rows, size_t n, int64_t *next_id, struct gcha
 		unsigned r = (unsigned)rnd_below(100);
 
 		memset(c, 0, sizeof *c);
-		c->op = r < 30 ? WS_OP_INSERT : r < 80 ? WS_OP_UPDATE : WS_OP_DELETE;
+		c->op = r < mix.ins ? WS_OP_INSERT :
+		    r < mix.ins + mix.upd ? WS_OP_UPDATE : WS_OP_DELETE;
 		if (c->op != WS_OP_INSERT && used == NROWS)
 			c->op = WS_OP_INSERT;
 		c->pk.type = WS_INTEGER;
@@ -538,14 +556,13 @@ static void bench_delta(const struct row *rows)
 	for (size_t k = 0; k < DELTA_BATCHES; k++) {
 		int64_t next_id = NROWS + 1;
 
-		plan(rows, DELTA_CHANGES, &next_id, ch);
+		plan(rows, DELTA_CHANGES, mix_default, &next_id, ch);
 		build_batch(&c.b[k], ch, DELTA_CHANGES, &site, 1 + k * DELTA_CHANGES);
 		CK("ws_batch_encode", ws_batch_encode(&c.b[k], &c.enc[k]));
 		bytes += (double)c.enc[k].len;
 	}
 	ws_batch_init(&c.dec);
-	printf("\ndelta batches: %d batches of %d changes (30%% insert, 50%% update "
-	    "of 1-2 columns, 20%% delete), %.0f bytes/change\n",
+	printf("\ndelta batches: %d batches of %d changes, %.0f bytes/change\n",
 	    DELTA_BATCHES, DELTA_CHANGES, bytes / changes);
 
 	iters = calibrate(delta_encode_run, &c);
@@ -857,63 +874,87 @@ static size_t changeset_count(int n, void *p)
 	return count;
 }
 
+/*
+ * Plan n changes in the proportions of mix, apply them to a fresh copy of
+ * the table under a session, and print the session's patchset and
+ * changeset sizes beside the wsync batch for the same changes.
+ */
+static void session_case(const struct row *rows, const char *label, size_t n,
+    struct mix mix, const struct ws_siteid *site, struct gchange *ch)
+{
+	int64_t next_id = NROWS + 1;
+	sqlite3 *db = db_open(rows);
+	sqlite3_session *sess;
+	int npatch, nchange;
+	size_t cpatch, cchange;
+	void *patch, *change;
+	struct ws_batch b, dec;
+	struct ws_buf enc = WS_BUF_INIT;
+
+	plan(rows, n, mix, &next_id, ch);
+	if (sqlite3session_create(db, "main", &sess) != SQLITE_OK)
+		sql_die(db, "sqlite3session_create");
+	if (sqlite3session_attach(sess, "notes") != SQLITE_OK)
+		sql_die(db, "sqlite3session_attach");
+	db_apply(db, ch, n);
+	if (sqlite3session_patchset(sess, &npatch, &patch) != SQLITE_OK)
+		sql_die(db, "sqlite3session_patchset");
+	if (sqlite3session_changeset(sess, &nchange, &change) != SQLITE_OK)
+		sql_die(db, "sqlite3session_changeset");
+	cpatch = changeset_count(npatch, patch);
+	cchange = changeset_count(nchange, change);
+	if (cpatch != n || cchange != n)
+		die("session recorded %zu/%zu changes, expected %zu", cpatch, cchange, n);
+
+	build_batch(&b, ch, n, site, 1);
+	CK("ws_batch_encode", ws_batch_encode(&b, &enc));
+	ws_batch_init(&dec);
+	CK("ws_batch_decode", ws_batch_decode(&dec, enc.p, enc.len, errbuf));
+	if (dec.nchanges != n)
+		die("ws_batch_decode: %zu changes, expected %zu", dec.nchanges, n);
+	checksum += enc.len + (uint64_t)npatch + (uint64_t)nchange;
+
+	printf("  %-9s %7zu %11zu %11d %11d %10.1f %10.3f %10.3f\n", label, n,
+	    enc.len, npatch, nchange, (double)enc.len / (double)n,
+	    (double)enc.len / npatch, (double)enc.len / nchange);
+	fflush(stdout);
+
+	ws_batch_release(&dec);
+	ws_batch_release(&b);
+	ws_buf_release(&enc);
+	sqlite3_free(patch);
+	sqlite3_free(change);
+	sqlite3session_delete(sess);
+	if (sqlite3_close(db) != SQLITE_OK)
+		sql_die(db, "sqlite3_close");
+}
+
 static void bench_session(const struct row *rows)
 {
 	static const size_t counts[] = {1, 100, 1000, 10000};
+	static const struct {
+		const char *label;
+		struct mix mix;
+	} kinds[] = {
+		{"inserts", {100, 0}},
+		{"updates", {0, 100}},
+		{"deletes", {0, 0}},
+	};
 	struct gchange *ch = xmalloc(counts[3] * sizeof *ch);
 	struct ws_siteid site;
 
 	printf("\ndelta size vs SQLite %s session: same net changes to notes "
 	    "(%d rows), one site, no clock\n", sqlite3_libversion(), NROWS);
-	printf("  %8s %12s %12s %12s %8s %10s %10s\n", "changes", "wsync B",
-	    "patchset B", "changeset B", "wsync/ch", "wsync/pset", "wsync/cset");
+	printf("  %-9s %7s %11s %11s %11s %10s %10s %10s\n", "kind", "changes",
+	    "wsync B", "patchset B", "changeset B", "wsync B/ch", "wsync/pset",
+	    "wsync/cset");
 	rnd_seed(6);
 	site_init(&site);
-	for (size_t t = 0; t < sizeof counts / sizeof counts[0]; t++) {
-		size_t n = counts[t];
-		int64_t next_id = NROWS + 1;
-		sqlite3 *db = db_open(rows);
-		sqlite3_session *sess;
-		int npatch, nchange;
-		void *patch, *change;
-		struct ws_batch b, dec;
-		struct ws_buf enc = WS_BUF_INIT;
-
-		plan(rows, n, &next_id, ch);
-		if (sqlite3session_create(db, "main", &sess) != SQLITE_OK)
-			sql_die(db, "sqlite3session_create");
-		if (sqlite3session_attach(sess, "notes") != SQLITE_OK)
-			sql_die(db, "sqlite3session_attach");
-		db_apply(db, ch, n);
-		if (sqlite3session_patchset(sess, &npatch, &patch) != SQLITE_OK)
-			sql_die(db, "sqlite3session_patchset");
-		if (sqlite3session_changeset(sess, &nchange, &change) != SQLITE_OK)
-			sql_die(db, "sqlite3session_changeset");
-		if (changeset_count(npatch, patch) != n || changeset_count(nchange, change) != n)
-			die("session recorded %zu/%zu changes, expected %zu",
-			    changeset_count(npatch, patch), changeset_count(nchange, change), n);
-
-		build_batch(&b, ch, n, &site, 1);
-		CK("ws_batch_encode", ws_batch_encode(&b, &enc));
-		ws_batch_init(&dec);
-		CK("ws_batch_decode", ws_batch_decode(&dec, enc.p, enc.len, errbuf));
-		if (dec.nchanges != n)
-			die("ws_batch_decode: %zu changes, expected %zu", dec.nchanges, n);
-		checksum += enc.len + (uint64_t)npatch + (uint64_t)nchange;
-
-		printf("  %8zu %12zu %12d %12d %8.1f %10.3f %10.3f\n", n, enc.len,
-		    npatch, nchange, (double)enc.len / (double)n,
-		    (double)enc.len / npatch, (double)enc.len / nchange);
-		fflush(stdout);
-
-		ws_batch_release(&dec);
-		ws_batch_release(&b);
-		ws_buf_release(&enc);
-		sqlite3_free(patch);
-		sqlite3_free(change);
-		sqlite3session_delete(sess);
-		if (sqlite3_close(db) != SQLITE_OK)
-			sql_die(db, "sqlite3_close");
+	for (size_t t = 0; t < sizeof counts / sizeof counts[0]; t++)
+		session_case(rows, "mixed", counts[t], mix_default, &site, ch);
+	for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+		session_case(rows, kinds[k].label, 1, kinds[k].mix, &site, ch);
+		session_case(rows, kinds[k].label, 1000, kinds[k].mix, &site, ch);
 	}
 	free(ch);
 }
@@ -933,8 +974,14 @@ int main(int argc, char **argv)
 	text_pool_init();
 	rows_init(rows);
 
-	printf("wsync %s micro-benchmark: median of %d runs, min, max; MB = 10^6 bytes\n\n",
+	printf("wsync %s micro-benchmark: median of %d runs, min, max; MB = 10^6 bytes\n",
 	    WSYNC_VERSION, REPS);
+	printf("changes: notes(id INTEGER PRIMARY KEY, title TEXT, body TEXT, "
+	    "score REAL, n INTEGER),\n"
+	    "  mixed = %u%% insert, %u%% update of 1-2 columns, %u%% delete; "
+	    "title 8-60 B, body 40-400 B\n  or NULL (10%%), score a REAL, "
+	    "n an INTEGER below 10000; each row touched at most once\n\n",
+	    mix_default.ins, mix_default.upd, 100 - mix_default.ins - mix_default.upd);
 	printf("  %-36s %10s %10s %10s  %s\n", "", "median", "min", "max", "unit");
 	bench_frames();
 	bench_delta(rows);

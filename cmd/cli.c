@@ -30,12 +30,9 @@ const char *cli_name(void)
 
 const char *cli_strerror(int e)
 {
-	static char buf[128];
+	static char buf[64];
 
-	snprintf(buf, sizeof(buf), "%s", strerror(e));
-	if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
-		buf[0] = (char)(buf[0] - 'A' + 'a');
-	return buf;
+	return ws_errno_text(e, buf);
 }
 
 static void vmsg(const char *fmt, va_list ap)
@@ -181,7 +178,11 @@ int cli_next(const struct cli *c, int argc, char **argv, const char **arg)
 		list_options(c);
 		exit(0);
 	case '?':
-		if (optopt > 0 && optopt < 256)
+		if (strncmp(argv[optind - 1], "--", 2) == 0 &&
+		    strchr(argv[optind - 1], '=') && optopt != 0)
+			cli_warn("option '%.*s' takes no argument",
+			    (int)strcspn(argv[optind - 1], "="), argv[optind - 1]);
+		else if (optopt > 0 && optopt < 256)
 			cli_warn("unknown option '-%c'", optopt);
 		else
 			cli_warn("unknown option '%s'", argv[optind - 1]);

@@ -75,6 +75,7 @@ int main(int argc, char **argv)
 	if (cv.mode == WS_CONVERT_BINARY && isatty(fd))
 		cli_die(EX_USAGE, "refusing to write binary frames to a terminal");
 	cv.out_fd = fd;
+	cv.out_name = out;
 	rc = ws_convert_files(&cv, (const char *const *)argv + optind,
 	    (size_t)(argc - optind), err);
 	if (rc)

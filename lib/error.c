@@ -4,6 +4,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sysexits.h>
 
 #include "wsync/error.h"
@@ -66,6 +67,14 @@ int ws_exitcode(int rc)
 	default:
 		return EX_SOFTWARE;
 	}
+}
+
+const char *ws_errno_text(int e, char buf[64])
+{
+	snprintf(buf, 64, "%s", strerror(e));
+	if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+		buf[0] = (char)(buf[0] - 'A' + 'a');
+	return buf;
 }
 
 int ws_error(char *err, int rc, const char *fmt, ...)

@@ -86,6 +86,7 @@ static int check_preamble_prefix(const uint8_t *p, size_t k, size_t *bad)
 			return WS_EMAGIC;
 		}
 		if ((i == 8 && p[i] != WS_FRAME_VERSION) || (i == 9 && p[i] != 0)) {
+			/* A set reserved byte means a newer format, like a version. */
 			*bad = i;
 			return WS_EVERSION;
 		}
@@ -179,6 +180,7 @@ static int fail(struct ws_frame_decoder *d, int rc, uint64_t at, char *err)
 	if (rc == WS_EMAGIC || rc == WS_EVERSION)
 		return ws_error(err, rc, "byte %" PRIu64 ": %s", at,
 		    rc == WS_EMAGIC ? "not a wsync stream (bad magic)" :
+		    at == 9 ? "unsupported stream format (reserved byte is not 0)" :
 		    "unsupported stream version");
 	if (rc == WS_ENOMEM)
 		return ws_error(err, rc, "out of memory");

@@ -43,12 +43,12 @@ static int b64_decode(const json_t *j, struct ws_buf *out, const char *key,
 	size_t n = json_string_length(j), got;
 
 	if (!s)
-		return ws_error(err, WS_EJSON, "'%s' must be a base64 string", key);
+		return ws_error(err, WS_EJSON, "\"%s\" must be a base64 string", key);
 	if (ws_buf_reserve(out, n / 4 * 3 + 3))
 		return WS_ENOMEM;
 	if (sodium_base642bin(out->p + out->len, out->cap - out->len, s, n,
 	    NULL, &got, &end, B64) != 0 || end != s + n)
-		return ws_error(err, WS_EJSON, "'%s' is not valid base64", key);
+		return ws_error(err, WS_EJSON, "\"%s\" is not valid base64", key);
 	out->len += got;
 	return 0;
 }
@@ -107,7 +107,7 @@ static int real_from_json(const json_t *j, double *r, char *err)
 		return 0;
 	}
 	if (!s)
-		return ws_error(err, WS_EJSON, "'real' must be a number or a string");
+		return ws_error(err, WS_EJSON, "\"real\" must be a number or a string");
 	if (strcmp(s, "nan") == 0) {
 		bits = CANON_NAN;
 	} else if (strcmp(s, "inf") == 0 || strcmp(s, "-inf") == 0) {
@@ -221,9 +221,9 @@ int ws_json_to_vclock(const json_t *j, struct ws_vclock *vc, char *err)
 		if (ws_siteid_parse(&site, key, strlen(key)))
 			return ws_error(err, WS_EJSON, "clock: bad site id '%s' "
 			    "(want 32 hex digits)", key);
-		if (!json_is_integer(val) || json_integer_value(val) < 0)
+		if (!json_is_integer(val) || json_integer_value(val) < 1)
 			return ws_error(err, WS_EJSON, "clock: counter of '%s' must "
-			    "be a non-negative integer", key);
+			    "be an integer from 1 to 2^63-1", key);
 		if ((rc = ws_vclock_set(vc, &site, (uint64_t)json_integer_value(val))))
 			return rc;
 	}
@@ -455,8 +455,8 @@ static int change_from_json(const json_t *j, size_t index, struct ws_batch *b,
 	if ((rc = ws_batch_site(b, &site, &c.site)))
 		return rc;
 	if (!json_is_array(pk) || json_array_size(pk) != t->npk)
-		return ws_error(err, WS_EJSON, "%s: \"pk\" must be an array of %"
-		    PRIu32 " values", what, t->npk);
+		return ws_error(err, WS_EJSON, "%s: \"pk\" must be an array of "
+		    "the table's primary-key values (%" PRIu32 ")", what, t->npk);
 	if ((c.op == WS_OP_DELETE) != (set == NULL) || (set && !json_is_object(set)))
 		return ws_error(err, WS_EJSON, "%s: %s", what, c.op == WS_OP_DELETE ?
 		    "a delete has no \"set\"" : "\"set\" must be an object of "

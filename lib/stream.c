@@ -37,8 +37,8 @@ int ws_stream_detect(const uint8_t *p, size_t n)
 void ws_reader_init(struct ws_reader *r, size_t max)
 {
 	memset(r, 0, sizeof(*r));
-	r->max = max;
 	ws_frame_decoder_init(&r->dec, max, 0);
+	r->max = r->dec.max;
 	ws_buf_init(&r->line);
 	ws_buf_init(&r->frame);
 }
@@ -185,18 +185,21 @@ int ws_reader_finish(struct ws_reader *r, struct ws_frame *f, char *err)
 	return rc;
 }
 
-/* Write all of p[0..n) to fd. */
-static int write_all(int fd, const uint8_t *p, size_t n, char *err)
+/* Write all of p[0..n) to cv's output; err names the output. */
+static int write_all(const struct ws_convert *cv, const uint8_t *p, size_t n,
+    char *err)
 {
+	char buf[64];
 	ssize_t k;
 
 	while (n) {
-		k = write(fd, p, n);
+		k = write(cv->out_fd, p, n);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0)
 			return ws_error(err, errno == ENOSPC ? WS_ENOSPC : WS_EIO,
-			    "write error: %s", strerror(errno));
+			    "cannot write '%s': %s", cv->out_name ? cv->out_name :
+			    "-", ws_errno_text(errno, buf));
 		p += k;
 		n -= (size_t)k;
 	}
@@ -220,11 +223,11 @@ static int open_input(const char *path, int *fd, char *err)
 	}
 	if ((*fd = open(path, O_RDONLY)) >= 0)
 		return 0;
+	char buf[64];
+
 	return ws_error(err, errno == ENOENT ? WS_ENOTFOUND :
 	    errno == EACCES || errno == EPERM ? WS_EPERM : WS_EIO,
-	    "cannot open '%s': %s", path, errno == ENOENT ?
-	    "no such file or directory" : errno == EACCES ?
-	    "permission denied" : strerror(errno));
+	    "cannot open '%s': %s", path, ws_errno_text(errno, buf));
 }
 
 /* Convert one input into out, flushing to cv->out_fd as it goes. */
@@ -246,7 +249,10 @@ static int convert_one(const struct ws_convert *cv, const char *path,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			rc = ws_error(why, WS_EIO, "read error: %s", strerror(errno));
+			char buf[64];
+
+			rc = ws_error(why, WS_EIO, "read error: %s",
+			    ws_errno_text(errno, buf));
 			goto out;
 		}
 		if (n == 0)
@@ -260,8 +266,8 @@ static int convert_one(const struct ws_convert *cv, const char *path,
 				goto out;
 		}
 		if (out->len >= READ_CHUNK) {
-			if ((rc = write_all(cv->out_fd, out->p, out->len, why)))
-				goto out;
+			if ((rc = write_all(cv, out->p, out->len, err)))
+				goto out_written;
 			out->len = 0;
 		}
 	}
@@ -274,6 +280,12 @@ out:
 		close(fd);
 	if (rc)
 		ws_error(err, rc, "'%s': %s", path, why);
+	return rc;
+out_written:
+	/* A write error names the output, not this input. */
+	ws_reader_release(&r);
+	if (fd != STDIN_FILENO)
+		close(fd);
 	return rc;
 }
 
@@ -300,7 +312,7 @@ int ws_convert_files(const struct ws_convert *cv, const char *const *paths,
 	for (i = 0; i < n && rc == 0; i++)
 		rc = convert_one(cv, paths[i], &out, chunk, err);
 	/* Frames before any damage are still written. */
-	if ((wrc = write_all(cv->out_fd, out.p, out.len, why)) && rc == 0)
+	if ((wrc = write_all(cv, out.p, out.len, why)) && rc == 0)
 		rc = ws_error(err, wrc, "%s", why);
 out:
 	free(chunk);

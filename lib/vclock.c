@@ -23,6 +23,9 @@
 /* Fewest bytes one encoded entry takes: a site id and a 1-byte varint. */
 #define ENTRY_MIN_BYTES (WS_SITEID_LEN + 1)
 
+/* WS_VCLOCK_COUNTER_MAX is signed (INT64_MAX); counters are uint64_t. */
+#define COUNTER_MAX ((uint64_t)WS_VCLOCK_COUNTER_MAX)
+
 /* Most characters of an offending text item quoted in an error detail. */
 #define QUOTE_MAX 48
 
@@ -151,7 +154,7 @@ int ws_vclock_set(struct ws_vclock *vc, const struct ws_siteid *site, uint64_t c
 {
 	size_t at;
 
-	if (counter > WS_VCLOCK_COUNTER_MAX)
+	if (counter > COUNTER_MAX)
 		return WS_ERANGE;
 	if (vclock_find(vc, site, &at)) {
 		if (counter)
@@ -177,7 +180,7 @@ int ws_vclock_increment(struct ws_vclock *vc, const struct ws_siteid *site, uint
 	uint64_t c = ws_vclock_get(vc, site);
 	int rc;
 
-	if (c >= WS_VCLOCK_COUNTER_MAX)
+	if (c >= COUNTER_MAX)
 		return WS_ERANGE;
 	if ((rc = ws_vclock_set(vc, site, c + 1)))
 		return rc;
@@ -383,7 +386,7 @@ int ws_vclock_decode(struct ws_vclock *vc, struct ws_rd *r, char *err)
 			    " at byte %zu: zero counter", i + 1, off);
 			goto out;
 		}
-		if (counter > WS_VCLOCK_COUNTER_MAX) {
+		if (counter > COUNTER_MAX) {
 			rc = ws_error(err, WS_ERANGE, "vclock entry %" PRIu64
 			    " at byte %zu: counter %" PRIu64 " above %" PRId64,
 			    i + 1, off, counter, WS_VCLOCK_COUNTER_MAX);
@@ -544,7 +547,7 @@ static int parse_item(struct item *it, size_t num, const char *s, size_t len,
 	}
 	for (i = ndigits + 1; i < len; i++) {
 		d = (unsigned)(s[i] - '0');
-		if (c > (WS_VCLOCK_COUNTER_MAX - d) / 10)
+		if (c > (COUNTER_MAX - d) / 10)
 			return item_error(err, WS_ERANGE, it,
 			    "counter above 9223372036854775807");
 		c = c * 10 + d;
@@ -602,13 +605,13 @@ int ws_vclock_parse(struct ws_vclock *vc, const char *s, size_t len,
 	for (i = 0; i < len; i++)
 		max += s[i] == ',';
 	if (max > WS_VCLOCK_MAX_ENTRIES) {
-		rc = ws_error(err, WS_ETOOBIG, "vclock: %zu items, more than %d",
+		rc = ws_error(err, WS_ETOOBIG, "%zu items, more than %d",
 		    max, WS_VCLOCK_MAX_ENTRIES);
 		goto out;
 	}
 	items = malloc(max * sizeof *items);
 	if (!items) {
-		rc = ws_error(err, WS_ENOMEM, "vclock: out of memory for %zu items", max);
+		rc = ws_error(err, WS_ENOMEM, "out of memory for %zu items", max);
 		goto out;
 	}
 	for (i = 0;; i = j + 1) {
@@ -633,7 +636,7 @@ int ws_vclock_parse(struct ws_vclock *vc, const char *s, size_t len,
 		nz += items[i].e.counter != 0;
 	}
 	if ((rc = vclock_reserve(vc, nz))) {
-		ws_error(err, rc, "vclock: out of memory for %zu entries", nz);
+		ws_error(err, rc, "out of memory for %zu entries", nz);
 		goto out;
 	}
 	for (i = 0; i < nitems; i++) {

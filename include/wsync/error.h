@@ -76,6 +76,12 @@ int ws_exitcode(int rc);
  *     return ws_error(err, WS_ECORRUPT, "bad varint at byte %zu", off);
  * The message is truncated to WS_ERRLEN-1 bytes.
  */
+/*
+ * strerror(e) with its first letter lowercased, as messages want ("no
+ * such file or directory"), written into buf and returned.
+ */
+const char *ws_errno_text(int e, char buf[64]);
+
 int ws_error(char *err, int rc, const char *fmt, ...) WS_PRINTF(3, 4);
 
 #endif

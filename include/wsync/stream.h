@@ -77,6 +77,7 @@ struct ws_convert {
 	int mode;     /* enum ws_convert_mode */
 	size_t max;   /* largest payload accepted; 0 for the default */
 	int out_fd;   /* where to write; not closed */
+	const char *out_name; /* the output's name in messages; NULL is "-" */
 };
 
 /*

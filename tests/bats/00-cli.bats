@@ -239,7 +239,7 @@ check_relative() {
 	assert_success
 	for opt in $(grep -oE -- '(^|[[ ])--?[[:alnum:]][-[:alnum:]]*' <<<"$syn" |
 	    tr -d '[ ' | sort -u); do
-		printf '%s\n' "${lines[@]}" | grep -q -e "^$opt\$" -e "^$opt[= ]" ||
+		printf '%s\n' "${lines[@]}" | grep -q -e "^${opt}\$" -e "^${opt}[= ]" ||
 		    fail "synopsis option '$opt' is missing from --list-options"
 	done
 }
