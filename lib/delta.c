@@ -147,6 +147,16 @@ int ws_batch_set_clock(struct ws_batch *b, const struct ws_vclock *clock)
 	return rc;
 }
 
+int ws_batch_set_dot(struct ws_batch *b, const struct ws_siteid *site, uint64_t counter)
+{
+	if (counter == 0 || counter > WS_VCLOCK_COUNTER_MAX)
+		return WS_EINVAL;
+	b->has_dot = 1;
+	b->dot_site = *site;
+	b->dot_counter = counter;
+	return 0;
+}
+
 static int check_name(const struct name *nm, const char *what, char *err)
 {
 	if (nm->n == 0)
@@ -181,6 +191,11 @@ static int table_add(struct ws_batch *b, const struct name *name,
 
 	if ((rc = check_name(name, "table", err)))
 		return rc;
+	for (i = 0; i < b->ntables; i++)
+		if (strlen(b->tables[i].name) == name->n &&
+		    memcmp(b->tables[i].name, name->p, name->n) == 0)
+			return ws_error(err, WS_EINVAL, "table '%.*s' described "
+			    "twice", (int)name->n, name->p);
 	if (b->ntables >= WS_DELTA_MAX_TABLES)
 		return ws_error(err, WS_EINVAL, "more than %d tables",
 		    WS_DELTA_MAX_TABLES);
@@ -291,6 +306,31 @@ int ws_batch_site(struct ws_batch *b, const struct ws_siteid *site, uint32_t *in
 	b->sites[b->nsites] = *site;
 	*index = (uint32_t)b->nsites++;
 	return 0;
+}
+
+static int cmp_sites(const void *a, const void *b)
+{
+	return memcmp(a, b, WS_SITEID_LEN);
+}
+
+/* WS_ECORRUPT if b->sites holds the same id twice. */
+static int check_sites_distinct(const struct ws_batch *b)
+{
+	struct ws_siteid *sorted;
+	size_t i;
+	int rc = 0;
+
+	if (b->nsites < 2)
+		return 0;
+	if (!(sorted = malloc(b->nsites * sizeof(*sorted))))
+		return WS_ENOMEM;
+	memcpy(sorted, b->sites, b->nsites * sizeof(*sorted));
+	qsort(sorted, b->nsites, sizeof(*sorted), cmp_sites);
+	for (i = 1; i < b->nsites && rc == 0; i++)
+		if (memcmp(&sorted[i - 1], &sorted[i], WS_SITEID_LEN) == 0)
+			rc = WS_ECORRUPT;
+	free(sorted);
+	return rc;
 }
 
 static uint32_t popcount_mask(const uint8_t *mask, size_t len)
@@ -406,7 +446,7 @@ int ws_batch_add_change(struct ws_batch *b, const struct ws_change *c, char *err
 	return 0;
 }
 
-static int put_value(struct ws_buf *out, const struct ws_value *v)
+int ws_value_encode(const struct ws_value *v, struct ws_buf *out)
 {
 	uint64_t bits;
 	int rc;
@@ -445,9 +485,14 @@ int ws_batch_encode(const struct ws_batch *b, struct ws_buf *out)
 	if (seen != b->nsites)
 		return WS_EINVAL;
 #define PUT(x) do { if ((rc = (x))) goto out; } while (0)
-	PUT(ws_buf_put_varint(out, b->has_clock ? WS_BATCH_HAS_CLOCK : 0));
+	PUT(ws_buf_put_varint(out, (b->has_clock ? WS_BATCH_HAS_CLOCK : 0) |
+	    (b->has_dot ? WS_BATCH_HAS_DOT : 0)));
 	if (b->has_clock)
 		PUT(ws_vclock_encode(&b->clock, out));
+	if (b->has_dot) {
+		PUT(ws_buf_append(out, b->dot_site.b, WS_SITEID_LEN));
+		PUT(ws_buf_put_varint(out, b->dot_counter));
+	}
 	PUT(ws_buf_put_varint(out, b->ntables));
 	for (i = 0; i < b->ntables; i++) {
 		t = &b->tables[i];
@@ -472,12 +517,12 @@ int ws_batch_encode(const struct ws_batch *b, struct ws_buf *out)
 		PUT(ws_buf_put_svarint(out, (int64_t)(c->counter - prev)));
 		prev = c->counter;
 		for (k = 0; k < t->npk; k++)
-			PUT(put_value(out, &c->pk[k]));
+			PUT(ws_value_encode(&c->pk[k], out));
 		if (c->op == WS_OP_DELETE)
 			continue;
 		PUT(ws_buf_append(out, c->mask, ws_mask_len(t->ncols)));
 		for (k = 0; k < c->nvals; k++)
-			PUT(put_value(out, &c->vals[k]));
+			PUT(ws_value_encode(&c->vals[k], out));
 	}
 #undef PUT
 out:
@@ -518,17 +563,15 @@ static int rd_count(struct ws_rd *r, uint64_t max, uint64_t *v, const char *what
 	return 0;
 }
 
-static int rd_value(struct ws_batch *b, struct ws_rd *r, struct ws_value *v,
-    char *err)
+int ws_value_decode(struct ws_rd *r, struct ws_value *v)
 {
-	const uint8_t *p;
+	const uint8_t *at = r->p;
 	uint64_t bits;
-	size_t n;
 	int rc;
 
 	memset(v, 0, sizeof(*v));
 	if ((rc = ws_rd_u8(r, &v->type)))
-		return bad(r, rc, "value", err);
+		return rc;
 	switch (v->type) {
 	case WS_NULL:
 		return 0;
@@ -541,17 +584,29 @@ static int rd_value(struct ws_batch *b, struct ws_rd *r, struct ws_value *v,
 		break;
 	case WS_TEXT:
 	case WS_BLOB:
-		if ((rc = ws_rd_bytes(r, SIZE_MAX, &p, &n)))
-			break;
-		if (!(v->p = arena_dup(b, p, n)))
-			return WS_ENOMEM;
-		v->n = n;
+		rc = ws_rd_bytes(r, SIZE_MAX, &v->p, &v->n);
 		break;
 	default:
-		r->p--;
-		return bad(r, WS_ECORRUPT, "value type", err);
+		rc = WS_ECORRUPT;
+		break;
 	}
-	return rc ? bad(r, rc, "value", err) : 0;
+	if (rc)
+		r->p = at;
+	return rc;
+}
+
+/* Decode a value into the batch's arena. */
+static int rd_value(struct ws_batch *b, struct ws_rd *r, struct ws_value *v,
+    char *err)
+{
+	int rc = ws_value_decode(r, v);
+
+	if (rc)
+		return bad(r, rc, v->type > WS_BLOB ? "value type" : "value", err);
+	if ((v->type == WS_TEXT || v->type == WS_BLOB) &&
+	    !(v->p = arena_dup(b, v->p, v->n)))
+		return WS_ENOMEM;
+	return 0;
 }
 
 static int rd_tables(struct ws_batch *b, struct ws_rd *r, char *err)
@@ -697,7 +752,8 @@ int ws_batch_decode(struct ws_batch *b, const uint8_t *p, size_t n, char *err)
 	ws_rd_init(&r, p, n);
 	if ((rc = ws_rd_varint(&r, &flags)))
 		goto fail_rd;
-	if (flags & ~(uint64_t)WS_BATCH_HAS_CLOCK) {
+	if (flags & ~(uint64_t)(WS_BATCH_HAS_CLOCK | WS_BATCH_HAS_DOT)) {
+		r.p = r.base;
 		rc = bad(&r, WS_ECORRUPT, "flags", err);
 		goto out;
 	}
@@ -705,6 +761,19 @@ int ws_batch_decode(struct ws_batch *b, const uint8_t *p, size_t n, char *err)
 		b->has_clock = 1;
 		if ((rc = ws_vclock_decode(&b->clock, &r, err)))
 			goto out;
+	}
+	if (flags & WS_BATCH_HAS_DOT) {
+		const uint8_t *s;
+		uint64_t c;
+
+		if ((rc = ws_rd_raw(&r, WS_SITEID_LEN, &s)) ||
+		    (rc = ws_rd_varint(&r, &c)))
+			goto fail_rd;
+		memcpy(b->dot_site.b, s, WS_SITEID_LEN);
+		if (ws_batch_set_dot(b, &b->dot_site, c)) {
+			rc = bad(&r, WS_ERANGE, "batch dot counter", err);
+			goto out;
+		}
 	}
 	if ((rc = rd_tables(b, &r, err)))
 		goto out;
@@ -722,6 +791,11 @@ int ws_batch_decode(struct ws_batch *b, const uint8_t *p, size_t n, char *err)
 			goto out;
 		}
 		memcpy(b->sites[b->nsites++].b, s, WS_SITEID_LEN);
+	}
+	if ((rc = check_sites_distinct(b))) {
+		rc = rc == WS_ENOMEM ? rc : bad(&r, rc, "site list (a site id "
+		    "appears twice)", err);
+		goto out;
 	}
 	if ((rc = rd_count(&r, ws_rd_left(&r), &nch, "change count", err)))
 		goto out;

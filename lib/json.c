@@ -318,6 +318,9 @@ int ws_json_from_batch(const struct ws_batch *b, json_t *obj)
 
 	if (!bad && b->has_clock)
 		bad = json_object_set_new(obj, "clock", ws_json_from_vclock(&b->clock));
+	if (!bad && b->has_dot)
+		bad = json_object_set_new(obj, "dot", dot_string(&b->dot_site,
+		    b->dot_counter));
 	for (i = 0; !bad && i < b->ntables; i++)
 		bad = json_array_append_new(tables, table_json(&b->tables[i]));
 	for (i = 0; !bad && i < b->nchanges; i++)
@@ -526,6 +529,9 @@ int ws_json_to_batch(const json_t *obj, struct ws_batch *b, char *err)
 	const json_t *tables = json_object_get(obj, "tables");
 	const json_t *changes = json_object_get(obj, "changes");
 	const json_t *clock = json_object_get(obj, "clock");
+	const json_t *dot = json_object_get(obj, "dot");
+	struct ws_siteid site;
+	uint64_t counter;
 	struct ws_buf tmp = WS_BUF_INIT;
 	size_t i;
 	int rc = 0;
@@ -539,7 +545,15 @@ int ws_json_to_batch(const json_t *obj, struct ws_batch *b, char *err)
 			goto out;
 		b->has_clock = 1;
 	}
-	for (i = 0; i < json_array_size(tables); i++)
+	if (dot) {
+		if (parse_dot(json_string_value(dot), &site, &counter)) {
+			rc = ws_error(err, WS_EJSON, "batch: \"dot\" must be "
+			    "\"<32 hex digits>:<counter 1..2^63-1>\"");
+			goto out;
+		}
+		rc = ws_batch_set_dot(b, &site, counter);
+	}
+	for (i = 0; rc == 0 && i < json_array_size(tables); i++)
 		if ((rc = table_from_json(json_array_get(tables, i), i, b, err)))
 			goto out;
 	for (i = 0; i < json_array_size(changes); i++)
@@ -650,7 +664,7 @@ static int payload_from_json(const json_t *obj, unsigned type, struct ws_buf *pl
     char *err)
 {
 	static const char *const batch_keys[] = {"type", "ch", "flags", "clock",
-	    "tables", "changes", NULL};
+	    "dot", "tables", "changes", NULL};
 	static const char *const clock_keys[] = {"type", "ch", "flags", "clock", NULL};
 	static const char *const error_keys[] = {"type", "ch", "flags", "code",
 	    "message", NULL};

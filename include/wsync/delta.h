@@ -19,7 +19,9 @@
  * and that many bytes:
  *
  *     varint  flags            bit 0: a causal-context clock follows
+ *                              bit 1: the batch's own dot follows
  *     [vclock clock]           vclock.h encoding
+ *     [16-byte site, varint counter]   the batch's dot (counter >= 1)
  *     varint  ntables
  *       str     name
  *       varint  ncols,  ncols x str column name
@@ -59,6 +61,7 @@
 
 /* Batch flags on the wire. */
 #define WS_BATCH_HAS_CLOCK 0x1
+#define WS_BATCH_HAS_DOT 0x2
 
 enum ws_op {
 	WS_OP_INSERT = 1,
@@ -122,6 +125,9 @@ struct ws_arena_chunk;
 struct ws_batch {
 	int has_clock;
 	struct ws_vclock clock;      /* causal context when has_clock */
+	int has_dot;                 /* the batch as a whole has one dot: */
+	struct ws_siteid dot_site;   /* a store's batches carry it, so that */
+	uint64_t dot_counter;        /* even an empty one advances clocks */
 	struct ws_table *tables;
 	size_t ntables;
 	struct ws_siteid *sites;
@@ -159,6 +165,16 @@ void ws_batch_init(struct ws_batch *b);
 void ws_batch_release(struct ws_batch *b);
 /* Same as release; kept for symmetry with the other modules. */
 void ws_batch_clear(struct ws_batch *b);
+
+/* Set the batch's own dot.  WS_EINVAL for a counter out of range. */
+int ws_batch_set_dot(struct ws_batch *b, const struct ws_siteid *site, uint64_t counter) WS_MUST_CHECK;
+
+/*
+ * Encode one value (type byte and body, as in a batch) / decode one from
+ * r; a decoded TEXT or BLOB points into r's bytes.
+ */
+int ws_value_encode(const struct ws_value *v, struct ws_buf *out) WS_MUST_CHECK;
+int ws_value_decode(struct ws_rd *r, struct ws_value *v) WS_MUST_CHECK;
 
 /* Set the causal-context clock (copied).  0 or WS_ENOMEM. */
 int ws_batch_set_clock(struct ws_batch *b, const struct ws_vclock *clock) WS_MUST_CHECK;

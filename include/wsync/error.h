@@ -63,7 +63,8 @@ enum ws_error {
 const char *ws_strerror(int rc);
 
 /*
- * Map a WS_E* code to a sysexits(3) exit status: 0 for WS_OK, 65 for bad
+ * Map a WS_E* code to a sysexits(3) exit status: 0 for WS_OK, 64 for a
+ * bad argument, 65 for bad
  * data, 66 for missing input, 69 unavailable, 70 software, 74 I/O,
  * 75 try again, 77 permission, 78 configuration.  Binaries call this in
  * one place so every tool documents the same statuses.

@@ -55,7 +55,7 @@
  */
 enum ws_frame_type {
 	WS_FRAME_HELLO = 0x01,     /* session handshake */
-	WS_FRAME_ERROR = 0x02,     /* varint code, then UTF-8 message */
+	WS_FRAME_ERROR = 0x02,     /* svarint code, then UTF-8 message */
 	WS_FRAME_HEARTBEAT = 0x03, /* varint sender time, ms since epoch */
 	WS_FRAME_BATCH = 0x10,     /* a delta batch (delta.h) */
 	WS_FRAME_CLOCK = 0x11,     /* a vector clock (vclock.h) */

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.h - a working set in one SQLite database file.
+ *
+ * A store tracks tables of one database: triggers capture every insert,
+ * update and delete made by any writer (the sqlite3 CLI, an application)
+ * into the change log wsync_log, even while no wsync program runs.  Each
+ * log entry has a usn (update sequence number, site-local, monotonic)
+ * and the bitmask of the columns that changed.  ws_store_seal() gives
+ * the entries captured since the last seal one dot (site, counter): they
+ * become one batch.  A wsync process seals at each commit it notices; a
+ * database written while no wsync ran seals the writes of several
+ * transactions into one batch, which keeps them atomic all the same.
+ *
+ * Remote batches are merged by ws_store_apply(): atomically (one SQLite
+ * transaction), idempotently (a batch whose dot the clock already holds
+ * is skipped) and in causal order (a batch that arrives before one it
+ * depends on waits in wsync_pending and is applied once it can be).
+ *
+ * Merge rule, per cell (row, column).  A batch carries its origin's
+ * vector clock after the transaction (its causal context).  A change
+ * replaces a cell version (s, c) it has seen (context[s] >= c).  Versions
+ * neither has seen are concurrent: all of them are kept, the winner is
+ * the one with the higher Lamport number (the sum of its batch's
+ * context), then the higher site id, and the others are listed as
+ * conflicts in wsync_conflicts, so nothing a user wrote is lost.  A
+ * delete wins over every write concurrent with it; the values of those
+ * writes are kept as conflicts.  A later write to the cell (a local one,
+ * or ws_store_resolve()) has seen all of them and clears them.
+ *
+ * Metadata lives in the same file, in tables prefixed wsync_; see
+ * wsync(7).  One struct ws_store is one SQLite connection: use it from
+ * one thread at a time.
+ */
+#ifndef WSYNC_STORE_H
+#define WSYNC_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "delta.h"
+#include "error.h"
+#include "vclock.h"
+
+#define WS_GUID_LEN 16
+
+struct ws_store;
+
+/* Options for ws_store_open(). */
+#define WS_STORE_CREATE 0x1   /* create the file and the metadata if missing */
+#define WS_STORE_READONLY 0x2 /* open read-only (inspection) */
+
+/*
+ * Open the working set `wsid` in the database at path.  A database that
+ * has no wsync metadata gets it (with a new random site id and no guid)
+ * when WS_STORE_CREATE is given; without it that is WS_ENOTFOUND.  A
+ * database that belongs to another working-set id is WS_ECONFIG.
+ * *out is owned by the caller and freed with ws_store_close().
+ * Errors: WS_ENOTFOUND, WS_EPERM, WS_EBUSY, WS_ECONFIG, WS_EIO, WS_ECORRUPT.
+ */
+int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
+    unsigned flags, char *err) WS_MUST_CHECK;
+/* Close the connection and free s.  NULL is allowed. */
+void ws_store_close(struct ws_store *s);
+
+/*
+ * Track tables[0..n), or, when n is 0, every table that has a primary key
+ * (and is not an internal sqlite_ or wsync_ table).  Idempotent.  A table
+ * that cannot be tracked is refused with WS_ESCHEMA and its name in err:
+ * one without a primary key, a virtual table, one with generated
+ * columns, or a missing one (WS_ENOTFOUND).  Nothing is tracked then.
+ */
+int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
+    char *err) WS_MUST_CHECK;
+
+/* This site's id. */
+const struct ws_siteid *ws_store_site(const struct ws_store *s);
+/* The working-set id. */
+const char *ws_store_wsid(const struct ws_store *s);
+/*
+ * The dataset guid into guid[16]: 1 if set, 0 if the set has none yet
+ * (a brand-new set adopts its first peer's guid with ws_store_set_guid).
+ */
+int ws_store_guid(const struct ws_store *s, uint8_t guid[WS_GUID_LEN]);
+/* Set the guid; WS_ECONFIG if a different one is already set. */
+int ws_store_set_guid(struct ws_store *s, const uint8_t guid[WS_GUID_LEN], char *err) WS_MUST_CHECK;
+/* Give the set a fresh random guid if it has none. */
+int ws_store_new_guid(struct ws_store *s, char *err) WS_MUST_CHECK;
+
+/* Copy the vector clock into out (replacing it). */
+int ws_store_clock(struct ws_store *s, struct ws_vclock *out, char *err) WS_MUST_CHECK;
+/* Highest usn in the log (0 when empty). */
+int ws_store_usn(struct ws_store *s, uint64_t *usn, char *err) WS_MUST_CHECK;
+
+/*
+ * Seal the local changes captured since the last seal into one batch
+ * with the next local dot.  Also notices columns added to tracked tables
+ * and follows them.  *sealed (may be NULL) is set to 1 if a batch was
+ * made.  Clears the conflicts of every cell the batch writes.
+ */
+int ws_store_seal(struct ws_store *s, int *sealed, char *err) WS_MUST_CHECK;
+
+/*
+ * Callback for extraction: one batch, valid during the call only.
+ * `usn` is the highest usn the batch covers.  Return 0 to go on, or a
+ * negative WS_E* code to stop (it is passed back).
+ */
+typedef int ws_store_batch_cb(const struct ws_batch *b, uint64_t usn, void *clientData);
+
+/*
+ * Call cb, in usn order, for each batch holding log entries with a usn
+ * above `usn`, as it stands now: cells written again later are left out,
+ * so a peer gets each cell's current version once.  Seal first to include
+ * local changes.
+ */
+int ws_store_changes_since(struct ws_store *s, uint64_t usn, ws_store_batch_cb *cb,
+    void *clientData, char *err) WS_MUST_CHECK;
+
+/*
+ * Call cb for each batch whose dot `peer` has not seen, in causal order.
+ * WS_ERANGE if the peer lacks changes this store has already garbage-
+ * collected (the peer needs a full copy).
+ */
+int ws_store_changes_missing(struct ws_store *s, const struct ws_vclock *peer,
+    ws_store_batch_cb *cb, void *clientData, char *err) WS_MUST_CHECK;
+
+/*
+ * Merge a remote batch (see above).  *applied (may be NULL) is set to 1
+ * if it was applied now, 0 if it was a duplicate or must wait for a
+ * batch it depends on.  Batches waiting are applied as soon as they can,
+ * within this call.  Errors: WS_ESCHEMA (a table unknown here, or columns
+ * that differ), WS_ECORRUPT (a batch without its causal context, or
+ * whose dots disagree), WS_EBUSY, WS_EIO.  On error nothing is applied.
+ */
+int ws_store_apply(struct ws_store *s, const struct ws_batch *b, int *applied,
+    char *err) WS_MUST_CHECK;
+
+/* Number of batches waiting for a batch they depend on. */
+int ws_store_pending(struct ws_store *s, size_t *n, char *err) WS_MUST_CHECK;
+
+/* One conflict: a value that lost, and the cell it lost in. */
+struct ws_conflict {
+	int64_t id;                /* handle for ws_store_resolve() */
+	const char *table;
+	const struct ws_value *pk; /* the table's primary-key values */
+	uint32_t npk;
+	const char *column;        /* the column, or NULL when a delete won */
+	struct ws_value value;     /* the losing value */
+	struct ws_siteid site;     /* the losing version's dot */
+	uint64_t counter;
+};
+
+typedef int ws_store_conflict_cb(const struct ws_conflict *c, void *clientData);
+
+/* Call cb for each conflict, ordered by table, key, column and dot. */
+int ws_store_conflicts(struct ws_store *s, ws_store_conflict_cb *cb,
+    void *clientData, char *err) WS_MUST_CHECK;
+
+/*
+ * Resolve conflict `id` by making its value the cell's value (for a
+ * value that lost to a delete: re-insert the row with it), as a local
+ * change that replicates; or, with keep != 0, keep the current value and
+ * drop the conflicts of that cell, also as a replicating write.
+ * WS_ENOTFOUND for an unknown id.
+ */
+int ws_store_resolve(struct ws_store *s, int64_t id, int keep, char *err) WS_MUST_CHECK;
+
+/*
+ * Garbage-collect: drop log entries and batch records whose dots are
+ * all within `stable`, a clock every site has reached.  Their cells
+ * count as known everywhere from then on.  *dropped (may be NULL)
+ * receives the number of log entries removed.
+ */
+int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable, uint64_t *dropped,
+    char *err) WS_MUST_CHECK;
+
+/* The underlying connection, for tools and tests that read the database. */
+struct sqlite3 *ws_store_db(struct ws_store *s);
+
+#endif
