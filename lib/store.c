@@ -1,0 +1,1187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.c - working sets in SQLite: tracking triggers, the change log,
+ * sealing local batches, merging remote ones, conflicts and GC.
+ *
+ * Metadata tables (all in the tracked database):
+ *   wsync_meta(key, value)          site id, working-set id, guid, gc clock,
+ *                                   sealed usn
+ *   wsync_state(id, applying)       1 while this store applies remote changes,
+ *                                   so the triggers do not capture them again
+ *   wsync_tables(id, name, cols, pk)  tracked tables; cols and pk as JSON
+ *   wsync_sites(id, site)           site ids, numbered locally
+ *   wsync_clock(site, counter)      the vector clock
+ *   wsync_batches(site, counter, first_usn, last_usn, lamport, clock)
+ *                                   one row a batch: its dot, its log range,
+ *                                   its Lamport number and causal context
+ *   wsync_log(usn, tbl, op, mask, lost, k1..kN)
+ *                                   one row a change: mask holds the columns
+ *                                   whose value it set, lost those where it
+ *                                   lost to a concurrent version; k1..kN the
+ *                                   primary key.  tbl 0 marks an empty batch.
+ *   wsync_conflicts(id, tbl, pk, col, lostdel, site, counter, lamport, value)
+ *                                   the losing concurrent versions
+ *   wsync_pending(site, counter, batch)  remote batches waiting for the
+ *                                   batches they depend on
+ *
+ * A cell's version is the dot of the newest log entry that set it (mask),
+ * unless a newer delete removed the row.  A cell with no entry has a
+ * version every site has seen (it was garbage-collected), which any new
+ * change replaces.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wsync/store.h"
+
+#define OP_LOSTDEL 0x10 /* op flag in wsync_log: the change lost to a delete */
+#define MAX_TRACKED_COLS 63
+
+struct tbl {
+	int64_t id;
+	char *name;
+	uint32_t ncols;
+	char **cols;
+	uint32_t npk;
+	uint32_t *pk;
+	int64_t allmask; /* every non-pk column */
+};
+
+struct ws_store {
+	sqlite3 *db;
+	char *wsid;
+	struct ws_siteid site;
+	int64_t self;
+	uint8_t guid[WS_GUID_LEN];
+	int has_guid;
+	struct tbl *t;
+	size_t nt;
+	unsigned nk;            /* k columns in wsync_log */
+	int schema_version;     /* PRAGMA schema_version when tables were checked */
+	struct ws_siteid *sites;/* wsync_sites, by id (1-based; [0] unused) */
+	size_t nsites;
+};
+
+/* A version of a cell: a dot and its Lamport number; site 0 = none. */
+struct ver {
+	int64_t site;
+	uint64_t counter;
+	uint64_t lamport;
+};
+
+static int sqlerr(struct ws_store *s, int src, const char *what, char *err)
+{
+	int rc;
+
+	switch (src & 0xff) {
+	case SQLITE_BUSY: case SQLITE_LOCKED: rc = WS_EBUSY; break;
+	case SQLITE_FULL: rc = WS_ENOSPC; break;
+	case SQLITE_PERM: case SQLITE_READONLY: case SQLITE_AUTH: rc = WS_EPERM; break;
+	case SQLITE_CORRUPT: case SQLITE_NOTADB: rc = WS_ECORRUPT; break;
+	case SQLITE_NOMEM: rc = WS_ENOMEM; break;
+	case SQLITE_CANTOPEN: rc = errno == EACCES ? WS_EPERM : WS_EIO; break;
+	default: rc = WS_EIO; break;
+	}
+	return ws_error(err, rc, "%s: %s", what, s && s->db ?
+	    sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+}
+
+static int exec(struct ws_store *s, const char *sql, char *err)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : sqlerr(s, rc, "sqlite", err);
+}
+
+static int prep(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err)
+{
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+
+	return rc == SQLITE_OK ? 0 : sqlerr(s, rc, "sqlite", err);
+}
+
+/* Append name as a quoted SQL identifier. */
+static int qid(struct ws_buf *b, const char *name)
+{
+	int rc = ws_buf_putc(b, '"');
+
+	for (; rc == 0 && *name; name++)
+		rc = *name == '"' ? ws_buf_append(b, "\"\"", 2) :
+		    ws_buf_putc(b, (uint8_t)*name);
+	return rc ? rc : ws_buf_putc(b, '"');
+}
+
+/* NUL-terminate b and return its text (b keeps ownership). */
+static const char *cstr(struct ws_buf *b)
+{
+	if (ws_buf_putc(b, 0))
+		return NULL;
+	b->len--;
+	return (const char *)b->p;
+}
+
+static void tbl_release(struct tbl *t)
+{
+	uint32_t i;
+
+	for (i = 0; i < t->ncols; i++)
+		free(t->cols[i]);
+	free(t->cols);
+	free(t->pk);
+	free(t->name);
+	memset(t, 0, sizeof(*t));
+}
+
+static void tables_release(struct ws_store *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nt; i++)
+		tbl_release(&s->t[i]);
+	free(s->t);
+	s->t = NULL;
+	s->nt = 0;
+}
+
+void ws_store_close(struct ws_store *s)
+{
+	if (!s)
+		return;
+	tables_release(s);
+	sqlite3_close(s->db);
+	free(s->wsid);
+	free(s->sites);
+	free(s);
+}
+
+struct sqlite3 *ws_store_db(struct ws_store *s)
+{
+	return s->db;
+}
+
+const struct ws_siteid *ws_store_site(const struct ws_store *s)
+{
+	return &s->site;
+}
+
+const char *ws_store_wsid(const struct ws_store *s)
+{
+	return s->wsid;
+}
+
+int ws_store_guid(const struct ws_store *s, uint8_t guid[WS_GUID_LEN])
+{
+	if (s->has_guid)
+		memcpy(guid, s->guid, WS_GUID_LEN);
+	return s->has_guid;
+}
+
+/* Meta values: get a blob/text into a malloc'd copy, or set one. */
+static int meta_get(struct ws_store *s, const char *key, void **val, size_t *n,
+    char *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*val = NULL;
+	*n = 0;
+	if ((rc = prep(s, "SELECT value FROM wsync_meta WHERE key = ?1", &st, err)))
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		*n = (size_t)sqlite3_column_bytes(st, 0);
+		if ((*val = malloc(*n + 1))) {
+			memcpy(*val, sqlite3_column_blob(st, 0), *n);
+			((char *)*val)[*n] = 0;
+		}
+		rc = *val ? 0 : WS_ENOMEM;
+	} else {
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "meta", err);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int meta_set(struct ws_store *s, const char *key, const void *val,
+    size_t n, int text, char *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prep(s, "INSERT OR REPLACE INTO wsync_meta(key, value) "
+	    "VALUES(?1, ?2)", &st, err)))
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (text)
+		sqlite3_bind_text(st, 2, val, (int)n, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_blob(st, 2, val, (int)n, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlerr(s, sqlite3_errcode(s->db),
+	    "meta", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int64_t meta_int(struct ws_store *s, const char *key)
+{
+	sqlite3_stmt *st;
+	int64_t v = 0;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM wsync_meta WHERE key = ?1",
+	    -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int meta_set_int(struct ws_store *s, const char *key, int64_t v, char *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prep(s, "INSERT OR REPLACE INTO wsync_meta(key, value) "
+	    "VALUES(?1, ?2)", &st, err)))
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, v);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlerr(s, sqlite3_errcode(s->db),
+	    "meta", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Local number of a site id, adding it if new. */
+static int site_index(struct ws_store *s, const struct ws_siteid *id, int64_t *out,
+    char *err)
+{
+	struct ws_siteid *p;
+	sqlite3_stmt *st;
+	size_t i;
+	int rc;
+
+	for (i = 1; i < s->nsites; i++)
+		if (memcmp(s->sites[i].b, id->b, WS_SITEID_LEN) == 0) {
+			*out = (int64_t)i;
+			return 0;
+		}
+	if ((rc = prep(s, "INSERT INTO wsync_sites(id, site) VALUES(?1, ?2)", &st, err)))
+		return rc;
+	i = s->nsites ? s->nsites : 1;
+	sqlite3_bind_int64(st, 1, (int64_t)i);
+	sqlite3_bind_blob(st, 2, id->b, WS_SITEID_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlerr(s, sqlite3_errcode(s->db),
+	    "sites", err);
+	sqlite3_finalize(st);
+	if (rc)
+		return rc;
+	if (!(p = realloc(s->sites, (i + 1) * sizeof(*p))))
+		return WS_ENOMEM;
+	s->sites = p;
+	s->sites[i] = *id;
+	s->nsites = i + 1;
+	*out = (int64_t)i;
+	return 0;
+}
+
+static int load_sites(struct ws_store *s, char *err)
+{
+	sqlite3_stmt *st;
+	struct ws_siteid *p;
+	int64_t id;
+	int rc;
+
+	free(s->sites);
+	s->sites = NULL;
+	s->nsites = 0;
+	if ((rc = prep(s, "SELECT id, site FROM wsync_sites ORDER BY id", &st, err)))
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		id = sqlite3_column_int64(st, 0);
+		if (id < 1 || id > 1 << 24 || sqlite3_column_bytes(st, 1) != WS_SITEID_LEN) {
+			rc = ws_error(err, WS_ECORRUPT, "wsync_sites is damaged");
+			goto out;
+		}
+		if ((size_t)id >= s->nsites) {
+			if (!(p = realloc(s->sites, ((size_t)id + 1) * sizeof(*p)))) {
+				rc = WS_ENOMEM;
+				goto out;
+			}
+			memset(p + s->nsites, 0, ((size_t)id + 1 - s->nsites) * sizeof(*p));
+			s->sites = p;
+			s->nsites = (size_t)id + 1;
+		}
+		memcpy(s->sites[id].b, sqlite3_column_blob(st, 1), WS_SITEID_LEN);
+	}
+	rc = rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "sites", err);
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS wsync_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS wsync_state(id INTEGER PRIMARY KEY CHECK (id = 0),"
+    " applying INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO wsync_state VALUES(0, 0);"
+    "CREATE TABLE IF NOT EXISTS wsync_tables(id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE, cols TEXT NOT NULL, pk TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS wsync_sites(id INTEGER PRIMARY KEY,"
+    " site BLOB NOT NULL UNIQUE);"
+    "CREATE TABLE IF NOT EXISTS wsync_clock(site INTEGER PRIMARY KEY,"
+    " counter INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS wsync_batches(site INTEGER NOT NULL,"
+    " counter INTEGER NOT NULL, first_usn INTEGER NOT NULL,"
+    " last_usn INTEGER NOT NULL, lamport INTEGER NOT NULL, clock BLOB NOT NULL,"
+    " PRIMARY KEY(site, counter)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS wsync_batches_usn ON wsync_batches(last_usn);"
+    "CREATE TABLE IF NOT EXISTS wsync_log(usn INTEGER PRIMARY KEY,"
+    " tbl INTEGER NOT NULL, op INTEGER NOT NULL, mask INTEGER NOT NULL,"
+    " lost INTEGER NOT NULL DEFAULT 0, k1);"
+    "CREATE INDEX IF NOT EXISTS wsync_log_key ON wsync_log(tbl, k1, usn);"
+    "CREATE TABLE IF NOT EXISTS wsync_conflicts(id INTEGER PRIMARY KEY,"
+    " tbl INTEGER NOT NULL, pk BLOB NOT NULL, col INTEGER NOT NULL,"
+    " lostdel INTEGER NOT NULL, site INTEGER NOT NULL, counter INTEGER NOT NULL,"
+    " lamport INTEGER NOT NULL, value);"
+    "CREATE INDEX IF NOT EXISTS wsync_conflicts_cell ON wsync_conflicts(tbl, pk, col);"
+    "CREATE TABLE IF NOT EXISTS wsync_pending(site BLOB NOT NULL,"
+    " counter INTEGER NOT NULL, batch BLOB NOT NULL, PRIMARY KEY(site, counter))"
+    " WITHOUT ROWID;";
+
+/* Count the k columns of wsync_log. */
+static int count_k(struct ws_store *s, char *err)
+{
+	sqlite3_stmt *st;
+	const char *name;
+	int rc;
+
+	s->nk = 0;
+	if ((rc = prep(s, "PRAGMA table_info(wsync_log)", &st, err)))
+		return rc;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		name = (const char *)sqlite3_column_text(st, 1);
+		if (name && name[0] == 'k')
+			s->nk++;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int parse_table_row(struct tbl *t, int64_t id, const char *name,
+    const char *cols, const char *pk)
+{
+	json_t *jc = json_loads(cols, 0, NULL), *jp = json_loads(pk, 0, NULL);
+	size_t i;
+	int rc = WS_ECORRUPT;
+
+	memset(t, 0, sizeof(*t));
+	t->id = id;
+	if (!json_is_array(jc) || !json_is_array(jp) || json_array_size(jc) == 0 ||
+	    json_array_size(jc) > MAX_TRACKED_COLS || json_array_size(jp) == 0)
+		goto out;
+	t->ncols = (uint32_t)json_array_size(jc);
+	t->npk = (uint32_t)json_array_size(jp);
+	t->name = strdup(name);
+	t->cols = calloc(t->ncols, sizeof(*t->cols));
+	t->pk = calloc(t->npk, sizeof(*t->pk));
+	if (!t->name || !t->cols || !t->pk) {
+		rc = WS_ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < t->ncols; i++)
+		if (!json_is_string(json_array_get(jc, i)) ||
+		    !(t->cols[i] = strdup(json_string_value(json_array_get(jc, i)))))
+			goto out;
+	t->allmask = (int64_t)((1ull << t->ncols) - 1);
+	for (i = 0; i < t->npk; i++) {
+		json_int_t k = json_integer_value(json_array_get(jp, i));
+
+		if (!json_is_integer(json_array_get(jp, i)) || k < 0 || k >= t->ncols)
+			goto out;
+		t->pk[i] = (uint32_t)k;
+		t->allmask &= ~(int64_t)(1ull << k);
+	}
+	rc = 0;
+out:
+	json_decref(jc);
+	json_decref(jp);
+	return rc;
+}
+
+static int load_tables(struct ws_store *s, char *err)
+{
+	sqlite3_stmt *st;
+	struct tbl *p;
+	int rc;
+
+	tables_release(s);
+	if ((rc = prep(s, "SELECT id, name, cols, pk FROM wsync_tables ORDER BY id",
+	    &st, err)))
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!(p = realloc(s->t, (s->nt + 1) * sizeof(*p)))) {
+			rc = WS_ENOMEM;
+			goto out;
+		}
+		s->t = p;
+		if ((rc = parse_table_row(&s->t[s->nt], sqlite3_column_int64(st, 0),
+		    (const char *)sqlite3_column_text(st, 1),
+		    (const char *)sqlite3_column_text(st, 2),
+		    (const char *)sqlite3_column_text(st, 3)))) {
+			tbl_release(&s->t[s->nt]);
+			rc = ws_error(err, rc, "wsync_tables is damaged");
+			goto out;
+		}
+		s->nt++;
+	}
+	rc = rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "tables", err);
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static struct tbl *find_tbl(struct ws_store *s, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < s->nt; i++)
+		if (strcmp(s->t[i].name, name) == 0)
+			return &s->t[i];
+	return NULL;
+}
+
+static struct tbl *tbl_by_id(struct ws_store *s, int64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < s->nt; i++)
+		if (s->t[i].id == id)
+			return &s->t[i];
+	return NULL;
+}
+
+int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
+    unsigned flags, char *err)
+{
+	struct ws_store *s;
+	void *val = NULL;
+	size_t n;
+	int rc, oflags;
+
+	*out = NULL;
+	if (!path || !wsid || !*wsid)
+		return ws_error(err, WS_EINVAL, "a store needs a file and a working-set id");
+	if (!(flags & WS_STORE_CREATE) && access(path, F_OK) != 0) {
+		char buf[64];
+
+		return ws_error(err, errno == ENOENT ? WS_ENOTFOUND : WS_EIO,
+		    "cannot open '%s': %s", path, ws_errno_text(errno, buf));
+	}
+	if (!(s = calloc(1, sizeof(*s))) || !(s->wsid = strdup(wsid))) {
+		free(s);
+		return WS_ENOMEM;
+	}
+	oflags = flags & WS_STORE_READONLY ? SQLITE_OPEN_READONLY :
+	    SQLITE_OPEN_READWRITE | (flags & WS_STORE_CREATE ? SQLITE_OPEN_CREATE : 0);
+	rc = sqlite3_open_v2(path, &s->db, oflags, NULL);
+	if (rc != SQLITE_OK) {
+		rc = sqlerr(s, rc, "cannot open database", err);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(s->db, 0);
+	sqlite3_busy_timeout(s->db, 5000);
+	if (!(flags & WS_STORE_READONLY)) {
+		if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+			goto fail;
+		if ((rc = exec(s, schema_sql, err)) ||
+		    (rc = meta_get(s, "wsid", &val, &n, err)))
+			goto fail_tx;
+		if (!val) {
+			ws_siteid_random(&s->site);
+			if ((rc = meta_set(s, "wsid", wsid, strlen(wsid), 1, err)) ||
+			    (rc = meta_set(s, "site", s->site.b, WS_SITEID_LEN, 0, err)) ||
+			    (rc = meta_set_int(s, "format", 1, err)) ||
+			    (rc = load_sites(s, err)) ||
+			    (rc = site_index(s, &s->site, &s->self, err)))
+				goto fail_tx;
+		}
+		if ((rc = exec(s, "COMMIT", err)))
+			goto fail_tx;
+	} else if ((rc = meta_get(s, "wsid", &val, &n, err))) {
+		goto fail;
+	}
+	free(val);
+	if ((rc = meta_get(s, "wsid", &val, &n, err)))
+		goto fail;
+	if (!val || strcmp(val, wsid) != 0) {
+		rc = ws_error(err, WS_ECONFIG, "'%s' holds working set '%s', not '%s'",
+		    path, val ? (char *)val : "(none)", wsid);
+		goto fail;
+	}
+	free(val);
+	if ((rc = meta_get(s, "site", &val, &n, err)))
+		goto fail;
+	if (!val || n != WS_SITEID_LEN) {
+		rc = ws_error(err, WS_ECORRUPT, "'%s': bad wsync site id", path);
+		goto fail;
+	}
+	memcpy(s->site.b, val, WS_SITEID_LEN);
+	free(val);
+	if ((rc = meta_get(s, "guid", &val, &n, err)))
+		goto fail;
+	if (val && n == WS_GUID_LEN) {
+		memcpy(s->guid, val, WS_GUID_LEN);
+		s->has_guid = 1;
+	}
+	free(val);
+	val = NULL;
+	if ((rc = load_sites(s, err)) || (rc = load_tables(s, err)) ||
+	    (rc = count_k(s, err)))
+		goto fail;
+	if ((rc = site_index(s, &s->site, &s->self, err)))
+		goto fail;
+	*out = s;
+	return 0;
+fail_tx:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+fail:
+	free(val);
+	ws_store_close(s);
+	return rc;
+}
+
+int ws_store_set_guid(struct ws_store *s, const uint8_t guid[WS_GUID_LEN], char *err)
+{
+	int rc;
+
+	if (s->has_guid) {
+		if (memcmp(s->guid, guid, WS_GUID_LEN) != 0)
+			return ws_error(err, WS_ECONFIG, "working set '%s' has another "
+			    "dataset guid", s->wsid);
+		return 0;
+	}
+	if ((rc = meta_set(s, "guid", guid, WS_GUID_LEN, 0, err)))
+		return rc;
+	memcpy(s->guid, guid, WS_GUID_LEN);
+	s->has_guid = 1;
+	return 0;
+}
+
+int ws_store_new_guid(struct ws_store *s, char *err)
+{
+	struct ws_siteid g;
+
+	if (s->has_guid)
+		return 0;
+	ws_siteid_random(&g);
+	return ws_store_set_guid(s, g.b, err);
+}
+
+int ws_store_clock(struct ws_store *s, struct ws_vclock *out, char *err)
+{
+	sqlite3_stmt *st;
+	int64_t id;
+	int rc;
+
+	ws_vclock_clear(out);
+	if ((rc = prep(s, "SELECT site, counter FROM wsync_clock", &st, err)))
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		id = sqlite3_column_int64(st, 0);
+		if (id < 1 || (size_t)id >= s->nsites) {
+			rc = ws_error(err, WS_ECORRUPT, "wsync_clock names an unknown site");
+			goto out;
+		}
+		if ((rc = ws_vclock_set(out, &s->sites[id],
+		    (uint64_t)sqlite3_column_int64(st, 1))))
+			goto out;
+	}
+	rc = rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "clock", err);
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int clock_set(struct ws_store *s, int64_t site, uint64_t counter, char *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prep(s, "INSERT OR REPLACE INTO wsync_clock VALUES(?1, ?2)", &st, err)))
+		return rc;
+	sqlite3_bind_int64(st, 1, site);
+	sqlite3_bind_int64(st, 2, (int64_t)counter);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
+	    sqlerr(s, sqlite3_errcode(s->db), "clock", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int ws_store_usn(struct ws_store *s, uint64_t *usn, char *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prep(s, "SELECT coalesce(max(usn), 0) FROM wsync_log", &st, err)))
+		return rc;
+	rc = sqlite3_step(st);
+	*usn = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+	rc = rc == SQLITE_ROW ? 0 : sqlerr(s, rc, "usn", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Tracking. */
+
+/*
+ * Read a table's columns and primary key from SQLite into t (not yet
+ * registered).  WS_ESCHEMA with the table's name for what cannot be
+ * tracked.
+ */
+static int describe(struct ws_store *s, const char *name, struct tbl *t, char *err)
+{
+	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	uint32_t pkpos[MAX_TRACKED_COLS + 1] = {0}, i;
+	const char *sql;
+	int rc, hidden;
+
+	memset(t, 0, sizeof(*t));
+	if ((rc = prep(s, "SELECT sql FROM sqlite_schema WHERE type = 'table' "
+	    "AND name = ?1", &st, err)))
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = ws_error(err, WS_ENOTFOUND, "no table '%s'", name);
+		goto out;
+	}
+	sql = (const char *)sqlite3_column_text(st, 0);
+	if (sql && sqlite3_strnicmp(sql, "CREATE VIRTUAL", 14) == 0) {
+		rc = ws_error(err, WS_ESCHEMA, "cannot track '%s': it is a "
+		    "virtual table", name);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = ws_buf_printf(&q, "PRAGMA table_xinfo(")) || (rc = qid(&q, name)) ||
+	    (rc = ws_buf_putc(&q, ')')) || !cstr(&q) ||
+	    (rc = prep(s, cstr(&q), &st, err)))
+		goto out;
+	t->name = strdup(name);
+	if (!t->name) {
+		rc = WS_ENOMEM;
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		hidden = sqlite3_column_int(st, 6);
+		if (hidden == 2 || hidden == 3) {
+			rc = ws_error(err, WS_ESCHEMA, "cannot track '%s': column '%s' "
+			    "is generated", name, sqlite3_column_text(st, 1));
+			goto out;
+		}
+		if (hidden)
+			continue;
+		if (t->ncols == MAX_TRACKED_COLS) {
+			rc = ws_error(err, WS_ESCHEMA, "cannot track '%s': more than %d "
+			    "columns", name, MAX_TRACKED_COLS);
+			goto out;
+		}
+		char **c = realloc(t->cols, (t->ncols + 1) * sizeof(*c));
+		if (!c || !(c[t->ncols] = strdup((const char *)sqlite3_column_text(st, 1)))) {
+			if (c)
+				t->cols = c;
+			rc = WS_ENOMEM;
+			goto out;
+		}
+		t->cols = c;
+		if (sqlite3_column_int(st, 5) > 0 && sqlite3_column_int(st, 5) <= MAX_TRACKED_COLS)
+			pkpos[sqlite3_column_int(st, 5)] = t->ncols + 1;
+		t->ncols++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sqlerr(s, rc, "table_xinfo", err);
+		goto out;
+	}
+	rc = 0;
+	if (!(t->pk = calloc(MAX_TRACKED_COLS, sizeof(*t->pk)))) {
+		rc = WS_ENOMEM;
+		goto out;
+	}
+	for (i = 1; i <= MAX_TRACKED_COLS && pkpos[i]; i++)
+		t->pk[t->npk++] = pkpos[i] - 1;
+	if (t->npk == 0)
+		rc = ws_error(err, WS_ESCHEMA, "cannot track '%s': it has no "
+		    "primary key", name);
+	t->allmask = (int64_t)((1ull << t->ncols) - 1);
+	for (i = 0; i < t->npk; i++)
+		t->allmask &= ~(int64_t)(1ull << t->pk[i]);
+out:
+	sqlite3_finalize(st);
+	ws_buf_release(&q);
+	if (rc)
+		tbl_release(t);
+	return rc;
+}
+
+/* Append "k1, k2, ..." for n columns (with a leading ", " when lead). */
+static int put_ks(struct ws_buf *b, unsigned n, const char *prefix)
+{
+	unsigned i;
+	int rc = 0;
+
+	for (i = 1; rc == 0 && i <= n; i++)
+		rc = ws_buf_printf(b, "%s%sk%u", i > 1 ? ", " : "", prefix, i);
+	return rc;
+}
+
+/* Make wsync_log hold n key columns, and its index cover them. */
+static int grow_k(struct ws_store *s, unsigned n, char *err)
+{
+	struct ws_buf q = WS_BUF_INIT;
+	int rc = 0;
+
+	if (n <= s->nk)
+		return 0;
+	while (rc == 0 && s->nk < n) {
+		q.len = 0;
+		if ((rc = ws_buf_printf(&q, "ALTER TABLE wsync_log ADD COLUMN k%u",
+		    s->nk + 1)) == 0 && cstr(&q) && (rc = exec(s, cstr(&q), err)) == 0)
+			s->nk++;
+	}
+	q.len = 0;
+	if (rc == 0 && (rc = ws_buf_printf(&q, "DROP INDEX wsync_log_key;"
+	    "CREATE INDEX wsync_log_key ON wsync_log(tbl, ")) == 0 &&
+	    (rc = put_ks(&q, s->nk, "")) == 0 && (rc = ws_buf_printf(&q, ", usn)")) == 0)
+		rc = cstr(&q) ? exec(s, cstr(&q), err) : WS_ENOMEM;
+	ws_buf_release(&q);
+	return rc;
+}
+
+/* DROP and CREATE the three capture triggers of t. */
+static int make_triggers(struct ws_store *s, const struct tbl *t, char *err)
+{
+	struct ws_buf q = WS_BUF_INIT;
+	uint32_t i;
+	int rc = 0;
+	const char *when = "WHEN (SELECT applying FROM wsync_state) = 0";
+
+#define P(...) do { if (rc == 0) rc = ws_buf_printf(&q, __VA_ARGS__); } while (0)
+#define Q(name) do { if (rc == 0) rc = qid(&q, name); } while (0)
+	P("DROP TRIGGER IF EXISTS wsync_%" PRId64 "_ins;"
+	    "DROP TRIGGER IF EXISTS wsync_%" PRId64 "_upd;"
+	    "DROP TRIGGER IF EXISTS wsync_%" PRId64 "_del;", t->id, t->id, t->id);
+	/* insert: every non-pk column */
+	P("CREATE TRIGGER wsync_%" PRId64 "_ins AFTER INSERT ON ", t->id);
+	Q(t->name);
+	P(" %s BEGIN INSERT INTO wsync_log(tbl, op, mask, ", when);
+	if (rc == 0) rc = put_ks(&q, t->npk, "");
+	P(") VALUES(%" PRId64 ", 1, %" PRId64, t->id, t->allmask);
+	for (i = 0; i < t->npk; i++) {
+		P(", NEW.");
+		Q(t->cols[t->pk[i]]);
+	}
+	P("); END;");
+	/* delete */
+	P("CREATE TRIGGER wsync_%" PRId64 "_del AFTER DELETE ON ", t->id);
+	Q(t->name);
+	P(" %s BEGIN INSERT INTO wsync_log(tbl, op, mask, ", when);
+	if (rc == 0) rc = put_ks(&q, t->npk, "");
+	P(") VALUES(%" PRId64 ", 3, 0", t->id);
+	for (i = 0; i < t->npk; i++) {
+		P(", OLD.");
+		Q(t->cols[t->pk[i]]);
+	}
+	P("); END;");
+	/* update: a changed key is a delete and an insert */
+	P("CREATE TRIGGER wsync_%" PRId64 "_upd AFTER UPDATE ON ", t->id);
+	Q(t->name);
+	P(" %s BEGIN INSERT INTO wsync_log(tbl, op, mask, ", when);
+	if (rc == 0) rc = put_ks(&q, t->npk, "");
+	P(") SELECT %" PRId64 ", 3, 0", t->id);
+	for (i = 0; i < t->npk; i++) {
+		P(", OLD.");
+		Q(t->cols[t->pk[i]]);
+	}
+	P(" WHERE 0");
+	for (i = 0; i < t->npk; i++) {
+		P(" OR OLD.");
+		Q(t->cols[t->pk[i]]);
+		P(" IS NOT NEW.");
+		Q(t->cols[t->pk[i]]);
+	}
+	P("; INSERT INTO wsync_log(tbl, op, mask, ");
+	if (rc == 0) rc = put_ks(&q, t->npk, "");
+	P(") SELECT %" PRId64 ", CASE WHEN m < 0 THEN 1 ELSE 2 END,"
+	    " CASE WHEN m < 0 THEN %" PRId64 " ELSE m END", t->id, t->allmask);
+	for (i = 0; i < t->npk; i++)
+		P(", k%u", i + 1);
+	P(" FROM (SELECT CASE WHEN 0");
+	for (i = 0; i < t->npk; i++) {
+		P(" OR OLD.");
+		Q(t->cols[t->pk[i]]);
+		P(" IS NOT NEW.");
+		Q(t->cols[t->pk[i]]);
+	}
+	P(" THEN -1 ELSE 0");
+	for (i = 0; i < t->ncols; i++) {
+		if (!((t->allmask >> i) & 1))
+			continue;
+		P(" | ((OLD.");
+		Q(t->cols[i]);
+		P(" IS NOT NEW.");
+		Q(t->cols[i]);
+		P(") << %u)", i);
+	}
+	P(" END AS m");
+	for (i = 0; i < t->npk; i++) {
+		P(", NEW.");
+		Q(t->cols[t->pk[i]]);
+		P(" AS k%u", i + 1);
+	}
+	P(") WHERE m != 0; END;");
+#undef P
+#undef Q
+	if (rc == 0)
+		rc = cstr(&q) ? exec(s, cstr(&q), err) : WS_ENOMEM;
+	ws_buf_release(&q);
+	return rc;
+}
+
+static json_t *cols_json(const struct tbl *t)
+{
+	json_t *a = json_array();
+	uint32_t i;
+
+	for (i = 0; a && i < t->ncols; i++)
+		if (json_array_append_new(a, json_string(t->cols[i]))) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+/* Insert or update t's row in wsync_tables; sets t->id for a new one. */
+static int save_table(struct ws_store *s, struct tbl *t, char *err)
+{
+	json_t *cols = cols_json(t), *pk = json_array();
+	char *cs = NULL, *ps = NULL;
+	sqlite3_stmt *st = NULL;
+	uint32_t i;
+	int rc = WS_ENOMEM;
+
+	for (i = 0; pk && i < t->npk; i++)
+		if (json_array_append_new(pk, json_integer(t->pk[i])))
+			goto out;
+	if (!cols || !pk || !(cs = json_dumps(cols, JSON_COMPACT)) ||
+	    !(ps = json_dumps(pk, JSON_COMPACT)))
+		goto out;
+	if ((rc = prep(s, t->id ? "UPDATE wsync_tables SET cols = ?2, pk = ?3 "
+	    "WHERE id = ?4" : "INSERT INTO wsync_tables(name, cols, pk) "
+	    "VALUES(?1, ?2, ?3)", &st, err)))
+		goto out;
+	if (!t->id)
+		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, cs, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, ps, -1, SQLITE_STATIC);
+	if (t->id)
+		sqlite3_bind_int64(st, 4, t->id);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		rc = sqlerr(s, sqlite3_errcode(s->db), "tables", err);
+		goto out;
+	}
+	if (!t->id)
+		t->id = sqlite3_last_insert_rowid(s->db);
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	json_decref(cols);
+	json_decref(pk);
+	free(cs);
+	free(ps);
+	return rc;
+}
+
+/* Register t (described, not yet saved) with triggers; takes ownership. */
+static int register_table(struct ws_store *s, struct tbl *t, char *err)
+{
+	struct tbl *p;
+	int rc;
+
+	if ((rc = grow_k(s, t->npk, err)) || (rc = save_table(s, t, err)) ||
+	    (rc = make_triggers(s, t, err)))
+		return rc;
+	if (!(p = realloc(s->t, (s->nt + 1) * sizeof(*p))))
+		return WS_ENOMEM;
+	s->t = p;
+	s->t[s->nt++] = *t;
+	memset(t, 0, sizeof(*t));
+	return 0;
+}
+
+int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
+    char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char **names = NULL;
+	size_t nn = 0, i;
+	struct tbl t;
+	int rc;
+
+	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+		return rc;
+	if (n == 0) {
+		if ((rc = prep(s, "SELECT name FROM sqlite_schema WHERE type = 'table'"
+		    " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+		    " AND name NOT LIKE 'wsync\\_%' ESCAPE '\\' ORDER BY name", &st, err)))
+			goto out;
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			char **p = realloc(names, (nn + 1) * sizeof(*p));
+
+			if (!p || !(p[nn] = strdup((const char *)sqlite3_column_text(st, 0)))) {
+				if (p)
+					names = p;
+				rc = WS_ENOMEM;
+				goto out;
+			}
+			names = p;
+			nn++;
+		}
+		tables = (const char *const *)names;
+		n = nn;
+	}
+	for (i = 0; i < n; i++) {
+		if (strncmp(tables[i], "wsync_", 6) == 0 ||
+		    strncmp(tables[i], "sqlite_", 7) == 0) {
+			rc = ws_error(err, WS_ESCHEMA, "cannot track '%s': the name is "
+			    "reserved", tables[i]);
+			goto out;
+		}
+		if (find_tbl(s, tables[i]))
+			continue; /* tracking is idempotent */
+		if ((rc = describe(s, tables[i], &t, err)))
+			goto out;
+		rc = register_table(s, &t, err);
+		tbl_release(&t);
+		if (rc)
+			goto out;
+	}
+	rc = exec(s, "COMMIT", err);
+out:
+	sqlite3_finalize(st);
+	for (i = 0; i < nn; i++)
+		free(names[i]);
+	free(names);
+	if (rc) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		load_tables(s, NULL);
+		count_k(s, NULL);
+	}
+	return rc;
+}
+
+/*
+ * Follow schema changes of tracked tables: columns added at the end are
+ * tracked from now on; anything else is WS_ESCHEMA.  Cheap when the
+ * schema did not change.  Call inside a write transaction.
+ */
+static int follow_schema(struct ws_store *s, char *err)
+{
+	sqlite3_stmt *st;
+	struct tbl t;
+	size_t i;
+	uint32_t k;
+	int rc, ver = 0;
+
+	if ((rc = prep(s, "PRAGMA schema_version", &st, err)))
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		ver = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (ver == s->schema_version)
+		return 0;
+	for (i = 0; i < s->nt; i++) {
+		if ((rc = describe(s, s->t[i].name, &t, err)))
+			return rc == WS_ENOTFOUND ? ws_error(err, WS_ESCHEMA,
+			    "tracked table '%s' was dropped", s->t[i].name) : rc;
+		rc = t.ncols < s->t[i].ncols || t.npk != s->t[i].npk;
+		for (k = 0; !rc && k < s->t[i].ncols; k++)
+			rc = strcmp(t.cols[k], s->t[i].cols[k]) != 0;
+		for (k = 0; !rc && k < t.npk; k++)
+			rc = t.pk[k] != s->t[i].pk[k];
+		if (rc) {
+			rc = ws_error(err, WS_ESCHEMA, "tracked table '%s' changed: "
+			    "only adding columns is supported", t.name);
+			tbl_release(&t);
+			return rc;
+		}
+		if (t.ncols > s->t[i].ncols) {
+			t.id = s->t[i].id;
+			if ((rc = save_table(s, &t, err)) || (rc = make_triggers(s, &t, err))) {
+				tbl_release(&t);
+				return rc;
+			}
+			tbl_release(&s->t[i]);
+			s->t[i] = t;
+		} else {
+			tbl_release(&t);
+		}
+	}
+	/* Our own trigger changes moved schema_version: read it again. */
+	if ((rc = prep(s, "PRAGMA schema_version", &st, err)))
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		s->schema_version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Sum of a clock's counters: the Lamport number of a batch. */
+static uint64_t lamport_of(const struct ws_vclock *vc)
+{
+	uint64_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < vc->n; i++)
+		sum += vc->e[i].counter;
+	return sum;
+}
+
+/* Record a batch row: dot, usn range, Lamport number, context clock. */
+static int add_batch_row(struct ws_store *s, int64_t site, uint64_t counter,
+    uint64_t first, uint64_t last, const struct ws_vclock *ctx, char *err)
+{
+	struct ws_buf enc = WS_BUF_INIT;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = ws_vclock_encode(ctx, &enc)))
+		return rc;
+	if ((rc = prep(s, "INSERT INTO wsync_batches VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+	    &st, err)) == 0) {
+		sqlite3_bind_int64(st, 1, site);
+		sqlite3_bind_int64(st, 2, (int64_t)counter);
+		sqlite3_bind_int64(st, 3, (int64_t)first);
+		sqlite3_bind_int64(st, 4, (int64_t)last);
+		sqlite3_bind_int64(st, 5, (int64_t)lamport_of(ctx));
+		sqlite3_bind_blob(st, 6, enc.p ? enc.p : (const uint8_t *)"", (int)enc.len,
+		    SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
+		    sqlerr(s, sqlite3_errcode(s->db), "batches", err);
+		sqlite3_finalize(st);
+	}
+	ws_buf_release(&enc);
+	return rc;
+}
+
+/* Encode the k values of the current row of st (columns from..) as a pk blob. */
+static int pk_blob(sqlite3_stmt *st, int from, uint32_t npk, struct ws_buf *out)
+{
+	struct ws_value v;
+	uint32_t i;
+	int rc = 0;
+
+	out->len = 0;
+	for (i = 0; rc == 0 && i < npk; i++) {
+		sqlite3_value *x = sqlite3_column_value(st, from + (int)i);
+
+		memset(&v, 0, sizeof(v));
+		switch (sqlite3_value_type(x)) {
+		case SQLITE_INTEGER: v.type = WS_INTEGER; v.i = sqlite3_value_int64(x); break;
+		case SQLITE_FLOAT: v.type = WS_REAL; v.r = sqlite3_value_double(x); break;
+		case SQLITE_TEXT:
+			v.type = WS_TEXT;
+			v.p = sqlite3_value_text(x);
+			v.n = (size_t)sqlite3_value_bytes(x);
+			break;
+		case SQLITE_BLOB:
+			v.type = WS_BLOB;
+			v.p = sqlite3_value_blob(x);
+			v.n = (size_t)sqlite3_value_bytes(x);
+			break;
+		default: v.type = WS_NULL; break;
+		}
+		rc = ws_value_encode(&v, out);
+	}
+	return rc;
+}
+
+static int seal_locked(struct ws_store *s, int *sealed, char *err)
+{
+	struct ws_vclock clock = WS_VCLOCK_INIT;
+	struct ws_buf pk = WS_BUF_INIT;
+	sqlite3_stmt *st = NULL, *del = NULL;
+	uint64_t first, last, counter;
+	struct ws_buf q = WS_BUF_INIT;
+	int rc;
+
+	if (sealed)
+		*sealed = 0;
+	if ((rc = follow_schema(s, err)))
+		return rc;
+	first = (uint64_t)meta_int(s, "sealed_usn") + 1;
+	if ((rc = ws_store_usn(s, &last, err)) || last < first)
+		return rc;
+	if ((rc = ws_store_clock(s, &clock, err)) ||
+	    (rc = ws_vclock_increment(&clock, &s->site, &counter)) ||
+	    (rc = clock_set(s, s->self, counter, err)) ||
+	    (rc = add_batch_row(s, s->self, counter, first, last, &clock, err)) ||
+	    (rc = meta_set_int(s, "sealed_usn", (int64_t)last, err)))
+		goto out;
+	/* A local write has seen every version of the cells it wrote. */
+	if ((rc = ws_buf_printf(&q, "SELECT tbl, op, mask, ")) ||
+	    (rc = put_ks(&q, s->nk, "")) ||
+	    (rc = ws_buf_printf(&q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2")) ||
+	    !cstr(&q) || (rc = prep(s, cstr(&q), &st, err)) ||
+	    (rc = prep(s, "DELETE FROM wsync_conflicts WHERE tbl = ?1 AND pk = ?2 "
+	    "AND (?3 OR (?4 >> col) & 1)", &del, err)))
+		goto out;
+	sqlite3_bind_int64(st, 1, (int64_t)first);
+	sqlite3_bind_int64(st, 2, (int64_t)last);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct tbl *t = tbl_by_id(s, sqlite3_column_int64(st, 0));
+
+		if (!t)
+			continue;
+		if ((rc = pk_blob(st, 3, t->npk, &pk)))
+			goto out;
+		sqlite3_bind_int64(del, 1, t->id);
+		sqlite3_bind_blob(del, 2, pk.p, (int)pk.len, SQLITE_STATIC);
+		sqlite3_bind_int(del, 3, sqlite3_column_int(st, 1) != WS_OP_UPDATE);
+		sqlite3_bind_int64(del, 4, sqlite3_column_int64(st, 2));
+		if (sqlite3_step(del) != SQLITE_DONE) {
+			rc = sqlerr(s, sqlite3_errcode(s->db), "conflicts", err);
+			goto out;
+		}
+		sqlite3_reset(del);
+	}
+	rc = rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "log", err);
+	if (rc == 0 && sealed)
+		*sealed = 1;
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(del);
+	ws_buf_release(&q);
+	ws_buf_release(&pk);
+	ws_vclock_release(&clock);
+	return rc;
+}
+
+int ws_store_seal(struct ws_store *s, int *sealed, char *err)
+{
+	int rc;
+
+	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+		return rc;
+	if ((rc = seal_locked(s, sealed, err)) || (rc = exec(s, "COMMIT", err)))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
