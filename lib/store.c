@@ -1185,3 +1185,618 @@ int ws_store_seal(struct ws_store *s, int *sealed, char *err)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
 }
+
+/* Merging. */
+
+/* Per-apply state: prepared statements and the batch being applied. */
+struct apply {
+	struct ws_store *s;
+	const struct ws_batch *b;
+	int64_t origin;          /* local site number of the batch's dot */
+	uint64_t counter, lamport;
+	sqlite3_stmt *hist, *dot, *conf, *addconf, *delconf, *log;
+	struct ws_buf pk, q;
+	char *err;
+};
+
+static int bind_value(sqlite3_stmt *st, int i, const struct ws_value *v)
+{
+	switch (v->type) {
+	case WS_INTEGER: return sqlite3_bind_int64(st, i, v->i);
+	case WS_REAL: return sqlite3_bind_double(st, i, v->r);
+	case WS_TEXT: return sqlite3_bind_text(st, i, (const char *)(v->p ? v->p :
+	    (const uint8_t *)""), (int)v->n, SQLITE_STATIC);
+	case WS_BLOB: return sqlite3_bind_blob(st, i, v->p ? v->p :
+	    (const uint8_t *)"", (int)v->n, SQLITE_STATIC);
+	default: return sqlite3_bind_null(st, i);
+	}
+}
+
+/* The version (dot, Lamport) of log entry usn; site 0 when collected. */
+static int dot_of(struct apply *a, uint64_t usn, struct ver *v)
+{
+	int rc;
+
+	memset(v, 0, sizeof(*v));
+	sqlite3_reset(a->dot);
+	sqlite3_bind_int64(a->dot, 1, (int64_t)usn);
+	rc = sqlite3_step(a->dot);
+	if (rc == SQLITE_ROW && (uint64_t)sqlite3_column_int64(a->dot, 3) <= usn) {
+		v->site = sqlite3_column_int64(a->dot, 0);
+		v->counter = (uint64_t)sqlite3_column_int64(a->dot, 1);
+		v->lamport = (uint64_t)sqlite3_column_int64(a->dot, 2);
+	}
+	sqlite3_reset(a->dot);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
+	    sqlerr(a->s, rc, "batches", a->err);
+}
+
+/* Has the batch's context seen version v? */
+static int seen(const struct apply *a, const struct ver *v)
+{
+	return v->site == 0 || ws_vclock_get(&a->b->clock, &a->s->sites[v->site]) >=
+	    v->counter;
+}
+
+/* Does version x win over y (both concurrent)? */
+static int wins(const struct ws_store *s, const struct ver *x, const struct ver *y)
+{
+	if (x->lamport != y->lamport)
+		return x->lamport > y->lamport;
+	return memcmp(s->sites[x->site].b, s->sites[y->site].b, WS_SITEID_LEN) > 0;
+}
+
+/* What a row's log says, newest first. */
+struct history {
+	int state;                      /* 0 unknown, 1 alive, 2 deleted */
+	struct ver del;                 /* the delete's version when deleted */
+	struct ver cell[MAX_TRACKED_COLS]; /* winning version per column */
+	int64_t known;                  /* columns whose version was found */
+};
+
+static int load_history(struct apply *a, const struct tbl *t,
+    const struct ws_value *pk, struct history *h)
+{
+	uint64_t usn;
+	int64_t mask, want;
+	uint32_t i;
+	int rc, op;
+	struct ver v;
+
+	memset(h, 0, sizeof(*h));
+	sqlite3_reset(a->hist);
+	sqlite3_bind_int64(a->hist, 1, t->id);
+	for (i = 0; i < a->s->nk; i++)
+		if (i < t->npk)
+			bind_value(a->hist, (int)i + 2, &pk[i]);
+		else
+			sqlite3_bind_null(a->hist, (int)i + 2);
+	want = t->allmask;
+	while ((rc = sqlite3_step(a->hist)) == SQLITE_ROW) {
+		usn = (uint64_t)sqlite3_column_int64(a->hist, 0);
+		op = sqlite3_column_int(a->hist, 1);
+		if (op & OP_LOSTDEL)
+			continue; /* lost entirely: it set nothing */
+		mask = sqlite3_column_int64(a->hist, 2) & want & ~h->known;
+		if (op == WS_OP_DELETE) {
+			if (h->state == 0) {
+				h->state = 2;
+				if ((rc = dot_of(a, usn, &h->del)))
+					return rc;
+			}
+			break; /* older entries belong to an earlier life of the row */
+		}
+		if (op == WS_OP_INSERT && h->state == 0)
+			h->state = 1;
+		if (mask) {
+			if ((rc = dot_of(a, usn, &v)))
+				return rc;
+			for (i = 0; i < t->ncols; i++)
+				if ((mask >> i) & 1)
+					h->cell[i] = v;
+			h->known |= mask;
+		}
+		if (op == WS_OP_INSERT)
+			break; /* an insert set every column */
+	}
+	sqlite3_reset(a->hist);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
+	    sqlerr(a->s, rc, "log", a->err);
+}
+
+/* Record value (column col of st, or v) as a conflict of cell col. */
+static int add_conflict(struct apply *a, const struct tbl *t, int col, int lostdel,
+    const struct ver *ver, sqlite3_value *sv, const struct ws_value *v)
+{
+	sqlite3_stmt *st = a->addconf;
+	int rc;
+
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, t->id);
+	sqlite3_bind_blob(st, 2, a->pk.p, (int)a->pk.len, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, col);
+	sqlite3_bind_int(st, 4, lostdel);
+	sqlite3_bind_int64(st, 5, ver->site);
+	sqlite3_bind_int64(st, 6, (int64_t)ver->counter);
+	sqlite3_bind_int64(st, 7, (int64_t)ver->lamport);
+	if (sv)
+		sqlite3_bind_value(st, 8, sv);
+	else
+		bind_value(st, 8, v);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : sqlerr(a->s, rc, "conflicts", a->err);
+}
+
+/* Map a batch table onto a tracked one: col[i] = local index of remote i. */
+static int map_table(struct ws_store *s, const struct ws_table *rt, struct tbl **out,
+    uint32_t *col, char *err)
+{
+	struct tbl *t = find_tbl(s, rt->name);
+	uint32_t i, k;
+
+	if (!t)
+		return ws_error(err, WS_ESCHEMA, "table '%s' is not tracked here",
+		    rt->name);
+	for (i = 0; i < rt->ncols; i++) {
+		for (k = 0; k < t->ncols && strcmp(t->cols[k], rt->cols[i]) != 0; k++)
+			;
+		if (k == t->ncols)
+			return ws_error(err, WS_ESCHEMA, "table '%s': column '%s' is "
+			    "unknown here", rt->name, rt->cols[i]);
+		col[i] = k;
+	}
+	if (rt->npk != t->npk)
+		return ws_error(err, WS_ESCHEMA, "table '%s': primary keys differ",
+		    rt->name);
+	for (i = 0; i < t->npk; i++)
+		if (col[rt->pk[i]] != t->pk[i])
+			return ws_error(err, WS_ESCHEMA, "table '%s': primary keys "
+			    "differ", rt->name);
+	*out = t;
+	return 0;
+}
+
+/* Apply one change; see store.h for the rule. */
+static int apply_change(struct apply *a, const struct ws_change *c)
+{
+	const struct ws_table *rt = &a->b->tables[c->table];
+	struct ws_store *s = a->s;
+	uint32_t col[MAX_TRACKED_COLS], i, k, n;
+	const struct ws_value *val[MAX_TRACKED_COLS] = {0};
+	struct ver me = {a->origin, a->counter, a->lamport}, v;
+	struct history h;
+	sqlite3_stmt *row = NULL, *w = NULL;
+	int64_t win = 0, lost = 0, cmask = 0;
+	int rc, exists, op = c->op, bi;
+
+	if (rt->ncols > MAX_TRACKED_COLS)
+		return ws_error(a->err, WS_ESCHEMA, "table '%s': too many columns",
+		    rt->name);
+	struct tbl *t = NULL;
+	if ((rc = map_table(s, rt, &t, col, a->err)))
+		return rc;
+	if (op != WS_OP_DELETE)
+		for (i = 0, k = 0; i < rt->ncols; i++)
+			if (ws_mask_test(c->mask, i)) {
+				val[col[i]] = &c->vals[k++];
+				cmask |= (int64_t)1 << col[i];
+			}
+	a->pk.len = 0;
+	for (i = 0; i < t->npk; i++)
+		if ((rc = ws_value_encode(&c->pk[i], &a->pk)))
+			return rc;
+	if ((rc = load_history(a, t, c->pk, &h)))
+		return rc;
+	/* The current row, for the values that lose. */
+	a->q.len = 0;
+	rc = ws_buf_printf(&a->q, "SELECT ");
+	for (i = 0; rc == 0 && i < t->ncols; i++) {
+		rc = i ? ws_buf_printf(&a->q, ", ") : 0;
+		if (rc == 0)
+			rc = qid(&a->q, t->cols[i]);
+	}
+	if (rc == 0) rc = ws_buf_printf(&a->q, " FROM ");
+	if (rc == 0) rc = qid(&a->q, t->name);
+	for (i = 0; rc == 0 && i < t->npk; i++) {
+		rc = ws_buf_printf(&a->q, i ? " AND " : " WHERE ");
+		if (rc == 0) rc = qid(&a->q, t->cols[t->pk[i]]);
+		if (rc == 0) rc = ws_buf_printf(&a->q, " IS ?%u", i + 1);
+	}
+	if (rc || !cstr(&a->q) || (rc = prep(s, cstr(&a->q), &row, a->err)))
+		goto out;
+	for (i = 0; i < t->npk; i++)
+		bind_value(row, (int)i + 1, &c->pk[i]);
+	exists = sqlite3_step(row) == SQLITE_ROW;
+	/* Drop the conflicts this change has seen; keep the others. */
+	sqlite3_reset(a->conf);
+	sqlite3_bind_int64(a->conf, 1, t->id);
+	sqlite3_bind_blob(a->conf, 2, a->pk.p, (int)a->pk.len, SQLITE_STATIC);
+	struct ver best[MAX_TRACKED_COLS] = {{0}};
+	while ((rc = sqlite3_step(a->conf)) == SQLITE_ROW) {
+		int cc = sqlite3_column_int(a->conf, 1);
+		struct ver cv = {sqlite3_column_int64(a->conf, 2),
+		    (uint64_t)sqlite3_column_int64(a->conf, 3),
+		    (uint64_t)sqlite3_column_int64(a->conf, 4)};
+
+		if (cc < 0 || cc >= (int)t->ncols || !((cmask >> cc) & 1 || op == WS_OP_DELETE))
+			continue;
+		if (seen(a, &cv)) {
+			sqlite3_reset(a->delconf);
+			sqlite3_bind_int64(a->delconf, 1, sqlite3_column_int64(a->conf, 0));
+			if (sqlite3_step(a->delconf) != SQLITE_DONE) {
+				rc = sqlerr(s, sqlite3_errcode(s->db), "conflicts", a->err);
+				goto out;
+			}
+			sqlite3_reset(a->delconf);
+		} else if (best[cc].site == 0 || wins(s, &cv, &best[cc])) {
+			best[cc] = cv; /* the strongest surviving loser */
+		}
+	}
+	sqlite3_reset(a->conf);
+	if (rc != SQLITE_DONE) {
+		rc = sqlerr(s, rc, "conflicts", a->err);
+		goto out;
+	}
+	rc = 0;
+	if (op == WS_OP_DELETE) {
+		/* A delete wins over the writes it has not seen. */
+		for (i = 0; exists && i < t->ncols; i++)
+			if (((t->allmask >> i) & 1) && h.cell[i].site && !seen(a, &h.cell[i]) &&
+			    (rc = add_conflict(a, t, (int)i, 1, &h.cell[i],
+			    sqlite3_column_value(row, (int)i), NULL)))
+				goto out;
+		a->q.len = 0;
+		rc = ws_buf_printf(&a->q, "DELETE FROM ");
+		if (rc == 0) rc = qid(&a->q, t->name);
+		for (i = 0; rc == 0 && i < t->npk; i++) {
+			rc = ws_buf_printf(&a->q, i ? " AND " : " WHERE ");
+			if (rc == 0) rc = qid(&a->q, t->cols[t->pk[i]]);
+			if (rc == 0) rc = ws_buf_printf(&a->q, " IS ?%u", i + 1);
+		}
+	} else if (h.state == 2 && !(op == WS_OP_INSERT && seen(a, &h.del))) {
+		/* The row was deleted concurrently: the delete wins. */
+		for (i = 0; i < t->ncols; i++)
+			if (val[i] && (rc = add_conflict(a, t, (int)i, 1, &me, NULL, val[i])))
+				goto out;
+		lost = cmask;
+		op |= OP_LOSTDEL;
+	} else {
+		for (i = 0; i < t->ncols; i++) {
+			if (!val[i])
+				continue;
+			v = h.state == 2 ? (struct ver){0} : h.cell[i];
+			/* The versions left standing: v unless seen, and best[i]. */
+			int me_wins = 1;
+
+			if (v.site && !seen(a, &v) && wins(s, &v, &me))
+				me_wins = 0;
+			if (best[i].site && wins(s, &best[i], &me))
+				me_wins = 0;
+			if (me_wins) {
+				win |= (int64_t)1 << i;
+				if (v.site && !seen(a, &v) && exists &&
+				    (rc = add_conflict(a, t, (int)i, 0, &v,
+				    sqlite3_column_value(row, (int)i), NULL)))
+					goto out;
+			} else {
+				lost |= (int64_t)1 << i;
+				if ((rc = add_conflict(a, t, (int)i, 0, &me, NULL, val[i])))
+					goto out;
+			}
+		}
+		a->q.len = 0;
+		if (!exists || h.state == 2) {
+			rc = ws_buf_printf(&a->q, "INSERT OR REPLACE INTO ");
+			if (rc == 0) rc = qid(&a->q, t->name);
+			if (rc == 0) rc = ws_buf_printf(&a->q, "(");
+			for (i = 0, n = 0; rc == 0 && i < t->ncols; i++)
+				if (((win >> i) & 1) || !((t->allmask >> i) & 1)) {
+					rc = ws_buf_printf(&a->q, n++ ? ", " : "");
+					if (rc == 0) rc = qid(&a->q, t->cols[i]);
+				}
+			if (rc == 0) rc = ws_buf_printf(&a->q, ") VALUES(");
+			for (i = 0; rc == 0 && i < n; i++)
+				rc = ws_buf_printf(&a->q, i ? ", ?" : "?");
+			if (rc == 0) rc = ws_buf_printf(&a->q, ")");
+		} else if (win) {
+			rc = ws_buf_printf(&a->q, "UPDATE ");
+			if (rc == 0) rc = qid(&a->q, t->name);
+			for (i = 0, n = 0; rc == 0 && i < t->ncols; i++)
+				if ((win >> i) & 1) {
+					rc = ws_buf_printf(&a->q, n++ ? ", " : " SET ");
+					if (rc == 0) rc = qid(&a->q, t->cols[i]);
+					if (rc == 0) rc = ws_buf_printf(&a->q, " = ?");
+				}
+			for (i = 0; rc == 0 && i < t->npk; i++) {
+				rc = ws_buf_printf(&a->q, i ? " AND " : " WHERE ");
+				if (rc == 0) rc = qid(&a->q, t->cols[t->pk[i]]);
+				if (rc == 0) rc = ws_buf_printf(&a->q, " IS ?");
+			}
+		}
+	}
+	if (rc)
+		goto out;
+	if (a->q.len && !(op & OP_LOSTDEL)) {
+		if (!cstr(&a->q) || (rc = prep(s, cstr(&a->q), &w, a->err)))
+			goto out;
+		bi = 1;
+		if ((op & 0xf) == WS_OP_DELETE) {
+			for (i = 0; i < t->npk; i++)
+				bind_value(w, bi++, &c->pk[i]);
+		} else if (!exists || h.state == 2) {
+			for (i = 0, k = 0; i < t->ncols; i++) {
+				if ((win >> i) & 1)
+					bind_value(w, bi++, val[i]);
+				else if (!((t->allmask >> i) & 1))
+					for (k = 0; k < t->npk; k++)
+						if (t->pk[k] == i)
+							bind_value(w, bi++, &c->pk[k]);
+			}
+		} else {
+			for (i = 0; i < t->ncols; i++)
+				if ((win >> i) & 1)
+					bind_value(w, bi++, val[i]);
+			for (i = 0; i < t->npk; i++)
+				bind_value(w, bi++, &c->pk[i]);
+		}
+		if (!(op & OP_LOSTDEL) && sqlite3_step(w) != SQLITE_DONE) {
+			rc = sqlerr(s, sqlite3_errcode(s->db), t->name, a->err);
+			goto out;
+		}
+	}
+	/* Log the change: what it set, and where it lost. */
+	sqlite3_reset(a->log);
+	sqlite3_bind_int64(a->log, 1, t->id);
+	sqlite3_bind_int(a->log, 2, op);
+	sqlite3_bind_int64(a->log, 3, (op & 0xf) == WS_OP_DELETE ? 0 : win);
+	sqlite3_bind_int64(a->log, 4, lost);
+	for (i = 0; i < s->nk; i++)
+		if (i < t->npk)
+			bind_value(a->log, (int)i + 5, &c->pk[i]);
+		else
+			sqlite3_bind_null(a->log, (int)i + 5);
+	rc = sqlite3_step(a->log) == SQLITE_DONE ? 0 :
+	    sqlerr(s, sqlite3_errcode(s->db), "log", a->err);
+	sqlite3_reset(a->log);
+out:
+	sqlite3_finalize(row);
+	sqlite3_finalize(w);
+	return rc;
+}
+
+static void apply_release(struct apply *a)
+{
+	sqlite3_finalize(a->hist);
+	sqlite3_finalize(a->dot);
+	sqlite3_finalize(a->conf);
+	sqlite3_finalize(a->addconf);
+	sqlite3_finalize(a->delconf);
+	sqlite3_finalize(a->log);
+	ws_buf_release(&a->pk);
+	ws_buf_release(&a->q);
+}
+
+static int apply_init(struct apply *a, struct ws_store *s, char *err)
+{
+	struct ws_buf q = WS_BUF_INIT;
+	unsigned i;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	a->s = s;
+	a->err = err;
+	rc = ws_buf_printf(&q, "SELECT usn, op, mask FROM wsync_log WHERE tbl = ?1");
+	for (i = 1; rc == 0 && i <= s->nk; i++)
+		rc = ws_buf_printf(&q, " AND k%u IS ?%u", i, i + 1);
+	if (rc == 0)
+		rc = ws_buf_printf(&q, " ORDER BY usn DESC");
+	if (rc || !cstr(&q) || (rc = prep(s, cstr(&q), &a->hist, err)))
+		goto out;
+	q.len = 0;
+	rc = ws_buf_printf(&q, "INSERT INTO wsync_log(tbl, op, mask, lost, ");
+	if (rc == 0) rc = put_ks(&q, s->nk, "");
+	if (rc == 0) rc = ws_buf_printf(&q, ") VALUES(?1, ?2, ?3, ?4");
+	for (i = 1; rc == 0 && i <= s->nk; i++)
+		rc = ws_buf_printf(&q, ", ?%u", i + 4);
+	if (rc == 0) rc = ws_buf_printf(&q, ")");
+	if (rc || !cstr(&q) || (rc = prep(s, cstr(&q), &a->log, err)) ||
+	    (rc = prep(s, "SELECT site, counter, lamport, first_usn FROM wsync_batches"
+	    " WHERE last_usn >= ?1 ORDER BY last_usn LIMIT 1", &a->dot, err)) ||
+	    (rc = prep(s, "SELECT id, col, site, counter, lamport FROM wsync_conflicts"
+	    " WHERE tbl = ?1 AND pk = ?2", &a->conf, err)) ||
+	    (rc = prep(s, "INSERT INTO wsync_conflicts(tbl, pk, col, lostdel, site,"
+	    " counter, lamport, value) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	    &a->addconf, err)) ||
+	    (rc = prep(s, "DELETE FROM wsync_conflicts WHERE id = ?1", &a->delconf, err)))
+		goto out;
+out:
+	ws_buf_release(&q);
+	if (rc)
+		apply_release(a);
+	return rc;
+}
+
+/*
+ * Where a batch stands against clock: 1 apply now, 0 already applied,
+ * 2 must wait for a batch it depends on.  WS_ECORRUPT for a batch that
+ * is not a store batch (no dot or context, or dots that disagree).
+ */
+static int readiness(const struct ws_batch *b, const struct ws_vclock *clock,
+    char *err)
+{
+	size_t i;
+
+	if (!b->has_dot || !b->has_clock ||
+	    ws_vclock_get(&b->clock, &b->dot_site) != b->dot_counter)
+		return ws_error(err, WS_ECORRUPT, "a batch to apply needs its dot and "
+		    "causal context");
+	for (i = 0; i < b->nchanges; i++)
+		if (b->changes[i].counter != b->dot_counter ||
+		    memcmp(b->sites[b->changes[i].site].b, b->dot_site.b, WS_SITEID_LEN))
+			return ws_error(err, WS_ECORRUPT, "change %zu's dot differs from "
+			    "its batch's", i);
+	if (ws_vclock_get(clock, &b->dot_site) >= b->dot_counter)
+		return 0;
+	if (ws_vclock_get(clock, &b->dot_site) != b->dot_counter - 1)
+		return 2;
+	for (i = 0; i < b->clock.n; i++)
+		if (memcmp(b->clock.e[i].site.b, b->dot_site.b, WS_SITEID_LEN) &&
+		    ws_vclock_get(clock, &b->clock.e[i].site) < b->clock.e[i].counter)
+			return 2;
+	return 1;
+}
+
+/* Apply a ready batch inside the open transaction. */
+static int apply_batch(struct ws_store *s, const struct ws_batch *b, char *err)
+{
+	struct apply a;
+	uint64_t first, last;
+	size_t i;
+	int rc;
+
+	if ((rc = ws_store_usn(s, &first, err)) || (rc = apply_init(&a, s, err)))
+		return rc;
+	first++;
+	a.b = b;
+	a.counter = b->dot_counter;
+	a.lamport = lamport_of(&b->clock);
+	if ((rc = site_index(s, &b->dot_site, &a.origin, err)) ||
+	    (rc = exec(s, "UPDATE wsync_state SET applying = 1", err)))
+		goto out;
+	for (i = 0; rc == 0 && i < b->nchanges; i++)
+		rc = apply_change(&a, &b->changes[i]);
+	if (rc == 0 && b->nchanges == 0) {
+		/* An empty batch still takes a usn, so batch ranges never touch. */
+		sqlite3_reset(a.log);
+		sqlite3_clear_bindings(a.log);
+		sqlite3_bind_int(a.log, 1, 0);
+		sqlite3_bind_int(a.log, 2, 0);
+		sqlite3_bind_int(a.log, 3, 0);
+		sqlite3_bind_int(a.log, 4, 0);
+		rc = sqlite3_step(a.log) == SQLITE_DONE ? 0 :
+		    sqlerr(s, sqlite3_errcode(s->db), "log", err);
+	}
+	if (rc == 0)
+		rc = exec(s, "UPDATE wsync_state SET applying = 0", err);
+	if (rc == 0 && (rc = ws_store_usn(s, &last, err)) == 0 &&
+	    (rc = add_batch_row(s, a.origin, b->dot_counter, first, last, &b->clock,
+	    err)) == 0 && (rc = clock_set(s, a.origin, b->dot_counter, err)) == 0)
+		rc = meta_set_int(s, "sealed_usn", (int64_t)last, err);
+out:
+	apply_release(&a);
+	return rc;
+}
+
+/* Keep a batch that must wait. */
+static int park(struct ws_store *s, const struct ws_batch *b, char *err)
+{
+	struct ws_buf enc = WS_BUF_INIT;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = ws_batch_encode(b, &enc)) ||
+	    (rc = prep(s, "INSERT OR IGNORE INTO wsync_pending VALUES(?1, ?2, ?3)",
+	    &st, err)))
+		goto out;
+	sqlite3_bind_blob(st, 1, b->dot_site.b, WS_SITEID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)b->dot_counter);
+	sqlite3_bind_blob(st, 3, enc.p, (int)enc.len, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
+	    sqlerr(s, sqlite3_errcode(s->db), "pending", err);
+	sqlite3_finalize(st);
+out:
+	ws_buf_release(&enc);
+	return rc;
+}
+
+/* Apply every parked batch that has become ready, until none is. */
+static int drain(struct ws_store *s, struct ws_vclock *clock, char *err)
+{
+	struct ws_batch b;
+	sqlite3_stmt *st = NULL, *del = NULL;
+	int rc, progress = 1, r;
+
+	ws_batch_init(&b);
+	if ((rc = prep(s, "SELECT site, counter, batch FROM wsync_pending", &st, err)) ||
+	    (rc = prep(s, "DELETE FROM wsync_pending WHERE site = ?1 AND counter = ?2",
+	    &del, err)))
+		goto out;
+	while (progress && rc == 0) {
+		progress = 0;
+		sqlite3_reset(st);
+		while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+			if ((rc = ws_batch_decode(&b, sqlite3_column_blob(st, 2),
+			    (size_t)sqlite3_column_bytes(st, 2), err)))
+				break;
+			if ((r = readiness(&b, clock, err)) < 0) {
+				rc = r;
+				break;
+			}
+			if (r == 2)
+				continue;
+			if (r == 1 && ((rc = apply_batch(s, &b, err)) ||
+			    (rc = ws_vclock_set(clock, &b.dot_site, b.dot_counter))))
+				break;
+			sqlite3_reset(del);
+			sqlite3_bind_blob(del, 1, b.dot_site.b, WS_SITEID_LEN, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(del, 2, (int64_t)b.dot_counter);
+			if (sqlite3_step(del) != SQLITE_DONE)
+				rc = sqlerr(s, sqlite3_errcode(s->db), "pending", err);
+			progress = 1;
+			break; /* the table changed under the cursor: start over */
+		}
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(del);
+	ws_batch_release(&b);
+	return rc;
+}
+
+int ws_store_apply(struct ws_store *s, const struct ws_batch *b, int *applied,
+    char *err)
+{
+	struct ws_vclock clock = WS_VCLOCK_INIT;
+	int rc, r;
+
+	if (applied)
+		*applied = 0;
+	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+		return rc;
+	if ((rc = seal_locked(s, NULL, err)) || (rc = ws_store_clock(s, &clock, err)))
+		goto out;
+	if ((r = readiness(b, &clock, err)) < 0) {
+		rc = r;
+		goto out;
+	}
+	if (r == 2)
+		rc = park(s, b, err);
+	else if (r == 1 && (rc = apply_batch(s, b, err)) == 0 &&
+	    (rc = ws_vclock_set(&clock, &b->dot_site, b->dot_counter)) == 0) {
+		if (applied)
+			*applied = 1;
+		rc = drain(s, &clock, err);
+	}
+	if (rc == 0)
+		rc = exec(s, "COMMIT", err);
+out:
+	if (rc)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	ws_vclock_release(&clock);
+	return rc;
+}
+
+int ws_store_pending(struct ws_store *s, size_t *n, char *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prep(s, "SELECT count(*) FROM wsync_pending", &st, err)))
+		return rc;
+	rc = sqlite3_step(st);
+	*n = rc == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
+	rc = rc == SQLITE_ROW ? 0 : sqlerr(s, rc, "pending", err);
+	sqlite3_finalize(st);
+	return rc;
+}

@@ -25,8 +25,8 @@
  * context), then the higher site id, and the others are listed as
  * conflicts in wsync_conflicts, so nothing a user wrote is lost.  A
  * delete wins over every write concurrent with it; the values of those
- * writes are kept as conflicts.  A later write to the cell (a local one,
- * or ws_store_resolve()) has seen all of them and clears them.
+ * writes are kept as conflicts.  A later write to the cell, such as a
+ * local one, has seen all of them and clears them.
  *
  * Metadata lives in the same file, in tables prefixed wsync_; see
  * wsync(7).  One struct ws_store is one SQLite connection: use it from
@@ -101,30 +101,6 @@ int ws_store_usn(struct ws_store *s, uint64_t *usn, char *err) WS_MUST_CHECK;
 int ws_store_seal(struct ws_store *s, int *sealed, char *err) WS_MUST_CHECK;
 
 /*
- * Callback for extraction: one batch, valid during the call only.
- * `usn` is the highest usn the batch covers.  Return 0 to go on, or a
- * negative WS_E* code to stop (it is passed back).
- */
-typedef int ws_store_batch_cb(const struct ws_batch *b, uint64_t usn, void *clientData);
-
-/*
- * Call cb, in usn order, for each batch holding log entries with a usn
- * above `usn`, as it stands now: cells written again later are left out,
- * so a peer gets each cell's current version once.  Seal first to include
- * local changes.
- */
-int ws_store_changes_since(struct ws_store *s, uint64_t usn, ws_store_batch_cb *cb,
-    void *clientData, char *err) WS_MUST_CHECK;
-
-/*
- * Call cb for each batch whose dot `peer` has not seen, in causal order.
- * WS_ERANGE if the peer lacks changes this store has already garbage-
- * collected (the peer needs a full copy).
- */
-int ws_store_changes_missing(struct ws_store *s, const struct ws_vclock *peer,
-    ws_store_batch_cb *cb, void *clientData, char *err) WS_MUST_CHECK;
-
-/*
  * Merge a remote batch (see above).  *applied (may be NULL) is set to 1
  * if it was applied now, 0 if it was a duplicate or must wait for a
  * batch it depends on.  Batches waiting are applied as soon as they can,
@@ -138,41 +114,11 @@ int ws_store_apply(struct ws_store *s, const struct ws_batch *b, int *applied,
 /* Number of batches waiting for a batch they depend on. */
 int ws_store_pending(struct ws_store *s, size_t *n, char *err) WS_MUST_CHECK;
 
-/* One conflict: a value that lost, and the cell it lost in. */
-struct ws_conflict {
-	int64_t id;                /* handle for ws_store_resolve() */
-	const char *table;
-	const struct ws_value *pk; /* the table's primary-key values */
-	uint32_t npk;
-	const char *column;        /* the column, or NULL when a delete won */
-	struct ws_value value;     /* the losing value */
-	struct ws_siteid site;     /* the losing version's dot */
-	uint64_t counter;
-};
-
-typedef int ws_store_conflict_cb(const struct ws_conflict *c, void *clientData);
-
-/* Call cb for each conflict, ordered by table, key, column and dot. */
-int ws_store_conflicts(struct ws_store *s, ws_store_conflict_cb *cb,
-    void *clientData, char *err) WS_MUST_CHECK;
-
 /*
- * Resolve conflict `id` by making its value the cell's value (for a
- * value that lost to a delete: re-insert the row with it), as a local
- * change that replicates; or, with keep != 0, keep the current value and
- * drop the conflicts of that cell, also as a replicating write.
- * WS_ENOTFOUND for an unknown id.
+ * Not built yet (issue 3 is open): extraction of the changes since a usn
+ * or missing at a peer, listing and resolving conflicts, and garbage
+ * collection.  wsync_conflicts already holds the losing values.
  */
-int ws_store_resolve(struct ws_store *s, int64_t id, int keep, char *err) WS_MUST_CHECK;
-
-/*
- * Garbage-collect: drop log entries and batch records whose dots are
- * all within `stable`, a clock every site has reached.  Their cells
- * count as known everywhere from then on.  *dropped (may be NULL)
- * receives the number of log entries removed.
- */
-int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable, uint64_t *dropped,
-    char *err) WS_MUST_CHECK;
 
 /* The underlying connection, for tools and tests that read the database. */
 struct sqlite3 *ws_store_db(struct ws_store *s);
