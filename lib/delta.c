@@ -547,18 +547,22 @@ static int bad(const struct ws_rd *r, int rc, const char *what, char *err)
 	    "batch byte %zu: bad %s", ws_rd_offset(r), what);
 }
 
-/* Read a varint that must not exceed max (counted items: also <= left). */
-static int rd_count(struct ws_rd *r, uint64_t max, uint64_t *v, const char *what,
-    char *err)
+/*
+ * Read a count of items of at least `unit` bytes each: WS_ETOOBIG above
+ * max, WS_ETRUNC when the bytes left cannot hold that many, so nothing
+ * is allocated for a count the input cannot back.
+ */
+static int rd_count(struct ws_rd *r, uint64_t max, size_t unit, uint64_t *v,
+    const char *what, char *err)
 {
 	const uint8_t *at = r->p;
 	int rc;
 
 	if ((rc = ws_rd_varint(r, v)))
 		return bad(r, rc, what, err);
-	if (*v > max) {
+	if (*v > max || *v > ws_rd_left(r) / unit) {
 		r->p = at;
-		return bad(r, WS_ETOOBIG, what, err);
+		return bad(r, *v > max ? WS_ETOOBIG : WS_ETRUNC, what, err);
 	}
 	return 0;
 }
@@ -618,7 +622,7 @@ static int rd_tables(struct ws_batch *b, struct ws_rd *r, char *err)
 	size_t i, k;
 	int rc = 0;
 
-	if ((rc = rd_count(r, WS_DELTA_MAX_TABLES, &nt, "table count", err)))
+	if ((rc = rd_count(r, WS_DELTA_MAX_TABLES, 1, &nt, "table count", err)))
 		return rc;
 	for (i = 0; i < nt; i++) {
 		at = r->p;
@@ -626,8 +630,7 @@ static int rd_tables(struct ws_batch *b, struct ws_rd *r, char *err)
 			rc = bad(r, rc, "table name", err);
 			goto out;
 		}
-		if ((rc = rd_count(r, ws_rd_left(r) < WS_DELTA_MAX_COLUMNS ?
-		    ws_rd_left(r) : WS_DELTA_MAX_COLUMNS, &nc, "column count", err)))
+		if ((rc = rd_count(r, WS_DELTA_MAX_COLUMNS, 1, &nc, "column count", err)))
 			goto out;
 		free(cols);
 		if (!(cols = malloc((nc ? nc : 1) * sizeof(*cols)))) {
@@ -639,8 +642,12 @@ static int rd_tables(struct ws_batch *b, struct ws_rd *r, char *err)
 				rc = bad(r, rc, "column name", err);
 				goto out;
 			}
-		if ((rc = rd_count(r, nc, &np, "primary-key column count", err)))
+		if ((rc = rd_count(r, nc, 1, &np, "primary-key column count", err))) {
+			if (rc == WS_ETOOBIG)
+				rc = ws_error(err, WS_ECORRUPT, "batch byte %zu: more "
+				    "primary-key columns than columns", ws_rd_offset(r));
 			goto out;
+		}
 		free(pk);
 		if (!(pk = malloc((np ? np : 1) * sizeof(*pk)))) {
 			rc = WS_ENOMEM;
@@ -702,7 +709,7 @@ static int rd_change(struct ws_batch *b, struct ws_rd *r, uint64_t *prev,
 		return bad(r, rc, "dot counter", err);
 	c.counter = *prev + (uint64_t)delta;
 	if (c.counter == 0 || c.counter > WS_VCLOCK_COUNTER_MAX)
-		return bad(r, WS_ERANGE, "dot counter", err);
+		return bad(r, c.counter ? WS_ERANGE : WS_ECORRUPT, "dot counter", err);
 	if (t->npk > ws_rd_left(r))
 		return bad(r, WS_ETRUNC, "primary key", err);
 	if (!(pk = arena_alloc(b, t->npk * sizeof(*pk))))
@@ -771,14 +778,13 @@ int ws_batch_decode(struct ws_batch *b, const uint8_t *p, size_t n, char *err)
 			goto fail_rd;
 		memcpy(b->dot_site.b, s, WS_SITEID_LEN);
 		if (ws_batch_set_dot(b, &b->dot_site, c)) {
-			rc = bad(&r, WS_ERANGE, "batch dot counter", err);
+			rc = bad(&r, c ? WS_ERANGE : WS_ECORRUPT, "batch dot counter", err);
 			goto out;
 		}
 	}
 	if ((rc = rd_tables(b, &r, err)))
 		goto out;
-	if ((rc = rd_count(&r, ws_rd_left(&r) / WS_SITEID_LEN, &ns, "site count",
-	    err)))
+	if ((rc = rd_count(&r, UINT32_MAX, WS_SITEID_LEN, &ns, "site count", err)))
 		goto out;
 	for (i = 0; i < ns; i++) {
 		const uint8_t *s;
@@ -797,7 +803,7 @@ int ws_batch_decode(struct ws_batch *b, const uint8_t *p, size_t n, char *err)
 		    "appears twice)", err);
 		goto out;
 	}
-	if ((rc = rd_count(&r, ws_rd_left(&r), &nch, "change count", err)))
+	if ((rc = rd_count(&r, UINT32_MAX, 1, &nch, "change count", err)))
 		goto out;
 	for (i = 0; i < nch; i++) {
 		at = r.p;

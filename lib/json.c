@@ -256,6 +256,14 @@ static int parse_dot(const char *s, struct ws_siteid *site, uint64_t *counter)
 	return 0;
 }
 
+/* The text of string j, or NULL if j is not a string or holds a NUL. */
+static const char *name_value(const json_t *j)
+{
+	const char *s = json_string_value(j);
+
+	return s && strlen(s) == json_string_length(j) ? s : NULL;
+}
+
 /* Build {"name":..,"cols":[..],"pk":[..]} for a table. */
 static json_t *table_json(const struct ws_table *t)
 {
@@ -367,7 +375,7 @@ static int table_from_json(const json_t *j, size_t index, struct ws_batch *b,
 		return ws_error(err, WS_EJSON, "%s must be an object", what);
 	if ((rc = only_keys(j, keys, what, err)))
 		return rc;
-	if (!json_is_string(name) || !json_is_array(cols) || !json_is_array(pk))
+	if (!name_value(name) || !json_is_array(cols) || !json_is_array(pk))
 		return ws_error(err, WS_EJSON, "%s needs \"name\" (a string), "
 		    "\"cols\" and \"pk\" (arrays of column names)", what);
 	nc = json_array_size(cols);
@@ -381,13 +389,13 @@ static int table_from_json(const json_t *j, size_t index, struct ws_batch *b,
 		goto out;
 	}
 	for (i = 0; i < nc; i++)
-		if (!(cn[i] = json_string_value(json_array_get(cols, i)))) {
-			rc = ws_error(err, WS_EJSON, "%s: column %zu is not a string",
+		if (!(cn[i] = name_value(json_array_get(cols, i)))) {
+			rc = ws_error(err, WS_EJSON, "%s: column %zu is not a NUL-free string",
 			    what, i);
 			goto out;
 		}
 	for (i = 0; i < np; i++) {
-		s = json_string_value(json_array_get(pk, i));
+		s = name_value(json_array_get(pk, i));
 		for (k = 0; s && k < nc && strcmp(cn[k], s) != 0; k++)
 			;
 		if (!s || k == nc) {
@@ -442,13 +450,13 @@ static int change_from_json(const json_t *j, size_t index, struct ws_batch *b,
 		return ws_error(err, WS_EJSON, "%s must be an object", what);
 	if ((rc = only_keys(j, keys, what, err)))
 		return rc;
-	key = json_string_value(json_object_get(j, "table"));
+	key = name_value(json_object_get(j, "table"));
 	if (!key || (ti = ws_batch_find_table(b, key)) < 0)
 		return ws_error(err, WS_EJSON, "%s: \"table\" must name one of "
 		    "the batch's tables", what);
 	t = &b->tables[ti];
 	c.table = (uint32_t)ti;
-	key = json_string_value(json_object_get(j, "op"));
+	key = name_value(json_object_get(j, "op"));
 	if (!key || !(c.op = (uint8_t)ws_op_from_name(key)))
 		return ws_error(err, WS_EJSON, "%s: \"op\" must be \"insert\", "
 		    "\"update\" or \"delete\"", what);
@@ -635,6 +643,9 @@ int ws_json_from_frame(const struct ws_frame *f, json_t **out, char *err)
 out:
 	ws_batch_release(&b);
 	ws_vclock_release(&vc);
+	/* Inside a frame whose checksum held, a short payload is malformed. */
+	if (rc == WS_ETRUNC || rc == WS_ETOOBIG || rc == WS_ERANGE)
+		rc = WS_ECORRUPT;
 	if (rc)
 		json_decref(o);
 	else

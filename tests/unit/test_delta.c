@@ -248,6 +248,11 @@ static int batch_eq(const struct ws_batch *a, const struct ws_batch *b,
 			    b->clock.e[i].counter)
 				return *why = "clock entry", 0;
 	}
+	if (a->has_dot != b->has_dot)
+		return *why = "has_dot", 0;
+	if (a->has_dot && (memcmp(&a->dot_site, &b->dot_site, WS_SITEID_LEN) ||
+	    a->dot_counter != b->dot_counter))
+		return *why = "batch dot", 0;
 	if (a->ntables != b->ntables)
 		return *why = "ntables", 0;
 	for (i = 0; i < a->ntables; i++) {
@@ -279,7 +284,7 @@ static int batch_eq(const struct ws_batch *a, const struct ws_batch *b,
 static int batch_is_empty(const struct ws_batch *b)
 {
 	return b->ntables == 0 && b->nsites == 0 && b->nchanges == 0 &&
-	    !b->has_clock;
+	    !b->has_clock && !b->has_dot;
 }
 
 /*
@@ -964,6 +969,153 @@ TEST(wide_tables)
 	}
 }
 
+/* The batch's own dot (flag bit 1), after the clock when both are there. */
+TEST(batch_dot)
+{
+	struct ws_batch b, d;
+	struct ws_buf out = WS_BUF_INIT;
+	struct ws_vclock vc = WS_VCLOCK_INIT;
+	uint8_t want[64];
+	size_t n = 0;
+	char err[WS_ERRLEN] = "";
+	int rc;
+
+	ws_batch_init(&b);
+	ws_batch_init(&d);
+	CHECK_INT(ws_batch_set_dot(&b, &site_a, 0), WS_EINVAL);
+	CHECK_INT(ws_batch_set_dot(&b, &site_a, (uint64_t)INT64_MAX + 1),
+	    WS_EINVAL);
+	CHECK(!b.has_dot);
+	CHECK_INT(ws_batch_set_dot(&b, &site_a, 5), 0);
+	CHECK(b.has_dot && b.dot_counter == 5);
+	/* flags 02, the dot, no tables, sites or changes. */
+	want[n++] = 0x02;
+	memcpy(want + n, site_a.b, 16);
+	n += 16;
+	want[n++] = 0x05;
+	want[n++] = 0x00; want[n++] = 0x00; want[n++] = 0x00;
+	CHECK_INT(ws_batch_encode(&b, &out), 0);
+	CHECK_MEM(out.p, out.len, want, n);
+	CHECK(roundtrip_ok(&b, want, n));
+	CHECK_INT(decode_copy(&d, want, n, err), 0);
+	CHECK(d.has_dot && d.dot_counter == 5 &&
+	    memcmp(d.dot_site.b, site_a.b, 16) == 0);
+	CHECK(!d.has_clock);
+
+	/* With a clock too: flags 03, the clock, then the dot. */
+	CHECK_INT(ws_vclock_set(&vc, &site_b, 9), 0);
+	CHECK_INT(ws_batch_set_clock(&b, &vc), 0);
+	CHECK_INT(ws_batch_set_dot(&b, &site_b, (uint64_t)INT64_MAX), 0);
+	n = 0;
+	want[n++] = 0x03;
+	want[n++] = 0x01;
+	memcpy(want + n, site_b.b, 16);
+	n += 16;
+	want[n++] = 0x09;
+	memcpy(want + n, site_b.b, 16);
+	n += 16;
+	memcpy(want + n, "\xff\xff\xff\xff\xff\xff\xff\xff\x7f", 9);
+	n += 9;
+	want[n++] = 0x00; want[n++] = 0x00; want[n++] = 0x00;
+	out.len = 0;
+	CHECK_INT(ws_batch_encode(&b, &out), 0);
+	CHECK_MEM(out.p, out.len, want, n);
+	CHECK(roundtrip_ok(&b, want, n));
+
+	/* A dot counter of 0, above 2^63-1, non-minimal, or cut short. */
+	want[35] = 0x00; /* counter 0, then the three counts */
+	want[36] = 0x00;
+	want[37] = 0x00;
+	want[38] = 0x00;
+	rc = decode_copy(&d, want, 39, err);
+	CHECK_INT(rc, WS_ECORRUPT);
+	CHECK(batch_is_empty(&d));
+	{
+		uint8_t p[64];
+		size_t k;
+
+		n = 0;
+		p[n++] = 0x02;
+		memcpy(p + n, site_a.b, 16);
+		n += 16;
+		k = n;
+		memcpy(p + n, "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", 10);
+		n += 10;
+		p[n++] = 0x00; p[n++] = 0x00; p[n++] = 0x00;
+		rc = decode_copy(&d, p, n, err);
+		CHECK(rc == WS_ECORRUPT || rc == WS_ERANGE);
+		CHECK(batch_is_empty(&d));
+		memcpy(p + k, "\x85\x00\x00\x00\x00", 5);
+		CHECK_INT(decode_copy(&d, p, k + 5, err), WS_ECORRUPT);
+		p[k] = 0x05;
+		for (n = 0; n < k + 4; n++)
+			CHECK_INT(decode_copy(&d, p, n, err), WS_ETRUNC);
+		CHECK(roundtrip_ok(NULL, p, k + 4));
+	}
+	ws_vclock_release(&vc);
+	ws_batch_release(&b);
+	ws_batch_release(&d);
+	ws_buf_release(&out);
+}
+
+/* The public value codec: the bytes of values_bytes, one at a time. */
+TEST(value_codec)
+{
+	static const struct {
+		struct ws_value v;
+		size_t n;
+		uint8_t b[12];
+	} t[] = {
+		{{WS_NULL, 0, 0, NULL, 0}, 1, {0x00}},
+		{{WS_INTEGER, 0, 0, NULL, 0}, 2, {0x01, 0x00}},
+		{{WS_INTEGER, INT64_MAX, 0, NULL, 0}, 11,
+		    {0x01, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
+		{{WS_REAL, 0, 1.5, NULL, 0}, 9,
+		    {0x02, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f}},
+		{{WS_TEXT, 0, 0, (const uint8_t *)"\0\xff", 2}, 4,
+		    {0x03, 0x02, 0x00, 0xff}},
+		{{WS_BLOB, 0, 0, (const uint8_t *)"", 0}, 2, {0x04, 0x00}},
+	};
+	static const struct {
+		size_t n;
+		uint8_t b[4];
+	} bad[] = {
+		{1, {0x05}}, {1, {0xff}}, {3, {0x01, 0x80, 0x00}},
+		{3, {0x03, 0x81, 0x00}},
+	};
+	size_t i, k;
+
+	for (i = 0; i < NELEM(t); i++) {
+		struct ws_buf out = WS_BUF_INIT;
+		struct ws_rd r;
+		struct ws_value v;
+		uint8_t copy[16];
+
+		CHECK_INT(ws_value_encode(&t[i].v, &out), 0);
+		CHECK_MEM(out.p, out.len, t[i].b, t[i].n);
+		memcpy(copy, t[i].b, t[i].n);
+		copy[t[i].n] = 0x77;
+		ws_rd_init(&r, copy, t[i].n + 1);
+		CHECK_INT(ws_value_decode(&r, &v), 0);
+		CHECK(value_eq(&v, &t[i].v));
+		CHECK_INT(ws_rd_offset(&r), t[i].n);
+		if (v.type == WS_TEXT || v.type == WS_BLOB)
+			CHECK(v.p == copy + 2);
+		for (k = 0; k < t[i].n; k++) {
+			ws_rd_init(&r, copy, k);
+			CHECK_INT(ws_value_decode(&r, &v), WS_ETRUNC);
+		}
+		ws_buf_release(&out);
+	}
+	for (i = 0; i < NELEM(bad); i++) {
+		struct ws_rd r;
+		struct ws_value v;
+
+		ws_rd_init(&r, bad[i].b, bad[i].n);
+		CHECK_INT(ws_value_decode(&r, &v), WS_ECORRUPT);
+	}
+}
+
 /* ---- random batches ---- */
 
 static const char *const name_bits[] = {
@@ -1128,6 +1280,12 @@ static void gen_batch(struct ws_batch *b)
 		CHECK_INT(ws_batch_set_clock(b, &vc), 0);
 		ws_vclock_release(&vc);
 	}
+	if (t_below(3) == 0) {
+		struct ws_siteid s;
+
+		rand_site(&s);
+		CHECK_INT(ws_batch_set_dot(b, &s, rand_counter(0)), 0);
+	}
 	for (i = 0; i < ntables; i++) {
 		static const uint32_t widths[] = {1, 2, 3, 5, 8, 9, 16, 63, 64, 65, 130};
 		uint32_t ncols = widths[t_below(NELEM(widths))];
@@ -1263,8 +1421,9 @@ struct bad {
 TEST(canonical_rejects)
 {
 	static const struct bad bad[] = {
-		{"unknown flag 0x02", 0, 1, "\x03", 1, WS_ECORRUPT},
-		{"unknown flag 0x02 alone", 0, 1, "\x02", 1, WS_ECORRUPT},
+		{"unknown flag 0x04", 0, 1, "\x05", 1, WS_ECORRUPT},
+		{"unknown flag 0x04 alone", 0, 1, "\x04", 1, WS_ECORRUPT},
+		{"unknown flag 0x08", 0, 1, "\x09", 1, WS_ECORRUPT},
 		{"unknown flag 0x80", 0, 1, "\x81\x01", 2, WS_ECORRUPT},
 		{"non-minimal flags", 0, 1, "\x81\x00", 2, WS_ECORRUPT},
 		{"non-minimal clock size", 1, 1, "\x81\x00", 2, WS_ECORRUPT},
@@ -1885,6 +2044,8 @@ int main(void)
 	RUN(multi_column_key);
 	RUN(tables_and_sites);
 	RUN(wide_tables);
+	RUN(batch_dot);
+	RUN(value_codec);
 	RUN(random_roundtrips);
 	RUN(canonical_rejects);
 	RUN(canonical_rejects_other);
