@@ -42,6 +42,7 @@
 
 #define OP_LOSTDEL 0x10 /* op flag in wsync_log: the change lost to a delete */
 #define MAX_TRACKED_COLS 63
+#define STMT_CACHE 128 /* slots in the prepared-statement cache */
 
 struct tbl {
 	int64_t id;
@@ -66,6 +67,10 @@ struct ws_store {
 	int schema_version;     /* PRAGMA schema_version when tables were checked */
 	struct ws_siteid *sites;/* wsync_sites, by id (1-based; [0] unused) */
 	size_t nsites;
+	struct cached {         /* prepared statements, by their SQL */
+		char *sql;
+		sqlite3_stmt *st;
+	} cache[STMT_CACHE];
 };
 
 /* A version of a cell: a dot and its Lamport number; site 0 = none. */
@@ -90,6 +95,62 @@ static int sqlerr(struct ws_store *s, int src, const char *what, char *err)
 	}
 	return ws_error(err, rc, "%s: %s", what, s && s->db ?
 	    sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+}
+
+/*
+ * A prepared statement for sql from the cache, reset and unbound, or
+ * prepared now and kept.  The statement stays owned by the cache: never
+ * finalize it, and do not hold it across a call that may use the same
+ * SQL.
+ */
+static int stmt(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err)
+{
+	uint32_t h = 2166136261u;
+	const char *p;
+	struct cached *c;
+	size_t i;
+	int rc;
+
+	for (p = sql; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	for (i = 0; i < STMT_CACHE; i++) {
+		c = &s->cache[(h + i) % STMT_CACHE];
+		if (!c->sql)
+			break;
+		if (strcmp(c->sql, sql) == 0) {
+			sqlite3_reset(c->st);
+			sqlite3_clear_bindings(c->st);
+			*st = c->st;
+			return 0;
+		}
+	}
+	if (i == STMT_CACHE) { /* full: evict the home slot */
+		c = &s->cache[h % STMT_CACHE];
+		sqlite3_finalize(c->st);
+		free(c->sql);
+		c->sql = NULL;
+	}
+	rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+	if (rc != SQLITE_OK)
+		return sqlerr(s, rc, "sqlite", err);
+	if (!(c->sql = strdup(sql))) {
+		sqlite3_finalize(*st);
+		return WS_ENOMEM;
+	}
+	c->st = *st;
+	return 0;
+}
+
+static void stmt_clear(struct ws_store *s)
+{
+	size_t i;
+
+	for (i = 0; i < STMT_CACHE; i++) {
+		sqlite3_finalize(s->cache[i].st);
+		free(s->cache[i].sql);
+		s->cache[i].st = NULL;
+		s->cache[i].sql = NULL;
+	}
 }
 
 static int exec(struct ws_store *s, const char *sql, char *err)
@@ -154,6 +215,7 @@ void ws_store_close(struct ws_store *s)
 	if (!s)
 		return;
 	tables_release(s);
+	stmt_clear(s);
 	sqlite3_close(s->db);
 	free(s->wsid);
 	free(s->sites);
@@ -1082,6 +1144,35 @@ static int add_batch_row(struct ws_store *s, int64_t site, uint64_t counter,
 	return rc;
 }
 
+/* An SQLite value as a ws_value; text and blobs point into x. */
+static void value_of(sqlite3_value *x, struct ws_value *v)
+{
+	memset(v, 0, sizeof(*v));
+	switch (sqlite3_value_type(x)) {
+	case SQLITE_INTEGER:
+		v->type = WS_INTEGER;
+		v->i = sqlite3_value_int64(x);
+		break;
+	case SQLITE_FLOAT:
+		v->type = WS_REAL;
+		v->r = sqlite3_value_double(x);
+		break;
+	case SQLITE_TEXT:
+		v->type = WS_TEXT;
+		v->p = sqlite3_value_text(x);
+		v->n = (size_t)sqlite3_value_bytes(x);
+		break;
+	case SQLITE_BLOB:
+		v->type = WS_BLOB;
+		v->p = sqlite3_value_blob(x);
+		v->n = (size_t)sqlite3_value_bytes(x);
+		break;
+	default:
+		v->type = WS_NULL;
+		break;
+	}
+}
+
 /* Encode the k values of the current row of st (columns from..) as a pk blob. */
 static int pk_blob(sqlite3_stmt *st, int from, uint32_t npk, struct ws_buf *out)
 {
@@ -1091,24 +1182,7 @@ static int pk_blob(sqlite3_stmt *st, int from, uint32_t npk, struct ws_buf *out)
 
 	out->len = 0;
 	for (i = 0; rc == 0 && i < npk; i++) {
-		sqlite3_value *x = sqlite3_column_value(st, from + (int)i);
-
-		memset(&v, 0, sizeof(v));
-		switch (sqlite3_value_type(x)) {
-		case SQLITE_INTEGER: v.type = WS_INTEGER; v.i = sqlite3_value_int64(x); break;
-		case SQLITE_FLOAT: v.type = WS_REAL; v.r = sqlite3_value_double(x); break;
-		case SQLITE_TEXT:
-			v.type = WS_TEXT;
-			v.p = sqlite3_value_text(x);
-			v.n = (size_t)sqlite3_value_bytes(x);
-			break;
-		case SQLITE_BLOB:
-			v.type = WS_BLOB;
-			v.p = sqlite3_value_blob(x);
-			v.n = (size_t)sqlite3_value_bytes(x);
-			break;
-		default: v.type = WS_NULL; break;
-		}
+		value_of(sqlite3_column_value(st, from + (int)i), &v);
 		rc = ws_value_encode(&v, out);
 	}
 	return rc;
@@ -1284,6 +1358,7 @@ static int load_history(struct apply *a, const struct tbl *t,
 				if ((rc = dot_of(a, usn, &h->del)))
 					return rc;
 			}
+			rc = SQLITE_DONE;
 			break; /* older entries belong to an earlier life of the row */
 		}
 		if (op == WS_OP_INSERT && h->state == 0)
@@ -1296,8 +1371,10 @@ static int load_history(struct apply *a, const struct tbl *t,
 					h->cell[i] = v;
 			h->known |= mask;
 		}
-		if (op == WS_OP_INSERT)
+		if (op == WS_OP_INSERT) {
+			rc = SQLITE_DONE;
 			break; /* an insert set every column */
+		}
 	}
 	sqlite3_reset(a->hist);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
@@ -1403,11 +1480,15 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 		if (rc == 0) rc = qid(&a->q, t->cols[t->pk[i]]);
 		if (rc == 0) rc = ws_buf_printf(&a->q, " IS ?%u", i + 1);
 	}
-	if (rc || !cstr(&a->q) || (rc = prep(s, cstr(&a->q), &row, a->err)))
+	if (rc || !cstr(&a->q) || (rc = stmt(s, cstr(&a->q), &row, a->err)))
 		goto out;
 	for (i = 0; i < t->npk; i++)
 		bind_value(row, (int)i + 1, &c->pk[i]);
 	exists = sqlite3_step(row) == SQLITE_ROW;
+	if (!exists)
+		/* Versions from before the row went (its delete may have been
+		 * garbage-collected) no longer stand. */
+		memset(h.cell, 0, sizeof(h.cell));
 	/* Drop the conflicts this change has seen; keep the others. */
 	sqlite3_reset(a->conf);
 	sqlite3_bind_int64(a->conf, 1, t->id);
@@ -1518,7 +1599,7 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	if (rc)
 		goto out;
 	if (a->q.len && !(op & OP_LOSTDEL)) {
-		if (!cstr(&a->q) || (rc = prep(s, cstr(&a->q), &w, a->err)))
+		if (!cstr(&a->q) || (rc = stmt(s, cstr(&a->q), &w, a->err)))
 			goto out;
 		bi = 1;
 		if ((op & 0xf) == WS_OP_DELETE) {
@@ -1560,19 +1641,16 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	    sqlerr(s, sqlite3_errcode(s->db), "log", a->err);
 	sqlite3_reset(a->log);
 out:
-	sqlite3_finalize(row);
-	sqlite3_finalize(w);
+	if (row)
+		sqlite3_reset(row);
+	if (w)
+		sqlite3_reset(w);
 	return rc;
 }
 
 static void apply_release(struct apply *a)
 {
-	sqlite3_finalize(a->hist);
-	sqlite3_finalize(a->dot);
-	sqlite3_finalize(a->conf);
-	sqlite3_finalize(a->addconf);
-	sqlite3_finalize(a->delconf);
-	sqlite3_finalize(a->log);
+	/* The statements belong to the store's cache. */
 	ws_buf_release(&a->pk);
 	ws_buf_release(&a->q);
 }
@@ -1591,7 +1669,7 @@ static int apply_init(struct apply *a, struct ws_store *s, char *err)
 		rc = ws_buf_printf(&q, " AND k%u IS ?%u", i, i + 1);
 	if (rc == 0)
 		rc = ws_buf_printf(&q, " ORDER BY usn DESC");
-	if (rc || !cstr(&q) || (rc = prep(s, cstr(&q), &a->hist, err)))
+	if (rc || !cstr(&q) || (rc = stmt(s, cstr(&q), &a->hist, err)))
 		goto out;
 	q.len = 0;
 	rc = ws_buf_printf(&q, "INSERT INTO wsync_log(tbl, op, mask, lost, ");
@@ -1600,15 +1678,15 @@ static int apply_init(struct apply *a, struct ws_store *s, char *err)
 	for (i = 1; rc == 0 && i <= s->nk; i++)
 		rc = ws_buf_printf(&q, ", ?%u", i + 4);
 	if (rc == 0) rc = ws_buf_printf(&q, ")");
-	if (rc || !cstr(&q) || (rc = prep(s, cstr(&q), &a->log, err)) ||
-	    (rc = prep(s, "SELECT site, counter, lamport, first_usn FROM wsync_batches"
+	if (rc || !cstr(&q) || (rc = stmt(s, cstr(&q), &a->log, err)) ||
+	    (rc = stmt(s, "SELECT site, counter, lamport, first_usn FROM wsync_batches"
 	    " WHERE last_usn >= ?1 ORDER BY last_usn LIMIT 1", &a->dot, err)) ||
-	    (rc = prep(s, "SELECT id, col, site, counter, lamport FROM wsync_conflicts"
+	    (rc = stmt(s, "SELECT id, col, site, counter, lamport FROM wsync_conflicts"
 	    " WHERE tbl = ?1 AND pk = ?2", &a->conf, err)) ||
-	    (rc = prep(s, "INSERT INTO wsync_conflicts(tbl, pk, col, lostdel, site,"
+	    (rc = stmt(s, "INSERT INTO wsync_conflicts(tbl, pk, col, lostdel, site,"
 	    " counter, lamport, value) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	    &a->addconf, err)) ||
-	    (rc = prep(s, "DELETE FROM wsync_conflicts WHERE id = ?1", &a->delconf, err)))
+	    (rc = stmt(s, "DELETE FROM wsync_conflicts WHERE id = ?1", &a->delconf, err)))
 		goto out;
 out:
 	ws_buf_release(&q);
@@ -1798,5 +1876,610 @@ int ws_store_pending(struct ws_store *s, size_t *n, char *err)
 	*n = rc == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
 	rc = rc == SQLITE_ROW ? 0 : sqlerr(s, rc, "pending", err);
 	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Extraction. */
+
+/* Append " WHERE "k1col" IS ?n AND ..." for t's key, numbering from n. */
+static int put_pk_where(struct ws_buf *q, const struct tbl *t, unsigned n)
+{
+	uint32_t i;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && i < t->npk; i++) {
+		rc = ws_buf_printf(q, i ? " AND " : " WHERE ");
+		if (rc == 0) rc = qid(q, t->cols[t->pk[i]]);
+		if (rc == 0) rc = ws_buf_printf(q, " IS ?%u", n + i);
+	}
+	return rc;
+}
+
+/* The cached statement that reads a row of t (all columns) by key. */
+static int row_stmt(struct ws_store *s, const struct tbl *t, struct ws_buf *q,
+    sqlite3_stmt **st, char *err)
+{
+	uint32_t i;
+	int rc;
+
+	q->len = 0;
+	rc = ws_buf_printf(q, "SELECT ");
+	for (i = 0; rc == 0 && i < t->ncols; i++) {
+		rc = i ? ws_buf_printf(q, ", ") : 0;
+		if (rc == 0)
+			rc = qid(q, t->cols[i]);
+	}
+	if (rc == 0) rc = ws_buf_printf(q, " FROM ");
+	if (rc == 0) rc = qid(q, t->name);
+	if (rc == 0) rc = put_pk_where(q, t, 1);
+	if (rc)
+		return rc;
+	return cstr(q) ? stmt(s, cstr(q), st, err) : WS_ENOMEM;
+}
+
+struct extract {
+	struct ws_store *s;
+	struct ws_batch b;
+	long map[4096];          /* tracked-table position -> batch table + 1 */
+	struct ws_buf q, pk;
+	ws_store_batch_cb *cb;
+	void *cd;
+	char *err;
+};
+
+/* The batch table index for t, describing t on first use. */
+static int batch_table(struct extract *x, const struct tbl *t, uint32_t *index)
+{
+	size_t pos = (size_t)(t - x->s->t);
+	int rc;
+
+	if (pos < 4096 && x->map[pos]) {
+		*index = (uint32_t)(x->map[pos] - 1);
+		return 0;
+	}
+	if ((rc = ws_batch_add_table(&x->b, t->name, t->ncols,
+	    (const char *const *)t->cols, t->npk, t->pk, index, x->err)))
+		return rc;
+	if (pos < 4096)
+		x->map[pos] = (long)*index + 1;
+	return 0;
+}
+
+/*
+ * Add log entry `e` (a row of the range query: usn, tbl, op, mask, lost,
+ * k1..) to x->b as it stands now; see ws_store_changes_since().
+ */
+static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
+    uint64_t counter)
+{
+	struct ws_store *s = x->s;
+	const struct tbl *t = tbl_by_id(s, sqlite3_column_int64(e, 1));
+	struct ws_value pk[MAX_TRACKED_COLS], vals[MAX_TRACKED_COLS];
+	sqlite3_stmt *later, *row = NULL, *conf;
+	sqlite3_value *cv[MAX_TRACKED_COLS] = {0};
+	uint8_t mask[8] = {0};
+	struct ws_change c = {0};
+	int64_t emask, win, later_mask = 0;
+	uint32_t i, n = 0;
+	int rc, op, later_delete = 0, exists = 0;
+
+	if (!t)
+		return 0; /* an empty batch's marker */
+	op = sqlite3_column_int(e, 2);
+	emask = sqlite3_column_int64(e, 3) | sqlite3_column_int64(e, 4);
+	for (i = 0; i < t->npk; i++)
+		value_of(sqlite3_column_value(e, 5 + (int)i), &pk[i]);
+	if ((rc = pk_blob(e, 5, t->npk, &x->pk)))
+		return rc;
+	/* What later entries did to this row. */
+	x->q.len = 0;
+	rc = ws_buf_printf(&x->q, "SELECT op, mask FROM wsync_log WHERE tbl = ?1 "
+	    "AND usn > ?2");
+	for (i = 0; rc == 0 && i < s->nk; i++)
+		rc = ws_buf_printf(&x->q, " AND k%u IS ?%u", i + 1, i + 3);
+	if (rc || !cstr(&x->q) || (rc = stmt(s, cstr(&x->q), &later, x->err)))
+		return rc;
+	sqlite3_bind_int64(later, 1, t->id);
+	sqlite3_bind_int64(later, 2, sqlite3_column_int64(e, 0));
+	for (i = 0; i < t->npk; i++)
+		bind_value(later, (int)i + 3, &pk[i]);
+	while ((rc = sqlite3_step(later)) == SQLITE_ROW) {
+		int lop = sqlite3_column_int(later, 0);
+
+		if (lop == WS_OP_DELETE)
+			later_delete = 1;
+		if (!(lop & OP_LOSTDEL))
+			later_mask |= sqlite3_column_int64(later, 1);
+	}
+	sqlite3_reset(later);
+	if (rc != SQLITE_DONE)
+		return sqlerr(s, rc, "log", x->err);
+	if ((rc = batch_table(x, t, &c.table)) ||
+	    (rc = ws_batch_site(&x->b, &s->sites[site], &c.site)))
+		return rc;
+	c.op = (uint8_t)(op & 0xf);
+	c.counter = counter;
+	c.pk = pk;
+	if (c.op == WS_OP_DELETE)
+		return ws_batch_add_change(&x->b, &c, x->err);
+	/* Values: the current row where this entry still wins ... */
+	win = later_delete ? 0 : sqlite3_column_int64(e, 3) & ~later_mask;
+	if ((rc = row_stmt(s, t, &x->q, &row, x->err)))
+		return rc;
+	for (i = 0; i < t->npk; i++)
+		bind_value(row, (int)i + 1, &pk[i]);
+	exists = sqlite3_step(row) == SQLITE_ROW;
+	/* ... the conflicts table where it lost and still stands ... */
+	if ((rc = stmt(s, "SELECT col, value FROM wsync_conflicts WHERE tbl = ?1 "
+	    "AND pk = ?2 AND site = ?3 AND counter = ?4", &conf, x->err)))
+		goto out;
+	sqlite3_bind_int64(conf, 1, t->id);
+	sqlite3_bind_blob(conf, 2, x->pk.p, (int)x->pk.len, SQLITE_STATIC);
+	sqlite3_bind_int64(conf, 3, site);
+	sqlite3_bind_int64(conf, 4, (int64_t)counter);
+	while (sqlite3_step(conf) == SQLITE_ROW) {
+		int col = sqlite3_column_int(conf, 0);
+
+		if (col >= 0 && col < (int)t->ncols && ((emask >> col) & 1) &&
+		    !((win >> col) & 1))
+			cv[col] = sqlite3_column_value(conf, 1);
+	}
+	/* ... and, for an insert into a row that lives on, its current value. */
+	for (i = 0; i < t->ncols; i++) {
+		if (!((t->allmask >> i) & 1))
+			continue;
+		if (exists && ((win >> i) & 1))
+			value_of(sqlite3_column_value(row, (int)i), &vals[n]);
+		else if (cv[i])
+			value_of(cv[i], &vals[n]);
+		else if (c.op == WS_OP_INSERT && exists && !later_delete)
+			value_of(sqlite3_column_value(row, (int)i), &vals[n]);
+		else
+			continue;
+		mask[i / 8] |= (uint8_t)(1u << (i % 8));
+		n++;
+	}
+	rc = 0;
+	if (n || (c.op == WS_OP_INSERT && !later_delete)) {
+		c.mask = mask;
+		c.vals = vals;
+		c.nvals = n;
+		rc = ws_batch_add_change(&x->b, &c, x->err);
+	}
+	sqlite3_reset(conf);
+out:
+	sqlite3_reset(row);
+	return rc;
+}
+
+/* Build and hand over one batch (a row of wsync_batches in bs). */
+static int extract_batch(struct extract *x, sqlite3_stmt *bs)
+{
+	struct ws_store *s = x->s;
+	struct ws_vclock ctx = WS_VCLOCK_INIT;
+	int64_t site = sqlite3_column_int64(bs, 0);
+	uint64_t counter = (uint64_t)sqlite3_column_int64(bs, 1);
+	uint64_t last = (uint64_t)sqlite3_column_int64(bs, 3);
+	sqlite3_stmt *e = NULL;
+	struct ws_buf q = WS_BUF_INIT;
+	int rc;
+
+	ws_batch_release(&x->b);
+	memset(x->map, 0, sizeof(x->map));
+	if (site < 1 || (size_t)site >= s->nsites)
+		return ws_error(x->err, WS_ECORRUPT, "wsync_batches names an unknown site");
+	if ((rc = ws_vclock_decode_all(&ctx, sqlite3_column_blob(bs, 4),
+	    (size_t)sqlite3_column_bytes(bs, 4), x->err)) ||
+	    (rc = ws_batch_set_clock(&x->b, &ctx)) ||
+	    (rc = ws_batch_set_dot(&x->b, &s->sites[site], counter)))
+		goto out;
+	rc = ws_buf_printf(&q, "SELECT usn, tbl, op, mask, lost");
+	if (rc == 0 && s->nk)
+		rc = ws_buf_printf(&q, ", ");
+	if (rc == 0) rc = put_ks(&q, s->nk, "");
+	if (rc == 0) rc = ws_buf_printf(&q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2"
+	    " ORDER BY usn");
+	/* Not cached: extract_entry's statements run while this one steps. */
+	if (rc || !cstr(&q) || (rc = prep(s, cstr(&q), &e, x->err)))
+		goto out;
+	sqlite3_bind_int64(e, 1, sqlite3_column_int64(bs, 2));
+	sqlite3_bind_int64(e, 2, (int64_t)last);
+	while ((rc = sqlite3_step(e)) == SQLITE_ROW)
+		if ((rc = extract_entry(x, e, site, counter)))
+			goto out;
+	if (rc != SQLITE_DONE) {
+		rc = sqlerr(s, rc, "log", x->err);
+		goto out;
+	}
+	rc = x->cb(&x->b, last, x->cd);
+out:
+	sqlite3_finalize(e);
+	ws_buf_release(&q);
+	ws_vclock_release(&ctx);
+	return rc;
+}
+
+/*
+ * Run the extraction over the batches bs yields (site, counter,
+ * first_usn, last_usn, clock), keeping those `want` accepts.
+ */
+static int extract(struct ws_store *s, sqlite3_stmt *bs, const struct ws_vclock *peer,
+    ws_store_batch_cb *cb, void *cd, char *err)
+{
+	struct extract *x;
+	int rc;
+
+	if (!(x = calloc(1, sizeof(*x))))
+		return WS_ENOMEM;
+	x->s = s;
+	x->cb = cb;
+	x->cd = cd;
+	x->err = err;
+	ws_batch_init(&x->b);
+	while ((rc = sqlite3_step(bs)) == SQLITE_ROW) {
+		int64_t site = sqlite3_column_int64(bs, 0);
+
+		if (peer && site >= 1 && (size_t)site < s->nsites &&
+		    ws_vclock_get(peer, &s->sites[site]) >=
+		    (uint64_t)sqlite3_column_int64(bs, 1))
+			continue;
+		if ((rc = extract_batch(x, bs)))
+			goto out;
+	}
+	rc = rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "batches", err);
+out:
+	ws_batch_release(&x->b);
+	ws_buf_release(&x->q);
+	ws_buf_release(&x->pk);
+	free(x);
+	return rc;
+}
+
+int ws_store_changes_since(struct ws_store *s, uint64_t usn, ws_store_batch_cb *cb,
+    void *clientData, char *err)
+{
+	sqlite3_stmt *bs = NULL;
+	int rc;
+
+	if ((rc = exec(s, "BEGIN", err)))
+		return rc;
+	if ((uint64_t)meta_int(s, "gc_usn") > usn) {
+		rc = ws_error(err, WS_ERANGE, "changes after usn %" PRIu64 " were "
+		    "garbage-collected: a full copy is needed", usn);
+		goto out;
+	}
+	if ((rc = prep(s, "SELECT site, counter, first_usn, last_usn, clock FROM "
+	    "wsync_batches WHERE last_usn > ?1 ORDER BY last_usn", &bs, err)))
+		goto out;
+	sqlite3_bind_int64(bs, 1, (int64_t)usn);
+	rc = extract(s, bs, NULL, cb, clientData, err);
+out:
+	sqlite3_finalize(bs);
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	return rc;
+}
+
+int ws_store_changes_missing(struct ws_store *s, const struct ws_vclock *peer,
+    ws_store_batch_cb *cb, void *clientData, char *err)
+{
+	struct ws_vclock gc = WS_VCLOCK_INIT;
+	sqlite3_stmt *bs = NULL;
+	void *val = NULL;
+	size_t n, i;
+	int rc;
+
+	if ((rc = exec(s, "BEGIN", err)))
+		return rc;
+	if ((rc = meta_get(s, "gc", &val, &n, err)) ||
+	    (val && (rc = ws_vclock_decode_all(&gc, val, n, err))))
+		goto out;
+	for (i = 0; i < gc.n; i++)
+		if (ws_vclock_get(peer, &gc.e[i].site) < gc.e[i].counter) {
+			rc = ws_error(err, WS_ERANGE, "the peer lacks changes that were "
+			    "garbage-collected here: a full copy is needed");
+			goto out;
+		}
+	if ((rc = prep(s, "SELECT site, counter, first_usn, last_usn, clock FROM "
+	    "wsync_batches ORDER BY last_usn", &bs, err)))
+		goto out;
+	rc = extract(s, bs, peer, cb, clientData, err);
+out:
+	free(val);
+	ws_vclock_release(&gc);
+	sqlite3_finalize(bs);
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	return rc;
+}
+
+/* Conflicts. */
+
+int ws_store_conflicts(struct ws_store *s, ws_store_conflict_cb *cb,
+    void *clientData, char *err)
+{
+	struct ws_value pk[MAX_TRACKED_COLS];
+	struct ws_conflict c;
+	sqlite3_stmt *st = NULL;
+	struct ws_rd r;
+	const struct tbl *t;
+	uint32_t i;
+	int rc, col;
+
+	if ((rc = prep(s, "SELECT c.id, c.tbl, c.pk, c.col, c.lostdel, s.site, "
+	    "c.counter, c.value FROM wsync_conflicts c JOIN wsync_sites s ON "
+	    "s.id = c.site JOIN wsync_tables t ON t.id = c.tbl "
+	    "ORDER BY t.name, c.pk, c.col, s.site, c.counter", &st, err)))
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&c, 0, sizeof(c));
+		t = tbl_by_id(s, sqlite3_column_int64(st, 1));
+		col = sqlite3_column_int(st, 3);
+		if (!t || col < 0 || col >= (int)t->ncols ||
+		    sqlite3_column_bytes(st, 5) != WS_SITEID_LEN) {
+			rc = ws_error(err, WS_ECORRUPT, "wsync_conflicts is damaged");
+			goto out;
+		}
+		ws_rd_init(&r, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+		for (i = 0; i < t->npk; i++)
+			if (ws_value_decode(&r, &pk[i])) {
+				rc = ws_error(err, WS_ECORRUPT, "wsync_conflicts is damaged");
+				goto out;
+			}
+		c.id = sqlite3_column_int64(st, 0);
+		c.table = t->name;
+		c.pk = pk;
+		c.npk = t->npk;
+		c.column = t->cols[col];
+		c.lost_to_delete = sqlite3_column_int(st, 4);
+		memcpy(c.site.b, sqlite3_column_blob(st, 5), WS_SITEID_LEN);
+		c.counter = (uint64_t)sqlite3_column_int64(st, 6);
+		value_of(sqlite3_column_value(st, 7), &c.value);
+		if ((rc = cb(&c, clientData)))
+			goto out;
+	}
+	rc = rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "conflicts", err);
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Append a local log entry by hand: a write the triggers would not see. */
+static int log_local(struct ws_store *s, const struct tbl *t, int op, int64_t mask,
+    const struct ws_value *pk, char *err)
+{
+	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_stmt *st;
+	uint32_t i;
+	int rc;
+
+	rc = ws_buf_printf(&q, "INSERT INTO wsync_log(tbl, op, mask, ");
+	if (rc == 0) rc = put_ks(&q, t->npk, "");
+	if (rc == 0) rc = ws_buf_printf(&q, ") VALUES(?1, ?2, ?3");
+	for (i = 0; rc == 0 && i < t->npk; i++)
+		rc = ws_buf_printf(&q, ", ?%u", i + 4);
+	if (rc == 0) rc = ws_buf_printf(&q, ")");
+	if (rc == 0 && !cstr(&q))
+		rc = WS_ENOMEM;
+	if (rc == 0 && (rc = stmt(s, cstr(&q), &st, err)) == 0) {
+		sqlite3_bind_int64(st, 1, t->id);
+		sqlite3_bind_int(st, 2, op);
+		sqlite3_bind_int64(st, 3, mask);
+		for (i = 0; i < t->npk; i++)
+			bind_value(st, (int)i + 4, &pk[i]);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
+		    sqlerr(s, sqlite3_errcode(s->db), "log", err);
+		sqlite3_reset(st);
+	}
+	ws_buf_release(&q);
+	return rc;
+}
+
+/*
+ * Write the resolution of conflict row cf (tbl, pk, col, lostdel, site,
+ * counter, value) inside the open transaction.
+ */
+static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *err)
+{
+	const struct tbl *t = tbl_by_id(s, sqlite3_column_int64(cf, 0));
+	struct ws_value pk[MAX_TRACKED_COLS];
+	sqlite3_stmt *row, *w = NULL, *lost = NULL;
+	struct ws_buf q = WS_BUF_INIT, qr = WS_BUF_INIT;
+	int col = sqlite3_column_int(cf, 2), rc, exists, n = 0;
+	int64_t mask = 0;
+	struct ws_rd r;
+	uint32_t i;
+
+	if (!t || col < 0 || col >= (int)t->ncols)
+		return ws_error(err, WS_ECORRUPT, "wsync_conflicts is damaged");
+	ws_rd_init(&r, sqlite3_column_blob(cf, 1), (size_t)sqlite3_column_bytes(cf, 1));
+	for (i = 0; i < t->npk; i++)
+		if (ws_value_decode(&r, &pk[i]))
+			return ws_error(err, WS_ECORRUPT, "wsync_conflicts is damaged");
+	if ((rc = row_stmt(s, t, &qr, &row, err)))
+		goto out;
+	for (i = 0; i < t->npk; i++)
+		bind_value(row, (int)i + 1, &pk[i]);
+	exists = sqlite3_step(row) == SQLITE_ROW;
+	sqlite3_reset(row);
+	if ((rc = exec(s, "UPDATE wsync_state SET applying = 1", err)))
+		goto out;
+	if (!exists && !keep) {
+		/* Lost to a delete: bring the row back with what was lost with it. */
+		if ((rc = prep(s, "SELECT col, value FROM wsync_conflicts WHERE tbl = ?1 "
+		    "AND pk = ?2 AND site = ?3 AND counter = ?4 AND lostdel", &lost, err)))
+			goto out;
+		for (i = 1; i <= 4; i++)
+			sqlite3_bind_value(lost, (int)i, sqlite3_column_value(cf,
+			    i == 1 ? 0 : i == 2 ? 1 : (int)i + 1));
+		rc = ws_buf_printf(&q, "INSERT INTO ");
+		if (rc == 0) rc = qid(&q, t->name);
+		if (rc == 0) rc = ws_buf_printf(&q, "(");
+		for (i = 0; rc == 0 && i < t->npk; i++) {
+			rc = ws_buf_printf(&q, i ? ", " : "");
+			if (rc == 0) rc = qid(&q, t->cols[t->pk[i]]);
+		}
+		while (rc == 0 && sqlite3_step(lost) == SQLITE_ROW) {
+			int lc = sqlite3_column_int(lost, 0);
+
+			if (lc < 0 || lc >= (int)t->ncols || ((mask >> lc) & 1))
+				continue;
+			mask |= (int64_t)1 << lc;
+			rc = ws_buf_printf(&q, ", ");
+			if (rc == 0) rc = qid(&q, t->cols[lc]);
+			n++;
+		}
+		if (rc == 0) rc = ws_buf_printf(&q, ") VALUES(");
+		for (i = 0; rc == 0 && i < t->npk + (uint32_t)n; i++)
+			rc = ws_buf_printf(&q, i ? ", ?" : "?");
+		if (rc == 0) rc = ws_buf_printf(&q, ")");
+		if (rc || !cstr(&q) || (rc = prep(s, cstr(&q), &w, err)))
+			goto out;
+		for (i = 0; i < t->npk; i++)
+			bind_value(w, (int)i + 1, &pk[i]);
+		sqlite3_reset(lost);
+		for (i = t->npk + 1; sqlite3_step(lost) == SQLITE_ROW;) {
+			int lc = sqlite3_column_int(lost, 0);
+
+			if (lc >= 0 && lc < (int)t->ncols && ((mask >> lc) & 1) &&
+			    i <= t->npk + (uint32_t)n)
+				sqlite3_bind_value(w, (int)i++, sqlite3_column_value(lost, 1));
+		}
+		if (sqlite3_step(w) != SQLITE_DONE) {
+			rc = sqlerr(s, sqlite3_errcode(s->db), t->name, err);
+			goto out;
+		}
+		rc = log_local(s, t, WS_OP_INSERT, t->allmask, pk, err);
+	} else {
+		if (!keep && exists) {
+			rc = ws_buf_printf(&q, "UPDATE ");
+			if (rc == 0) rc = qid(&q, t->name);
+			if (rc == 0) rc = ws_buf_printf(&q, " SET ");
+			if (rc == 0) rc = qid(&q, t->cols[col]);
+			if (rc == 0) rc = ws_buf_printf(&q, " = ?%u", t->npk + 1);
+			if (rc == 0) rc = put_pk_where(&q, t, 1);
+			if (rc || !cstr(&q) || (rc = prep(s, cstr(&q), &w, err)))
+				goto out;
+			for (i = 0; i < t->npk; i++)
+				bind_value(w, (int)i + 1, &pk[i]);
+			sqlite3_bind_value(w, (int)t->npk + 1, sqlite3_column_value(cf, 6));
+			if (sqlite3_step(w) != SQLITE_DONE) {
+				rc = sqlerr(s, sqlite3_errcode(s->db), t->name, err);
+				goto out;
+			}
+		}
+		/* Keeping a deleted row deleted: a delete that has seen it all. */
+		rc = exists ? log_local(s, t, WS_OP_UPDATE, (int64_t)1 << col, pk, err) :
+		    log_local(s, t, WS_OP_DELETE, 0, pk, err);
+	}
+	if (rc == 0)
+		rc = exec(s, "UPDATE wsync_state SET applying = 0", err);
+out:
+	sqlite3_finalize(w);
+	sqlite3_finalize(lost);
+	ws_buf_release(&q);
+	ws_buf_release(&qr);
+	return rc;
+}
+
+int ws_store_resolve(struct ws_store *s, int64_t id, int keep, char *err)
+{
+	sqlite3_stmt *cf = NULL;
+	int rc;
+
+	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+		return rc;
+	if ((rc = seal_locked(s, NULL, err)) ||
+	    (rc = prep(s, "SELECT tbl, pk, col, lostdel, site, counter, value FROM "
+	    "wsync_conflicts WHERE id = ?1", &cf, err)))
+		goto out;
+	sqlite3_bind_int64(cf, 1, id);
+	if (sqlite3_step(cf) != SQLITE_ROW) {
+		rc = ws_error(err, WS_ENOTFOUND, "no conflict %" PRId64, id);
+		goto out;
+	}
+	if ((rc = resolve_locked(s, cf, keep, err)))
+		goto out;
+	sqlite3_finalize(cf);
+	cf = NULL;
+	if ((rc = seal_locked(s, NULL, err)) == 0)
+		rc = exec(s, "COMMIT", err);
+out:
+	sqlite3_finalize(cf);
+	if (rc)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* Garbage collection. */
+
+int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
+    uint64_t *dropped, char *err)
+{
+	struct ws_vclock gc = WS_VCLOCK_INIT;
+	struct ws_buf enc = WS_BUF_INIT;
+	sqlite3_stmt *bs = NULL, *del = NULL, *delb = NULL;
+	uint64_t maxusn, gcusn, n = 0;
+	void *val = NULL;
+	size_t len;
+	int rc;
+
+	if (dropped)
+		*dropped = 0;
+	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+		return rc;
+	if ((rc = seal_locked(s, NULL, err)) || (rc = ws_store_usn(s, &maxusn, err)))
+		goto out;
+	gcusn = (uint64_t)meta_int(s, "gc_usn");
+	if ((rc = prep(s, "SELECT b.site, b.counter, b.first_usn, b.last_usn, s.site "
+	    "FROM wsync_batches b JOIN wsync_sites s ON s.id = b.site", &bs, err)) ||
+	    (rc = prep(s, "DELETE FROM wsync_log WHERE usn BETWEEN ?1 AND ?2 "
+	    "AND usn < ?3", &del, err)) ||
+	    (rc = prep(s, "DELETE FROM wsync_batches WHERE site = ?1 AND counter = ?2",
+	    &delb, err)))
+		goto out;
+	while ((rc = sqlite3_step(bs)) == SQLITE_ROW) {
+		struct ws_siteid site;
+
+		memcpy(site.b, sqlite3_column_blob(bs, 4), WS_SITEID_LEN);
+		if (ws_vclock_get(stable, &site) < (uint64_t)sqlite3_column_int64(bs, 1))
+			continue;
+		/* The newest entry stays, so usns are never handed out twice. */
+		sqlite3_bind_int64(del, 1, sqlite3_column_int64(bs, 2));
+		sqlite3_bind_int64(del, 2, sqlite3_column_int64(bs, 3));
+		sqlite3_bind_int64(del, 3, (int64_t)maxusn);
+		if (sqlite3_step(del) != SQLITE_DONE)
+			goto sqlfail;
+		n += (uint64_t)sqlite3_changes(s->db);
+		sqlite3_reset(del);
+		if ((uint64_t)sqlite3_column_int64(bs, 3) > gcusn)
+			gcusn = (uint64_t)sqlite3_column_int64(bs, 3);
+		sqlite3_bind_int64(delb, 1, sqlite3_column_int64(bs, 0));
+		sqlite3_bind_int64(delb, 2, sqlite3_column_int64(bs, 1));
+		if (sqlite3_step(delb) != SQLITE_DONE)
+			goto sqlfail;
+		sqlite3_reset(delb);
+	}
+	if (rc != SQLITE_DONE)
+		goto sqlfail;
+	if ((rc = meta_get(s, "gc", &val, &len, err)) ||
+	    (val && (rc = ws_vclock_decode_all(&gc, val, len, err))) ||
+	    (rc = ws_vclock_merge(&gc, stable)) || (rc = ws_vclock_encode(&gc, &enc)) ||
+	    (rc = meta_set(s, "gc", enc.p ? enc.p : (const uint8_t *)"", enc.len, 0, err)) ||
+	    (rc = meta_set_int(s, "gc_usn", (int64_t)gcusn, err)))
+		goto out;
+	rc = exec(s, "COMMIT", err);
+	if (rc == 0 && dropped)
+		*dropped = n;
+	goto out;
+sqlfail:
+	rc = sqlerr(s, sqlite3_errcode(s->db), "gc", err);
+out:
+	sqlite3_finalize(bs);
+	sqlite3_finalize(del);
+	sqlite3_finalize(delb);
+	free(val);
+	ws_vclock_release(&gc);
+	ws_buf_release(&enc);
+	if (rc)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
 }

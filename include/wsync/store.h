@@ -115,10 +115,74 @@ int ws_store_apply(struct ws_store *s, const struct ws_batch *b, int *applied,
 int ws_store_pending(struct ws_store *s, size_t *n, char *err) WS_MUST_CHECK;
 
 /*
- * Not built yet (issue 3 is open): extraction of the changes since a usn
- * or missing at a peer, listing and resolving conflicts, and garbage
- * collection.  wsync_conflicts already holds the losing values.
+ * Callback for extraction: one batch, valid during the call only.
+ * `usn` is the highest usn the batch covers.  Return 0 to go on, or a
+ * negative WS_E* code to stop (it is passed back).
  */
+typedef int ws_store_batch_cb(const struct ws_batch *b, uint64_t usn, void *clientData);
+
+/*
+ * Call cb, in usn order, for each batch holding log entries with a usn
+ * above `usn`, as it stands now: a cell written again later is left out
+ * of the older change (an insert keeps the row's current value, so the
+ * row stays whole), so a peer gets each cell's current version once.
+ * Every batch is given, even one left empty, so the peer's clock moves
+ * on.  Seal first to include local changes.  WS_ERANGE when entries
+ * after `usn` were garbage-collected (the peer needs a full copy).
+ */
+int ws_store_changes_since(struct ws_store *s, uint64_t usn, ws_store_batch_cb *cb,
+    void *clientData, char *err) WS_MUST_CHECK;
+
+/*
+ * Call cb for each batch whose dot `peer` has not seen, in the order they
+ * were applied here (a causal order).  WS_ERANGE if the peer lacks
+ * batches this store has garbage-collected.
+ */
+int ws_store_changes_missing(struct ws_store *s, const struct ws_vclock *peer,
+    ws_store_batch_cb *cb, void *clientData, char *err) WS_MUST_CHECK;
+
+/* One conflict: a value that lost, and the cell it lost in. */
+struct ws_conflict {
+	int64_t id;                /* handle for ws_store_resolve() */
+	const char *table;
+	const struct ws_value *pk; /* the table's primary-key values */
+	uint32_t npk;
+	const char *column;
+	int lost_to_delete;        /* 1: the row was deleted concurrently */
+	struct ws_value value;     /* the losing value */
+	struct ws_siteid site;     /* the losing version's dot */
+	uint64_t counter;
+};
+
+typedef int ws_store_conflict_cb(const struct ws_conflict *c, void *clientData);
+
+/*
+ * Call cb for each conflict, ordered by table, key, column and dot, so
+ * replicas holding the same conflicts list them identically.  Pointers
+ * in *c are valid during the call only.
+ */
+int ws_store_conflicts(struct ws_store *s, ws_store_conflict_cb *cb,
+    void *clientData, char *err) WS_MUST_CHECK;
+
+/*
+ * Resolve conflict `id` as a local change that replicates: make its
+ * value the cell's value (for a value that lost to a delete, re-insert
+ * the row with the values that lost with it), or, with keep != 0, keep
+ * the current value.  Either way the write has seen every version of the
+ * cell, so every replica drops the cell's conflicts when it arrives.
+ * WS_ENOTFOUND for an unknown id.
+ */
+int ws_store_resolve(struct ws_store *s, int64_t id, int keep, char *err) WS_MUST_CHECK;
+
+/*
+ * Garbage-collect: drop the log entries and batch records of the batches
+ * within `stable`, a clock every site has reached.  Their cells count as
+ * seen everywhere from then on (any new change replaces them).  Conflicts
+ * stay until resolved.  *dropped (may be NULL) receives the number of log
+ * entries removed.
+ */
+int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
+    uint64_t *dropped, char *err) WS_MUST_CHECK;
 
 /* The underlying connection, for tools and tests that read the database. */
 struct sqlite3 *ws_store_db(struct ws_store *s);

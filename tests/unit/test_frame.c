@@ -353,6 +353,13 @@ TEST(preamble_check)
 	memcpy(p, "\x89WSYNC\n\x01\x00\x00", 10);
 	CHECK_INT(ws_frame_check_preamble(p, 10, NULL), WS_EMAGIC);
 
+	/* A reserved byte that is not 0 is an unsupported version. */
+	memcpy(p, preamble, 10);
+	p[9] = 0x01;
+	CHECK_INT(ws_frame_check_preamble(p, 10, NULL), WS_EVERSION);
+	p[9] = 0x80;
+	CHECK_INT(ws_frame_check_preamble(p, 10, NULL), WS_EVERSION);
+
 	/* Other versions. */
 	memcpy(p, preamble, 10);
 	p[8] = 2;

@@ -1323,6 +1323,14 @@ TEST(bad_shapes)
 		BATCH(CHG("\"pk\":[1],\"set\":{},\"x\":1")),
 		BATCH("{\"table\":\"t\",\"op\":\"delete\",\"dot\":\"" SA
 		    ":1\",\"pk\":[1],\"set\":{}}"),
+		"{\"type\":\"batch\",\"ch\":0,\"tables\":[],\"changes\":[],\"x\":1}",
+		/* the batch's own dot */
+		"{\"type\":\"batch\",\"ch\":0,\"dot\":\"xyz\",\"tables\":[],"
+		"\"changes\":[]}",
+		"{\"type\":\"batch\",\"ch\":0,\"dot\":\"" SA ":0\",\"tables\":[],"
+		"\"changes\":[]}",
+		"{\"type\":\"batch\",\"ch\":0,\"dot\":5,\"tables\":[],"
+		"\"changes\":[]}",
 		/* heartbeat */
 		"{\"type\":\"heartbeat\",\"ch\":0}",
 		"{\"type\":\"heartbeat\",\"ch\":0,\"time\":\"1\"}",
