@@ -451,6 +451,8 @@ int ws_value_encode(const struct ws_value *v, struct ws_buf *out)
 	uint64_t bits;
 	int rc;
 
+	if (v->type > WS_BLOB)
+		return WS_EINVAL;
 	if ((rc = ws_buf_putc(out, v->type)))
 		return rc;
 	switch (v->type) {

@@ -90,6 +90,7 @@ static int sqlerr(struct ws_store *s, int src, const char *what, char *err)
 	case SQLITE_PERM: case SQLITE_READONLY: case SQLITE_AUTH: rc = WS_EPERM; break;
 	case SQLITE_CORRUPT: case SQLITE_NOTADB: rc = WS_ECORRUPT; break;
 	case SQLITE_NOMEM: rc = WS_ENOMEM; break;
+	case SQLITE_CONSTRAINT: case SQLITE_MISMATCH: rc = WS_ESCHEMA; break;
 	case SQLITE_CANTOPEN: rc = errno == EACCES ? WS_EPERM : WS_EIO; break;
 	default: rc = WS_EIO; break;
 	}
@@ -972,6 +973,32 @@ out:
 	return rc;
 }
 
+/*
+ * Log an insert for every row t holds now, so rows that were there before
+ * tracking began reach the peers with the next batch.
+ */
+static int log_existing(struct ws_store *s, const struct tbl *t, char *err)
+{
+	struct ws_buf q = WS_BUF_INIT;
+	uint32_t i;
+	int rc;
+
+	rc = ws_buf_printf(&q, "INSERT INTO wsync_log(tbl, op, mask, ");
+	if (rc == 0) rc = put_ks(&q, t->npk, "");
+	if (rc == 0) rc = ws_buf_printf(&q, ") SELECT %" PRId64 ", 1, %" PRId64,
+	    t->id, t->allmask);
+	for (i = 0; rc == 0 && i < t->npk; i++) {
+		rc = ws_buf_printf(&q, ", ");
+		if (rc == 0) rc = qid(&q, t->cols[t->pk[i]]);
+	}
+	if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
+	if (rc == 0) rc = qid(&q, t->name);
+	if (rc == 0)
+		rc = cstr(&q) ? exec(s, cstr(&q), err) : WS_ENOMEM;
+	ws_buf_release(&q);
+	return rc;
+}
+
 /* Register t (described, not yet saved) with triggers; takes ownership. */
 static int register_table(struct ws_store *s, struct tbl *t, char *err)
 {
@@ -979,7 +1006,7 @@ static int register_table(struct ws_store *s, struct tbl *t, char *err)
 	int rc;
 
 	if ((rc = grow_k(s, t->npk, err)) || (rc = save_table(s, t, err)) ||
-	    (rc = make_triggers(s, t, err)))
+	    (rc = make_triggers(s, t, err)) || (rc = log_existing(s, t, err)))
 		return rc;
 	if (!(p = realloc(s->t, (s->nt + 1) * sizeof(*p))))
 		return WS_ENOMEM;
@@ -1568,7 +1595,7 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 		}
 		a->q.len = 0;
 		if (!exists || h.state == 2) {
-			rc = ws_buf_printf(&a->q, "INSERT OR REPLACE INTO ");
+			rc = ws_buf_printf(&a->q, "INSERT INTO ");
 			if (rc == 0) rc = qid(&a->q, t->name);
 			if (rc == 0) rc = ws_buf_printf(&a->q, "(");
 			for (i = 0, n = 0; rc == 0 && i < t->ncols; i++)
@@ -2020,9 +2047,13 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 	while (sqlite3_step(conf) == SQLITE_ROW) {
 		int col = sqlite3_column_int(conf, 0);
 
+		/* A copy: stepping conf again invalidates its values. */
 		if (col >= 0 && col < (int)t->ncols && ((emask >> col) & 1) &&
-		    !((win >> col) & 1))
-			cv[col] = sqlite3_column_value(conf, 1);
+		    !((win >> col) & 1) && !cv[col] &&
+		    !(cv[col] = sqlite3_value_dup(sqlite3_column_value(conf, 1)))) {
+			rc = WS_ENOMEM;
+			goto out;
+		}
 	}
 	/* ... and, for an insert into a row that lives on, its current value. */
 	for (i = 0; i < t->ncols; i++) {
@@ -2048,6 +2079,8 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 	}
 	sqlite3_reset(conf);
 out:
+	for (i = 0; i < t->ncols; i++)
+		sqlite3_value_free(cv[i]);
 	sqlite3_reset(row);
 	return rc;
 }

@@ -171,7 +171,8 @@ int ws_batch_set_dot(struct ws_batch *b, const struct ws_siteid *site, uint64_t 
 
 /*
  * Encode one value (type byte and body, as in a batch) / decode one from
- * r; a decoded TEXT or BLOB points into r's bytes.
+ * r; a decoded TEXT or BLOB points into r's bytes.  Encoding a value of
+ * an unknown type is WS_EINVAL.
  */
 int ws_value_encode(const struct ws_value *v, struct ws_buf *out) WS_MUST_CHECK;
 int ws_value_decode(struct ws_rd *r, struct ws_value *v) WS_MUST_CHECK;

@@ -14,7 +14,7 @@
  *   {"type":"clock","ch":1,"clock":{"<site-hex>":7}}
  *   {"type":"error","ch":0,"code":-8,"message":"..."}
  *   {"type":"heartbeat","ch":0,"time":1763700000000}
- *   {"type":17,"ch":0,"payload":"<base64>"}        any other type
+ *   {"type":32,"ch":0,"payload":"<base64>"}        any other type
  *
  * "flags" appears only when it is not 0.  Values: null, integers (all 64
  * bits), finite reals, strings for UTF-8 text; objects for the rest:
