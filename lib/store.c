@@ -829,90 +829,108 @@ static int grow_k(struct ws_store *s, unsigned n, char *err)
 	return rc;
 }
 
-/* DROP and CREATE the three capture triggers of t. */
+/* Append ", <row>.<pk col>..." for t's key columns; row is NEW or OLD. */
+static int put_keys(struct ws_buf *q, const struct tbl *t, const char *row)
+{
+	uint32_t i;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && i < t->npk; i++) {
+		rc = ws_buf_printf(q, ", %s.", row);
+		if (rc == 0) rc = qid(q, t->cols[t->pk[i]]);
+	}
+	return rc;
+}
+
+/* Append "0 OR OLD.k IS NOT NEW.k ...": true when an update moves the key. */
+static int put_key_moved(struct ws_buf *q, const struct tbl *t)
+{
+	uint32_t i;
+	int rc = ws_buf_printf(q, "0");
+
+	for (i = 0; rc == 0 && i < t->npk; i++) {
+		rc = ws_buf_printf(q, " OR OLD.");
+		if (rc == 0) rc = qid(q, t->cols[t->pk[i]]);
+		if (rc == 0) rc = ws_buf_printf(q, " IS NOT NEW.");
+		if (rc == 0) rc = qid(q, t->cols[t->pk[i]]);
+	}
+	return rc;
+}
+
+/*
+ * Append the head of a capture trigger: "CREATE TRIGGER wsync_<id>_<kind>
+ * AFTER <event> ON <table> WHEN ... BEGIN INSERT INTO wsync_log(tbl, op,
+ * mask, k1..kN)".  The trigger does nothing while this store applies
+ * remote changes (wsync_state.applying), so they are not captured again.
+ */
+static int put_trigger_head(struct ws_buf *q, const struct tbl *t,
+    const char *kind, const char *event)
+{
+	int rc = ws_buf_printf(q, "CREATE TRIGGER wsync_%" PRId64 "_%s AFTER %s ON ",
+	    t->id, kind, event);
+
+	if (rc == 0) rc = qid(q, t->name);
+	if (rc == 0) rc = ws_buf_printf(q, " WHEN (SELECT applying FROM wsync_state)"
+	    " = 0 BEGIN INSERT INTO wsync_log(tbl, op, mask, ");
+	if (rc == 0) rc = put_ks(q, t->npk, "");
+	return rc;
+}
+
+/*
+ * DROP and CREATE the three capture triggers of t.  An insert logs every
+ * non-key column; an update the columns whose value changed (IS NOT), or,
+ * when the key itself changed, a delete of the old key and an insert of
+ * the new one; a delete logs the key.
+ */
 static int make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 {
 	struct ws_buf q = WS_BUF_INIT;
 	uint32_t i;
-	int rc = 0;
-	const char *when = "WHEN (SELECT applying FROM wsync_state) = 0";
+	int rc;
 
 #define P(...) do { if (rc == 0) rc = ws_buf_printf(&q, __VA_ARGS__); } while (0)
-#define Q(name) do { if (rc == 0) rc = qid(&q, name); } while (0)
-	P("DROP TRIGGER IF EXISTS wsync_%" PRId64 "_ins;"
+	rc = ws_buf_printf(&q, "DROP TRIGGER IF EXISTS wsync_%" PRId64 "_ins;"
 	    "DROP TRIGGER IF EXISTS wsync_%" PRId64 "_upd;"
 	    "DROP TRIGGER IF EXISTS wsync_%" PRId64 "_del;", t->id, t->id, t->id);
-	/* insert: every non-pk column */
-	P("CREATE TRIGGER wsync_%" PRId64 "_ins AFTER INSERT ON ", t->id);
-	Q(t->name);
-	P(" %s BEGIN INSERT INTO wsync_log(tbl, op, mask, ", when);
-	if (rc == 0) rc = put_ks(&q, t->npk, "");
+	if (rc == 0) rc = put_trigger_head(&q, t, "ins", "INSERT");
 	P(") VALUES(%" PRId64 ", 1, %" PRId64, t->id, t->allmask);
-	for (i = 0; i < t->npk; i++) {
-		P(", NEW.");
-		Q(t->cols[t->pk[i]]);
-	}
+	if (rc == 0) rc = put_keys(&q, t, "NEW");
 	P("); END;");
-	/* delete */
-	P("CREATE TRIGGER wsync_%" PRId64 "_del AFTER DELETE ON ", t->id);
-	Q(t->name);
-	P(" %s BEGIN INSERT INTO wsync_log(tbl, op, mask, ", when);
-	if (rc == 0) rc = put_ks(&q, t->npk, "");
+	if (rc == 0) rc = put_trigger_head(&q, t, "del", "DELETE");
 	P(") VALUES(%" PRId64 ", 3, 0", t->id);
-	for (i = 0; i < t->npk; i++) {
-		P(", OLD.");
-		Q(t->cols[t->pk[i]]);
-	}
+	if (rc == 0) rc = put_keys(&q, t, "OLD");
 	P("); END;");
-	/* update: a changed key is a delete and an insert */
-	P("CREATE TRIGGER wsync_%" PRId64 "_upd AFTER UPDATE ON ", t->id);
-	Q(t->name);
-	P(" %s BEGIN INSERT INTO wsync_log(tbl, op, mask, ", when);
-	if (rc == 0) rc = put_ks(&q, t->npk, "");
+	if (rc == 0) rc = put_trigger_head(&q, t, "upd", "UPDATE");
 	P(") SELECT %" PRId64 ", 3, 0", t->id);
-	for (i = 0; i < t->npk; i++) {
-		P(", OLD.");
-		Q(t->cols[t->pk[i]]);
-	}
-	P(" WHERE 0");
-	for (i = 0; i < t->npk; i++) {
-		P(" OR OLD.");
-		Q(t->cols[t->pk[i]]);
-		P(" IS NOT NEW.");
-		Q(t->cols[t->pk[i]]);
-	}
+	if (rc == 0) rc = put_keys(&q, t, "OLD");
+	P(" WHERE ");
+	if (rc == 0) rc = put_key_moved(&q, t);
 	P("; INSERT INTO wsync_log(tbl, op, mask, ");
 	if (rc == 0) rc = put_ks(&q, t->npk, "");
 	P(") SELECT %" PRId64 ", CASE WHEN m < 0 THEN 1 ELSE 2 END,"
 	    " CASE WHEN m < 0 THEN %" PRId64 " ELSE m END", t->id, t->allmask);
 	for (i = 0; i < t->npk; i++)
 		P(", k%u", i + 1);
-	P(" FROM (SELECT CASE WHEN 0");
-	for (i = 0; i < t->npk; i++) {
-		P(" OR OLD.");
-		Q(t->cols[t->pk[i]]);
-		P(" IS NOT NEW.");
-		Q(t->cols[t->pk[i]]);
-	}
+	P(" FROM (SELECT CASE WHEN ");
+	if (rc == 0) rc = put_key_moved(&q, t);
 	P(" THEN -1 ELSE 0");
 	for (i = 0; i < t->ncols; i++) {
 		if (!((t->allmask >> i) & 1))
 			continue;
 		P(" | ((OLD.");
-		Q(t->cols[i]);
+		if (rc == 0) rc = qid(&q, t->cols[i]);
 		P(" IS NOT NEW.");
-		Q(t->cols[i]);
+		if (rc == 0) rc = qid(&q, t->cols[i]);
 		P(") << %u)", i);
 	}
 	P(" END AS m");
 	for (i = 0; i < t->npk; i++) {
 		P(", NEW.");
-		Q(t->cols[t->pk[i]]);
+		if (rc == 0) rc = qid(&q, t->cols[t->pk[i]]);
 		P(" AS k%u", i + 1);
 	}
 	P(") WHERE m != 0; END;");
 #undef P
-#undef Q
 	if (rc == 0)
 		rc = cstr(&q) ? exec(s, cstr(&q), err) : WS_ENOMEM;
 	ws_buf_release(&q);
@@ -1287,6 +1305,42 @@ int ws_store_seal(struct ws_store *s, int *sealed, char *err)
 	return rc;
 }
 
+/* Append " WHERE "k1col" IS ?n AND ..." for t's key, numbering from n. */
+static int put_pk_where(struct ws_buf *q, const struct tbl *t, unsigned n)
+{
+	uint32_t i;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && i < t->npk; i++) {
+		rc = ws_buf_printf(q, i ? " AND " : " WHERE ");
+		if (rc == 0) rc = qid(q, t->cols[t->pk[i]]);
+		if (rc == 0) rc = ws_buf_printf(q, " IS ?%u", n + i);
+	}
+	return rc;
+}
+
+/* The cached statement that reads a row of t (all columns) by key. */
+static int row_stmt(struct ws_store *s, const struct tbl *t, struct ws_buf *q,
+    sqlite3_stmt **st, char *err)
+{
+	uint32_t i;
+	int rc;
+
+	q->len = 0;
+	rc = ws_buf_printf(q, "SELECT ");
+	for (i = 0; rc == 0 && i < t->ncols; i++) {
+		rc = i ? ws_buf_printf(q, ", ") : 0;
+		if (rc == 0)
+			rc = qid(q, t->cols[i]);
+	}
+	if (rc == 0) rc = ws_buf_printf(q, " FROM ");
+	if (rc == 0) rc = qid(q, t->name);
+	if (rc == 0) rc = put_pk_where(q, t, 1);
+	if (rc)
+		return rc;
+	return cstr(q) ? stmt(s, cstr(q), st, err) : WS_ENOMEM;
+}
+
 /* Merging. */
 
 /* Per-apply state: prepared statements and the batch being applied. */
@@ -1493,21 +1547,7 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	if ((rc = load_history(a, t, c->pk, &h)))
 		return rc;
 	/* The current row, for the values that lose. */
-	a->q.len = 0;
-	rc = ws_buf_printf(&a->q, "SELECT ");
-	for (i = 0; rc == 0 && i < t->ncols; i++) {
-		rc = i ? ws_buf_printf(&a->q, ", ") : 0;
-		if (rc == 0)
-			rc = qid(&a->q, t->cols[i]);
-	}
-	if (rc == 0) rc = ws_buf_printf(&a->q, " FROM ");
-	if (rc == 0) rc = qid(&a->q, t->name);
-	for (i = 0; rc == 0 && i < t->npk; i++) {
-		rc = ws_buf_printf(&a->q, i ? " AND " : " WHERE ");
-		if (rc == 0) rc = qid(&a->q, t->cols[t->pk[i]]);
-		if (rc == 0) rc = ws_buf_printf(&a->q, " IS ?%u", i + 1);
-	}
-	if (rc || !cstr(&a->q) || (rc = stmt(s, cstr(&a->q), &row, a->err)))
+	if ((rc = row_stmt(s, t, &a->q, &row, a->err)))
 		goto out;
 	for (i = 0; i < t->npk; i++)
 		bind_value(row, (int)i + 1, &c->pk[i]);
@@ -1557,11 +1597,7 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 		a->q.len = 0;
 		rc = ws_buf_printf(&a->q, "DELETE FROM ");
 		if (rc == 0) rc = qid(&a->q, t->name);
-		for (i = 0; rc == 0 && i < t->npk; i++) {
-			rc = ws_buf_printf(&a->q, i ? " AND " : " WHERE ");
-			if (rc == 0) rc = qid(&a->q, t->cols[t->pk[i]]);
-			if (rc == 0) rc = ws_buf_printf(&a->q, " IS ?%u", i + 1);
-		}
+		if (rc == 0) rc = put_pk_where(&a->q, t, 1);
 	} else if (h.state == 2 && !(op == WS_OP_INSERT && seen(a, &h.del))) {
 		/* The row was deleted concurrently: the delete wins. */
 		for (i = 0; i < t->ncols; i++)
@@ -1616,11 +1652,7 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 					if (rc == 0) rc = qid(&a->q, t->cols[i]);
 					if (rc == 0) rc = ws_buf_printf(&a->q, " = ?");
 				}
-			for (i = 0; rc == 0 && i < t->npk; i++) {
-				rc = ws_buf_printf(&a->q, i ? " AND " : " WHERE ");
-				if (rc == 0) rc = qid(&a->q, t->cols[t->pk[i]]);
-				if (rc == 0) rc = ws_buf_printf(&a->q, " IS ?");
-			}
+			if (rc == 0) rc = put_pk_where(&a->q, t, n + 1);
 		}
 	}
 	if (rc)
@@ -1907,42 +1939,6 @@ int ws_store_pending(struct ws_store *s, size_t *n, char *err)
 }
 
 /* Extraction. */
-
-/* Append " WHERE "k1col" IS ?n AND ..." for t's key, numbering from n. */
-static int put_pk_where(struct ws_buf *q, const struct tbl *t, unsigned n)
-{
-	uint32_t i;
-	int rc = 0;
-
-	for (i = 0; rc == 0 && i < t->npk; i++) {
-		rc = ws_buf_printf(q, i ? " AND " : " WHERE ");
-		if (rc == 0) rc = qid(q, t->cols[t->pk[i]]);
-		if (rc == 0) rc = ws_buf_printf(q, " IS ?%u", n + i);
-	}
-	return rc;
-}
-
-/* The cached statement that reads a row of t (all columns) by key. */
-static int row_stmt(struct ws_store *s, const struct tbl *t, struct ws_buf *q,
-    sqlite3_stmt **st, char *err)
-{
-	uint32_t i;
-	int rc;
-
-	q->len = 0;
-	rc = ws_buf_printf(q, "SELECT ");
-	for (i = 0; rc == 0 && i < t->ncols; i++) {
-		rc = i ? ws_buf_printf(q, ", ") : 0;
-		if (rc == 0)
-			rc = qid(q, t->cols[i]);
-	}
-	if (rc == 0) rc = ws_buf_printf(q, " FROM ");
-	if (rc == 0) rc = qid(q, t->name);
-	if (rc == 0) rc = put_pk_where(q, t, 1);
-	if (rc)
-		return rc;
-	return cstr(q) ? stmt(s, cstr(q), st, err) : WS_ENOMEM;
-}
 
 struct extract {
 	struct ws_store *s;
