@@ -568,6 +568,11 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 		if ((rc = exec(s, schema_sql, err)) ||
 		    (rc = meta_get(s, "wsid", &val, &n, err)))
 			goto fail_tx;
+		if (!val && !(flags & WS_STORE_CREATE)) {
+			rc = ws_error(err, WS_ENOTFOUND, "'%s' holds no wsync working "
+			    "set", path);
+			goto fail_tx;
+		}
 		if (!val) {
 			ws_siteid_random(&s->site);
 			if ((rc = meta_set(s, "wsid", wsid, strlen(wsid), 1, err)) ||
@@ -1046,9 +1051,13 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
 	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
 		return rc;
 	if (n == 0) {
-		if ((rc = prep(s, "SELECT name FROM sqlite_schema WHERE type = 'table'"
-		    " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-		    " AND name NOT LIKE 'wsync\\_%' ESCAPE '\\' ORDER BY name", &st, err)))
+		/* Ordinary tables with a key: not views, virtual tables or
+		 * their shadow tables; a listed table is told why it can't. */
+		if ((rc = prep(s, "SELECT l.name FROM pragma_table_list AS l WHERE "
+		    "l.schema = 'main' AND l.type = 'table' AND l.name NOT LIKE "
+		    "'sqlite\\_%' ESCAPE '\\' AND l.name NOT LIKE 'wsync\\_%' ESCAPE '\\'"
+		    " AND EXISTS (SELECT 1 FROM pragma_table_info(l.name) AS c WHERE "
+		    "c.pk > 0) ORDER BY l.name", &st, err)))
 			goto out;
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			char **p = realloc(names, (nn + 1) * sizeof(*p));
@@ -1969,6 +1978,22 @@ static int batch_table(struct extract *x, const struct tbl *t, uint32_t *index)
 }
 
 /*
+ * Add change c of table t to the batch, describing the table and naming
+ * the site on first use only, so that a batch whose changes were all
+ * written over stays empty (and encodable).
+ */
+static int add_extracted(struct extract *x, const struct tbl *t, int64_t site,
+    struct ws_change *c)
+{
+	int rc;
+
+	if ((rc = batch_table(x, t, &c->table)) ||
+	    (rc = ws_batch_site(&x->b, &x->s->sites[site], &c->site)))
+		return rc;
+	return ws_batch_add_change(&x->b, c, x->err);
+}
+
+/*
  * Add log entry `e` (a row of the range query: usn, tbl, op, mask, lost,
  * k1..) to x->b as it stands now; see ws_store_changes_since().
  */
@@ -2017,14 +2042,11 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 	sqlite3_reset(later);
 	if (rc != SQLITE_DONE)
 		return sqlerr(s, rc, "log", x->err);
-	if ((rc = batch_table(x, t, &c.table)) ||
-	    (rc = ws_batch_site(&x->b, &s->sites[site], &c.site)))
-		return rc;
 	c.op = (uint8_t)(op & 0xf);
 	c.counter = counter;
 	c.pk = pk;
 	if (c.op == WS_OP_DELETE)
-		return ws_batch_add_change(&x->b, &c, x->err);
+		return add_extracted(x, t, site, &c);
 	/* Values: the current row where this entry still wins ... */
 	win = later_delete ? 0 : sqlite3_column_int64(e, 3) & ~later_mask;
 	if ((rc = row_stmt(s, t, &x->q, &row, x->err)))
@@ -2071,7 +2093,7 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 		c.mask = mask;
 		c.vals = vals;
 		c.nvals = n;
-		rc = ws_batch_add_change(&x->b, &c, x->err);
+		rc = add_extracted(x, t, site, &c);
 	}
 	sqlite3_reset(conf);
 out:

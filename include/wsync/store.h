@@ -64,11 +64,14 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 void ws_store_close(struct ws_store *s);
 
 /*
- * Track tables[0..n), or, when n is 0, every table that has a primary key
- * (and is not an internal sqlite_ or wsync_ table).  Idempotent.  A table
- * that cannot be tracked is refused with WS_ESCHEMA and its name in err:
- * one without a primary key, a virtual table, one with generated
- * columns, or a missing one (WS_ENOTFOUND).  Nothing is tracked then.
+ * Track tables[0..n), or, when n is 0, every ordinary table that has a
+ * primary key: tables without one, views, virtual tables and their shadow
+ * tables, and the internal sqlite_ and wsync_ tables are left out.
+ * Idempotent.  A listed table that cannot be tracked is refused with
+ * WS_ESCHEMA and its name in err: one without a primary key, a virtual
+ * table, one with generated columns or more than 63 columns; a missing
+ * one is WS_ENOTFOUND.  Nothing is tracked then.  Rows a table already
+ * holds are logged as inserts, so they reach the peers.
  */
 int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
     char *err) WS_MUST_CHECK;
