@@ -44,6 +44,10 @@
 #define MAX_TRACKED_COLS 63
 #define STMT_CACHE 128 /* slots in the prepared-statement cache */
 
+/* Statements that read or write a tracked table, cached per table. */
+enum { TS_ROW, TS_DEL, TS_UPD, TS_INS };
+#define TSTMT_CACHE 16
+
 struct tbl {
 	int64_t id;
 	char *name;
@@ -52,6 +56,12 @@ struct tbl {
 	uint32_t npk;
 	uint32_t *pk;
 	int64_t allmask; /* every non-pk column */
+	struct {
+		int kind;
+		int64_t mask;
+		sqlite3_stmt *st;
+	} tc[TSTMT_CACHE];
+	unsigned tc_next;
 };
 
 struct ws_store {
@@ -192,6 +202,8 @@ static void tbl_release(struct tbl *t)
 {
 	uint32_t i;
 
+	for (i = 0; i < TSTMT_CACHE; i++)
+		sqlite3_finalize(t->tc[i].st);
 	for (i = 0; i < t->ncols; i++)
 		free(t->cols[i]);
 	free(t->cols);
@@ -305,6 +317,19 @@ static int64_t meta_int(struct ws_store *s, const char *key)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return v;
+}
+
+/* 1 if the query sql gives a row (errors count as a row: the safe side). */
+static int meta_exists(struct ws_store *s, const char *sql)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return 1;
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc != SQLITE_DONE;
 }
 
 static int meta_set_int(struct ws_store *s, const char *key, int64_t v, char *err)
@@ -847,17 +872,36 @@ static int put_keys(struct ws_buf *q, const struct tbl *t, const char *row)
 	return rc;
 }
 
-/* Append "0 OR OLD.k IS NOT NEW.k ...": true when an update moves the key. */
+/*
+ * Append "(OLD.c IS NOT NEW.c COLLATE BINARY OR typeof(OLD.c) <>
+ * typeof(NEW.c))": true when an update changed column c at all, even in
+ * ways the column's own comparison calls equal (2.0 to 2, 'A' to 'a'
+ * under NOCASE).
+ */
+static int put_changed(struct ws_buf *q, const char *col)
+{
+	int rc = ws_buf_printf(q, "(OLD.");
+
+	if (rc == 0) rc = qid(q, col);
+	if (rc == 0) rc = ws_buf_printf(q, " IS NOT NEW.");
+	if (rc == 0) rc = qid(q, col);
+	if (rc == 0) rc = ws_buf_printf(q, " COLLATE BINARY OR typeof(OLD.");
+	if (rc == 0) rc = qid(q, col);
+	if (rc == 0) rc = ws_buf_printf(q, ") <> typeof(NEW.");
+	if (rc == 0) rc = qid(q, col);
+	if (rc == 0) rc = ws_buf_printf(q, "))");
+	return rc;
+}
+
+/* Append "0 OR <key column changed> ...": true when an update moves the key. */
 static int put_key_moved(struct ws_buf *q, const struct tbl *t)
 {
 	uint32_t i;
 	int rc = ws_buf_printf(q, "0");
 
 	for (i = 0; rc == 0 && i < t->npk; i++) {
-		rc = ws_buf_printf(q, " OR OLD.");
-		if (rc == 0) rc = qid(q, t->cols[t->pk[i]]);
-		if (rc == 0) rc = ws_buf_printf(q, " IS NOT NEW.");
-		if (rc == 0) rc = qid(q, t->cols[t->pk[i]]);
+		rc = ws_buf_printf(q, " OR ");
+		if (rc == 0) rc = put_changed(q, t->cols[t->pk[i]]);
 	}
 	return rc;
 }
@@ -922,11 +966,9 @@ static int make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 	for (i = 0; i < t->ncols; i++) {
 		if (!((t->allmask >> i) & 1))
 			continue;
-		P(" | ((OLD.");
-		if (rc == 0) rc = qid(&q, t->cols[i]);
-		P(" IS NOT NEW.");
-		if (rc == 0) rc = qid(&q, t->cols[i]);
-		P(") << %u)", i);
+		P(" | (");
+		if (rc == 0) rc = put_changed(&q, t->cols[i]);
+		P(" << %u)", i);
 	}
 	P(" END AS m");
 	for (i = 0; i < t->npk; i++) {
@@ -1328,26 +1370,85 @@ static int put_pk_where(struct ws_buf *q, const struct tbl *t, unsigned n)
 	return rc;
 }
 
-/* The cached statement that reads a row of t (all columns) by key. */
-static int row_stmt(struct ws_store *s, const struct tbl *t, struct ws_buf *q,
+/*
+ * The statement of `kind` for t, from t's cache or prepared now:
+ *   TS_ROW  SELECT every column WHERE key IS ?1..
+ *   TS_DEL  DELETE WHERE key IS ?1..
+ *   TS_UPD  UPDATE SET the columns of mask (in column order) = ?1.., then
+ *           WHERE key IS ?..
+ *   TS_INS  INSERT the key columns and those of mask, in column order
+ * The cache owns the statement: reset it after use, never finalize it.
+ */
+static int tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
     sqlite3_stmt **st, char *err)
 {
-	uint32_t i;
+	struct ws_buf q = WS_BUF_INIT;
+	uint32_t i, n = 0;
+	unsigned slot;
 	int rc;
 
-	q->len = 0;
-	rc = ws_buf_printf(q, "SELECT ");
-	for (i = 0; rc == 0 && i < t->ncols; i++) {
-		rc = i ? ws_buf_printf(q, ", ") : 0;
-		if (rc == 0)
-			rc = qid(q, t->cols[i]);
+	for (slot = 0; slot < TSTMT_CACHE; slot++)
+		if (t->tc[slot].st && t->tc[slot].kind == kind && t->tc[slot].mask == mask) {
+			*st = t->tc[slot].st;
+			sqlite3_reset(*st);
+			sqlite3_clear_bindings(*st);
+			return 0;
+		}
+	switch (kind) {
+	case TS_ROW:
+		rc = ws_buf_printf(&q, "SELECT ");
+		for (i = 0; rc == 0 && i < t->ncols; i++) {
+			rc = i ? ws_buf_printf(&q, ", ") : 0;
+			if (rc == 0) rc = qid(&q, t->cols[i]);
+		}
+		if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
+		if (rc == 0) rc = qid(&q, t->name);
+		if (rc == 0) rc = put_pk_where(&q, t, 1);
+		break;
+	case TS_DEL:
+		rc = ws_buf_printf(&q, "DELETE FROM ");
+		if (rc == 0) rc = qid(&q, t->name);
+		if (rc == 0) rc = put_pk_where(&q, t, 1);
+		break;
+	case TS_UPD:
+		rc = ws_buf_printf(&q, "UPDATE ");
+		if (rc == 0) rc = qid(&q, t->name);
+		for (i = 0; rc == 0 && i < t->ncols; i++)
+			if ((mask >> i) & 1) {
+				rc = ws_buf_printf(&q, n++ ? ", " : " SET ");
+				if (rc == 0) rc = qid(&q, t->cols[i]);
+				if (rc == 0) rc = ws_buf_printf(&q, " = ?%u", n);
+			}
+		if (rc == 0) rc = put_pk_where(&q, t, n + 1);
+		break;
+	default:
+		rc = ws_buf_printf(&q, "INSERT INTO ");
+		if (rc == 0) rc = qid(&q, t->name);
+		if (rc == 0) rc = ws_buf_printf(&q, "(");
+		for (i = 0; rc == 0 && i < t->ncols; i++)
+			if (((mask >> i) & 1) || !((t->allmask >> i) & 1)) {
+				rc = ws_buf_printf(&q, n++ ? ", " : "");
+				if (rc == 0) rc = qid(&q, t->cols[i]);
+			}
+		if (rc == 0) rc = ws_buf_printf(&q, ") VALUES(");
+		for (i = 0; rc == 0 && i < n; i++)
+			rc = ws_buf_printf(&q, i ? ", ?" : "?");
+		if (rc == 0) rc = ws_buf_printf(&q, ")");
+		break;
 	}
-	if (rc == 0) rc = ws_buf_printf(q, " FROM ");
-	if (rc == 0) rc = qid(q, t->name);
-	if (rc == 0) rc = put_pk_where(q, t, 1);
+	if (rc == 0 && !cstr(&q))
+		rc = WS_ENOMEM;
+	if (rc == 0)
+		rc = prep(s, cstr(&q), st, err);
+	ws_buf_release(&q);
 	if (rc)
 		return rc;
-	return cstr(q) ? stmt(s, cstr(q), st, err) : WS_ENOMEM;
+	slot = t->tc_next++ % TSTMT_CACHE;
+	sqlite3_finalize(t->tc[slot].st);
+	t->tc[slot].kind = kind;
+	t->tc[slot].mask = mask;
+	t->tc[slot].st = *st;
+	return 0;
 }
 
 /* Merging. */
@@ -1358,7 +1459,8 @@ struct apply {
 	const struct ws_batch *b;
 	int64_t origin;          /* local site number of the batch's dot */
 	uint64_t counter, lamport;
-	sqlite3_stmt *hist, *dot, *conf, *addconf, *delconf, *log;
+	int any_conflicts;       /* wsync_conflicts may hold rows */
+	sqlite3_stmt *hist, *dot, *conf, *addconf, *delconf, *killconf, *log;
 	struct ws_buf pk, q;
 	char *err;
 };
@@ -1414,17 +1516,25 @@ static int wins(const struct ws_store *s, const struct ver *x, const struct ver 
 struct history {
 	int state;                      /* 0 unknown, 1 alive, 2 deleted */
 	struct ver del;                 /* the delete's version when deleted */
+	int unseen_delete;              /* a delete the change has not seen */
 	struct ver cell[MAX_TRACKED_COLS]; /* winning version per column */
 	int64_t known;                  /* columns whose version was found */
 };
 
+/*
+ * Read the row's history as change `a` sees it: the version of each
+ * cell since the row's last delete, whether the row is alive, and
+ * whether any delete in its whole history is concurrent with the change
+ * (a delete wins over every write it has not seen, even once the row
+ * was inserted again).
+ */
 static int load_history(struct apply *a, const struct tbl *t,
     const struct ws_value *pk, struct history *h)
 {
 	uint64_t usn;
-	int64_t mask, want;
+	int64_t mask;
 	uint32_t i;
-	int rc, op;
+	int rc, op, life_over = 0;
 	struct ver v;
 
 	memset(h, 0, sizeof(*h));
@@ -1435,24 +1545,31 @@ static int load_history(struct apply *a, const struct tbl *t,
 			bind_value(a->hist, (int)i + 2, &pk[i]);
 		else
 			sqlite3_bind_null(a->hist, (int)i + 2);
-	want = t->allmask;
 	while ((rc = sqlite3_step(a->hist)) == SQLITE_ROW) {
 		usn = (uint64_t)sqlite3_column_int64(a->hist, 0);
 		op = sqlite3_column_int(a->hist, 1);
 		if (op & OP_LOSTDEL)
 			continue; /* lost entirely: it set nothing */
-		mask = sqlite3_column_int64(a->hist, 2) & want & ~h->known;
 		if (op == WS_OP_DELETE) {
+			if ((rc = dot_of(a, usn, &v)))
+				return rc;
 			if (h->state == 0) {
 				h->state = 2;
-				if ((rc = dot_of(a, usn, &h->del)))
-					return rc;
+				h->del = v;
 			}
-			rc = SQLITE_DONE;
-			break; /* older entries belong to an earlier life of the row */
+			if (!seen(a, &v)) {
+				h->unseen_delete = 1;
+				rc = SQLITE_DONE;
+				break;
+			}
+			life_over = 1; /* older versions belong to an earlier life */
+			continue;
 		}
+		if (life_over)
+			continue;
 		if (op == WS_OP_INSERT && h->state == 0)
 			h->state = 1;
+		mask = sqlite3_column_int64(a->hist, 2) & t->allmask & ~h->known;
 		if (mask) {
 			if ((rc = dot_of(a, usn, &v)))
 				return rc;
@@ -1460,10 +1577,6 @@ static int load_history(struct apply *a, const struct tbl *t,
 				if ((mask >> i) & 1)
 					h->cell[i] = v;
 			h->known |= mask;
-		}
-		if (op == WS_OP_INSERT) {
-			rc = SQLITE_DONE;
-			break; /* an insert set every column */
 		}
 	}
 	sqlite3_reset(a->hist);
@@ -1492,6 +1605,7 @@ static int add_conflict(struct apply *a, const struct tbl *t, int col, int lostd
 		bind_value(st, 8, v);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
+	a->any_conflicts = 1;
 	return rc == SQLITE_DONE ? 0 : sqlerr(a->s, rc, "conflicts", a->err);
 }
 
@@ -1524,23 +1638,57 @@ static int map_table(struct ws_store *s, const struct ws_table *rt, struct tbl *
 	return 0;
 }
 
-/* Apply one change; see store.h for the rule. */
+/* Bind the values a TS_INS or TS_UPD statement of t takes for mask. */
+static void bind_write(sqlite3_stmt *w, const struct tbl *t, int kind, int64_t mask,
+    const struct ws_value *const *val, const struct ws_value *pk)
+{
+	uint32_t i, k;
+	int bi = 1;
+
+	for (i = 0; i < t->ncols; i++) {
+		if ((mask >> i) & 1)
+			bind_value(w, bi++, val[i]);
+		else if (kind == TS_INS && !((t->allmask >> i) & 1))
+			for (k = 0; k < t->npk; k++)
+				if (t->pk[k] == i)
+					bind_value(w, bi++, &pk[k]);
+	}
+	if (kind == TS_UPD)
+		for (k = 0; k < t->npk; k++)
+			bind_value(w, bi++, &pk[k]);
+}
+
+/* Step a cached write statement once; an error names the table. */
+static int step_write(struct apply *a, const struct tbl *t, sqlite3_stmt *w)
+{
+	int rc = sqlite3_step(w);
+
+	sqlite3_reset(w);
+	return rc == SQLITE_DONE ? 0 : sqlerr(a->s, rc, t->name, a->err);
+}
+
+/*
+ * Apply one change; see store.h for the rule.  A row with no history
+ * and no conflicts (the common case once history is garbage-collected)
+ * takes the short way: no read of the current row, just the write.
+ */
 static int apply_change(struct apply *a, const struct ws_change *c)
 {
 	const struct ws_table *rt = &a->b->tables[c->table];
 	struct ws_store *s = a->s;
-	uint32_t col[MAX_TRACKED_COLS], i, k, n;
+	uint32_t col[MAX_TRACKED_COLS], i, k;
 	const struct ws_value *val[MAX_TRACKED_COLS] = {0};
 	struct ver me = {a->origin, a->counter, a->lamport}, v;
+	struct ver best[MAX_TRACKED_COLS];
 	struct history h;
-	sqlite3_stmt *row = NULL, *w = NULL;
+	struct tbl *t = NULL;
+	sqlite3_stmt *row = NULL, *w;
 	int64_t win = 0, lost = 0, cmask = 0;
-	int rc, exists, op = c->op, bi;
+	int rc, exists = 0, op = c->op, me_wins;
 
 	if (rt->ncols > MAX_TRACKED_COLS)
 		return ws_error(a->err, WS_ESCHEMA, "table '%s': too many columns",
 		    rt->name);
-	struct tbl *t = NULL;
 	if ((rc = map_table(s, rt, &t, col, a->err)))
 		return rc;
 	if (op != WS_OP_DELETE)
@@ -1555,9 +1703,32 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 			return rc;
 	if ((rc = load_history(a, t, c->pk, &h)))
 		return rc;
+	memset(best, 0, sizeof(best));
+	if (h.state == 0 && h.known == 0 && !a->any_conflicts) {
+		/* Nothing concurrent can stand: every cell is this change's. */
+		if (op == WS_OP_DELETE) {
+			if ((rc = tstmt(s, t, TS_DEL, 0, &w, a->err)))
+				return rc;
+			for (i = 0; i < t->npk; i++)
+				bind_value(w, (int)i + 1, &c->pk[i]);
+			rc = step_write(a, t, w);
+		} else {
+			win = cmask;
+			if (win && (rc = tstmt(s, t, TS_UPD, win, &w, a->err)) == 0) {
+				bind_write(w, t, TS_UPD, win, val, c->pk);
+				rc = step_write(a, t, w);
+			}
+			if (rc == 0 && (!win || sqlite3_changes(s->db) == 0) &&
+			    (rc = tstmt(s, t, TS_INS, win, &w, a->err)) == 0) {
+				bind_write(w, t, TS_INS, win, val, c->pk);
+				rc = step_write(a, t, w);
+			}
+		}
+		goto log;
+	}
 	/* The current row, for the values that lose. */
-	if ((rc = row_stmt(s, t, &a->q, &row, a->err)))
-		goto out;
+	if ((rc = tstmt(s, t, TS_ROW, 0, &row, a->err)))
+		return rc;
 	for (i = 0; i < t->npk; i++)
 		bind_value(row, (int)i + 1, &c->pk[i]);
 	exists = sqlite3_step(row) == SQLITE_ROW;
@@ -1569,25 +1740,32 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	sqlite3_reset(a->conf);
 	sqlite3_bind_int64(a->conf, 1, t->id);
 	sqlite3_bind_blob(a->conf, 2, a->pk.p, (int)a->pk.len, SQLITE_STATIC);
-	struct ver best[MAX_TRACKED_COLS] = {{0}};
 	while ((rc = sqlite3_step(a->conf)) == SQLITE_ROW) {
 		int cc = sqlite3_column_int(a->conf, 1);
 		struct ver cv = {sqlite3_column_int64(a->conf, 2),
 		    (uint64_t)sqlite3_column_int64(a->conf, 3),
 		    (uint64_t)sqlite3_column_int64(a->conf, 4)};
 
-		if (cc < 0 || cc >= (int)t->ncols || !((cmask >> cc) & 1 || op == WS_OP_DELETE))
+		int lostdel = sqlite3_column_int(a->conf, 5);
+		sqlite3_stmt *fix = NULL;
+
+		if (cc < 0 || cc >= (int)t->ncols ||
+		    !(((cmask >> cc) & 1) || op == WS_OP_DELETE))
 			continue;
-		if (seen(a, &cv)) {
-			sqlite3_reset(a->delconf);
-			sqlite3_bind_int64(a->delconf, 1, sqlite3_column_int64(a->conf, 0));
-			if (sqlite3_step(a->delconf) != SQLITE_DONE) {
+		if (seen(a, &cv))
+			fix = a->delconf;  /* replaced by this change */
+		else if (op == WS_OP_DELETE && !lostdel)
+			fix = a->killconf; /* it loses to this delete too */
+		else if (!lostdel && (best[cc].site == 0 || wins(s, &cv, &best[cc])))
+			best[cc] = cv;     /* the strongest loser still standing */
+		if (fix) {
+			sqlite3_reset(fix);
+			sqlite3_bind_int64(fix, 1, sqlite3_column_int64(a->conf, 0));
+			if (sqlite3_step(fix) != SQLITE_DONE) {
 				rc = sqlerr(s, sqlite3_errcode(s->db), "conflicts", a->err);
 				goto out;
 			}
-			sqlite3_reset(a->delconf);
-		} else if (best[cc].site == 0 || wins(s, &cv, &best[cc])) {
-			best[cc] = cv; /* the strongest surviving loser */
+			sqlite3_reset(fix);
 		}
 	}
 	sqlite3_reset(a->conf);
@@ -1603,97 +1781,56 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 			    (rc = add_conflict(a, t, (int)i, 1, &h.cell[i],
 			    sqlite3_column_value(row, (int)i), NULL)))
 				goto out;
-		a->q.len = 0;
-		rc = ws_buf_printf(&a->q, "DELETE FROM ");
-		if (rc == 0) rc = qid(&a->q, t->name);
-		if (rc == 0) rc = put_pk_where(&a->q, t, 1);
-	} else if (h.state == 2 && !(op == WS_OP_INSERT && seen(a, &h.del))) {
+		if (exists && (rc = tstmt(s, t, TS_DEL, 0, &w, a->err)) == 0) {
+			for (i = 0; i < t->npk; i++)
+				bind_value(w, (int)i + 1, &c->pk[i]);
+			rc = step_write(a, t, w);
+		}
+		goto out;
+	}
+	if (h.unseen_delete) {
 		/* The row was deleted concurrently: the delete wins. */
 		for (i = 0; i < t->ncols; i++)
 			if (val[i] && (rc = add_conflict(a, t, (int)i, 1, &me, NULL, val[i])))
 				goto out;
 		lost = cmask;
 		op |= OP_LOSTDEL;
-	} else {
-		for (i = 0; i < t->ncols; i++) {
-			if (!val[i])
-				continue;
-			v = h.state == 2 ? (struct ver){0} : h.cell[i];
-			/* The versions left standing: v unless seen, and best[i]. */
-			int me_wins = 1;
-
-			if (v.site && !seen(a, &v) && wins(s, &v, &me))
-				me_wins = 0;
-			if (best[i].site && wins(s, &best[i], &me))
-				me_wins = 0;
-			if (me_wins) {
-				win |= (int64_t)1 << i;
-				if (v.site && !seen(a, &v) && exists &&
-				    (rc = add_conflict(a, t, (int)i, 0, &v,
-				    sqlite3_column_value(row, (int)i), NULL)))
-					goto out;
-			} else {
-				lost |= (int64_t)1 << i;
-				if ((rc = add_conflict(a, t, (int)i, 0, &me, NULL, val[i])))
-					goto out;
-			}
-		}
-		a->q.len = 0;
-		if (!exists || h.state == 2) {
-			rc = ws_buf_printf(&a->q, "INSERT INTO ");
-			if (rc == 0) rc = qid(&a->q, t->name);
-			if (rc == 0) rc = ws_buf_printf(&a->q, "(");
-			for (i = 0, n = 0; rc == 0 && i < t->ncols; i++)
-				if (((win >> i) & 1) || !((t->allmask >> i) & 1)) {
-					rc = ws_buf_printf(&a->q, n++ ? ", " : "");
-					if (rc == 0) rc = qid(&a->q, t->cols[i]);
-				}
-			if (rc == 0) rc = ws_buf_printf(&a->q, ") VALUES(");
-			for (i = 0; rc == 0 && i < n; i++)
-				rc = ws_buf_printf(&a->q, i ? ", ?" : "?");
-			if (rc == 0) rc = ws_buf_printf(&a->q, ")");
-		} else if (win) {
-			rc = ws_buf_printf(&a->q, "UPDATE ");
-			if (rc == 0) rc = qid(&a->q, t->name);
-			for (i = 0, n = 0; rc == 0 && i < t->ncols; i++)
-				if ((win >> i) & 1) {
-					rc = ws_buf_printf(&a->q, n++ ? ", " : " SET ");
-					if (rc == 0) rc = qid(&a->q, t->cols[i]);
-					if (rc == 0) rc = ws_buf_printf(&a->q, " = ?");
-				}
-			if (rc == 0) rc = put_pk_where(&a->q, t, n + 1);
-		}
-	}
-	if (rc)
 		goto out;
-	if (a->q.len && !(op & OP_LOSTDEL)) {
-		if (!cstr(&a->q) || (rc = stmt(s, cstr(&a->q), &w, a->err)))
-			goto out;
-		bi = 1;
-		if ((op & 0xf) == WS_OP_DELETE) {
-			for (i = 0; i < t->npk; i++)
-				bind_value(w, bi++, &c->pk[i]);
-		} else if (!exists || h.state == 2) {
-			for (i = 0, k = 0; i < t->ncols; i++) {
-				if ((win >> i) & 1)
-					bind_value(w, bi++, val[i]);
-				else if (!((t->allmask >> i) & 1))
-					for (k = 0; k < t->npk; k++)
-						if (t->pk[k] == i)
-							bind_value(w, bi++, &c->pk[k]);
-			}
+	}
+	for (i = 0; i < t->ncols; i++) {
+		if (!val[i])
+			continue;
+		/* The versions left standing: v unless seen, and best[i]. */
+		v = h.state == 2 ? (struct ver){0} : h.cell[i];
+		me_wins = !(v.site && !seen(a, &v) && wins(s, &v, &me)) &&
+		    !(best[i].site && wins(s, &best[i], &me));
+		if (me_wins) {
+			win |= (int64_t)1 << i;
+			if (v.site && !seen(a, &v) && exists &&
+			    (rc = add_conflict(a, t, (int)i, 0, &v,
+			    sqlite3_column_value(row, (int)i), NULL)))
+				goto out;
 		} else {
-			for (i = 0; i < t->ncols; i++)
-				if ((win >> i) & 1)
-					bind_value(w, bi++, val[i]);
-			for (i = 0; i < t->npk; i++)
-				bind_value(w, bi++, &c->pk[i]);
-		}
-		if (!(op & OP_LOSTDEL) && sqlite3_step(w) != SQLITE_DONE) {
-			rc = sqlerr(s, sqlite3_errcode(s->db), t->name, a->err);
-			goto out;
+			lost |= (int64_t)1 << i;
+			if ((rc = add_conflict(a, t, (int)i, 0, &me, NULL, val[i])))
+				goto out;
 		}
 	}
+	if (!exists || h.state == 2) {
+		if ((rc = tstmt(s, t, TS_INS, win, &w, a->err)) == 0) {
+			bind_write(w, t, TS_INS, win, val, c->pk);
+			rc = step_write(a, t, w);
+		}
+	} else if (win && (rc = tstmt(s, t, TS_UPD, win, &w, a->err)) == 0) {
+		bind_write(w, t, TS_UPD, win, val, c->pk);
+		rc = step_write(a, t, w);
+	}
+out:
+	if (row)
+		sqlite3_reset(row);
+log:
+	if (rc)
+		return rc;
 	/* Log the change: what it set, and where it lost. */
 	sqlite3_reset(a->log);
 	sqlite3_bind_int64(a->log, 1, t->id);
@@ -1708,11 +1845,6 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	rc = sqlite3_step(a->log) == SQLITE_DONE ? 0 :
 	    sqlerr(s, sqlite3_errcode(s->db), "log", a->err);
 	sqlite3_reset(a->log);
-out:
-	if (row)
-		sqlite3_reset(row);
-	if (w)
-		sqlite3_reset(w);
 	return rc;
 }
 
@@ -1749,13 +1881,16 @@ static int apply_init(struct apply *a, struct ws_store *s, char *err)
 	if (rc || !cstr(&q) || (rc = stmt(s, cstr(&q), &a->log, err)) ||
 	    (rc = stmt(s, "SELECT site, counter, lamport, first_usn FROM wsync_batches"
 	    " WHERE last_usn >= ?1 ORDER BY last_usn LIMIT 1", &a->dot, err)) ||
-	    (rc = stmt(s, "SELECT id, col, site, counter, lamport FROM wsync_conflicts"
-	    " WHERE tbl = ?1 AND pk = ?2", &a->conf, err)) ||
+	    (rc = stmt(s, "SELECT id, col, site, counter, lamport, lostdel FROM "
+	    "wsync_conflicts WHERE tbl = ?1 AND pk = ?2", &a->conf, err)) ||
+	    (rc = stmt(s, "UPDATE wsync_conflicts SET lostdel = 1 WHERE id = ?1",
+	    &a->killconf, err)) ||
 	    (rc = stmt(s, "INSERT INTO wsync_conflicts(tbl, pk, col, lostdel, site,"
 	    " counter, lamport, value) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	    &a->addconf, err)) ||
 	    (rc = stmt(s, "DELETE FROM wsync_conflicts WHERE id = ?1", &a->delconf, err)))
 		goto out;
+	a->any_conflicts = meta_exists(s, "SELECT 1 FROM wsync_conflicts LIMIT 1");
 out:
 	ws_buf_release(&q);
 	if (rc)
@@ -2001,7 +2136,7 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
     uint64_t counter)
 {
 	struct ws_store *s = x->s;
-	const struct tbl *t = tbl_by_id(s, sqlite3_column_int64(e, 1));
+	struct tbl *t = tbl_by_id(s, sqlite3_column_int64(e, 1));
 	struct ws_value pk[MAX_TRACKED_COLS], vals[MAX_TRACKED_COLS];
 	sqlite3_stmt *later, *row = NULL, *conf;
 	sqlite3_value *cv[MAX_TRACKED_COLS] = {0};
@@ -2049,7 +2184,7 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 		return add_extracted(x, t, site, &c);
 	/* Values: the current row where this entry still wins ... */
 	win = later_delete ? 0 : sqlite3_column_int64(e, 3) & ~later_mask;
-	if ((rc = row_stmt(s, t, &x->q, &row, x->err)))
+	if ((rc = tstmt(s, t, TS_ROW, 0, &row, x->err)))
 		return rc;
 	for (i = 0; i < t->npk; i++)
 		bind_value(row, (int)i + 1, &pk[i]);
@@ -2330,10 +2465,10 @@ static int log_local(struct ws_store *s, const struct tbl *t, int op, int64_t ma
  */
 static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *err)
 {
-	const struct tbl *t = tbl_by_id(s, sqlite3_column_int64(cf, 0));
+	struct tbl *t = tbl_by_id(s, sqlite3_column_int64(cf, 0));
 	struct ws_value pk[MAX_TRACKED_COLS];
 	sqlite3_stmt *row, *w = NULL, *lost = NULL;
-	struct ws_buf q = WS_BUF_INIT, qr = WS_BUF_INIT;
+	struct ws_buf q = WS_BUF_INIT;
 	int col = sqlite3_column_int(cf, 2), rc, exists, n = 0;
 	int64_t mask = 0;
 	struct ws_rd r;
@@ -2345,7 +2480,7 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 	for (i = 0; i < t->npk; i++)
 		if (ws_value_decode(&r, &pk[i]))
 			return ws_error(err, WS_ECORRUPT, "wsync_conflicts is damaged");
-	if ((rc = row_stmt(s, t, &qr, &row, err)))
+	if ((rc = tstmt(s, t, TS_ROW, 0, &row, err)))
 		goto out;
 	for (i = 0; i < t->npk; i++)
 		bind_value(row, (int)i + 1, &pk[i]);
@@ -2427,7 +2562,6 @@ out:
 	sqlite3_finalize(w);
 	sqlite3_finalize(lost);
 	ws_buf_release(&q);
-	ws_buf_release(&qr);
 	return rc;
 }
 
