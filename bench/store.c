@@ -13,8 +13,10 @@
  *
  * Prints one table on stdout and nothing else.  The databases live in a
  * directory under /tmp that is removed at exit.  The 1M-row base file is
- * built once; every run works on a fresh byte copy of it (fsync'ed, so no
- * write-back of the copy falls into a timed section), and every
+ * built once, and tracked copies of it are made once (tracking, sealing
+ * and GC are timed there, not in the runs); every run works on a fresh
+ * byte copy of one of them (fsync'ed, so no write-back of the copy falls
+ * into a timed section), and every
  * connection uses journal_mode=WAL and synchronous=NORMAL with SQLite's
  * other defaults.  Each timing is run REPS times, the contenders taking
  * turns within a repetition, and shown as median, min and max; a ratio is
@@ -748,13 +750,14 @@ static void row(const char *name, struct figure f, int single, int prec,
     const char *unit, const char *goal, int met)
 {
 	if (single)
-		printf("  %-40s %10.*f %10s %10s  %-7s", name, prec, f.med, "-", "-", unit);
+		printf("  %-40s %10.*f %10s %10s  ", name, prec, f.med, "-", "-");
 	else
-		printf("  %-40s %10.*f %10.*f %10.*f  %-7s", name, prec, f.med, prec,
-		    f.min, prec, f.max, unit);
+		printf("  %-40s %10.*f %10.*f %10.*f  ", name, prec, f.med, prec,
+		    f.min, prec, f.max);
 	if (goal)
-		printf(" %-7s %s", goal, met ? "met" : "MISSED");
-	putchar('\n');
+		printf("%-7s %-7s %s\n", unit, goal, met ? "met" : "MISSED");
+	else
+		printf("%s\n", unit);
 	fflush(stdout);
 }
 
