@@ -336,21 +336,29 @@ static void sqlv_wsv(sqlite3_value *s, struct ws_value *x)
 	}
 }
 
+/*
+ * Append the encoding of v, as the checks compare it.  SQL cannot tell
+ * -0.0 from 0.0 (they compare equal, quote() and printf() print both as
+ * 0.0), so the capture triggers cannot see a change between them, as
+ * wsync(7) documents: zeros compare as SQL compares them; every other
+ * value is compared bit for bit.
+ */
+static int enc_value(const struct ws_value *v, struct ws_buf *out)
+{
+	struct ws_value x = *v;
+
+	if (x.type == WS_REAL && x.r == 0.0)
+		x.r = 0.0;
+	return ws_value_encode(&x, out);
+}
+
 static void col_enc(struct world *w, sqlite3_stmt *st, int col, struct ws_buf *out)
 {
 	struct ws_value x;
 
 	sqlv_wsv(sqlite3_column_value(st, col), &x);
-	/*
-	 * SQL cannot tell -0.0 from 0.0 (they compare equal, quote() and
-	 * printf() print both as 0.0), so the capture triggers cannot see a
-	 * change between them: wsync(7) documents this.  Compare zeros as
-	 * SQL does; every other value is compared bit for bit.
-	 */
-	if (x.type == WS_REAL && x.r == 0.0)
-		x.r = 0.0;
 	out->len = 0;
-	must(w, ws_value_encode(&x, out), "encode value");
+	must(w, enc_value(&x, out), "encode value");
 }
 
 /* Append a readable form of an encoded value to out. */
@@ -1568,7 +1576,7 @@ static int list_cb(const struct ws_conflict *c, void *cd)
 	for (i = 0; rc == 0 && i < c->npk; i++)
 		rc = ws_value_encode(&c->pk[i], &pk);
 	if (rc == 0)
-		rc = ws_value_encode(&c->value, &v);
+		rc = enc_value(&c->value, &v);
 	ws_siteid_hex(&c->site, hex);
 	if (rc == 0)
 		rc = ws_buf_printf(&cl->dump, "%s|", c->table);
