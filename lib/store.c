@@ -171,6 +171,20 @@ static int exec(struct ws_store *s, const char *sql, char *err)
 	return rc == SQLITE_OK ? 0 : sqlerr(s, rc, "sqlite", err);
 }
 
+/* Run sql, which takes one integer ?1, once. */
+static int exec_int(struct ws_store *s, const char *sql, int64_t v, char *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = stmt(s, sql, &st, err)))
+		return rc;
+	sqlite3_bind_int64(st, 1, v);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "sqlite", err);
+}
+
 static int prep(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err)
 {
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
@@ -435,7 +449,8 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS wsync_log(usn INTEGER PRIMARY KEY,"
     " tbl INTEGER NOT NULL, op INTEGER NOT NULL, mask INTEGER NOT NULL,"
     " lost INTEGER NOT NULL DEFAULT 0, k1);"
-    "CREATE INDEX IF NOT EXISTS wsync_log_key ON wsync_log(tbl, k1, usn);"
+    /* usn is the rowid, which every index entry ends with already */
+    "CREATE INDEX IF NOT EXISTS wsync_log_key ON wsync_log(tbl, k1);"
     "CREATE TABLE IF NOT EXISTS wsync_conflicts(id INTEGER PRIMARY KEY,"
     " tbl INTEGER NOT NULL, pk BLOB NOT NULL, col INTEGER NOT NULL,"
     " lostdel INTEGER NOT NULL, site INTEGER NOT NULL, counter INTEGER NOT NULL,"
@@ -853,7 +868,7 @@ static int grow_k(struct ws_store *s, unsigned n, char *err)
 	q.len = 0;
 	if (rc == 0 && (rc = ws_buf_printf(&q, "DROP INDEX wsync_log_key;"
 	    "CREATE INDEX wsync_log_key ON wsync_log(tbl, ")) == 0 &&
-	    (rc = put_ks(&q, s->nk, "")) == 0 && (rc = ws_buf_printf(&q, ", usn)")) == 0)
+	    (rc = put_ks(&q, s->nk, "")) == 0 && (rc = ws_buf_printf(&q, ")")) == 0)
 		rc = cstr(&q) ? exec(s, cstr(&q), err) : WS_ENOMEM;
 	ws_buf_release(&q);
 	return rc;
@@ -1454,12 +1469,21 @@ static int tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
 /* Merging. */
 
 /* Per-apply state: prepared statements and the batch being applied. */
+/* A batch table mapped onto a tracked one, worked out once per batch. */
+struct bmap {
+	struct tbl *t;
+	uint32_t col[MAX_TRACKED_COLS]; /* local index of each batch column */
+	int history;                   /* the log holds older entries of t */
+};
+
 struct apply {
 	struct ws_store *s;
 	const struct ws_batch *b;
 	int64_t origin;          /* local site number of the batch's dot */
 	uint64_t counter, lamport;
+	uint64_t first_usn;      /* the batch's first log entry */
 	int any_conflicts;       /* wsync_conflicts may hold rows */
+	struct bmap *map;        /* per batch table; t NULL until first use */
 	sqlite3_stmt *hist, *dot, *conf, *addconf, *delconf, *killconf, *log;
 	struct ws_buf pk, q;
 	char *err;
@@ -1668,6 +1692,38 @@ static int step_write(struct apply *a, const struct tbl *t, sqlite3_stmt *w)
 }
 
 /*
+ * The mapping of batch table i, worked out on its first use in the batch:
+ * the tracked table, its columns, and whether the log holds entries of it
+ * older than this batch (after garbage collection it mostly does not, and
+ * then no change of the batch needs to read history).
+ */
+static int batch_map(struct apply *a, uint32_t i, struct bmap **out)
+{
+	const struct ws_table *rt = &a->b->tables[i];
+	struct bmap *m = &a->map[i];
+	sqlite3_stmt *st;
+	int rc;
+
+	*out = m;
+	if (m->t)
+		return 0;
+	if (rt->ncols > MAX_TRACKED_COLS)
+		return ws_error(a->err, WS_ESCHEMA, "table '%s': too many columns",
+		    rt->name);
+	if ((rc = map_table(a->s, rt, &m->t, m->col, a->err)))
+		return rc;
+	if ((rc = stmt(a->s, "SELECT 1 FROM wsync_log WHERE tbl = ?1 AND usn < ?2 "
+	    "LIMIT 1", &st, a->err)))
+		return rc;
+	sqlite3_bind_int64(st, 1, m->t->id);
+	sqlite3_bind_int64(st, 2, (int64_t)a->first_usn);
+	rc = sqlite3_step(st);
+	m->history = rc != SQLITE_DONE;
+	sqlite3_reset(st);
+	return 0;
+}
+
+/*
  * Apply one change; see store.h for the rule.  A row with no history
  * and no conflicts (the common case once history is garbage-collected)
  * takes the short way: no read of the current row, just the write.
@@ -1676,7 +1732,8 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 {
 	const struct ws_table *rt = &a->b->tables[c->table];
 	struct ws_store *s = a->s;
-	uint32_t col[MAX_TRACKED_COLS], i, k;
+	struct bmap *m;
+	uint32_t i, k;
 	const struct ws_value *val[MAX_TRACKED_COLS] = {0};
 	struct ver me = {a->origin, a->counter, a->lamport}, v;
 	struct ver best[MAX_TRACKED_COLS];
@@ -1686,23 +1743,19 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	int64_t win = 0, lost = 0, cmask = 0;
 	int rc, exists = 0, op = c->op, me_wins;
 
-	if (rt->ncols > MAX_TRACKED_COLS)
-		return ws_error(a->err, WS_ESCHEMA, "table '%s': too many columns",
-		    rt->name);
-	if ((rc = map_table(s, rt, &t, col, a->err)))
+	if ((rc = batch_map(a, c->table, &m)))
 		return rc;
+	t = m->t;
 	if (op != WS_OP_DELETE)
 		for (i = 0, k = 0; i < rt->ncols; i++)
 			if (ws_mask_test(c->mask, i)) {
-				val[col[i]] = &c->vals[k++];
-				cmask |= (int64_t)1 << col[i];
+				val[m->col[i]] = &c->vals[k++];
+				cmask |= (int64_t)1 << m->col[i];
 			}
-	a->pk.len = 0;
-	for (i = 0; i < t->npk; i++)
-		if ((rc = ws_value_encode(&c->pk[i], &a->pk)))
-			return rc;
-	if ((rc = load_history(a, t, c->pk, &h)))
+	if (m->history && (rc = load_history(a, t, c->pk, &h)))
 		return rc;
+	if (!m->history)
+		memset(&h, 0, sizeof(h)); /* nothing older than this batch */
 	memset(best, 0, sizeof(best));
 	if (h.state == 0 && h.known == 0 && !a->any_conflicts) {
 		/* Nothing concurrent can stand: every cell is this change's. */
@@ -1726,6 +1779,10 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 		}
 		goto log;
 	}
+	a->pk.len = 0;
+	for (i = 0; i < t->npk; i++)
+		if ((rc = ws_value_encode(&c->pk[i], &a->pk)))
+			return rc;
 	/* The current row, for the values that lose. */
 	if ((rc = tstmt(s, t, TS_ROW, 0, &row, a->err)))
 		return rc;
@@ -1851,6 +1908,8 @@ log:
 static void apply_release(struct apply *a)
 {
 	/* The statements belong to the store's cache. */
+	free(a->map);
+	a->map = NULL;
 	ws_buf_release(&a->pk);
 	ws_buf_release(&a->q);
 }
@@ -1940,6 +1999,11 @@ static int apply_batch(struct ws_store *s, const struct ws_batch *b, char *err)
 		return rc;
 	first++;
 	a.b = b;
+	a.first_usn = first;
+	if (!(a.map = calloc(b->ntables ? b->ntables : 1, sizeof(*a.map)))) {
+		apply_release(&a);
+		return WS_ENOMEM;
+	}
 	a.counter = b->dot_counter;
 	a.lamport = lamport_of(&b->clock);
 	if ((rc = site_index(s, &b->dot_site, &a.origin, err)) ||
@@ -2616,8 +2680,8 @@ int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
 	gcusn = (uint64_t)meta_int(s, "gc_usn");
 	if ((rc = prep(s, "SELECT b.site, b.counter, b.first_usn, b.last_usn, s.site "
 	    "FROM wsync_batches b JOIN wsync_sites s ON s.id = b.site", &bs, err)) ||
-	    (rc = prep(s, "DELETE FROM wsync_log WHERE usn BETWEEN ?1 AND ?2 "
-	    "AND usn < ?3", &del, err)) ||
+	    (rc = prep(s, "DELETE FROM wsync_log WHERE usn BETWEEN ?1 AND ?2",
+	    &del, err)) ||
 	    (rc = prep(s, "DELETE FROM wsync_batches WHERE site = ?1 AND counter = ?2",
 	    &delb, err)))
 		goto out;
@@ -2627,10 +2691,8 @@ int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
 		memcpy(site.b, sqlite3_column_blob(bs, 4), WS_SITEID_LEN);
 		if (ws_vclock_get(stable, &site) < (uint64_t)sqlite3_column_int64(bs, 1))
 			continue;
-		/* The newest entry stays, so usns are never handed out twice. */
 		sqlite3_bind_int64(del, 1, sqlite3_column_int64(bs, 2));
 		sqlite3_bind_int64(del, 2, sqlite3_column_int64(bs, 3));
-		sqlite3_bind_int64(del, 3, (int64_t)maxusn);
 		if (sqlite3_step(del) != SQLITE_DONE)
 			goto sqlfail;
 		n += (uint64_t)sqlite3_changes(s->db);
@@ -2645,6 +2707,15 @@ int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
 	}
 	if (rc != SQLITE_DONE)
 		goto sqlfail;
+	/*
+	 * The log keeps its newest usn, as a marker (table 0) if its entry
+	 * went, so usns are never handed out twice.
+	 */
+	if (maxusn && (rc = exec_int(s, "INSERT OR IGNORE INTO wsync_log(usn, tbl, "
+	    "op, mask) VALUES(?1, 0, 0, 0)", (int64_t)maxusn, err)))
+		goto out;
+	if (sqlite3_changes(s->db) == 1 && n > 0)
+		n--; /* counted as dropped, but a marker took its place */
 	if ((rc = meta_get(s, "gc", &val, &len, err)) ||
 	    (val && (rc = ws_vclock_decode_all(&gc, val, len, err))) ||
 	    (rc = ws_vclock_merge(&gc, stable)) || (rc = ws_vclock_encode(&gc, &enc)) ||
