@@ -59,6 +59,8 @@ enum ws_frame_type {
 	WS_FRAME_HEARTBEAT = 0x03, /* varint sender time, ms since epoch */
 	WS_FRAME_BATCH = 0x10,     /* a delta batch (delta.h) */
 	WS_FRAME_CLOCK = 0x11,     /* a vector clock (vclock.h) */
+	WS_FRAME_ADD = 0x04,       /* offer or accept a working set (session.h) */
+	WS_FRAME_REMOVE = 0x05,    /* drop a working set from the session */
 };
 
 /* One decoded frame.  `payload` is owned by the decoder or the input. */

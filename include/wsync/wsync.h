@@ -15,6 +15,9 @@
 #include "delta.h"
 #include "json.h"
 #include "stream.h"
+#include "store.h"
+#include "transport.h"
+#include "session.h"
 
 /*
  * Initialise the dependencies that need it (libsodium).  Safe to call

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * session.h - one connection between a site and a hub: buffered,
+ * non-blocking frame I/O, and the session frames' payloads.
+ *
+ * A session starts with each side sending the stream preamble and a
+ * HELLO frame (protocol version, role, site id).  A site then offers
+ * working sets with ADD frames on channels of its choosing (1, 2, ...);
+ * the hub answers each with an ADD on the same channel carrying its own
+ * guid and clock, or with an ERROR frame on that channel (the session
+ * goes on for the others).  Then each side sends the BATCH frames the
+ * other lacks, and a CLOCK frame: flag WS_CLOCK_CAUGHT_UP from the hub
+ * ends its catch-up; flag WS_CLOCK_SYNC from a site asks the hub to
+ * confirm, with a CLOCK flagged WS_CLOCK_ACK, that it has stored all the
+ * site sent before.  Live batches follow.  REMOVE drops a working set
+ * from the session.  See wsync-protocol(5).
+ */
+#ifndef WSYNC_SESSION_H
+#define WSYNC_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "error.h"
+#include "frame.h"
+#include "transport.h"
+#include "vclock.h"
+
+#define WS_PROTOCOL_VERSION 1
+
+/* HELLO roles. */
+#define WS_ROLE_SITE 0
+#define WS_ROLE_HUB 1
+
+/* CLOCK frame flags. */
+#define WS_CLOCK_CAUGHT_UP 0x1 /* hub: everything you lacked was sent */
+#define WS_CLOCK_SYNC 0x2      /* site: confirm you stored what I sent */
+#define WS_CLOCK_ACK 0x4       /* hub: stored; my clock is this */
+
+/* Largest working-set id. */
+#define WS_WSID_MAX 128
+
+struct ws_hello {
+	uint64_t version;
+	unsigned role;
+	struct ws_siteid site;
+};
+
+/* An ADD frame: a working set offered (site) or accepted (hub). */
+struct ws_add {
+	char wsid[WS_WSID_MAX + 1];
+	int has_guid;
+	uint8_t guid[16];
+	struct ws_vclock clock; /* owned; release with ws_vclock_release */
+};
+
+int ws_hello_encode(const struct ws_hello *h, struct ws_buf *out) WS_MUST_CHECK;
+int ws_hello_decode(struct ws_hello *h, const uint8_t *p, size_t n, char *err) WS_MUST_CHECK;
+int ws_add_encode(const struct ws_add *a, struct ws_buf *out) WS_MUST_CHECK;
+/* a->clock must be initialised; it is replaced. */
+int ws_add_decode(struct ws_add *a, const uint8_t *p, size_t n, char *err) WS_MUST_CHECK;
+/* A working-set id: 1 to 128 bytes of [A-Za-z0-9._-], not starting with '.'. */
+int ws_wsid_valid(const char *wsid);
+
+/* One end of a connection. */
+struct ws_peer {
+	struct ws_conn conn;
+	struct ws_frame_decoder dec;
+	struct ws_buf out;     /* bytes waiting to be written */
+	size_t out_off;        /* of which this many are written */
+	size_t out_max;        /* past this many waiting bytes: WS_EBUSY */
+	int sent_preamble;
+	int eof;               /* the other side closed */
+};
+
+/* Prepare p for conn (taken over); max_frame as for the decoder. */
+void ws_peer_init(struct ws_peer *p, const struct ws_conn *conn, size_t max_frame,
+    size_t out_max);
+/* Close the connection and free the buffers. */
+void ws_peer_release(struct ws_peer *p);
+
+/*
+ * Queue one frame (and, first, the preamble).  WS_EBUSY when the queue
+ * would pass out_max: the peer is too slow and should be dropped.
+ */
+int ws_peer_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
+    const void *payload, size_t n) WS_MUST_CHECK;
+/* Queue an ERROR frame with a message. */
+int ws_peer_send_error(struct ws_peer *p, uint32_t ch, int code, const char *msg) WS_MUST_CHECK;
+/* Queue a CLOCK frame. */
+int ws_peer_send_clock(struct ws_peer *p, uint32_t ch, uint8_t flags,
+    const struct ws_vclock *vc) WS_MUST_CHECK;
+
+/* Bytes still to write. */
+static inline size_t ws_peer_pending(const struct ws_peer *p)
+{
+	return p->out.len - p->out_off;
+}
+
+/* Write what the fd takes now.  0 (maybe some left), or WS_EIO. */
+int ws_peer_flush(struct ws_peer *p, char *err) WS_MUST_CHECK;
+
+/* Called for each frame read; return 0 to go on, <0 to stop. */
+typedef int ws_frame_cb(struct ws_peer *p, const struct ws_frame *f, void *clientData);
+
+/*
+ * Read what the fd has now and hand each whole frame to cb.  Sets
+ * p->eof at end of stream (WS_ETRUNC if it ends inside a frame).
+ * Decoding errors come back with the byte offset in err.
+ */
+int ws_peer_read(struct ws_peer *p, ws_frame_cb *cb, void *clientData, char *err) WS_MUST_CHECK;
+
+#endif

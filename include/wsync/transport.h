@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * transport.h - byte streams between a site and a hub.
+ *
+ * An address is one of:
+ *     HOST:PORT        TCP; HOST a name or an IPv4 address
+ *     [IPv6]:PORT      TCP over IPv6
+ *     unix:PATH        a Unix-domain stream socket
+ *     exec:COMMAND     (connect only) COMMAND run by "sh -c", spoken to
+ *                      over its stdin and stdout, as rsync runs ssh
+ *     -                (connect only) this process's stdin and stdout
+ * A connection has a read fd and a write fd (the same fd for sockets).
+ * Every fd is close-on-exec.  The library never prints.
+ */
+#ifndef WSYNC_TRANSPORT_H
+#define WSYNC_TRANSPORT_H
+
+#include <sys/types.h>
+
+#include "error.h"
+
+#define WS_CONN_NAMELEN 128
+
+struct ws_conn {
+	int rfd;                      /* read side, -1 when closed */
+	int wfd;                      /* write side; may equal rfd */
+	pid_t pid;                    /* exec: the child, else 0 */
+	char name[WS_CONN_NAMELEN];   /* for messages: "127.0.0.1:4000" */
+};
+
+/*
+ * Connect to addr.  On success fill *c (the caller closes it with
+ * ws_conn_close).  Errors: WS_EINVAL (a malformed address), WS_EUNSUPP
+ * (connection refused, no such host: the hub is unavailable), WS_EIO.
+ */
+int ws_transport_connect(const char *addr, struct ws_conn *c, char *err) WS_MUST_CHECK;
+
+/*
+ * Listen on addr (HOST:PORT, [IPv6]:PORT or unix:PATH; port 0 picks a
+ * free port).  *fd receives the listening socket; the address actually
+ * bound is written to bound[WS_CONN_NAMELEN] when bound is not NULL.  A
+ * stale unix socket file (nobody listening) is replaced.
+ */
+int ws_transport_listen(const char *addr, int *fd, char bound[WS_CONN_NAMELEN],
+    char *err) WS_MUST_CHECK;
+
+/* Accept one connection from listening socket lfd into *c. */
+int ws_transport_accept(int lfd, struct ws_conn *c, char *err) WS_MUST_CHECK;
+
+/* Put fd in non-blocking mode. */
+int ws_fd_nonblock(int fd) WS_MUST_CHECK;
+
+/*
+ * Close c's fds (stdio fds are left open) and, for exec:, reap the child.
+ * Safe to call twice.
+ */
+void ws_conn_close(struct ws_conn *c);
+
+#endif

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * session.c - buffered frame I/O on a connection, and the payloads of
+ * the session frames (HELLO, ADD).
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wsync/session.h"
+
+#define READ_CHUNK 65536
+
+int ws_hello_encode(const struct ws_hello *h, struct ws_buf *out)
+{
+	int rc;
+
+	if ((rc = ws_buf_put_varint(out, h->version)) ||
+	    (rc = ws_buf_put_varint(out, h->role)))
+		return rc;
+	return ws_buf_append(out, h->site.b, WS_SITEID_LEN);
+}
+
+int ws_hello_decode(struct ws_hello *h, const uint8_t *p, size_t n, char *err)
+{
+	const uint8_t *site;
+	uint64_t role;
+	struct ws_rd r;
+
+	ws_rd_init(&r, p, n);
+	if (ws_rd_varint(&r, &h->version))
+		return ws_error(err, WS_ECORRUPT, "bad hello frame");
+	if (h->version != WS_PROTOCOL_VERSION)
+		return ws_error(err, WS_EVERSION, "peer speaks protocol version %llu, "
+		    "this program speaks %d", (unsigned long long)h->version,
+		    WS_PROTOCOL_VERSION);
+	if (ws_rd_varint(&r, &role) || role > WS_ROLE_HUB ||
+	    ws_rd_raw(&r, WS_SITEID_LEN, &site) || ws_rd_left(&r))
+		return ws_error(err, WS_ECORRUPT, "bad hello frame");
+	h->role = (unsigned)role;
+	memcpy(h->site.b, site, WS_SITEID_LEN);
+	return 0;
+}
+
+int ws_wsid_valid(const char *wsid)
+{
+	size_t n = strlen(wsid);
+
+	return n > 0 && n <= WS_WSID_MAX && wsid[0] != '.' &&
+	    strspn(wsid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789._-") == n;
+}
+
+int ws_add_encode(const struct ws_add *a, struct ws_buf *out)
+{
+	int rc;
+
+	if ((rc = ws_buf_put_bytes(out, a->wsid, strlen(a->wsid))) ||
+	    (rc = ws_buf_put_varint(out, a->has_guid ? 1 : 0)))
+		return rc;
+	if (a->has_guid && (rc = ws_buf_append(out, a->guid, 16)))
+		return rc;
+	return ws_vclock_encode(&a->clock, out);
+}
+
+int ws_add_decode(struct ws_add *a, const uint8_t *p, size_t n, char *err)
+{
+	const uint8_t *s, *g;
+	uint64_t flags;
+	struct ws_rd r;
+	size_t len;
+	int rc;
+
+	ws_rd_init(&r, p, n);
+	if (ws_rd_bytes(&r, WS_WSID_MAX, &s, &len) || ws_rd_varint(&r, &flags) ||
+	    flags > 1)
+		return ws_error(err, WS_ECORRUPT, "bad add frame");
+	memcpy(a->wsid, s, len);
+	a->wsid[len] = 0;
+	if (!ws_wsid_valid(a->wsid))
+		return ws_error(err, WS_ECORRUPT, "bad working-set id in add frame");
+	a->has_guid = (int)flags;
+	if (flags) {
+		if (ws_rd_raw(&r, 16, &g))
+			return ws_error(err, WS_ECORRUPT, "bad add frame");
+		memcpy(a->guid, g, 16);
+	}
+	if ((rc = ws_vclock_decode(&a->clock, &r, err)))
+		return rc == WS_ENOMEM ? rc : WS_ECORRUPT;
+	if (ws_rd_left(&r))
+		return ws_error(err, WS_ECORRUPT, "bad add frame");
+	return 0;
+}
+
+void ws_peer_init(struct ws_peer *p, const struct ws_conn *conn, size_t max_frame,
+    size_t out_max)
+{
+	memset(p, 0, sizeof(*p));
+	p->conn = *conn;
+	ws_frame_decoder_init(&p->dec, max_frame, 0);
+	ws_buf_init(&p->out);
+	p->out_max = out_max;
+}
+
+void ws_peer_release(struct ws_peer *p)
+{
+	ws_conn_close(&p->conn);
+	ws_frame_decoder_release(&p->dec);
+	ws_buf_release(&p->out);
+}
+
+int ws_peer_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
+    const void *payload, size_t n)
+{
+	int rc;
+
+	if (p->out_off && p->out_off == p->out.len)
+		p->out.len = p->out_off = 0;
+	if (p->out_max && ws_peer_pending(p) + n > p->out_max)
+		return WS_EBUSY;
+	if (!p->sent_preamble) {
+		if ((rc = ws_frame_put_preamble(&p->out)))
+			return rc;
+		p->sent_preamble = 1;
+	}
+	return ws_frame_put(&p->out, type, flags, ch, payload, n);
+}
+
+int ws_peer_send_error(struct ws_peer *p, uint32_t ch, int code, const char *msg)
+{
+	struct ws_buf pl = WS_BUF_INIT;
+	int rc;
+
+	if (!(rc = ws_buf_put_svarint(&pl, code)) &&
+	    !(rc = ws_buf_append(&pl, msg, strlen(msg))))
+		rc = ws_peer_send(p, WS_FRAME_ERROR, 0, ch, pl.p, pl.len);
+	ws_buf_release(&pl);
+	return rc;
+}
+
+int ws_peer_send_clock(struct ws_peer *p, uint32_t ch, uint8_t flags,
+    const struct ws_vclock *vc)
+{
+	struct ws_buf pl = WS_BUF_INIT;
+	int rc;
+
+	if (!(rc = ws_vclock_encode(vc, &pl)))
+		rc = ws_peer_send(p, WS_FRAME_CLOCK, flags, ch, pl.p, pl.len);
+	ws_buf_release(&pl);
+	return rc;
+}
+
+int ws_peer_flush(struct ws_peer *p, char *err)
+{
+	char buf[64];
+	ssize_t k;
+
+	while (ws_peer_pending(p)) {
+		k = write(p->conn.wfd, p->out.p + p->out_off, ws_peer_pending(p));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (k < 0)
+			return ws_error(err, WS_EIO, "cannot write to %s: %s",
+			    p->conn.name, ws_errno_text(errno, buf));
+		p->out_off += (size_t)k;
+	}
+	p->out.len = p->out_off = 0;
+	return 0;
+}
+
+int ws_peer_read(struct ws_peer *p, ws_frame_cb *cb, void *clientData, char *err)
+{
+	uint8_t chunk[READ_CHUNK];
+	struct ws_frame f;
+	size_t off, used;
+	char buf[64];
+	ssize_t n;
+	int rc;
+
+	for (;;) {
+		n = read(p->conn.rfd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0)
+			return ws_error(err, WS_EIO, "cannot read from %s: %s",
+			    p->conn.name, ws_errno_text(errno, buf));
+		if (n == 0) {
+			p->eof = 1;
+			return ws_frame_decoder_finish(&p->dec, err);
+		}
+		for (off = 0; off < (size_t)n; off += used) {
+			rc = ws_frame_decoder_feed(&p->dec, chunk + off, (size_t)n - off,
+			    &used, &f, err);
+			if (rc < 0)
+				return rc;
+			if (rc == 1 && (rc = cb(p, &f, clientData)))
+				return rc;
+		}
+		if ((size_t)n < sizeof(chunk))
+			return 0;
+	}
+}
