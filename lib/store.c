@@ -1161,6 +1161,48 @@ out:
 	return rc;
 }
 
+int ws_store_adopt_tables(struct ws_store *s, const struct ws_batch *b, char *err)
+{
+	struct ws_buf q = WS_BUF_INIT;
+	const struct ws_table *bt;
+	sqlite3_stmt *st;
+	size_t i;
+	uint32_t k;
+	int rc = 0, exists;
+
+	for (i = 0; rc == 0 && i < b->ntables; i++) {
+		bt = &b->tables[i];
+		if (find_tbl(s, bt->name))
+			continue;
+		if ((rc = prep(s, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND "
+		    "name = ?1", &st, err)))
+			break;
+		sqlite3_bind_text(st, 1, bt->name, -1, SQLITE_STATIC);
+		exists = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+		if (!exists) {
+			q.len = 0;
+			rc = ws_buf_printf(&q, "CREATE TABLE ");
+			if (rc == 0) rc = qid(&q, bt->name);
+			for (k = 0; rc == 0 && k < bt->ncols; k++) {
+				rc = ws_buf_printf(&q, k ? ", " : "(");
+				if (rc == 0) rc = qid(&q, bt->cols[k]);
+			}
+			for (k = 0; rc == 0 && k < bt->npk; k++) {
+				rc = ws_buf_printf(&q, k ? ", " : ", PRIMARY KEY(");
+				if (rc == 0) rc = qid(&q, bt->cols[bt->pk[k]]);
+			}
+			if (rc == 0) rc = ws_buf_printf(&q, "))");
+			if (rc == 0)
+				rc = cstr(&q) ? exec(s, cstr(&q), err) : WS_ENOMEM;
+		}
+		if (rc == 0)
+			rc = ws_store_track(s, &bt->name, 1, err);
+	}
+	ws_buf_release(&q);
+	return rc;
+}
+
 /*
  * Follow schema changes of tracked tables: columns added at the end are
  * tracked from now on; anything else is WS_ESCHEMA.  Cheap when the

@@ -76,6 +76,15 @@ void ws_store_close(struct ws_store *s);
 int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
     char *err) WS_MUST_CHECK;
 
+/*
+ * Make every table b describes tracked here: a table that exists is
+ * tracked as ws_store_track() would (WS_ESCHEMA if its columns do not
+ * take the batch's); a missing one is created, with the batch's columns
+ * (no declared types, so every value keeps its own type) and primary
+ * key, and tracked.  For hubs and for sites that start empty.
+ */
+int ws_store_adopt_tables(struct ws_store *s, const struct ws_batch *b, char *err) WS_MUST_CHECK;
+
 /* This site's id. */
 const struct ws_siteid *ws_store_site(const struct ws_store *s);
 /* The working-set id. */

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hub.h - the star's centre (wsync-serve) and a site's side of it
+ * (wsync-join).
+ *
+ * The hub keeps one SQLite file per working set in its data directory
+ * (<dir>/<wsid>.db), applies every batch a site sends (durably, before it
+ * acknowledges) and forwards it to the other sites of that working set.
+ * One thread runs a poll(2) loop over every connection; each site has a
+ * bounded outgoing queue, and a site whose queue overflows is
+ * disconnected (it catches up when it reconnects), so a slow site never
+ * stalls the others.
+ *
+ * The library never prints: both sides report through a callback.
+ */
+#ifndef WSYNC_HUB_H
+#define WSYNC_HUB_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "error.h"
+
+/* How a program is told about sessions: one line, no newline. */
+typedef void ws_log_fn(void *clientData, const char *line);
+
+struct ws_hub_opts {
+	const char *const *listen; /* addresses to listen on */
+	size_t nlisten;
+	int use_stdio;             /* serve one session on stdin/stdout */
+	const char *datadir;       /* where the working sets live */
+	int create;                /* accept working sets it does not hold */
+	size_t max_frame;          /* 0: the default */
+	size_t queue_max;          /* per-site outgoing bytes; 0: 64 MiB */
+	volatile sig_atomic_t *stop; /* set by a signal handler to stop */
+	ws_log_fn *log;            /* session events and errors; may be NULL */
+	void *log_cd;
+	void (*ready)(void *clientData, const char *const *bound, size_t n);
+	                           /* called once listening, with the addresses */
+};
+
+/*
+ * Serve until *stop is set (or, with use_stdio, until that session
+ * ends).  Returns 0, or an error that stopped the hub itself (cannot
+ * listen, cannot open the data directory).  A session's errors end that
+ * session only and are logged.
+ */
+int ws_hub_run(const struct ws_hub_opts *o, char *err) WS_MUST_CHECK;
+
+/* One working set of a site: its id and database file. */
+struct ws_site_set {
+	const char *wsid;
+	const char *path;
+};
+
+struct ws_site_opts {
+	const char *hub;           /* address (transport.h) */
+	const struct ws_site_set *sets;
+	size_t nsets;
+	int follow;                /* stay connected, push and pull live */
+	size_t max_frame;
+	volatile sig_atomic_t *stop;
+	ws_log_fn *log;
+	void *log_cd;
+};
+
+/*
+ * Sync the sets with the hub.  Without follow: until both sides hold the
+ * same changes, then return 0.  A working set the hub refuses is logged
+ * and the others go on; the return is then that refusal's code.  With
+ * follow: until *stop, reconnecting with backoff.
+ */
+int ws_site_run(const struct ws_site_opts *o, char *err) WS_MUST_CHECK;
+
+#endif
