@@ -1,31 +1,117 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wsync-serve - the hub
- *
- * Not built yet: this binary only answers --help and --version and
- * otherwise prints its usage and exits 64, as its help says.
+ * wsync-serve - the hub.
  */
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "wsync/wsync.h"
+#include "wsync/hub.h"
+
+enum { OPT_STDIO = 256, OPT_CREATE, OPT_MAX_FRAME, OPT_QUEUE_MAX };
 
 static const struct cli_opt opts[] = {
+	{"listen", 'l', "ADDR", "listen on HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable)"},
+	{"datadir", 'd', "DIR", "keep the working sets in DIR (default .)"},
+	{"stdio", OPT_STDIO, NULL, "serve one session on stdin/stdout (for ssh)"},
+	{"create", OPT_CREATE, NULL, "accept working sets the hub does not hold yet"},
+	{"max-frame", OPT_MAX_FRAME, "BYTES", "refuse frames larger than BYTES"},
+	{"queue-max", OPT_QUEUE_MAX, "BYTES", "disconnect a site with more queued (default 64 MiB)"},
+	{"quiet", 'q', NULL, "do not log sessions on stderr"},
 	{0}
 };
 
 static const struct cli cli = {
-	.synopsis = "wsync-serve [-l ADDR]... [-d DATADIR] [--stdio] [--create] [--log FILE]",
-	.about = "The wsync hub: sites connect to it in a star; it stores every change and\nforwards it to the other sites of each working set.\n\nNOT IMPLEMENTED YET: the hub arrives with issue 4.  This build only prints\nits usage and exits 64.",
+	.synopsis = "wsync-serve [-q] [-l ADDR]... [-d DATADIR] [--stdio] [--create]",
+	.about = "The wsync hub: sites connect to it in a star; it stores every change\n"
+	    "of each working set in DATADIR/WSID.db and forwards it to the other sites.\n\n"
+	    "Not built yet: --log (the session log), heartbeats, idle timeouts,\n"
+	    "garbage collection and full snapshots for sites that lag behind it.",
 	.opts = opts,
 	.operands = "",
 };
 
+static volatile sig_atomic_t stop;
+static int quiet;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void log_line(void *cd, const char *line)
+{
+	(void)cd;
+	if (!quiet)
+		cli_warn("%s", line);
+}
+
+static void ready(void *cd, const char *const *bound, size_t n)
+{
+	size_t i;
+
+	(void)cd;
+	for (i = 0; i < n && !quiet; i++)
+		cli_warn("listening on %s", bound[i]);
+}
+
+static size_t parse_size(const char *opt, const char *arg)
+{
+	char *end;
+	unsigned long long v = strtoull(arg, &end, 10);
+
+	if (*end || end == arg || v == 0 || v > (1ull << 40))
+		cli_die(EX_USAGE, "bad %s '%s': want a positive number of bytes", opt, arg);
+	return (size_t)v;
+}
+
 int main(int argc, char **argv)
 {
-	const char *arg;
+	struct ws_hub_opts o = {.datadir = ".", .stop = &stop, .log = log_line,
+	    .ready = ready};
+	const char **listen = NULL, *arg;
+	char err[WS_ERRLEN] = "";
+	struct sigaction sa;
+	int ch, rc;
 
-	while (cli_next(&cli, argc, argv, &arg) != -1)
-		;
-	cli_warn("not implemented yet: %s", "the hub arrives with issue 4");
-	cli_usage(&cli);
+	while ((ch = cli_next(&cli, argc, argv, &arg)) != -1) {
+		switch (ch) {
+		case 'l':
+			if (!(listen = realloc(listen, (o.nlisten + 1) * sizeof(*listen))))
+				cli_die(EX_OSERR, "out of memory");
+			listen[o.nlisten++] = arg;
+			break;
+		case 'd': o.datadir = arg; break;
+		case OPT_STDIO: o.use_stdio = 1; break;
+		case OPT_CREATE: o.create = 1; break;
+		case OPT_MAX_FRAME: o.max_frame = parse_size("--max-frame", arg); break;
+		case OPT_QUEUE_MAX: o.queue_max = parse_size("--queue-max", arg); break;
+		case 'q': quiet = 1; break;
+		}
+	}
+	if (optind < argc) {
+		cli_warn("unexpected operand '%s'", argv[optind]);
+		cli_usage(&cli);
+	}
+	if (!o.nlisten && !o.use_stdio) {
+		cli_warn("nothing to serve: give -l ADDR or --stdio");
+		cli_usage(&cli);
+	}
+	o.listen = listen;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (ws_init())
+		cli_die(EX_SOFTWARE, "cannot initialise libsodium");
+	rc = ws_hub_run(&o, err);
+	free(listen);
+	if (rc)
+		cli_die(ws_exitcode(rc), "%s", err);
+	return 0;
 }

@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * site.c - wsync-join's side of a session: offer the working sets, send
+ * what the hub lacks, apply what it sends, and, with follow, stay and
+ * push local commits as they happen (inotify on the database files, no
+ * polling loop), reconnecting with backoff.  See hub.h and session.h.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wsync/delta.h"
+#include "wsync/hub.h"
+#include "wsync/session.h"
+#include "wsync/store.h"
+
+#define IDLE_TIMEOUT_MS 60000
+#define BACKOFF_MAX_MS 30000
+
+struct sset {
+	const struct ws_site_set *cfg;
+	struct ws_store *st;
+	uint32_t ch;
+	int accepted, refused, caught_up, acked;
+	uint64_t sent_usn;       /* follow: local batches sent up to here */
+};
+
+struct site {
+	const struct ws_site_opts *o;
+	struct sset *s;
+	size_t n;
+	struct ws_peer p;
+	int hello;
+	int result;              /* first refusal's code, for one-shot */
+	int fatal;               /* the session is over */
+	struct ws_buf enc;
+	char *err;
+};
+
+static void slog(struct site *x, const char *fmt, ...) WS_PRINTF(2, 3);
+
+static void slog(struct site *x, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (!x->o->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	x->o->log(x->o->log_cd, line);
+}
+
+static struct sset *by_chan(struct site *x, uint32_t ch)
+{
+	return ch >= 1 && ch <= x->n ? &x->s[ch - 1] : NULL;
+}
+
+struct sendctx {
+	struct site *x;
+	struct sset *ss;
+	int own_only;            /* send only this site's own batches */
+};
+
+static int send_one(const struct ws_batch *b, uint64_t usn, void *cd)
+{
+	struct sendctx *c = cd;
+	int rc;
+
+	c->ss->sent_usn = usn;
+	if (c->own_only && (!b->has_dot || memcmp(b->dot_site.b,
+	    ws_store_site(c->ss->st)->b, WS_SITEID_LEN) != 0))
+		return 0;
+	c->x->enc.len = 0;
+	if ((rc = ws_batch_encode(b, &c->x->enc)))
+		return rc;
+	return ws_peer_send(&c->x->p, WS_FRAME_BATCH, 0, c->ss->ch, c->x->enc.p,
+	    c->x->enc.len);
+}
+
+/* Follow: seal local commits and send the new batches of every set. */
+static int push_local(struct site *x, char *err)
+{
+	struct sendctx c = {x, NULL, 1};
+	size_t i;
+	int rc, sealed;
+
+	for (i = 0; i < x->n; i++) {
+		c.ss = &x->s[i];
+		if (!c.ss->st || !c.ss->accepted || c.ss->refused)
+			continue;
+		if ((rc = ws_store_seal(c.ss->st, &sealed, err)))
+			return rc;
+		if (sealed && (rc = ws_store_changes_since(c.ss->st, c.ss->sent_usn,
+		    send_one, &c, err)))
+			return rc;
+	}
+	return 0;
+}
+
+/* The hub accepted a set: adopt its guid if new, send what it lacks. */
+static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
+{
+	struct ws_add a = {.clock = WS_VCLOCK_INIT};
+	struct ws_vclock mine = WS_VCLOCK_INIT;
+	struct sendctx c = {x, ss, 0};
+	uint8_t guid[16];
+	int rc;
+
+	if ((rc = ws_add_decode(&a, f->payload, f->len, x->err)))
+		goto out;
+	if (strcmp(a.wsid, ss->cfg->wsid) != 0 || !a.has_guid) {
+		rc = ws_error(x->err, WS_ECORRUPT, "the hub answered for another "
+		    "working set");
+		goto out;
+	}
+	if (!ws_store_guid(ss->st, guid) &&
+	    (rc = ws_store_set_guid(ss->st, a.guid, x->err)))
+		goto out;
+	ss->accepted = 1;
+	if ((rc = ws_store_seal(ss->st, NULL, x->err)) ||
+	    (rc = ws_store_changes_missing(ss->st, &a.clock, send_one, &c, x->err)) ||
+	    (rc = ws_store_usn(ss->st, &ss->sent_usn, x->err)) ||
+	    (rc = ws_store_clock(ss->st, &mine, x->err)))
+		goto out;
+	rc = ws_peer_send_clock(&x->p, ss->ch, WS_CLOCK_SYNC, &mine);
+out:
+	ws_vclock_release(&a.clock);
+	ws_vclock_release(&mine);
+	return rc;
+}
+
+static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
+{
+	struct site *x = cd;
+	struct sset *ss = by_chan(x, f->channel);
+	struct ws_hello hello;
+	struct ws_batch b;
+	struct ws_rd r;
+	int64_t code;
+	int rc = 0;
+
+	(void)p;
+	if (!x->hello && f->type != WS_FRAME_HELLO && f->type != WS_FRAME_ERROR)
+		return ws_error(x->err, WS_ECORRUPT, "the hub did not start with hello");
+	if (f->channel && !ss && f->type != WS_FRAME_HEARTBEAT)
+		return ws_error(x->err, WS_ECORRUPT, "frame on unknown channel %" PRIu32,
+		    f->channel);
+	switch (f->type) {
+	case WS_FRAME_HELLO:
+		if ((rc = ws_hello_decode(&hello, f->payload, f->len, x->err)))
+			return rc;
+		if (hello.role != WS_ROLE_HUB)
+			return ws_error(x->err, WS_ECORRUPT, "the peer is not a hub");
+		x->hello = 1;
+		return 0;
+	case WS_FRAME_ERROR:
+		ws_rd_init(&r, f->payload, f->len);
+		if (ws_rd_svarint(&r, &code) || code > 0 || code < WS_ERROR_MIN)
+			code = WS_EIO;
+		if (!ss) {
+			x->fatal = 1;
+			return ws_error(x->err, (int)code, "the hub ends the session: %.*s",
+			    (int)ws_rd_left(&r), (const char *)r.p);
+		}
+		slog(x, "%s: %.*s", ss->cfg->wsid, (int)ws_rd_left(&r), (const char *)r.p);
+		ss->refused = 1;
+		if (!x->result)
+			x->result = (int)code ? (int)code : WS_EIO;
+		return 0;
+	case WS_FRAME_ADD:
+		return ss ? on_add(x, ss, f) : ws_error(x->err, WS_ECORRUPT,
+		    "add frame on channel 0");
+	case WS_FRAME_BATCH:
+		if (!ss || !ss->accepted)
+			return ws_error(x->err, WS_ECORRUPT, "batch before the working "
+			    "set was accepted");
+		ws_batch_init(&b);
+		if (!(rc = ws_batch_decode(&b, f->payload, f->len, x->err)) &&
+		    !(rc = ws_store_adopt_tables(ss->st, &b, x->err)))
+			rc = ws_store_apply(ss->st, &b, NULL, x->err);
+		ws_batch_release(&b);
+		if (rc == 0)
+			rc = ws_store_usn(ss->st, &ss->sent_usn, x->err);
+		return rc;
+	case WS_FRAME_CLOCK:
+		if (ss && (f->flags & WS_CLOCK_CAUGHT_UP))
+			ss->caught_up = 1;
+		if (ss && (f->flags & WS_CLOCK_ACK))
+			ss->acked = 1;
+		return 0;
+	case WS_FRAME_REMOVE:
+		if (ss) {
+			slog(x, "%s: the hub dropped the working set", ss->cfg->wsid);
+			ss->refused = 1;
+		}
+		return 0;
+	case WS_FRAME_HEARTBEAT:
+		return 0;
+	default:
+		return ws_error(x->err, WS_EUNSUPP, "unknown frame type %u from the hub",
+		    f->type);
+	}
+}
+
+/* One-shot is done when every set was refused or is caught up and acked. */
+static int all_done(const struct site *x)
+{
+	size_t i;
+
+	for (i = 0; i < x->n; i++)
+		if (x->s[i].st && !x->s[i].refused &&
+		    !(x->s[i].caught_up && x->s[i].acked))
+			return 0;
+	return 1;
+}
+
+/* Watch the database files of every set; -1 if inotify is unavailable. */
+static int watch_files(struct site *x)
+{
+	char wal[PATH_MAX];
+	size_t i;
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+	for (i = 0; fd >= 0 && i < x->n; i++) {
+		inotify_add_watch(fd, x->s[i].cfg->path, IN_MODIFY | IN_CLOSE_WRITE);
+		snprintf(wal, sizeof(wal), "%s-wal", x->s[i].cfg->path);
+		inotify_add_watch(fd, wal, IN_MODIFY);
+	}
+	return fd;
+}
+
+/* One session: connect, sync, and (follow) stay until it ends. */
+static int session(struct site *x)
+{
+	struct ws_hello me = {WS_PROTOCOL_VERSION, WS_ROLE_SITE, {{0}}};
+	struct ws_add add = {.clock = WS_VCLOCK_INIT};
+	struct ws_conn c;
+	struct pollfd pfd[3];
+	char buf[512];
+	size_t i;
+	int rc, ifd = -1, idle = 0, live;
+
+	x->hello = 0;
+	x->fatal = 0;
+	for (i = 0; i < x->n; i++) {
+		x->s[i].accepted = x->s[i].refused = 0;
+		x->s[i].caught_up = x->s[i].acked = 0;
+	}
+	if ((rc = ws_transport_connect(x->o->hub, &c, x->err)))
+		return rc;
+	if (ws_fd_nonblock(c.rfd) || ws_fd_nonblock(c.wfd)) {
+		ws_conn_close(&c);
+		return ws_error(x->err, WS_EIO, "cannot set up the connection");
+	}
+	ws_peer_init(&x->p, &c, x->o->max_frame, 0);
+	me.site = *ws_store_site(x->s[0].st);
+	x->enc.len = 0;
+	if ((rc = ws_hello_encode(&me, &x->enc)) ||
+	    (rc = ws_peer_send(&x->p, WS_FRAME_HELLO, 0, 0, x->enc.p, x->enc.len)))
+		goto out;
+	for (i = 0; i < x->n; i++) {
+		struct sset *ss = &x->s[i];
+
+		if (!ss->st)
+			continue;
+		snprintf(add.wsid, sizeof(add.wsid), "%s", ss->cfg->wsid);
+		add.has_guid = ws_store_guid(ss->st, add.guid);
+		x->enc.len = 0;
+		if ((rc = ws_store_seal(ss->st, NULL, x->err)) ||
+		    (rc = ws_store_clock(ss->st, &add.clock, x->err)) ||
+		    (rc = ws_add_encode(&add, &x->enc)) ||
+		    (rc = ws_peer_send(&x->p, WS_FRAME_ADD, 0, ss->ch, x->enc.p,
+		    x->enc.len)))
+			goto out;
+	}
+	if (x->o->follow)
+		ifd = watch_files(x);
+	for (;;) {
+		if ((rc = ws_peer_flush(&x->p, x->err)))
+			goto out;
+		live = all_done(x);
+		if (live && !x->o->follow && !ws_peer_pending(&x->p))
+			break; /* one-shot: both sides hold the same changes */
+		if (x->o->stop && *x->o->stop)
+			break;
+		pfd[0].fd = x->p.conn.rfd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = ws_peer_pending(&x->p) ? x->p.conn.wfd : -1;
+		pfd[1].events = POLLOUT;
+		pfd[2].fd = live ? ifd : -1;
+		pfd[2].events = POLLIN;
+		rc = poll(pfd, 3, 1000);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0) {
+			rc = ws_error(x->err, WS_EIO, "poll: %s", strerror(errno));
+			goto out;
+		}
+		if (rc == 0) {
+			if (!x->o->follow && (idle += 1000) >= IDLE_TIMEOUT_MS) {
+				rc = ws_error(x->err, WS_EAGAIN, "the hub did not answer "
+				    "for %d seconds", IDLE_TIMEOUT_MS / 1000);
+				goto out;
+			}
+			continue;
+		}
+		idle = 0;
+		if (pfd[2].revents & POLLIN) {
+			/* Drain the events; one seal covers them all. */
+			while (read(ifd, buf, sizeof(buf)) > 0)
+				;
+			if ((rc = push_local(x, x->err)))
+				goto out;
+		}
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if ((rc = ws_peer_read(&x->p, on_frame, x, x->err)))
+				goto out;
+			if (x->p.eof) {
+				rc = ws_error(x->err, WS_EIO, "the hub closed the connection");
+				goto out;
+			}
+		}
+	}
+	rc = 0;
+out:
+	if (ifd >= 0)
+		close(ifd);
+	ws_vclock_release(&add.clock);
+	ws_peer_release(&x->p);
+	return rc;
+}
+
+int ws_site_run(const struct ws_site_opts *o, char *err)
+{
+	struct site x;
+	size_t i, open = 0;
+	int rc = 0, backoff = 250;
+	struct timespec ts;
+
+	memset(&x, 0, sizeof(x));
+	x.o = o;
+	x.err = err;
+	if (!(x.s = calloc(o->nsets ? o->nsets : 1, sizeof(*x.s))))
+		return WS_ENOMEM;
+	x.n = o->nsets;
+	for (i = 0; i < o->nsets; i++) {
+		char why[WS_ERRLEN];
+		struct sset *ss = &x.s[i];
+
+		ss->cfg = &o->sets[i];
+		ss->ch = (uint32_t)i + 1;
+		if ((rc = ws_store_open(&ss->st, ss->cfg->path, ss->cfg->wsid,
+		    WS_STORE_CREATE, why)) ||
+		    (rc = ws_store_track(ss->st, NULL, 0, why))) {
+			slog(&x, "%s: %s", ss->cfg->wsid, why);
+			ws_store_close(ss->st);
+			ss->st = NULL;
+			if (!x.result)
+				x.result = rc;
+			continue;
+		}
+		open++;
+	}
+	if (!open) {
+		rc = ws_error(err, x.result ? x.result : WS_EINVAL,
+		    "no working set could be opened");
+		goto out;
+	}
+	for (i = 0; !x.s[i].st; i++)
+		;
+	if (i) {
+		/* session() takes the site id from the first set: keep it open. */
+		struct sset t = x.s[0];
+
+		x.s[0] = x.s[i];
+		x.s[i] = t;
+		x.s[0].ch = 1;
+		x.s[i].ch = (uint32_t)i + 1;
+	}
+	for (;;) {
+		rc = session(&x);
+		if (!o->follow || (o->stop && *o->stop) || x.fatal)
+			break;
+		/* Follow: log, back off, reconnect. */
+		slog(&x, "%s; reconnecting in %d ms", err, backoff);
+		ts.tv_sec = backoff / 1000;
+		ts.tv_nsec = (long)(backoff % 1000) * 1000000L;
+		nanosleep(&ts, NULL);
+		if ((backoff *= 2) > BACKOFF_MAX_MS)
+			backoff = BACKOFF_MAX_MS;
+	}
+	if (rc == 0 && x.result)
+		rc = ws_error(err, x.result, "some working sets were not synced");
+out:
+	for (i = 0; i < x.n; i++)
+		ws_store_close(x.s[i].st);
+	free(x.s);
+	ws_buf_release(&x.enc);
+	return rc;
+}
