@@ -51,6 +51,7 @@ struct hub {
 	size_t npeers;
 	int *lfd;
 	size_t nlfd;
+	unsigned long sessions;  /* sessions accepted so far */
 	char *err;
 };
 
@@ -378,6 +379,11 @@ static int add_peer(struct hub *h, const struct ws_conn *c)
 	h->peers = p;
 	ws_peer_init(&hp->p, c, h->o->max_frame, h->o->queue_max ? h->o->queue_max :
 	    QUEUE_MAX_DEFAULT);
+	/* Unix peers have no address: number the sessions instead. */
+	h->sessions++;
+	if (strcmp(c->name, "unix") == 0)
+		snprintf(hp->p.conn.name, sizeof(hp->p.conn.name), "unix#%lu",
+		    h->sessions);
 	h->peers[h->npeers++] = hp;
 	hlog(h, "%s: connected", c->name);
 	return 0;

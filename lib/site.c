@@ -92,16 +92,17 @@ static int push_local(struct site *x, char *err)
 {
 	struct sendctx c = {x, NULL, 1};
 	size_t i;
-	int rc, sealed;
+	int rc;
 
 	for (i = 0; i < x->n; i++) {
 		c.ss = &x->s[i];
 		if (!c.ss->st || !c.ss->accepted || c.ss->refused)
 			continue;
-		if ((rc = ws_store_seal(c.ss->st, &sealed, err)))
-			return rc;
-		if (sealed && (rc = ws_store_changes_since(c.ss->st, c.ss->sent_usn,
-		    send_one, &c, err)))
+		/* Not only what this seal made: applying a remote batch seals
+		 * local writes too, and those must go out as well. */
+		if ((rc = ws_store_seal(c.ss->st, NULL, err)) ||
+		    (rc = ws_store_changes_since(c.ss->st, c.ss->sent_usn, send_one,
+		    &c, err)))
 			return rc;
 	}
 	return 0;
@@ -189,8 +190,6 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		    !(rc = ws_store_adopt_tables(ss->st, &b, x->err)))
 			rc = ws_store_apply(ss->st, &b, NULL, x->err);
 		ws_batch_release(&b);
-		if (rc == 0)
-			rc = ws_store_usn(ss->st, &ss->sent_usn, x->err);
 		return rc;
 	case WS_FRAME_CLOCK:
 		if (ss && (f->flags & WS_CLOCK_CAUGHT_UP))
