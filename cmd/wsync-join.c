@@ -2,7 +2,9 @@
 /*
  * wsync-join - a site: sync local databases with a hub.
  */
+#include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,24 +12,33 @@
 #include "wsync/wsync.h"
 #include "wsync/hub.h"
 
-enum { OPT_MAX_FRAME = 256 };
+enum { OPT_MAX_FRAME = 256, OPT_CONFLICTS, OPT_RESOLVE, OPT_KEEP };
 
 static const struct cli_opt opts[] = {
 	{"follow", 'f', NULL, "stay connected: push local commits and apply others' live"},
+	{"conflicts", OPT_CONFLICTS, NULL, "list the conflicts of each WSID=DBFILE; no hub"},
+	{"resolve", OPT_RESOLVE, "ID", "make conflict ID's value win (a local change)"},
+	{"keep", OPT_KEEP, NULL, "with --resolve: keep the current value instead"},
 	{"max-frame", OPT_MAX_FRAME, "BYTES", "refuse frames larger than BYTES"},
 	{"quiet", 'q', NULL, "do not report refused working sets and reconnects"},
 	{0}
 };
 
 static const struct cli cli = {
-	.synopsis = "wsync-join [-fq] HUB WSID=DBFILE...",
+	.synopsis = "wsync-join [-fq] HUB WSID=DBFILE...\n"
+	    "wsync-join --conflicts WSID=DBFILE...\n"
+	    "wsync-join --resolve ID [--keep] WSID=DBFILE",
 	.about = "Sync local SQLite databases with a wsync hub over one connection.\n"
 	    "HUB is HOST:PORT, [IPv6]:PORT, unix:PATH, exec:COMMAND (for example\n"
 	    "exec:'ssh host wsync-serve --stdio -d /srv/wsync') or - (stdin/stdout).\n"
 	    "Each WSID=DBFILE names a working set and its database; tables with a\n"
 	    "primary key are tracked.  Without -f, it syncs until both sides hold\n"
 	    "the same changes, then exits 0.\n\n"
-	    "Not built yet: --log, and listing or resolving conflicts from here.",
+	    "--conflicts lists the values that lost, one a line: WSID, ID, TABLE,\n"
+	    "KEY (JSON), COLUMN, VALUE (JSON), DOT and concurrent|deleted, tab-\n"
+	    "separated.  --resolve writes the choice as a local change; the next\n"
+	    "sync takes it to every site.\n\n"
+	    "Not built yet: --log.",
 	.opts = opts,
 	.operands = "file",
 };
@@ -39,6 +50,51 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
+}
+
+/* Print one conflict as a tab-separated line. */
+static int print_conflict(const struct ws_conflict *c, void *cd)
+{
+	char hex[WS_SITEID_HEXLEN + 1], *pk, *val;
+	json_t *a = json_array(), *v = ws_json_from_value(&c->value);
+	uint32_t i;
+
+	for (i = 0; a && i < c->npk; i++)
+		json_array_append_new(a, ws_json_from_value(&c->pk[i]));
+	pk = a ? json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	val = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	ws_siteid_hex(&c->site, hex);
+	if (pk && val)
+		printf("%s\t%lld\t%s\t%s\t%s\t%s\t%s:%llu\t%s\n", (const char *)cd,
+		    (long long)c->id, c->table, pk, c->column, val, hex,
+		    (unsigned long long)c->counter,
+		    c->lost_to_delete ? "deleted" : "concurrent");
+	free(pk);
+	free(val);
+	json_decref(a);
+	json_decref(v);
+	return pk && val ? 0 : WS_ENOMEM;
+}
+
+/* --conflicts and --resolve: local, no hub. */
+static int local_only(const struct ws_site_set *sets, size_t n, long long resolve,
+    int keep, char *err)
+{
+	struct ws_store *s;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && i < n; i++) {
+		if ((rc = ws_store_open(&s, sets[i].path, sets[i].wsid, 0, err)))
+			break;
+		rc = resolve ? ws_store_resolve(s, resolve, keep, err) :
+		    ws_store_conflicts(s, print_conflict, (void *)sets[i].wsid, err);
+		ws_store_close(s);
+	}
+	if (fflush(stdout) != 0 && rc == 0)
+		rc = ws_error(err, WS_EIO, "cannot write the list: %s",
+		    cli_strerror(errno));
+	return rc;
 }
 
 static void log_line(void *cd, const char *line)
@@ -55,13 +111,21 @@ int main(int argc, char **argv)
 	const char *arg;
 	char err[WS_ERRLEN] = "", *end, *eq;
 	struct sigaction sa;
-	int ch, rc, i;
+	int ch, rc, i, conflicts = 0, keep = 0;
+	long long resolve = 0;
 	unsigned long long v;
 
 	while ((ch = cli_next(&cli, argc, argv, &arg)) != -1) {
 		switch (ch) {
 		case 'f': o.follow = 1; break;
 		case 'q': quiet = 1; break;
+		case OPT_CONFLICTS: conflicts = 1; break;
+		case OPT_KEEP: keep = 1; break;
+		case OPT_RESOLVE:
+			resolve = strtoll(arg, &end, 10);
+			if (*end || end == arg || resolve <= 0)
+				cli_die(EX_USAGE, "bad conflict id '%s'", arg);
+			break;
 		case OPT_MAX_FRAME:
 			v = strtoull(arg, &end, 10);
 			if (*end || end == arg || v == 0 || v > WS_FRAME_MAX_LIMIT)
@@ -71,11 +135,28 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
-	if (argc - optind < 2) {
+	if (keep && !resolve) {
+		cli_warn("--keep goes with --resolve");
+		cli_usage(&cli);
+	}
+	if (conflicts && resolve) {
+		cli_warn("--conflicts and --resolve exclude each other");
+		cli_usage(&cli);
+	}
+	if (!conflicts && !resolve && argc - optind < 2) {
 		cli_warn(argc - optind < 1 ? "missing HUB" : "missing WSID=DBFILE");
 		cli_usage(&cli);
 	}
-	o.hub = argv[optind++];
+	if ((conflicts || resolve) && argc - optind < 1) {
+		cli_warn("missing WSID=DBFILE");
+		cli_usage(&cli);
+	}
+	if (resolve && argc - optind > 1) {
+		cli_warn("--resolve takes one WSID=DBFILE");
+		cli_usage(&cli);
+	}
+	if (!conflicts && !resolve)
+		o.hub = argv[optind++];
 	o.nsets = (size_t)(argc - optind);
 	if (!(sets = calloc(o.nsets, sizeof(*sets))))
 		cli_die(EX_OSERR, "out of memory");
@@ -102,7 +183,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (ws_init())
 		cli_die(EX_SOFTWARE, "cannot initialise libsodium");
-	rc = ws_site_run(&o, err);
+	rc = conflicts || resolve ? local_only(sets, o.nsets, resolve, keep, err) :
+	    ws_site_run(&o, err);
 	free(sets);
 	if (rc)
 		cli_die(ws_exitcode(rc), "%s", err);

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # 00-cli.bats - what every wsync binary shares: --help, --version, usage
 # errors (exit 64, "wsync-<name>: " on stderr), --list-options agreeing
-# with --help, and the stubs that are not built yet.
+# with --help, the usage errors of the hub and the site, and the stubs
+# that are not built yet.
 
 bats_require_minimum_version 1.5.0
 load helper
@@ -102,14 +103,18 @@ check_relative() {
 
 @test "wsync-serve --help and -h" {
 	check_help wsync-serve --help
-	assert_output --partial 'NOT IMPLEMENTED YET'
+	assert_line --index 0 'usage: wsync-serve [-q] [-l ADDR]... [-d DATADIR] [--stdio] [--create]'
+	refute_output --partial 'NOT IMPLEMENTED'
 	check_help wsync-serve -h
+	assert_line --index 0 'usage: wsync-serve [-q] [-l ADDR]... [-d DATADIR] [--stdio] [--create]'
 }
 
 @test "wsync-join --help and -h" {
 	check_help wsync-join --help
-	assert_output --partial 'NOT IMPLEMENTED YET'
+	assert_line --index 0 'usage: wsync-join [-fq] HUB WSID=DBFILE...'
+	refute_output --partial 'NOT IMPLEMENTED'
 	check_help wsync-join -h
+	assert_line --index 0 'usage: wsync-join [-fq] HUB WSID=DBFILE...'
 }
 
 @test "wsync-replicate --help and -h" {
@@ -207,10 +212,30 @@ check_relative() {
 
 @test "wsync-serve --list-options matches --help" {
 	check_list_options wsync-serve
+	# The hub takes no operands.
+	assert_line --index -1 'operands '
+	assert_line -- '--listen=ADDR'
+	assert_line -- '-l ADDR'
+	assert_line -- '--datadir=DIR'
+	assert_line -- '-d DIR'
+	assert_line -- '--stdio'
+	assert_line -- '--create'
+	assert_line -- '--max-frame=BYTES'
+	assert_line -- '--queue-max=BYTES'
+	assert_line -- '--quiet'
+	assert_line -- '-q'
+	refute_line -- '--list-options'
 }
 
 @test "wsync-join --list-options matches --help" {
 	check_list_options wsync-join
+	assert_line --index -1 'operands file'
+	assert_line -- '--follow'
+	assert_line -- '-f'
+	assert_line -- '--max-frame=BYTES'
+	assert_line -- '--quiet'
+	assert_line -- '-q'
+	refute_line -- '--list-options'
 }
 
 @test "wsync-replicate --list-options matches --help" {
@@ -231,17 +256,45 @@ check_relative() {
 	refute_line -- '--list-options'
 }
 
-@test "wsync-inspect: every option in the synopsis is a real option" {
-	local syn opt
-	ws_need wsync-inspect
-	syn="$(ws_synopsis wsync-inspect)"
-	run --separate-stderr "$WS_BIN/wsync-inspect" --list-options
+# check_synopsis_options TOOL: every option the synopsis shows is listed
+# by --list-options; a cluster of short flags ("-fq") is each of them.
+check_synopsis_options() {
+	local t=$1 syn opt word n=0
+	ws_need "$t"
+	syn="$(ws_synopsis "$t")"
+	run --separate-stderr "$WS_BIN/$t" --list-options
 	assert_success
-	for opt in $(grep -oE -- '(^|[[ ])--?[[:alnum:]][-[:alnum:]]*' <<<"$syn" |
+	for word in $(grep -oE -- '(^|[[ ])--?[[:alnum:]][-[:alnum:]]*' <<<"$syn" |
 	    tr -d '[ ' | sort -u); do
-		printf '%s\n' "${lines[@]}" | grep -q -e "^${opt}\$" -e "^${opt}[= ]" ||
-		    fail "synopsis option '$opt' is missing from --list-options"
+		if [[ "$word" == --* ]]; then
+			opt=$word
+			printf '%s\n' "${lines[@]}" | grep -q -e "^${opt}\$" -e "^${opt}[= ]" ||
+			    fail "$t: synopsis option '$opt' is missing from --list-options"
+			n=$((n + 1))
+			continue
+		fi
+		word=${word#-}
+		while [ -n "$word" ]; do
+			opt="-${word:0:1}"
+			word=${word:1}
+			printf '%s\n' "${lines[@]}" | grep -q -e "^${opt}\$" -e "^${opt}[= ]" ||
+			    fail "$t: synopsis option '$opt' is missing from --list-options"
+			n=$((n + 1))
+		done
 	done
+	[ "$n" -gt 0 ] || fail "$t: found no option in the synopsis '$syn'"
+}
+
+@test "wsync-inspect: every option in the synopsis is a real option" {
+	check_synopsis_options wsync-inspect
+}
+
+@test "wsync-serve: every option in the synopsis is a real option" {
+	check_synopsis_options wsync-serve
+}
+
+@test "wsync-join: every option in the synopsis is a real option" {
+	check_synopsis_options wsync-join
 }
 
 @test "the stubs list operands with no hint" {
@@ -254,21 +307,85 @@ check_relative() {
 	done
 }
 
+# --- usage errors of the hub and the site -----------------------------------
+
+@test "wsync-serve with nothing to serve exits 64" {
+	local msg="nothing to serve: give -l ADDR or --stdio"
+	check_usage_error wsync-serve "$msg"
+	check_usage_error wsync-serve "$msg" -d "$BATS_TEST_TMPDIR/hub"
+	check_usage_error wsync-serve "$msg" --create -q
+	# Nothing was served, so nothing was created.
+	[ ! -e "$BATS_TEST_TMPDIR/hub" ] || fail "wsync-serve made its data directory"
+}
+
+@test "wsync-serve: an operand exits 64" {
+	check_usage_error wsync-serve "unexpected operand 'some'" some operand
+	check_usage_error wsync-serve "unexpected operand 'x'" \
+	    -l "unix:$BATS_TEST_TMPDIR/s" x
+}
+
+@test "wsync-serve: a bad --max-frame or --queue-max exits 64" {
+	check_usage_error wsync-serve "option '--max-frame' needs an argument" --max-frame
+	ws_need wsync-serve
+	local a
+	for a in 0 x 12k -1 ''; do
+		run --separate-stderr "$WS_BIN/wsync-serve" --stdio --max-frame "$a"
+		assert_failure 64
+		assert_output ''
+		assert_stderr "wsync-serve: bad --max-frame '$a': want a positive number of bytes"
+		run --separate-stderr "$WS_BIN/wsync-serve" --stdio --queue-max="$a"
+		assert_failure 64
+		assert_output ''
+		assert_stderr "wsync-serve: bad --queue-max '$a': want a positive number of bytes"
+	done
+}
+
+@test "wsync-join with no operands: missing HUB" {
+	check_usage_error wsync-join "missing HUB"
+	check_usage_error wsync-join "missing HUB" -f
+	check_usage_error wsync-join "missing HUB" -q
+}
+
+@test "wsync-join with only HUB: missing WSID=DBFILE" {
+	check_usage_error wsync-join "missing WSID=DBFILE" unix:/nonexistent
+	check_usage_error wsync-join "missing WSID=DBFILE" -fq 127.0.0.1:1
+}
+
+@test "wsync-join: a bad operand exits 64" {
+	check_usage_error wsync-join "bad operand 'x': want WSID=DBFILE" hub:1 x
+	check_usage_error wsync-join "bad operand 'notes=': want WSID=DBFILE" hub:1 notes=
+	# The first bad one is named, even after a good one.
+	check_usage_error wsync-join "bad operand 'y': want WSID=DBFILE" \
+	    hub:1 notes=a.db y todo=t.db
+}
+
+@test "wsync-join: a bad working-set id exits 64" {
+	local tail="want letters, digits, '.', '_' or '-'"
+	cd "$BATS_TEST_TMPDIR"
+	check_usage_error wsync-join "bad working-set id '.hidden': $tail" hub:1 .hidden=a.db
+	check_usage_error wsync-join "bad working-set id '': $tail" hub:1 =a.db
+	check_usage_error wsync-join "bad working-set id 'a/b': $tail" hub:1 a/b=a.db
+	check_usage_error wsync-join "bad working-set id '../up': $tail" hub:1 ../up=a.db
+	check_usage_error wsync-join "bad working-set id 'sp ace': $tail" hub:1 'sp ace=a.db'
+	check_usage_error wsync-join "bad working-set id '$(printf 'x%.0s' {1..129})': $tail" \
+	    hub:1 "$(printf 'x%.0s' {1..129})=a.db"
+	# A usage error touches no database.
+	[ ! -e a.db ] || fail "wsync-join created a.db on a usage error"
+}
+
+@test "wsync-join: a bad --max-frame exits 64" {
+	ws_need wsync-join
+	local a
+	for a in 0 x 1073741825 ''; do
+		run --separate-stderr "$WS_BIN/wsync-join" --max-frame "$a" hub:1 notes=a.db
+		assert_failure 64
+		assert_output ''
+		assert_stderr "wsync-join: bad --max-frame '$a': want 1 to 1073741824"
+	done
+}
+
 # --- the stubs ---------------------------------------------------------------
 
-@test "wsync-serve with no arguments says it is not implemented" {
-	check_usage_error wsync-serve \
-	    "not implemented yet: the hub arrives with issue 4"
-	check_usage_error wsync-serve \
-	    "not implemented yet: the hub arrives with issue 4" some operand
-}
-
-@test "wsync-join with no arguments says it is not implemented" {
-	check_usage_error wsync-join \
-	    "not implemented yet: sites arrive with issue 4"
-	check_usage_error wsync-join \
-	    "not implemented yet: sites arrive with issue 4" hub:1 ws=db
-}
 
 @test "wsync-replicate with no arguments says it is not implemented" {
 	check_usage_error wsync-replicate \
