@@ -385,7 +385,7 @@ static int add_peer(struct hub *h, const struct ws_conn *c)
 		snprintf(hp->p.conn.name, sizeof(hp->p.conn.name), "unix#%lu",
 		    h->sessions);
 	h->peers[h->npeers++] = hp;
-	hlog(h, "%s: connected", c->name);
+	hlog(h, "%s: connected", hp->p.conn.name);
 	return 0;
 }
 
