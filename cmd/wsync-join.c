@@ -159,7 +159,7 @@ int main(int argc, char **argv)
 		o.hub = argv[optind++];
 	o.nsets = (size_t)(argc - optind);
 	if (!(sets = calloc(o.nsets, sizeof(*sets))))
-		cli_die(EX_OSERR, "out of memory");
+		cli_die(EX_SOFTWARE, "out of memory");
 	for (i = 0; optind < argc; i++, optind++) {
 		eq = strchr(argv[optind], '=');
 		if (!eq || eq[1] == 0) {

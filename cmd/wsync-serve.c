@@ -15,7 +15,7 @@ enum { OPT_STDIO = 256, OPT_CREATE, OPT_MAX_FRAME, OPT_QUEUE_MAX };
 
 static const struct cli_opt opts[] = {
 	{"listen", 'l', "ADDR", "listen on HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable)"},
-	{"datadir", 'd', "DIR", "keep the working sets in DIR (default .)"},
+	{"datadir", 'd', "DATADIR", "keep the working sets in DATADIR (default .)"},
 	{"stdio", OPT_STDIO, NULL, "serve one session on stdin/stdout (for ssh)"},
 	{"create", OPT_CREATE, NULL, "accept working sets the hub does not hold yet"},
 	{"max-frame", OPT_MAX_FRAME, "BYTES", "refuse frames larger than BYTES"},
@@ -59,13 +59,13 @@ static void ready(void *cd, const char *const *bound, size_t n)
 		cli_warn("listening on %s", bound[i]);
 }
 
-static size_t parse_size(const char *opt, const char *arg)
+static size_t parse_size(const char *opt, const char *arg, unsigned long long max)
 {
 	char *end;
 	unsigned long long v = strtoull(arg, &end, 10);
 
-	if (*end || end == arg || v == 0 || v > (1ull << 40))
-		cli_die(EX_USAGE, "bad %s '%s': want a positive number of bytes", opt, arg);
+	if (*end || end == arg || v == 0 || v > max)
+		cli_die(EX_USAGE, "bad %s '%s': want 1 to %llu", opt, arg, max);
 	return (size_t)v;
 }
 
@@ -82,14 +82,18 @@ int main(int argc, char **argv)
 		switch (ch) {
 		case 'l':
 			if (!(listen = realloc(listen, (o.nlisten + 1) * sizeof(*listen))))
-				cli_die(EX_OSERR, "out of memory");
+				cli_die(EX_SOFTWARE, "out of memory");
 			listen[o.nlisten++] = arg;
 			break;
 		case 'd': o.datadir = arg; break;
 		case OPT_STDIO: o.use_stdio = 1; break;
 		case OPT_CREATE: o.create = 1; break;
-		case OPT_MAX_FRAME: o.max_frame = parse_size("--max-frame", arg); break;
-		case OPT_QUEUE_MAX: o.queue_max = parse_size("--queue-max", arg); break;
+		case OPT_MAX_FRAME:
+			o.max_frame = parse_size("--max-frame", arg, WS_FRAME_MAX_LIMIT);
+			break;
+		case OPT_QUEUE_MAX:
+			o.queue_max = parse_size("--queue-max", arg, 1ull << 40);
+			break;
 		case 'q': quiet = 1; break;
 		}
 	}

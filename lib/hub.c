@@ -198,7 +198,10 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 		goto out;
 	/* Catch-up: what the site lacks, then the marker; live batches queue
 	 * behind them, so none is lost and none comes first. */
+	/* The bound is for live traffic: a catch-up may be larger. */
+	hp->p.out_max = 0;
 	rc = ws_store_changes_missing(w->st, &a.clock, send_batch, &c, err);
+	hp->p.out_max = h->o->queue_max ? h->o->queue_max : QUEUE_MAX_DEFAULT;
 	if (rc == WS_ERANGE) {
 		rc = ws_peer_send_error(&hp->p, f->channel, WS_ERANGE, err);
 		goto out;
@@ -272,7 +275,7 @@ static int on_batch(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 		forward(h, hp, ch->ws, f->payload, f->len);
 out:
 	if (rc) {
-		char why[WS_ERRLEN + 64];
+		char why[WS_ERRLEN + WS_WSID_MAX + 32];
 
 		snprintf(why, sizeof(why), "working set '%s': %s",
 		    ch ? ch->ws->wsid : "?", err);
@@ -308,6 +311,7 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		}
 		if ((rc = ws_hello_decode(&hello, f->payload, f->len, err))) {
 			drop(h, hp, rc, err);
+			rc = 0; /* dropped once is enough */
 			break;
 		}
 		hp->hello = 1;

@@ -40,6 +40,7 @@ struct site {
 	struct ws_peer p;
 	int hello;
 	int result;              /* first refusal's code, for one-shot */
+	int was_live;            /* the last session completed its catch-up */
 	int fatal;               /* the session is over */
 	struct ws_buf enc;
 	char *err;
@@ -251,6 +252,7 @@ static int session(struct site *x)
 
 	x->hello = 0;
 	x->fatal = 0;
+	x->was_live = 0;
 	for (i = 0; i < x->n; i++) {
 		x->s[i].accepted = x->s[i].refused = 0;
 		x->s[i].caught_up = x->s[i].acked = 0;
@@ -285,9 +287,21 @@ static int session(struct site *x)
 	if (x->o->follow)
 		ifd = watch_files(x);
 	for (;;) {
-		if ((rc = ws_peer_flush(&x->p, x->err)))
+		if ((rc = ws_peer_flush(&x->p, x->err))) {
+			/* The hub may have said why before it closed: read that. */
+			char why[WS_ERRLEN] = "";
+			int rrc = ws_peer_read(&x->p, on_frame, x, why);
+
+			if (rrc) {
+				/* on_frame's errors are in x->err already */
+				rc = rrc;
+				if (why[0])
+					snprintf(x->err, WS_ERRLEN, "%s", why);
+			}
 			goto out;
+		}
 		live = all_done(x);
+		x->was_live |= live;
 		if (live && !x->o->follow && !ws_peer_pending(&x->p))
 			break; /* one-shot: both sides hold the same changes */
 		if (x->o->stop && *x->o->stop)
@@ -390,6 +404,8 @@ int ws_site_run(const struct ws_site_opts *o, char *err)
 		rc = session(&x);
 		if (!o->follow || (o->stop && *o->stop) || x.fatal)
 			break;
+		if (x.was_live)
+			backoff = 250; /* it worked for a while: start over */
 		/* Follow: log, back off, reconnect. */
 		slog(&x, "%s; reconnecting in %d ms", err, backoff);
 		ts.tv_sec = backoff / 1000;

@@ -1168,12 +1168,31 @@ int ws_store_adopt_tables(struct ws_store *s, const struct ws_batch *b, char *er
 	sqlite3_stmt *st;
 	size_t i;
 	uint32_t k;
-	int rc = 0, exists;
+	int rc = 0, exists, altered = 0;
 
 	for (i = 0; rc == 0 && i < b->ntables; i++) {
-		bt = &b->tables[i];
-		if (find_tbl(s, bt->name))
+		struct tbl *t = find_tbl(s, (bt = &b->tables[i])->name);
+
+		if (t) {
+			/* Columns a peer added: add them here too, at the end. */
+			for (k = 0; rc == 0 && k < bt->ncols; k++) {
+				uint32_t j;
+
+				for (j = 0; j < t->ncols && strcmp(t->cols[j], bt->cols[k]); j++)
+					;
+				if (j < t->ncols)
+					continue;
+				q.len = 0;
+				rc = ws_buf_printf(&q, "ALTER TABLE ");
+				if (rc == 0) rc = qid(&q, t->name);
+				if (rc == 0) rc = ws_buf_printf(&q, " ADD COLUMN ");
+				if (rc == 0) rc = qid(&q, bt->cols[k]);
+				if (rc == 0)
+					rc = cstr(&q) ? exec(s, cstr(&q), err) : WS_ENOMEM;
+				altered = 1;
+			}
 			continue;
+		}
 		if ((rc = prep(s, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND "
 		    "name = ?1", &st, err)))
 			break;
@@ -1199,6 +1218,9 @@ int ws_store_adopt_tables(struct ws_store *s, const struct ws_batch *b, char *er
 		if (rc == 0)
 			rc = ws_store_track(s, &bt->name, 1, err);
 	}
+	/* A seal makes tracking follow the added columns (follow_schema). */
+	if (rc == 0 && altered)
+		rc = ws_store_seal(s, NULL, err);
 	ws_buf_release(&q);
 	return rc;
 }

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wsync/transport.h"
@@ -286,7 +287,8 @@ int ws_transport_accept(int lfd, struct ws_conn *c, char *err)
 
 void ws_conn_close(struct ws_conn *c)
 {
-	int status;
+	struct timespec tick = {0, 10000000};
+	int status, i;
 
 	if (c->rfd > 2)
 		close(c->rfd);
@@ -294,7 +296,13 @@ void ws_conn_close(struct ws_conn *c)
 		close(c->wfd);
 	c->rfd = c->wfd = -1;
 	if (c->pid > 0) {
-		waitpid(c->pid, &status, 0);
+		/* Its stdin is closed: give it 2 s to finish, then end it. */
+		for (i = 0; i < 200 && waitpid(c->pid, &status, WNOHANG) == 0; i++)
+			nanosleep(&tick, NULL);
+		if (i == 200) {
+			kill(c->pid, SIGTERM);
+			waitpid(c->pid, &status, 0);
+		}
 		c->pid = 0;
 	}
 }

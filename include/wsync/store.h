@@ -81,7 +81,8 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
  * tracked as ws_store_track() would (WS_ESCHEMA if its columns do not
  * take the batch's); a missing one is created, with the batch's columns
  * (no declared types, so every value keeps its own type) and primary
- * key, and tracked.  For hubs and for sites that start empty.
+ * key, and tracked.  Columns the batch has and a tracked table lacks (a
+ * peer added them) are added at the end.  For hubs and sites alike.
  */
 int ws_store_adopt_tables(struct ws_store *s, const struct ws_batch *b, char *err) WS_MUST_CHECK;
 
