@@ -216,8 +216,8 @@ check_relative() {
 	assert_line --index -1 'operands '
 	assert_line -- '--listen=ADDR'
 	assert_line -- '-l ADDR'
-	assert_line -- '--datadir=DIR'
-	assert_line -- '-d DIR'
+	assert_line -- '--datadir=DATADIR'
+	assert_line -- '-d DATADIR'
 	assert_line -- '--stdio'
 	assert_line -- '--create'
 	assert_line -- '--max-frame=BYTES'
@@ -328,15 +328,17 @@ check_synopsis_options() {
 	check_usage_error wsync-serve "option '--max-frame' needs an argument" --max-frame
 	ws_need wsync-serve
 	local a
-	for a in 0 x 12k -1 ''; do
+	for a in 0 x 12k -1 '' 1073741825; do
 		run --separate-stderr "$WS_BIN/wsync-serve" --stdio --max-frame "$a"
 		assert_failure 64
 		assert_output ''
-		assert_stderr "wsync-serve: bad --max-frame '$a': want a positive number of bytes"
+		assert_stderr "wsync-serve: bad --max-frame '$a': want 1 to 1073741824"
+	done
+	for a in 0 x 12k -1 '' 1099511627777; do
 		run --separate-stderr "$WS_BIN/wsync-serve" --stdio --queue-max="$a"
 		assert_failure 64
 		assert_output ''
-		assert_stderr "wsync-serve: bad --queue-max '$a': want a positive number of bytes"
+		assert_stderr "wsync-serve: bad --queue-max '$a': want 1 to 1099511627776"
 	done
 }
 
