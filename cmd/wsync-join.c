@@ -12,20 +12,21 @@
 #include "wsync/wsync.h"
 #include "wsync/hub.h"
 
-enum { OPT_MAX_FRAME = 256, OPT_CONFLICTS, OPT_RESOLVE, OPT_KEEP };
+enum { OPT_MAX_FRAME = 256, OPT_CONFLICTS, OPT_RESOLVE, OPT_KEEP, OPT_LOG };
 
 static const struct cli_opt opts[] = {
 	{"follow", 'f', NULL, "stay connected: push local commits and apply others' live"},
 	{"conflicts", OPT_CONFLICTS, NULL, "list the conflicts of each WSID=DBFILE; no hub"},
 	{"resolve", OPT_RESOLVE, "ID", "make conflict ID's value win (a local change)"},
 	{"keep", OPT_KEEP, NULL, "with --resolve: keep the current value instead"},
+	{"log", OPT_LOG, "FILE", "append every frame sent and received to FILE"},
 	{"max-frame", OPT_MAX_FRAME, "BYTES", "refuse frames larger than BYTES"},
 	{"quiet", 'q', NULL, "do not report refused working sets and reconnects"},
 	{0}
 };
 
 static const struct cli cli = {
-	.synopsis = "wsync-join [-fq] HUB WSID=DBFILE...\n"
+	.synopsis = "wsync-join [-fq] [--log FILE] HUB WSID=DBFILE...\n"
 	    "wsync-join --conflicts WSID=DBFILE...\n"
 	    "wsync-join --resolve ID [--keep] WSID=DBFILE",
 	.about = "Sync local SQLite databases with a wsync hub over one connection.\n"
@@ -38,7 +39,8 @@ static const struct cli cli = {
 	    "KEY (JSON), COLUMN, VALUE (JSON), DOT and concurrent|deleted, tab-\n"
 	    "separated.  --resolve writes the choice as a local change; the next\n"
 	    "sync takes it to every site.\n\n"
-	    "Not built yet: --log.",
+	    "--log FILE appends every frame, with its time, direction and peer, in\n"
+	    "the stream format wsync-inspect reads.",
 	.opts = opts,
 	.operands = "file",
 };
@@ -113,6 +115,8 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	int ch, rc, i, conflicts = 0, keep = 0;
 	long long resolve = 0;
+	const char *logpath = NULL;
+	struct ws_session_log slog;
 	unsigned long long v;
 
 	while ((ch = cli_next(&cli, argc, argv, &arg)) != -1) {
@@ -121,6 +125,7 @@ int main(int argc, char **argv)
 		case 'q': quiet = 1; break;
 		case OPT_CONFLICTS: conflicts = 1; break;
 		case OPT_KEEP: keep = 1; break;
+		case OPT_LOG: logpath = arg; break;
 		case OPT_RESOLVE:
 			resolve = strtoll(arg, &end, 10);
 			if (*end || end == arg || resolve <= 0)
@@ -183,8 +188,18 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (ws_init())
 		cli_die(EX_SOFTWARE, "cannot initialise libsodium");
+	if (logpath && !conflicts && !resolve) {
+		if ((rc = ws_session_log_open(&slog, logpath, err)))
+			cli_die(ws_exitcode(rc), "%s", err);
+		o.session_log = &slog;
+	}
 	rc = conflicts || resolve ? local_only(sets, o.nsets, resolve, keep, err) :
 	    ws_site_run(&o, err);
+	if (o.session_log) {
+		if (slog.failed && !rc)
+			cli_warn("cannot write log '%s': some frames are missing", logpath);
+		ws_session_log_close(&slog);
+	}
 	free(sets);
 	if (rc)
 		cli_die(ws_exitcode(rc), "%s", err);

@@ -11,7 +11,7 @@
 #include "wsync/wsync.h"
 #include "wsync/hub.h"
 
-enum { OPT_STDIO = 256, OPT_CREATE, OPT_MAX_FRAME, OPT_QUEUE_MAX };
+enum { OPT_STDIO = 256, OPT_CREATE, OPT_MAX_FRAME, OPT_QUEUE_MAX, OPT_LOG };
 
 static const struct cli_opt opts[] = {
 	{"listen", 'l', "ADDR", "listen on HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable)"},
@@ -20,16 +20,19 @@ static const struct cli_opt opts[] = {
 	{"create", OPT_CREATE, NULL, "accept working sets the hub does not hold yet"},
 	{"max-frame", OPT_MAX_FRAME, "BYTES", "refuse frames larger than BYTES"},
 	{"queue-max", OPT_QUEUE_MAX, "BYTES", "disconnect a site with more queued (default 64 MiB)"},
+	{"log", OPT_LOG, "FILE", "append every frame sent and received to FILE"},
 	{"quiet", 'q', NULL, "do not log sessions on stderr"},
 	{0}
 };
 
 static const struct cli cli = {
-	.synopsis = "wsync-serve [-q] [-l ADDR]... [-d DATADIR] [--stdio] [--create]",
+	.synopsis = "wsync-serve [-q] [-l ADDR]... [-d DATADIR] [--stdio] [--create] [--log FILE]",
 	.about = "The wsync hub: sites connect to it in a star; it stores every change\n"
 	    "of each working set in DATADIR/WSID.db and forwards it to the other sites.\n\n"
-	    "Not built yet: --log (the session log), heartbeats, idle timeouts,\n"
-	    "garbage collection and full snapshots for sites that lag behind it.",
+	    "--log FILE appends every frame, with its time, direction and peer, in\n"
+	    "the stream format wsync-inspect reads.\n\n"
+	    "Not built yet: heartbeats, idle timeouts, garbage collection and full\n"
+	    "snapshots for sites that lag behind it.",
 	.opts = opts,
 	.operands = "",
 };
@@ -73,7 +76,8 @@ int main(int argc, char **argv)
 {
 	struct ws_hub_opts o = {.datadir = ".", .stop = &stop, .log = log_line,
 	    .ready = ready};
-	const char **listen = NULL, *arg;
+	const char **listen = NULL, *arg, *logpath = NULL;
+	struct ws_session_log slog;
 	char err[WS_ERRLEN] = "";
 	struct sigaction sa;
 	int ch, rc;
@@ -95,6 +99,7 @@ int main(int argc, char **argv)
 			o.queue_max = parse_size("--queue-max", arg, 1ull << 40);
 			break;
 		case 'q': quiet = 1; break;
+		case OPT_LOG: logpath = arg; break;
 		}
 	}
 	if (optind < argc) {
@@ -113,8 +118,18 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (ws_init())
 		cli_die(EX_SOFTWARE, "cannot initialise libsodium");
+	if (logpath) {
+		if ((rc = ws_session_log_open(&slog, logpath, err)))
+			cli_die(ws_exitcode(rc), "%s", err);
+		o.session_log = &slog;
+	}
 	rc = ws_hub_run(&o, err);
 	free(listen);
+	if (logpath) {
+		if (slog.failed && !rc)
+			cli_warn("cannot write log '%s': some frames are missing", logpath);
+		ws_session_log_close(&slog);
+	}
 	if (rc)
 		cli_die(ws_exitcode(rc), "%s", err);
 	return 0;

@@ -24,6 +24,7 @@ static const char *const type_names[256] = {
 	[WS_FRAME_CLOCK] = "clock",
 	[WS_FRAME_ADD] = "add",
 	[WS_FRAME_REMOVE] = "remove",
+	[WS_FRAME_LOG] = "log",
 };
 
 const char *ws_frame_type_name(unsigned type)
@@ -285,4 +286,42 @@ int ws_frame_decoder_finish(struct ws_frame_decoder *d, char *err)
 	d->error_offset = d->frame_start;
 	return ws_error(err, WS_ETRUNC, "frame at byte %" PRIu64 ": truncated "
 	    "(stream ends after %zu bytes of it)", d->frame_start, d->part.len);
+}
+
+int ws_log_record_encode(const struct ws_log_record *r, struct ws_buf *out)
+{
+	int rc;
+
+	if (r->dir > WS_LOG_OUT || r->peerlen > 255 || r->frame.type == 0)
+		return WS_EINVAL;
+	if ((rc = ws_buf_put_varint(out, r->time_us)) ||
+	    (rc = ws_buf_putc(out, (uint8_t)r->dir)) ||
+	    (rc = ws_buf_put_bytes(out, r->peer, r->peerlen)) ||
+	    (rc = ws_buf_putc(out, r->frame.type)) ||
+	    (rc = ws_buf_putc(out, r->frame.flags)) ||
+	    (rc = ws_buf_put_varint(out, r->frame.channel)))
+		return rc;
+	return ws_buf_append(out, r->frame.payload, r->frame.len);
+}
+
+int ws_log_record_decode(struct ws_log_record *r, const uint8_t *p, size_t n)
+{
+	const uint8_t *peer;
+	struct ws_rd rd;
+	uint64_t ch;
+	uint8_t dir;
+
+	ws_rd_init(&rd, p, n);
+	if (ws_rd_varint(&rd, &r->time_us) || ws_rd_u8(&rd, &dir) ||
+	    dir > WS_LOG_OUT || ws_rd_bytes(&rd, 255, &peer, &r->peerlen) ||
+	    ws_rd_u8(&rd, &r->frame.type) || r->frame.type == 0 ||
+	    r->frame.type == WS_FRAME_LOG || ws_rd_u8(&rd, &r->frame.flags) ||
+	    ws_rd_varint(&rd, &ch) || ch > UINT32_MAX)
+		return WS_ECORRUPT;
+	r->dir = dir;
+	r->peer = (const char *)peer;
+	r->frame.channel = (uint32_t)ch;
+	r->frame.len = (uint32_t)ws_rd_left(&rd);
+	r->frame.payload = rd.p;
+	return 0;
 }

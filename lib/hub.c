@@ -383,6 +383,7 @@ static int add_peer(struct hub *h, const struct ws_conn *c)
 	h->peers = p;
 	ws_peer_init(&hp->p, c, h->o->max_frame, h->o->queue_max ? h->o->queue_max :
 	    QUEUE_MAX_DEFAULT);
+	hp->p.log = h->o->session_log;
 	/* Unix peers have no address: number the sessions instead. */
 	h->sessions++;
 	if (strcmp(c->name, "unix") == 0)

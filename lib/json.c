@@ -626,6 +626,24 @@ int ws_json_from_frame(const struct ws_frame *f, json_t **out, char *err)
 	case WS_FRAME_ERROR:
 		rc = error_payload_json(f, o, err);
 		break;
+	case WS_FRAME_LOG: {
+		struct ws_log_record lr;
+		json_t *inner;
+
+		if (ws_log_record_decode(&lr, f->payload, f->len) ||
+		    lr.time_us > INT64_MAX || !ws_utf8_valid((const uint8_t *)lr.peer,
+		    lr.peerlen)) {
+			rc = ws_error(err, WS_ECORRUPT, "bad log record");
+			goto out;
+		}
+		if ((rc = ws_json_from_frame(&lr.frame, &inner, err)))
+			goto out;
+		rc = json_object_set_new(o, "time", json_integer((json_int_t)lr.time_us)) ||
+		    json_object_set_new(o, "dir", json_string(lr.dir ? "out" : "in")) ||
+		    json_object_set_new(o, "peer", json_stringn(lr.peer, lr.peerlen)) ||
+		    json_object_set_new(o, "frame", inner) ? WS_ENOMEM : 0;
+		break;
+	}
 	case WS_FRAME_HEARTBEAT:
 		ws_rd_init(&r, f->payload, f->len);
 		if (ws_rd_varint(&r, &t) || ws_rd_left(&r) || t > INT64_MAX) {
@@ -717,6 +735,39 @@ static int payload_from_json(const json_t *obj, unsigned type, struct ws_buf *pl
 			rc = ws_buf_append(pl, json_string_value(msg),
 			    json_string_length(msg));
 		break;
+	case WS_FRAME_LOG: {
+		static const char *const log_keys[] = {"type", "ch", "flags", "time",
+		    "dir", "peer", "frame", NULL};
+		const char *dir = json_string_value(json_object_get(obj, "dir"));
+		const json_t *peer = json_object_get(obj, "peer");
+		struct ws_log_record lr = {0};
+		struct ws_buf inner = WS_BUF_INIT;
+		size_t used;
+
+		if ((rc = only_keys(obj, log_keys, "log record", err)) ||
+		    (rc = get_int(obj, "time", 0, INT64_MAX, -1, &v, err)))
+			break;
+		if (v < 0 || !dir || (strcmp(dir, "in") && strcmp(dir, "out")) ||
+		    !json_is_string(peer) || json_string_length(peer) > 255 ||
+		    !json_is_object(json_object_get(obj, "frame"))) {
+			rc = ws_error(err, WS_EJSON, "a log record needs \"time\", "
+			    "\"dir\" (\"in\" or \"out\"), \"peer\" and \"frame\"");
+			break;
+		}
+		if ((rc = ws_json_to_frame(json_object_get(obj, "frame"), &inner, err)) == 0 &&
+		    (rc = ws_frame_parse(inner.p, inner.len, WS_FRAME_MAX_LIMIT,
+		    &lr.frame, &used)) == 0) {
+			lr.time_us = (uint64_t)v;
+			lr.dir = dir[0] == 'o' ? WS_LOG_OUT : WS_LOG_IN;
+			lr.peer = json_string_value(peer);
+			lr.peerlen = json_string_length(peer);
+			rc = lr.frame.type == WS_FRAME_LOG ? ws_error(err, WS_EJSON,
+			    "a log record cannot wrap another") :
+			    ws_log_record_encode(&lr, pl);
+		}
+		ws_buf_release(&inner);
+		break;
+	}
 	case WS_FRAME_HEARTBEAT:
 		if (!json_object_get(obj, "time")) {
 			rc = ws_error(err, WS_EJSON, "heartbeat frame needs \"time\"");

@@ -4,7 +4,10 @@
  * the session frames (HELLO, ADD).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "wsync/session.h"
@@ -92,6 +95,59 @@ int ws_add_decode(struct ws_add *a, const uint8_t *p, size_t n, char *err)
 	return 0;
 }
 
+int ws_session_log_open(struct ws_session_log *l, const char *path, char *err)
+{
+	struct stat st;
+	char buf[64];
+
+	memset(l, 0, sizeof(*l));
+	ws_buf_init(&l->b);
+	l->fd = strcmp(path, "-") == 0 ? dup(STDOUT_FILENO) :
+	    open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+	if (l->fd < 0)
+		return ws_error(err, errno == EACCES ? WS_EPERM : WS_EIO,
+		    "cannot open log '%s': %s", path, ws_errno_text(errno, buf));
+	if (fstat(l->fd, &st) == 0 && (st.st_size == 0 || !S_ISREG(st.st_mode)) &&
+	    (ws_frame_put_preamble(&l->b) ||
+	    write(l->fd, l->b.p, l->b.len) != (ssize_t)l->b.len)) {
+		close(l->fd);
+		l->fd = -1;
+		return ws_error(err, WS_EIO, "cannot write log '%s'", path);
+	}
+	return 0;
+}
+
+void ws_session_log_close(struct ws_session_log *l)
+{
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
+	ws_buf_release(&l->b);
+}
+
+void ws_session_log_frame(struct ws_session_log *l, unsigned dir, const char *peer,
+    const struct ws_frame *f)
+{
+	struct ws_log_record r;
+	struct ws_buf pl = WS_BUF_INIT;
+	struct timeval tv;
+
+	if (!l || l->fd < 0 || l->failed)
+		return;
+	gettimeofday(&tv, NULL);
+	r.time_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+	r.dir = dir;
+	r.peer = peer;
+	r.peerlen = strnlen(peer, 255);
+	r.frame = *f;
+	l->b.len = 0;
+	if (ws_log_record_encode(&r, &pl) ||
+	    ws_frame_put(&l->b, WS_FRAME_LOG, 0, 0, pl.p, pl.len) ||
+	    write(l->fd, l->b.p, l->b.len) != (ssize_t)l->b.len)
+		l->failed = 1;
+	ws_buf_release(&pl);
+}
+
 void ws_peer_init(struct ws_peer *p, const struct ws_conn *conn, size_t max_frame,
     size_t out_max)
 {
@@ -123,7 +179,14 @@ int ws_peer_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
 			return rc;
 		p->sent_preamble = 1;
 	}
-	return ws_frame_put(&p->out, type, flags, ch, payload, n);
+	if ((rc = ws_frame_put(&p->out, type, flags, ch, payload, n)))
+		return rc;
+	if (p->log) {
+		struct ws_frame f = {type, flags, ch, (uint32_t)n, payload};
+
+		ws_session_log_frame(p->log, WS_LOG_OUT, p->conn.name, &f);
+	}
+	return 0;
 }
 
 int ws_peer_send_error(struct ws_peer *p, uint32_t ch, int code, const char *msg)
@@ -197,6 +260,8 @@ int ws_peer_read(struct ws_peer *p, ws_frame_cb *cb, void *clientData, char *err
 			    &used, &f, err);
 			if (rc < 0)
 				return rc;
+			if (rc == 1 && p->log)
+				ws_session_log_frame(p->log, WS_LOG_IN, p->conn.name, &f);
 			if (rc == 1 && (rc = cb(p, &f, clientData)))
 				return rc;
 		}

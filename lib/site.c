@@ -264,6 +264,7 @@ static int session(struct site *x)
 		return ws_error(x->err, WS_EIO, "cannot set up the connection");
 	}
 	ws_peer_init(&x->p, &c, x->o->max_frame, 0);
+	x->p.log = x->o->session_log;
 	me.site = *ws_store_site(x->s[0].st);
 	x->enc.len = 0;
 	if ((rc = ws_hello_encode(&me, &x->enc)) ||

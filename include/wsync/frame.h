@@ -61,6 +61,7 @@ enum ws_frame_type {
 	WS_FRAME_CLOCK = 0x11,     /* a vector clock (vclock.h) */
 	WS_FRAME_ADD = 0x04,       /* offer or accept a working set (session.h) */
 	WS_FRAME_REMOVE = 0x05,    /* drop a working set from the session */
+	WS_FRAME_LOG = 0x30,       /* a session-log record wrapping a frame */
 };
 
 /* One decoded frame.  `payload` is owned by the decoder or the input. */
@@ -76,6 +77,31 @@ struct ws_frame {
 const char *ws_frame_type_name(unsigned type);
 /* Type for a name ("batch"), or 0 if unknown. */
 unsigned ws_frame_type_from_name(const char *name);
+
+/*
+ * A session-log record: the payload of a WS_FRAME_LOG frame, which wraps
+ * one frame a program sent or received:
+ *     varint  time, microseconds since the epoch
+ *     u8      direction: 0 received, 1 sent
+ *     str     peer (UTF-8, at most 255 bytes)
+ *     u8      the frame's type, u8 its flags, varint its channel
+ *     ...     the frame's payload, to the end
+ */
+#define WS_LOG_IN 0
+#define WS_LOG_OUT 1
+
+struct ws_log_record {
+	uint64_t time_us;
+	unsigned dir;
+	const char *peer;     /* not NUL-terminated when decoded */
+	size_t peerlen;
+	struct ws_frame frame;
+};
+
+/* Append the payload of a WS_FRAME_LOG frame for r to out. */
+int ws_log_record_encode(const struct ws_log_record *r, struct ws_buf *out) WS_MUST_CHECK;
+/* Decode one; pointers point into p.  WS_ECORRUPT on a malformed record. */
+int ws_log_record_decode(struct ws_log_record *r, const uint8_t *p, size_t n) WS_MUST_CHECK;
 
 /* Append the stream preamble to out.  0 or WS_ENOMEM. */
 int ws_frame_put_preamble(struct ws_buf *out) WS_MUST_CHECK;

@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "session.h"
 
 /* How a program is told about sessions: one line, no newline. */
 typedef void ws_log_fn(void *clientData, const char *line);
@@ -35,6 +36,7 @@ struct ws_hub_opts {
 	volatile sig_atomic_t *stop; /* set by a signal handler to stop */
 	ws_log_fn *log;            /* session events and errors; may be NULL */
 	void *log_cd;
+	struct ws_session_log *session_log; /* every frame; may be NULL */
 	void (*ready)(void *clientData, const char *const *bound, size_t n);
 	                           /* called once listening, with the addresses */
 };
@@ -62,6 +64,7 @@ struct ws_site_opts {
 	volatile sig_atomic_t *stop;
 	ws_log_fn *log;
 	void *log_cd;
+	struct ws_session_log *session_log; /* every frame; may be NULL */
 };
 
 /*

@@ -63,6 +63,26 @@ int ws_add_decode(struct ws_add *a, const uint8_t *p, size_t n, char *err) WS_MU
 /* A working-set id: 1 to 128 bytes of [A-Za-z0-9._-], not starting with '.'. */
 int ws_wsid_valid(const char *wsid);
 
+/*
+ * A session log: every frame sent and received, each wrapped in a
+ * WS_FRAME_LOG record (frame.h) with its time, direction and peer, in a
+ * wsync stream that wsync-inspect reads.  A file is appended to (a new or
+ * empty one gets the preamble first); each record is one write(2), so
+ * several programs may append to the same file.
+ */
+struct ws_session_log {
+	int fd;
+	int failed;            /* a write failed; later ones are skipped */
+	struct ws_buf b;
+};
+
+/* Open path ("-" is stdout) for appending.  WS_EPERM, WS_EIO. */
+int ws_session_log_open(struct ws_session_log *l, const char *path, char *err) WS_MUST_CHECK;
+void ws_session_log_close(struct ws_session_log *l);
+/* Append one record; a failure only sets l->failed. */
+void ws_session_log_frame(struct ws_session_log *l, unsigned dir, const char *peer,
+    const struct ws_frame *f);
+
 /* One end of a connection. */
 struct ws_peer {
 	struct ws_conn conn;
@@ -72,6 +92,7 @@ struct ws_peer {
 	size_t out_max;        /* past this many waiting bytes: WS_EBUSY */
 	int sent_preamble;
 	int eof;               /* the other side closed */
+	struct ws_session_log *log; /* NULL, or where frames are logged */
 };
 
 /* Prepare p for conn (taken over); max_frame as for the decoder. */
