@@ -35,6 +35,16 @@ const char *cli_strerror(int e)
 	return ws_errno_text(e, buf);
 }
 
+unsigned cli_seconds(const char *opt, const char *arg)
+{
+	char *end;
+	unsigned long v = strtoul(arg, &end, 10);
+
+	if (*end || end == arg || arg[0] == '-' || v == 0 || v > 86400)
+		cli_die(EX_USAGE, "bad %s '%s': want 1 to 86400 seconds", opt, arg);
+	return (unsigned)v * 1000u;
+}
+
 static void vmsg(const char *fmt, va_list ap)
 {
 	fflush(stdout);

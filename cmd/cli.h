@@ -47,6 +47,9 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* strerror(e) with its first letter lowercased, as messages want. */
 const char *cli_strerror(int e);
 
+/* Parse SECONDS (1 to 86400) for option opt into milliseconds; exit 64 if bad. */
+unsigned cli_seconds(const char *opt, const char *arg);
+
 /* The tool's name, as shown in messages ("wsync-join"). */
 const char *cli_name(void);
 

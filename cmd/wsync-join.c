@@ -12,7 +12,8 @@
 #include "wsync/wsync.h"
 #include "wsync/hub.h"
 
-enum { OPT_MAX_FRAME = 256, OPT_CONFLICTS, OPT_RESOLVE, OPT_KEEP, OPT_LOG };
+enum { OPT_MAX_FRAME = 256, OPT_CONFLICTS, OPT_RESOLVE, OPT_KEEP, OPT_LOG,
+	OPT_HEARTBEAT, OPT_IDLE };
 
 static const struct cli_opt opts[] = {
 	{"follow", 'f', NULL, "stay connected: push local commits and apply others' live"},
@@ -21,6 +22,8 @@ static const struct cli_opt opts[] = {
 	{"keep", OPT_KEEP, NULL, "with --resolve: keep the current value instead"},
 	{"log", OPT_LOG, "FILE", "append every frame sent and received to FILE"},
 	{"max-frame", OPT_MAX_FRAME, "BYTES", "refuse frames larger than BYTES"},
+	{"heartbeat", OPT_HEARTBEAT, "SECONDS", "with -f: heartbeat when idle this long (default 15)"},
+	{"idle-timeout", OPT_IDLE, "SECONDS", "give up on a hub silent this long (default 60)"},
 	{"quiet", 'q', NULL, "do not report refused working sets and reconnects"},
 	{0}
 };
@@ -126,6 +129,8 @@ int main(int argc, char **argv)
 		case OPT_CONFLICTS: conflicts = 1; break;
 		case OPT_KEEP: keep = 1; break;
 		case OPT_LOG: logpath = arg; break;
+		case OPT_HEARTBEAT: o.heartbeat_ms = cli_seconds("--heartbeat", arg); break;
+		case OPT_IDLE: o.idle_timeout_ms = cli_seconds("--idle-timeout", arg); break;
 		case OPT_RESOLVE:
 			resolve = strtoll(arg, &end, 10);
 			if (*end || end == arg || resolve <= 0)

@@ -11,7 +11,8 @@
 #include "wsync/wsync.h"
 #include "wsync/hub.h"
 
-enum { OPT_STDIO = 256, OPT_CREATE, OPT_MAX_FRAME, OPT_QUEUE_MAX, OPT_LOG };
+enum { OPT_STDIO = 256, OPT_CREATE, OPT_MAX_FRAME, OPT_QUEUE_MAX, OPT_LOG,
+	OPT_HEARTBEAT, OPT_IDLE };
 
 static const struct cli_opt opts[] = {
 	{"listen", 'l', "ADDR", "listen on HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable)"},
@@ -21,6 +22,8 @@ static const struct cli_opt opts[] = {
 	{"max-frame", OPT_MAX_FRAME, "BYTES", "refuse frames larger than BYTES"},
 	{"queue-max", OPT_QUEUE_MAX, "BYTES", "disconnect a site with more queued (default 64 MiB)"},
 	{"log", OPT_LOG, "FILE", "append every frame sent and received to FILE"},
+	{"heartbeat", OPT_HEARTBEAT, "SECONDS", "heartbeat a session idle this long (default 15)"},
+	{"idle-timeout", OPT_IDLE, "SECONDS", "drop a session silent this long (default 60)"},
 	{"quiet", 'q', NULL, "do not log sessions on stderr"},
 	{0}
 };
@@ -31,8 +34,8 @@ static const struct cli cli = {
 	    "of each working set in DATADIR/WSID.db and forwards it to the other sites.\n\n"
 	    "--log FILE appends every frame, with its time, direction and peer, in\n"
 	    "the stream format wsync-inspect reads.\n\n"
-	    "Not built yet: heartbeats, idle timeouts, garbage collection and full\n"
-	    "snapshots for sites that lag behind it.",
+	    "Not built yet: garbage collection on the hub, full snapshots for sites\n"
+	    "that lag behind it, and join and leave notices.",
 	.opts = opts,
 	.operands = "",
 };
@@ -100,6 +103,8 @@ int main(int argc, char **argv)
 			break;
 		case 'q': quiet = 1; break;
 		case OPT_LOG: logpath = arg; break;
+		case OPT_HEARTBEAT: o.heartbeat_ms = cli_seconds("--heartbeat", arg); break;
+		case OPT_IDLE: o.idle_timeout_ms = cli_seconds("--idle-timeout", arg); break;
 		}
 	}
 	if (optind < argc) {

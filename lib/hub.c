@@ -368,6 +368,52 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 	return 0;
 }
 
+/*
+ * Heartbeat the sessions the hub has not written to for a while, with the
+ * clock of each working set they carry, and drop those silent for longer
+ * than the idle timeout: dead peers are noticed without waiting for TCP.
+ */
+static void keepalive(struct hub *h)
+{
+	unsigned hb = h->o->heartbeat_ms ? h->o->heartbeat_ms : WS_HEARTBEAT_MS_DEFAULT;
+	unsigned idle = h->o->idle_timeout_ms ? h->o->idle_timeout_ms :
+	    WS_IDLE_TIMEOUT_MS_DEFAULT;
+	uint64_t now = ws_now_ms();
+	struct ws_vclock *clocks;
+	uint32_t *chs;
+	char err[WS_ERRLEN];
+	size_t i, k;
+
+	for (i = 0; i < h->npeers; i++) {
+		struct hpeer *hp = h->peers[i];
+
+		if (hp->dead || hp->closing)
+			continue;
+		if (now - hp->p.last_rx_ms > idle) {
+			snprintf(err, sizeof(err), "silent for %u s: presumed gone",
+			    idle / 1000);
+			drop(h, hp, WS_EAGAIN, err);
+			continue;
+		}
+		if (now - hp->p.last_tx_ms < hb || !hp->hello)
+			continue;
+		clocks = calloc(hp->nch + 1, sizeof(*clocks));
+		chs = calloc(hp->nch + 1, sizeof(*chs));
+		for (k = 0; clocks && chs && k < hp->nch; k++) {
+			chs[k] = hp->ch[k].ch;
+			if (ws_store_clock(hp->ch[k].ws->st, &clocks[k], err))
+				break;
+		}
+		if (!clocks || !chs || k < hp->nch ||
+		    ws_peer_send_heartbeat(&hp->p, chs, clocks, hp->nch))
+			drop(h, hp, 0, "cannot send a heartbeat");
+		for (k = 0; clocks && k < hp->nch; k++)
+			ws_vclock_release(&clocks[k]);
+		free(clocks);
+		free(chs);
+	}
+}
+
 static int add_peer(struct hub *h, const struct ws_conn *c)
 {
 	struct hpeer *hp, **p;
@@ -505,6 +551,7 @@ int ws_hub_run(const struct ws_hub_opts *o, char *err)
 				hp->dead = 1;
 		}
 		rc = 0;
+		keepalive(&h);
 		for (i = h.npeers; i-- > 0;)
 			if (h.peers[i]->dead)
 				free_peer(&h, i);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wsync/session.h"
@@ -148,6 +149,32 @@ void ws_session_log_frame(struct ws_session_log *l, unsigned dir, const char *pe
 	ws_buf_release(&pl);
 }
 
+uint64_t ws_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int ws_peer_send_heartbeat(struct ws_peer *p, const uint32_t *ch,
+    const struct ws_vclock *clocks, size_t n)
+{
+	struct ws_buf pl = WS_BUF_INIT;
+	struct timeval tv;
+	size_t i;
+	int rc;
+
+	gettimeofday(&tv, NULL);
+	if ((rc = ws_buf_put_varint(&pl, (uint64_t)tv.tv_sec * 1000u +
+	    (uint64_t)tv.tv_usec / 1000u)) == 0)
+		rc = ws_peer_send(p, WS_FRAME_HEARTBEAT, 0, 0, pl.p, pl.len);
+	for (i = 0; rc == 0 && i < n; i++)
+		rc = ws_peer_send_clock(p, ch[i], 0, &clocks[i]);
+	ws_buf_release(&pl);
+	return rc;
+}
+
 void ws_peer_init(struct ws_peer *p, const struct ws_conn *conn, size_t max_frame,
     size_t out_max)
 {
@@ -156,6 +183,7 @@ void ws_peer_init(struct ws_peer *p, const struct ws_conn *conn, size_t max_fram
 	ws_frame_decoder_init(&p->dec, max_frame, 0);
 	ws_buf_init(&p->out);
 	p->out_max = out_max;
+	p->last_rx_ms = p->last_tx_ms = ws_now_ms();
 }
 
 void ws_peer_release(struct ws_peer *p)
@@ -181,6 +209,7 @@ int ws_peer_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
 	}
 	if ((rc = ws_frame_put(&p->out, type, flags, ch, payload, n)))
 		return rc;
+	p->last_tx_ms = ws_now_ms();
 	if (p->log) {
 		struct ws_frame f = {type, flags, ch, (uint32_t)n, payload};
 
@@ -251,6 +280,7 @@ int ws_peer_read(struct ws_peer *p, ws_frame_cb *cb, void *clientData, char *err
 		if (n < 0)
 			return ws_error(err, WS_EIO, "cannot read from %s: %s",
 			    p->conn.name, ws_errno_text(errno, buf));
+		p->last_rx_ms = ws_now_ms();
 		if (n == 0) {
 			p->eof = 1;
 			return ws_frame_decoder_finish(&p->dec, err);

@@ -22,7 +22,6 @@
 #include "wsync/session.h"
 #include "wsync/store.h"
 
-#define IDLE_TIMEOUT_MS 60000
 #define BACKOFF_MAX_MS 30000
 
 struct sset {
@@ -239,6 +238,46 @@ static int watch_files(struct site *x)
 	return fd;
 }
 
+/*
+ * A silent hub is presumed gone after the idle timeout (one-shot gives
+ * up, follow reconnects); with follow, an idle session is heartbeaten,
+ * with each working set's clock.
+ */
+static int keepalive(struct site *x)
+{
+	unsigned idle = x->o->idle_timeout_ms ? x->o->idle_timeout_ms :
+	    WS_IDLE_TIMEOUT_MS_DEFAULT;
+	unsigned hb = x->o->heartbeat_ms ? x->o->heartbeat_ms : WS_HEARTBEAT_MS_DEFAULT;
+	uint64_t now = ws_now_ms();
+	struct ws_vclock *clocks;
+	uint32_t *chs;
+	size_t i, n = 0;
+	int rc = 0;
+
+	if (now - x->p.last_rx_ms > idle)
+		return ws_error(x->err, WS_EAGAIN, "the hub was silent for %u "
+		    "seconds", idle / 1000);
+	if (!x->o->follow || now - x->p.last_tx_ms < hb)
+		return 0;
+	if (!(clocks = calloc(x->n + 1, sizeof(*clocks))) ||
+	    !(chs = calloc(x->n + 1, sizeof(*chs)))) {
+		free(clocks);
+		return WS_ENOMEM;
+	}
+	for (i = 0; rc == 0 && i < x->n; i++)
+		if (x->s[i].st && x->s[i].accepted && !x->s[i].refused) {
+			chs[n] = x->s[i].ch;
+			rc = ws_store_clock(x->s[i].st, &clocks[n++], x->err);
+		}
+	if (rc == 0)
+		rc = ws_peer_send_heartbeat(&x->p, chs, clocks, n);
+	for (i = 0; i < n; i++)
+		ws_vclock_release(&clocks[i]);
+	free(clocks);
+	free(chs);
+	return rc;
+}
+
 /* One session: connect, sync, and (follow) stay until it ends. */
 static int session(struct site *x)
 {
@@ -248,7 +287,7 @@ static int session(struct site *x)
 	struct pollfd pfd[3];
 	char buf[512];
 	size_t i;
-	int rc, ifd = -1, idle = 0, live;
+	int rc, ifd = -1, live, poll_rc;
 
 	x->hello = 0;
 	x->fatal = 0;
@@ -313,22 +352,17 @@ static int session(struct site *x)
 		pfd[1].events = POLLOUT;
 		pfd[2].fd = live ? ifd : -1;
 		pfd[2].events = POLLIN;
-		rc = poll(pfd, 3, 1000);
+		rc = poll_rc = poll(pfd, 3, 1000);
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc < 0) {
 			rc = ws_error(x->err, WS_EIO, "poll: %s", strerror(errno));
 			goto out;
 		}
-		if (rc == 0) {
-			if (!x->o->follow && (idle += 1000) >= IDLE_TIMEOUT_MS) {
-				rc = ws_error(x->err, WS_EAGAIN, "the hub did not answer "
-				    "for %d seconds", IDLE_TIMEOUT_MS / 1000);
-				goto out;
-			}
+		if ((rc = keepalive(x)))
+			goto out;
+		if (rc == 0 && poll_rc == 0)
 			continue;
-		}
-		idle = 0;
 		if (pfd[2].revents & POLLIN) {
 			/* Drain the events; one seal covers them all. */
 			while (read(ifd, buf, sizeof(buf)) > 0)

@@ -16,6 +16,9 @@
 #ifndef WSYNC_HUB_H
 #define WSYNC_HUB_H
 
+#define WS_HEARTBEAT_MS_DEFAULT 15000
+#define WS_IDLE_TIMEOUT_MS_DEFAULT 60000
+
 #include <signal.h>
 #include <stddef.h>
 
@@ -33,6 +36,8 @@ struct ws_hub_opts {
 	int create;                /* accept working sets it does not hold */
 	size_t max_frame;          /* 0: the default */
 	size_t queue_max;          /* per-site outgoing bytes; 0: 64 MiB */
+	unsigned heartbeat_ms;     /* heartbeat an idle session; 0: 15 s */
+	unsigned idle_timeout_ms;  /* drop a session this silent; 0: 60 s */
 	volatile sig_atomic_t *stop; /* set by a signal handler to stop */
 	ws_log_fn *log;            /* session events and errors; may be NULL */
 	void *log_cd;
@@ -61,6 +66,8 @@ struct ws_site_opts {
 	size_t nsets;
 	int follow;                /* stay connected, push and pull live */
 	size_t max_frame;
+	unsigned heartbeat_ms;     /* follow: heartbeat when idle; 0: 15 s */
+	unsigned idle_timeout_ms;  /* the hub silent this long is gone; 0: 60 s */
 	volatile sig_atomic_t *stop;
 	ws_log_fn *log;
 	void *log_cd;

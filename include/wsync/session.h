@@ -93,7 +93,20 @@ struct ws_peer {
 	int sent_preamble;
 	int eof;               /* the other side closed */
 	struct ws_session_log *log; /* NULL, or where frames are logged */
+	uint64_t last_rx_ms;   /* when bytes last arrived (ws_now_ms) */
+	uint64_t last_tx_ms;   /* when a frame was last queued */
 };
+
+/* Milliseconds on the monotonic clock. */
+uint64_t ws_now_ms(void);
+
+/*
+ * Queue a HEARTBEAT (the time) and, for each of the n channels, a CLOCK
+ * (no flags) with clocks[i]: an idle session's sign of life, which also
+ * tells the other side how far this one has got.
+ */
+int ws_peer_send_heartbeat(struct ws_peer *p, const uint32_t *ch,
+    const struct ws_vclock *clocks, size_t n) WS_MUST_CHECK;
 
 /* Prepare p for conn (taken over); max_frame as for the decoder. */
 void ws_peer_init(struct ws_peer *p, const struct ws_conn *conn, size_t max_frame,

@@ -1,0 +1,94 @@
+#!/usr/bin/env bats
+# Heartbeats and idle timeouts: a silent peer is dropped, a following
+# site that heartbeats is kept, and the timing options are checked.
+
+load helper
+
+setup() {
+	ws_need wsync-serve
+	cd "$BATS_TEST_TMPDIR"
+	sqlite3 a.db 'CREATE TABLE t(id INTEGER PRIMARY KEY, v)'
+}
+
+teardown() {
+	local p
+	for p in ${pids:-}; do kill "$p" 2>/dev/null || true; done
+	for p in ${pids:-}; do wait "$p" 2>/dev/null || true; done
+}
+
+start_hub() {
+	"$WS_BIN/wsync-serve" -l "unix:$BATS_TEST_TMPDIR/h.sock" -d hub --create "$@" \
+	    2>hub.log &
+	pids="${pids:-} $!"
+	local i
+	for i in $(seq 100); do
+		grep -q 'listening on' hub.log && return 0
+		sleep 0.05
+	done
+	fail "the hub did not start"
+}
+
+@test "keepalive: the hub drops a silent peer after --idle-timeout" {
+	start_hub --idle-timeout 1 --heartbeat 5
+	python3 - "$BATS_TEST_TMPDIR/h.sock" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+time.sleep(4)
+PY
+	pids="$pids $!"
+	local i
+	for i in $(seq 60); do
+		grep -q 'silent for 1 s: presumed gone' hub.log && break
+		sleep 0.1
+	done
+	run grep -c 'unix#1: silent for 1 s: presumed gone' hub.log
+	assert_output 1
+}
+
+@test "keepalive: a following site's heartbeats keep its session" {
+	start_hub --idle-timeout 3
+	"$WS_BIN/wsync-join" -f --heartbeat 1 "unix:$BATS_TEST_TMPDIR/h.sock" w=a.db 2>join.log &
+	pids="$pids $!"
+	sleep 5
+	run grep -c 'presumed gone' hub.log
+	assert_output 0
+	# and it still syncs: a row written now reaches the hub's copy
+	sqlite3 a.db "INSERT INTO t VALUES(1, 'alive')"
+	local i
+	for i in $(seq 100); do
+		[ "$(sqlite3 hub/w.db 'SELECT v FROM t WHERE id = 1' 2>/dev/null)" = alive ] && break
+		sleep 0.05
+	done
+	run sqlite3 hub/w.db 'SELECT v FROM t WHERE id = 1'
+	assert_output alive
+}
+
+@test "keepalive: a one-shot site gives up on a silent hub with status 75" {
+	# a "hub" that accepts and never answers
+	python3 - "$BATS_TEST_TMPDIR/mute.sock" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(1)
+c, _ = s.accept()
+time.sleep(10)
+PY
+	pids="${pids:-} $!"
+	local i
+	for i in $(seq 50); do [ -S mute.sock ] && break; sleep 0.05; done
+	run --separate-stderr "$WS_BIN/wsync-join" --idle-timeout 1 "unix:$BATS_TEST_TMPDIR/mute.sock" w=a.db
+	assert_failure 75
+	assert_stderr "wsync-join: the hub was silent for 1 seconds"
+}
+
+@test "keepalive: bad --heartbeat and --idle-timeout values exit 64" {
+	local a
+	for a in 0 x -1 86401 ''; do
+		run --separate-stderr "$WS_BIN/wsync-serve" --stdio --idle-timeout "$a"
+		assert_failure 64
+		assert_stderr "wsync-serve: bad --idle-timeout '$a': want 1 to 86400 seconds"
+		run --separate-stderr "$WS_BIN/wsync-join" --heartbeat "$a" - w=a.db
+		assert_failure 64
+		assert_stderr "wsync-join: bad --heartbeat '$a': want 1 to 86400 seconds"
+	done
+}
