@@ -35,6 +35,33 @@ const char *cli_strerror(int e)
 	return ws_errno_text(e, buf);
 }
 
+volatile sig_atomic_t cli_stop;
+int cli_quiet;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	cli_stop = 1;
+}
+
+void cli_catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+void cli_log_line(void *clientData, const char *line)
+{
+	(void)clientData;
+	if (!cli_quiet)
+		cli_warn("%s", line);
+}
+
 unsigned cli_seconds(const char *opt, const char *arg)
 {
 	char *end;

@@ -7,6 +7,7 @@
 #ifndef WSYNC_CLI_H
 #define WSYNC_CLI_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdnoreturn.h>
 #include <sysexits.h>
@@ -49,6 +50,15 @@ const char *cli_strerror(int e);
 
 /* Parse SECONDS (1 to 86400) for option opt into milliseconds; exit 64 if bad. */
 unsigned cli_seconds(const char *opt, const char *arg);
+
+/* Set by SIGINT and SIGTERM once cli_catch_signals() ran; SIGPIPE is ignored. */
+extern volatile sig_atomic_t cli_stop;
+void cli_catch_signals(void);
+
+/* When set, cli_log_line() prints nothing. */
+extern int cli_quiet;
+/* A ws_log_fn that prints "wsync-<name>: line" on stderr. */
+void cli_log_line(void *clientData, const char *line);
 
 /* The tool's name, as shown in messages ("wsync-join"). */
 const char *cli_name(void);

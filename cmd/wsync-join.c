@@ -48,14 +48,6 @@ static const struct cli cli = {
 	.operands = "file",
 };
 
-static volatile sig_atomic_t stop;
-static int quiet;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
 
 /* Print one conflict as a tab-separated line. */
 static int print_conflict(const struct ws_conflict *c, void *cd)
@@ -102,20 +94,12 @@ static int local_only(const struct ws_site_set *sets, size_t n, long long resolv
 	return rc;
 }
 
-static void log_line(void *cd, const char *line)
-{
-	(void)cd;
-	if (!quiet)
-		cli_warn("%s", line);
-}
-
 int main(int argc, char **argv)
 {
-	struct ws_site_opts o = {.stop = &stop, .log = log_line};
+	struct ws_site_opts o = {.stop = &cli_stop, .log = cli_log_line};
 	struct ws_site_set *sets;
 	const char *arg;
 	char err[WS_ERRLEN] = "", *end, *eq;
-	struct sigaction sa;
 	int ch, rc, i, conflicts = 0, keep = 0;
 	long long resolve = 0;
 	const char *logpath = NULL;
@@ -125,7 +109,7 @@ int main(int argc, char **argv)
 	while ((ch = cli_next(&cli, argc, argv, &arg)) != -1) {
 		switch (ch) {
 		case 'f': o.follow = 1; break;
-		case 'q': quiet = 1; break;
+		case 'q': cli_quiet = 1; break;
 		case OPT_CONFLICTS: conflicts = 1; break;
 		case OPT_KEEP: keep = 1; break;
 		case OPT_LOG: logpath = arg; break;
@@ -186,11 +170,7 @@ int main(int argc, char **argv)
 		sets[i].path = eq + 1;
 	}
 	o.sets = sets;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	cli_catch_signals();
 	if (ws_init())
 		cli_die(EX_SOFTWARE, "cannot initialise libsodium");
 	if (logpath && !conflicts && !resolve) {

@@ -40,28 +40,13 @@ static const struct cli cli = {
 	.operands = "",
 };
 
-static volatile sig_atomic_t stop;
-static int quiet;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-static void log_line(void *cd, const char *line)
-{
-	(void)cd;
-	if (!quiet)
-		cli_warn("%s", line);
-}
 
 static void ready(void *cd, const char *const *bound, size_t n)
 {
 	size_t i;
 
 	(void)cd;
-	for (i = 0; i < n && !quiet; i++)
+	for (i = 0; i < n && !cli_quiet; i++)
 		cli_warn("listening on %s", bound[i]);
 }
 
@@ -77,12 +62,11 @@ static size_t parse_size(const char *opt, const char *arg, unsigned long long ma
 
 int main(int argc, char **argv)
 {
-	struct ws_hub_opts o = {.datadir = ".", .stop = &stop, .log = log_line,
+	struct ws_hub_opts o = {.datadir = ".", .stop = &cli_stop, .log = cli_log_line,
 	    .ready = ready};
 	const char **listen = NULL, *arg, *logpath = NULL;
 	struct ws_session_log slog;
 	char err[WS_ERRLEN] = "";
-	struct sigaction sa;
 	int ch, rc;
 
 	while ((ch = cli_next(&cli, argc, argv, &arg)) != -1) {
@@ -101,7 +85,7 @@ int main(int argc, char **argv)
 		case OPT_QUEUE_MAX:
 			o.queue_max = parse_size("--queue-max", arg, 1ull << 40);
 			break;
-		case 'q': quiet = 1; break;
+		case 'q': cli_quiet = 1; break;
 		case OPT_LOG: logpath = arg; break;
 		case OPT_HEARTBEAT: o.heartbeat_ms = cli_seconds("--heartbeat", arg); break;
 		case OPT_IDLE: o.idle_timeout_ms = cli_seconds("--idle-timeout", arg); break;
@@ -116,11 +100,7 @@ int main(int argc, char **argv)
 		cli_usage(&cli);
 	}
 	o.listen = listen;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	cli_catch_signals();
 	if (ws_init())
 		cli_die(EX_SOFTWARE, "cannot initialise libsodium");
 	if (logpath) {

@@ -55,20 +55,7 @@ struct hub {
 	char *err;
 };
 
-static void hlog(struct hub *h, const char *fmt, ...) WS_PRINTF(2, 3);
-
-static void hlog(struct hub *h, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-
-	if (!h->o->log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	h->o->log(h->o->log_cd, line);
-}
+#define hlog(h, ...) ws_log_printf((h)->o->log, (h)->o->log_cd, __VA_ARGS__)
 
 /* End a session: log why, tell the peer (best effort), close after flush. */
 static void drop(struct hub *h, struct hpeer *hp, int code, const char *why)

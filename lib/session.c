@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -94,6 +96,19 @@ int ws_add_decode(struct ws_add *a, const uint8_t *p, size_t n, char *err)
 	if (ws_rd_left(&r))
 		return ws_error(err, WS_ECORRUPT, "bad add frame");
 	return 0;
+}
+
+void ws_log_printf(ws_log_fn *fn, void *clientData, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (!fn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fn(clientData, line);
 }
 
 int ws_session_log_open(struct ws_session_log *l, const char *path, char *err)

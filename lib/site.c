@@ -45,20 +45,7 @@ struct site {
 	char *err;
 };
 
-static void slog(struct site *x, const char *fmt, ...) WS_PRINTF(2, 3);
-
-static void slog(struct site *x, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-
-	if (!x->o->log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	x->o->log(x->o->log_cd, line);
-}
+#define slog(x, ...) ws_log_printf((x)->o->log, (x)->o->log_cd, __VA_ARGS__)
 
 static struct sset *by_chan(struct site *x, uint32_t ch)
 {

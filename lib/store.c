@@ -734,18 +734,23 @@ static int clock_set(struct ws_store *s, int64_t site, uint64_t counter, char *e
 	return rc;
 }
 
-int ws_store_usn(struct ws_store *s, uint64_t *usn, char *err)
+/* Run sql, which gives one integer, into *v. */
+static int query_u64(struct ws_store *s, const char *sql, uint64_t *v, char *err)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = prep(s, "SELECT coalesce(max(usn), 0) FROM wsync_log", &st, err)))
+	if ((rc = stmt(s, sql, &st, err)))
 		return rc;
 	rc = sqlite3_step(st);
-	*usn = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
-	rc = rc == SQLITE_ROW ? 0 : sqlerr(s, rc, "usn", err);
-	sqlite3_finalize(st);
-	return rc;
+	*v = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : sqlerr(s, rc, "sqlite", err);
+}
+
+int ws_store_usn(struct ws_store *s, uint64_t *usn, char *err)
+{
+	return query_u64(s, "SELECT coalesce(max(usn), 0) FROM wsync_log", usn, err);
 }
 
 /* Tracking. */
@@ -2198,15 +2203,10 @@ out:
 
 int ws_store_pending(struct ws_store *s, size_t *n, char *err)
 {
-	sqlite3_stmt *st;
-	int rc;
+	uint64_t v;
+	int rc = query_u64(s, "SELECT count(*) FROM wsync_pending", &v, err);
 
-	if ((rc = prep(s, "SELECT count(*) FROM wsync_pending", &st, err)))
-		return rc;
-	rc = sqlite3_step(st);
-	*n = rc == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
-	rc = rc == SQLITE_ROW ? 0 : sqlerr(s, rc, "pending", err);
-	sqlite3_finalize(st);
+	*n = (size_t)v;
 	return rc;
 }
 

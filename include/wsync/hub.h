@@ -25,9 +25,6 @@
 #include "error.h"
 #include "session.h"
 
-/* How a program is told about sessions: one line, no newline. */
-typedef void ws_log_fn(void *clientData, const char *line);
-
 struct ws_hub_opts {
 	const char *const *listen; /* addresses to listen on */
 	size_t nlisten;

@@ -63,6 +63,12 @@ int ws_add_decode(struct ws_add *a, const uint8_t *p, size_t n, char *err) WS_MU
 /* A working-set id: 1 to 128 bytes of [A-Za-z0-9._-], not starting with '.'. */
 int ws_wsid_valid(const char *wsid);
 
+/* How a program is told about sessions: one line, no newline. */
+typedef void ws_log_fn(void *clientData, const char *line);
+
+/* Format a line and hand it to fn (nothing when fn is NULL). */
+void ws_log_printf(ws_log_fn *fn, void *clientData, const char *fmt, ...) WS_PRINTF(3, 4);
+
 /*
  * A session log: every frame sent and received, each wrapped in a
  * WS_FRAME_LOG record (frame.h) with its time, direction and peer, in a
