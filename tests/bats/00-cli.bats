@@ -103,18 +103,18 @@ check_relative() {
 
 @test "wsync-serve --help and -h" {
 	check_help wsync-serve --help
-	assert_line --index 0 'usage: wsync-serve [-q] [-l ADDR]... [-d DATADIR] [--stdio] [--create]'
+	assert_line --index 0 'usage: wsync-serve [-q] [-l ADDR]... [-d DATADIR] [--stdio] [--create] [--log FILE]'
 	refute_output --partial 'NOT IMPLEMENTED'
 	check_help wsync-serve -h
-	assert_line --index 0 'usage: wsync-serve [-q] [-l ADDR]... [-d DATADIR] [--stdio] [--create]'
+	assert_line --index 0 'usage: wsync-serve [-q] [-l ADDR]... [-d DATADIR] [--stdio] [--create] [--log FILE]'
 }
 
 @test "wsync-join --help and -h" {
 	check_help wsync-join --help
-	assert_line --index 0 'usage: wsync-join [-fq] HUB WSID=DBFILE...'
+	assert_line --index 0 'usage: wsync-join [-fq] [--log FILE] HUB WSID=DBFILE...'
 	refute_output --partial 'NOT IMPLEMENTED'
 	check_help wsync-join -h
-	assert_line --index 0 'usage: wsync-join [-fq] HUB WSID=DBFILE...'
+	assert_line --index 0 'usage: wsync-join [-fq] [--log FILE] HUB WSID=DBFILE...'
 }
 
 @test "wsync-replicate --help and -h" {
