@@ -151,6 +151,10 @@ int main(int argc, char **argv)
 	}
 	if (!conflicts && !resolve)
 		o.hub = argv[optind++];
+	if (logpath && o.hub && strcmp(logpath, "-") == 0 && strcmp(o.hub, "-") == 0) {
+		cli_warn("--log - would write into the connection on stdout");
+		cli_usage(&cli);
+	}
 	o.nsets = (size_t)(argc - optind);
 	if (!(sets = calloc(o.nsets, sizeof(*sets))))
 		cli_die(EX_SOFTWARE, "out of memory");

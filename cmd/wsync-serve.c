@@ -99,6 +99,10 @@ int main(int argc, char **argv)
 		cli_warn("nothing to serve: give -l ADDR or --stdio");
 		cli_usage(&cli);
 	}
+	if (logpath && o.use_stdio && strcmp(logpath, "-") == 0) {
+		cli_warn("--log - would write into the connection on stdout");
+		cli_usage(&cli);
+	}
 	o.listen = listen;
 	cli_catch_signals();
 	if (ws_init())

@@ -118,6 +118,7 @@ int ws_session_log_open(struct ws_session_log *l, const char *path, char *err)
 
 	memset(l, 0, sizeof(*l));
 	ws_buf_init(&l->b);
+	errno = 0;
 	l->fd = strcmp(path, "-") == 0 ? dup(STDOUT_FILENO) :
 	    open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
 	if (l->fd < 0)
@@ -126,9 +127,12 @@ int ws_session_log_open(struct ws_session_log *l, const char *path, char *err)
 	if (fstat(l->fd, &st) == 0 && (st.st_size == 0 || !S_ISREG(st.st_mode)) &&
 	    (ws_frame_put_preamble(&l->b) ||
 	    write(l->fd, l->b.p, l->b.len) != (ssize_t)l->b.len)) {
+		int e = errno;
+
 		close(l->fd);
 		l->fd = -1;
-		return ws_error(err, WS_EIO, "cannot write log '%s'", path);
+		return ws_error(err, WS_EIO, "cannot write log '%s': %s", path,
+		    ws_errno_text(e ? e : EIO, buf));
 	}
 	return 0;
 }
@@ -155,6 +159,8 @@ void ws_session_log_frame(struct ws_session_log *l, unsigned dir, const char *pe
 	r.dir = dir;
 	r.peer = peer;
 	r.peerlen = strnlen(peer, 255);
+	while (r.peerlen && !ws_utf8_valid((const uint8_t *)peer, r.peerlen))
+		r.peerlen--; /* a name cut inside a character */
 	r.frame = *f;
 	l->b.len = 0;
 	if (ws_log_record_encode(&r, &pl) ||
