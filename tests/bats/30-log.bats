@@ -437,3 +437,14 @@ $output"
 	assert_equal "$(jq -r 'select(.frame.type == "hello") | .dir' out.log.jsonl | tr '\n' ' ')" \
 	    "out in out in "
 }
+
+@test "log: --log - with a stdio connection is a usage error" {
+	run --separate-stderr "$WS_BIN/wsync-join" --log - - notes=a.db
+	assert_failure 64
+	[ "${stderr_lines[0]}" = "wsync-join: --log - would write into the connection on stdout" ] ||
+	    fail "stderr: $stderr"
+	run --separate-stderr "$WS_BIN/wsync-serve" --stdio --log -
+	assert_failure 64
+	[ "${stderr_lines[0]}" = "wsync-serve: --log - would write into the connection on stdout" ] ||
+	    fail "stderr: $stderr"
+}
