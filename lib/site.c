@@ -324,6 +324,9 @@ static int session(struct site *x)
 				rc = rrc;
 				if (why[0])
 					snprintf(x->err, WS_ERRLEN, "%s", why);
+			} else if (x->p.eof) {
+				rc = ws_error(x->err, WS_EIO, "the hub closed the "
+				    "connection");
 			}
 			goto out;
 		}
