@@ -156,7 +156,9 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		if (ws_rd_svarint(&r, &code) || code > 0 || code < WS_ERROR_MIN)
 			code = WS_EIO;
 		if (!ss) {
-			x->fatal = 1;
+			/* Busy or timed out is worth another try; the rest is not. */
+			x->fatal = code != WS_EAGAIN && code != WS_EBUSY &&
+			    code != WS_EIO;
 			return ws_error(x->err, (int)code, "the hub ends the session: %.*s",
 			    (int)ws_rd_left(&r), (const char *)r.p);
 		}
@@ -227,8 +229,8 @@ static int watch_files(struct site *x)
 
 /*
  * A silent hub is presumed gone after the idle timeout (one-shot gives
- * up, follow reconnects); with follow, an idle session is heartbeaten,
- * with each working set's clock.
+ * up, follow reconnects); an idle session is heartbeaten, with each
+ * working set's clock.
  */
 static int keepalive(struct site *x)
 {
@@ -244,8 +246,8 @@ static int keepalive(struct site *x)
 	if (now - x->p.last_rx_ms > idle)
 		return ws_error(x->err, WS_EAGAIN, "the hub was silent for %u "
 		    "seconds", idle / 1000);
-	if (!x->o->follow || now - x->p.last_tx_ms < hb)
-		return 0;
+	if (now - x->p.last_tx_ms < hb)
+		return 0; /* one-shot heartbeats too: a long catch-up stays alive */
 	if (!(clocks = calloc(x->n + 1, sizeof(*clocks))) ||
 	    !(chs = calloc(x->n + 1, sizeof(*chs)))) {
 		free(clocks);
