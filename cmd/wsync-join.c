@@ -22,7 +22,7 @@ static const struct cli_opt opts[] = {
 	{"keep", OPT_KEEP, NULL, "with --resolve: keep the current value instead"},
 	{"log", OPT_LOG, "FILE", "append every frame sent and received to FILE"},
 	{"max-frame", OPT_MAX_FRAME, "BYTES", "refuse frames larger than BYTES"},
-	{"heartbeat", OPT_HEARTBEAT, "SECONDS", "with -f: heartbeat when idle this long (default 15)"},
+	{"heartbeat", OPT_HEARTBEAT, "SECONDS", "heartbeat the hub when idle this long (default 15)"},
 	{"idle-timeout", OPT_IDLE, "SECONDS", "give up on a hub silent this long (default 60)"},
 	{"quiet", 'q', NULL, "do not report refused working sets and reconnects"},
 	{0}
