@@ -34,8 +34,8 @@ static const struct cli cli = {
 	    "of each working set in DATADIR/WSID.db and forwards it to the other sites.\n\n"
 	    "--log FILE appends every frame, with its time, direction and peer, in\n"
 	    "the stream format wsync-inspect reads.\n\n"
-	    "Not built yet: garbage collection on the hub, full snapshots for sites\n"
-	    "that lag behind it, and join and leave notices.",
+	    "Not built yet: garbage collection on the hub, and full snapshots for\n"
+	    "sites that lag behind it.",
 	.opts = opts,
 	.operands = "",
 };

@@ -24,6 +24,7 @@ static const char *const type_names[256] = {
 	[WS_FRAME_CLOCK] = "clock",
 	[WS_FRAME_ADD] = "add",
 	[WS_FRAME_REMOVE] = "remove",
+	[WS_FRAME_NOTICE] = "notice",
 	[WS_FRAME_LOG] = "log",
 };
 

@@ -36,6 +36,7 @@ struct chan {
 struct hpeer {
 	struct ws_peer p;
 	int hello;              /* its HELLO arrived */
+	struct ws_siteid site;  /* the site id its HELLO gave */
 	int closing;            /* flush what is queued, then close */
 	int dead;               /* close now */
 	struct chan *ch;
@@ -113,6 +114,26 @@ static int get_ws(struct hub *h, const char *wsid, struct hws **out, char *err)
 	h->ws[h->nws++] = w;
 	*out = w;
 	return 0;
+}
+
+/* Tell the other sessions of w that hp's site joined or left it. */
+static void notice(struct hub *h, struct hpeer *hp, struct hws *w, uint8_t kind)
+{
+	uint8_t pl[1 + WS_SITEID_LEN];
+	size_t i, k;
+
+	pl[0] = kind;
+	memcpy(pl + 1, hp->site.b, WS_SITEID_LEN);
+	for (i = 0; i < h->npeers; i++) {
+		struct hpeer *o = h->peers[i];
+
+		if (o == hp || o->dead || o->closing)
+			continue;
+		for (k = 0; k < o->nch; k++)
+			if (o->ch[k].ws == w &&
+			    ws_peer_send(&o->p, WS_FRAME_NOTICE, 0, o->ch[k].ch, pl, sizeof(pl)))
+				drop(h, o, 0, "outgoing queue full: disconnected");
+	}
 }
 
 struct catchup {
@@ -203,6 +224,7 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	hp->ch = nc;
 	hp->ch[hp->nch].ch = f->channel;
 	hp->ch[hp->nch++].ws = w;
+	notice(h, hp, w, WS_NOTICE_JOINED);
 	hlog(h, "%s: joined working set '%s' on channel %" PRIu32, hp->p.conn.name,
 	    a.wsid, f->channel);
 out:
@@ -302,6 +324,7 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 			break;
 		}
 		hp->hello = 1;
+		hp->site = hello.site;
 		if ((rc = ws_hello_encode(&me, &pl)) == 0)
 			rc = ws_peer_send(p, WS_FRAME_HELLO, 0, 0, pl.p, pl.len);
 		break;
@@ -310,6 +333,7 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		break;
 	case WS_FRAME_REMOVE:
 		if ((ch = find_chan(hp, f->channel))) {
+			notice(h, hp, ch->ws, WS_NOTICE_LEFT);
 			*ch = hp->ch[--hp->nch];
 			hlog(h, "%s: left channel %" PRIu32, p->conn.name, f->channel);
 		}
@@ -430,7 +454,10 @@ static int add_peer(struct hub *h, const struct ws_conn *c)
 static void free_peer(struct hub *h, size_t i)
 {
 	struct hpeer *hp = h->peers[i];
+	size_t k;
 
+	for (k = 0; k < hp->nch; k++)
+		notice(h, hp, hp->ch[k].ws, WS_NOTICE_LEFT);
 	hlog(h, "%s: disconnected", hp->p.conn.name);
 	ws_peer_release(&hp->p);
 	free(hp->ch);

@@ -61,6 +61,7 @@ enum ws_frame_type {
 	WS_FRAME_CLOCK = 0x11,     /* a vector clock (vclock.h) */
 	WS_FRAME_ADD = 0x04,       /* offer or accept a working set (session.h) */
 	WS_FRAME_REMOVE = 0x05,    /* drop a working set from the session */
+	WS_FRAME_NOTICE = 0x06,    /* hub: a site joined or left (session.h) */
 	WS_FRAME_LOG = 0x30,       /* a session-log record wrapping a frame */
 };
 

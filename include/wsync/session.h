@@ -38,6 +38,10 @@
 #define WS_CLOCK_SYNC 0x2      /* site: confirm you stored what I sent */
 #define WS_CLOCK_ACK 0x4       /* hub: stored; my clock is this */
 
+/* NOTICE payload: u8 kind, then the 16-byte site id it is about. */
+#define WS_NOTICE_JOINED 1
+#define WS_NOTICE_LEFT 2
+
 /* Largest working-set id. */
 #define WS_WSID_MAX 128
 

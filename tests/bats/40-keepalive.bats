@@ -92,3 +92,19 @@ PY
 		assert_stderr "wsync-join: bad --heartbeat '$a': want 1 to 86400 seconds"
 	done
 }
+
+@test "notices: a following site is told when another site joins and leaves" {
+	start_hub
+	"$WS_BIN/wsync-join" -f "unix:$BATS_TEST_TMPDIR/h.sock" w=a.db 2>a.log &
+	pids="$pids $!"
+	local i
+	for i in $(seq 100); do grep -q "joined working set 'w'" hub.log && break; sleep 0.05; done
+	run "$WS_BIN/wsync-join" "unix:$BATS_TEST_TMPDIR/h.sock" w=b.db
+	assert_success
+	local id
+	id=$(sqlite3 b.db "SELECT lower(hex(substr(value, 1, 4))) FROM wsync_meta WHERE key = 'site'")
+	for i in $(seq 100); do grep -q "left" a.log && break; sleep 0.05; done
+	run cat a.log
+	assert_line --index 0 "wsync-join: w: site $id joined"
+	assert_line --index 1 "wsync-join: w: site $id left"
+}
