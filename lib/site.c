@@ -193,15 +193,10 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		}
 		return 0;
 	case WS_FRAME_NOTICE:
+		/* Recorded in the session log (--log); nothing to do here. */
 		if (ss && f->len == 1 + WS_SITEID_LEN &&
-		    (f->payload[0] == WS_NOTICE_JOINED || f->payload[0] == WS_NOTICE_LEFT)) {
-			char hex[WS_SITEID_HEXLEN + 1];
-
-			ws_siteid_hex((const struct ws_siteid *)(f->payload + 1), hex);
-			slog(x, "%s: site %.8s %s", ss->cfg->wsid, hex,
-			    f->payload[0] == WS_NOTICE_JOINED ? "joined" : "left");
+		    (f->payload[0] == WS_NOTICE_JOINED || f->payload[0] == WS_NOTICE_LEFT))
 			return 0;
-		}
 		return ws_error(x->err, WS_ECORRUPT, "bad notice frame from the hub");
 	case WS_FRAME_HEARTBEAT:
 		return 0;

@@ -426,6 +426,7 @@ $output"
 	assert_success
 	assert_preamble piped.log
 	to_json piped.log
+	T1=$(($(now_us) + 1000000))
 	assert_records piped.log.jsonl "$SOCK"
 
 	# Appended to a log that holds records: no second preamble.

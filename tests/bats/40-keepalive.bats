@@ -95,16 +95,27 @@ PY
 
 @test "notices: a following site is told when another site joins and leaves" {
 	start_hub
-	"$WS_BIN/wsync-join" -f "unix:$BATS_TEST_TMPDIR/h.sock" w=a.db 2>a.log &
+	"$WS_BIN/wsync-join" -f --log a.log "unix:$BATS_TEST_TMPDIR/h.sock" w=a.db 2>a.err &
 	pids="$pids $!"
 	local i
 	for i in $(seq 100); do grep -q "joined working set 'w'" hub.log && break; sleep 0.05; done
 	run "$WS_BIN/wsync-join" "unix:$BATS_TEST_TMPDIR/h.sock" w=b.db
 	assert_success
 	local id
-	id=$(sqlite3 b.db "SELECT lower(hex(substr(value, 1, 4))) FROM wsync_meta WHERE key = 'site'")
-	for i in $(seq 100); do grep -q "left" a.log && break; sleep 0.05; done
-	run cat a.log
-	assert_line --index 0 "wsync-join: w: site $id joined"
-	assert_line --index 1 "wsync-join: w: site $id left"
+	id=$(sqlite3 b.db "SELECT lower(hex(value)) FROM wsync_meta WHERE key = 'site'")
+	# the notice payload: kind (1 joined, 2 left), then the site id
+	local joined left
+	joined=$(python3 -c 'import base64, sys; print(base64.b64encode(bytes.fromhex(sys.argv[1])).decode())' "01$id")
+	left=$(python3 -c 'import base64, sys; print(base64.b64encode(bytes.fromhex(sys.argv[1])).decode())' "02$id")
+	for i in $(seq 100); do
+		"$WS_BIN/wsync-inspect" --json a.log 2>/dev/null | grep -q "\"$left\"" && break
+		sleep 0.05
+	done
+	run bash -c "'$WS_BIN/wsync-inspect' --json a.log | jq -c 'select(.frame.type == \"notice\") | [.dir, .frame.ch, .frame.payload]'"
+	assert_success
+	assert_line --index 0 "[\"in\",1,\"$joined\"]"
+	assert_line --index 1 "[\"in\",1,\"$left\"]"
+	# and nothing on standard error: notices are not diagnostics
+	run cat a.err
+	assert_output ''
 }
