@@ -164,13 +164,14 @@ int main(int argc, char **argv)
 			cli_warn("bad operand '%s': want WSID=DBFILE", argv[optind]);
 			cli_usage(&cli);
 		}
-		*eq = 0;
-		if (!ws_wsid_valid(argv[optind])) {
+		/* A copy: argv stays as given, for ps(1). */
+		if (!(sets[i].wsid = strndup(argv[optind], (size_t)(eq - argv[optind]))))
+			cli_die(EX_SOFTWARE, "out of memory");
+		if (!ws_wsid_valid(sets[i].wsid)) {
 			cli_warn("bad working-set id '%s': want letters, digits, '.', '_' "
-			    "or '-'", argv[optind]);
+			    "or '-'", sets[i].wsid);
 			cli_usage(&cli);
 		}
-		sets[i].wsid = argv[optind];
 		sets[i].path = eq + 1;
 	}
 	o.sets = sets;
@@ -189,6 +190,8 @@ int main(int argc, char **argv)
 			cli_warn("cannot write log '%s': some frames are missing", logpath);
 		ws_session_log_close(&slog);
 	}
+	for (i = 0; i < (int)o.nsets; i++)
+		free((char *)sets[i].wsid);
 	free(sets);
 	if (rc)
 		cli_die(ws_exitcode(rc), "%s", err);

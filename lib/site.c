@@ -297,7 +297,8 @@ static int session(struct site *x)
 		ws_conn_close(&c);
 		return ws_error(x->err, WS_EIO, "cannot set up the connection");
 	}
-	ws_peer_init(&x->p, &c, x->o->max_frame, 0);
+	ws_peer_init(&x->p, &c, x->o->max_frame ? x->o->max_frame :
+	    WS_SESSION_MAX_FRAME, 0);
 	x->p.log = x->o->session_log;
 	me.site = *ws_store_site(x->s[0].st);
 	x->enc.len = 0;
