@@ -298,24 +298,42 @@ static int meta_get(struct ws_store *s, const char *key, void **val, size_t *n,
 	return rc;
 }
 
-static int meta_set(struct ws_store *s, const char *key, const void *val,
-    size_t n, int text, char *err)
+static int bind_value(sqlite3_stmt *st, int i, const struct ws_value *v)
+{
+	switch (v->type) {
+	case WS_INTEGER: return sqlite3_bind_int64(st, i, v->i);
+	case WS_REAL: return sqlite3_bind_double(st, i, v->r);
+	case WS_TEXT: return sqlite3_bind_text(st, i, (const char *)(v->p ? v->p :
+	    (const uint8_t *)""), (int)v->n, SQLITE_STATIC);
+	case WS_BLOB: return sqlite3_bind_blob(st, i, v->p ? v->p :
+	    (const uint8_t *)"", (int)v->n, SQLITE_STATIC);
+	default: return sqlite3_bind_null(st, i);
+	}
+}
+
+/* Set meta key to value v (any type). */
+static int meta_put(struct ws_store *s, const char *key, const struct ws_value *v,
+    char *err)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = prep(s, "INSERT OR REPLACE INTO wsync_meta(key, value) "
+	if ((rc = stmt(s, "INSERT OR REPLACE INTO wsync_meta(key, value) "
 	    "VALUES(?1, ?2)", &st, err)))
 		return rc;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (text)
-		sqlite3_bind_text(st, 2, val, (int)n, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_blob(st, 2, val, (int)n, SQLITE_TRANSIENT);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlerr(s, sqlite3_errcode(s->db),
-	    "meta", err);
-	sqlite3_finalize(st);
-	return rc;
+	bind_value(st, 2, v);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "meta", err);
+}
+
+static int meta_set(struct ws_store *s, const char *key, const void *val,
+    size_t n, int text, char *err)
+{
+	struct ws_value v = {.type = text ? WS_TEXT : WS_BLOB, .p = val, .n = n};
+
+	return meta_put(s, key, &v, err);
 }
 
 static int64_t meta_int(struct ws_store *s, const char *key)
@@ -348,18 +366,9 @@ static int meta_exists(struct ws_store *s, const char *sql)
 
 static int meta_set_int(struct ws_store *s, const char *key, int64_t v, char *err)
 {
-	sqlite3_stmt *st;
-	int rc;
+	struct ws_value x = {.type = WS_INTEGER, .i = v};
 
-	if ((rc = prep(s, "INSERT OR REPLACE INTO wsync_meta(key, value) "
-	    "VALUES(?1, ?2)", &st, err)))
-		return rc;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, v);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlerr(s, sqlite3_errcode(s->db),
-	    "meta", err);
-	sqlite3_finalize(st);
-	return rc;
+	return meta_put(s, key, &x, err);
 }
 
 /* Local number of a site id, adding it if new. */
@@ -1558,18 +1567,6 @@ struct apply {
 	char *err;
 };
 
-static int bind_value(sqlite3_stmt *st, int i, const struct ws_value *v)
-{
-	switch (v->type) {
-	case WS_INTEGER: return sqlite3_bind_int64(st, i, v->i);
-	case WS_REAL: return sqlite3_bind_double(st, i, v->r);
-	case WS_TEXT: return sqlite3_bind_text(st, i, (const char *)(v->p ? v->p :
-	    (const uint8_t *)""), (int)v->n, SQLITE_STATIC);
-	case WS_BLOB: return sqlite3_bind_blob(st, i, v->p ? v->p :
-	    (const uint8_t *)"", (int)v->n, SQLITE_STATIC);
-	default: return sqlite3_bind_null(st, i);
-	}
-}
 
 /* The version (dot, Lamport) of log entry usn; site 0 when collected. */
 static int dot_of(struct apply *a, uint64_t usn, struct ver *v)

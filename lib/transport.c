@@ -70,6 +70,28 @@ bad:
 	    "[IPv6]:PORT, unix:PATH, exec:COMMAND or -)", addr);
 }
 
+/*
+ * Resolve a TCP address for connecting, or (passive) for listening; an
+ * empty host then means every address.  The caller frees *res.
+ */
+static int resolve(const char *addr, int passive, struct addrinfo **res, char *err)
+{
+	char host[256], port[16];
+	struct addrinfo hints;
+	int rc;
+
+	if ((rc = split_hostport(addr, host, sizeof(host), port, sizeof(port), err)))
+		return rc;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = passive ? AI_PASSIVE | AI_NUMERICSERV : 0;
+	if ((rc = getaddrinfo(passive && !*host ? NULL : host, port, &hints, res)) != 0)
+		return ws_error(err, passive ? WS_EINVAL : WS_EUNSUPP, "cannot %s '%s': %s",
+		    passive ? "listen on" : "connect to", addr, gai_strerror(rc));
+	return 0;
+}
+
 static int unix_addr(const char *path, struct sockaddr_un *sa, char *err)
 {
 	memset(sa, 0, sizeof(*sa));
@@ -114,8 +136,8 @@ fail:
 
 int ws_transport_connect(const char *addr, struct ws_conn *c, char *err)
 {
-	char host[256], port[16], buf[64];
-	struct addrinfo hints, *res = NULL, *ai;
+	char buf[64];
+	struct addrinfo *res = NULL, *ai;
 	struct sockaddr_un sa;
 	int fd = -1, rc, one = 1, e = 0;
 
@@ -143,14 +165,8 @@ int ws_transport_connect(const char *addr, struct ws_conn *c, char *err)
 		c->rfd = c->wfd = fd;
 		return 0;
 	}
-	if ((rc = split_hostport(addr, host, sizeof(host), port, sizeof(port), err)))
+	if ((rc = resolve(addr, 0, &res, err)))
 		return rc;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0)
-		return ws_error(err, WS_EUNSUPP, "cannot connect to '%s': %s", addr,
-		    gai_strerror(rc));
 	for (ai = res; ai; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
 		if (fd < 0) {
@@ -190,8 +206,8 @@ static int stale_socket(const struct sockaddr_un *sa)
 int ws_transport_listen(const char *addr, int *fd, char bound[WS_CONN_NAMELEN],
     char *err)
 {
-	char host[256], port[16], buf[64], h[128], p[16];
-	struct addrinfo hints, *res = NULL;
+	char buf[64], h[128], p[16];
+	struct addrinfo *res = NULL;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	struct sockaddr_un sa;
@@ -219,15 +235,8 @@ int ws_transport_listen(const char *addr, int *fd, char bound[WS_CONN_NAMELEN],
 		*fd = s;
 		return 0;
 	}
-	if ((rc = split_hostport(addr, host, sizeof(host), port, sizeof(port), err)))
+	if ((rc = resolve(addr, 1, &res, err)))
 		return rc;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(*host ? host : NULL, port, &hints, &res)) != 0)
-		return ws_error(err, WS_EINVAL, "cannot listen on '%s': %s", addr,
-		    gai_strerror(rc));
 	s = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
 	if (s < 0) {
 		freeaddrinfo(res);
