@@ -27,72 +27,10 @@ setup() {
 }
 
 teardown() {
-	local pid i
-	[ -f "${T:-}/pids" ] || return 0
-	while read -r pid; do
-		[ -n "$pid" ] || continue
-		kill -TERM "$pid" 2>/dev/null || continue
-		for ((i = 0; i < 50; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	done <"$T/pids"
-	# Under WS_BIN=build/asan/bin, a sanitizer report from a process in
-	# the background fails the test too.
-	if grep -lE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T"/*.err 2>/dev/null; then
-		BATS_TEST_COMPLETED=
-		fail "a sanitizer reported an error: $(grep -hE -A20 'Sanitizer|runtime error:' "$T"/*.err)"
-	fi
-	# On failure, show what the background processes said.
-	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
-		for f in "$T"/*.err; do
-			[ -e "$f" ] || continue
-			printf -- '--- %s\n' "${f##*/}"
-			cat "$f"
-		done
-	fi
+	proc_teardown
 }
 
-# --- helpers -----------------------------------------------------------------
-
-# spawn NAME CMD [ARG...]: run CMD in the background, stdout to NAME.out
-# and stderr to NAME.err; its pid goes in $PID and in the kill list.
-# (fd 3 is closed, or bats would wait for the process.)
-spawn() {
-	local name=$1
-	shift
-	"$@" >"$T/$name.out" 2>"$T/$name.err" 3>&- &
-	PID=$!
-	echo "$PID" >>"$T/pids"
-}
-
-# reap PID: wait for PID (already told to stop) and forget it.  $REAPED
-# is its exit status.
-reap() {
-	local i
-	for ((i = 0; i < WAIT_S * 10; i++)); do
-		kill -0 "$1" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$1" 2>/dev/null && fail "process $1 did not exit within $WAIT_S s"
-	REAPED=0
-	wait "$1" || REAPED=$?
-	sed -i "/^$1\$/d" "$T/pids"
-}
-
-# wait_lines FILE COUNT REGEX: wait until FILE has at least COUNT lines
-# matching REGEX (grep -E).
-wait_lines() {
-	local i n=0
-	for ((i = 0; i < WAIT_S * 10; i++)); do
-		n=$(grep -cE -- "$3" "$1" 2>/dev/null) || true
-		[ "${n:-0}" -ge "$2" ] && return 0
-		sleep 0.1
-	done
-	fail "waited $WAIT_S s for $2 line(s) matching '$3' in ${1##*/}, saw ${n:-0}:
-$(cat "$1" 2>/dev/null)"
-}
+# --- helpers (spawn, reap and wait_lines are in helper.bash) ----------------
 
 # start_hub NAME [ARG...]: start wsync-serve ARG... as NAME and wait for
 # one "listening on" line per -l.  $HUB_PID is its pid.
