@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common.h - what the benchmark programs share: messages that end the
+ * program ("<BENCH_NAME>: ..." and status 70), the CK() check around
+ * libwsync calls, a fixed-seed xorshift64* generator, and the monotonic
+ * clock.  Define BENCH_NAME before including it; include it once.
+ */
+#ifndef WSYNC_BENCH_COMMON_H
+#define WSYNC_BENCH_COMMON_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+
+#include <wsync/wsync.h>
+
+static char errbuf[WS_ERRLEN];
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs(BENCH_NAME ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EX_SOFTWARE);
+}
+
+static void fail(const char *what, int rc) __attribute__((noreturn));
+
+static void fail(const char *what, int rc)
+{
+	if (errbuf[0] != '\0')
+		die("%s: %s: %s", what, ws_strerror(rc), errbuf);
+	die("%s: %s", what, ws_strerror(rc));
+}
+
+/* Run a libwsync call; die naming it on a negative result. */
+#define CK(what, call) do { \
+	int ck_rc_; \
+	errbuf[0] = '\0'; \
+	ck_rc_ = (call); \
+	if (ck_rc_ < 0) \
+		fail(what, ck_rc_); \
+} while (0)
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n);
+
+	if (p == NULL)
+		die("out of memory (%zu bytes)", n);
+	return p;
+}
+
+/* xorshift64*, fixed seeds: every run sees the same inputs. */
+static uint64_t rng = 1;
+
+static void rnd_seed(uint64_t s)
+{
+	rng = s ? s : 0x9e3779b97f4a7c15u;
+}
+
+static uint64_t rnd(void)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return rng * UINT64_C(2685821657736338717);
+}
+
+static uint64_t rnd_below(uint64_t n)
+{
+	return rnd() % n;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		die("clock_gettime: %s", strerror(errno));
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+#endif
