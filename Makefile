@@ -54,7 +54,7 @@ $(OUT)/libwsync.a: $(LIB_OBJ)
 $(BIN)/%: $(OUT)/cmd/%.o $(OUT)/cmd/cli.o $(OUT)/libwsync.a | $(BIN)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(OUT)/cmd/cli.o $(OUT)/libwsync.a $(PKG_LIBS)
 
-$(OUT)/tests/%: tests/unit/%.c tests/unit/harness.h $(HDRS) $(OUT)/libwsync.a | $(OUT)/tests
+$(OUT)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(HDRS) $(OUT)/libwsync.a | $(OUT)/tests
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(ALL_LDFLAGS) -o $@ $< $(OUT)/libwsync.a $(PKG_LIBS)
 
 unit: $(UNITS)
