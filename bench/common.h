@@ -3,7 +3,8 @@
  * common.h - what the benchmark programs share: messages that end the
  * program ("<BENCH_NAME>: ..." and status 70), the CK() check around
  * libwsync calls, a fixed-seed xorshift64* generator, and the monotonic
- * clock.  Define BENCH_NAME before including it; include it once.
+ * clock.  Define BENCH_NAME before including it, and BENCH_EXIT(status)
+ * to end the program some other way than exit(3); include it once.
  */
 #ifndef WSYNC_BENCH_COMMON_H
 #define WSYNC_BENCH_COMMON_H
@@ -19,6 +20,13 @@
 
 #include <wsync/wsync.h>
 
+#ifndef BENCH_EXIT
+#define BENCH_EXIT(status) exit(status)
+#endif
+
+/* Not every program uses every helper. */
+#define BENCH_UNUSED __attribute__((unused))
+
 static char errbuf[WS_ERRLEN];
 
 static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
@@ -33,10 +41,10 @@ static void die(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	exit(EX_SOFTWARE);
+	BENCH_EXIT(EX_SOFTWARE);
 }
 
-static void fail(const char *what, int rc) __attribute__((noreturn));
+static void fail(const char *what, int rc) __attribute__((noreturn)) BENCH_UNUSED;
 
 static void fail(const char *what, int rc)
 {
@@ -54,7 +62,7 @@ static void fail(const char *what, int rc)
 		fail(what, ck_rc_); \
 } while (0)
 
-static void *xmalloc(size_t n)
+BENCH_UNUSED static void *xmalloc(size_t n)
 {
 	void *p = malloc(n);
 
@@ -66,12 +74,12 @@ static void *xmalloc(size_t n)
 /* xorshift64*, fixed seeds: every run sees the same inputs. */
 static uint64_t rng = 1;
 
-static void rnd_seed(uint64_t s)
+BENCH_UNUSED static void rnd_seed(uint64_t s)
 {
 	rng = s ? s : 0x9e3779b97f4a7c15u;
 }
 
-static uint64_t rnd(void)
+BENCH_UNUSED static uint64_t rnd(void)
 {
 	rng ^= rng >> 12;
 	rng ^= rng << 25;
@@ -79,12 +87,12 @@ static uint64_t rnd(void)
 	return rng * UINT64_C(2685821657736338717);
 }
 
-static uint64_t rnd_below(uint64_t n)
+BENCH_UNUSED static uint64_t rnd_below(uint64_t n)
 {
 	return rnd() % n;
 }
 
-static double now(void)
+BENCH_UNUSED static double now(void)
 {
 	struct timespec ts;
 

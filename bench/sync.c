@@ -103,8 +103,16 @@
 
 #define PATHLEN 512
 
-static char errbuf[WS_ERRLEN];
 static pid_t main_pid;          /* the others are forks: writers, the relay */
+
+/* A fork ends with _exit(2): the atexit cleanup is the main process's. */
+#define BENCH_NAME "sync"
+#define BENCH_EXIT(status) do { \
+	if (getpid() != main_pid) \
+		_exit(status); \
+	exit(status); \
+} while (0)
+#include "common.h"
 
 /* ------------------------------------------------------------- processes */
 
@@ -151,57 +159,6 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fputs("sync: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	if (getpid() != main_pid)
-		_exit(EX_SOFTWARE);
-	exit(EX_SOFTWARE);
-}
-
-static void fail(const char *what, int rc) __attribute__((noreturn));
-
-static void fail(const char *what, int rc)
-{
-	if (errbuf[0] != '\0')
-		die("%s: %s: %s", what, ws_strerror(rc), errbuf);
-	die("%s: %s", what, ws_strerror(rc));
-}
-
-/* Run a libwsync call; die naming it on a negative result. */
-#define CK(what, call) do { \
-	int ck_rc_; \
-	errbuf[0] = '\0'; \
-	ck_rc_ = (call); \
-	if (ck_rc_ < 0) \
-		fail(what, ck_rc_); \
-} while (0)
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n);
-
-	if (p == NULL)
-		die("out of memory (%zu bytes)", n);
-	return p;
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* CLOCK_REALTIME in microseconds, the time the rows carry. */
 static int64_t rt_us(void)
@@ -612,21 +569,6 @@ static void db_make_wal(sqlite3 *db)
 
 #define NOTES_SQL "CREATE TABLE notes(id INTEGER PRIMARY KEY, t INTEGER, body TEXT)"
 
-/* xorshift64*, fixed seeds: every run writes the same bodies. */
-static uint64_t rng = 1;
-
-static void rnd_seed(uint64_t s)
-{
-	rng = s ? s : 0x9e3779b97f4a7c15u;
-}
-
-static uint64_t rnd(void)
-{
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return rng * UINT64_C(2685821657736338717);
-}
 
 /* Bind a fresh BODY_LEN-letter body to parameter i. */
 static void bind_body(sqlite3 *db, sqlite3_stmt *st, int i)
