@@ -18,6 +18,7 @@
 #include <sysexits.h>
 #include <time.h>
 
+#include <sqlite3.h>
 #include <wsync/wsync.h>
 
 #ifndef BENCH_EXIT
@@ -99,6 +100,43 @@ BENCH_UNUSED static double now(void)
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
 		die("clock_gettime: %s", strerror(errno));
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* SQLite calls that end the program, naming what failed. */
+
+BENCH_UNUSED static void sql_die(sqlite3 *db, const char *what)
+{
+	die("%s: %s", what, sqlite3_errmsg(db));
+}
+
+BENCH_UNUSED static void sql_exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		die("sqlite '%s': %s", sql, msg ? msg : sqlite3_errmsg(db));
+}
+
+BENCH_UNUSED static sqlite3_stmt *sql_prepare(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		sql_die(db, "sqlite3_prepare_v2");
+	return st;
+}
+
+/* The integer the one-row, one-column query sql returns. */
+BENCH_UNUSED static int64_t sql_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = sql_prepare(db, sql);
+	int64_t v;
+
+	if (sqlite3_step(st) != SQLITE_ROW)
+		die("sqlite '%s': %s", sql, sqlite3_errmsg(db));
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
 }
 
 #endif

@@ -653,19 +653,6 @@ static void bench_vclock(void)
 
 /* ------------------------------------------------- delta vs SQLite session */
 
-static void sql_die(sqlite3 *db, const char *what)
-{
-	die("%s: %s", what, sqlite3_errmsg(db));
-}
-
-static void sql_exec(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-		die("sqlite '%s': %s", sql, msg ? msg : sqlite3_errmsg(db));
-}
-
 static void sql_bind(sqlite3 *db, sqlite3_stmt *st, int i, const struct ws_value *v)
 {
 	int rc = SQLITE_MISUSE;
@@ -700,15 +687,6 @@ static void sql_step1(sqlite3 *db, sqlite3_stmt *st)
 		die("sqlite: statement changed %d rows, expected 1", sqlite3_changes(db));
 	if (sqlite3_reset(st) != SQLITE_OK || sqlite3_clear_bindings(st) != SQLITE_OK)
 		sql_die(db, "sqlite3_reset");
-}
-
-static sqlite3_stmt *sql_prepare(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		sql_die(db, "sqlite3_prepare_v2");
-	return st;
 }
 
 /* An in-memory database holding rows in notes. */

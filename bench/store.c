@@ -178,41 +178,6 @@ static void tmp_copy(int src, int dst)
 
 /* ---------------------------------------------------------------- sqlite */
 
-static void sql_die(sqlite3 *db, const char *what)
-{
-	die("%s: %s", what, sqlite3_errmsg(db));
-}
-
-static void sql_exec(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-		die("sqlite '%s': %s", sql, msg ? msg : sqlite3_errmsg(db));
-}
-
-static sqlite3_stmt *sql_prepare(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		sql_die(db, "sqlite3_prepare_v2");
-	return st;
-}
-
-/* The integer the one-row, one-column query sql returns. */
-static int64_t sql_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st = sql_prepare(db, sql);
-	int64_t v;
-
-	if (sqlite3_step(st) != SQLITE_ROW)
-		die("sqlite '%s': %s", sql, sqlite3_errmsg(db));
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
 /* Step a DML statement once and reset it; it must change exactly one row. */
 static void sql_step1(sqlite3 *db, sqlite3_stmt *st)
 {
