@@ -121,24 +121,39 @@ static int get_ws(struct hub *h, const char *wsid, struct hws **out, char *err)
 	return 0;
 }
 
+/* The message for a session dropped because its queue overflowed. */
+#define QUEUE_FULL "outgoing queue full: disconnected (it catches up when it " \
+	"reconnects)"
+
+/*
+ * Queue a frame for every session but `from` that carries working set w,
+ * each on its own channel; a session whose queue overflows is dropped.
+ */
+static void broadcast(struct hub *h, struct hpeer *from, struct hws *w,
+    uint8_t type, const uint8_t *p, size_t n)
+{
+	size_t i, k;
+
+	for (i = 0; i < h->npeers; i++) {
+		struct hpeer *hp = h->peers[i];
+
+		if (hp == from || hp->dead || hp->closing)
+			continue;
+		for (k = 0; k < hp->nch; k++)
+			if (hp->ch[k].ws == w &&
+			    ws_peer_send(&hp->p, type, 0, hp->ch[k].ch, p, n))
+				drop(h, hp, 0, QUEUE_FULL);
+	}
+}
+
 /* Tell the other sessions of w that hp's site joined or left it. */
 static void notice(struct hub *h, struct hpeer *hp, struct hws *w, uint8_t kind)
 {
 	uint8_t pl[1 + WS_SITEID_LEN];
-	size_t i, k;
 
 	pl[0] = kind;
 	memcpy(pl + 1, hp->site.b, WS_SITEID_LEN);
-	for (i = 0; i < h->npeers; i++) {
-		struct hpeer *o = h->peers[i];
-
-		if (o == hp || o->dead || o->closing)
-			continue;
-		for (k = 0; k < o->nch; k++)
-			if (o->ch[k].ws == w &&
-			    ws_peer_send(&o->p, WS_FRAME_NOTICE, 0, o->ch[k].ch, pl, sizeof(pl)))
-				drop(h, o, 0, "outgoing queue full: disconnected");
-	}
+	broadcast(h, hp, w, WS_FRAME_NOTICE, pl, sizeof(pl));
 }
 
 struct catchup {
@@ -236,8 +251,7 @@ out:
 	if (rc && rc != WS_EBUSY && err[0])
 		drop(h, hp, rc, err);
 	else if (rc == WS_EBUSY)
-		drop(h, hp, 0, "outgoing queue full: disconnected (it catches up "
-		    "when it reconnects)");
+		drop(h, hp, 0, QUEUE_FULL);
 	ws_vclock_release(&a.clock);
 	ws_vclock_release(&reply.clock);
 	ws_buf_release(&pl);
@@ -245,24 +259,6 @@ out:
 	return rc && rc != WS_EBUSY && !err[0] ? rc : 0;
 }
 
-/* Forward an applied batch to every other session of the working set. */
-static void forward(struct hub *h, struct hpeer *from, struct hws *w,
-    const uint8_t *p, size_t n)
-{
-	size_t i, k;
-
-	for (i = 0; i < h->npeers; i++) {
-		struct hpeer *hp = h->peers[i];
-
-		if (hp == from || hp->dead || hp->closing)
-			continue;
-		for (k = 0; k < hp->nch; k++)
-			if (hp->ch[k].ws == w &&
-			    ws_peer_send(&hp->p, WS_FRAME_BATCH, 0, hp->ch[k].ch, p, n))
-				drop(h, hp, 0, "outgoing queue full: disconnected (it "
-				    "catches up when it reconnects)");
-	}
-}
 
 static int on_batch(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 {
@@ -286,7 +282,7 @@ static int on_batch(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	if ((rc = ws_store_apply(ch->ws->st, &b, &applied, err)))
 		goto out;
 	if (!dup)
-		forward(h, hp, ch->ws, f->payload, f->len);
+		broadcast(h, hp, ch->ws, WS_FRAME_BATCH, f->payload, f->len);
 out:
 	if (rc) {
 		char why[WS_ERRLEN + WS_WSID_MAX + 32];
@@ -376,7 +372,7 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		break;
 	}
 	if (rc == WS_EBUSY)
-		drop(h, hp, 0, "outgoing queue full: disconnected");
+		drop(h, hp, 0, QUEUE_FULL);
 	else if (rc)
 		drop(h, hp, rc, err[0] ? err : ws_strerror(rc));
 	ws_buf_release(&pl);
