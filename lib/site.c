@@ -55,7 +55,6 @@ static struct sset *by_chan(struct site *x, uint32_t ch)
 struct sendctx {
 	struct site *x;
 	struct sset *ss;
-	int own_only;            /* send only this site's own batches */
 };
 
 static int send_one(const struct ws_batch *b, uint64_t usn, void *cd)
@@ -64,9 +63,6 @@ static int send_one(const struct ws_batch *b, uint64_t usn, void *cd)
 	int rc;
 
 	c->ss->sent_usn = usn;
-	if (c->own_only && (!b->has_dot || memcmp(b->dot_site.b,
-	    ws_store_site(c->ss->st)->b, WS_SITEID_LEN) != 0))
-		return 0;
 	c->x->enc.len = 0;
 	if ((rc = ws_batch_encode(b, &c->x->enc)))
 		return rc;
@@ -77,7 +73,7 @@ static int send_one(const struct ws_batch *b, uint64_t usn, void *cd)
 /* Follow: seal local commits and send the new batches of every set. */
 static int push_local(struct site *x, char *err)
 {
-	struct sendctx c = {x, NULL, 1};
+	struct sendctx c = {x, NULL};
 	size_t i;
 	int rc;
 
@@ -88,7 +84,7 @@ static int push_local(struct site *x, char *err)
 		/* Not only what this seal made: applying a remote batch seals
 		 * local writes too, and those must go out as well. */
 		if ((rc = ws_store_seal(c.ss->st, NULL, err)) ||
-		    (rc = ws_store_changes_since(c.ss->st, c.ss->sent_usn, send_one,
+		    (rc = ws_store_local_since(c.ss->st, c.ss->sent_usn, send_one,
 		    &c, err)))
 			return rc;
 	}
@@ -100,7 +96,7 @@ static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
 {
 	struct ws_add a = {.clock = WS_VCLOCK_INIT};
 	struct ws_vclock mine = WS_VCLOCK_INIT;
-	struct sendctx c = {x, ss, 0};
+	struct sendctx c = {x, ss};
 	uint8_t guid[16];
 	int rc;
 

@@ -2446,7 +2446,8 @@ out:
 	return rc;
 }
 
-int ws_store_changes_since(struct ws_store *s, uint64_t usn, ws_store_batch_cb *cb,
+/* changes_since, of every site's batches (own 0) or only this site's. */
+static int since(struct ws_store *s, uint64_t usn, int own, ws_store_batch_cb *cb,
     void *clientData, char *err)
 {
 	sqlite3_stmt *bs = NULL;
@@ -2460,14 +2461,28 @@ int ws_store_changes_since(struct ws_store *s, uint64_t usn, ws_store_batch_cb *
 		goto out;
 	}
 	if ((rc = prep(s, "SELECT site, counter, first_usn, last_usn, clock FROM "
-	    "wsync_batches WHERE last_usn > ?1 ORDER BY last_usn", &bs, err)))
+	    "wsync_batches WHERE last_usn > ?1 AND (?2 = 0 OR site = ?2) "
+	    "ORDER BY last_usn", &bs, err)))
 		goto out;
 	sqlite3_bind_int64(bs, 1, (int64_t)usn);
+	sqlite3_bind_int64(bs, 2, own ? s->self : 0);
 	rc = extract(s, bs, NULL, cb, clientData, err);
 out:
 	sqlite3_finalize(bs);
 	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	return rc;
+}
+
+int ws_store_changes_since(struct ws_store *s, uint64_t usn, ws_store_batch_cb *cb,
+    void *clientData, char *err)
+{
+	return since(s, usn, 0, cb, clientData, err);
+}
+
+int ws_store_local_since(struct ws_store *s, uint64_t usn, ws_store_batch_cb *cb,
+    void *clientData, char *err)
+{
+	return since(s, usn, 1, cb, clientData, err);
 }
 
 int ws_store_changes_missing(struct ws_store *s, const struct ws_vclock *peer,

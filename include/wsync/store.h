@@ -147,6 +147,13 @@ int ws_store_changes_since(struct ws_store *s, uint64_t usn, ws_store_batch_cb *
     void *clientData, char *err) WS_MUST_CHECK;
 
 /*
+ * The same, for this site's own batches only: what a site pushes.  The
+ * batches it received are skipped before any row is read.
+ */
+int ws_store_local_since(struct ws_store *s, uint64_t usn, ws_store_batch_cb *cb,
+    void *clientData, char *err) WS_MUST_CHECK;
+
+/*
  * Call cb for each batch whose dot `peer` has not seen, in the order they
  * were applied here (a causal order).  WS_ERANGE if the peer lacks
  * batches this store has garbage-collected.
