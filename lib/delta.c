@@ -147,6 +147,12 @@ int ws_batch_set_clock(struct ws_batch *b, const struct ws_vclock *clock)
 	return rc;
 }
 
+void ws_batch_set_lamport(struct ws_batch *b, uint64_t lamport)
+{
+	b->has_lamport = 1;
+	b->lamport = lamport;
+}
+
 int ws_batch_set_dot(struct ws_batch *b, const struct ws_siteid *site, uint64_t counter)
 {
 	if (counter == 0 || counter > WS_VCLOCK_COUNTER_MAX)
@@ -488,13 +494,16 @@ int ws_batch_encode(const struct ws_batch *b, struct ws_buf *out)
 		return WS_EINVAL;
 #define PUT(x) do { if ((rc = (x))) goto out; } while (0)
 	PUT(ws_buf_put_varint(out, (b->has_clock ? WS_BATCH_HAS_CLOCK : 0) |
-	    (b->has_dot ? WS_BATCH_HAS_DOT : 0)));
+	    (b->has_dot ? WS_BATCH_HAS_DOT : 0) |
+	    (b->has_lamport ? WS_BATCH_HAS_LAMPORT : 0)));
 	if (b->has_clock)
 		PUT(ws_vclock_encode(&b->clock, out));
 	if (b->has_dot) {
 		PUT(ws_buf_append(out, b->dot_site.b, WS_SITEID_LEN));
 		PUT(ws_buf_put_varint(out, b->dot_counter));
 	}
+	if (b->has_lamport)
+		PUT(ws_buf_put_varint(out, b->lamport));
 	PUT(ws_buf_put_varint(out, b->ntables));
 	for (i = 0; i < b->ntables; i++) {
 		t = &b->tables[i];
@@ -761,7 +770,8 @@ int ws_batch_decode(struct ws_batch *b, const uint8_t *p, size_t n, char *err)
 	ws_rd_init(&r, p, n);
 	if ((rc = ws_rd_varint(&r, &flags)))
 		goto fail_rd;
-	if (flags & ~(uint64_t)(WS_BATCH_HAS_CLOCK | WS_BATCH_HAS_DOT)) {
+	if (flags & ~(uint64_t)(WS_BATCH_HAS_CLOCK | WS_BATCH_HAS_DOT |
+	    WS_BATCH_HAS_LAMPORT)) {
 		r.p = r.base;
 		rc = bad(&r, WS_ECORRUPT, "flags", err);
 		goto out;
@@ -783,6 +793,11 @@ int ws_batch_decode(struct ws_batch *b, const uint8_t *p, size_t n, char *err)
 			rc = bad(&r, c ? WS_ERANGE : WS_ECORRUPT, "batch dot counter", err);
 			goto out;
 		}
+	}
+	if (flags & WS_BATCH_HAS_LAMPORT) {
+		if ((rc = ws_rd_varint(&r, &b->lamport)))
+			goto fail_rd;
+		b->has_lamport = 1;
 	}
 	if ((rc = rd_tables(b, &r, err)))
 		goto out;

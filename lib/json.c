@@ -329,6 +329,9 @@ int ws_json_from_batch(const struct ws_batch *b, json_t *obj)
 	if (!bad && b->has_dot)
 		bad = json_object_set_new(obj, "dot", dot_string(&b->dot_site,
 		    b->dot_counter));
+	if (!bad && b->has_lamport)
+		bad = b->lamport > INT64_MAX || json_object_set_new(obj, "lamport",
+		    json_integer((json_int_t)b->lamport));
 	for (i = 0; !bad && i < b->ntables; i++)
 		bad = json_array_append_new(tables, table_json(&b->tables[i]));
 	for (i = 0; !bad && i < b->nchanges; i++)
@@ -538,6 +541,7 @@ int ws_json_to_batch(const json_t *obj, struct ws_batch *b, char *err)
 	const json_t *changes = json_object_get(obj, "changes");
 	const json_t *clock = json_object_get(obj, "clock");
 	const json_t *dot = json_object_get(obj, "dot");
+	const json_t *lamport = json_object_get(obj, "lamport");
 	struct ws_siteid site;
 	uint64_t counter;
 	struct ws_buf tmp = WS_BUF_INIT;
@@ -560,6 +564,14 @@ int ws_json_to_batch(const json_t *obj, struct ws_batch *b, char *err)
 			goto out;
 		}
 		rc = ws_batch_set_dot(b, &site, counter);
+	}
+	if (rc == 0 && lamport) {
+		if (!json_is_integer(lamport) || json_integer_value(lamport) < 0) {
+			rc = ws_error(err, WS_EJSON, "batch: \"lamport\" must be an "
+			    "integer 0..2^63-1");
+			goto out;
+		}
+		ws_batch_set_lamport(b, (uint64_t)json_integer_value(lamport));
 	}
 	for (i = 0; rc == 0 && i < json_array_size(tables); i++)
 		if ((rc = table_from_json(json_array_get(tables, i), i, b, err)))
@@ -693,7 +705,7 @@ static int payload_from_json(const json_t *obj, unsigned type, struct ws_buf *pl
     char *err)
 {
 	static const char *const batch_keys[] = {"type", "ch", "flags", "clock",
-	    "dot", "tables", "changes", NULL};
+	    "dot", "lamport", "tables", "changes", NULL};
 	static const char *const clock_keys[] = {"type", "ch", "flags", "clock", NULL};
 	static const char *const error_keys[] = {"type", "ch", "flags", "code",
 	    "message", NULL};

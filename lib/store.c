@@ -77,6 +77,8 @@ struct ws_store {
 	int schema_version;     /* PRAGMA schema_version when tables were checked */
 	struct ws_siteid *sites;/* wsync_sites, by id (1-based; [0] unused) */
 	size_t nsites;
+	struct ws_vclock snap;  /* horizon of the full copy being received */
+	int in_snap;
 	struct cached {         /* prepared statements, by their SQL */
 		char *sql;
 		sqlite3_stmt *st;
@@ -244,6 +246,7 @@ void ws_store_close(struct ws_store *s)
 	tables_release(s);
 	stmt_clear(s);
 	sqlite3_close(s->db);
+	ws_vclock_release(&s->snap);
 	free(s->wsid);
 	free(s->sites);
 	free(s);
@@ -369,6 +372,25 @@ static int meta_set_int(struct ws_store *s, const char *key, int64_t v, char *er
 	struct ws_value x = {.type = WS_INTEGER, .i = v};
 
 	return meta_put(s, key, &x, err);
+}
+
+/* The collected horizon (meta "gc") into *out, replacing it. */
+static int stable_get(struct ws_store *s, struct ws_vclock *out, char *err)
+{
+	void *val = NULL;
+	size_t n;
+	int rc;
+
+	ws_vclock_clear(out);
+	if ((rc = meta_get(s, "gc", &val, &n, err)) == 0 && val && n)
+		rc = ws_vclock_decode_all(out, val, n, err);
+	free(val);
+	return rc;
+}
+
+int ws_store_stable(struct ws_store *s, struct ws_vclock *out, char *err)
+{
+	return stable_get(s, out, err);
 }
 
 /* Local number of a site id, adding it if new. */
@@ -1308,7 +1330,8 @@ static uint64_t lamport_of(const struct ws_vclock *vc)
 
 /* Record a batch row: dot, usn range, Lamport number, context clock. */
 static int add_batch_row(struct ws_store *s, int64_t site, uint64_t counter,
-    uint64_t first, uint64_t last, const struct ws_vclock *ctx, char *err)
+    uint64_t first, uint64_t last, const struct ws_vclock *ctx, uint64_t lamport,
+    char *err)
 {
 	struct ws_buf enc = WS_BUF_INIT;
 	sqlite3_stmt *st;
@@ -1322,7 +1345,7 @@ static int add_batch_row(struct ws_store *s, int64_t site, uint64_t counter,
 		sqlite3_bind_int64(st, 2, (int64_t)counter);
 		sqlite3_bind_int64(st, 3, (int64_t)first);
 		sqlite3_bind_int64(st, 4, (int64_t)last);
-		sqlite3_bind_int64(st, 5, (int64_t)lamport_of(ctx));
+		sqlite3_bind_int64(st, 5, (int64_t)lamport);
 		sqlite3_bind_blob(st, 6, enc.p ? enc.p : (const uint8_t *)"", (int)enc.len,
 		    SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
@@ -1396,7 +1419,8 @@ static int seal_locked(struct ws_store *s, int *sealed, char *err)
 	if ((rc = ws_store_clock(s, &clock, err)) ||
 	    (rc = ws_vclock_increment(&clock, &s->site, &counter)) ||
 	    (rc = clock_set(s, s->self, counter, err)) ||
-	    (rc = add_batch_row(s, s->self, counter, first, last, &clock, err)) ||
+	    (rc = add_batch_row(s, s->self, counter, first, last, &clock,
+	    lamport_of(&clock), err)) ||
 	    (rc = meta_set_int(s, "sealed_usn", (int64_t)last, err)))
 		goto out;
 	/* A local write has seen every version of the cells it wrote. */
@@ -1561,6 +1585,7 @@ struct apply {
 	uint64_t counter, lamport;
 	uint64_t first_usn;      /* the batch's first log entry */
 	int any_conflicts;       /* wsync_conflicts may hold rows */
+	struct ws_vclock gc;     /* versions within it count as seen by all */
 	struct bmap *map;        /* per batch table; t NULL until first use */
 	sqlite3_stmt *hist, *dot, *conf, *addconf, *delconf, *killconf, *log;
 	struct ws_buf pk, q;
@@ -1591,7 +1616,7 @@ static int dot_of(struct apply *a, uint64_t usn, struct ver *v)
 static int seen(const struct apply *a, const struct ver *v)
 {
 	return v->site == 0 || ws_vclock_get(&a->b->clock, &a->s->sites[v->site]) >=
-	    v->counter;
+	    v->counter || ws_vclock_get(&a->gc, &a->s->sites[v->site]) >= v->counter;
 }
 
 /* Does version x win over y (both concurrent)? */
@@ -1976,6 +2001,7 @@ static void apply_release(struct apply *a)
 	/* The statements belong to the store's cache. */
 	free(a->map);
 	a->map = NULL;
+	ws_vclock_release(&a->gc);
 	ws_buf_release(&a->pk);
 	ws_buf_release(&a->q);
 }
@@ -2016,6 +2042,7 @@ static int apply_init(struct apply *a, struct ws_store *s, char *err)
 	    (rc = stmt(s, "DELETE FROM wsync_conflicts WHERE id = ?1", &a->delconf, err)))
 		goto out;
 	a->any_conflicts = meta_exists(s, "SELECT 1 FROM wsync_conflicts LIMIT 1");
+	rc = stable_get(s, &a->gc, err);
 out:
 	ws_buf_release(&q);
 	if (rc)
@@ -2071,7 +2098,7 @@ static int apply_batch(struct ws_store *s, const struct ws_batch *b, char *err)
 		return WS_ENOMEM;
 	}
 	a.counter = b->dot_counter;
-	a.lamport = lamport_of(&b->clock);
+	a.lamport = b->has_lamport ? b->lamport : lamport_of(&b->clock);
 	if ((rc = site_index(s, &b->dot_site, &a.origin, err)) ||
 	    (rc = exec(s, "UPDATE wsync_state SET applying = 1", err)))
 		goto out;
@@ -2092,7 +2119,7 @@ static int apply_batch(struct ws_store *s, const struct ws_batch *b, char *err)
 		rc = exec(s, "UPDATE wsync_state SET applying = 0", err);
 	if (rc == 0 && (rc = ws_store_usn(s, &last, err)) == 0 &&
 	    (rc = add_batch_row(s, a.origin, b->dot_counter, first, last, &b->clock,
-	    err)) == 0 && (rc = clock_set(s, a.origin, b->dot_counter, err)) == 0)
+	    a.lamport, err)) == 0 && (rc = clock_set(s, a.origin, b->dot_counter, err)) == 0)
 		rc = meta_set_int(s, "sealed_usn", (int64_t)last, err);
 out:
 	apply_release(&a);
@@ -2384,6 +2411,9 @@ static int extract_batch(struct extract *x, sqlite3_stmt *bs)
 	    (rc = ws_batch_set_clock(&x->b, &ctx)) ||
 	    (rc = ws_batch_set_dot(&x->b, &s->sites[site], counter)))
 		goto out;
+	/* A context pruned on its way here keeps its original number. */
+	if ((uint64_t)sqlite3_column_int64(bs, 5) != lamport_of(&ctx))
+		ws_batch_set_lamport(&x->b, (uint64_t)sqlite3_column_int64(bs, 5));
 	rc = ws_buf_printf(&q, "SELECT usn, tbl, op, mask, lost");
 	if (rc == 0 && s->nk)
 		rc = ws_buf_printf(&q, ", ");
@@ -2455,13 +2485,14 @@ static int since(struct ws_store *s, uint64_t usn, int own, ws_store_batch_cb *c
 
 	if ((rc = exec(s, "BEGIN", err)))
 		return rc;
-	if ((uint64_t)meta_int(s, "gc_usn") > usn) {
+	/* A collected batch of this site's was stable: its hub has it. */
+	if (!own && (uint64_t)meta_int(s, "gc_usn") > usn) {
 		rc = ws_error(err, WS_ERANGE, "changes after usn %" PRIu64 " were "
 		    "garbage-collected: a full copy is needed", usn);
 		goto out;
 	}
-	if ((rc = prep(s, "SELECT site, counter, first_usn, last_usn, clock FROM "
-	    "wsync_batches WHERE last_usn > ?1 AND (?2 = 0 OR site = ?2) "
+	if ((rc = prep(s, "SELECT site, counter, first_usn, last_usn, clock, lamport "
+	    "FROM wsync_batches WHERE last_usn > ?1 AND (?2 = 0 OR site = ?2) "
 	    "ORDER BY last_usn", &bs, err)))
 		goto out;
 	sqlite3_bind_int64(bs, 1, (int64_t)usn);
@@ -2490,14 +2521,12 @@ int ws_store_changes_missing(struct ws_store *s, const struct ws_vclock *peer,
 {
 	struct ws_vclock gc = WS_VCLOCK_INIT;
 	sqlite3_stmt *bs = NULL;
-	void *val = NULL;
-	size_t n, i;
+	size_t i;
 	int rc;
 
 	if ((rc = exec(s, "BEGIN", err)))
 		return rc;
-	if ((rc = meta_get(s, "gc", &val, &n, err)) ||
-	    (val && (rc = ws_vclock_decode_all(&gc, val, n, err))))
+	if ((rc = stable_get(s, &gc, err)))
 		goto out;
 	for (i = 0; i < gc.n; i++)
 		if (ws_vclock_get(peer, &gc.e[i].site) < gc.e[i].counter) {
@@ -2505,12 +2534,11 @@ int ws_store_changes_missing(struct ws_store *s, const struct ws_vclock *peer,
 			    "garbage-collected here: a full copy is needed");
 			goto out;
 		}
-	if ((rc = prep(s, "SELECT site, counter, first_usn, last_usn, clock FROM "
-	    "wsync_batches ORDER BY last_usn", &bs, err)))
+	if ((rc = prep(s, "SELECT site, counter, first_usn, last_usn, clock, lamport "
+	    "FROM wsync_batches ORDER BY last_usn", &bs, err)))
 		goto out;
 	rc = extract(s, bs, peer, cb, clientData, err);
 out:
-	free(val);
 	ws_vclock_release(&gc);
 	sqlite3_finalize(bs);
 	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
@@ -2736,23 +2764,19 @@ out:
 
 /* Garbage collection. */
 
-int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
+/* ws_store_gc inside an open write transaction, after a seal. */
+static int gc_locked(struct ws_store *s, const struct ws_vclock *stable,
     uint64_t *dropped, char *err)
 {
 	struct ws_vclock gc = WS_VCLOCK_INIT;
 	struct ws_buf enc = WS_BUF_INIT;
 	sqlite3_stmt *bs = NULL, *del = NULL, *delb = NULL;
 	uint64_t maxusn, gcusn, n = 0;
-	void *val = NULL;
-	size_t len;
 	int rc;
 
-	if (dropped)
-		*dropped = 0;
-	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+	*dropped = 0;
+	if ((rc = ws_store_usn(s, &maxusn, err)))
 		return rc;
-	if ((rc = seal_locked(s, NULL, err)) || (rc = ws_store_usn(s, &maxusn, err)))
-		goto out;
 	gcusn = (uint64_t)meta_int(s, "gc_usn");
 	if ((rc = prep(s, "SELECT b.site, b.counter, b.first_usn, b.last_usn, s.site "
 	    "FROM wsync_batches b JOIN wsync_sites s ON s.id = b.site", &bs, err)) ||
@@ -2792,15 +2816,12 @@ int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
 		goto out;
 	if (sqlite3_changes(s->db) == 1 && n > 0)
 		n--; /* counted as dropped, but a marker took its place */
-	if ((rc = meta_get(s, "gc", &val, &len, err)) ||
-	    (val && (rc = ws_vclock_decode_all(&gc, val, len, err))) ||
-	    (rc = ws_vclock_merge(&gc, stable)) || (rc = ws_vclock_encode(&gc, &enc)) ||
+	if ((rc = stable_get(s, &gc, err)) || (rc = ws_vclock_merge(&gc, stable)) ||
+	    (rc = ws_vclock_encode(&gc, &enc)) ||
 	    (rc = meta_set(s, "gc", enc.p ? enc.p : (const uint8_t *)"", enc.len, 0, err)) ||
 	    (rc = meta_set_int(s, "gc_usn", (int64_t)gcusn, err)))
 		goto out;
-	rc = exec(s, "COMMIT", err);
-	if (rc == 0 && dropped)
-		*dropped = n;
+	*dropped = n;
 	goto out;
 sqlfail:
 	rc = sqlerr(s, sqlite3_errcode(s->db), "gc", err);
@@ -2808,10 +2829,438 @@ out:
 	sqlite3_finalize(bs);
 	sqlite3_finalize(del);
 	sqlite3_finalize(delb);
-	free(val);
 	ws_vclock_release(&gc);
 	ws_buf_release(&enc);
+	return rc;
+}
+
+int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
+    uint64_t *dropped, char *err)
+{
+	uint64_t n = 0;
+	int rc;
+
+	if (dropped)
+		*dropped = 0;
+	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+		return rc;
+	if ((rc = seal_locked(s, NULL, err)) || (rc = gc_locked(s, stable, &n, err)) ||
+	    (rc = exec(s, "COMMIT", err))) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	if (dropped)
+		*dropped = n;
+	return 0;
+}
+
+/* Full copies. */
+
+#define SNAP_ROWS 1000          /* rows a snapshot batch holds at most */
+#define SNAP_BYTES (1u << 20)   /* and about this many bytes of values */
+
+/* Append "SELECT <cols> FROM <t>" to q: every column (all) or the key. */
+static int put_select(struct ws_buf *q, const struct tbl *t, int all)
+{
+	uint32_t i, n = all ? t->ncols : t->npk;
+	int rc = ws_buf_printf(q, "SELECT ");
+
+	for (i = 0; rc == 0 && i < n; i++) {
+		rc = i ? ws_buf_printf(q, ", ") : 0;
+		if (rc == 0) rc = qid(q, t->cols[all ? i : t->pk[i]]);
+	}
+	if (rc == 0) rc = ws_buf_printf(q, " FROM ");
+	if (rc == 0) rc = qid(q, t->name);
+	return rc;
+}
+
+int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientData,
+    char *err)
+{
+	struct ws_value pk[MAX_TRACKED_COLS], vals[MAX_TRACKED_COLS];
+	struct ws_vclock gc = WS_VCLOCK_INIT;
+	struct ws_buf q = WS_BUF_INIT;
+	struct ws_change c;
+	struct ws_batch b;
+	sqlite3_stmt *st = NULL;
+	uint8_t mask[8];
+	size_t i, rows, bytes;
+	uint32_t k;
+	int rc;
+
+	ws_batch_init(&b);
+	if ((rc = exec(s, "BEGIN", err)))
+		return rc;
+	if ((rc = stable_get(s, &gc, err)))
+		goto out;
+	for (i = 0; i < s->nt; i++) {
+		struct tbl *t = &s->t[i];
+
+		q.len = 0;
+		if ((rc = put_select(&q, t, 1)) || !cstr(&q) ||
+		    (rc = prep(s, cstr(&q), &st, err)))
+			goto out;
+		rows = bytes = 0;
+		memset(&c, 0, sizeof(c));
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (rows == 0) {
+				ws_batch_release(&b);
+				if ((rc = ws_batch_set_clock(&b, &gc)) ||
+				    (rc = ws_batch_add_table(&b, t->name, t->ncols,
+				    (const char *const *)t->cols, t->npk, t->pk, &c.table,
+				    err)) || (rc = ws_batch_site(&b, &s->site, &c.site)))
+					goto out;
+			}
+			memset(mask, 0, sizeof(mask));
+			c.nvals = 0;
+			for (k = 0; k < t->npk; k++)
+				value_of(sqlite3_column_value(st, (int)t->pk[k]), &pk[k]);
+			for (k = 0; k < t->ncols; k++)
+				if ((t->allmask >> k) & 1) {
+					ws_mask_set(mask, k);
+					value_of(sqlite3_column_value(st, (int)k), &vals[c.nvals]);
+					bytes += vals[c.nvals++].n + 9;
+				}
+			c.op = WS_OP_INSERT;
+			c.counter = 1;
+			c.pk = pk;
+			c.mask = mask;
+			c.vals = vals;
+			if ((rc = ws_batch_add_change(&b, &c, err)))
+				goto out;
+			if (++rows >= SNAP_ROWS || bytes >= SNAP_BYTES) {
+				if ((rc = cb(&b, 0, clientData)))
+					goto out;
+				rows = bytes = 0;
+			}
+		}
+		if (rc != SQLITE_DONE) {
+			rc = sqlerr(s, rc, t->name, err);
+			goto out;
+		}
+		rc = rows ? cb(&b, 0, clientData) : 0;
+		sqlite3_finalize(st);
+		st = NULL;
+		if (rc)
+			goto out;
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	ws_batch_release(&b);
+	ws_buf_release(&q);
+	ws_vclock_release(&gc);
+	return rc;
+}
+
+int ws_store_snapshot_begin(struct ws_store *s, const struct ws_vclock *stable,
+    char *err)
+{
+	int rc;
+
+	if ((rc = exec(s, "CREATE TEMP TABLE IF NOT EXISTS wsync_snap(seq INTEGER "
+	    "PRIMARY KEY, batch BLOB NOT NULL); DELETE FROM temp.wsync_snap", err)) ||
+	    (rc = ws_vclock_copy(&s->snap, stable)))
+		return rc;
+	s->in_snap = 1;
+	return 0;
+}
+
+int ws_store_snapshot_add(struct ws_store *s, const struct ws_batch *b, char *err)
+{
+	struct ws_buf enc = WS_BUF_INIT;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!s->in_snap)
+		return ws_error(err, WS_EINVAL, "no full copy is being received");
+	if ((rc = ws_store_adopt_tables(s, b, err)) || (rc = ws_batch_encode(b, &enc)) ||
+	    (rc = stmt(s, "INSERT INTO temp.wsync_snap(batch) VALUES(?1)", &st, err)))
+		goto out;
+	sqlite3_bind_blob(st, 1, enc.p ? enc.p : (const uint8_t *)"", (int)enc.len,
+	    SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
+	    sqlerr(s, sqlite3_errcode(s->db), "snapshot", err);
+	sqlite3_reset(st);
+out:
+	ws_buf_release(&enc);
+	return rc;
+}
+
+void ws_store_snapshot_abort(struct ws_store *s)
+{
+	if (s->in_snap)
+		sqlite3_exec(s->db, "DELETE FROM temp.wsync_snap", NULL, NULL, NULL);
+	s->in_snap = 0;
+}
+
+/*
+ * The columns of a row whose version here is outside the horizon (the
+ * batch context a->b->clock): local or other changes the copy's sender
+ * may not have.  They are kept; every other cell takes the copy's value.
+ * *gone is set when the row was deleted outside the horizon.
+ */
+static int snap_keep(struct apply *a, const struct tbl *t, const struct ws_value *pk,
+    int64_t *keep, int *gone)
+{
+	struct history h;
+	uint32_t i;
+	int rc;
+
+	*keep = 0;
+	if ((rc = load_history(a, t, pk, &h)))
+		return rc;
+	for (i = 0; i < t->ncols; i++)
+		if (((h.known >> i) & 1) && !seen(a, &h.cell[i]))
+			*keep |= (int64_t)1 << i;
+	*gone = h.unseen_delete;
+	return 0;
+}
+
+/* One row of a full copy: write the cells that have no newer version here. */
+static int snap_row(struct apply *a, const struct ws_change *c, sqlite3_stmt *key)
+{
+	const struct ws_value *val[MAX_TRACKED_COLS] = {0};
+	struct ws_store *s = a->s;
+	struct bmap *m;
+	struct tbl *t;
+	sqlite3_stmt *row, *w;
+	int64_t keep, put = 0;
+	uint32_t i, k;
+	int rc, gone, exists;
+
+	if (c->op == WS_OP_DELETE)
+		return ws_error(a->err, WS_ECORRUPT, "a full copy holds a delete");
+	if ((rc = batch_map(a, c->table, &m)))
+		return rc;
+	t = m->t;
+	for (i = 0, k = 0; i < a->b->tables[c->table].ncols; i++)
+		if (ws_mask_test(c->mask, i)) {
+			val[m->col[i]] = &c->vals[k++];
+			put |= (int64_t)1 << m->col[i];
+		}
+	if ((rc = snap_keep(a, t, c->pk, &keep, &gone)) ||
+	    (rc = tstmt(s, t, TS_ROW, 0, &row, a->err)))
+		return rc;
+	for (i = 0; i < t->npk; i++)
+		bind_value(row, (int)i + 1, &c->pk[i]);
+	exists = sqlite3_step(row) == SQLITE_ROW;
+	sqlite3_reset(row);
+	put &= t->allmask & ~keep;
+	if (!exists && !gone) {
+		if ((rc = tstmt(s, t, TS_INS, put, &w, a->err)))
+			return rc;
+		bind_write(w, t, TS_INS, put, val, c->pk);
+		if ((rc = step_write(a, t, w)))
+			return rc;
+	} else if (exists && put) {
+		if ((rc = tstmt(s, t, TS_UPD, put, &w, a->err)))
+			return rc;
+		bind_write(w, t, TS_UPD, put, val, c->pk);
+		if ((rc = step_write(a, t, w)))
+			return rc;
+	}
+	/* Remember the key: rows the copy lacks go at the end. */
+	a->pk.len = 0;
+	for (i = 0; i < t->npk; i++)
+		if ((rc = ws_value_encode(&c->pk[i], &a->pk)))
+			return rc;
+	sqlite3_reset(key);
+	sqlite3_bind_int64(key, 1, t->id);
+	sqlite3_bind_blob(key, 2, a->pk.p, (int)a->pk.len, SQLITE_STATIC);
+	rc = sqlite3_step(key) == SQLITE_DONE ? 0 :
+	    sqlerr(s, sqlite3_errcode(s->db), "snapshot", a->err);
+	sqlite3_reset(key);
+	return rc;
+}
+
+/*
+ * The rows of t the copy lacks: deleted where the sender is, unless they
+ * hold cells newer than the horizon.  Those rows keep just those cells,
+ * as the sender will once their change reaches it (it inserts the row
+ * with them alone).
+ */
+static int snap_sweep(struct apply *a, struct tbl *t)
+{
+	struct ws_store *s = a->s;
+	struct ws_value pk[MAX_TRACKED_COLS];
+	const struct ws_value *val[MAX_TRACKED_COLS] = {0};
+	struct ws_value kept[MAX_TRACKED_COLS];
+	sqlite3_value *dup[MAX_TRACKED_COLS] = {0};
+	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_stmt *st = NULL, *probe = NULL, *gone = NULL, *row, *w;
+	struct ws_rd r;
+	int64_t keep;
+	uint32_t i;
+	int rc, dead;
+
+	/* First the keys the copy lacks, then the rows: never write while
+	 * reading the same table. */
+	if ((rc = put_select(&q, t, 0)) || !cstr(&q) || (rc = prep(s, cstr(&q), &st, a->err)) ||
+	    (rc = stmt(s, "SELECT 1 FROM temp.wsync_snap_keys WHERE tbl = ?1 AND "
+	    "pk = ?2", &probe, a->err)) ||
+	    (rc = stmt(s, "INSERT INTO temp.wsync_snap_gone(pk) VALUES(?1)", &gone,
+	    a->err)) ||
+	    (rc = exec(s, "DELETE FROM temp.wsync_snap_gone", a->err)))
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((rc = pk_blob(st, 0, t->npk, &a->pk)))
+			goto out;
+		sqlite3_reset(probe);
+		sqlite3_bind_int64(probe, 1, t->id);
+		sqlite3_bind_blob(probe, 2, a->pk.p, (int)a->pk.len, SQLITE_STATIC);
+		if (sqlite3_step(probe) == SQLITE_ROW)
+			continue;
+		sqlite3_reset(gone);
+		sqlite3_bind_blob(gone, 1, a->pk.p, (int)a->pk.len, SQLITE_STATIC);
+		if (sqlite3_step(gone) != SQLITE_DONE)
+			goto sqlfail;
+	}
+	sqlite3_reset(probe);
+	sqlite3_reset(gone);
+	if (rc != SQLITE_DONE)
+		goto sqlfail;
+	sqlite3_finalize(st);
+	if ((rc = prep(s, "SELECT pk FROM temp.wsync_snap_gone", &st, a->err)))
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ws_rd_init(&r, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+		for (i = 0; i < t->npk; i++)
+			if (ws_value_decode(&r, &pk[i])) {
+				rc = ws_error(a->err, WS_ECORRUPT, "snapshot key");
+				goto out;
+			}
+		if ((rc = snap_keep(a, t, pk, &keep, &dead)) ||
+		    (rc = tstmt(s, t, TS_ROW, 0, &row, a->err)))
+			goto out;
+		keep &= t->allmask;
+		for (i = 0; i < t->npk; i++)
+			bind_value(row, (int)i + 1, &pk[i]);
+		if (sqlite3_step(row) == SQLITE_ROW)
+			for (i = 0; i < t->ncols; i++)
+				if ((keep >> i) & 1) {
+					if (!(dup[i] = sqlite3_value_dup(
+					    sqlite3_column_value(row, (int)i)))) {
+						sqlite3_reset(row);
+						rc = WS_ENOMEM;
+						goto out;
+					}
+					value_of(dup[i], &kept[i]);
+					val[i] = &kept[i];
+				}
+		sqlite3_reset(row);
+		if ((rc = tstmt(s, t, TS_DEL, 0, &w, a->err)))
+			goto out;
+		for (i = 0; i < t->npk; i++)
+			bind_value(w, (int)i + 1, &pk[i]);
+		if ((rc = step_write(a, t, w)))
+			goto out;
+		if (keep && (rc = tstmt(s, t, TS_INS, keep, &w, a->err)) == 0) {
+			bind_write(w, t, TS_INS, keep, val, pk);
+			rc = step_write(a, t, w);
+		}
+		for (i = 0; i < t->ncols; i++) {
+			sqlite3_value_free(dup[i]);
+			dup[i] = NULL;
+			val[i] = NULL;
+		}
+		if (rc)
+			goto out;
+	}
+	if (rc == SQLITE_DONE) {
+		rc = 0;
+		goto out;
+	}
+sqlfail:
+	rc = sqlerr(s, sqlite3_errcode(s->db), "snapshot", a->err);
+out:
+	for (i = 0; i < MAX_TRACKED_COLS; i++)
+		sqlite3_value_free(dup[i]);
+	sqlite3_finalize(st);
+	ws_buf_release(&q);
+	return rc;
+}
+
+int ws_store_snapshot_end(struct ws_store *s, char *err)
+{
+	struct ws_vclock clock = WS_VCLOCK_INIT;
+	struct ws_batch b;
+	struct apply a;
+	sqlite3_stmt *st = NULL, *key = NULL;
+	uint64_t usn, dropped;
+	size_t i;
+	int64_t site;
+	int rc, inited = 0;
+
+	ws_batch_init(&b);
+	if (!s->in_snap)
+		return ws_error(err, WS_EINVAL, "no full copy is being received");
+	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+		goto done;
+	/* Local writes not sealed yet are newer than the copy: keep them. */
+	if ((rc = seal_locked(s, NULL, err)) || (rc = ws_store_usn(s, &usn, err)) ||
+	    (rc = exec(s, "CREATE TEMP TABLE IF NOT EXISTS wsync_snap_keys(tbl "
+	    "INTEGER NOT NULL, pk BLOB NOT NULL, PRIMARY KEY(tbl, pk)) WITHOUT ROWID;"
+	    "CREATE TEMP TABLE IF NOT EXISTS wsync_snap_gone(pk BLOB NOT NULL);"
+	    "DELETE FROM temp.wsync_snap_keys", err)) ||
+	    (rc = apply_init(&a, s, err)))
+		goto out;
+	inited = 1;
+	a.first_usn = usn + 1;
+	if ((rc = exec(s, "UPDATE wsync_state SET applying = 1", err)) ||
+	    (rc = prep(s, "SELECT batch FROM temp.wsync_snap ORDER BY seq", &st, err)) ||
+	    (rc = stmt(s, "INSERT OR IGNORE INTO temp.wsync_snap_keys VALUES(?1, ?2)",
+	    &key, err)))
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((rc = ws_batch_decode(&b, sqlite3_column_blob(st, 0),
+		    (size_t)sqlite3_column_bytes(st, 0), err)) ||
+		    (rc = ws_batch_set_clock(&b, &s->snap)))
+			goto out;
+		free(a.map);
+		if (!(a.map = calloc(b.ntables ? b.ntables : 1, sizeof(*a.map)))) {
+			rc = WS_ENOMEM;
+			goto out;
+		}
+		a.b = &b;
+		for (i = 0; rc == 0 && i < b.nchanges; i++)
+			rc = snap_row(&a, &b.changes[i], key);
+		if (rc)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sqlerr(s, rc, "snapshot", err);
+		goto out;
+	}
+	/* The sweep judges rows against the horizon alone. */
+	ws_batch_release(&b);
+	if ((rc = ws_batch_set_clock(&b, &s->snap)))
+		goto out;
+	a.b = &b;
+	for (i = 0; rc == 0 && i < s->nt; i++)
+		rc = snap_sweep(&a, &s->t[i]);
+	/* Now every batch within the horizon counts as held here. */
+	for (i = 0; rc == 0 && i < s->snap.n; i++)
+		if ((rc = site_index(s, &s->snap.e[i].site, &site, err)) == 0 &&
+		    (rc = ws_store_clock(s, &clock, err)) == 0 &&
+		    ws_vclock_get(&clock, &s->snap.e[i].site) < s->snap.e[i].counter)
+			rc = clock_set(s, site, s->snap.e[i].counter, err);
+	if (rc == 0 && (rc = gc_locked(s, &s->snap, &dropped, err)) == 0 &&
+	    (rc = ws_store_clock(s, &clock, err)) == 0 &&
+	    (rc = drain(s, &clock, err)) == 0 &&
+	    (rc = exec(s, "UPDATE wsync_state SET applying = 0", err)) == 0)
+		rc = exec(s, "COMMIT", err);
+out:
 	if (rc)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if (inited)
+		apply_release(&a);
+	sqlite3_finalize(st);
+done:
+	sqlite3_exec(s->db, "DELETE FROM temp.wsync_snap; DELETE FROM "
+	    "temp.wsync_snap_gone", NULL, NULL, NULL);
+	s->in_snap = 0;
+	ws_batch_release(&b);
+	ws_vclock_release(&clock);
 	return rc;
 }

@@ -196,6 +196,21 @@ int ws_vclock_increment(struct ws_vclock *vc, const struct ws_siteid *site, uint
  * placed, so the write index k never falls below the read index i.
  * Merging a clock into itself is a no-op.
  */
+void ws_vclock_meet(struct ws_vclock *dst, const struct ws_vclock *src)
+{
+	size_t i, k;
+	uint64_t c;
+
+	for (i = k = 0; i < dst->n; i++) {
+		c = ws_vclock_get(src, &dst->e[i].site);
+		if (c < dst->e[i].counter)
+			dst->e[i].counter = c;
+		if (dst->e[i].counter)
+			dst->e[k++] = dst->e[i];
+	}
+	dst->n = k;
+}
+
 int ws_vclock_merge(struct ws_vclock *dst, const struct ws_vclock *src)
 {
 	struct ws_vclock_entry e;

@@ -62,6 +62,7 @@
 /* Batch flags on the wire. */
 #define WS_BATCH_HAS_CLOCK 0x1
 #define WS_BATCH_HAS_DOT 0x2
+#define WS_BATCH_HAS_LAMPORT 0x4
 
 enum ws_op {
 	WS_OP_INSERT = 1,
@@ -128,6 +129,8 @@ struct ws_batch {
 	int has_dot;                 /* the batch as a whole has one dot: */
 	struct ws_siteid dot_site;   /* a store's batches carry it, so that */
 	uint64_t dot_counter;        /* even an empty one advances clocks */
+	int has_lamport;             /* the Lamport number is given, because */
+	uint64_t lamport;            /* the clock was pruned (else its sum) */
 	struct ws_table *tables;
 	size_t ntables;
 	struct ws_siteid *sites;
@@ -176,6 +179,13 @@ int ws_batch_set_dot(struct ws_batch *b, const struct ws_siteid *site, uint64_t 
  */
 int ws_value_encode(const struct ws_value *v, struct ws_buf *out) WS_MUST_CHECK;
 int ws_value_decode(struct ws_rd *r, struct ws_value *v) WS_MUST_CHECK;
+
+/*
+ * Give the batch's Lamport number explicitly: a hub that prunes
+ * coordinates from a forwarded clock keeps the number the whole clock
+ * gave, so every replica breaks ties alike.
+ */
+void ws_batch_set_lamport(struct ws_batch *b, uint64_t lamport);
 
 /* Set the causal-context clock (copied).  0 or WS_ENOMEM. */
 int ws_batch_set_clock(struct ws_batch *b, const struct ws_vclock *clock) WS_MUST_CHECK;

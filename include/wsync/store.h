@@ -204,6 +204,45 @@ int ws_store_resolve(struct ws_store *s, int64_t id, int keep, char *err) WS_MUS
 int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
     uint64_t *dropped, char *err) WS_MUST_CHECK;
 
+/*
+ * The collected horizon into *out (replacing it): the union of every
+ * clock given to ws_store_gc().  A peer whose clock does not reach it
+ * lacks batches this store no longer has, and needs a full copy
+ * (ws_store_snapshot).
+ */
+int ws_store_stable(struct ws_store *s, struct ws_vclock *out, char *err) WS_MUST_CHECK;
+
+/*
+ * A full copy, for a peer that lacks batches garbage-collected here: cb
+ * gets every row of every tracked table as inserts, in batches of up to
+ * 1,000 rows (or about 1 MiB), without a dot (each change names this
+ * site, counter 1) and with the collected horizon as clock.  A table
+ * with no rows gives no batch.  Read in one transaction, so the copy is
+ * one consistent state.
+ */
+int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientData,
+    char *err) WS_MUST_CHECK;
+
+/*
+ * Receive a full copy made at horizon `stable` (the sender's
+ * ws_store_stable): begin, add each batch (its tables are adopted, and
+ * it is kept aside), then end, which merges it all in one transaction:
+ * - a cell whose version here is within the horizon, or that has none,
+ *   takes the copy's value; a newer one (a local change the sender may
+ *   lack, or one it will send after the copy) stays;
+ * - a row the copy has that was deleted here outside the horizon stays
+ *   deleted; one it lacks is deleted, or keeps only its newer cells;
+ * - the clock then covers the horizon, and the log within it is
+ *   collected, as the sender's is.
+ * Abort (or an error) leaves the store as it was.  The batches after the
+ * copy are merged with ws_store_apply() as usual.
+ */
+int ws_store_snapshot_begin(struct ws_store *s, const struct ws_vclock *stable,
+    char *err) WS_MUST_CHECK;
+int ws_store_snapshot_add(struct ws_store *s, const struct ws_batch *b, char *err) WS_MUST_CHECK;
+int ws_store_snapshot_end(struct ws_store *s, char *err) WS_MUST_CHECK;
+void ws_store_snapshot_abort(struct ws_store *s);
+
 /* The underlying connection, for tools and tests that read the database. */
 struct sqlite3 *ws_store_db(struct ws_store *s);
 

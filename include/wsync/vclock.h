@@ -92,6 +92,11 @@ int ws_vclock_set(struct ws_vclock *vc, const struct ws_siteid *site, uint64_t c
 int ws_vclock_increment(struct ws_vclock *vc, const struct ws_siteid *site, uint64_t *out) WS_MUST_CHECK;
 /* dst[s] = max(dst[s], src[s]) for every s.  0 or WS_ENOMEM (dst unchanged). */
 int ws_vclock_merge(struct ws_vclock *dst, const struct ws_vclock *src) WS_MUST_CHECK;
+/*
+ * dst[s] = min(dst[s], src[s]) for every s (the clock both have reached);
+ * entries that become 0 go.  Never allocates.
+ */
+void ws_vclock_meet(struct ws_vclock *dst, const struct ws_vclock *src);
 /* Compare a with b; see enum ws_vclock_order. */
 enum ws_vclock_order ws_vclock_compare(const struct ws_vclock *a, const struct ws_vclock *b);
 /* Drop site's entry (the hub prunes departed sites).  Absent is fine. */

@@ -1014,6 +1014,39 @@ TEST(batch_dot)
 	ws_buf_release(&out);
 }
 
+/* The Lamport number, when given, follows the dot: flags 06. */
+TEST(batch_lamport)
+{
+	struct ws_batch b, d;
+	struct ws_buf out = WS_BUF_INIT;
+	uint8_t want[64];
+	size_t n = 0;
+	char err[WS_ERRLEN] = "";
+
+	ws_batch_init(&b);
+	ws_batch_init(&d);
+	CHECK_INT(ws_batch_set_dot(&b, &site_a, 5), 0);
+	ws_batch_set_lamport(&b, 300);
+	want[n++] = 0x06;
+	memcpy(want + n, site_a.b, 16);
+	n += 16;
+	want[n++] = 0x05;
+	want[n++] = 0xac; want[n++] = 0x02; /* 300 */
+	want[n++] = 0x00; want[n++] = 0x00; want[n++] = 0x00;
+	CHECK_INT(ws_batch_encode(&b, &out), 0);
+	CHECK_MEM(out.p, out.len, want, n);
+	CHECK(roundtrip_ok(&b, want, n));
+	CHECK_INT(decode_copy(&d, want, n, err), 0);
+	CHECK(d.has_lamport && d.lamport == 300 && d.has_dot && !d.has_clock);
+	/* Cut inside the number; non-minimal. */
+	CHECK_INT(decode_copy(&d, want, 19, err), WS_ETRUNC);
+	want[19] = 0x80; want[20] = 0x00;
+	CHECK_INT(decode_copy(&d, want, n, err), WS_ECORRUPT);
+	ws_batch_release(&b);
+	ws_batch_release(&d);
+	ws_buf_release(&out);
+}
+
 /* The public value codec: the bytes of values_bytes, one at a time. */
 TEST(value_codec)
 {
@@ -1377,8 +1410,8 @@ struct bad {
 TEST(canonical_rejects)
 {
 	static const struct bad bad[] = {
-		{"unknown flag 0x04", 0, 1, "\x05", 1, WS_ECORRUPT},
-		{"unknown flag 0x04 alone", 0, 1, "\x04", 1, WS_ECORRUPT},
+		{"unknown flag 0x10", 0, 1, "\x11", 1, WS_ECORRUPT},
+		{"unknown flag 0x10 alone", 0, 1, "\x10", 1, WS_ECORRUPT},
 		{"unknown flag 0x08", 0, 1, "\x09", 1, WS_ECORRUPT},
 		{"unknown flag 0x80", 0, 1, "\x81\x01", 2, WS_ECORRUPT},
 		{"non-minimal flags", 0, 1, "\x81\x00", 2, WS_ECORRUPT},
@@ -2001,6 +2034,7 @@ int main(void)
 	RUN(tables_and_sites);
 	RUN(wide_tables);
 	RUN(batch_dot);
+	RUN(batch_lamport);
 	RUN(value_codec);
 	RUN(random_roundtrips);
 	RUN(canonical_rejects);

@@ -2052,6 +2052,101 @@ out:
 	ws_store_close(y);
 }
 
+/* Full copies: a callback that hands each batch to the receiving store. */
+static int snap_cb(const struct ws_batch *b, uint64_t usn, void *cd)
+{
+	char err[WS_ERRLEN] = "";
+
+	(void)usn;
+	return say(ws_store_snapshot_add(cd, b, err), "snapshot_add", err);
+}
+
+/* Give `to` a full copy of `from`, then the batches after its horizon. */
+static int copy_to(struct ws_store *from, struct ws_store *to, char *err)
+{
+	struct ws_vclock h = WS_VCLOCK_INIT, vc = WS_VCLOCK_INIT;
+	struct blist l = {0};
+	int rc;
+
+	if ((rc = ws_store_stable(from, &h, err)) == 0 &&
+	    (rc = ws_store_snapshot_begin(to, &h, err)) == 0 &&
+	    (rc = ws_store_snapshot(from, snap_cb, to, err)) == 0 &&
+	    (rc = ws_store_snapshot_end(to, err)) == 0 &&
+	    (rc = clock_of(to, &vc)) == 0 && (rc = missing(from, &vc, &l, err)) == 0)
+		rc = apply_list(to, &l, NULL, err);
+	if (rc)
+		ws_store_snapshot_abort(to);
+	blist_release(&l);
+	ws_vclock_release(&h);
+	ws_vclock_release(&vc);
+	return rc;
+}
+
+/*
+ * A site away while the others moved on and collected their history gets
+ * a full copy: it converges, and keeps the changes it made while away,
+ * even one to a row deleted (and collected) meanwhile.
+ */
+TEST(snapshot)
+{
+	struct ws_store *h = NULL, *a = NULL, *b = NULL;
+	struct ws_vclock stable = WS_VCLOCK_INIT, vb = WS_VCLOCK_INIT;
+	struct blist l = {0};
+	char err[WS_ERRLEN] = "";
+	uint64_t dropped;
+
+	NEED((h = store_new("snap-h.db", SCHEMA_T, only_t, 1)));
+	NEED((a = store_new("snap-a.db", SCHEMA_T, only_t, 1)));
+	NEED((b = store_new("snap-b.db", SCHEMA_T, only_t, 1)));
+	SQL_OK(a, "INSERT INTO t VALUES(1, 'one', 1), (2, 'two', 2), (3, 'three', 3),"
+	    " (4, 'four', 4)");
+	SYNC_OK(a, h);
+	SYNC_OK(h, b);
+	SYNC_OK(b, h);
+	/* b goes away; a goes on, and the hub collects what a and it hold. */
+	SQL_OK(a, "UPDATE t SET a = 'one-a' WHERE id = 1; DELETE FROM t WHERE id = 2;"
+	    " INSERT INTO t VALUES(5, 'five', 5)");
+	SYNC_OK(a, h);
+	CHECK_INT(clock_of(h, &stable), 0);
+	CHECK_INT(say(ws_store_gc(h, &stable, &dropped, err), "gc", err), 0);
+	CHECK_INT(say(ws_store_gc(a, &stable, &dropped, err), "gc", err), 0);
+	/* Meanwhile b writes, one write to the row a deleted. */
+	SQL_OK(b, "UPDATE t SET b = 'b-away' WHERE id = 3; UPDATE t SET a = 'two-b' "
+	    "WHERE id = 2; INSERT INTO t VALUES(6, 'six', 6)");
+	CHECK_INT(seal(b, NULL), 0);
+	CHECK_INT(clock_of(b, &vb), 0);
+	CHECK_INT(missing(h, &vb, &l, err), WS_ERANGE);
+	/* The copy, then b's own batches go up, and on to a. */
+	CHECK_INT(say(copy_to(h, b, err), "copy", err), 0);
+	SYNC_OK(b, h);
+	SYNC_OK(h, a);
+	CHECK_DUMP(b, ORDER_T, "1|'one-a'|1\n2|'two-b'|NULL\n3|'three'|'b-away'\n"
+	    "4|'four'|4\n5|'five'|5\n6|'six'|6\n");
+	CHECK_SAME(b, h, ORDER_T);
+	CHECK_SAME(a, h, ORDER_T);
+	CHECK(same_clock(a, h));
+	CHECK(same_clock(b, h));
+	CHECK_INT(q_int(b, "SELECT count(*) FROM wsync_conflicts"), 0);
+	CHECK_DUMP(b, "PRAGMA integrity_check", "'ok'\n");
+	/* The copy's horizon is b's too: nothing is asked for again. */
+	blist_release(&l);
+	CHECK_INT(clock_of(b, &vb), 0);
+	CHECK_INT(say(missing(h, &vb, &l, err), "missing", err), 0);
+	CHECK_INT(l.n, 0);
+	/* A copy received in part leaves nothing behind. */
+	CHECK_INT(ws_store_snapshot_begin(b, &stable, err), 0);
+	ws_store_snapshot_abort(b);
+	CHECK_INT(ws_store_snapshot_end(b, err), WS_EINVAL);
+	CHECK_SAME(b, h, ORDER_T);
+out:
+	blist_release(&l);
+	ws_vclock_release(&stable);
+	ws_vclock_release(&vb);
+	ws_store_close(h);
+	ws_store_close(a);
+	ws_store_close(b);
+}
+
 /* Bytes of pages used by wsync's tables and indexes; -1 without dbstat. */
 static long long meta_bytes(struct ws_store *s)
 {
@@ -2199,6 +2294,7 @@ int main(void)
 	RUN(schema_drop_column);
 	RUN(schema_rename_column);
 	RUN(gc);
+	RUN(snapshot);
 	RUN(gc_metadata_size);
 	cleanup();
 	TEST_MAIN_END();
