@@ -12,7 +12,7 @@
 #include "wsync/hub.h"
 
 enum { OPT_STDIO = 256, OPT_CREATE, OPT_MAX_FRAME, OPT_QUEUE_MAX, OPT_LOG,
-	OPT_HEARTBEAT, OPT_IDLE };
+	OPT_HEARTBEAT, OPT_IDLE, OPT_RETAIN };
 
 static const struct cli_opt opts[] = {
 	{"listen", 'l', "ADDR", "listen on HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable)"},
@@ -24,6 +24,7 @@ static const struct cli_opt opts[] = {
 	{"log", OPT_LOG, "FILE", "append every frame sent and received to FILE"},
 	{"heartbeat", OPT_HEARTBEAT, "SECONDS", "heartbeat a session idle this long (default 15)"},
 	{"idle-timeout", OPT_IDLE, "SECONDS", "drop a session silent this long (default 60)"},
+	{"retain", OPT_RETAIN, "SECONDS", "keep history a departed site lacks this long (default 604800)"},
 	{"quiet", 'q', NULL, "do not log sessions on stderr"},
 	{0}
 };
@@ -34,8 +35,9 @@ static const struct cli cli = {
 	    "of each working set in DATADIR/WSID.db and forwards it to the other sites.\n\n"
 	    "--log FILE appends every frame, with its time, direction and peer, in\n"
 	    "the stream format wsync-inspect reads.\n\n"
-	    "Not built yet: garbage collection on the hub, and full snapshots for\n"
-	    "sites that lag behind it.",
+	    "Once a heartbeat interval the hub collects the change history every\n"
+	    "site holds: the connected ones, and those seen within --retain.  A\n"
+	    "site that comes back lacking collected history gets a full copy.",
 	.opts = opts,
 	.operands = "",
 };
@@ -60,10 +62,21 @@ static size_t parse_size(const char *opt, const char *arg, unsigned long long ma
 	return (size_t)v;
 }
 
+/* A whole number 0 to max for opt, or exit 64. */
+static long parse_count(const char *opt, const char *arg, long max)
+{
+	char *end;
+	long v = strtol(arg, &end, 10);
+
+	if (*end || end == arg || v < 0 || v > max)
+		cli_die(EX_USAGE, "bad %s '%s': want 0 to %ld", opt, arg, max);
+	return v;
+}
+
 int main(int argc, char **argv)
 {
 	struct ws_hub_opts o = {.datadir = ".", .stop = &cli_stop, .log = cli_log_line,
-	    .ready = ready};
+	    .ready = ready, .retain_s = -1};
 	const char **listen = NULL, *arg, *logpath = NULL;
 	struct ws_session_log slog;
 	char err[WS_ERRLEN] = "";
@@ -89,6 +102,7 @@ int main(int argc, char **argv)
 		case OPT_LOG: logpath = arg; break;
 		case OPT_HEARTBEAT: o.heartbeat_ms = cli_seconds("--heartbeat", arg); break;
 		case OPT_IDLE: o.idle_timeout_ms = cli_seconds("--idle-timeout", arg); break;
+		case OPT_RETAIN: o.retain_s = parse_count("--retain", arg, 10L * 365 * 86400); break;
 		}
 	}
 	if (optind < argc) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -27,12 +28,16 @@
 struct hws {
 	char wsid[WS_WSID_MAX + 1];
 	struct ws_store *st;
+	struct ws_vclock stable; /* collected up to here, everywhere */
+	uint64_t gc_ms;          /* when collection was last considered */
 };
 
 /* A working set a session has on one of its channels. */
 struct chan {
 	uint32_t ch;
 	struct hws *ws;
+	int has_known;
+	struct ws_vclock known;  /* the site's last clock report to go by */
 };
 
 struct hpeer {
@@ -110,8 +115,22 @@ static int get_ws(struct hub *h, const char *wsid, struct hws **out, char *err)
 	/* One sync a commit instead of a journal's four: the hub commits
 	 * every batch before it forwards it.  Durable across kill -9. */
 	sqlite3_exec(ws_store_db(w->st), "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+	/* The sites of the set and how far each has got, for collection. */
+	if (sqlite3_exec(ws_store_db(w->st), "CREATE TABLE IF NOT EXISTS "
+	    "wsync_members(site BLOB PRIMARY KEY, clock BLOB NOT NULL, seen INTEGER "
+	    "NOT NULL) WITHOUT ROWID", NULL, NULL, NULL) != SQLITE_OK ||
+	    (rc = ws_store_stable(w->st, &w->stable, err))) {
+		if (!rc)
+			rc = ws_error(err, WS_EIO, "working set '%s': %s", wsid,
+			    sqlite3_errmsg(ws_store_db(w->st)));
+		ws_store_close(w->st);
+		ws_vclock_release(&w->stable);
+		free(w);
+		return rc;
+	}
 	if (!(p = realloc(h->ws, (h->nws + 1) * sizeof(*p)))) {
 		ws_store_close(w->st);
+		ws_vclock_release(&w->stable);
 		free(w);
 		return WS_ENOMEM;
 	}
@@ -156,8 +175,38 @@ static void notice(struct hub *h, struct hpeer *hp, struct hws *w, uint8_t kind)
 	broadcast(h, hp, w, WS_FRAME_NOTICE, pl, sizeof(pl));
 }
 
+/*
+ * Leave out of b's clock every coordinate the whole star holds: those
+ * within the collected horizon (the hub's own, a departed site's, any
+ * site's old ones), but the batch's own dot.  Every receiver has
+ * collected that far (it got the STABLE clock first) and counts those
+ * versions as seen, so the merge is unchanged; the Lamport number the
+ * whole clock gave goes with the batch.  1 if b changed.
+ */
+static int prune(const struct hws *w, struct ws_batch *b)
+{
+	uint64_t lamport = 0;
+	size_t i, k;
+
+	if (!b->has_clock || !b->has_dot || !w->stable.n)
+		return 0;
+	for (i = 0; i < b->clock.n; i++)
+		lamport += b->clock.e[i].counter;
+	for (i = k = 0; i < b->clock.n; i++)
+		if (b->clock.e[i].counter > ws_vclock_get(&w->stable, &b->clock.e[i].site) ||
+		    memcmp(b->clock.e[i].site.b, b->dot_site.b, WS_SITEID_LEN) == 0)
+			b->clock.e[k++] = b->clock.e[i];
+	if (k == b->clock.n)
+		return 0;
+	b->clock.n = k;
+	if (!b->has_lamport)
+		ws_batch_set_lamport(b, lamport);
+	return 1;
+}
+
 struct catchup {
 	struct hpeer *hp;
+	struct hws *w;
 	uint32_t ch;
 	struct ws_buf enc;
 };
@@ -168,22 +217,53 @@ static int send_batch(const struct ws_batch *b, uint64_t usn, void *cd)
 	int rc;
 
 	(void)usn;
+	/* The store lends b for the call: prune it in place, it is not reused. */
+	prune(c->w, (struct ws_batch *)b);
 	c->enc.len = 0;
 	if ((rc = ws_batch_encode(b, &c->enc)))
 		return rc;
 	return ws_peer_send(&c->hp->p, WS_FRAME_BATCH, 0, c->ch, c->enc.p, c->enc.len);
 }
 
+/* 1 if clock a has reached b everywhere. */
+static int reaches(const struct ws_vclock *a, const struct ws_vclock *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		if (ws_vclock_get(a, &b->e[i].site) < b->e[i].counter)
+			return 0;
+	return 1;
+}
+
+/*
+ * Take a site's clock report (its add, its SYNC, a heartbeat's clock) as
+ * a bound for collection, unless it counts batches the hub does not hold
+ * yet: such a batch (the site's own, still on its way) may not have seen
+ * what the report says the site holds.
+ */
+static int report(struct chan *ch, const struct ws_vclock *c, char *err)
+{
+	struct ws_vclock mine = WS_VCLOCK_INIT;
+	int rc;
+
+	if ((rc = ws_store_clock(ch->ws->st, &mine, err)) == 0 && reaches(&mine, c) &&
+	    (rc = ws_vclock_copy(&ch->known, c)) == 0)
+		ch->has_known = 1;
+	ws_vclock_release(&mine);
+	return rc;
+}
+
 /* A site offers a working set on channel ch. */
 static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 {
 	struct ws_add a = {.clock = WS_VCLOCK_INIT}, reply = {.clock = WS_VCLOCK_INIT};
-	struct catchup c = {hp, f->channel, WS_BUF_INIT};
+	struct catchup c = {hp, NULL, f->channel, WS_BUF_INIT};
 	struct ws_buf pl = WS_BUF_INIT;
 	char err[WS_ERRLEN] = "";
 	struct chan *ch, *nc;
 	struct hws *w = NULL;
-	int rc;
+	int rc = 0, full;
 
 	if ((rc = ws_add_decode(&a, f->payload, f->len, err)))
 		goto out;
@@ -224,16 +304,30 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	    (rc = ws_add_encode(&reply, &pl)) ||
 	    (rc = ws_peer_send(&hp->p, WS_FRAME_ADD, 0, f->channel, pl.p, pl.len)))
 		goto out;
-	/* Catch-up: what the site lacks, then the marker; live batches queue
-	 * behind them, so none is lost and none comes first. */
-	/* The bound is for live traffic: a catch-up may be larger. */
+	/*
+	 * Catch-up: the collected horizon first (the site collects as far),
+	 * with a full copy when the site lacks batches collected here; then
+	 * the batches it lacks, and the marker.  Live batches queue behind
+	 * them, so none is lost and none comes first.  The queue bound is for
+	 * live traffic: a catch-up may be larger.
+	 */
+	c.w = w;
+	full = !reaches(&a.clock, &w->stable);
 	hp->p.out_max = 0;
-	rc = ws_store_changes_missing(w->st, &a.clock, send_batch, &c, err);
-	hp->p.out_max = h->o->queue_max ? h->o->queue_max : QUEUE_MAX_DEFAULT;
-	if (rc == WS_ERANGE) {
-		rc = ws_peer_send_error(&hp->p, f->channel, WS_ERANGE, err);
-		goto out;
+	if (w->stable.n)
+		rc = ws_peer_send_clock(&hp->p, f->channel, WS_CLOCK_STABLE |
+		    (full ? WS_CLOCK_SNAPSHOT : 0), &w->stable);
+	if (rc == 0 && full) {
+		hlog(h, "%s: sending a full copy of working set '%s' (the site lacks "
+		    "history collected here)", hp->p.conn.name, a.wsid);
+		if ((rc = ws_store_snapshot(w->st, send_batch, &c, err)) == 0 &&
+		    (rc = ws_peer_send_clock(&hp->p, f->channel, WS_CLOCK_STABLE,
+		    &w->stable)) == 0)
+			rc = ws_vclock_merge(&a.clock, &w->stable);
 	}
+	if (rc == 0)
+		rc = ws_store_changes_missing(w->st, &a.clock, send_batch, &c, err);
+	hp->p.out_max = h->o->queue_max ? h->o->queue_max : QUEUE_MAX_DEFAULT;
 	if (rc || (rc = ws_peer_send_clock(&hp->p, f->channel, WS_CLOCK_CAUGHT_UP,
 	    &reply.clock)))
 		goto out;
@@ -242,8 +336,11 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 		goto out;
 	}
 	hp->ch = nc;
+	memset(&hp->ch[hp->nch], 0, sizeof(*nc));
 	hp->ch[hp->nch].ch = f->channel;
 	hp->ch[hp->nch++].ws = w;
+	if ((rc = report(&hp->ch[hp->nch - 1], &a.clock, err)))
+		goto out;
 	notice(h, hp, w, WS_NOTICE_JOINED);
 	hlog(h, "%s: joined working set '%s' on channel %" PRIu32, hp->p.conn.name,
 	    a.wsid, f->channel);
@@ -281,8 +378,15 @@ static int on_batch(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	dup = b.has_dot && ws_vclock_get(&clock, &b.dot_site) >= b.dot_counter;
 	if ((rc = ws_store_apply(ch->ws->st, &b, &applied, err)))
 		goto out;
-	if (!dup)
+	if (!dup && prune(ch->ws, &b)) {
+		struct ws_buf enc = WS_BUF_INIT;
+
+		if ((rc = ws_batch_encode(&b, &enc)) == 0)
+			broadcast(h, hp, ch->ws, WS_FRAME_BATCH, enc.p, enc.len);
+		ws_buf_release(&enc);
+	} else if (!dup) {
 		broadcast(h, hp, ch->ws, WS_FRAME_BATCH, f->payload, f->len);
+	}
 out:
 	if (rc) {
 		char why[WS_ERRLEN + WS_WSID_MAX + 32];
@@ -335,6 +439,7 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 	case WS_FRAME_REMOVE:
 		if ((ch = find_chan(hp, f->channel))) {
 			notice(h, hp, ch->ws, WS_NOTICE_LEFT);
+			ws_vclock_release(&ch->known);
 			*ch = hp->ch[--hp->nch];
 			hlog(h, "%s: left channel %" PRIu32, p->conn.name, f->channel);
 		}
@@ -343,13 +448,20 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		rc = on_batch(h, hp, f);
 		break;
 	case WS_FRAME_CLOCK:
-		if (!(f->flags & WS_CLOCK_SYNC))
-			break;
+		if (f->flags & ~WS_CLOCK_SYNC)
+			break; /* not a site's */
 		if (!(ch = find_chan(hp, f->channel))) {
-			drop(h, hp, WS_ECORRUPT, "clock on a channel without a working set");
+			/* A progress report may cross a refusal: only SYNC must not. */
+			if (f->flags & WS_CLOCK_SYNC)
+				drop(h, hp, WS_ECORRUPT, "clock on a channel without a "
+				    "working set");
 			break;
 		}
-		if ((rc = ws_store_clock(ch->ws->st, &clock, err)) == 0)
+		if ((rc = ws_vclock_decode_all(&clock, f->payload, f->len, err)) ||
+		    (rc = report(ch, &clock, err)))
+			break;
+		if ((f->flags & WS_CLOCK_SYNC) &&
+		    (rc = ws_store_clock(ch->ws->st, &clock, err)) == 0)
 			rc = ws_peer_send_clock(p, f->channel, WS_CLOCK_ACK, &clock);
 		break;
 	case WS_FRAME_HEARTBEAT:
@@ -426,6 +538,138 @@ static void keepalive(struct hub *h)
 	}
 }
 
+/* Run sql on w's database; 0 or WS_EIO with the message in err. */
+static int ws_sql(struct hws *w, const char *sql, char *err)
+{
+	sqlite3 *db = ws_store_db(w->st);
+
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	return ws_error(err, WS_EIO, "%s", sqlite3_errmsg(db));
+}
+
+/*
+ * Record how far each connected site of w has got, forget the sites not
+ * seen for the retention time, and collect what every remaining one
+ * holds; then tell every session of w the new horizon, before any batch
+ * pruned to it.  A connected site that has not reported yet holds
+ * collection back.
+ */
+static int collect_ws(struct hub *h, struct hws *w, char *err)
+{
+	struct ws_vclock horizon = WS_VCLOCK_INIT, c = WS_VCLOCK_INIT;
+	struct ws_buf enc = WS_BUF_INIT;
+	sqlite3 *db = ws_store_db(w->st);
+	sqlite3_stmt *up = NULL, *sel = NULL;
+	long retain = h->o->retain_s < 0 ? WS_RETAIN_S_DEFAULT : h->o->retain_s;
+	int64_t now = (int64_t)time(NULL);
+	uint64_t dropped = 0;
+	size_t i, k;
+	int rc, any = 0, blocked = 0;
+
+	if ((rc = ws_sql(w, "BEGIN IMMEDIATE", err)))
+		return rc;
+	if (sqlite3_prepare_v2(db, "INSERT INTO wsync_members VALUES(?1, ?2, ?3) ON "
+	    "CONFLICT(site) DO UPDATE SET clock = excluded.clock, seen = excluded.seen",
+	    -1, &up, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "DELETE FROM wsync_members WHERE seen < ?1", -1,
+	    &sel, NULL) != SQLITE_OK)
+		goto sqlfail;
+	for (i = 0; i < h->npeers; i++)
+		for (k = 0; k < h->peers[i]->nch; k++) {
+			struct chan *ch = &h->peers[i]->ch[k];
+
+			if (ch->ws != w || h->peers[i]->dead)
+				continue;
+			if (!ch->has_known) {
+				blocked = 1;
+				continue;
+			}
+			enc.len = 0;
+			if ((rc = ws_vclock_encode(&ch->known, &enc)))
+				goto out;
+			sqlite3_reset(up);
+			sqlite3_bind_blob(up, 1, h->peers[i]->site.b, WS_SITEID_LEN,
+			    SQLITE_STATIC);
+			sqlite3_bind_blob(up, 2, enc.p ? enc.p : (const uint8_t *)"",
+			    (int)enc.len, SQLITE_STATIC);
+			sqlite3_bind_int64(up, 3, now);
+			if (sqlite3_step(up) != SQLITE_DONE)
+				goto sqlfail;
+		}
+	sqlite3_bind_int64(sel, 1, now - retain);
+	if (sqlite3_step(sel) != SQLITE_DONE)
+		goto sqlfail;
+	sqlite3_finalize(sel);
+	sel = NULL;
+	if ((rc = ws_sql(w, "COMMIT", err)))
+		goto out;
+	if (blocked)
+		goto out;
+	/* The horizon: what the hub and every remembered site hold. */
+	if ((rc = ws_store_clock(w->st, &horizon, err)))
+		goto out;
+	if (sqlite3_prepare_v2(db, "SELECT clock FROM wsync_members", -1, &sel,
+	    NULL) != SQLITE_OK)
+		goto sqlfail;
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		if ((rc = ws_vclock_decode_all(&c, sqlite3_column_blob(sel, 0),
+		    (size_t)sqlite3_column_bytes(sel, 0), err)))
+			goto out;
+		ws_vclock_meet(&horizon, &c);
+		any = 1;
+	}
+	if (rc != SQLITE_DONE)
+		goto sqlfail;
+	rc = 0;
+	if (!any || reaches(&w->stable, &horizon))
+		goto out;
+	if ((rc = ws_store_gc(w->st, &horizon, &dropped, err)) ||
+	    (rc = ws_store_stable(w->st, &w->stable, err)))
+		goto out;
+	if (dropped)
+		hlog(h, "working set '%s': collected %" PRIu64 " change-log entries "
+		    "every site holds", w->wsid, dropped);
+	for (i = 0; i < h->npeers; i++)
+		for (k = 0; k < h->peers[i]->nch; k++) {
+			struct hpeer *hp = h->peers[i];
+
+			if (hp->ch[k].ws == w && !hp->dead && !hp->closing &&
+			    ws_peer_send_clock(&hp->p, hp->ch[k].ch, WS_CLOCK_STABLE,
+			    &w->stable))
+				drop(h, hp, 0, QUEUE_FULL);
+		}
+	goto out;
+sqlfail:
+	rc = ws_error(err, WS_EIO, "%s", sqlite3_errmsg(db));
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	sqlite3_finalize(up);
+	sqlite3_finalize(sel);
+	ws_buf_release(&enc);
+	ws_vclock_release(&horizon);
+	ws_vclock_release(&c);
+	return rc;
+}
+
+/* Consider collecting each working set, once a heartbeat interval. */
+static void collect(struct hub *h)
+{
+	unsigned iv = h->o->heartbeat_ms ? h->o->heartbeat_ms : WS_HEARTBEAT_MS_DEFAULT;
+	uint64_t now = ws_now_ms();
+	char err[WS_ERRLEN];
+	size_t i;
+
+	for (i = 0; i < h->nws; i++) {
+		if (now - h->ws[i]->gc_ms < iv)
+			continue;
+		h->ws[i]->gc_ms = now;
+		err[0] = 0;
+		if (collect_ws(h, h->ws[i], err))
+			hlog(h, "working set '%s': cannot collect: %s", h->ws[i]->wsid, err);
+	}
+}
+
 static int add_peer(struct hub *h, const struct ws_conn *c)
 {
 	struct hpeer *hp, **p;
@@ -458,8 +702,10 @@ static void free_peer(struct hub *h, size_t i)
 	struct hpeer *hp = h->peers[i];
 	size_t k;
 
-	for (k = 0; k < hp->nch; k++)
+	for (k = 0; k < hp->nch; k++) {
 		notice(h, hp, hp->ch[k].ws, WS_NOTICE_LEFT);
+		ws_vclock_release(&hp->ch[k].known);
+	}
 	hlog(h, "%s: disconnected", hp->p.conn.name);
 	ws_peer_release(&hp->p);
 	free(hp->ch);
@@ -568,6 +814,7 @@ int ws_hub_run(const struct ws_hub_opts *o, char *err)
 		}
 		rc = 0;
 		keepalive(&h);
+		collect(&h);
 		for (i = h.npeers; i-- > 0;)
 			if (h.peers[i]->dead)
 				free_peer(&h, i);
@@ -581,6 +828,7 @@ out:
 		free((char *)names[i]);
 	for (i = 0; i < h.nws; i++) {
 		ws_store_close(h.ws[i]->st);
+		ws_vclock_release(&h.ws[i]->stable);
 		free(h.ws[i]);
 	}
 	free(h.ws);

@@ -29,6 +29,7 @@ struct sset {
 	struct ws_store *st;
 	uint32_t ch;
 	int accepted, refused, caught_up, acked;
+	int in_copy;             /* a full copy is arriving */
 	uint64_t sent_usn;       /* follow: local batches sent up to here */
 };
 
@@ -123,6 +124,37 @@ out:
 	return rc;
 }
 
+/*
+ * The hub's collected horizon: collect as far (a full copy, when flagged
+ * SNAPSHOT, comes first, and the next STABLE clock ends it).
+ */
+static int on_stable(struct site *x, struct sset *ss, const struct ws_frame *f)
+{
+	struct ws_vclock h = WS_VCLOCK_INIT, mine = WS_VCLOCK_INIT;
+	int rc;
+
+	if ((rc = ws_vclock_decode_all(&h, f->payload, f->len, x->err)))
+		goto out;
+	if (f->flags & WS_CLOCK_SNAPSHOT) {
+		ws_store_snapshot_abort(ss->st);
+		slog(x, "%s: receiving a full copy (this site lacks history the hub "
+		    "has collected)", ss->cfg->wsid);
+		if ((rc = ws_store_snapshot_begin(ss->st, &h, x->err)) == 0)
+			ss->in_copy = 1;
+	} else if (ss->in_copy) {
+		ss->in_copy = 0;
+		rc = ws_store_snapshot_end(ss->st, x->err);
+	} else if ((rc = ws_store_clock(ss->st, &mine, x->err)) == 0) {
+		/* Never claim more than this copy holds. */
+		ws_vclock_meet(&h, &mine);
+		rc = ws_store_gc(ss->st, &h, NULL, x->err);
+	}
+out:
+	ws_vclock_release(&h);
+	ws_vclock_release(&mine);
+	return rc;
+}
+
 static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 {
 	struct site *x = cd;
@@ -171,12 +203,15 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 			return ws_error(x->err, WS_ECORRUPT, "batch before the working "
 			    "set was accepted");
 		ws_batch_init(&b);
-		if (!(rc = ws_batch_decode(&b, f->payload, f->len, x->err)) &&
-		    !(rc = ws_store_adopt_tables(ss->st, &b, x->err)))
-			rc = ws_store_apply(ss->st, &b, NULL, x->err);
+		if ((rc = ws_batch_decode(&b, f->payload, f->len, x->err)) == 0)
+			rc = ss->in_copy ? ws_store_snapshot_add(ss->st, &b, x->err) :
+			    (rc = ws_store_adopt_tables(ss->st, &b, x->err)) ? rc :
+			    ws_store_apply(ss->st, &b, NULL, x->err);
 		ws_batch_release(&b);
 		return rc;
 	case WS_FRAME_CLOCK:
+		if (ss && ss->accepted && (f->flags & WS_CLOCK_STABLE))
+			return on_stable(x, ss, f);
 		if (ss && (f->flags & WS_CLOCK_CAUGHT_UP))
 			ss->caught_up = 1;
 		if (ss && (f->flags & WS_CLOCK_ACK))
@@ -376,6 +411,11 @@ static int session(struct site *x)
 	}
 	rc = 0;
 out:
+	for (i = 0; i < x->n; i++)
+		if (x->s[i].in_copy) {
+			ws_store_snapshot_abort(x->s[i].st);
+			x->s[i].in_copy = 0;
+		}
 	if (ifd >= 0)
 		close(ifd);
 	ws_vclock_release(&add.clock);

@@ -18,6 +18,7 @@
 
 #define WS_HEARTBEAT_MS_DEFAULT 15000
 #define WS_IDLE_TIMEOUT_MS_DEFAULT 60000
+#define WS_RETAIN_S_DEFAULT (7L * 86400)
 
 #include <signal.h>
 #include <stddef.h>
@@ -35,6 +36,9 @@ struct ws_hub_opts {
 	size_t queue_max;          /* per-site outgoing bytes; 0: 64 MiB */
 	unsigned heartbeat_ms;     /* heartbeat an idle session; 0: 15 s */
 	unsigned idle_timeout_ms;  /* drop a session this silent; 0: 60 s */
+	long retain_s;             /* keep the history a departed site lacks
+	                              this long after it was last seen; 0: for
+	                              connected sites only; < 0: 7 days */
 	volatile sig_atomic_t *stop; /* set by a signal handler to stop */
 	ws_log_fn *log;            /* session events and errors; may be NULL */
 	void *log_cd;

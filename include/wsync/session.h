@@ -37,6 +37,9 @@
 #define WS_CLOCK_CAUGHT_UP 0x1 /* hub: everything you lacked was sent */
 #define WS_CLOCK_SYNC 0x2      /* site: confirm you stored what I sent */
 #define WS_CLOCK_ACK 0x4       /* hub: stored; my clock is this */
+#define WS_CLOCK_STABLE 0x8    /* hub: every site holds this much: collect it */
+#define WS_CLOCK_SNAPSHOT 0x10 /* hub, with STABLE: a full copy follows, up to
+                                  the next clock frame on the channel */
 
 /* NOTICE payload: u8 kind, then the 16-byte site id it is about. */
 #define WS_NOTICE_JOINED 1
