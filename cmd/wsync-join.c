@@ -13,10 +13,11 @@
 #include "wsync/hub.h"
 
 enum { OPT_MAX_FRAME = 256, OPT_CONFLICTS, OPT_RESOLVE, OPT_KEEP, OPT_LOG,
-	OPT_HEARTBEAT, OPT_IDLE };
+	OPT_HEARTBEAT, OPT_IDLE, OPT_SETS };
 
 static const struct cli_opt opts[] = {
 	{"follow", 'f', NULL, "stay connected: push local commits and apply others' live"},
+	{"sets", OPT_SETS, "FILE", "sync the WSID=DBFILE lines of FILE too; with -f, follow its edits"},
 	{"conflicts", OPT_CONFLICTS, NULL, "list the conflicts of each WSID=DBFILE; no hub"},
 	{"resolve", OPT_RESOLVE, "ID", "make conflict ID's value win (a local change)"},
 	{"keep", OPT_KEEP, NULL, "with --resolve: keep the current value instead"},
@@ -29,7 +30,7 @@ static const struct cli_opt opts[] = {
 };
 
 static const struct cli cli = {
-	.synopsis = "wsync-join [-fq] [--log FILE] HUB WSID=DBFILE...\n"
+	.synopsis = "wsync-join [-fq] [--log FILE] [--sets FILE] HUB [WSID=DBFILE...]\n"
 	    "wsync-join --conflicts WSID=DBFILE...\n"
 	    "wsync-join --resolve ID [--keep] WSID=DBFILE",
 	.about = "Sync local SQLite databases with a wsync hub over one connection.\n"
@@ -38,6 +39,9 @@ static const struct cli cli = {
 	    "Each WSID=DBFILE names a working set and its database; tables with a\n"
 	    "primary key are tracked.  Without -f, it syncs until both sides hold\n"
 	    "the same changes, then exits 0.\n\n"
+	    "--sets FILE reads more WSID=DBFILE lines from FILE ('#' starts a\n"
+	    "comment).  With -f the file is watched: a set added to it joins the\n"
+	    "session, one taken out leaves it, without reconnecting.\n\n"
 	    "--conflicts lists the values that lost, one a line: WSID, ID, TABLE,\n"
 	    "KEY (JSON), COLUMN, VALUE (JSON), DOT and concurrent|deleted, tab-\n"
 	    "separated.  --resolve writes the choice as a local change; the next\n"
@@ -113,6 +117,7 @@ int main(int argc, char **argv)
 		case OPT_CONFLICTS: conflicts = 1; break;
 		case OPT_KEEP: keep = 1; break;
 		case OPT_LOG: logpath = arg; break;
+		case OPT_SETS: o.sets_file = arg; break;
 		case OPT_HEARTBEAT: o.heartbeat_ms = cli_seconds("--heartbeat", arg); break;
 		case OPT_IDLE: o.idle_timeout_ms = cli_seconds("--idle-timeout", arg); break;
 		case OPT_RESOLVE:
@@ -137,8 +142,12 @@ int main(int argc, char **argv)
 		cli_warn("--conflicts and --resolve exclude each other");
 		cli_usage(&cli);
 	}
-	if (!conflicts && !resolve && argc - optind < 2) {
+	if (!conflicts && !resolve && argc - optind < (o.sets_file ? 1 : 2)) {
 		cli_warn(argc - optind < 1 ? "missing HUB" : "missing WSID=DBFILE");
+		cli_usage(&cli);
+	}
+	if (o.sets_file && (conflicts || resolve)) {
+		cli_warn("--sets goes with a hub, not --conflicts or --resolve");
 		cli_usage(&cli);
 	}
 	if ((conflicts || resolve) && argc - optind < 1) {
@@ -156,7 +165,7 @@ int main(int argc, char **argv)
 		cli_usage(&cli);
 	}
 	o.nsets = (size_t)(argc - optind);
-	if (!(sets = calloc(o.nsets, sizeof(*sets))))
+	if (!(sets = calloc(o.nsets + 1, sizeof(*sets))))
 		cli_die(EX_SOFTWARE, "out of memory");
 	for (i = 0; optind < argc; i++, optind++) {
 		eq = strchr(argv[optind], '=');

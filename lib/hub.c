@@ -254,6 +254,43 @@ static int report(struct chan *ch, const struct ws_vclock *c, char *err)
 	return rc;
 }
 
+/*
+ * Remember how far the site on ch has got (in wsync_members, with the
+ * time), so collection keeps counting it after it leaves, for --retain
+ * (with a retention of 0, a site stops counting when it leaves).
+ */
+static int remember(const struct hub *h, const struct hpeer *hp,
+    const struct chan *ch, int departing, char *err)
+{
+	struct ws_buf enc = WS_BUF_INIT;
+	sqlite3 *db = ws_store_db(ch->ws->st);
+	sqlite3_stmt *up = NULL;
+	int rc;
+
+	if (!ch->has_known)
+		return 0;
+	if (departing && h->o->retain_s == 0)
+		return 0; /* only connected sites count */
+	if ((rc = ws_vclock_encode(&ch->known, &enc)))
+		return rc;
+	if (sqlite3_prepare_v2(db, "INSERT INTO wsync_members VALUES(?1, ?2, ?3) ON "
+	    "CONFLICT(site) DO UPDATE SET clock = excluded.clock, seen = excluded.seen",
+	    -1, &up, NULL) == SQLITE_OK) {
+		sqlite3_bind_blob(up, 1, hp->site.b, WS_SITEID_LEN, SQLITE_STATIC);
+		sqlite3_bind_blob(up, 2, enc.p ? enc.p : (const uint8_t *)"",
+		    (int)enc.len, SQLITE_STATIC);
+		sqlite3_bind_int64(up, 3, (int64_t)time(NULL));
+		rc = sqlite3_step(up) == SQLITE_DONE ? 0 : WS_EIO;
+	} else {
+		rc = WS_EIO;
+	}
+	if (rc)
+		ws_error(err, rc, "%s", sqlite3_errmsg(db));
+	sqlite3_finalize(up);
+	ws_buf_release(&enc);
+	return rc;
+}
+
 /* A site offers a working set on channel ch. */
 static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 {
@@ -439,6 +476,8 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 	case WS_FRAME_REMOVE:
 		if ((ch = find_chan(hp, f->channel))) {
 			notice(h, hp, ch->ws, WS_NOTICE_LEFT);
+			if (remember(h, hp, ch, 1, err))
+				hlog(h, "%s: %s", p->conn.name, err);
 			ws_vclock_release(&ch->known);
 			*ch = hp->ch[--hp->nch];
 			hlog(h, "%s: left channel %" PRIu32, p->conn.name, f->channel);
@@ -558,9 +597,8 @@ static int ws_sql(struct hws *w, const char *sql, char *err)
 static int collect_ws(struct hub *h, struct hws *w, char *err)
 {
 	struct ws_vclock horizon = WS_VCLOCK_INIT, c = WS_VCLOCK_INIT;
-	struct ws_buf enc = WS_BUF_INIT;
 	sqlite3 *db = ws_store_db(w->st);
-	sqlite3_stmt *up = NULL, *sel = NULL;
+	sqlite3_stmt *sel = NULL;
 	long retain = h->o->retain_s < 0 ? WS_RETAIN_S_DEFAULT : h->o->retain_s;
 	int64_t now = (int64_t)time(NULL);
 	uint64_t dropped = 0;
@@ -569,11 +607,10 @@ static int collect_ws(struct hub *h, struct hws *w, char *err)
 
 	if ((rc = ws_sql(w, "BEGIN IMMEDIATE", err)))
 		return rc;
-	if (sqlite3_prepare_v2(db, "INSERT INTO wsync_members VALUES(?1, ?2, ?3) ON "
-	    "CONFLICT(site) DO UPDATE SET clock = excluded.clock, seen = excluded.seen",
-	    -1, &up, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "DELETE FROM wsync_members WHERE seen < ?1", -1,
-	    &sel, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "DELETE FROM wsync_members WHERE seen < ?1 OR ?2",
+	    -1, &sel, NULL) != SQLITE_OK || sqlite3_bind_int64(sel, 1, now - retain) ||
+	    sqlite3_bind_int(sel, 2, retain == 0) ||
+	    sqlite3_step(sel) != SQLITE_DONE)
 		goto sqlfail;
 	for (i = 0; i < h->npeers; i++)
 		for (k = 0; k < h->peers[i]->nch; k++) {
@@ -581,25 +618,11 @@ static int collect_ws(struct hub *h, struct hws *w, char *err)
 
 			if (ch->ws != w || h->peers[i]->dead)
 				continue;
-			if (!ch->has_known) {
+			if (!ch->has_known)
 				blocked = 1;
-				continue;
-			}
-			enc.len = 0;
-			if ((rc = ws_vclock_encode(&ch->known, &enc)))
+			else if ((rc = remember(h, h->peers[i], ch, 0, err)))
 				goto out;
-			sqlite3_reset(up);
-			sqlite3_bind_blob(up, 1, h->peers[i]->site.b, WS_SITEID_LEN,
-			    SQLITE_STATIC);
-			sqlite3_bind_blob(up, 2, enc.p ? enc.p : (const uint8_t *)"",
-			    (int)enc.len, SQLITE_STATIC);
-			sqlite3_bind_int64(up, 3, now);
-			if (sqlite3_step(up) != SQLITE_DONE)
-				goto sqlfail;
 		}
-	sqlite3_bind_int64(sel, 1, now - retain);
-	if (sqlite3_step(sel) != SQLITE_DONE)
-		goto sqlfail;
 	sqlite3_finalize(sel);
 	sel = NULL;
 	if ((rc = ws_sql(w, "COMMIT", err)))
@@ -642,11 +665,10 @@ static int collect_ws(struct hub *h, struct hws *w, char *err)
 	goto out;
 sqlfail:
 	rc = ws_error(err, WS_EIO, "%s", sqlite3_errmsg(db));
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 out:
-	sqlite3_finalize(up);
+	if (rc && sqlite3_get_autocommit(db) == 0)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_finalize(sel);
-	ws_buf_release(&enc);
 	ws_vclock_release(&horizon);
 	ws_vclock_release(&c);
 	return rc;
@@ -700,10 +722,13 @@ static int add_peer(struct hub *h, const struct ws_conn *c)
 static void free_peer(struct hub *h, size_t i)
 {
 	struct hpeer *hp = h->peers[i];
+	char err[WS_ERRLEN];
 	size_t k;
 
 	for (k = 0; k < hp->nch; k++) {
 		notice(h, hp, hp->ch[k].ws, WS_NOTICE_LEFT);
+		if (remember(h, hp, &hp->ch[k], 1, err))
+			hlog(h, "%s: %s", hp->p.conn.name, err);
 		ws_vclock_release(&hp->ch[k].known);
 	}
 	hlog(h, "%s: disconnected", hp->p.conn.name);

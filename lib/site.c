@@ -3,7 +3,9 @@
  * site.c - wsync-join's side of a session: offer the working sets, send
  * what the hub lacks, apply what it sends, and, with follow, stay and
  * push local commits as they happen (inotify on the database files, no
- * polling loop), reconnecting with backoff.  See hub.h and session.h.
+ * polling loop), reconnecting with backoff.  Working sets listed in a
+ * sets file join and leave the session as the file changes.  See hub.h
+ * and session.h.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,8 +28,10 @@
 #define BACKOFF_MAX_MS 30000
 
 struct sset {
-	const struct ws_site_set *cfg;
-	struct ws_store *st;
+	char *wsid, *path;       /* owned copies */
+	int from_file;           /* listed in the sets file, not an operand */
+	int gone;                /* removed: its channel is retired */
+	struct ws_store *st;     /* NULL when it could not be opened, or gone */
 	uint32_t ch;
 	int accepted, refused, caught_up, acked;
 	int in_copy;             /* a full copy is arriving */
@@ -37,7 +42,12 @@ struct site {
 	const struct ws_site_opts *o;
 	struct sset *s;
 	size_t n;
+	uint32_t last_ch;        /* channels are never reused in a process */
+	struct ws_siteid anon;   /* the hello's site id when no set is open */
 	struct ws_peer p;
+	int connected;           /* p is a live session */
+	int ifd;                 /* inotify: the databases and the sets file */
+	int sets_wd;             /* the sets file's directory, or -1 */
 	int hello;
 	int result;              /* first refusal's code, for one-shot */
 	int was_live;            /* the last session completed its catch-up */
@@ -50,7 +60,12 @@ struct site {
 
 static struct sset *by_chan(struct site *x, uint32_t ch)
 {
-	return ch >= 1 && ch <= x->n ? &x->s[ch - 1] : NULL;
+	size_t i;
+
+	for (i = 0; ch && i < x->n; i++)
+		if (x->s[i].ch == ch)
+			return &x->s[i];
+	return NULL;
 }
 
 struct sendctx {
@@ -103,7 +118,7 @@ static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
 
 	if ((rc = ws_add_decode(&a, f->payload, f->len, x->err)))
 		goto out;
-	if (strcmp(a.wsid, ss->cfg->wsid) != 0 || !a.has_guid) {
+	if (strcmp(a.wsid, ss->wsid) != 0 || !a.has_guid) {
 		rc = ws_error(x->err, WS_ECORRUPT, "the hub answered for another "
 		    "working set");
 		goto out;
@@ -137,8 +152,6 @@ static int on_stable(struct site *x, struct sset *ss, const struct ws_frame *f)
 		goto out;
 	if (f->flags & WS_CLOCK_SNAPSHOT) {
 		ws_store_snapshot_abort(ss->st);
-		slog(x, "%s: receiving a full copy (this site lacks history the hub "
-		    "has collected)", ss->cfg->wsid);
 		if ((rc = ws_store_snapshot_begin(ss->st, &h, x->err)) == 0)
 			ss->in_copy = 1;
 	} else if (ss->in_copy) {
@@ -168,6 +181,8 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 	(void)p;
 	if (!x->hello && f->type != WS_FRAME_HELLO && f->type != WS_FRAME_ERROR)
 		return ws_error(x->err, WS_ECORRUPT, "the hub did not start with hello");
+	if (ss && ss->gone)
+		return 0; /* sent before the hub had our remove */
 	if (f->channel && !ss && f->type != WS_FRAME_HEARTBEAT)
 		return ws_error(x->err, WS_ECORRUPT, "frame on unknown channel %" PRIu32,
 		    f->channel);
@@ -190,7 +205,7 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 			return ws_error(x->err, (int)code, "the hub ends the session: %.*s",
 			    (int)ws_rd_left(&r), (const char *)r.p);
 		}
-		slog(x, "%s: %.*s", ss->cfg->wsid, (int)ws_rd_left(&r), (const char *)r.p);
+		slog(x, "%s: %.*s", ss->wsid, (int)ws_rd_left(&r), (const char *)r.p);
 		ss->refused = 1;
 		if (!x->result)
 			x->result = (int)code ? (int)code : WS_EIO;
@@ -219,7 +234,7 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		return 0;
 	case WS_FRAME_REMOVE:
 		if (ss) {
-			slog(x, "%s: the hub dropped the working set", ss->cfg->wsid);
+			slog(x, "%s: the hub dropped the working set", ss->wsid);
 			ss->refused = 1;
 		}
 		return 0;
@@ -249,19 +264,239 @@ static int all_done(const struct site *x)
 	return 1;
 }
 
-/* Watch the database files of every set; -1 if inotify is unavailable. */
-static int watch_files(struct site *x)
+/* Watch a set's database file (and its WAL) for commits. */
+static void watch_set(struct site *x, const struct sset *ss)
 {
 	char wal[PATH_MAX];
-	size_t i;
-	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 
-	for (i = 0; fd >= 0 && i < x->n; i++) {
-		inotify_add_watch(fd, x->s[i].cfg->path, IN_MODIFY | IN_CLOSE_WRITE);
-		snprintf(wal, sizeof(wal), "%s-wal", x->s[i].cfg->path);
-		inotify_add_watch(fd, wal, IN_MODIFY);
+	if (x->ifd < 0 || !ss->st)
+		return;
+	inotify_add_watch(x->ifd, ss->path, IN_MODIFY | IN_CLOSE_WRITE);
+	snprintf(wal, sizeof(wal), "%s-wal", ss->path);
+	inotify_add_watch(x->ifd, wal, IN_MODIFY);
+}
+
+/* Offer ss to the hub on its channel. */
+static int offer(struct site *x, struct sset *ss)
+{
+	struct ws_add add = {.clock = WS_VCLOCK_INIT};
+	int rc;
+
+	snprintf(add.wsid, sizeof(add.wsid), "%s", ss->wsid);
+	add.has_guid = ws_store_guid(ss->st, add.guid);
+	x->enc.len = 0;
+	if ((rc = ws_store_seal(ss->st, NULL, x->err)) == 0 &&
+	    (rc = ws_store_clock(ss->st, &add.clock, x->err)) == 0 &&
+	    (rc = ws_add_encode(&add, &x->enc)) == 0)
+		rc = ws_peer_send(&x->p, WS_FRAME_ADD, 0, ss->ch, x->enc.p, x->enc.len);
+	ws_vclock_release(&add.clock);
+	return rc;
+}
+
+/*
+ * A new set: open its database (tracking every keyed table), give it the
+ * next channel, and offer it when a session is up.  A database that
+ * cannot be opened is reported, and counts for one-shot's exit status.
+ */
+static int add_set(struct site *x, const char *wsid, const char *path, int from_file)
+{
+	char why[WS_ERRLEN];
+	struct sset *ss, *ns;
+	int rc;
+
+	if (!(ns = realloc(x->s, (x->n + 1) * sizeof(*ns))))
+		return WS_ENOMEM;
+	x->s = ns;
+	ss = &x->s[x->n];
+	memset(ss, 0, sizeof(*ss));
+	if (!(ss->wsid = strdup(wsid)) || !(ss->path = strdup(path))) {
+		free(ss->wsid);
+		return WS_ENOMEM;
 	}
-	return fd;
+	x->n++;
+	ss->from_file = from_file;
+	ss->ch = ++x->last_ch;
+	if ((rc = ws_store_open(&ss->st, path, wsid, WS_STORE_CREATE, why)) ||
+	    (rc = ws_store_track(ss->st, NULL, 0, why))) {
+		slog(x, "%s: %s", wsid, why);
+		ws_store_close(ss->st);
+		ss->st = NULL;
+		if (!x->result)
+			x->result = rc;
+		return 0;
+	}
+	watch_set(x, ss);
+	return x->connected && x->hello ? offer(x, ss) : 0;
+}
+
+/* Take ss out of the session (the hub is told) and close its database. */
+static int remove_set(struct site *x, struct sset *ss)
+{
+	int rc = 0;
+
+	if (ss->in_copy)
+		ws_store_snapshot_abort(ss->st);
+	if (x->connected && ss->st && !ss->refused)
+		rc = ws_peer_send(&x->p, WS_FRAME_REMOVE, 0, ss->ch, NULL, 0);
+	ws_store_close(ss->st);
+	ss->st = NULL;
+	ss->gone = 1;
+	ss->in_copy = 0;
+	return rc;
+}
+
+/* The set in use for wsid, or NULL. */
+static struct sset *by_wsid(struct site *x, const char *wsid)
+{
+	size_t i;
+
+	for (i = 0; i < x->n; i++)
+		if (!x->s[i].gone && strcmp(x->s[i].wsid, wsid) == 0)
+			return &x->s[i];
+	return NULL;
+}
+
+/*
+ * Read the sets file: WSID=DBFILE a line; blank lines and lines starting
+ * with '#' are skipped.  Then make the session's sets what it says: a set
+ * it no longer lists leaves, a new one joins, and one listed with another
+ * file is replaced (the last word wins).  Sets given as operands stay
+ * unless the file names their id.  A file that cannot be read or holds a
+ * bad line changes nothing (WS_ECONFIG, WS_ENOTFOUND or WS_EIO).
+ */
+static int read_sets(struct site *x)
+{
+	const char *file = x->o->sets_file;
+	char line[PATH_MAX + WS_WSID_MAX + 8], *eq, *e, buf[64];
+	char **ids = NULL, **paths = NULL, **t;
+	size_t n = 0, i, k, lineno = 0;
+	struct sset *ss;
+	FILE *f = fopen(file, "r");
+	int rc = 0;
+
+	if (!f)
+		return ws_error(x->err, errno == ENOENT ? WS_ENOTFOUND : WS_EIO,
+		    "cannot read sets file '%s': %s", file, ws_errno_text(errno, buf));
+	while (rc == 0 && fgets(line, sizeof(line), f)) {
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			rc = ws_error(x->err, WS_ECONFIG, "%s:%zu: line too long", file, lineno);
+			break;
+		}
+		for (e = line + strlen(line); e > line && strchr(" \t\r\n", e[-1]); e--)
+			;
+		*e = 0;
+		if (!line[0] || line[0] == '#')
+			continue;
+		eq = strchr(line, '=');
+		if (!eq || !eq[1]) {
+			rc = ws_error(x->err, WS_ECONFIG, "%s:%zu: want WSID=DBFILE", file,
+			    lineno);
+			break;
+		}
+		*eq = 0;
+		if (!ws_wsid_valid(line)) {
+			rc = ws_error(x->err, WS_ECONFIG, "%s:%zu: bad working-set id '%s'",
+			    file, lineno, line);
+			break;
+		}
+		/* The last line for an id wins. */
+		for (k = 0; k < n && strcmp(ids[k], line); k++)
+			;
+		if (k == n) {
+			if (!(t = realloc(ids, (n + 1) * sizeof(*t)))) {
+				rc = WS_ENOMEM;
+				break;
+			}
+			ids = t;
+			if (!(t = realloc(paths, (n + 1) * sizeof(*t)))) {
+				rc = WS_ENOMEM;
+				break;
+			}
+			paths = t;
+			ids[n] = paths[n] = NULL;
+			n++;
+		}
+		free(ids[k]);
+		free(paths[k]);
+		ids[k] = strdup(line);
+		paths[k] = strdup(eq + 1);
+		if (!ids[k] || !paths[k])
+			rc = WS_ENOMEM;
+	}
+	if (rc == 0 && ferror(f))
+		rc = ws_error(x->err, WS_EIO, "cannot read sets file '%s'", file);
+	fclose(f);
+	/* Leave: file sets no longer listed, or listed with another file. */
+	for (i = 0; rc == 0 && i < x->n; i++) {
+		ss = &x->s[i];
+		if (ss->gone)
+			continue;
+		for (k = 0; k < n && strcmp(ids[k], ss->wsid); k++)
+			;
+		if (k == n ? ss->from_file : strcmp(paths[k], ss->path) != 0) {
+			slog(x, "%s: leaving the session (sets file)", ss->wsid);
+			rc = remove_set(x, ss);
+		}
+	}
+	/* Join: the ones not in use yet. */
+	for (k = 0; rc == 0 && k < n; k++)
+		if (!by_wsid(x, ids[k])) {
+			if (x->connected)
+				slog(x, "%s: joining the session (sets file)", ids[k]);
+			rc = add_set(x, ids[k], paths[k], 1);
+		}
+	for (k = 0; k < n; k++) {
+		free(ids[k]);
+		free(paths[k]);
+	}
+	free(ids);
+	free(paths);
+	return rc;
+}
+
+/*
+ * Watch the directory of the sets file (an editor may replace the file
+ * rather than write it); -1 without inotify.
+ */
+static void watch_sets(struct site *x)
+{
+	char dir[PATH_MAX];
+	const char *slash;
+
+	x->sets_wd = -1;
+	if (x->ifd < 0 || !x->o->sets_file)
+		return;
+	slash = strrchr(x->o->sets_file, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == x->o->sets_file ? 1 :
+		    (int)(slash - x->o->sets_file), x->o->sets_file);
+	x->sets_wd = inotify_add_watch(x->ifd, dir, IN_CLOSE_WRITE | IN_MOVED_TO |
+	    IN_DELETE);
+}
+
+/*
+ * Drain the inotify events: *commit when a database changed, *sets when
+ * the sets file did.
+ */
+static void read_events(struct site *x, int *commit, int *sets)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const char *base = x->o->sets_file ? strrchr(x->o->sets_file, '/') : NULL;
+	const struct inotify_event *ev;
+	ssize_t k, off;
+
+	base = base ? base + 1 : x->o->sets_file;
+	while ((k = read(x->ifd, buf, sizeof(buf))) > 0)
+		for (off = 0; off < k; off += (ssize_t)sizeof(*ev) + ev->len) {
+			ev = (const struct inotify_event *)(buf + off);
+			if (ev->wd != x->sets_wd)
+				*commit = 1;
+			else if (ev->len && base && strcmp(ev->name, base) == 0)
+				*sets = 1;
+		}
 }
 
 /*
@@ -308,12 +543,10 @@ static int keepalive(struct site *x)
 static int session(struct site *x)
 {
 	struct ws_hello me = {WS_PROTOCOL_VERSION, WS_ROLE_SITE, {{0}}};
-	struct ws_add add = {.clock = WS_VCLOCK_INIT};
 	struct ws_conn c;
 	struct pollfd pfd[3];
-	char buf[512];
 	size_t i;
-	int rc, ifd = -1, live, poll_rc;
+	int rc, live, poll_rc, commit, sets, reported = 0;
 
 	x->hello = 0;
 	x->fatal = 0;
@@ -331,28 +564,21 @@ static int session(struct site *x)
 	ws_peer_init(&x->p, &c, x->o->max_frame ? x->o->max_frame :
 	    WS_SESSION_MAX_FRAME, 0);
 	x->p.log = x->o->session_log;
-	me.site = *ws_store_site(x->s[0].st);
+	x->connected = 1;
+	/* The hello names the site by its first open set's id. */
+	me.site = x->anon;
+	for (i = 0; i < x->n; i++)
+		if (x->s[i].st) {
+			me.site = *ws_store_site(x->s[i].st);
+			break;
+		}
 	x->enc.len = 0;
 	if ((rc = ws_hello_encode(&me, &x->enc)) ||
 	    (rc = ws_peer_send(&x->p, WS_FRAME_HELLO, 0, 0, x->enc.p, x->enc.len)))
 		goto out;
-	for (i = 0; i < x->n; i++) {
-		struct sset *ss = &x->s[i];
-
-		if (!ss->st)
-			continue;
-		snprintf(add.wsid, sizeof(add.wsid), "%s", ss->cfg->wsid);
-		add.has_guid = ws_store_guid(ss->st, add.guid);
-		x->enc.len = 0;
-		if ((rc = ws_store_seal(ss->st, NULL, x->err)) ||
-		    (rc = ws_store_clock(ss->st, &add.clock, x->err)) ||
-		    (rc = ws_add_encode(&add, &x->enc)) ||
-		    (rc = ws_peer_send(&x->p, WS_FRAME_ADD, 0, ss->ch, x->enc.p,
-		    x->enc.len)))
+	for (i = 0; i < x->n; i++)
+		if (x->s[i].st && (rc = offer(x, &x->s[i])))
 			goto out;
-	}
-	if (x->o->follow)
-		ifd = watch_files(x);
 	for (;;) {
 		if ((rc = ws_peer_flush(&x->p, x->err))) {
 			/* The hub may have said why before it closed: read that. */
@@ -372,6 +598,15 @@ static int session(struct site *x)
 		}
 		live = all_done(x);
 		x->was_live |= live;
+		if (live && !x->o->follow && !reported) {
+			/* One last progress report: the hub may collect what this
+			 * site now holds. */
+			reported = 1;
+			x->p.last_tx_ms = 0;
+			if ((rc = keepalive(x)))
+				goto out;
+			continue;
+		}
 		if (live && !x->o->follow && !ws_peer_pending(&x->p))
 			break; /* one-shot: both sides hold the same changes */
 		if (x->o->stop && *x->o->stop)
@@ -380,7 +615,7 @@ static int session(struct site *x)
 		pfd[0].events = POLLIN;
 		pfd[1].fd = ws_peer_pending(&x->p) ? x->p.conn.wfd : -1;
 		pfd[1].events = POLLOUT;
-		pfd[2].fd = live ? ifd : -1;
+		pfd[2].fd = live && x->o->follow ? x->ifd : -1;
 		pfd[2].events = POLLIN;
 		rc = poll_rc = poll(pfd, 3, 1000);
 		if (rc < 0 && errno == EINTR)
@@ -395,9 +630,18 @@ static int session(struct site *x)
 			continue;
 		if (pfd[2].revents & POLLIN) {
 			/* Drain the events; one seal covers them all. */
-			while (read(ifd, buf, sizeof(buf)) > 0)
-				;
-			if ((rc = push_local(x, x->err)))
+			commit = sets = 0;
+			read_events(x, &commit, &sets);
+			if (sets && (rc = read_sets(x))) {
+				if (rc != WS_ENOMEM && rc != WS_EBUSY) {
+					/* A bad edit: keep the sets as they are. */
+					slog(x, "%s", x->err);
+					rc = 0;
+				} else {
+					goto out;
+				}
+			}
+			if (commit && (rc = push_local(x, x->err)))
 				goto out;
 		}
 		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -416,9 +660,7 @@ out:
 			ws_store_snapshot_abort(x->s[i].st);
 			x->s[i].in_copy = 0;
 		}
-	if (ifd >= 0)
-		close(ifd);
-	ws_vclock_release(&add.clock);
+	x->connected = 0;
 	ws_peer_release(&x->p);
 	return rc;
 }
@@ -433,42 +675,24 @@ int ws_site_run(const struct ws_site_opts *o, char *err)
 	memset(&x, 0, sizeof(x));
 	x.o = o;
 	x.err = err;
-	if (!(x.s = calloc(o->nsets ? o->nsets : 1, sizeof(*x.s))))
-		return WS_ENOMEM;
-	x.n = o->nsets;
-	for (i = 0; i < o->nsets; i++) {
-		char why[WS_ERRLEN];
-		struct sset *ss = &x.s[i];
-
-		ss->cfg = &o->sets[i];
-		ss->ch = (uint32_t)i + 1;
-		if ((rc = ws_store_open(&ss->st, ss->cfg->path, ss->cfg->wsid,
-		    WS_STORE_CREATE, why)) ||
-		    (rc = ws_store_track(ss->st, NULL, 0, why))) {
-			slog(&x, "%s: %s", ss->cfg->wsid, why);
-			ws_store_close(ss->st);
-			ss->st = NULL;
-			if (!x.result)
-				x.result = rc;
-			continue;
-		}
-		open++;
+	x.ifd = o->follow ? inotify_init1(IN_NONBLOCK | IN_CLOEXEC) : -1;
+	x.sets_wd = -1;
+	ws_siteid_random(&x.anon);
+	for (i = 0; i < o->nsets; i++)
+		if ((rc = add_set(&x, o->sets[i].wsid, o->sets[i].path, 0)))
+			goto out;
+	if (o->sets_file) {
+		watch_sets(&x);
+		if ((rc = read_sets(&x)))
+			goto out;
 	}
-	if (!open) {
+	for (i = 0; i < x.n; i++)
+		open += x.s[i].st != NULL;
+	/* A follow site with a sets file may start with none, and wait. */
+	if (!open && !(o->follow && o->sets_file)) {
 		rc = ws_error(err, x.result ? x.result : WS_EINVAL,
 		    "no working set could be opened");
 		goto out;
-	}
-	for (i = 0; !x.s[i].st; i++)
-		;
-	if (i) {
-		/* session() takes the site id from the first set: keep it open. */
-		struct sset t = x.s[0];
-
-		x.s[0] = x.s[i];
-		x.s[i] = t;
-		x.s[0].ch = 1;
-		x.s[i].ch = (uint32_t)i + 1;
 	}
 	for (;;) {
 		rc = session(&x);
@@ -487,8 +711,13 @@ int ws_site_run(const struct ws_site_opts *o, char *err)
 	if (rc == 0 && x.result)
 		rc = ws_error(err, x.result, "some working sets were not synced");
 out:
-	for (i = 0; i < x.n; i++)
+	for (i = 0; i < x.n; i++) {
 		ws_store_close(x.s[i].st);
+		free(x.s[i].wsid);
+		free(x.s[i].path);
+	}
+	if (x.ifd >= 0)
+		close(x.ifd);
 	free(x.s);
 	ws_buf_release(&x.enc);
 	return rc;

@@ -65,6 +65,9 @@ struct ws_site_opts {
 	const char *hub;           /* address (transport.h) */
 	const struct ws_site_set *sets;
 	size_t nsets;
+	const char *sets_file;     /* more sets, WSID=DBFILE a line; with
+	                              follow, edits to it add and remove sets
+	                              mid-session; may be NULL */
 	int follow;                /* stay connected, push and pull live */
 	size_t max_frame;
 	unsigned heartbeat_ms;     /* follow: heartbeat when idle; 0: 15 s */

@@ -152,13 +152,15 @@ now_us() {
 	assert_records hub.log.jsonl "unix#1"
 
 	# The site: its hello and add, the hub's hello and add, its batch
-	# and SYNC, and last the hub's ACK.
+	# and SYNC, the hub's ACK, and last its final heartbeat and clock.
 	run events site.log.jsonl
 	assert_line --index 0 "out hello 0"
 	assert_line --index 1 "out add 0"
 	assert_line --index 2 "in hello 0"
 	assert_line --index 3 "in add 0"
-	assert_line --index -1 "in clock 4"
+	assert_line --index -3 "in clock 4"
+	assert_line --index -2 "out heartbeat 0"
+	assert_line --index -1 "out clock 0"
 	local i batch=
 	for ((i = 4; i < ${#lines[@]}; i++)); do
 		[ "${lines[$i]}" = "out batch 0" ] && batch=$i
@@ -170,7 +172,7 @@ $output"
 	assert_line "in clock 1"
 	# Channels: hello on 0, the rest on the working set's channel 1.
 	assert_equal "$(jq -c '[.frame.type, .frame.ch]' site.log.jsonl | sort -u | tr -d '\n')" \
-	    '["add",1]["batch",1]["clock",1]["hello",0]'
+	    '["add",1]["batch",1]["clock",1]["heartbeat",0]["hello",0]'
 
 	# The hub: the site's hello, its own, ..., the batch in, the ACK out.
 	run events hub.log.jsonl
@@ -181,7 +183,9 @@ $output"
 	assert_line "out clock 1"
 	assert_line "in batch 0"
 	assert_line "in clock 2"
-	assert_line --index -1 "out clock 4"
+	assert_line --index -3 "out clock 4"
+	assert_line --index -2 "in heartbeat 0"
+	assert_line --index -1 "in clock 0"
 
 	# The batch is the same frame on both sides, and holds the three rows.
 	assert_equal "$(jq -c 'select(.frame.type == "batch") | .frame' site.log.jsonl)" \
@@ -359,7 +363,8 @@ $output"
 	run events out.log.jsonl
 	assert_line --index 0 "out hello 0"
 	assert_line "out batch 0"
-	assert_line --index -1 "in clock 4"
+	assert_line --index -3 "in clock 4"
+	assert_line --index -1 "out clock 0"
 	assert_roundtrip out.log
 
 	# Into a pipe: the preamble too.
