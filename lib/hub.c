@@ -349,6 +349,9 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	 * live traffic: a catch-up may be larger.
 	 */
 	c.w = w;
+	/* Another hub process on the same data (--stdio) may have collected. */
+	if ((rc = ws_store_stable(w->st, &w->stable, err)))
+		goto out;
 	full = !reaches(&a.clock, &w->stable);
 	hp->p.out_max = 0;
 	if (w->stable.n)

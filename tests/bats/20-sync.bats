@@ -714,6 +714,34 @@ $output"
 	assert_integrity hub/notes.db
 }
 
+@test "a slow reader does not hold up the others, and catches up later" {
+	start_hub hub -l "$SOCK" -d hub --create --queue-max 65536
+	make_site a.db
+	spawn fa "$WS_BIN/wsync-join" -f "$SOCK" notes=a.db
+	wait_lines hub.err 1 "joined working set 'notes'"
+	spawn fb "$WS_BIN/wsync-join" -f "$SOCK" notes=b.db
+	spawn fs "$WS_BIN/wsync-join" -f "$SOCK" notes=s.db
+	local slow=$PID
+	wait_lines hub.err 3 "joined working set 'notes'"
+	wait_sql s.db 'SELECT count(*) FROM notes' 3
+	# s stops reading; a writes far more than s's queue and socket hold.
+	kill -STOP "$slow"
+	local i
+	for ((i = 0; i < 40; i++)); do
+		sql a.db "INSERT INTO notes(title, body) WITH RECURSIVE c(x) AS (SELECT 1
+		    UNION ALL SELECT x + 1 FROM c WHERE x < 50) SELECT 'bulk', hex(randomblob(200)) FROM c"
+	done
+	# b gets every row while s is stuck; s is disconnected (no change is
+	# skipped for it), and catches up when it runs again.
+	wait_sql b.db 'SELECT count(*) FROM notes' 2003
+	wait_lines hub.err 1 ': outgoing queue full: disconnected \(it catches up when it reconnects\)$'
+	kill -CONT "$slow"
+	wait_sql s.db 'SELECT count(*) FROM notes' 2003
+	assert_same a.db s.db
+	assert_same a.db b.db
+	assert_integrity s.db
+}
+
 @test "a peer that connects and says nothing does not block the others" {
 	start_hub hub -l "$SOCK" -d hub --create
 	make_site a.db
