@@ -774,7 +774,7 @@ static int check_clock(struct insp *x, const struct rec *r, struct wsstate *w,
 			old = ws_vclock_get(&w->clock, &vc->e[i].site);
 			if (vc->e[i].counter < old) {
 				short_site(&vc->e[i].site, s8);
-				problem(x, r, w->wsid, "clock of site %s went back from "
+				problem(x, r, w->wsid, "the clock went back: site %s from "
 				    "%" PRIu64 " to %" PRIu64, s8, old, vc->e[i].counter);
 			}
 		}
@@ -782,28 +782,39 @@ static int check_clock(struct insp *x, const struct rec *r, struct wsstate *w,
 	return ws_vclock_copy(&w->clock, vc);
 }
 
+/* "batch 6 is missing" or "batches 6 to 9 are missing" into buf. */
+static const char *missing(char buf[96], uint64_t from, uint64_t to)
+{
+	if (from == to)
+		snprintf(buf, 96, "batch %" PRIu64 " is missing", from);
+	else
+		snprintf(buf, 96, "batches %" PRIu64 " to %" PRIu64 " are missing",
+		    from, to);
+	return buf;
+}
+
 /* --check: one dot of a batch, against the dots before it. */
 static int check_dot(struct insp *x, const struct rec *r, struct wsstate *w,
     struct wsstate *recv, const struct ws_siteid *site, uint64_t c)
 {
-	uint64_t last = ws_vclock_get(&w->dots, site), want;
-	char s8[9];
+	uint64_t last = ws_vclock_get(&w->dots, site), had;
+	char s8[9], m[96];
 
 	short_site(site, s8);
 	if (last == 0) {
-		want = recv && recv->has_adv ? ws_vclock_get(&recv->adv, site) + 1 : 0;
-		if (want && c > want)
-			problem(x, r, w->wsid, "site %s's first batch is %" PRIu64
-			    " but the receiver had %" PRIu64 ": %s missing", s8, c,
-			    want - 1, c - want == 1 ? "1 batch" : "batches");
+		had = recv && recv->has_adv ? ws_vclock_get(&recv->adv, site) : 0;
+		if (recv && recv->has_adv && c > had + 1)
+			problem(x, r, w->wsid, "site %s: batch %" PRIu64 " comes first, "
+			    "but the receiver had only up to %" PRIu64 ": %s", s8, c, had,
+			    missing(m, had + 1, c - 1));
 	} else if (c == last) {
-		problem(x, r, w->wsid, "site %s's batch %" PRIu64 " repeated", s8, c);
+		problem(x, r, w->wsid, "site %s: batch %" PRIu64 " repeated", s8, c);
 	} else if (c < last) {
-		problem(x, r, w->wsid, "site %s's counter went back from %" PRIu64
-		    " to %" PRIu64, s8, last, c);
+		problem(x, r, w->wsid, "site %s: batch %" PRIu64 " after batch %" PRIu64
+		    ": the counter went back", s8, c, last);
 	} else if (c > last + 1) {
-		problem(x, r, w->wsid, "site %s's counters %" PRIu64 " to %" PRIu64
-		    " are missing (gap before %" PRIu64 ")", s8, last + 1, c - 1, c);
+		problem(x, r, w->wsid, "site %s: batch %" PRIu64 " after batch %" PRIu64
+		    ": %s", s8, c, last, missing(m, last + 1, c - 1));
 	}
 	return c > last ? ws_vclock_set(&w->dots, site, c) : 0;
 }
