@@ -127,8 +127,13 @@ sample-site.log: ok, 24 frames, $SITE_SIZE bytes"
 	assert_equal "${#lines[@]}" 6
 	run_to b.ws "$I" --encode --site 546304 -t batch sample-hub.log
 	assert_success
+	run --separate-stderr "$I" --json b.ws
+	assert_success
+	assert_equal "${#lines[@]}" 4
+	assert_output "$("$I" --json --site 546304 -t batch sample-hub.log)"
+	# Without the ADD frames, channel 1 names no working set.
 	run --separate-stderr "$I" b.ws
-	assert_output "$(cat "$DATA/sample-filter.txt")"
+	assert_output "$(sed 's/  notes  BATCH/  #1  BATCH/' "$DATA/sample-filter.txt")"
 }
 
 @test "bad filters and mode combinations: exit 64" {
