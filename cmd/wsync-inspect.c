@@ -66,6 +66,7 @@ int main(int argc, char **argv)
 {
 	struct ws_inspect_opts o;
 	const char *arg, *out = "-", *no_color;
+	static char site[WS_SITEID_HEXLEN + 1];
 	char err[WS_ERRLEN] = "", *end, *p;
 	int ch, rc, fd, json = 0, encode = 0, stats = 0, check = 0;
 
@@ -88,12 +89,11 @@ int main(int argc, char **argv)
 			if (!*arg || strlen(arg) > WS_SITEID_HEXLEN ||
 			    strspn(arg, "0123456789abcdefABCDEF") != strlen(arg))
 				cli_die(EX_USAGE, "bad --site '%s': want 1 to 32 hex digits", arg);
-			if (!(p = strdup(arg)))
-				cli_die(EX_SOFTWARE, "out of memory");
-			for (char *q = p; *q; q++)
-				if (*q >= 'A' && *q <= 'F')
-					*q = (char)(*q - 'A' + 'a');
-			o.filter.site = p;
+			snprintf(site, sizeof(site), "%s", arg);
+			for (p = site; *p; p++)
+				if (*p >= 'A' && *p <= 'F')
+					*p = (char)(*p - 'A' + 'a');
+			o.filter.site = site;
 			break;
 		case 't':
 			if (ws_inspect_add_types(&o.filter, arg, err))
