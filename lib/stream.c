@@ -96,6 +96,16 @@ static int feed_json(struct ws_reader *r, const uint8_t *p, size_t n,
 	int rc;
 
 	*used = 0;
+	while (r->skip_line && *used < n) {
+		nl = memchr(p + *used, '\n', n - *used);
+		take = nl ? (size_t)(nl - (p + *used)) + 1 : n - *used;
+		*used += take;
+		r->offset += take;
+		if (nl) {
+			r->skip_line = 0;
+			r->line_no++;
+		}
+	}
 	while (*used < n) {
 		nl = memchr(p + *used, '\n', n - *used);
 		take = nl ? (size_t)(nl - (p + *used)) : n - *used;
@@ -162,6 +172,18 @@ int ws_reader_feed(struct ws_reader *r, const uint8_t *p, size_t n,
 	if (rc < 0)
 		return fail(r, rc, r->dec.error_offset);
 	return rc;
+}
+
+int ws_reader_resume(struct ws_reader *r)
+{
+	if (!r->error || r->kind != WS_STREAM_JSON || r->error == WS_ENOMEM)
+		return WS_EINVAL;
+	/* A line that was too long was not consumed: drop the rest of it. */
+	if (r->error == WS_ETOOBIG && r->error_offset + r->line.len >= r->offset)
+		r->skip_line = 1;
+	r->line.len = 0;
+	r->error = 0;
+	return 0;
 }
 
 int ws_reader_finish(struct ws_reader *r, struct ws_frame *f, char *err)

@@ -45,6 +45,7 @@ struct ws_reader {
 	uint64_t line_no;             /* JSON: number of the current line */
 	uint64_t error_offset;        /* where the damage starts */
 	int error;                    /* sticky error */
+	int skip_line;                /* JSON: drop bytes up to the next '\n' */
 };
 
 /* Prepare r; max as for ws_frame_decoder_init().  Owns nothing yet. */
@@ -59,6 +60,14 @@ void ws_reader_release(struct ws_reader *r);
  */
 int ws_reader_feed(struct ws_reader *r, const uint8_t *p, size_t n,
     size_t *used, struct ws_frame *f, char *err) WS_MUST_CHECK;
+
+/*
+ * Go on after an error in JSON lines: the bad line is dropped (the rest
+ * of an over-long line too) and reading resumes at the next one.  0, or
+ * WS_EINVAL when r has not failed or holds a binary stream, whose
+ * framing cannot be resumed here (see wsync-inspect --salvage, inspect.h).
+ */
+int ws_reader_resume(struct ws_reader *r) WS_MUST_CHECK;
 
 /*
  * End of input.  For JSON a last line without '\n' may still give a

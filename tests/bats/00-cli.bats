@@ -125,8 +125,10 @@ check_relative() {
 
 @test "wsync-inspect --help and -h" {
 	check_help wsync-inspect --help
-	assert_line --index 0 'usage: wsync-inspect --json [-o FILE] [--max-frame BYTES] [FILE...]'
-	assert_line --index 1 '       wsync-inspect --encode [-o FILE] [--max-frame BYTES] [FILE...]'
+	assert_line --index 0 'usage: wsync-inspect [-j | -s | -c] [-f] [--salvage] [-w WSID] [--site PREFIX] [-t TYPE]... [--since TIME] [--until TIME] [-o FILE] [--max-frame BYTES] [FILE | URL]...'
+	assert_line --index 1 '       wsync-inspect --encode [-o FILE] [--max-frame BYTES] [FILE | URL]...'
+	assert_line --index 2 '       wsync-inspect [-j | -c] DATABASE'
+	refute_output --partial 'NOT IMPLEMENTED'
 	check_help wsync-inspect -h
 }
 
@@ -253,6 +255,20 @@ check_relative() {
 	assert_line -- '--output=FILE'
 	assert_line -- '-o FILE'
 	assert_line -- '--max-frame=BYTES'
+	assert_line -- '--stats'
+	assert_line -- '-s'
+	assert_line -- '--check'
+	assert_line -- '-c'
+	assert_line -- '--follow'
+	assert_line -- '-f'
+	assert_line -- '--salvage'
+	assert_line -- '--wsid=WSID'
+	assert_line -- '-w WSID'
+	assert_line -- '--site=PREFIX'
+	assert_line -- '--type=TYPE'
+	assert_line -- '-t TYPE'
+	assert_line -- '--since=TIME'
+	assert_line -- '--until=TIME'
 	refute_line -- '--list-options'
 }
 

@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_inspect.c - the pure parts of inspect.h (times, values, type
+ * lists, URL and database detection) and ws_inspect_run() on real files:
+ * a stream cut into every possible prefix, damage found at its exact
+ * offset, --salvage resynchronizing, dots with a gap, and the filters.
+ */
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "wsync/wsync.h"
+
+static char tmpdir[] = "/tmp/wsync-test-inspect.XXXXXX";
+
+TEST(parse_time)
+{
+	uint64_t us = 0;
+
+	CHECK_INT(ws_inspect_parse_time("0", &us), 0);
+	CHECK_INT(us, 0);
+	CHECK_INT(ws_inspect_parse_time("1795307098", &us), 0);
+	CHECK_INT(us, 1795307098000000ll);
+	CHECK_INT(ws_inspect_parse_time("1795307098.25", &us), 0);
+	CHECK_INT(us, 1795307098250000ll);
+	CHECK_INT(ws_inspect_parse_time("1970-01-01", &us), 0);
+	CHECK_INT(us, 0);
+	CHECK_INT(ws_inspect_parse_time("2026-11-22T00:24:58.651587Z", &us), 0);
+	CHECK_INT(us, 1795307098651587ll);
+	CHECK_INT(ws_inspect_parse_time("2026-11-22 00:24:58.651", &us), 0);
+	CHECK_INT(us, 1795307098651000ll);
+	CHECK_INT(ws_inspect_parse_time("2026-11-22T01:24:58+01:00", &us), 0);
+	CHECK_INT(us, 1795307098000000ll);
+	CHECK_INT(ws_inspect_parse_time("2026-11-21T23:24-0100", &us), 0);
+	CHECK_INT(us, 1795307040000000ll);
+	CHECK_INT(ws_inspect_parse_time("", &us), WS_EINVAL);
+	CHECK_INT(ws_inspect_parse_time("yesterday", &us), WS_EINVAL);
+	CHECK_INT(ws_inspect_parse_time("2026-13-01", &us), WS_EINVAL);
+	CHECK_INT(ws_inspect_parse_time("2026-11-22T25:00", &us), WS_EINVAL);
+	CHECK_INT(ws_inspect_parse_time("2026-11-22T10:00:00.1234567", &us), WS_EINVAL);
+	CHECK_INT(ws_inspect_parse_time("12x", &us), WS_EINVAL);
+	CHECK_INT(ws_inspect_parse_time("1.", &us), WS_EINVAL);
+	CHECK_INT(ws_inspect_parse_time("99999999999999999999", &us), WS_EINVAL);
+}
+
+TEST(put_time)
+{
+	struct ws_buf b = WS_BUF_INIT;
+
+	CHECK_INT(ws_inspect_put_time(&b, 1795307098651587ull), 0);
+	CHECK_MEM(b.p, b.len, "2026-11-22T00:24:58.651Z", 24);
+	b.len = 0;
+	CHECK_INT(ws_inspect_put_time(&b, 0), 0);
+	CHECK_MEM(b.p, b.len, "1970-01-01T00:00:00.000Z", 24);
+	ws_buf_release(&b);
+}
+
+/* The timeline form of v, in a static buffer. */
+static const char *value_text(const struct ws_value *v)
+{
+	static char s[256];
+	struct ws_buf b = WS_BUF_INIT;
+
+	if (ws_inspect_put_value(&b, v) || b.len >= sizeof(s))
+		snprintf(s, sizeof(s), "(error)");
+	else
+		snprintf(s, sizeof(s), "%.*s", (int)b.len, (const char *)b.p);
+	ws_buf_release(&b);
+	return s;
+}
+
+TEST(put_value)
+{
+	struct ws_value v = {0};
+	uint8_t blob[40];
+	char long_text[100];
+
+	v.type = WS_NULL;
+	CHECK_STR(value_text(&v), "NULL");
+	v.type = WS_INTEGER;
+	v.i = INT64_MIN;
+	CHECK_STR(value_text(&v), "-9223372036854775808");
+	v.type = WS_REAL;
+	v.r = 1.0;
+	CHECK_STR(value_text(&v), "1.0");
+	v.r = 0.1;
+	CHECK_STR(value_text(&v), "0.1");
+	v.r = -0.0;
+	CHECK_STR(value_text(&v), "-0.0");
+	v.r = 1e300;
+	CHECK_STR(value_text(&v), "1e+300");
+	v.r = NAN;
+	CHECK_STR(value_text(&v), "NaN");
+	v.r = -INFINITY;
+	CHECK_STR(value_text(&v), "-Inf");
+	v.type = WS_TEXT;
+	v.p = (const uint8_t *)"it's a\\b\n\t\x01 \xc3\xa9 \xff";
+	v.n = strlen((const char *)v.p);
+	CHECK_STR(value_text(&v), "'it''s a\\\\b\\n\\t\\x01 \xc3\xa9 \\xff'");
+	v.p = (const uint8_t *)"a\0b";
+	v.n = 3;
+	CHECK_STR(value_text(&v), "'a\\x00b'");
+	memset(long_text, 'x', sizeof(long_text));
+	v.p = (const uint8_t *)long_text;
+	v.n = sizeof(long_text);
+	CHECK_STR(value_text(&v), "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "...'(100 bytes)");
+	v.type = WS_BLOB;
+	v.p = (const uint8_t *)"\x00\xff\x10";
+	v.n = 3;
+	CHECK_STR(value_text(&v), "x'00ff10'");
+	v.n = 0;
+	CHECK_STR(value_text(&v), "x''");
+	memset(blob, 0xab, sizeof(blob));
+	v.p = blob;
+	v.n = sizeof(blob);
+	CHECK_STR(value_text(&v), "x'abababababababababababababababababababababababababababababababab"
+	    "...'(40 bytes)");
+}
+
+TEST(types_urls_databases)
+{
+	struct ws_inspect_filter f;
+	char err[WS_ERRLEN];
+
+	memset(&f, 0, sizeof(f));
+	CHECK_INT(ws_inspect_add_types(&f, "batch,CLOCK,32", err), 0);
+	CHECK_INT(f.has_types, 1);
+	CHECK(f.types[WS_FRAME_BATCH / 8] & (1u << (WS_FRAME_BATCH % 8)));
+	CHECK(f.types[WS_FRAME_CLOCK / 8] & (1u << (WS_FRAME_CLOCK % 8)));
+	CHECK(f.types[32 / 8] & 1u);
+	CHECK(!(f.types[WS_FRAME_HELLO / 8] & (1u << (WS_FRAME_HELLO % 8))));
+	CHECK_INT(ws_inspect_add_types(&f, "nope", err), WS_EINVAL);
+	CHECK_STR(err, "unknown frame type 'nope'");
+	CHECK_INT(ws_inspect_add_types(&f, "batch,", err), WS_EINVAL);
+	CHECK_INT(ws_inspect_add_types(&f, "256", err), WS_EINVAL);
+	CHECK_INT(ws_inspect_add_types(&f, "0", err), WS_EINVAL);
+
+	CHECK(ws_inspect_is_url("http://h/x"));
+	CHECK(ws_inspect_is_url("file:///tmp/x"));
+	CHECK(ws_inspect_is_url("svn+ssh://h/x"));
+	CHECK(!ws_inspect_is_url("hub.log"));
+	CHECK(!ws_inspect_is_url("://x"));
+	CHECK(!ws_inspect_is_url("a b://x"));
+	CHECK(!ws_inspect_is_url("./x://y"));
+
+	CHECK(ws_inspect_is_database((const uint8_t *)"SQLite format 3\0...", 19));
+	CHECK(!ws_inspect_is_database((const uint8_t *)"SQLite format 3", 15));
+	CHECK(!ws_inspect_is_database((const uint8_t *)"SQLite format 4\0", 16));
+}
+
+/* --- ws_inspect_run on files ------------------------------------------------ */
+
+struct lines {
+	char text[4096];
+	int n;
+};
+
+static void collect(void *cd, const char *line)
+{
+	struct lines *l = cd;
+	size_t k = strlen(l->text);
+
+	snprintf(l->text + k, sizeof(l->text) - k, "%s\n", line);
+	l->n++;
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	CHECK_INT(fwrite(p, 1, n, f), n);
+	fclose(f);
+}
+
+/* A plain stream: ADD on channel 1, then batches of site s with these dots. */
+static void make_stream(struct ws_buf *out, const uint64_t *dots, size_t n)
+{
+	static const char *const cols[] = {"id", "v"};
+	static const uint32_t pk[] = {0};
+	struct ws_add a = {.clock = WS_VCLOCK_INIT};
+	struct ws_buf pl = WS_BUF_INIT;
+	struct ws_siteid s;
+	size_t i;
+
+	memset(s.b, 0x11, sizeof(s.b));
+	CHECK_INT(ws_frame_put_preamble(out), 0);
+	snprintf(a.wsid, sizeof(a.wsid), "notes");
+	CHECK_INT(ws_add_encode(&a, &pl), 0);
+	CHECK_INT(ws_frame_put(out, WS_FRAME_ADD, 0, 1, pl.p, pl.len), 0);
+	for (i = 0; i < n; i++) {
+		struct ws_batch b;
+		struct ws_value key = {.type = WS_INTEGER, .i = (int64_t)i};
+		struct ws_value val = {.type = WS_TEXT, .p = (const uint8_t *)"v", .n = 1};
+		uint8_t mask = 2;
+		struct ws_change c = {0};
+		uint32_t ti, si;
+
+		ws_batch_init(&b);
+		CHECK_INT(ws_batch_add_table(&b, "t", 2, cols, 1, pk, &ti, NULL), 0);
+		CHECK_INT(ws_batch_set_dot(&b, &s, dots[i]), 0);
+		CHECK_INT(ws_batch_site(&b, &s, &si), 0);
+		c.table = ti;
+		c.site = si;
+		c.counter = dots[i];
+		c.op = WS_OP_INSERT;
+		c.pk = &key;
+		c.mask = &mask;
+		c.vals = &val;
+		c.nvals = 1;
+		CHECK_INT(ws_batch_add_change(&b, &c, NULL), 0);
+		pl.len = 0;
+		CHECK_INT(ws_batch_encode(&b, &pl), 0);
+		CHECK_INT(ws_frame_put(out, WS_FRAME_BATCH, 0, 1, pl.p, pl.len), 0);
+		ws_batch_release(&b);
+	}
+	ws_buf_release(&pl);
+	ws_vclock_release(&a.clock);
+}
+
+/* Run mode on path; the output goes to out (a file read back). */
+static int run(int mode, unsigned flags, const char *path, struct lines *warn,
+    struct ws_buf *out, char *err)
+{
+	struct ws_inspect_opts o;
+	char outpath[128];
+	const char *in[] = {path};
+	uint8_t *p;
+	size_t n = 0;
+	int fd, rc;
+
+	snprintf(outpath, sizeof(outpath), "%s/out", tmpdir);
+	fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ws_inspect_opts_init(&o);
+	o.mode = mode;
+	o.flags = flags;
+	o.out_fd = fd;
+	o.warn = collect;
+	o.warn_cd = warn;
+	memset(warn, 0, sizeof(*warn));
+	err[0] = 0;
+	rc = ws_inspect_run(&o, in, 1, err);
+	close(fd);
+	out->len = 0;
+	if ((p = t_read_file(outpath, &n))) {
+		CHECK_INT(ws_buf_append(out, p, n), 0);
+		free(p);
+	}
+	return rc;
+}
+
+TEST(run_check)
+{
+	static const uint64_t good[] = {1, 2, 3}, gap[] = {1, 2, 5}, back[] = {1, 3, 2};
+	struct ws_buf s = WS_BUF_INIT, out = WS_BUF_INIT;
+	struct lines w;
+	char path[128], err[WS_ERRLEN], want[256];
+	size_t cut;
+
+	snprintf(path, sizeof(path), "%s/s.ws", tmpdir);
+	make_stream(&s, good, 3);
+	write_file(path, s.p, s.len);
+	CHECK_INT(run(WS_INSPECT_CHECK, 0, path, &w, &out, err), 0);
+	snprintf(want, sizeof(want), "%s: ok, 4 frames, %zu bytes\n", path, s.len);
+	CHECK_MEM(out.p, out.len, want, strlen(want));
+	CHECK_INT(w.n, 0);
+
+	/* Every prefix that ends inside a frame is truncated at that frame. */
+	for (cut = 1; cut < s.len; cut++) {
+		int rc;
+
+		write_file(path, s.p, cut);
+		rc = run(WS_INSPECT_CHECK, 0, path, &w, &out, err);
+		if (cut == WS_FRAME_PREAMBLE)
+			CHECK_INT(rc, 0);
+		else if (rc != 0)
+			CHECK_INT(rc, WS_ETRUNC);
+	}
+
+	s.len = 0;
+	make_stream(&s, gap, 3);
+	write_file(path, s.p, s.len);
+	CHECK_INT(run(WS_INSPECT_CHECK, 0, path, &w, &out, err), WS_ECORRUPT);
+	CHECK_INT(w.n, 1);
+	CHECK(strstr(w.text, "site 11111111: batch 5 after batch 2: batches 3 to 4 are missing") != NULL);
+	CHECK_STR(err, "1 problem found");
+
+	s.len = 0;
+	make_stream(&s, back, 3);
+	write_file(path, s.p, s.len);
+	CHECK_INT(run(WS_INSPECT_CHECK, 0, path, &w, &out, err), WS_ECORRUPT);
+	CHECK(strstr(w.text, "batch 2 after batch 3: the counter went back") != NULL);
+	ws_buf_release(&s);
+	ws_buf_release(&out);
+}
+
+TEST(run_salvage)
+{
+	static const uint64_t good[] = {1, 2, 3};
+	struct ws_buf s = WS_BUF_INIT, out = WS_BUF_INIT, bad = WS_BUF_INIT;
+	struct lines w;
+	char path[128], err[WS_ERRLEN], want[256];
+	size_t i, at;
+	struct ws_frame f;
+	size_t used;
+
+	snprintf(path, sizeof(path), "%s/d.ws", tmpdir);
+	make_stream(&s, good, 3);
+	/* Find the second batch (the third frame). */
+	at = WS_FRAME_PREAMBLE;
+	for (i = 0; i < 2; i++) {
+		CHECK_INT(ws_frame_parse(s.p + at, s.len - at, WS_FRAME_MAX_DEFAULT, &f,
+		    &used), 0);
+		at += used;
+	}
+	/* Every single flipped byte of that frame is found at its start. */
+	for (i = 0; i < WS_FRAME_OVERHEAD + 10; i++) {
+		int rc;
+
+		bad.len = 0;
+		CHECK_INT(ws_buf_append(&bad, s.p, s.len), 0);
+		bad.p[at + i] ^= 0x40;
+		write_file(path, bad.p, bad.len);
+		rc = run(WS_INSPECT_CHECK, 0, path, &w, &out, err);
+		CHECK(rc == WS_ECHECKSUM || rc == WS_ETOOBIG || rc == WS_ECORRUPT ||
+		    rc == WS_ETRUNC);
+		snprintf(want, sizeof(want), "'%s': frame at byte %zu: ", path, at);
+		CHECK(strncmp(err, want, strlen(want)) == 0);
+		/* --salvage: the other frames are all still checked, and
+		 * batch 3 after batch 1 is a gap. */
+		rc = run(WS_INSPECT_CHECK, WS_INSPECT_SALVAGE, path, &w, &out, err);
+		CHECK_INT(rc, WS_ECORRUPT);
+		CHECK_INT(w.n, 2);
+		CHECK(strstr(w.text, "batch 3 after batch 1: batch 2 is missing") != NULL);
+		snprintf(want, sizeof(want), "%s: 2 problems, 3 frames, %zu bytes\n",
+		    path, s.len);
+		CHECK_MEM(out.p, out.len, want, strlen(want));
+	}
+	/* Timeline with --salvage: batches 1 and 3 shown. */
+	bad.p[at + 12] ^= 0x40;
+	bad.p[at + 20] ^= 0x01;
+	write_file(path, bad.p, bad.len);
+	CHECK_INT(run(WS_INSPECT_TIMELINE, WS_INSPECT_SALVAGE, path, &w, &out, err),
+	    WS_ECORRUPT);
+	CHECK(out.len > 0 && memmem(out.p, out.len, "dot=11111111:1", 14) != NULL);
+	CHECK(memmem(out.p, out.len, "dot=11111111:3", 14) != NULL);
+	CHECK(memmem(out.p, out.len, "dot=11111111:2", 14) == NULL);
+	ws_buf_release(&s);
+	ws_buf_release(&bad);
+	ws_buf_release(&out);
+}
+
+int main(void)
+{
+	TEST_MAIN_BEGIN();
+	if (!mkdtemp(tmpdir) || ws_init()) {
+		fprintf(stderr, "cannot set up\n");
+		return 1;
+	}
+	RUN(parse_time);
+	RUN(put_time);
+	RUN(put_value);
+	RUN(types_urls_databases);
+	RUN(run_check);
+	RUN(run_salvage);
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", tmpdir);
+	}
+	TEST_MAIN_END();
+}
