@@ -18,6 +18,7 @@
 #include "store.h"
 #include "transport.h"
 #include "session.h"
+#include "replicate.h"
 
 /*
  * Initialise the dependencies that need it (libsodium).  Safe to call
