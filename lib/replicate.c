@@ -737,22 +737,21 @@ static int on_start(struct psess *s, const json_t *m)
 				    "{\"name\":...,\"update\":bool}");
 			if (!(c = by_remote(p, name, &idx)))
 				return sess_error(s, "ReplicateStartResult", "column",
-				    "the publisher does not publish column '%s'", name);
+				    "no published column '%s'", name);
 			if (upd && !c->update)
 				return sess_error(s, "ReplicateStartResult", "update",
-				    "the publisher does not let replicators update "
-				    "column '%s'", name);
+				    "column '%s' may not be updated", name);
 			want[idx] = 1;
 		}
 	} else {
 		memset(want, 1, sizeof(want));
 	}
 	if (add && !p->o->add)
-		return sess_error(s, "ReplicateStartResult", "add", "the publisher "
-		    "does not let replicators add rows");
+		return sess_error(s, "ReplicateStartResult", "add", "the right to add "
+		    "rows is not granted");
 	if (del && !p->o->del)
-		return sess_error(s, "ReplicateStartResult", "del", "the publisher "
-		    "does not let replicators delete rows");
+		return sess_error(s, "ReplicateStartResult", "del", "the right to "
+		    "delete rows is not granted");
 	for (i = 0; i < p->nkey; i++)
 		want[p->keys[i]] = 1;
 	if (!(s->cols = calloc(p->ncols, sizeof(*s->cols))))
@@ -2061,15 +2060,22 @@ static int sqlstr(struct ws_buf *b, const char *s)
 /* Queue an event; it is delivered after the transaction commits. */
 static int event(struct rep *x, const char *name, json_t *obj)
 {
+	json_t *e;
+
 	if (!obj)
 		return WS_ENOMEM;
 	if (!x->o->event && strcmp(name, "deleted") != 0) {
 		json_decref(obj);
 		return 0;
 	}
-	json_object_set_new(obj, "event", json_string(name));
-	json_object_set_new(obj, "table", json_string(x->o->table));
-	return json_array_append_new(x->events, json_pack("[s,o]", name, obj)) ? WS_ENOMEM : 0;
+	e = json_pack("{s:s,s:s}", "event", name, "table", x->o->table);
+	if (!e || json_object_update(e, obj)) {
+		json_decref(e);
+		json_decref(obj);
+		return WS_ENOMEM;
+	}
+	json_decref(obj);
+	return json_array_append_new(x->events, json_pack("[s,o]", name, e)) ? WS_ENOMEM : 0;
 }
 
 static int parent_col(const struct rcol *c)
