@@ -1410,6 +1410,8 @@ static void hconn_read(struct pub *p, struct hconn *h)
 		return hconn_error(h, 400, "Bad Request", err);
 	if (rc == 0)
 		return;
+	if (r.method_len != 4 || strncmp(r.method, "POST", 4) != 0)
+		return hconn_error(h, 405, "Method Not Allowed", "use POST with JSON lines");
 	if (r.chunked || r.content_length < 0)
 		return hconn_error(h, 411, "Length Required", "send a Content-Length");
 	if ((unsigned long long)r.content_length > WS_REPLICATE_MAX_LINE)
