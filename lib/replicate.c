@@ -997,8 +997,8 @@ static int pump_cb(const struct ws_batch *b, uint64_t usn, void *cd)
 	for (i = 0; rc == 0 && i < nmsg; i++) {
 		m = json_array_get(msgs, i);
 		/* Only the last change of a batch reaches the batch's usn. */
-		json_object_set_new(m, "usn", json_integer((json_int_t)(i + 1 == nmsg ?
-		    usn : s->sent_usn)));
+		if (i + 1 == nmsg)
+			json_object_set_new(m, "usn", json_integer((json_int_t)usn));
 		rc = put_msg(&s->out, m);
 	}
 	json_decref(msgs);
@@ -1200,8 +1200,14 @@ static int handle(struct psess *s, const json_t *m)
 		if (json_object_get(m, "error"))
 			plog(s->p, "%s: the replicator refused a change: %s", s->name,
 			    json_string_value(json_object_get(m, "error")));
-		if (s->unacked)
-			s->unacked--;
+		{
+			/* "n": one result may answer several messages. */
+			const json_t *jn = json_object_get(m, "n");
+			json_int_t k = json_is_integer(jn) && json_integer_value(jn) > 0 ?
+			    json_integer_value(jn) : 1;
+
+			s->unacked = (json_int_t)s->unacked > k ? s->unacked - (unsigned)k : 0;
+		}
 		return pump(s);
 	}
 	return sess_error(s, "ReplicateError", NULL, "unknown message type '%s'", mt);
@@ -1747,7 +1753,7 @@ struct rconn {
 	struct ws_buf resp;
 	size_t resp_off;
 	struct ws_buf out;            /* lines not sent yet */
-	uint64_t *bytes_in;
+	uint64_t *bytes_in, *bytes_out;
 	char *err;
 };
 
@@ -1829,6 +1835,8 @@ static int rconn_flush(struct rconn *r)
 			    ws_errno_text(errno, buf));
 		off += (size_t)w;
 	}
+	if (r->bytes_out)
+		*r->bytes_out += r->out.len;
 	r->out.len = 0;
 	return 0;
 }
@@ -1860,6 +1868,8 @@ static int rconn_post(struct rconn *r, unsigned wait_s)
 	curl_easy_setopt(r->curl, CURLOPT_POSTFIELDSIZE, (long)r->out.len);
 	curl_easy_setopt(r->curl, CURLOPT_TIMEOUT, (long)wait_s + 120L);
 	cc = curl_easy_perform(r->curl);
+	if (r->bytes_out)
+		*r->bytes_out += r->out.len;
 	r->out.len = 0;
 	if (cc != CURLE_OK)
 		return ws_error(r->err, cc == CURLE_COULDNT_CONNECT ||
@@ -3301,8 +3311,12 @@ static int live_msg(struct rep *x, const json_t *m, json_t *acks)
 	    2 : strcmp(mt, "ReplicateDel") == 0 ? 3 : strcmp(mt, "ReplicateSync") == 0 ? 4 : 0;
 
 	if (op) {
-		if (get_u64(m, "usn", &usn, x->err))
+		int has_usn = json_object_get(m, "usn") != NULL;
+
+		if ((has_usn || op == 4) && get_u64(m, "usn", &usn, x->err))
 			return ws_error(x->err, WS_ECORRUPT, "%s without a usn", mt);
+		if (!has_usn)
+			usn = x->have_usn ? x->new_usn : x->usn;
 		rc = op == 1 ? apply_row(x, json_object_get(m, "columns"), usn) :
 		    op == 2 ? apply_update(x, m, usn) : op == 3 ? apply_del(x, m, usn) : 0;
 		if (rc)
@@ -3313,10 +3327,25 @@ static int live_msg(struct rep *x, const json_t *m, json_t *acks)
 				return ws_error(x->err, WS_ECORRUPT, "ReplicateSync before "
 				    "the initial transfer ended");
 		}
-		x->new_usn = usn;
-		x->have_usn = 1;
-		return json_array_append_new(acks, json_pack("{s:s+,s:I}", "mt", mt, "Result",
-		    "usn", (json_int_t)usn)) ? WS_ENOMEM : 0;
+		if (has_usn || op == 4) {
+			x->new_usn = usn;
+			x->have_usn = 1;
+		}
+		/* One result answers the group: the last message's, with "n". */
+		if (json_array_size(acks) == 0 &&
+		    json_array_append_new(acks, json_object()))
+			return WS_ENOMEM;
+		{
+			json_t *a = json_array_get(acks, 0);
+			json_int_t n = json_integer_value(json_object_get(a, "n")) + 1;
+			char rmt[32];
+
+			snprintf(rmt, sizeof(rmt), "%sResult", mt);
+			json_object_set_new(a, "mt", json_string(rmt));
+			json_object_set_new(a, "usn", json_integer((json_int_t)usn));
+			json_object_set_new(a, "n", json_integer(n));
+		}
+		return 0;
 	}
 	if (strcmp(mt, "ReplicateAddResult") == 0 || strcmp(mt, "ReplicateUpdateResult") == 0 ||
 	    strcmp(mt, "ReplicateDelResult") == 0) {
@@ -3503,6 +3532,7 @@ static int session(struct rep *x)
 	if ((rc = rconn_open(&x->c, o->source, x->err)))
 		return rc;
 	x->c.bytes_in = o->bytes_in;
+	x->c.bytes_out = o->bytes_out;
 	if (!(cols = json_array()))
 		goto nomem;
 	for (i = 0; i < o->ncols; i++)

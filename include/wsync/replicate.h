@@ -160,8 +160,10 @@ struct ws_replicate_pull_opts {
 	void *progress_cd;
 	ws_log_fn *log;            /* reconnects, refused changes; may be NULL */
 	void *log_cd;
-	/* Bytes received from the publisher, for measurement; may be NULL. */
+	/* Bytes received from and sent to the publisher (HTTP: bodies),
+	 * added to, for measurement; may be NULL. */
 	uint64_t *bytes_in;
+	uint64_t *bytes_out;
 };
 
 /*
