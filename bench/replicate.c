@@ -26,6 +26,14 @@
 #include "common.h"
 
 static char dir[64];
+static pid_t pub_pid;
+
+/* A benchmark that dies leaves no publisher behind. */
+static void stop_publisher(void)
+{
+	if (pub_pid > 0)
+		kill(pub_pid, SIGTERM);
+}
 
 static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -86,6 +94,8 @@ static pid_t start_publisher(const char *sock)
 		    "-t", "items", "-l", addr, (char *)NULL);
 		_exit(127);
 	}
+	pub_pid = pid;
+	atexit(stop_publisher);
 	for (i = 0; i < 6000 && access(sock, F_OK) != 0; i++)
 		usleep(10000);
 	if (access(sock, F_OK) != 0)
@@ -205,6 +215,7 @@ int main(void)
 	}
 	kill(pub, SIGTERM);
 	waitpid(pub, &status, 0);
+	pub_pid = 0;
 
 	printf("full replication                       seconds     rows/s\n");
 	printf("  sqlite3 .dump | sqlite3 (baseline)  %8.2f  %9.0f\n", t_dump, rows / t_dump);
