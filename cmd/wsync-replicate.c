@@ -1,31 +1,295 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wsync-replicate - table publisher and replicator
- *
- * Not built yet: this binary only answers --help and --version and
- * otherwise prints its usage and exits 64, as its help says.
+ * wsync-replicate - publish a table, or replicate one into a local table.
  */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "wsync/wsync.h"
+
+enum { OPT_ADD = 256, OPT_DEL, OPT_STDIO, OPT_HTTP, OPT_ARRAY, OPT_HOLD, OPT_EXEC,
+	OPT_BATCH };
 
 static const struct cli_opt opts[] = {
+	{"db", 'd', "FILE", "the database (publish: its table; pull: the local one)"},
+	{"table", 't', "TABLE", "the table published, or the local table"},
+	{"column", 'c', "SPEC", "NAME[=OTHER][:update]: a column, renamed, updatable"},
+	{"add", OPT_ADD, NULL, "publish: grant, pull: ask for the right to add rows"},
+	{"del", OPT_DEL, NULL, "publish: grant, pull: ask for the right to delete rows"},
+	{"listen", 'l', "ADDR", "publish: serve the stream protocol on ADDR"},
+	{"stdio", OPT_STDIO, NULL, "publish: serve one session on stdin and stdout"},
+	{"http", OPT_HTTP, "ADDR", "publish: serve the HTTP mapping on ADDR"},
+	{"array", OPT_ARRAY, "SPEC", "pull: REMOTE=CHILD:REF, a JSON array into a table"},
+	{"follow", 'f', NULL, "pull: stay live instead of exiting up to date"},
+	{"hold-deletes", OPT_HOLD, NULL, "pull: deletes wait for the application's confirmation"},
+	{"events", 'e', NULL, "pull: print one JSON line per event on stdout"},
+	{"exec", OPT_EXEC, "CMD", "pull: run CMD for each event (JSON on stdin)"},
+	{"batch", OPT_BATCH, "ROWS", "pull: rows per ReplicateNext (default 1000)"},
+	{"quiet", 'q', NULL, "do not report sessions and reconnects"},
 	{0}
 };
 
 static const struct cli cli = {
-	.synopsis = "wsync-replicate publish --db FILE --table T [options]\nwsync-replicate pull SOURCE --db FILE --table LOCAL [options]",
-	.about = "Table publisher and replicator with guid/usn resume.\n\nNOT IMPLEMENTED YET: replication arrives with issue 5.  This build only\nprints its usage and exits 64.",
+	.synopsis = "wsync-replicate publish -d FILE -t TABLE [-c SPEC]... [--add] [--del] [-q]\n"
+	    "                       (-l ADDR... | --http ADDR | --stdio)\n"
+	    "wsync-replicate pull SOURCE -d FILE -t TABLE [-c SPEC]... [--array SPEC]...\n"
+	    "                       [--add] [--del] [-feq] [--hold-deletes] [--exec CMD]",
+	.about = "Publish one table of a SQLite database, or replicate a published table\n"
+	    "into a local one.  SOURCE is HOST:PORT, [IPv6]:PORT, unix:PATH,\n"
+	    "exec:COMMAND (for example exec:'ssh host wsync-replicate publish --stdio\n"
+	    "-d app.db -t users'), - (stdin/stdout) or an http:// or https:// URL.\n"
+	    "The replicator keeps the publisher's guid and usn in its database and\n"
+	    "resumes from them; without -f it exits 0 once the table is up to date.\n"
+	    "A refused right exits 77.",
 	.opts = opts,
-	.operands = "",
+	.operands = "verb:publish,pull",
 };
+
+static int events_out;
+static const char *exec_cmd;
+static int progress_shown;
+
+static void ready(void *cd, const char *const *bound, size_t n)
+{
+	size_t i;
+
+	(void)cd;
+	for (i = 0; i < n; i++)
+		if (!cli_quiet)
+			cli_warn("listening on %s", bound[i]);
+}
+
+/* Run --exec CMD with the event on stdin and in the environment. */
+static int run_exec(const char *name, const char *json)
+{
+	int p[2], status;
+	pid_t pid;
+	size_t len = strlen(json), off = 0;
+	ssize_t w;
+
+	if (pipe(p) < 0)
+		return -1;
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		signal(SIGPIPE, SIG_DFL);
+		if (dup2(p[0], 0) < 0)
+			_exit(127);
+		close(p[0]);
+		close(p[1]);
+		setenv("WSYNC_EVENT", name, 1);
+		setenv("WSYNC_EVENT_JSON", json, 1);
+		execl("/bin/sh", "sh", "-c", exec_cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(p[0]);
+	while (off < len && (w = write(p[1], json + off, len - off)) > 0)
+		off += (size_t)w;
+	if (write(p[1], "\n", 1) < 0) {
+		/* the command did not read its stdin: fine */
+	}
+	close(p[1]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		cli_warn("--exec for event '%s' failed", name);
+		return -1;
+	}
+	return 0;
+}
+
+static int on_event(void *cd, const char *name, const char *json)
+{
+	(void)cd;
+	if (progress_shown) {
+		fputc('\n', stderr);
+		progress_shown = 0;
+	}
+	if (events_out) {
+		printf("%s\n", json);
+		if (fflush(stdout) != 0)
+			return -1;
+	}
+	return exec_cmd ? run_exec(name, json) : 0;
+}
+
+static void on_progress(void *cd, uint64_t rows, uint64_t total, uint64_t ms)
+{
+	double rate = ms ? (double)rows * 1000.0 / (double)ms : 0;
+
+	(void)cd;
+	if (total && rows < total && rate > 0)
+		fprintf(stderr, "\r%s: %llu of %llu rows, %.0f rows/s, ETA %.0f s   ",
+		    cli_name(), (unsigned long long)rows, (unsigned long long)total, rate,
+		    (double)(total - rows) / rate);
+	else
+		fprintf(stderr, "\r%s: %llu rows, %.0f rows/s   ", cli_name(),
+		    (unsigned long long)rows, rate);
+	progress_shown = 1;
+}
+
+static void add_spec(struct ws_replicate_col **v, size_t *n, char *arg)
+{
+	char err[WS_ERRLEN];
+
+	if (!(*v = realloc(*v, (*n + 1) * sizeof(**v))))
+		cli_die(EX_SOFTWARE, "out of memory");
+	if (ws_replicate_parse_column(arg, &(*v)[*n], err)) {
+		cli_warn("%s", err);
+		cli_usage(&cli);
+	}
+	(*n)++;
+}
 
 int main(int argc, char **argv)
 {
-	const char *arg;
+	struct ws_replicate_pub_opts po = {.stop = &cli_stop, .log = cli_log_line,
+	    .ready = ready};
+	struct ws_replicate_pull_opts ro = {.stop = &cli_stop, .log = cli_log_line};
+	struct ws_replicate_col *cols = NULL;
+	struct ws_replicate_array *arrays = NULL;
+	const char **listen = NULL, *arg, *verb, *db = NULL, *table = NULL;
+	const char *http = NULL;
+	char err[WS_ERRLEN] = "", *end;
+	size_t ncols = 0, narrays = 0, nlisten = 0;
+	int ch, rc, add = 0, del = 0, use_stdio = 0, follow = 0, hold = 0;
+	int pull_only = 0;
+	unsigned long batch = 0;
 
-	while (cli_next(&cli, argc, argv, &arg) != -1)
-		;
-	cli_warn("not implemented yet: %s", "replication arrives with issue 5");
-	cli_usage(&cli);
+	while ((ch = cli_next(&cli, argc, argv, &arg)) != -1) {
+		switch (ch) {
+		case 'd': db = arg; break;
+		case 't': table = arg; break;
+		case 'c': add_spec(&cols, &ncols, (char *)arg); break;
+		case OPT_ADD: add = 1; break;
+		case OPT_DEL: del = 1; break;
+		case 'l':
+			if (!(listen = realloc(listen, (nlisten + 1) * sizeof(*listen))))
+				cli_die(EX_SOFTWARE, "out of memory");
+			listen[nlisten++] = arg;
+			break;
+		case OPT_STDIO: use_stdio = 1; break;
+		case OPT_HTTP: http = arg; break;
+		case OPT_ARRAY:
+			if (!(arrays = realloc(arrays, (narrays + 1) * sizeof(*arrays))))
+				cli_die(EX_SOFTWARE, "out of memory");
+			if (ws_replicate_parse_array((char *)arg, &arrays[narrays++], err)) {
+				cli_warn("%s", err);
+				cli_usage(&cli);
+			}
+			pull_only = 1;
+			break;
+		case 'f': follow = 1; pull_only = 1; break;
+		case OPT_HOLD: hold = 1; pull_only = 1; break;
+		case 'e': events_out = 1; pull_only = 1; break;
+		case OPT_EXEC: exec_cmd = arg; pull_only = 1; break;
+		case OPT_BATCH:
+			batch = strtoul(arg, &end, 10);
+			if (*end || end == arg || arg[0] == '-' || batch == 0 || batch > 10000)
+				cli_die(EX_USAGE, "bad --batch '%s': want 1 to 10000", arg);
+			pull_only = 1;
+			break;
+		case 'q': cli_quiet = 1; break;
+		}
+	}
+	if (optind >= argc) {
+		cli_warn("missing verb: publish or pull");
+		cli_usage(&cli);
+	}
+	verb = argv[optind++];
+	if (strcmp(verb, "publish") != 0 && strcmp(verb, "pull") != 0) {
+		cli_warn("unknown verb '%s': want publish or pull", verb);
+		cli_usage(&cli);
+	}
+	if (!db || !table) {
+		cli_warn("missing %s", !db ? "--db FILE" : "--table TABLE");
+		cli_usage(&cli);
+	}
+	cli_catch_signals();
+	if (ws_init())
+		cli_die(EX_SOFTWARE, "cannot initialise libsodium");
+	if (strcmp(verb, "publish") == 0) {
+		if (pull_only) {
+			cli_warn("--array, --follow, --hold-deletes, --events, --exec and "
+			    "--batch go with pull");
+			cli_usage(&cli);
+		}
+		if (optind < argc) {
+			cli_warn("unexpected operand '%s'", argv[optind]);
+			cli_usage(&cli);
+		}
+		if (!nlisten && !http && !use_stdio) {
+			cli_warn("nothing to serve: give -l ADDR, --http ADDR or --stdio");
+			cli_usage(&cli);
+		}
+		if (use_stdio && (nlisten || http)) {
+			cli_warn("--stdio serves one session: no -l or --http with it");
+			cli_usage(&cli);
+		}
+		po.db = db;
+		po.table = table;
+		po.cols = cols;
+		po.ncols = ncols;
+		po.add = add;
+		po.del = del;
+		po.listen = listen;
+		po.nlisten = nlisten;
+		po.http = http;
+		po.use_stdio = use_stdio;
+		rc = ws_replicate_publish(&po, err);
+	} else {
+		if (nlisten || http || use_stdio) {
+			cli_warn("-l, --http and --stdio go with publish");
+			cli_usage(&cli);
+		}
+		if (optind >= argc) {
+			cli_warn("missing SOURCE");
+			cli_usage(&cli);
+		}
+		ro.source = argv[optind++];
+		if (optind < argc) {
+			cli_warn("unexpected operand '%s'", argv[optind]);
+			cli_usage(&cli);
+		}
+		if (events_out && strcmp(ro.source, "-") == 0) {
+			cli_warn("--events would write into the connection on stdout");
+			cli_usage(&cli);
+		}
+		ro.db = db;
+		ro.table = table;
+		ro.cols = cols;
+		ro.ncols = ncols;
+		ro.arrays = arrays;
+		ro.narrays = narrays;
+		ro.add = add;
+		ro.del = del;
+		ro.follow = follow;
+		ro.hold_deletes = hold;
+		ro.batch = (unsigned)batch;
+		if (events_out || exec_cmd)
+			ro.event = on_event;
+		if (isatty(2)) {
+			ro.progress = on_progress;
+		}
+		rc = ws_replicate_pull(&ro, err);
+		if (progress_shown)
+			fputc('\n', stderr);
+	}
+	free(cols);
+	free(arrays);
+	free(listen);
+	if (rc)
+		cli_die(ws_exitcode(rc), "%s", err);
+	return 0;
 }

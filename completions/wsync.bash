@@ -9,7 +9,8 @@
 #     --output=FILE      a long option and its argument
 #     -o FILE            the short form of the option above it
 #     --json             a flag
-#     operands file      last line: what the operands are ("file" or "")
+#     operands file      last line: what the operands are ("file", "",
+#                        or "verb:publish,pull": a verb, then files)
 #
 # Arguments of options complete as files (directories when the argument's
 # name says DIR); operands complete as files when the hint is "file".
@@ -123,7 +124,21 @@ _wsync()
 		return 0
 	fi
 
-	# An operand.
+	# An operand: a verb first when the hint is "verb:V1,V2", then files.
+	if [[ $hint == verb:* ]]; then
+		local verbs=${hint#verb:} w
+		verbs=${verbs//,/ }
+		for ((i = 1; i < COMP_CWORD; i++)); do
+			for w in $verbs; do
+				if [[ ${COMP_WORDS[i]} == "$w" ]]; then
+					_wsync_files "$cur"
+					return 0
+				fi
+			done
+		done
+		mapfile -t COMPREPLY < <(compgen -W "$verbs" -- "$cur")
+		return 0
+	fi
 	[[ $hint == file ]] && _wsync_files "$cur"
 	return 0
 }

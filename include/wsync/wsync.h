@@ -19,6 +19,7 @@
 #include "transport.h"
 #include "session.h"
 #include "inspect.h"
+#include "replicate.h"
 
 /*
  * Initialise the dependencies that need it (libsodium).  Safe to call

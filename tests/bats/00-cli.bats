@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # 00-cli.bats - what every wsync binary shares: --help, --version, usage
 # errors (exit 64, "wsync-<name>: " on stderr), --list-options agreeing
-# with --help, the usage errors of the hub and the site, and the stubs
-# that are not built yet.
+# with --help, and the usage errors of the hub, the site and the
+# replicator.
 
 bats_require_minimum_version 1.5.0
 load helper
@@ -119,7 +119,8 @@ check_relative() {
 
 @test "wsync-replicate --help and -h" {
 	check_help wsync-replicate --help
-	assert_output --partial 'NOT IMPLEMENTED YET'
+	assert_line --index 0 'usage: wsync-replicate publish -d FILE -t TABLE [-c SPEC]... [--add] [--del] [-q]'
+	refute_output --partial 'NOT IMPLEMENTED'
 	check_help wsync-replicate -h
 }
 
@@ -242,6 +243,12 @@ check_relative() {
 
 @test "wsync-replicate --list-options matches --help" {
 	check_list_options wsync-replicate
+	assert_line --index -1 'operands verb:publish,pull'
+	assert_line -- '--column=SPEC'
+	assert_line -- '-c SPEC'
+	assert_line -- '--follow'
+	assert_line -- '--http=ADDR'
+	refute_line -- '--list-options'
 }
 
 @test "wsync-inspect --list-options matches --help" {
@@ -313,14 +320,8 @@ check_synopsis_options() {
 	check_synopsis_options wsync-join
 }
 
-@test "the stubs list operands with no hint" {
-	local t
-	for t in $WS_STUBS; do
-		ws_need "$t"
-		run --separate-stderr "$WS_BIN/$t" --list-options
-		assert_success
-		assert_line --index -1 'operands '
-	done
+@test "wsync-replicate: every option in the synopsis is a real option" {
+	check_synopsis_options wsync-replicate
 }
 
 # --- usage errors of the hub and the site -----------------------------------
@@ -402,14 +403,13 @@ check_synopsis_options() {
 	done
 }
 
-# --- the stubs ---------------------------------------------------------------
+# --- usage errors of the replicator ------------------------------------------
 
-
-@test "wsync-replicate with no arguments says it is not implemented" {
-	check_usage_error wsync-replicate \
-	    "not implemented yet: replication arrives with issue 5"
-	check_usage_error wsync-replicate \
-	    "not implemented yet: replication arrives with issue 5" publish
+@test "wsync-replicate with no verb or a bad one exits 64" {
+	check_usage_error wsync-replicate "missing verb: publish or pull"
+	check_usage_error wsync-replicate "unknown verb 'copy': want publish or pull" copy
+	check_usage_error wsync-replicate "missing --db FILE" publish
+	check_usage_error wsync-replicate "missing --table TABLE" pull -d x.db src:1
 }
 
 # --- the prefix is the bare name, however the binary is invoked -------------

@@ -21,8 +21,6 @@ export WS_BIN
 
 # Every binary the suite covers.
 WS_TOOLS="wsync-serve wsync-join wsync-replicate wsync-inspect"
-# The tools whose help says they are not built yet.
-WS_STUBS="wsync-replicate"
 WS_VERSION="0.1.0"
 
 # The binary must exist, or every test would fail with a confusing 127.

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * replicate.h - one table from a publisher into a replicator's table.
+ *
+ * A publisher exposes one table of its database: the columns it
+ * publishes (under remote names), which of them a replicator may update,
+ * and whether a replicator may add and delete rows.  Its changes come
+ * from the store (store.h): triggers capture every write, whatever the
+ * writer, and each capture has a usn.  The publisher's guid is its
+ * store's dataset guid.
+ *
+ * A replicator keeps the publisher's guid and the last usn it applied in
+ * its own database (table wsync_replica) and resumes from there.  A new
+ * guid, or a usn the publisher no longer holds changes for, makes it
+ * replicate the whole table again and then remove the rows the publisher
+ * no longer has (wsync_replica_full holds the keys seen in that pass).
+ * A removal has two phases, recorded in wsync_replica_deleted: deleted,
+ * then confirmed (by the event handler, or by the application), then
+ * removed.
+ *
+ * The two sides exchange JSON objects, each with a message type "mt";
+ * on byte streams one object a line, over HTTP one POST per exchange.
+ * The messages and the HTTP mapping are in wsync-replicate(1), so that
+ * anything speaking them can be a publisher.
+ *
+ * The library never prints: events, progress and log lines go through
+ * callbacks.
+ */
+#ifndef WSYNC_REPLICATE_H
+#define WSYNC_REPLICATE_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "session.h"
+
+/* Rows a replicator asks for in one ReplicateNext by default. */
+#define WS_REPLICATE_BATCH 1000
+/* Live messages a publisher sends before it waits for their results. */
+#define WS_REPLICATE_WINDOW 1000
+/* Longest JSON line either side accepts. */
+#define WS_REPLICATE_MAX_LINE (64u << 20)
+/* Longest column or table name. */
+#define WS_REPLICATE_MAX_NAME 256
+
+/*
+ * One column specification, "NAME[=OTHER][:update]".  For a publisher
+ * NAME is the table's column and OTHER the name it is published under;
+ * for a replicator NAME is the remote name and OTHER the local column.
+ * The strings point into the spec given to ws_replicate_parse_column
+ * (which is modified), so they live as long as it.
+ */
+struct ws_replicate_col {
+	const char *name;
+	const char *other;    /* == name when no "=OTHER" */
+	int update;           /* ":update" given */
+};
+
+/*
+ * An array column: the published column `remote` holds a JSON array of
+ * objects; each object becomes a row of table `child`, whose column
+ * `ref` holds the parent row's key.  Parsed from "REMOTE=CHILD:REF".
+ */
+struct ws_replicate_array {
+	const char *remote;
+	const char *child;
+	const char *ref;
+};
+
+/*
+ * Parse "NAME[=OTHER][:update]" in place (spec is modified; the result
+ * points into it).  WS_EINVAL with a detail for an empty name, an empty
+ * OTHER, a suffix other than ":update", or a name longer than
+ * WS_REPLICATE_MAX_NAME.
+ */
+int ws_replicate_parse_column(char *spec, struct ws_replicate_col *c, char *err) WS_MUST_CHECK;
+/* Parse "REMOTE=CHILD:REF" in place, the same way. */
+int ws_replicate_parse_array(char *spec, struct ws_replicate_array *a, char *err) WS_MUST_CHECK;
+
+/*
+ * The head of an HTTP request, as the publisher's HTTP mapping reads it.
+ * Pointers point into the caller's bytes.
+ */
+struct ws_replicate_http_req {
+	const char *method;   size_t method_len;
+	const char *path;     size_t path_len;
+	size_t head_len;      /* bytes up to and including the blank line */
+	long long content_length; /* -1 when absent */
+	int chunked;          /* Transfer-Encoding: chunked */
+	char session[65];     /* Wsync-Session, "" when absent */
+	unsigned wait_s;      /* Wsync-Wait, 0 when absent (capped at 300) */
+};
+
+/*
+ * Parse the head of a request from p[0..n).  1 with *r filled when the
+ * head is complete, 0 when more bytes are needed (n < 64 KiB), or
+ * WS_ECORRUPT / WS_ETOOBIG with a detail for a malformed or too long
+ * head.  Header names are case-insensitive; values are trimmed.
+ */
+int ws_replicate_http_parse(const char *p, size_t n, struct ws_replicate_http_req *r,
+    char *err) WS_MUST_CHECK;
+
+/* How progress is reported: rows so far, rows expected (0: unknown). */
+typedef void ws_replicate_progress_fn(void *clientData, uint64_t rows, uint64_t total,
+    uint64_t elapsed_ms);
+
+/*
+ * An event, as one JSON object (compact, no newline): {"event":NAME,...}
+ * with NAME one of started, added, updated, deleted, removed,
+ * initialized, closed.  Return 0 when handled; for "deleted", 0 also
+ * confirms the delete (unless hold_deletes), and non-zero leaves the row
+ * marked deleted.  `name` is the event's NAME.
+ */
+typedef int ws_replicate_event_fn(void *clientData, const char *name, const char *json);
+
+struct ws_replicate_pub_opts {
+	const char *db;            /* the publisher's database */
+	const char *table;         /* the published table */
+	const struct ws_replicate_col *cols; /* published columns; n == 0: all */
+	size_t ncols;
+	int add, del;              /* rights granted to replicators */
+	const char *const *listen; /* stream addresses (HOST:PORT, unix:PATH) */
+	size_t nlisten;
+	const char *http;          /* HTTP address, or NULL */
+	int use_stdio;             /* one stream session on stdin/stdout */
+	volatile sig_atomic_t *stop;
+	ws_log_fn *log;            /* sessions and their errors; may be NULL */
+	void *log_cd;
+	/* Called once listening, with the bound address of each (stream
+	 * addresses first, then HTTP); may be NULL. */
+	void (*ready)(void *clientData, const char *const *bound, size_t n);
+};
+
+/*
+ * Publish until *stop is set, or, with use_stdio, until that session
+ * ends.  0, or the error that stopped the publisher itself (cannot open
+ * the database, no such table, cannot listen).  A session's errors end
+ * that session only; the replicator is told, and they are logged.
+ */
+int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err) WS_MUST_CHECK;
+
+struct ws_replicate_pull_opts {
+	const char *source;        /* transport.h address, or http(s)://URL */
+	const char *db;            /* the replicator's database */
+	const char *table;         /* the local table */
+	const struct ws_replicate_col *cols; /* requested; n == 0: all */
+	size_t ncols;
+	const struct ws_replicate_array *arrays;
+	size_t narrays;
+	int add, del;              /* rights requested */
+	int follow;                /* stay live instead of exiting up to date */
+	int hold_deletes;          /* the application confirms deletes */
+	unsigned batch;            /* rows per ReplicateNext; 0: default */
+	volatile sig_atomic_t *stop;
+	ws_replicate_event_fn *event; /* may be NULL: deletes are confirmed */
+	void *event_cd;
+	ws_replicate_progress_fn *progress; /* full replication; may be NULL */
+	void *progress_cd;
+	ws_log_fn *log;            /* reconnects, refused changes; may be NULL */
+	void *log_cd;
+	/* Bytes received from and sent to the publisher (HTTP: bodies),
+	 * added to, for measurement; may be NULL. */
+	uint64_t *bytes_in;
+	uint64_t *bytes_out;
+};
+
+/*
+ * Replicate into o->table of o->db, creating it if missing.  Without
+ * follow: return 0 once the table is up to date.  With follow: until
+ * *stop.  Errors: WS_EPERM (the publisher refused the rights asked for),
+ * WS_ESCHEMA (a column it does not publish, a table that cannot take the
+ * rows), WS_EUNSUPP (the publisher is unavailable), WS_EIO, WS_ECORRUPT
+ * (a malformed message), WS_EBUSY.  The database is never left half
+ * written: each message's effect and the usn it reaches commit together.
+ */
+int ws_replicate_pull(const struct ws_replicate_pull_opts *o, char *err) WS_MUST_CHECK;
+
+#endif

@@ -1,0 +1,3666 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * replicate.c - table replication: the publisher (a poll(2) loop over
+ * stream and HTTP sessions, its changes read from the store) and the
+ * replicator (a client that writes into its own table, keeping the
+ * publisher's guid and usn beside it).  The messages are JSON objects
+ * with an "mt"; wsync-replicate(1) documents them and the HTTP mapping.
+ *
+ * Publisher, per session: ReplicateStart checks the rights and says
+ * whether the replication is full; ReplicateNext pages through the table
+ * in key order (keyset pagination, so no read transaction stays open);
+ * then the session is live: the changes after its usn, as the store
+ * gives them, go out as ReplicateAdd/Update/Del, at most a window of
+ * them unacknowledged, and a ReplicateSync says when it has sent all.
+ * Over HTTP a session lives in memory between requests and a response
+ * carries what the session has queued.
+ *
+ * Replicator: one transaction per group of messages, holding their
+ * effects and the usn they reach, so a run killed at any point resumes
+ * correctly.  A full pass leaves guid NULL in wsync_replica until it
+ * ends, so a killed full pass starts again.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wsync/delta.h"
+#include "wsync/json.h"
+#include "wsync/replicate.h"
+#include "wsync/store.h"
+#include "wsync/transport.h"
+
+#define WSID "replicate"
+#define HTTP_HEAD_MAX (64u << 10)
+#define HTTP_IDLE_MS (600u * 1000u)
+#define OUT_HIGH (4u << 20)        /* stop reading the log past this many queued bytes */
+#define MAX_PAGE 10000             /* rows in one ReplicateNextResult */
+#define STOP_PUMP WS_EAGAIN        /* a callback's way to stop the store's loop */
+
+/* --- shared helpers ----------------------------------------------------- */
+
+/* Append name as a quoted SQL identifier. */
+static int qid(struct ws_buf *b, const char *name)
+{
+	const char *p;
+
+	if (ws_buf_putc(b, '"'))
+		return WS_ENOMEM;
+	for (p = name; *p; p++)
+		if ((*p == '"' && ws_buf_putc(b, '"')) || ws_buf_putc(b, (uint8_t)*p))
+			return WS_ENOMEM;
+	return ws_buf_putc(b, '"');
+}
+
+/* The buffer as a NUL-terminated string (NUL not counted). */
+static const char *cstr(struct ws_buf *b)
+{
+	if (ws_buf_reserve(b, 1))
+		return NULL;
+	b->p[b->len] = 0;
+	return (const char *)b->p;
+}
+
+static int sqlfail(sqlite3 *db, int src, const char *what, char *err)
+{
+	int rc = src == SQLITE_BUSY || src == SQLITE_LOCKED ? WS_EBUSY :
+	    src == SQLITE_PERM || src == SQLITE_READONLY || src == SQLITE_AUTH ? WS_EPERM :
+	    src == SQLITE_FULL ? WS_ENOSPC :
+	    src == SQLITE_CORRUPT || src == SQLITE_NOTADB ? WS_ECORRUPT :
+	    src == SQLITE_CONSTRAINT || src == SQLITE_MISMATCH ? WS_ESCHEMA : WS_EIO;
+
+	return ws_error(err, rc, "%s: %s", what, db ? sqlite3_errmsg(db) :
+	    sqlite3_errstr(src));
+}
+
+static int exec_sql(sqlite3 *db, const char *sql, char *err)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : sqlfail(db, rc, "database", err);
+}
+
+static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err)
+{
+	int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
+
+	return rc == SQLITE_OK ? 0 : sqlfail(db, rc, "database", err);
+}
+
+/* A value from a result column; TEXT and BLOB point into the statement. */
+static void col_value(sqlite3_stmt *st, int i, struct ws_value *v)
+{
+	memset(v, 0, sizeof(*v));
+	switch (sqlite3_column_type(st, i)) {
+	case SQLITE_INTEGER:
+		v->type = WS_INTEGER;
+		v->i = sqlite3_column_int64(st, i);
+		break;
+	case SQLITE_FLOAT:
+		v->type = WS_REAL;
+		v->r = sqlite3_column_double(st, i);
+		break;
+	case SQLITE_TEXT:
+		v->type = WS_TEXT;
+		v->p = sqlite3_column_text(st, i);
+		v->n = (size_t)sqlite3_column_bytes(st, i);
+		break;
+	case SQLITE_BLOB:
+		v->type = WS_BLOB;
+		v->p = sqlite3_column_blob(st, i);
+		v->n = (size_t)sqlite3_column_bytes(st, i);
+		break;
+	default:
+		v->type = WS_NULL;
+	}
+}
+
+static json_t *col_json(sqlite3_stmt *st, int i)
+{
+	struct ws_value v;
+
+	col_value(st, i, &v);
+	return ws_json_from_value(&v);
+}
+
+static int bind_value(sqlite3_stmt *st, int i, const struct ws_value *v)
+{
+	switch (v->type) {
+	case WS_INTEGER: return sqlite3_bind_int64(st, i, v->i);
+	case WS_REAL: return sqlite3_bind_double(st, i, v->r);
+	case WS_TEXT: return sqlite3_bind_text64(st, i, (const char *)v->p, v->n,
+	    SQLITE_TRANSIENT, SQLITE_UTF8);
+	case WS_BLOB: return sqlite3_bind_blob64(st, i, v->p, v->n, SQLITE_TRANSIENT);
+	default: return sqlite3_bind_null(st, i);
+	}
+}
+
+/* Bind the JSON value j (the wire form of a value) to parameter i. */
+static int bind_json(sqlite3_stmt *st, int i, const json_t *j, struct ws_buf *tmp,
+    const char *name, char *err)
+{
+	struct ws_value v;
+	char why[WS_ERRLEN];
+	int rc;
+
+	tmp->len = 0;
+	if ((rc = ws_json_to_value(j, tmp, &v, why)))
+		return ws_error(err, rc, "bad value of column '%s': %s", name, why);
+	return bind_value(st, i, &v) == SQLITE_OK ? 0 : WS_ENOMEM;
+}
+
+/* Append one compact JSON line for m to out; m is not consumed. */
+static int put_msg(struct ws_buf *out, const json_t *m)
+{
+	char *s = json_dumps(m, JSON_COMPACT);
+	int rc;
+
+	if (!s)
+		return WS_ENOMEM;
+	rc = ws_buf_append(out, s, strlen(s));
+	if (!rc)
+		rc = ws_buf_putc(out, '\n');
+	free(s);
+	return rc;
+}
+
+static void guid_hex(const uint8_t g[WS_GUID_LEN], char out[2 * WS_GUID_LEN + 1])
+{
+	sodium_bin2hex(out, 2 * WS_GUID_LEN + 1, g, WS_GUID_LEN);
+}
+
+/* A JSON object's member as a bool (absent: 0); -1 if not a bool. */
+static int get_bool(const json_t *m, const char *key)
+{
+	const json_t *j = json_object_get(m, key);
+
+	if (!j)
+		return 0;
+	return json_is_boolean(j) ? json_is_true(j) : -1;
+}
+
+/* A non-negative integer member into *v; WS_EJSON if absent or wrong. */
+static int get_u64(const json_t *m, const char *key, uint64_t *v, char *err)
+{
+	const json_t *j = json_object_get(m, key);
+
+	if (!json_is_integer(j) || json_integer_value(j) < 0)
+		return ws_error(err, WS_EJSON, "\"%s\" must be a non-negative integer", key);
+	*v = (uint64_t)json_integer_value(j);
+	return 0;
+}
+
+/* Split the next complete line off in[off..len) into (line, n); 0 if none. */
+static int next_line(struct ws_buf *in, size_t *off, const char **line, size_t *n)
+{
+	uint8_t *nl;
+
+	if (*off >= in->len)
+		return 0;
+	nl = memchr(in->p + *off, '\n', in->len - *off);
+	if (!nl)
+		return 0;
+	*line = (const char *)in->p + *off;
+	*n = (size_t)(nl - (in->p + *off));
+	*off = (size_t)(nl - in->p) + 1;
+	return 1;
+}
+
+/* Drop in[0..off) once it is used. */
+static void compact(struct ws_buf *in, size_t *off)
+{
+	if (*off == 0)
+		return;
+	memmove(in->p, in->p + *off, in->len - *off);
+	in->len -= *off;
+	*off = 0;
+}
+
+/* Parse one line into an object with a string "mt". */
+static int parse_msg(const char *line, size_t n, json_t **out, char *err)
+{
+	json_error_t je;
+	json_t *m;
+
+	*out = NULL;
+	while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+		n--;
+	m = json_loadb(line, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+	if (!m)
+		return ws_error(err, WS_EJSON, "bad JSON message: %s", je.text);
+	if (!json_is_object(m) || !json_is_string(json_object_get(m, "mt"))) {
+		json_decref(m);
+		return ws_error(err, WS_EJSON, "a message must be an object with a "
+		    "string \"mt\"");
+	}
+	*out = m;
+	return 0;
+}
+
+static const char *mt_of(const json_t *m)
+{
+	return json_string_value(json_object_get(m, "mt"));
+}
+
+/* --- pure codecs --------------------------------------------------------- */
+
+static int name_ok(const char *s)
+{
+	return *s && strlen(s) <= WS_REPLICATE_MAX_NAME;
+}
+
+int ws_replicate_parse_column(char *spec, struct ws_replicate_col *c, char *err)
+{
+	char *colon = strrchr(spec, ':'), *eq;
+	const char *orig = spec;
+
+	memset(c, 0, sizeof(*c));
+	if (colon) {
+		if (strcmp(colon, ":update") != 0)
+			return ws_error(err, WS_EINVAL, "bad column '%s': want "
+			    "NAME[=OTHER][:update]", orig);
+		*colon = 0;
+		c->update = 1;
+	}
+	eq = strchr(spec, '=');
+	if (eq)
+		*eq = 0;
+	c->name = spec;
+	c->other = eq ? eq + 1 : spec;
+	if (!name_ok(c->name) || !name_ok(c->other)) {
+		if (eq)
+			*eq = '=';
+		if (colon)
+			*colon = ':';
+		return ws_error(err, WS_EINVAL, "bad column '%s': want "
+		    "NAME[=OTHER][:update]", orig);
+	}
+	return 0;
+}
+
+int ws_replicate_parse_array(char *spec, struct ws_replicate_array *a, char *err)
+{
+	char *eq = strchr(spec, '='), *colon;
+
+	memset(a, 0, sizeof(*a));
+	colon = eq ? strchr(eq + 1, ':') : NULL;
+	if (!eq || !colon)
+		return ws_error(err, WS_EINVAL, "bad array '%s': want REMOTE=CHILD:REF", spec);
+	*eq = 0;
+	*colon = 0;
+	a->remote = spec;
+	a->child = eq + 1;
+	a->ref = colon + 1;
+	if (!name_ok(a->remote) || !name_ok(a->child) || !name_ok(a->ref) ||
+	    strchr(a->ref, ':')) {
+		*eq = '=';
+		*colon = ':';
+		return ws_error(err, WS_EINVAL, "bad array '%s': want REMOTE=CHILD:REF", spec);
+	}
+	return 0;
+}
+
+/* Trimmed value of header line [p, e) after the colon at c. */
+static void header_value(const char *c, const char *e, const char **v, size_t *n)
+{
+	c++;
+	while (c < e && (*c == ' ' || *c == '\t'))
+		c++;
+	while (e > c && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		e--;
+	*v = c;
+	*n = (size_t)(e - c);
+}
+
+static int header_is(const char *p, size_t n, const char *name)
+{
+	return n == strlen(name) && strncasecmp(p, name, n) == 0;
+}
+
+int ws_replicate_http_parse(const char *p, size_t n, struct ws_replicate_http_req *r,
+    char *err)
+{
+	const char *end = NULL, *line, *e, *c, *sp, *v;
+	size_t i, vn;
+	char num[24];
+
+	memset(r, 0, sizeof(*r));
+	r->content_length = -1;
+	for (i = 0; i + 1 < n; i++)
+		if (p[i] == '\n' && (p[i + 1] == '\n' ||
+		    (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n'))) {
+			end = p + i + (p[i + 1] == '\n' ? 2 : 3);
+			break;
+		}
+	if (!end)
+		return n >= HTTP_HEAD_MAX ? ws_error(err, WS_ETOOBIG, "request head "
+		    "longer than %u bytes", HTTP_HEAD_MAX) : 0;
+	if ((size_t)(end - p) > HTTP_HEAD_MAX)
+		return ws_error(err, WS_ETOOBIG, "request head longer than %u bytes",
+		    HTTP_HEAD_MAX);
+	r->head_len = (size_t)(end - p);
+	/* Request line: METHOD SP PATH SP VERSION */
+	e = memchr(p, '\n', r->head_len);
+	sp = memchr(p, ' ', (size_t)(e - p));
+	if (!sp || sp == p)
+		return ws_error(err, WS_ECORRUPT, "bad request line");
+	r->method = p;
+	r->method_len = (size_t)(sp - p);
+	r->path = sp + 1;
+	c = memchr(r->path, ' ', (size_t)(e - r->path));
+	if (!c || c == r->path || (size_t)(e - c) < 9 || strncmp(c + 1, "HTTP/1.", 7) != 0)
+		return ws_error(err, WS_ECORRUPT, "bad request line");
+	r->path_len = (size_t)(c - r->path);
+	for (line = e + 1; line < end; line = e + 1) {
+		e = memchr(line, '\n', (size_t)(end - line));
+		if (!e || e == line || (e == line + 1 && line[0] == '\r'))
+			break;
+		c = memchr(line, ':', (size_t)(e - line));
+		if (!c || c == line)
+			return ws_error(err, WS_ECORRUPT, "bad header line");
+		header_value(c, e, &v, &vn);
+		if (header_is(line, (size_t)(c - line), "content-length")) {
+			if (vn == 0 || vn >= sizeof(num) || strspn(v, "0123456789") < vn)
+				return ws_error(err, WS_ECORRUPT, "bad Content-Length");
+			memcpy(num, v, vn);
+			num[vn] = 0;
+			r->content_length = strtoll(num, NULL, 10);
+			if (r->content_length < 0 || vn > 18)
+				return ws_error(err, WS_ECORRUPT, "bad Content-Length");
+		} else if (header_is(line, (size_t)(c - line), "transfer-encoding")) {
+			r->chunked = vn >= 7 && strncasecmp(v + vn - 7, "chunked", 7) == 0;
+		} else if (header_is(line, (size_t)(c - line), "wsync-session")) {
+			if (vn >= sizeof(r->session))
+				return ws_error(err, WS_ECORRUPT, "bad Wsync-Session");
+			memcpy(r->session, v, vn);
+			r->session[vn] = 0;
+		} else if (header_is(line, (size_t)(c - line), "wsync-wait")) {
+			if (vn == 0 || vn > 6 || strspn(v, "0123456789") < vn)
+				return ws_error(err, WS_ECORRUPT, "bad Wsync-Wait");
+			memcpy(num, v, vn);
+			num[vn] = 0;
+			r->wait_s = (unsigned)strtoul(num, NULL, 10);
+			if (r->wait_s > 300)
+				r->wait_s = 300;
+		}
+	}
+	return 1;
+}
+
+/* --- publisher ----------------------------------------------------------- */
+
+struct pcol {
+	char *name;     /* the table's column */
+	char *remote;   /* published under this name */
+	char *type;     /* declared type, "" if none */
+	int key;        /* position in the primary key from 1, or 0 */
+	int update;     /* replicators may update it */
+};
+
+enum { S_START, S_INITIAL, S_LIVE };
+
+struct pub;
+
+/* One replicator's session, over a stream or over HTTP requests. */
+struct psess {
+	struct psess *next;
+	struct pub *p;
+	int http;
+	struct ws_conn conn;          /* streams */
+	struct ws_buf in, out;
+	size_t in_off, out_off;
+	char id[33];                  /* HTTP: the session's name */
+	uint64_t last_ms;
+	int state;
+	int full;
+	size_t *cols;                 /* session columns: indexes into p->cols */
+	size_t ncols;
+	size_t keypos[64];            /* key column j is session column keypos[j] */
+	int add, del;
+	sqlite3_stmt *first, *page;
+	json_t *cursor;               /* the last key sent, in key order */
+	uint64_t start_usn, sent_usn, synced_usn;
+	int synced;
+	unsigned unacked;
+	int closing;                  /* send what is queued, then end */
+	int dead;                     /* end now */
+	char name[WS_CONN_NAMELEN];
+};
+
+/* One HTTP connection: one request, one response, then close. */
+struct hconn {
+	struct hconn *next;
+	struct ws_conn conn;
+	struct ws_buf in, out;
+	size_t out_off;
+	int state;                    /* HC_* */
+	struct psess *s;
+	uint64_t deadline;
+};
+
+enum { HC_READ, HC_WAIT, HC_WRITE, HC_DONE };
+
+struct pub {
+	const struct ws_replicate_pub_opts *o;
+	struct ws_store *st;
+	sqlite3 *db;
+	struct pcol *cols;
+	size_t ncols;
+	size_t nkey;
+	size_t keys[64];              /* indexes into cols, key order */
+	char guid[2 * WS_GUID_LEN + 1];
+	struct psess *sess;
+	struct hconn *hc;
+	int dirty;                    /* the table changed: pump every session */
+	struct ws_buf q, tmp;
+};
+
+#define plog(p, ...) ws_log_printf((p)->o->log, (p)->o->log_cd, __VA_ARGS__)
+
+static void pcols_free(struct pub *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->ncols; i++) {
+		free(p->cols[i].name);
+		free(p->cols[i].remote);
+		free(p->cols[i].type);
+	}
+	free(p->cols);
+	p->cols = NULL;
+	p->ncols = 0;
+}
+
+/* Read the table's columns and choose the published ones. */
+static int pub_columns(struct pub *p, char *err)
+{
+	const struct ws_replicate_pub_opts *o = p->o;
+	sqlite3_stmt *st = NULL;
+	struct pcol *c;
+	size_t i, n = 0, cap = 0;
+	int rc = 0, pk, found;
+
+	p->q.len = 0;
+	if (ws_buf_printf(&p->q, "PRAGMA table_info(") || qid(&p->q, o->table) ||
+	    ws_buf_putc(&p->q, ')') || !cstr(&p->q))
+		return WS_ENOMEM;
+	if ((rc = prepare(p->db, cstr(&p->q), &st, err)))
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		const char *type = (const char *)sqlite3_column_text(st, 2);
+		const struct ws_replicate_col *spec = NULL;
+
+		pk = sqlite3_column_int(st, 5);
+		for (i = 0; i < o->ncols; i++)
+			if (strcmp(o->cols[i].name, name) == 0)
+				spec = &o->cols[i];
+		if (o->ncols && !spec && !pk)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			if (!(c = realloc(p->cols, cap * sizeof(*c)))) {
+				rc = WS_ENOMEM;
+				goto out;
+			}
+			p->cols = c;
+		}
+		c = &p->cols[n];
+		memset(c, 0, sizeof(*c));
+		p->ncols = ++n;
+		c->name = strdup(name);
+		c->remote = strdup(spec ? spec->other : name);
+		c->type = strdup(type ? type : "");
+		c->key = pk;
+		c->update = spec && spec->update && !pk;
+		if (!c->name || !c->remote || !c->type) {
+			rc = WS_ENOMEM;
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sqlfail(p->db, rc, "table", err);
+		goto out;
+	}
+	rc = 0;
+	if (n == 0) {
+		rc = ws_error(err, WS_ENOTFOUND, "no table '%s' in '%s'", o->table, o->db);
+		goto out;
+	}
+	for (i = 0; i < o->ncols; i++) {
+		size_t j;
+
+		for (j = 0, found = 0; j < n; j++)
+			found |= strcmp(p->cols[j].name, o->cols[i].name) == 0;
+		if (!found) {
+			rc = ws_error(err, WS_ESCHEMA, "no column '%s' in table '%s'",
+			    o->cols[i].name, o->table);
+			goto out;
+		}
+		if (o->cols[i].update) {
+			for (j = 0; j < n; j++)
+				if (strcmp(p->cols[j].name, o->cols[i].name) == 0 &&
+				    p->cols[j].key) {
+					rc = ws_error(err, WS_EINVAL, "key column '%s' "
+					    "cannot be updated", o->cols[i].name);
+					goto out;
+				}
+		}
+	}
+	for (i = 0; i < n; i++) {
+		size_t j;
+
+		for (j = i + 1; j < n; j++)
+			if (strcmp(p->cols[i].remote, p->cols[j].remote) == 0) {
+				rc = ws_error(err, WS_EINVAL, "two columns published as '%s'",
+				    p->cols[i].remote);
+				goto out;
+			}
+	}
+	p->nkey = 0;
+	for (pk = 1; pk < 64; pk++)
+		for (i = 0; i < n; i++)
+			if (p->cols[i].key == pk)
+				p->keys[p->nkey++] = i;
+	if (p->nkey == 0)
+		rc = ws_error(err, WS_ESCHEMA, "table '%s' has no primary key", o->table);
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static void psess_free(struct psess *s)
+{
+	if (!s)
+		return;
+	if (!s->http)
+		ws_conn_close(&s->conn);
+	ws_buf_release(&s->in);
+	ws_buf_release(&s->out);
+	sqlite3_finalize(s->first);
+	sqlite3_finalize(s->page);
+	json_decref(s->cursor);
+	free(s->cols);
+	free(s);
+}
+
+/* Queue message m (consumed) on the session. */
+static int send_msg(struct psess *s, json_t *m)
+{
+	int rc;
+
+	if (!m)
+		return WS_ENOMEM;
+	rc = put_msg(&s->out, m);
+	json_decref(m);
+	return rc;
+}
+
+/* Queue an error reply and end the session once it is written. */
+static int sess_error(struct psess *s, const char *mt, const char *refused,
+    const char *fmt, ...) WS_PRINTF(4, 5);
+
+static int sess_error(struct psess *s, const char *mt, const char *refused,
+    const char *fmt, ...)
+{
+	char msg[WS_ERRLEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	plog(s->p, "%s: %s", s->name, msg);
+	s->closing = 1;
+	return send_msg(s, refused ? json_pack("{s:s,s:s,s:s}", "mt", mt, "error",
+	    msg, "refused", refused) : json_pack("{s:s,s:s}", "mt", mt, "error", msg));
+}
+
+static struct pcol *by_remote(struct pub *p, const char *remote, size_t *idx)
+{
+	size_t i;
+
+	for (i = 0; i < p->ncols; i++)
+		if (strcmp(p->cols[i].remote, remote) == 0) {
+			if (idx)
+				*idx = i;
+			return &p->cols[i];
+		}
+	return NULL;
+}
+
+/* The session column that is table column `ci`, or -1. */
+static long sess_col(const struct psess *s, size_t ci)
+{
+	size_t i;
+
+	for (i = 0; i < s->ncols; i++)
+		if (s->cols[i] == ci)
+			return (long)i;
+	return -1;
+}
+
+/* Prepare the page queries of a full replication. */
+static int prepare_pages(struct psess *s, char *err)
+{
+	struct pub *p = s->p;
+	struct ws_buf *q = &p->q;
+	size_t i;
+	int rc, pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		q->len = 0;
+		rc = ws_buf_printf(q, "SELECT ");
+		for (i = 0; rc == 0 && i < s->ncols; i++)
+			if ((i && ws_buf_putc(q, ',')) || qid(q, p->cols[s->cols[i]].name))
+				rc = WS_ENOMEM;
+		if (rc || ws_buf_printf(q, " FROM ") || qid(q, p->o->table))
+			return WS_ENOMEM;
+		if (pass == 1) {
+			if (ws_buf_printf(q, " WHERE ("))
+				return WS_ENOMEM;
+			for (i = 0; i < p->nkey; i++)
+				if ((i && ws_buf_putc(q, ',')) || qid(q, p->cols[p->keys[i]].name))
+					return WS_ENOMEM;
+			if (ws_buf_printf(q, ") > ("))
+				return WS_ENOMEM;
+			for (i = 0; i < p->nkey; i++)
+				if (ws_buf_printf(q, "%s?%zu", i ? "," : "", i + 2))
+					return WS_ENOMEM;
+			if (ws_buf_putc(q, ')'))
+				return WS_ENOMEM;
+		}
+		if (ws_buf_printf(q, " ORDER BY "))
+			return WS_ENOMEM;
+		for (i = 0; i < p->nkey; i++)
+			if ((i && ws_buf_putc(q, ',')) || qid(q, p->cols[p->keys[i]].name))
+				return WS_ENOMEM;
+		if (ws_buf_printf(q, " LIMIT ?1") || !cstr(q))
+			return WS_ENOMEM;
+		if ((rc = prepare(p->db, cstr(q), pass ? &s->page : &s->first, err)))
+			return rc;
+	}
+	return 0;
+}
+
+/* A store callback that stops at the first batch: the log reaches usn. */
+static int probe_cb(const struct ws_batch *b, uint64_t usn, void *cd)
+{
+	(void)b;
+	(void)usn;
+	(void)cd;
+	return STOP_PUMP;
+}
+
+static int on_start(struct psess *s, const json_t *m)
+{
+	struct pub *p = s->p;
+	const json_t *jg = json_object_get(m, "guid"), *jc = json_object_get(m, "columns");
+	const json_t *e;
+	char err[WS_ERRLEN] = "";
+	uint64_t usn = 0, cur, count = 0;
+	unsigned char want[64] = {0};
+	json_t *r, *cols;
+	size_t i, idx;
+	int add = get_bool(m, "add"), del = get_bool(m, "del"), rc;
+	sqlite3_stmt *st = NULL;
+
+	if (s->state != S_START)
+		return sess_error(s, "ReplicateStartResult", NULL, "ReplicateStart twice");
+	if ((jg && !json_is_null(jg) && !json_is_string(jg)) || add < 0 || del < 0 ||
+	    (json_object_get(m, "usn") && get_u64(m, "usn", &usn, err)) ||
+	    (jc && !json_is_array(jc)))
+		return sess_error(s, "ReplicateStartResult", NULL, "bad ReplicateStart: "
+		    "want guid (string or null), usn, add, del and columns");
+	if (jc && json_array_size(jc)) {
+		json_array_foreach(jc, i, e) {
+			const char *name = json_is_string(e) ? json_string_value(e) :
+			    json_string_value(json_object_get(e, "name"));
+			int upd = json_is_object(e) ? get_bool(e, "update") : 0;
+			struct pcol *c;
+
+			if (!name || upd < 0)
+				return sess_error(s, "ReplicateStartResult", NULL, "bad "
+				    "column in ReplicateStart: want a name or "
+				    "{\"name\":...,\"update\":bool}");
+			if (!(c = by_remote(p, name, &idx)))
+				return sess_error(s, "ReplicateStartResult", "column",
+				    "no published column '%s'", name);
+			if (upd && !c->update)
+				return sess_error(s, "ReplicateStartResult", "update",
+				    "column '%s' may not be updated", name);
+			want[idx] = 1;
+		}
+	} else {
+		memset(want, 1, sizeof(want));
+	}
+	if (add && !p->o->add)
+		return sess_error(s, "ReplicateStartResult", "add", "the right to add "
+		    "rows is not granted");
+	if (del && !p->o->del)
+		return sess_error(s, "ReplicateStartResult", "del", "the right to "
+		    "delete rows is not granted");
+	for (i = 0; i < p->nkey; i++)
+		want[p->keys[i]] = 1;
+	if (!(s->cols = calloc(p->ncols, sizeof(*s->cols))))
+		return WS_ENOMEM;
+	for (i = 0; i < p->ncols; i++)
+		if (want[i])
+			s->cols[s->ncols++] = i;
+	for (i = 0; i < p->nkey; i++)
+		s->keypos[i] = (size_t)sess_col(s, p->keys[i]);
+	s->add = add;
+	s->del = del;
+	if ((rc = ws_store_seal(p->st, NULL, err)) || (rc = ws_store_usn(p->st, &cur, err)))
+		goto fail;
+	s->full = !jg || json_is_null(jg) || strcmp(json_string_value(jg), p->guid) != 0 ||
+	    usn > cur;
+	if (!s->full) {
+		rc = ws_store_changes_since(p->st, usn, probe_cb, NULL, err);
+		if (rc == WS_ERANGE)
+			s->full = 1;
+		else if (rc && rc != STOP_PUMP)
+			goto fail;
+	}
+	if (s->full) {
+		p->q.len = 0;
+		if (ws_buf_printf(&p->q, "SELECT count(*) FROM ") ||
+		    qid(&p->q, p->o->table) || !cstr(&p->q))
+			return WS_ENOMEM;
+		if ((rc = prepare(p->db, cstr(&p->q), &st, err)))
+			goto fail;
+		if (sqlite3_step(st) == SQLITE_ROW)
+			count = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		if ((rc = prepare_pages(s, err)))
+			goto fail;
+	}
+	s->start_usn = s->sent_usn = s->full ? cur : usn;
+	s->state = S_INITIAL;
+	if (!(cols = json_array()))
+		return WS_ENOMEM;
+	for (i = 0; i < s->ncols; i++) {
+		const struct pcol *c = &p->cols[s->cols[i]];
+
+		if (json_array_append_new(cols, json_pack("{s:s,s:i,s:b,s:s}", "name",
+		    c->remote, "key", c->key, "update", c->update, "type", c->type))) {
+			json_decref(cols);
+			return WS_ENOMEM;
+		}
+	}
+	r = json_pack("{s:s,s:s,s:I,s:b,s:I,s:b,s:b,s:o}", "mt", "ReplicateStartResult",
+	    "guid", p->guid, "usn", (json_int_t)cur, "full", s->full,
+	    "count", (json_int_t)count, "add", p->o->add, "del", p->o->del,
+	    "columns", cols);
+	if (r && s->http)
+		json_object_set_new(r, "session", json_string(s->id));
+	plog(p, "%s: %s replication from usn %" PRIu64, s->name, s->full ? "full" :
+	    "incremental", s->start_usn);
+	return send_msg(s, r);
+fail:
+	return sess_error(s, "ReplicateStartResult", NULL, "%s", err);
+}
+
+/* The row in st as {remote: value}, for the session's columns. */
+static json_t *row_json(struct psess *s, sqlite3_stmt *st)
+{
+	json_t *o = json_object();
+	size_t i;
+
+	for (i = 0; o && i < s->ncols; i++)
+		if (json_object_set_new(o, s->p->cols[s->cols[i]].remote, col_json(st, (int)i))) {
+			json_decref(o);
+			return NULL;
+		}
+	return o;
+}
+
+static int pump(struct psess *s);
+
+static int on_next(struct psess *s, const json_t *m)
+{
+	struct pub *p = s->p;
+	const json_t *jm = json_object_get(m, "max");
+	json_int_t max = jm ? json_integer_value(jm) : 1;
+	sqlite3_stmt *st;
+	json_t *rows = NULL, *row, *r;
+	char err[WS_ERRLEN];
+	size_t i, n = 0;
+	int rc;
+
+	if (s->state != S_INITIAL)
+		return sess_error(s, "ReplicateNextResult", NULL, "ReplicateNext %s",
+		    s->state == S_START ? "before ReplicateStart" : "after the initial "
+		    "transfer ended");
+	if ((jm && !json_is_integer(jm)) || max < 1)
+		return sess_error(s, "ReplicateNextResult", NULL, "bad ReplicateNext: "
+		    "\"max\" must be a positive integer");
+	if (max > MAX_PAGE)
+		max = MAX_PAGE;
+	if (s->full) {
+		st = s->cursor ? s->page : s->first;
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, max);
+		for (i = 0; s->cursor && i < p->nkey; i++)
+			if ((rc = bind_json(st, (int)i + 2, json_array_get(s->cursor, i),
+			    &p->tmp, "key", err)))
+				return rc;
+		if (!(rows = json_array()))
+			return WS_ENOMEM;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (!(row = row_json(s, st)) || json_array_append_new(rows, row))
+				goto nomem;
+			n++;
+			if (sqlite3_column_count(st) > 0) {
+				json_t *k = json_array();
+
+				for (i = 0; k && i < p->nkey; i++)
+					json_array_append_new(k, col_json(st, (int)s->keypos[i]));
+				if (!k)
+					goto nomem;
+				json_decref(s->cursor);
+				s->cursor = k;
+			}
+		}
+		if (rc != SQLITE_DONE) {
+			sqlfail(p->db, rc, "table", err);
+			sqlite3_reset(st);
+			json_decref(rows);
+			return sess_error(s, "ReplicateNextResult", NULL, "%s", err);
+		}
+		sqlite3_reset(st);
+	}
+	if (n == 0) {
+		json_decref(rows);
+		s->state = S_LIVE;
+		if ((rc = send_msg(s, json_pack("{s:s,s:I}", "mt", "ReplicateNextResult",
+		    "usn", (json_int_t)s->start_usn))))
+			return rc;
+		return pump(s);
+	}
+	if (max == 1) {
+		r = json_pack("{s:s,s:O}", "mt", "ReplicateNextResult", "columns",
+		    json_array_get(rows, 0));
+		json_decref(rows);
+	} else {
+		r = json_pack("{s:s,s:o}", "mt", "ReplicateNextResult", "rows", rows);
+	}
+	return send_msg(s, r);
+nomem:
+	json_decref(rows);
+	return WS_ENOMEM;
+}
+
+/* What a pump gathers from the store for one session. */
+struct pumpctx {
+	struct psess *s;
+	int rc;
+};
+
+/* Set obj[remote of table column `name`] = v, if the session has it. */
+static long map_col(struct psess *s, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < s->ncols; i++)
+		if (strcmp(s->p->cols[s->cols[i]].name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+static int pump_cb(const struct ws_batch *b, uint64_t usn, void *cd)
+{
+	struct pumpctx *x = cd;
+	struct psess *s = x->s;
+	struct pub *p = s->p;
+	long ti = ws_batch_find_table(b, p->o->table), map[64];
+	const struct ws_table *t;
+	json_t *msgs, *m, *cols, *key;
+	size_t i, j, nmsg;
+	uint32_t k, vi;
+	int64_t mask;
+	int rc = 0;
+
+	if (ti < 0) {
+		s->sent_usn = usn;
+		return 0;
+	}
+	t = &b->tables[ti];
+	if (t->ncols > 64)
+		return ws_error(NULL, WS_ESCHEMA, "too many columns");
+	for (k = 0; k < t->ncols; k++)
+		map[k] = map_col(s, t->cols[k]);
+	if (!(msgs = json_array()))
+		return WS_ENOMEM;
+	for (i = 0; i < b->nchanges; i++) {
+		const struct ws_change *c = &b->changes[i];
+
+		if ((long)c->table != ti)
+			continue;
+		key = json_object();
+		cols = json_object();
+		mask = 0;
+		for (j = 0; key && j < t->npk; j++)
+			if (map[t->pk[j]] >= 0)
+				json_object_set_new(key, p->cols[s->cols[map[t->pk[j]]]].remote,
+				    ws_json_from_value(&c->pk[j]));
+		for (k = 0, vi = 0; cols && c->mask && k < t->ncols; k++) {
+			if (!ws_mask_test(c->mask, k))
+				continue;
+			if (map[k] >= 0) {
+				json_object_set_new(cols, p->cols[s->cols[map[k]]].remote,
+				    ws_json_from_value(&c->vals[vi]));
+				mask |= (int64_t)1 << map[k];
+			}
+			vi++;
+		}
+		if (!key || !cols) {
+			json_decref(key);
+			json_decref(cols);
+			rc = WS_ENOMEM;
+			break;
+		}
+		if (c->op == WS_OP_INSERT) {
+			json_object_update(cols, key);
+			m = json_pack("{s:s,s:o}", "mt", "ReplicateAdd", "columns", cols);
+			json_decref(key);
+		} else if (c->op == WS_OP_UPDATE) {
+			if (!mask) {
+				json_decref(key);
+				json_decref(cols);
+				continue;
+			}
+			m = json_pack("{s:s,s:o,s:I,s:o}", "mt", "ReplicateUpdate", "key", key,
+			    "mask", (json_int_t)mask, "columns", cols);
+		} else {
+			json_decref(cols);
+			m = json_pack("{s:s,s:o}", "mt", "ReplicateDel", "key", key);
+		}
+		if (!m || json_array_append_new(msgs, m)) {
+			rc = WS_ENOMEM;
+			break;
+		}
+	}
+	nmsg = json_array_size(msgs);
+	for (i = 0; rc == 0 && i < nmsg; i++) {
+		m = json_array_get(msgs, i);
+		/* Only the last change of a batch reaches the batch's usn. */
+		if (i + 1 == nmsg)
+			json_object_set_new(m, "usn", json_integer((json_int_t)usn));
+		rc = put_msg(&s->out, m);
+	}
+	json_decref(msgs);
+	if (rc)
+		return rc;
+	s->sent_usn = usn;
+	s->unacked += (unsigned)nmsg;
+	if (s->unacked >= WS_REPLICATE_WINDOW || s->out.len - s->out_off > OUT_HIGH)
+		return STOP_PUMP;
+	return 0;
+}
+
+/* Live: queue the changes after the session's usn, then a sync. */
+static int pump(struct psess *s)
+{
+	struct pumpctx x = {s, 0};
+	char err[WS_ERRLEN];
+	int rc;
+
+	if (s->state != S_LIVE || s->closing || s->unacked >= WS_REPLICATE_WINDOW ||
+	    s->out.len - s->out_off > OUT_HIGH)
+		return 0;
+	if ((rc = ws_store_seal(s->p->st, NULL, err)))
+		return sess_error(s, "ReplicateError", NULL, "%s", err);
+	rc = ws_store_changes_since(s->p->st, s->sent_usn, pump_cb, &x, err);
+	if (rc == STOP_PUMP)
+		return 0;
+	if (rc == WS_ERANGE)
+		return sess_error(s, "ReplicateError", NULL, "changes after usn %" PRIu64
+		    " are gone: start again", s->sent_usn);
+	if (rc)
+		return sess_error(s, "ReplicateError", NULL, "%s", err);
+	if (!s->synced || s->synced_usn != s->sent_usn) {
+		s->synced = 1;
+		s->synced_usn = s->sent_usn;
+		s->unacked++;
+		return send_msg(s, json_pack("{s:s,s:I}", "mt", "ReplicateSync", "usn",
+		    (json_int_t)s->sent_usn));
+	}
+	return 0;
+}
+
+/* Reply to an upward change; the id is echoed when given. */
+static int up_reply(struct psess *s, const char *mt, const json_t *m, const char *error)
+{
+	json_t *r = json_pack("{s:s}", "mt", mt), *id = json_object_get(m, "id");
+
+	if (r && id)
+		json_object_set(r, "id", id);
+	if (r && error)
+		json_object_set_new(r, "error", json_string(error));
+	if (error)
+		plog(s->p, "%s: refused %.*s: %s", s->name, (int)(strlen(mt) - 6), mt, error);
+	return send_msg(s, r);
+}
+
+/* Bind key object k (remote key names) from parameter `from` on. */
+static int bind_key(struct psess *s, sqlite3_stmt *st, int from, const json_t *k,
+    char *err)
+{
+	struct pub *p = s->p;
+	size_t i;
+	int rc;
+
+	if (!json_is_object(k))
+		return ws_error(err, WS_EJSON, "\"key\" must be an object");
+	for (i = 0; i < p->nkey; i++) {
+		const json_t *v = json_object_get(k, p->cols[p->keys[i]].remote);
+
+		if (!v)
+			return ws_error(err, WS_EJSON, "the key lacks column '%s'",
+			    p->cols[p->keys[i]].remote);
+		if ((rc = bind_json(st, from + (int)i, v, &p->tmp,
+		    p->cols[p->keys[i]].remote, err)))
+			return rc;
+	}
+	return 0;
+}
+
+static int put_key_where(struct pub *p, struct ws_buf *q, int from)
+{
+	size_t i;
+
+	if (ws_buf_printf(q, " WHERE "))
+		return WS_ENOMEM;
+	for (i = 0; i < p->nkey; i++)
+		if ((i && ws_buf_printf(q, " AND ")) || qid(q, p->cols[p->keys[i]].name) ||
+		    ws_buf_printf(q, " = ?%d", from + (int)i))
+			return WS_ENOMEM;
+	return 0;
+}
+
+/* ReplicateAdd, ReplicateUpdate or ReplicateDel from a replicator. */
+static int on_upward(struct psess *s, const json_t *m, int op)
+{
+	static const char *const res[] = {NULL, "ReplicateAddResult",
+	    "ReplicateUpdateResult", "ReplicateDelResult"};
+	struct pub *p = s->p;
+	struct ws_buf *q = &p->q;
+	const json_t *cols = json_object_get(m, "columns"), *v;
+	const char *name;
+	char err[WS_ERRLEN] = "";
+	sqlite3_stmt *st = NULL;
+	struct pcol *c;
+	size_t idx;
+	int rc, n = 0;
+
+	if (s->state == S_START)
+		return sess_error(s, res[op], NULL, "%s before ReplicateStart", mt_of(m));
+	if (op == WS_OP_INSERT && !s->add)
+		return up_reply(s, res[op], m, "this session has no add rights");
+	if (op == WS_OP_DELETE && !s->del)
+		return up_reply(s, res[op], m, "this session has no delete rights");
+	if (op != WS_OP_DELETE && (!json_is_object(cols) || !json_object_size(cols)))
+		return up_reply(s, res[op], m, "\"columns\" must be a non-empty object");
+	q->len = 0;
+	if (op == WS_OP_INSERT) {
+		rc = ws_buf_printf(q, "INSERT INTO ") || qid(q, p->o->table) ||
+		    ws_buf_putc(q, '(');
+		json_object_foreach((json_t *)cols, name, v) {
+			if (!(c = by_remote(p, name, &idx)) || sess_col(s, idx) < 0) {
+				snprintf(err, sizeof(err), "no column '%s'", name);
+				goto refuse;
+			}
+			rc |= (n++ && ws_buf_putc(q, ',')) || qid(q, c->name);
+		}
+		rc |= ws_buf_printf(q, ") VALUES (");
+		for (idx = 0; idx < (size_t)n; idx++)
+			rc |= ws_buf_printf(q, "%s?%zu", idx ? "," : "", idx + 1);
+		rc |= ws_buf_putc(q, ')');
+	} else if (op == WS_OP_UPDATE) {
+		rc = ws_buf_printf(q, "UPDATE ") || qid(q, p->o->table) ||
+		    ws_buf_printf(q, " SET ");
+		json_object_foreach((json_t *)cols, name, v) {
+			if (!(c = by_remote(p, name, &idx)) || sess_col(s, idx) < 0) {
+				snprintf(err, sizeof(err), "no column '%s'", name);
+				goto refuse;
+			}
+			if (!c->update) {
+				snprintf(err, sizeof(err), "column '%s' may not be updated",
+				    name);
+				goto refuse;
+			}
+			rc |= (n && ws_buf_putc(q, ',')) || qid(q, c->name) ||
+			    ws_buf_printf(q, " = ?%d", n + 1);
+			n++;
+		}
+		rc |= put_key_where(p, q, n + 1);
+	} else {
+		rc = ws_buf_printf(q, "DELETE FROM ") || qid(q, p->o->table) ||
+		    put_key_where(p, q, 1);
+	}
+	if (rc || !cstr(q))
+		return WS_ENOMEM;
+	if ((rc = prepare(p->db, cstr(q), &st, err)))
+		goto refuse;
+	n = 0;
+	if (op != WS_OP_DELETE)
+		json_object_foreach((json_t *)cols, name, v)
+			if ((rc = bind_json(st, ++n, v, &p->tmp, name, err)))
+				goto refuse;
+	if (op != WS_OP_INSERT && (rc = bind_key(s, st, n + 1, json_object_get(m, "key"), err)))
+		goto refuse;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		snprintf(err, sizeof(err), "%s", sqlite3_errmsg(p->db));
+		goto refuse;
+	}
+	if (op != WS_OP_INSERT && sqlite3_changes(p->db) == 0) {
+		snprintf(err, sizeof(err), "no such row");
+		goto refuse;
+	}
+	sqlite3_finalize(st);
+	p->dirty = 1;
+	return up_reply(s, res[op], m, NULL);
+refuse:
+	sqlite3_finalize(st);
+	return up_reply(s, res[op], m, err[0] ? err : "refused");
+}
+
+/* One message from a replicator. */
+static int handle(struct psess *s, const json_t *m)
+{
+	const char *mt = mt_of(m);
+
+	s->last_ms = ws_now_ms();
+	if (strcmp(mt, "ReplicateStart") == 0)
+		return on_start(s, m);
+	if (strcmp(mt, "ReplicateNext") == 0)
+		return on_next(s, m);
+	if (strcmp(mt, "ReplicateAdd") == 0)
+		return on_upward(s, m, WS_OP_INSERT);
+	if (strcmp(mt, "ReplicateUpdate") == 0)
+		return on_upward(s, m, WS_OP_UPDATE);
+	if (strcmp(mt, "ReplicateDel") == 0)
+		return on_upward(s, m, WS_OP_DELETE);
+	if (strcmp(mt, "ReplicateAddResult") == 0 || strcmp(mt, "ReplicateUpdateResult") == 0 ||
+	    strcmp(mt, "ReplicateDelResult") == 0 || strcmp(mt, "ReplicateSyncResult") == 0) {
+		if (json_object_get(m, "error"))
+			plog(s->p, "%s: the replicator refused a change: %s", s->name,
+			    json_string_value(json_object_get(m, "error")));
+		{
+			/* "n": one result may answer several messages. */
+			const json_t *jn = json_object_get(m, "n");
+			json_int_t k = json_is_integer(jn) && json_integer_value(jn) > 0 ?
+			    json_integer_value(jn) : 1;
+
+			s->unacked = (json_int_t)s->unacked > k ? s->unacked - (unsigned)k : 0;
+		}
+		return pump(s);
+	}
+	return sess_error(s, "ReplicateError", NULL, "unknown message type '%s'", mt);
+}
+
+/* Feed the complete lines of s->in to handle(). */
+static int feed_lines(struct psess *s)
+{
+	const char *line;
+	char err[WS_ERRLEN];
+	json_t *m;
+	size_t n;
+	int rc = 0;
+
+	while (!s->closing && next_line(&s->in, &s->in_off, &line, &n)) {
+		if (n == 0 || (n == 1 && line[0] == '\r'))
+			continue;
+		if (parse_msg(line, n, &m, err))
+			return sess_error(s, "ReplicateError", NULL, "%s", err);
+		rc = handle(s, m);
+		json_decref(m);
+		if (rc)
+			return rc;
+	}
+	compact(&s->in, &s->in_off);
+	if (s->in.len > WS_REPLICATE_MAX_LINE)
+		return sess_error(s, "ReplicateError", NULL, "a message longer than %u bytes",
+		    WS_REPLICATE_MAX_LINE);
+	return 0;
+}
+
+static struct psess *psess_new(struct pub *p, int http, const struct ws_conn *c)
+{
+	struct psess *s = calloc(1, sizeof(*s));
+	uint8_t rnd[16];
+
+	if (!s)
+		return NULL;
+	s->p = p;
+	s->http = http;
+	s->conn.rfd = s->conn.wfd = -1;
+	if (c)
+		s->conn = *c;
+	s->last_ms = ws_now_ms();
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(s->id, sizeof(s->id), rnd, sizeof(rnd));
+	snprintf(s->name, sizeof(s->name), "%s", http ? s->id : c ? c->name : "?");
+	s->next = p->sess;
+	p->sess = s;
+	return s;
+}
+
+static void psess_unlink(struct pub *p, struct psess *s)
+{
+	struct psess **pp;
+	struct hconn *h;
+
+	for (pp = &p->sess; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	for (h = p->hc; h; h = h->next)
+		if (h->s == s)
+			h->s = NULL;
+	psess_free(s);
+}
+
+/* Stream session: read what is there and handle it.  <0 ends it. */
+static int stream_read(struct psess *s)
+{
+	ssize_t r;
+	int rc;
+
+	if (ws_buf_reserve(&s->in, 65536))
+		return WS_ENOMEM;
+	r = read(s->conn.rfd, s->in.p + s->in.len, s->in.cap - s->in.len);
+	if (r < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : WS_EIO;
+	if (r == 0)
+		return WS_ETRUNC;
+	s->in.len += (size_t)r;
+	rc = feed_lines(s);
+	return rc;
+}
+
+static int stream_write(struct psess *s)
+{
+	ssize_t w;
+
+	while (s->out_off < s->out.len) {
+		w = write(s->conn.wfd, s->out.p + s->out_off, s->out.len - s->out_off);
+		if (w < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : WS_EIO;
+		s->out_off += (size_t)w;
+	}
+	s->out.len = s->out_off = 0;
+	return 0;
+}
+
+/* --- the publisher's HTTP mapping ----------------------------------------- */
+
+static void hconn_respond(struct hconn *h, int status, const char *reason,
+    const char *session, const void *body, size_t n)
+{
+	h->out.len = h->out_off = 0;
+	if (ws_buf_printf(&h->out, "HTTP/1.1 %d %s\r\nContent-Type: application/x-ndjson\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\nCache-Control: no-store\r\n",
+	    status, reason, n) ||
+	    (session && ws_buf_printf(&h->out, "Wsync-Session: %s\r\n", session)) ||
+	    ws_buf_printf(&h->out, "\r\n") || ws_buf_append(&h->out, body, n)) {
+		h->state = HC_DONE;
+		return;
+	}
+	h->state = HC_WRITE;
+}
+
+static void hconn_error(struct hconn *h, int status, const char *reason, const char *msg)
+{
+	json_t *m = json_pack("{s:s,s:s}", "mt", "ReplicateError", "error", msg);
+	struct ws_buf b = WS_BUF_INIT;
+
+	if (m && put_msg(&b, m) == 0)
+		hconn_respond(h, status, reason, NULL, b.p, b.len);
+	else
+		h->state = HC_DONE;
+	json_decref(m);
+	ws_buf_release(&b);
+}
+
+/* Send what the session has queued as the response. */
+static void hconn_flush_session(struct hconn *h)
+{
+	struct psess *s = h->s;
+
+	hconn_respond(h, 200, "OK", s->id, s->out.p + s->out_off, s->out.len - s->out_off);
+	s->out.len = s->out_off = 0;
+	h->s = NULL;
+	if (s->closing)
+		psess_unlink(s->p, s);
+}
+
+/* A whole request arrived: run its messages on its session. */
+static void hconn_request(struct pub *p, struct hconn *h,
+    const struct ws_replicate_http_req *r)
+{
+	struct psess *s = NULL;
+	int rc;
+
+	if (r->method_len != 4 || strncmp(r->method, "POST", 4) != 0)
+		return hconn_error(h, 405, "Method Not Allowed", "use POST with "
+		    "JSON lines");
+	if (r->session[0]) {
+		for (s = p->sess; s; s = s->next)
+			if (s->http && strcmp(s->id, r->session) == 0)
+				break;
+		if (!s)
+			return hconn_error(h, 404, "Not Found", "no such session: "
+			    "start again with ReplicateStart");
+	} else if (!(s = psess_new(p, 1, NULL))) {
+		return hconn_error(h, 500, "Internal Server Error", "out of memory");
+	}
+	if (ws_buf_append(&s->in, h->in.p + r->head_len, (size_t)r->content_length) ||
+	    ws_buf_putc(&s->in, '\n')) {
+		psess_unlink(p, s);
+		return hconn_error(h, 500, "Internal Server Error", "out of memory");
+	}
+	h->s = s;
+	s->last_ms = ws_now_ms();
+	if ((rc = feed_lines(s)) == 0)
+		rc = pump(s);
+	s->in.len = s->in_off = 0;
+	if (rc) {
+		psess_unlink(p, s);
+		return hconn_error(h, 500, "Internal Server Error", ws_strerror(rc));
+	}
+	if (s->out.len == s->out_off && r->wait_s && !s->closing && s->state == S_LIVE) {
+		h->state = HC_WAIT;
+		h->deadline = ws_now_ms() + r->wait_s * 1000ull;
+		return;
+	}
+	hconn_flush_session(h);
+}
+
+static void hconn_read(struct pub *p, struct hconn *h)
+{
+	struct ws_replicate_http_req r;
+	char err[WS_ERRLEN];
+	ssize_t n;
+	int rc;
+
+	if (ws_buf_reserve(&h->in, 65536)) {
+		h->state = HC_DONE;
+		return;
+	}
+	n = read(h->conn.rfd, h->in.p + h->in.len, h->in.cap - h->in.len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		h->state = HC_DONE;
+		return;
+	}
+	h->in.len += (size_t)n;
+	rc = ws_replicate_http_parse((const char *)h->in.p, h->in.len, &r, err);
+	if (rc < 0)
+		return hconn_error(h, 400, "Bad Request", err);
+	if (rc == 0)
+		return;
+	if (r.method_len != 4 || strncmp(r.method, "POST", 4) != 0)
+		return hconn_error(h, 405, "Method Not Allowed", "use POST with JSON lines");
+	if (r.chunked || r.content_length < 0)
+		return hconn_error(h, 411, "Length Required", "send a Content-Length");
+	if ((unsigned long long)r.content_length > WS_REPLICATE_MAX_LINE)
+		return hconn_error(h, 413, "Payload Too Large", "request too large");
+	if (h->in.len < r.head_len + (size_t)r.content_length)
+		return;
+	hconn_request(p, h, &r);
+}
+
+static void hconn_write(struct hconn *h)
+{
+	ssize_t w;
+
+	while (h->out_off < h->out.len) {
+		w = write(h->conn.wfd, h->out.p + h->out_off, h->out.len - h->out_off);
+		if (w < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				h->state = HC_DONE;
+			return;
+		}
+		h->out_off += (size_t)w;
+	}
+	h->state = HC_DONE;
+}
+
+static void hconn_free(struct hconn *h)
+{
+	ws_conn_close(&h->conn);
+	ws_buf_release(&h->in);
+	ws_buf_release(&h->out);
+	free(h);
+}
+
+/* --- the publisher's loop -------------------------------------------------- */
+
+static int watch_db(const char *path)
+{
+	char wal[PATH_MAX];
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	inotify_add_watch(fd, path, IN_MODIFY | IN_CLOSE_WRITE);
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	inotify_add_watch(fd, wal, IN_MODIFY);
+	return fd;
+}
+
+static void pump_all(struct pub *p)
+{
+	struct psess *s, *nx;
+
+	for (s = p->sess; s; s = nx) {
+		nx = s->next;
+		if (pump(s) < 0)
+			s->dead = 1;
+	}
+	p->dirty = 0;
+}
+
+enum { K_LISTEN, K_HTTP_LISTEN, K_INOTIFY, K_SESS, K_HCONN };
+
+int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
+{
+	struct pub p;
+	struct pollfd *pfd = NULL;
+	struct { int kind; void *ptr; } *what = NULL;
+	const char **bound = NULL;
+	char (*names)[WS_CONN_NAMELEN] = NULL;
+	int *lfd = NULL, hfd = -1, ifd = -1, rc, timeout;
+	size_t i, n, cap = 0, nl = 0;
+	uint8_t g[WS_GUID_LEN];
+	struct psess *s, *nx;
+	struct hconn *h, **hp;
+	struct ws_conn c;
+	char buf[4096];
+
+	memset(&p, 0, sizeof(p));
+	p.o = o;
+	if (!o->db || !o->table)
+		return ws_error(err, WS_EINVAL, "publish needs a database and a table");
+	if ((rc = ws_store_open(&p.st, o->db, WSID, WS_STORE_CREATE, err)))
+		return rc;
+	p.db = ws_store_db(p.st);
+	if ((rc = pub_columns(&p, err)) ||
+	    (rc = ws_store_track(p.st, &o->table, 1, err)) ||
+	    (rc = ws_store_new_guid(p.st, err)) ||
+	    (rc = ws_store_seal(p.st, NULL, err)))
+		goto out;
+	ws_store_guid(p.st, g);
+	guid_hex(g, p.guid);
+	if (!(lfd = calloc(o->nlisten + 1, sizeof(*lfd))) ||
+	    !(bound = calloc(o->nlisten + 2, sizeof(*bound))) ||
+	    !(names = calloc(o->nlisten + 2, sizeof(*names)))) {
+		rc = WS_ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < o->nlisten; i++) {
+		if ((rc = ws_transport_listen(o->listen[i], &lfd[i], names[nl], err)))
+			goto out;
+		(void)!ws_fd_nonblock(lfd[i]);
+		bound[nl] = names[nl];
+		nl++;
+	}
+	if (o->http) {
+		if ((rc = ws_transport_listen(o->http, &hfd, names[nl], err)))
+			goto out;
+		(void)!ws_fd_nonblock(hfd);
+		bound[nl] = names[nl];
+		nl++;
+	}
+	if (o->use_stdio) {
+		memset(&c, 0, sizeof(c));
+		c.rfd = 0;
+		c.wfd = 1;
+		snprintf(c.name, sizeof(c.name), "stdio");
+		if (ws_fd_nonblock(0) || ws_fd_nonblock(1) || !psess_new(&p, 0, &c)) {
+			rc = ws_error(err, WS_EIO, "cannot set up stdin and stdout");
+			goto out;
+		}
+	}
+	ifd = watch_db(o->db);
+	if (o->ready)
+		o->ready(o->log_cd, bound, nl);
+	for (;;) {
+		if (o->stop && *o->stop)
+			break;
+		/* Sessions and connections that are over go first. */
+		for (s = p.sess; s; s = nx) {
+			nx = s->next;
+			if (s->dead || (s->closing && !s->http && s->out_off == s->out.len) ||
+			    (s->http && ws_now_ms() - s->last_ms > HTTP_IDLE_MS)) {
+				if (!s->http && !s->dead)
+					plog(&p, "%s: session ended", s->name);
+				if (s->conn.rfd == 0 && !s->http) {
+					psess_unlink(&p, s);
+					goto out; /* --stdio: its one session is over */
+				}
+				psess_unlink(&p, s);
+			}
+		}
+		for (hp = &p.hc; (h = *hp);) {
+			if (h->state == HC_WAIT && h->s && (h->s->out.len > h->s->out_off ||
+			    ws_now_ms() >= h->deadline || h->s->closing))
+				hconn_flush_session(h);
+			else if (h->state == HC_WAIT && !h->s)
+				hconn_error(h, 404, "Not Found", "the session ended");
+			if (h->state == HC_DONE) {
+				*hp = h->next;
+				hconn_free(h);
+				continue;
+			}
+			hp = &h->next;
+		}
+		n = o->nlisten + 2;
+		for (s = p.sess; s; s = s->next)
+			n += 2;
+		for (h = p.hc; h; h = h->next)
+			n++;
+		if (n > cap) {
+			void *a = realloc(pfd, n * sizeof(*pfd)), *b;
+
+			if (!a) {
+				rc = WS_ENOMEM;
+				goto out;
+			}
+			pfd = a;
+			if (!(b = realloc(what, n * sizeof(*what)))) {
+				rc = WS_ENOMEM;
+				goto out;
+			}
+			what = b;
+			cap = n;
+		}
+		n = 0;
+		timeout = ifd < 0 ? 500 : 1000;
+		for (i = 0; i < o->nlisten; i++) {
+			pfd[n] = (struct pollfd){lfd[i], POLLIN, 0};
+			what[n].kind = K_LISTEN;
+			what[n++].ptr = NULL;
+		}
+		if (hfd >= 0) {
+			pfd[n] = (struct pollfd){hfd, POLLIN, 0};
+			what[n].kind = K_HTTP_LISTEN;
+			what[n++].ptr = NULL;
+		}
+		if (ifd >= 0) {
+			pfd[n] = (struct pollfd){ifd, POLLIN, 0};
+			what[n].kind = K_INOTIFY;
+			what[n++].ptr = NULL;
+		}
+		for (s = p.sess; s; s = s->next) {
+			if (s->http)
+				continue;
+			pfd[n] = (struct pollfd){s->conn.rfd, s->closing ? 0 : POLLIN, 0};
+			if (s->out_off < s->out.len && s->conn.wfd == s->conn.rfd)
+				pfd[n].events |= POLLOUT;
+			what[n].kind = K_SESS;
+			what[n++].ptr = s;
+			if (s->out_off < s->out.len && s->conn.wfd != s->conn.rfd) {
+				/* stdio: the write side is another fd */
+				pfd[n] = (struct pollfd){s->conn.wfd, POLLOUT, 0};
+				what[n].kind = K_SESS;
+				what[n++].ptr = s;
+			}
+		}
+		for (h = p.hc; h; h = h->next) {
+			pfd[n] = (struct pollfd){h->conn.rfd, h->state == HC_READ ? POLLIN :
+			    h->state == HC_WRITE ? POLLOUT : 0, 0};
+			if (h->state == HC_WAIT) {
+				uint64_t now = ws_now_ms();
+
+				if (h->deadline > now && h->deadline - now < (uint64_t)timeout)
+					timeout = (int)(h->deadline - now);
+			}
+			what[n].kind = K_HCONN;
+			what[n++].ptr = h;
+		}
+		rc = poll(pfd, n, timeout);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0) {
+			rc = ws_error(err, WS_EIO, "poll: %s", strerror(errno));
+			goto out;
+		}
+		if (ifd < 0)
+			p.dirty = 1;
+		for (i = 0; i < n; i++) {
+			short re = pfd[i].revents;
+
+			if (!re)
+				continue;
+			switch (what[i].kind) {
+			case K_LISTEN:
+				if (ws_transport_accept(pfd[i].fd, &c, NULL) == 0) {
+					if (ws_fd_nonblock(c.rfd) || !(s = psess_new(&p, 0, &c)))
+						ws_conn_close(&c);
+					else
+						plog(&p, "%s: session started", s->name);
+				}
+				break;
+			case K_HTTP_LISTEN:
+				if (ws_transport_accept(pfd[i].fd, &c, NULL) == 0) {
+					if (ws_fd_nonblock(c.rfd) || !(h = calloc(1, sizeof(*h)))) {
+						ws_conn_close(&c);
+						break;
+					}
+					h->conn = c;
+					h->next = p.hc;
+					p.hc = h;
+				}
+				break;
+			case K_INOTIFY:
+				while (read(ifd, buf, sizeof(buf)) > 0)
+					;
+				p.dirty = 1;
+				break;
+			case K_SESS:
+				s = what[i].ptr;
+				if (s->dead)
+					break;
+				if (pfd[i].fd == s->conn.rfd && !s->closing &&
+				    (re & (POLLIN | POLLHUP | POLLERR))) {
+					if ((rc = stream_read(s)) < 0) {
+						if (rc != WS_ETRUNC)
+							plog(&p, "%s: %s", s->name, ws_strerror(rc));
+						else
+							plog(&p, "%s: session ended", s->name);
+						s->dead = 1;
+						break;
+					}
+				}
+				if ((re & POLLOUT) && pfd[i].fd == s->conn.wfd &&
+				    stream_write(s) < 0)
+					s->dead = 1;
+				break;
+			case K_HCONN:
+				h = what[i].ptr;
+				if (h->state == HC_READ)
+					hconn_read(&p, h);
+				else if (h->state == HC_WRITE)
+					hconn_write(h);
+				else if (re & (POLLHUP | POLLERR))
+					h->state = HC_DONE;
+				break;
+			}
+		}
+		if (p.dirty)
+			pump_all(&p);
+		/* Streams: write what is queued without waiting for a poll. */
+		for (s = p.sess; s; s = s->next)
+			if (!s->http && !s->dead && s->out_off < s->out.len &&
+			    stream_write(s) < 0)
+				s->dead = 1;
+	}
+	rc = 0;
+out:
+	while (p.sess)
+		psess_unlink(&p, p.sess);
+	while ((h = p.hc)) {
+		p.hc = h->next;
+		hconn_free(h);
+	}
+	for (i = 0; lfd && i < o->nlisten; i++)
+		if (lfd[i] > 0)
+			close(lfd[i]);
+	if (hfd >= 0)
+		close(hfd);
+	if (ifd >= 0)
+		close(ifd);
+	free(lfd);
+	free(bound);
+	free(names);
+	free(pfd);
+	free(what);
+	pcols_free(&p);
+	ws_buf_release(&p.q);
+	ws_buf_release(&p.tmp);
+	ws_store_close(p.st);
+	return rc;
+}
+
+/* --- replicator: the connection ------------------------------------------ */
+
+struct rconn {
+	int http;
+	struct ws_conn conn;          /* streams */
+	struct ws_buf in;
+	size_t in_off;
+	CURL *curl;                   /* HTTP */
+	struct curl_slist *hdrs;
+	char session[65];
+	struct ws_buf resp;
+	size_t resp_off;
+	struct ws_buf out;            /* lines not sent yet */
+	uint64_t *bytes_in, *bytes_out;
+	char *err;
+};
+
+static size_t curl_write(char *p, size_t size, size_t n, void *cd)
+{
+	struct ws_buf *b = cd;
+
+	if (ws_buf_append(b, p, size * n))
+		return 0;
+	return size * n;
+}
+
+static int rconn_open(struct rconn *r, const char *source, char *err)
+{
+	memset(r, 0, sizeof(*r));
+	r->conn.rfd = r->conn.wfd = -1;
+	r->err = err;
+	if (strncasecmp(source, "http://", 7) == 0 || strncasecmp(source, "https://", 8) == 0) {
+		const char *ca = getenv("CURL_CA_BUNDLE");
+
+		r->http = 1;
+		if (!(r->curl = curl_easy_init()))
+			return ws_error(err, WS_ENOMEM, "cannot start libcurl");
+		curl_easy_setopt(r->curl, CURLOPT_URL, source);
+		curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(r->curl, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
+		curl_easy_setopt(r->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_ANY);
+		curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, curl_write);
+		curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, &r->resp);
+		curl_easy_setopt(r->curl, CURLOPT_USERAGENT, "wsync-replicate");
+		curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 30L);
+		if (ca && *ca)
+			curl_easy_setopt(r->curl, CURLOPT_CAINFO, ca);
+		return 0;
+	}
+	return ws_transport_connect(source, &r->conn, err);
+}
+
+static void rconn_close(struct rconn *r)
+{
+	if (r->curl)
+		curl_easy_cleanup(r->curl);
+	curl_slist_free_all(r->hdrs);
+	if (!r->http)
+		ws_conn_close(&r->conn);
+	ws_buf_release(&r->in);
+	ws_buf_release(&r->resp);
+	ws_buf_release(&r->out);
+	memset(r, 0, sizeof(*r));
+	r->conn.rfd = r->conn.wfd = -1;
+}
+
+static int rconn_send(struct rconn *r, json_t *m)
+{
+	int rc;
+
+	if (!m)
+		return WS_ENOMEM;
+	rc = put_msg(&r->out, m);
+	json_decref(m);
+	return rc;
+}
+
+/* Streams: write every queued line. */
+static int rconn_flush(struct rconn *r)
+{
+	char buf[64];
+	size_t off = 0;
+	ssize_t w;
+
+	if (r->http)
+		return 0;
+	while (off < r->out.len) {
+		w = write(r->conn.wfd, r->out.p + off, r->out.len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return ws_error(r->err, WS_EIO, "cannot write to the publisher: %s",
+			    ws_errno_text(errno, buf));
+		off += (size_t)w;
+	}
+	if (r->bytes_out)
+		*r->bytes_out += r->out.len;
+	r->out.len = 0;
+	return 0;
+}
+
+/* HTTP: POST the queued lines; the response's lines are queued to read. */
+static int rconn_post(struct rconn *r, unsigned wait_s)
+{
+	char h[128];
+	long status = 0;
+	CURLcode cc;
+	const char *line;
+	size_t n, off;
+	json_t *m;
+
+	curl_slist_free_all(r->hdrs);
+	r->hdrs = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
+	r->hdrs = curl_slist_append(r->hdrs, "Expect:");
+	if (r->session[0]) {
+		snprintf(h, sizeof(h), "Wsync-Session: %s", r->session);
+		r->hdrs = curl_slist_append(r->hdrs, h);
+	}
+	snprintf(h, sizeof(h), "Wsync-Wait: %u", wait_s);
+	r->hdrs = curl_slist_append(r->hdrs, h);
+	if (!r->hdrs)
+		return WS_ENOMEM;
+	r->resp.len = r->resp_off = 0;
+	curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, r->hdrs);
+	curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, r->out.len ? (char *)r->out.p : "");
+	curl_easy_setopt(r->curl, CURLOPT_POSTFIELDSIZE, (long)r->out.len);
+	curl_easy_setopt(r->curl, CURLOPT_TIMEOUT, (long)wait_s + 120L);
+	cc = curl_easy_perform(r->curl);
+	if (r->bytes_out)
+		*r->bytes_out += r->out.len;
+	r->out.len = 0;
+	if (cc != CURLE_OK)
+		return ws_error(r->err, cc == CURLE_COULDNT_CONNECT ||
+		    cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_COULDNT_RESOLVE_PROXY ?
+		    WS_EUNSUPP : cc == CURLE_LOGIN_DENIED ? WS_EPERM : WS_EIO,
+		    "HTTP request failed: %s", curl_easy_strerror(cc));
+	if (r->bytes_in)
+		*r->bytes_in += r->resp.len;
+	curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		char why[WS_ERRLEN] = "";
+
+		off = 0;
+		if (next_line(&r->resp, &off, &line, &n) && parse_msg(line, n, &m, NULL) == 0) {
+			snprintf(why, sizeof(why), ": %s",
+			    json_string_value(json_object_get(m, "error")) ?
+			    json_string_value(json_object_get(m, "error")) : "");
+			json_decref(m);
+		}
+		return ws_error(r->err, status == 401 || status == 403 ? WS_EPERM :
+		    status == 404 ? WS_ENOTFOUND : status >= 500 ? WS_EIO : WS_ECORRUPT,
+		    "the publisher answered HTTP %ld%s", status, why);
+	}
+	if (r->resp.len && r->resp.p[r->resp.len - 1] != '\n' && ws_buf_putc(&r->resp, '\n'))
+		return WS_ENOMEM;
+	return 0;
+}
+
+/*
+ * The next message from the publisher into *m: 1, 0 when none came
+ * within wait_ms (0: only what is already here), 2 when extra_fd (may
+ * be -1) became readable first, or <0.
+ */
+static int rconn_recv(struct rconn *r, json_t **m, int wait_ms, int extra_fd)
+{
+	struct pollfd pfd[2];
+	const char *line;
+	size_t n;
+	ssize_t got;
+	int rc;
+
+	*m = NULL;
+	for (;;) {
+		struct ws_buf *b = r->http ? &r->resp : &r->in;
+		size_t *off = r->http ? &r->resp_off : &r->in_off;
+
+		while (next_line(b, off, &line, &n)) {
+			if (n == 0 || (n == 1 && line[0] == '\r'))
+				continue;
+			return parse_msg(line, n, m, r->err) ? WS_ECORRUPT : 1;
+		}
+		if (r->http) {
+			r->resp.len = r->resp_off = 0;
+			if (wait_ms == 0)
+				return 0;
+			if ((rc = rconn_post(r, (unsigned)(wait_ms / 1000))))
+				return rc;
+			if (r->resp.len == 0)
+				return 0;
+			continue;
+		}
+		compact(&r->in, &r->in_off);
+		if (r->in.len > WS_REPLICATE_MAX_LINE)
+			return ws_error(r->err, WS_ETOOBIG, "a message longer than %u bytes",
+			    WS_REPLICATE_MAX_LINE);
+		if ((rc = rconn_flush(r)))
+			return rc;
+		pfd[0] = (struct pollfd){r->conn.rfd, POLLIN, 0};
+		pfd[1] = (struct pollfd){extra_fd, POLLIN, 0};
+		rc = poll(pfd, extra_fd >= 0 ? 2 : 1, wait_ms);
+		if (rc < 0 && errno == EINTR)
+			return 0;
+		if (rc < 0)
+			return ws_error(r->err, WS_EIO, "poll: %s", strerror(errno));
+		if (rc == 0)
+			return 0;
+		if (extra_fd >= 0 && (pfd[1].revents & POLLIN) && !(pfd[0].revents))
+			return 2;
+		if (ws_buf_reserve(&r->in, 65536))
+			return WS_ENOMEM;
+		got = read(r->conn.rfd, r->in.p + r->in.len, r->in.cap - r->in.len);
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (got < 0)
+			return ws_error(r->err, WS_EIO, "cannot read from the publisher: %s",
+			    strerror(errno));
+		if (got == 0)
+			return ws_error(r->err, WS_EIO, "the publisher closed the connection");
+		r->in.len += (size_t)got;
+		if (r->bytes_in)
+			*r->bytes_in += (uint64_t)got;
+	}
+}
+
+/* --- replicator ------------------------------------------------------------ */
+
+struct rcol {
+	char *remote;
+	char *local;
+	char *type;
+	int key;                      /* position in the key from 1, or 0 */
+	int update;                   /* asked for, and granted */
+	int array;                    /* 1 + index into o->arrays, or 0 */
+};
+
+/* A statement for one set of present columns. */
+struct rstmt {
+	int kind;                     /* 0 upsert, 1 update */
+	uint64_t mask;
+	sqlite3_stmt *st;
+};
+
+#define RCACHE 16
+
+struct child {
+	json_t *known;                /* the child table's columns, as keys */
+};
+
+struct rep {
+	const struct ws_replicate_pull_opts *o;
+	sqlite3 *db;
+	struct rconn c;
+	char guid[2 * WS_GUID_LEN + 1];  /* stored; "" if none */
+	uint64_t usn;                 /* stored */
+	char pguid[2 * WS_GUID_LEN + 1];
+	uint64_t start_usn, count, rows;
+	int full, sweep;
+	struct rcol *cols;
+	size_t ncols;
+	size_t nkey;
+	size_t keys[64];              /* indexes into cols, key order */
+	struct child *child;          /* one per o->arrays */
+	struct rstmt cache[RCACHE];
+	size_t ncache;
+	sqlite3_stmt *sel, *sweep_ins, *mark, *unmark, *getmark;
+	struct ws_buf q, tmp;
+	json_t *events;               /* [[name, object], ...] after commit */
+	uint64_t new_usn;
+	int have_usn, got_sync, initialized;
+	int64_t ndeleted;             /* markers of this table */
+	unsigned inflight;            /* upward changes waiting for a result */
+	uint64_t t0;
+	char *err;
+};
+
+#define rlog(x, ...) ws_log_printf((x)->o->log, (x)->o->log_cd, __VA_ARGS__)
+
+static const char meta_sql[] =
+    "CREATE TABLE IF NOT EXISTS wsync_replica(local_table TEXT PRIMARY KEY,"
+    " source TEXT, guid TEXT, usn INTEGER NOT NULL, updated TEXT);"
+    "CREATE TABLE IF NOT EXISTS wsync_replica_full(local_table TEXT NOT NULL,"
+    " k TEXT NOT NULL, PRIMARY KEY(local_table, k)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS wsync_replica_deleted(local_table TEXT NOT NULL,"
+    " k TEXT NOT NULL, usn INTEGER, state TEXT NOT NULL DEFAULT 'deleted'"
+    " CHECK (state IN ('deleted', 'confirmed')), PRIMARY KEY(local_table, k))"
+    " WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS wsync_replica_applying(x);"
+    "CREATE TABLE IF NOT EXISTS wsync_replica_out(seq INTEGER PRIMARY KEY,"
+    " local_table TEXT NOT NULL, op TEXT NOT NULL, k TEXT NOT NULL,"
+    " mask INTEGER NOT NULL DEFAULT 0);";
+
+static void rcols_free(struct rep *x)
+{
+	size_t i;
+
+	for (i = 0; i < x->ncols; i++) {
+		free(x->cols[i].remote);
+		free(x->cols[i].local);
+		free(x->cols[i].type);
+	}
+	free(x->cols);
+	x->cols = NULL;
+	x->ncols = 0;
+	for (i = 0; x->child && i < x->o->narrays; i++)
+		json_decref(x->child[i].known);
+	free(x->child);
+	x->child = NULL;
+	for (i = 0; i < x->ncache; i++)
+		sqlite3_finalize(x->cache[i].st);
+	x->ncache = 0;
+	sqlite3_finalize(x->sel);
+	sqlite3_finalize(x->sweep_ins);
+	sqlite3_finalize(x->mark);
+	sqlite3_finalize(x->unmark);
+	sqlite3_finalize(x->getmark);
+	x->sel = x->sweep_ins = x->mark = x->unmark = x->getmark = NULL;
+}
+
+/* Append s as an SQL string literal. */
+static int sqlstr(struct ws_buf *b, const char *s)
+{
+	if (ws_buf_putc(b, '\''))
+		return WS_ENOMEM;
+	for (; *s; s++)
+		if ((*s == '\'' && ws_buf_putc(b, '\'')) || ws_buf_putc(b, (uint8_t)*s))
+			return WS_ENOMEM;
+	return ws_buf_putc(b, '\'');
+}
+
+/* Queue an event; it is delivered after the transaction commits. */
+static int event(struct rep *x, const char *name, json_t *obj)
+{
+	json_t *e;
+
+	if (!obj)
+		return WS_ENOMEM;
+	if (!x->o->event && strcmp(name, "deleted") != 0) {
+		json_decref(obj);
+		return 0;
+	}
+	e = json_pack("{s:s,s:s}", "event", name, "table", x->o->table);
+	if (!e || json_object_update(e, obj)) {
+		json_decref(e);
+		json_decref(obj);
+		return WS_ENOMEM;
+	}
+	json_decref(obj);
+	return json_array_append_new(x->events, json_pack("[s,o]", name, e)) ? WS_ENOMEM : 0;
+}
+
+static int parent_col(const struct rcol *c)
+{
+	return !c->array;
+}
+
+/* The local key of the row in st (key columns from `from`), as JSON. */
+static json_t *key_obj_from(struct rep *x, sqlite3_stmt *st, const int *colpos)
+{
+	json_t *o = json_object();
+	size_t i;
+
+	for (i = 0; o && i < x->nkey; i++)
+		json_object_set_new(o, x->cols[x->keys[i]].local, col_json(st, colpos[i]));
+	return o;
+}
+
+/* Bind the key, given as an object of remote names, from parameter `from`. */
+static int bind_rkey(struct rep *x, sqlite3_stmt *st, int from, const json_t *key)
+{
+	size_t i;
+	int rc;
+
+	if (!json_is_object(key))
+		return ws_error(x->err, WS_ECORRUPT, "a message without its key");
+	for (i = 0; i < x->nkey; i++) {
+		const struct rcol *c = &x->cols[x->keys[i]];
+		const json_t *v = json_object_get(key, c->remote);
+
+		if (!v)
+			return ws_error(x->err, WS_ECORRUPT, "a message without key "
+			    "column '%s'", c->remote);
+		if ((rc = bind_json(st, from + (int)i, v, &x->tmp, c->remote, x->err)))
+			return rc == WS_EJSON ? WS_ECORRUPT : rc;
+	}
+	return 0;
+}
+
+static int put_where_key(struct rep *x, struct ws_buf *q, int from)
+{
+	size_t i;
+
+	if (ws_buf_printf(q, " WHERE "))
+		return WS_ENOMEM;
+	for (i = 0; i < x->nkey; i++)
+		if ((i && ws_buf_printf(q, " AND ")) || qid(q, x->cols[x->keys[i]].local) ||
+		    ws_buf_printf(q, " = ?%d", from + (int)i))
+			return WS_ENOMEM;
+	return 0;
+}
+
+/* The upsert (kind 0) or update (kind 1) statement for the columns in mask. */
+static int rstmt_get(struct rep *x, int kind, uint64_t mask, sqlite3_stmt **out)
+{
+	struct ws_buf *q = &x->q;
+	size_t i, n = 0;
+	int rc = 0, first = 1;
+
+	for (i = 0; i < x->ncache; i++)
+		if (x->cache[i].kind == kind && x->cache[i].mask == mask) {
+			*out = x->cache[i].st;
+			sqlite3_reset(*out);
+			sqlite3_clear_bindings(*out);
+			return 0;
+		}
+	q->len = 0;
+	if (kind == 0) {
+		rc |= ws_buf_printf(q, "INSERT INTO ") || qid(q, x->o->table) ||
+		    ws_buf_putc(q, '(');
+		for (i = 0; i < x->ncols; i++)
+			if (mask & (1ull << i))
+				rc |= (n++ && ws_buf_putc(q, ',')) || qid(q, x->cols[i].local);
+		rc |= ws_buf_printf(q, ") VALUES (");
+		for (i = 0; i < n; i++)
+			rc |= ws_buf_printf(q, "%s?%zu", i ? "," : "", i + 1);
+		rc |= ws_buf_printf(q, ") ON CONFLICT(");
+		for (i = 0; i < x->nkey; i++)
+			rc |= (i && ws_buf_putc(q, ',')) || qid(q, x->cols[x->keys[i]].local);
+		rc |= ws_buf_printf(q, ") DO ");
+		for (i = 0; i < x->ncols; i++)
+			if ((mask & (1ull << i)) && !x->cols[i].key) {
+				rc |= ws_buf_printf(q, first ? "UPDATE SET " : ", ") ||
+				    qid(q, x->cols[i].local) || ws_buf_printf(q, " = excluded.") ||
+				    qid(q, x->cols[i].local);
+				first = 0;
+			}
+		if (first)
+			rc |= ws_buf_printf(q, "NOTHING");
+	} else {
+		rc |= ws_buf_printf(q, "UPDATE ") || qid(q, x->o->table) ||
+		    ws_buf_printf(q, " SET ");
+		for (i = 0; i < x->ncols; i++)
+			if (mask & (1ull << i)) {
+				rc |= (n && ws_buf_putc(q, ',')) || qid(q, x->cols[i].local) ||
+				    ws_buf_printf(q, " = ?%zu", n + 1);
+				n++;
+			}
+		rc |= put_where_key(x, q, (int)n + 1);
+	}
+	if (rc || !cstr(q))
+		return WS_ENOMEM;
+	if (x->ncache == RCACHE) {
+		sqlite3_finalize(x->cache[0].st);
+		memmove(x->cache, x->cache + 1, (RCACHE - 1) * sizeof(x->cache[0]));
+		x->ncache--;
+	}
+	if (sqlite3_prepare_v2(x->db, cstr(q), -1, out, NULL) != SQLITE_OK)
+		return ws_error(x->err, WS_ESCHEMA, "table '%s' cannot take the rows: %s",
+		    x->o->table, sqlite3_errmsg(x->db));
+	x->cache[x->ncache++] = (struct rstmt){kind, mask, *out};
+	return 0;
+}
+
+static int step_done(struct rep *x, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlfail(x->db, rc, what, x->err);
+}
+
+/* One value of an array element, bound as SQLite keeps it. */
+static int bind_elem(sqlite3_stmt *st, int i, const json_t *v)
+{
+	char *s;
+	int rc;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return sqlite3_bind_text64(st, i, json_string_value(v), json_string_length(v),
+		    SQLITE_TRANSIENT, SQLITE_UTF8);
+	case JSON_INTEGER:
+		return sqlite3_bind_int64(st, i, json_integer_value(v));
+	case JSON_REAL:
+		return sqlite3_bind_double(st, i, json_real_value(v));
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return sqlite3_bind_int(st, i, json_is_true(v));
+	case JSON_NULL:
+		return sqlite3_bind_null(st, i);
+	default:
+		if (!(s = json_dumps(v, JSON_COMPACT)))
+			return SQLITE_NOMEM;
+		rc = sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+		free(s);
+		return rc;
+	}
+}
+
+/* Replace the child rows of the row whose key is `ref` with array `v`. */
+static int apply_array(struct rep *x, size_t ai, const json_t *ref, const json_t *v)
+{
+	const struct ws_replicate_array *a = &x->o->arrays[ai];
+	struct child *ch = &x->child[ai];
+	struct ws_buf *q = &x->q;
+	sqlite3_stmt *st = NULL;
+	json_error_t je;
+	json_t *arr = NULL, *el, *fv;
+	const char *k;
+	size_t i;
+	int rc, n;
+
+	q->len = 0;
+	if (ws_buf_printf(q, "DELETE FROM ") || qid(q, a->child) ||
+	    ws_buf_printf(q, " WHERE ") || qid(q, a->ref) || ws_buf_printf(q, " = ?1") ||
+	    !cstr(q))
+		return WS_ENOMEM;
+	if ((rc = prepare(x->db, cstr(q), &st, x->err)) ||
+	    (rc = bind_json(st, 1, ref, &x->tmp, a->ref, x->err)) ||
+	    (rc = step_done(x, st, a->child)))
+		goto out;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (json_is_string(v)) {
+		arr = json_loadb(json_string_value(v), json_string_length(v), 0, &je);
+	} else if (json_is_array(v)) {
+		arr = json_incref((json_t *)v);
+	} else if (json_is_null(v)) {
+		return 0;
+	}
+	if (!json_is_array(arr)) {
+		rlog(x, "column '%s' does not hold a JSON array: its rows are left out",
+		    a->remote);
+		rc = 0;
+		goto out;
+	}
+	json_array_foreach(arr, i, el) {
+		if (!json_is_object(el))
+			continue;
+		json_object_foreach(el, k, fv) {
+			if (json_object_get(ch->known, k) || strcmp(k, a->ref) == 0)
+				continue;
+			q->len = 0;
+			if (ws_buf_printf(q, "ALTER TABLE ") || qid(q, a->child) ||
+			    ws_buf_printf(q, " ADD COLUMN ") || qid(q, k) || !cstr(q)) {
+				rc = WS_ENOMEM;
+				goto out;
+			}
+			if ((rc = exec_sql(x->db, cstr(q), x->err)))
+				goto out;
+			json_object_set_new(ch->known, k, json_true());
+		}
+		q->len = 0;
+		rc = ws_buf_printf(q, "INSERT INTO ") || qid(q, a->child) ||
+		    ws_buf_putc(q, '(') || qid(q, a->ref);
+		json_object_foreach(el, k, fv)
+			if (strcmp(k, a->ref) != 0)
+				rc |= ws_buf_putc(q, ',') || qid(q, k);
+		rc |= ws_buf_printf(q, ") VALUES (?1");
+		n = 1;
+		json_object_foreach(el, k, fv)
+			if (strcmp(k, a->ref) != 0)
+				rc |= ws_buf_printf(q, ",?%d", ++n);
+		if (rc || ws_buf_putc(q, ')') || !cstr(q)) {
+			rc = WS_ENOMEM;
+			goto out;
+		}
+		if ((rc = prepare(x->db, cstr(q), &st, x->err)) ||
+		    (rc = bind_json(st, 1, ref, &x->tmp, a->ref, x->err)))
+			goto out;
+		n = 1;
+		json_object_foreach(el, k, fv)
+			if (strcmp(k, a->ref) != 0)
+				bind_elem(st, ++n, fv);
+		if ((rc = step_done(x, st, a->child)))
+			goto out;
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	json_decref(arr);
+	return rc;
+}
+
+/* Delete the children of the row whose single key column holds ref. */
+static int drop_children(struct rep *x, sqlite3_stmt *keyrow, int keycol)
+{
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && i < x->o->narrays; i++) {
+		x->q.len = 0;
+		if (ws_buf_printf(&x->q, "DELETE FROM ") || qid(&x->q, x->o->arrays[i].child) ||
+		    ws_buf_printf(&x->q, " WHERE ") || qid(&x->q, x->o->arrays[i].ref) ||
+		    ws_buf_printf(&x->q, " = ?1") || !cstr(&x->q))
+			return WS_ENOMEM;
+		if ((rc = prepare(x->db, cstr(&x->q), &st, x->err)))
+			break;
+		sqlite3_bind_value(st, 1, sqlite3_column_value(keyrow, keycol));
+		rc = step_done(x, st, x->o->arrays[i].child);
+		sqlite3_finalize(st);
+	}
+	return rc;
+}
+
+/* The key of a message (remote names) as the JSON text of a marker. */
+static char *marker_of(struct rep *x, const json_t *key)
+{
+	json_t *a = json_array();
+	char *s;
+	size_t i;
+
+	for (i = 0; a && i < x->nkey; i++)
+		json_array_append(a, json_object_get(key, x->cols[x->keys[i]].remote));
+	s = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	json_decref(a);
+	return s;
+}
+
+/*
+ * A row from the publisher (ReplicateNextResult, ReplicateAdd): insert
+ * it or update it, with its array columns.
+ */
+static int apply_row(struct rep *x, const json_t *cols, uint64_t usn)
+{
+	sqlite3_stmt *st;
+	json_t *key, *changed = NULL, *v;
+	uint64_t mask = 0;
+	size_t i;
+	int rc, n = 0, existed = 0;
+
+	if (!json_is_object(cols))
+		return ws_error(x->err, WS_ECORRUPT, "a row that is not an object");
+	if (!(key = json_object()))
+		return WS_ENOMEM;
+	for (i = 0; i < x->ncols; i++) {
+		if (!(v = json_object_get(cols, x->cols[i].remote)))
+			continue;
+		if (parent_col(&x->cols[i]))
+			mask |= 1ull << i;
+		if (x->cols[i].key)
+			json_object_set(key, x->cols[i].remote, v);
+	}
+	if (json_object_size(key) != x->nkey) {
+		json_decref(key);
+		return ws_error(x->err, WS_ECORRUPT, "a row without its whole key");
+	}
+	if (x->o->event) {
+		/* Added or updated, and which columns changed. */
+		sqlite3_reset(x->sel);
+		if ((rc = bind_rkey(x, x->sel, 1, key)))
+			goto out;
+		rc = sqlite3_step(x->sel);
+		if (rc == SQLITE_ROW) {
+			existed = 1;
+			changed = json_array();
+			for (i = 0, n = 0; changed && i < x->ncols; i++) {
+				if (!parent_col(&x->cols[i]))
+					continue;
+				v = json_object_get(cols, x->cols[i].remote);
+				if (v) {
+					json_t *old = col_json(x->sel, n);
+
+					if (!json_equal(old, v))
+						json_array_append_new(changed,
+						    json_string(x->cols[i].local));
+					json_decref(old);
+				}
+				n++;
+			}
+		}
+		sqlite3_reset(x->sel);
+	}
+	if ((rc = rstmt_get(x, 0, mask, &st)))
+		goto out;
+	for (i = 0, n = 0; i < x->ncols; i++)
+		if (mask & (1ull << i) && (rc = bind_json(st, ++n,
+		    json_object_get(cols, x->cols[i].remote), &x->tmp, x->cols[i].remote,
+		    x->err)))
+			goto out;
+	if ((rc = step_done(x, st, x->o->table)))
+		goto out;
+	for (i = 0; i < x->ncols; i++)
+		if (x->cols[i].array && (v = json_object_get(cols, x->cols[i].remote)) &&
+		    (rc = apply_array(x, (size_t)x->cols[i].array - 1,
+		    json_object_get(key, x->cols[x->keys[0]].remote), v)))
+			goto out;
+	if (x->sweep) {
+		sqlite3_reset(x->sweep_ins);
+		if ((rc = bind_rkey(x, x->sweep_ins, 1, key)) ||
+		    (rc = step_done(x, x->sweep_ins, "wsync_replica_full")))
+			goto out;
+	}
+	if (x->ndeleted > 0) {
+		char *k = marker_of(x, key);
+
+		if (!k) {
+			rc = WS_ENOMEM;
+			goto out;
+		}
+		sqlite3_bind_text(x->unmark, 1, k, -1, SQLITE_TRANSIENT);
+		free(k);
+		if ((rc = step_done(x, x->unmark, "wsync_replica_deleted")))
+			goto out;
+		x->ndeleted -= sqlite3_changes(x->db);
+	}
+	x->rows++;
+	if (x->o->event && (!existed || json_array_size(changed))) {
+		json_t *lk = json_object();
+		size_t j;
+
+		for (j = 0; lk && j < x->nkey; j++)
+			json_object_set(lk, x->cols[x->keys[j]].local,
+			    json_object_get(key, x->cols[x->keys[j]].remote));
+		rc = existed ? event(x, "updated", json_pack("{s:o,s:O,s:I}", "key", lk,
+		    "columns", changed, "usn", (json_int_t)usn)) :
+		    event(x, "added", json_pack("{s:o,s:I}", "key", lk, "usn", (json_int_t)usn));
+	}
+out:
+	json_decref(changed);
+	json_decref(key);
+	return rc;
+}
+
+static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
+{
+	const json_t *key = json_object_get(m, "key"), *cols = json_object_get(m, "columns");
+	json_t *changed, *v, *lk;
+	uint64_t mask = 0;
+	sqlite3_stmt *st;
+	size_t i;
+	int rc, n = 0, arrays = 0;
+
+	if (!json_is_object(cols) || !json_is_object(key))
+		return ws_error(x->err, WS_ECORRUPT, "ReplicateUpdate needs \"key\" and "
+		    "\"columns\" objects");
+	if (!(changed = json_array()))
+		return WS_ENOMEM;
+	for (i = 0; i < x->ncols; i++) {
+		if (!json_object_get(cols, x->cols[i].remote) || x->cols[i].key)
+			continue;
+		json_array_append_new(changed, json_string(x->cols[i].local));
+		if (parent_col(&x->cols[i]))
+			mask |= 1ull << i;
+		else
+			arrays = 1;
+	}
+	rc = 0;
+	if (mask) {
+		if ((rc = rstmt_get(x, 1, mask, &st)))
+			goto out;
+		for (i = 0; i < x->ncols; i++)
+			if ((mask & (1ull << i)) && (rc = bind_json(st, ++n,
+			    json_object_get(cols, x->cols[i].remote), &x->tmp,
+			    x->cols[i].remote, x->err)))
+				goto out;
+		if ((rc = bind_rkey(x, st, n + 1, key)) || (rc = step_done(x, st, x->o->table)))
+			goto out;
+	}
+	for (i = 0; arrays && i < x->ncols; i++)
+		if (x->cols[i].array && (v = json_object_get(cols, x->cols[i].remote)) &&
+		    (rc = apply_array(x, (size_t)x->cols[i].array - 1,
+		    json_object_get(key, x->cols[x->keys[0]].remote), v)))
+			goto out;
+	if (x->o->event && json_array_size(changed)) {
+		if (!(lk = json_object()))
+			goto out;
+		for (i = 0; i < x->nkey; i++)
+			json_object_set(lk, x->cols[x->keys[i]].local,
+			    json_object_get(key, x->cols[x->keys[i]].remote));
+		rc = event(x, "updated", json_pack("{s:o,s:O,s:I}", "key", lk, "columns",
+		    changed, "usn", (json_int_t)usn));
+	}
+out:
+	json_decref(changed);
+	return rc;
+}
+
+/* Phase one of a delete: the row is marked deleted. */
+static int mark_deleted(struct rep *x, sqlite3_stmt *row, const int *keypos, uint64_t usn)
+{
+	json_t *lk = key_obj_from(x, row, keypos), *a = json_array();
+	char *k = NULL;
+	size_t i;
+	int rc = WS_ENOMEM;
+
+	for (i = 0; lk && a && i < x->nkey; i++)
+		json_array_append_new(a, col_json(row, keypos[i]));
+	if (!lk || !a || !(k = json_dumps(a, JSON_COMPACT)))
+		goto out;
+	sqlite3_bind_text(x->mark, 1, k, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(x->mark, 2, (int64_t)usn);
+	if ((rc = step_done(x, x->mark, "wsync_replica_deleted")))
+		goto out;
+	x->ndeleted++;
+	rc = event(x, "deleted", json_pack("{s:O,s:I,s:s}", "key", lk, "usn",
+	    (json_int_t)usn, "k", k));
+out:
+	free(k);
+	json_decref(lk);
+	json_decref(a);
+	return rc;
+}
+
+static int apply_del(struct rep *x, const json_t *m, uint64_t usn)
+{
+	const json_t *key = json_object_get(m, "key");
+	int keypos[64], rc;
+	size_t i;
+
+	for (i = 0; i < x->nkey; i++)
+		keypos[i] = (int)i;
+	sqlite3_reset(x->getmark);
+	if ((rc = bind_rkey(x, x->getmark, 1, key)))
+		return rc;
+	rc = sqlite3_step(x->getmark);
+	if (rc == SQLITE_ROW)
+		rc = mark_deleted(x, x->getmark, keypos, usn);
+	else if (rc == SQLITE_DONE)
+		rc = 0;
+	else
+		rc = sqlfail(x->db, rc, x->o->table, x->err);
+	sqlite3_reset(x->getmark);
+	return rc;
+}
+
+/* Phase three: remove the rows whose delete is confirmed. */
+static int remove_confirmed(struct rep *x)
+{
+	sqlite3_stmt *st = NULL, *del = NULL;
+	struct ws_buf *q = &x->q;
+	json_error_t je;
+	json_t *a, *lk;
+	size_t i;
+	int rc;
+
+	q->len = 0;
+	if (ws_buf_printf(q, "DELETE FROM ") || qid(q, x->o->table) ||
+	    put_where_key(x, q, 1) || ws_buf_printf(q, " RETURNING ") ||
+	    qid(q, x->cols[x->keys[0]].local) || !cstr(q))
+		return WS_ENOMEM;
+	if ((rc = prepare(x->db, cstr(q), &del, x->err)) ||
+	    (rc = prepare(x->db, "SELECT k FROM wsync_replica_deleted WHERE local_table = ?1"
+	    " AND state = 'confirmed'", &st, x->err)))
+		goto out;
+	sqlite3_bind_text(st, 1, x->o->table, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+
+		a = json_loads(k, 0, &je);
+		if (!json_is_array(a) || json_array_size(a) != x->nkey) {
+			json_decref(a);
+			continue;
+		}
+		sqlite3_reset(del);
+		for (i = 0; rc == SQLITE_ROW && i < x->nkey; i++)
+			if (bind_json(del, (int)i + 1, json_array_get(a, i), &x->tmp, "key", NULL))
+				rc = SQLITE_MISMATCH;
+		if (rc == SQLITE_ROW) {
+			rc = sqlite3_step(del);
+			if (rc == SQLITE_ROW && x->o->narrays)
+				drop_children(x, del, 0);
+			while (rc == SQLITE_ROW)
+				rc = sqlite3_step(del);
+			sqlite3_reset(del);
+		}
+		lk = json_object();
+		for (i = 0; lk && i < x->nkey; i++)
+			json_object_set(lk, x->cols[x->keys[i]].local, json_array_get(a, i));
+		json_decref(a);
+		if (rc != SQLITE_DONE) {
+			json_decref(lk);
+			rc = sqlfail(x->db, rc, x->o->table, x->err);
+			goto out;
+		}
+		if ((rc = event(x, "removed", json_pack("{s:o}", "key", lk))))
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sqlfail(x->db, rc, "wsync_replica_deleted", x->err);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = prepare(x->db, "DELETE FROM wsync_replica_deleted WHERE local_table = ?1"
+	    " AND state = 'confirmed'", &st, x->err)))
+		goto out;
+	sqlite3_bind_text(st, 1, x->o->table, -1, SQLITE_STATIC);
+	rc = step_done(x, st, "wsync_replica_deleted");
+	x->ndeleted -= sqlite3_changes(x->db);
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(del);
+	return rc;
+}
+
+static int tx_begin(struct rep *x)
+{
+	int rc = exec_sql(x->db, "BEGIN IMMEDIATE; INSERT INTO wsync_replica_applying "
+	    "VALUES (1)", x->err);
+
+	if (rc)
+		sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
+	x->have_usn = 0;
+	return rc;
+}
+
+/* Record the usn reached (if any) and commit. */
+static int tx_commit(struct rep *x)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
+	if (x->have_usn && x->initialized) {
+		if ((rc = prepare(x->db, "UPDATE wsync_replica SET usn = ?1, "
+		    "updated = datetime('now') WHERE local_table = ?2", &st, x->err)))
+			goto fail;
+		sqlite3_bind_int64(st, 1, (int64_t)x->new_usn);
+		sqlite3_bind_text(st, 2, x->o->table, -1, SQLITE_STATIC);
+		rc = step_done(x, st, "wsync_replica");
+		sqlite3_finalize(st);
+		if (rc)
+			goto fail;
+		x->usn = x->new_usn;
+	}
+	if ((rc = exec_sql(x->db, "DELETE FROM wsync_replica_applying; COMMIT", x->err)))
+		goto fail;
+	return 0;
+fail:
+	sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static void tx_abort(struct rep *x)
+{
+	sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
+	json_array_clear(x->events);
+}
+
+/* Deliver the queued events; confirm the deletes they handled. */
+static int deliver(struct rep *x)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *e, *obj, *conf = json_array();
+	size_t i;
+	int rc = 0, ok;
+	char *s;
+
+	if (!conf)
+		return WS_ENOMEM;
+	json_array_foreach(x->events, i, e) {
+		const char *name = json_string_value(json_array_get(e, 0));
+		json_t *k;
+
+		obj = json_array_get(e, 1);
+		k = json_incref(json_object_get(obj, "k"));
+		json_object_del(obj, "k");
+		ok = 1;
+		if (x->o->event) {
+			if (!(s = json_dumps(obj, JSON_COMPACT))) {
+				json_decref(k);
+				rc = WS_ENOMEM;
+				break;
+			}
+			ok = x->o->event(x->o->event_cd, name, s) == 0;
+			free(s);
+		}
+		if (k && ok && !x->o->hold_deletes && strcmp(name, "deleted") == 0)
+			json_array_append(conf, k);
+		json_decref(k);
+	}
+	json_array_clear(x->events);
+	if (rc == 0 && json_array_size(conf)) {
+		if ((rc = tx_begin(x)))
+			goto out;
+		if ((rc = prepare(x->db, "UPDATE wsync_replica_deleted SET state = "
+		    "'confirmed' WHERE local_table = ?1 AND k = ?2 AND state = 'deleted'",
+		    &st, x->err)))
+			goto fail;
+		json_array_foreach(conf, i, e) {
+			sqlite3_bind_text(st, 1, x->o->table, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, json_string_value(e), -1, SQLITE_TRANSIENT);
+			if ((rc = step_done(x, st, "wsync_replica_deleted")))
+				goto fail;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		if ((rc = remove_confirmed(x)) || (rc = tx_commit(x)))
+			goto fail;
+		rc = deliver(x);
+	}
+	goto out;
+fail:
+	tx_abort(x);
+out:
+	sqlite3_finalize(st);
+	json_decref(conf);
+	return rc;
+}
+
+/*
+ * Append the quoted name of a capture trigger of table (which 0 insert,
+ * 1 update, 2 delete), or (3) of the index on a child table's reference.
+ */
+static int trig_name(struct ws_buf *q, const char *table, size_t which)
+{
+	static const char *const sfx[] = {"ins", "upd", "del", "ref"};
+	char *name;
+	int rc;
+
+	if (asprintf(&name, "wsync_replica_%s_%s", table, sfx[which]) < 0)
+		return WS_ENOMEM;
+	rc = qid(q, name);
+	free(name);
+	return rc;
+}
+
+/* The columns the publisher sends, mapped to local names; the tables. */
+static int setup(struct rep *x, const json_t *sr)
+{
+	const struct ws_replicate_pull_opts *o = x->o;
+	const json_t *cols = json_object_get(sr, "columns"), *e;
+	struct ws_buf *q = &x->q;
+	sqlite3_stmt *st = NULL;
+	size_t i, j, n = json_array_size(cols);
+	int rc = 0, exists = 0, pos, found;
+
+	if (!json_is_array(cols) || n == 0 || n > 63)
+		return ws_error(x->err, WS_ECORRUPT, "ReplicateStartResult without "
+		    "1 to 63 columns");
+	if (!(x->cols = calloc(n, sizeof(*x->cols))) ||
+	    !(x->child = calloc(o->narrays + 1, sizeof(*x->child))))
+		return WS_ENOMEM;
+	json_array_foreach(cols, i, e) {
+		const char *name = json_string_value(json_object_get(e, "name"));
+		const char *type = json_string_value(json_object_get(e, "type"));
+		const json_t *jk = json_object_get(e, "key");
+		const struct ws_replicate_col *spec = NULL;
+		struct rcol *c = &x->cols[i];
+		int upd = get_bool(e, "update");
+
+		if (!name || !name_ok(name) || upd < 0 || (jk && !json_is_integer(jk) &&
+		    !json_is_boolean(jk)))
+			return ws_error(x->err, WS_ECORRUPT, "a bad column in "
+			    "ReplicateStartResult");
+		for (j = 0; j < o->ncols; j++)
+			if (strcmp(o->cols[j].name, name) == 0)
+				spec = &o->cols[j];
+		x->ncols = i + 1;
+		c->remote = strdup(name);
+		c->local = strdup(spec ? spec->other : name);
+		c->type = strdup(type ? type : "");
+		if (!c->remote || !c->local || !c->type)
+			return WS_ENOMEM;
+		c->key = json_is_integer(jk) ? (int)json_integer_value(jk) :
+		    json_is_true(jk) ? (int)i + 1 : 0;
+		c->update = spec && spec->update;
+		if (c->update && !upd)
+			return ws_error(x->err, WS_EPERM, "the publisher does not let "
+			    "replicators update column '%s'", name);
+		for (j = 0; j < o->narrays; j++)
+			if (strcmp(o->arrays[j].remote, name) == 0)
+				c->array = (int)j + 1;
+		if (c->array && c->key)
+			return ws_error(x->err, WS_ESCHEMA, "key column '%s' cannot be an "
+			    "array column", name);
+	}
+	for (pos = 1, x->nkey = 0; pos < 64; pos++)
+		for (i = 0; i < n; i++)
+			if (x->cols[i].key == pos)
+				x->keys[x->nkey++] = i;
+	if (x->nkey == 0)
+		return ws_error(x->err, WS_ECORRUPT, "the publisher names no key column");
+	for (j = 0; j < o->ncols + o->narrays; j++) {
+		const char *want = j < o->ncols ? o->cols[j].name : o->arrays[j - o->ncols].remote;
+
+		for (i = 0, found = 0; i < n; i++)
+			found |= strcmp(x->cols[i].remote, want) == 0;
+		if (!found)
+			return ws_error(x->err, WS_ESCHEMA, "the publisher does not publish "
+			    "column '%s'", want);
+	}
+	if (o->narrays && x->nkey != 1)
+		return ws_error(x->err, WS_ESCHEMA, "array columns need a key of one column");
+	if ((rc = exec_sql(x->db, "BEGIN IMMEDIATE", x->err)))
+		return rc;
+	q->len = 0;
+	if (ws_buf_printf(q, "PRAGMA table_info(") || qid(q, o->table) ||
+	    ws_buf_putc(q, ')') || !cstr(q))
+		goto nomem;
+	if ((rc = prepare(x->db, cstr(q), &st, x->err)))
+		goto fail;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *have = (const char *)sqlite3_column_text(st, 1);
+
+		exists = 1;
+		for (i = 0; i < n; i++)
+			if (have && strcasecmp(have, x->cols[i].local) == 0)
+				x->cols[i].array = x->cols[i].array ? x->cols[i].array : -1;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	q->len = 0;
+	if (!exists) {
+		rc = ws_buf_printf(q, "CREATE TABLE ") || qid(q, o->table) || ws_buf_putc(q, '(');
+		for (i = 0, j = 0; i < n; i++) {
+			if (x->cols[i].array)
+				continue;
+			rc |= (j++ && ws_buf_putc(q, ',')) || qid(q, x->cols[i].local);
+			if (x->cols[i].type[0])
+				rc |= ws_buf_printf(q, " %s", x->cols[i].type);
+		}
+		rc |= ws_buf_printf(q, ", PRIMARY KEY(");
+		for (i = 0; i < x->nkey; i++)
+			rc |= (i && ws_buf_putc(q, ',')) || qid(q, x->cols[x->keys[i]].local);
+		rc |= ws_buf_printf(q, "));");
+	} else {
+		for (i = 0; i < n; i++)
+			if (!x->cols[i].array) {
+				rc |= ws_buf_printf(q, "ALTER TABLE ") || qid(q, o->table) ||
+				    ws_buf_printf(q, " ADD COLUMN ") || qid(q, x->cols[i].local) ||
+				    ws_buf_printf(q, " %s;", x->cols[i].type);
+			}
+	}
+	/* -1 marked the columns the table has: they are plain columns. */
+	for (i = 0; i < n; i++)
+		if (x->cols[i].array < 0)
+			x->cols[i].array = 0;
+	for (i = 0; i < n; i++)
+		for (j = 0; j < o->narrays; j++)
+			if (strcmp(o->arrays[j].remote, x->cols[i].remote) == 0)
+				x->cols[i].array = (int)j + 1;
+	for (j = 0; j < o->narrays; j++) {
+		rc |= ws_buf_printf(q, "CREATE TABLE IF NOT EXISTS ") ||
+		    qid(q, o->arrays[j].child) || ws_buf_putc(q, '(') ||
+		    qid(q, o->arrays[j].ref) || ws_buf_printf(q, ");CREATE INDEX IF NOT EXISTS ");
+		rc |= trig_name(q, o->arrays[j].child, 3) || ws_buf_printf(q, " ON ") ||
+		    qid(q, o->arrays[j].child) || ws_buf_putc(q, '(') ||
+		    qid(q, o->arrays[j].ref) || ws_buf_printf(q, ");");
+	}
+	/* The capture of local changes that go up, as the rights allow. */
+	for (j = 0; j < 3; j++)
+		rc |= ws_buf_printf(q, "DROP TRIGGER IF EXISTS ") ||
+		    trig_name(q, o->table, j) || ws_buf_putc(q, ';');
+	if (rc || !cstr(q))
+		goto nomem;
+	if (exists) {
+		/* ADD COLUMN of a column that is there fails: run them one by one. */
+		char *sql = strdup(cstr(q)), *p1, *semi;
+
+		if (!sql)
+			goto nomem;
+		for (p1 = sql; (semi = strstr(p1, ";")); p1 = semi + 1) {
+			*semi = 0;
+			if (strncmp(p1, "ALTER", 5) == 0)
+				sqlite3_exec(x->db, p1, NULL, NULL, NULL);
+			else if ((rc = exec_sql(x->db, p1, x->err))) {
+				free(sql);
+				goto fail;
+			}
+		}
+		free(sql);
+	} else if ((rc = exec_sql(x->db, cstr(q), x->err))) {
+		goto fail;
+	}
+	q->len = 0;
+	for (j = 0; j < 3; j++) {
+		static const char *const ev[] = {"INSERT", "UPDATE", "DELETE"};
+		const char *row = j == 2 ? "OLD" : "NEW";
+		int any = 0;
+
+		if ((j == 0 && !o->add) || (j == 2 && !o->del))
+			continue;
+		for (i = 0; i < n; i++)
+			any |= x->cols[i].update;
+		if (j == 1 && !any)
+			continue;
+		rc |= ws_buf_printf(q, "CREATE TRIGGER ") || trig_name(q, o->table, j) ||
+		    ws_buf_printf(q, " AFTER %s ON ", ev[j]) || qid(q, o->table) ||
+		    ws_buf_printf(q, " WHEN NOT EXISTS (SELECT 1 FROM wsync_replica_applying)");
+		if (j == 1) {
+			rc |= ws_buf_printf(q, " AND (0");
+			for (i = 0; i < n; i++)
+				if (x->cols[i].update)
+					rc |= ws_buf_printf(q, " OR OLD.") || qid(q, x->cols[i].local) ||
+					    ws_buf_printf(q, " IS NOT NEW.") || qid(q, x->cols[i].local);
+			rc |= ws_buf_putc(q, ')');
+		}
+		rc |= ws_buf_printf(q, " BEGIN INSERT INTO wsync_replica_out(local_table, op,"
+		    " k, mask) VALUES (") || sqlstr(q, o->table) ||
+		    ws_buf_printf(q, ", '%s', json_array(", j == 0 ? "add" : j == 1 ? "update" :
+		    "del");
+		for (i = 0; i < x->nkey; i++)
+			rc |= ws_buf_printf(q, "%s%s.", i ? "," : "", row) ||
+			    qid(q, x->cols[x->keys[i]].local);
+		rc |= ws_buf_printf(q, "), 0");
+		for (i = 0; j == 1 && i < n; i++)
+			if (x->cols[i].update)
+				rc |= ws_buf_printf(q, " | (CASE WHEN OLD.") || qid(q, x->cols[i].local) ||
+				    ws_buf_printf(q, " IS NOT NEW.") || qid(q, x->cols[i].local) ||
+				    ws_buf_printf(q, " THEN %llu ELSE 0 END)", 1ull << i);
+		rc |= ws_buf_printf(q, "); END;");
+	}
+	rc |= ws_buf_printf(q, "INSERT OR IGNORE INTO wsync_replica(local_table, source, "
+	    "guid, usn) VALUES (") || sqlstr(q, o->table) || ws_buf_putc(q, ',') ||
+	    sqlstr(q, o->source) || ws_buf_printf(q, ", NULL, 0);");
+	if (rc || !cstr(q))
+		goto nomem;
+	if ((rc = exec_sql(x->db, cstr(q), x->err)) ||
+	    (rc = exec_sql(x->db, "COMMIT", x->err)))
+		goto fail;
+	for (j = 0; j < o->narrays; j++) {
+		if (!(x->child[j].known = json_object()))
+			return WS_ENOMEM;
+		q->len = 0;
+		if (ws_buf_printf(q, "PRAGMA table_info(") || qid(q, o->arrays[j].child) ||
+		    ws_buf_putc(q, ')') || !cstr(q))
+			return WS_ENOMEM;
+		if ((rc = prepare(x->db, cstr(q), &st, x->err)))
+			return rc;
+		while (sqlite3_step(st) == SQLITE_ROW)
+			json_object_set_new(x->child[j].known,
+			    (const char *)sqlite3_column_text(st, 1), json_true());
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	/* The statements every message uses. */
+	q->len = 0;
+	rc = ws_buf_printf(q, "SELECT ");
+	for (i = 0, j = 0; i < n; i++)
+		if (parent_col(&x->cols[i]))
+			rc |= (j++ && ws_buf_putc(q, ',')) || qid(q, x->cols[i].local);
+	rc |= ws_buf_printf(q, " FROM ") || qid(q, o->table) || put_where_key(x, q, 1);
+	if (rc || !cstr(q))
+		return WS_ENOMEM;
+	if ((rc = prepare(x->db, cstr(q), &x->sel, x->err)))
+		return rc;
+	q->len = 0;
+	rc = ws_buf_printf(q, "SELECT ");
+	for (i = 0; i < x->nkey; i++)
+		rc |= (i && ws_buf_putc(q, ',')) || qid(q, x->cols[x->keys[i]].local);
+	rc |= ws_buf_printf(q, " FROM ") || qid(q, o->table) || put_where_key(x, q, 1);
+	if (rc || !cstr(q))
+		return WS_ENOMEM;
+	if ((rc = prepare(x->db, cstr(q), &x->getmark, x->err)))
+		return rc;
+	q->len = 0;
+	rc = ws_buf_printf(q, "INSERT OR IGNORE INTO wsync_replica_full(local_table, k) "
+	    "SELECT ") || sqlstr(q, o->table) || ws_buf_putc(q, ',');
+	for (i = 0; i < x->nkey; i++)
+		rc |= ws_buf_printf(q, "%squote(", i ? "||','||" : "") ||
+		    qid(q, x->cols[x->keys[i]].local) || ws_buf_putc(q, ')');
+	rc |= ws_buf_printf(q, " FROM ") || qid(q, o->table) || put_where_key(x, q, 1);
+	if (rc || !cstr(q))
+		return WS_ENOMEM;
+	if ((rc = prepare(x->db, cstr(q), &x->sweep_ins, x->err)))
+		return rc;
+	q->len = 0;
+	if (ws_buf_printf(q, "INSERT OR REPLACE INTO wsync_replica_deleted(local_table, k, "
+	    "usn, state) VALUES (") || sqlstr(q, o->table) ||
+	    ws_buf_printf(q, ", ?1, ?2, 'deleted')") || !cstr(q))
+		return WS_ENOMEM;
+	if ((rc = prepare(x->db, cstr(q), &x->mark, x->err)))
+		return rc;
+	q->len = 0;
+	if (ws_buf_printf(q, "DELETE FROM wsync_replica_deleted WHERE local_table = ") ||
+	    sqlstr(q, o->table) || ws_buf_printf(q, " AND k = ?1") || !cstr(q))
+		return WS_ENOMEM;
+	if ((rc = prepare(x->db, cstr(q), &x->unmark, x->err)))
+		return rc;
+	if ((rc = prepare(x->db, "SELECT count(*) FROM wsync_replica_deleted WHERE "
+	    "local_table = ?1", &st, x->err)))
+		return rc;
+	sqlite3_bind_text(st, 1, o->table, -1, SQLITE_STATIC);
+	x->ndeleted = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return 0;
+nomem:
+	rc = WS_ENOMEM;
+fail:
+	sqlite3_finalize(st);
+	sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* Wait for the publisher's next message, up to a silence of 120 s. */
+static int recv_one(struct rep *x, json_t **m)
+{
+	uint64_t t0 = ws_now_ms();
+	int rc;
+
+	for (;;) {
+		if (x->o->stop && *x->o->stop)
+			return ws_error(x->err, WS_EAGAIN, "stopped");
+		rc = rconn_recv(&x->c, m, x->c.http ? 60000 : 1000, -1);
+		if (rc == 1 || rc < 0)
+			return rc;
+		if (ws_now_ms() - t0 > 120000)
+			return ws_error(x->err, WS_EAGAIN, "the publisher was silent for "
+			    "120 seconds");
+	}
+}
+
+/* A message that reports an error ends the session with it. */
+static int check_error(struct rep *x, const json_t *m)
+{
+	const char *e = json_string_value(json_object_get(m, "error"));
+
+	if (!json_object_get(m, "error"))
+		return 0;
+	return ws_error(x->err, WS_EIO, "the publisher ends the session: %s",
+	    e ? e : "unknown error");
+}
+
+static void progress(struct rep *x)
+{
+	if (x->o->progress)
+		x->o->progress(x->o->progress_cd, x->rows, x->count, ws_now_ms() - x->t0);
+}
+
+/* Mark every local row the full pass did not see as deleted. */
+static int sweep_stale(struct rep *x)
+{
+	struct ws_buf *q = &x->q;
+	sqlite3_stmt *st = NULL;
+	int keypos[64], rc;
+	size_t i;
+
+	q->len = 0;
+	rc = ws_buf_printf(q, "SELECT ");
+	for (i = 0; i < x->nkey; i++) {
+		keypos[i] = (int)i;
+		rc |= (i && ws_buf_putc(q, ',')) || qid(q, x->cols[x->keys[i]].local);
+	}
+	rc |= ws_buf_printf(q, " FROM ") || qid(q, x->o->table) ||
+	    ws_buf_printf(q, " AS t WHERE NOT EXISTS (SELECT 1 FROM wsync_replica_full f "
+	    "WHERE f.local_table = ") || sqlstr(q, x->o->table) ||
+	    ws_buf_printf(q, " AND f.k = ");
+	for (i = 0; i < x->nkey; i++)
+		rc |= ws_buf_printf(q, "%squote(t.", i ? "||','||" : "") ||
+		    qid(q, x->cols[x->keys[i]].local) || ws_buf_putc(q, ')');
+	rc |= ws_buf_printf(q, ") AND NOT EXISTS (SELECT 1 FROM wsync_replica_out o WHERE "
+	    "o.local_table = ") || sqlstr(q, x->o->table) || ws_buf_printf(q, " AND o.op = 'add')");
+	if (rc || !cstr(q))
+		return WS_ENOMEM;
+	if ((rc = prepare(x->db, cstr(q), &st, x->err)))
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((rc = mark_deleted(x, st, keypos, x->start_usn)))
+			goto out;
+	rc = rc == SQLITE_DONE ? 0 : sqlfail(x->db, rc, x->o->table, x->err);
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* The initial transfer: ReplicateNext until a result without rows. */
+static int initial(struct rep *x)
+{
+	sqlite3_stmt *st = NULL;
+	const json_t *rows, *row;
+	json_t *m = NULL;
+	unsigned batch = x->o->batch ? x->o->batch : WS_REPLICATE_BATCH;
+	size_t i;
+	int rc;
+
+	if (x->full) {
+		if ((rc = tx_begin(x)))
+			return rc;
+		if ((rc = prepare(x->db, "UPDATE wsync_replica SET guid = NULL, usn = 0, "
+		    "source = ?2, updated = datetime('now') WHERE local_table = ?1; ", &st,
+		    x->err)))
+			goto fail;
+		sqlite3_bind_text(st, 1, x->o->table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, x->o->source, -1, SQLITE_STATIC);
+		if ((rc = step_done(x, st, "wsync_replica")))
+			goto fail;
+		sqlite3_finalize(st);
+		if ((rc = prepare(x->db, "DELETE FROM wsync_replica_full WHERE local_table = ?1",
+		    &st, x->err)))
+			goto fail;
+		sqlite3_bind_text(st, 1, x->o->table, -1, SQLITE_STATIC);
+		if ((rc = step_done(x, st, "wsync_replica_full")))
+			goto fail;
+		sqlite3_finalize(st);
+		x->q.len = 0;
+		if (ws_buf_printf(&x->q, "SELECT EXISTS (SELECT 1 FROM ") ||
+		    qid(&x->q, x->o->table) || ws_buf_putc(&x->q, ')') || !cstr(&x->q)) {
+			rc = WS_ENOMEM;
+			goto fail;
+		}
+		if ((rc = prepare(x->db, cstr(&x->q), &st, x->err)))
+			goto fail;
+		/* Rows of an empty table cannot be stale: no sweep is needed. */
+		x->sweep = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+		st = NULL;
+		if ((rc = tx_commit(x)))
+			return rc;
+	}
+	for (;;) {
+		if ((rc = rconn_send(&x->c, json_pack("{s:s,s:i}", "mt", "ReplicateNext",
+		    "max", (int)batch))) || (rc = recv_one(x, &m)) < 0)
+			return rc;
+		if ((rc = check_error(x, m)))
+			goto out;
+		if (strcmp(mt_of(m), "ReplicateNextResult") != 0) {
+			rc = ws_error(x->err, WS_ECORRUPT, "expected ReplicateNextResult, "
+			    "got %s", mt_of(m));
+			goto out;
+		}
+		rows = json_object_get(m, "rows");
+		row = json_object_get(m, "columns");
+		if (!row && !json_array_size(rows))
+			break;
+		if ((rc = tx_begin(x)))
+			goto out;
+		if (row && (rc = apply_row(x, row, x->start_usn)))
+			goto fail;
+		json_array_foreach(rows, i, row)
+			if ((rc = apply_row(x, row, x->start_usn)))
+				goto fail;
+		if ((rc = tx_commit(x)) || (rc = deliver(x)))
+			goto out;
+		json_decref(m);
+		m = NULL;
+		progress(x);
+	}
+	json_decref(m);
+	m = NULL;
+	if (x->full) {
+		if ((rc = tx_begin(x)))
+			return rc;
+		if (x->sweep && (rc = sweep_stale(x)))
+			goto fail;
+		if ((rc = prepare(x->db, "DELETE FROM wsync_replica_full WHERE local_table = ?1;",
+		    &st, x->err)))
+			goto fail;
+		sqlite3_bind_text(st, 1, x->o->table, -1, SQLITE_STATIC);
+		if ((rc = step_done(x, st, "wsync_replica_full")))
+			goto fail;
+		sqlite3_finalize(st);
+		if ((rc = prepare(x->db, "UPDATE wsync_replica SET guid = ?2, usn = ?3, "
+		    "updated = datetime('now') WHERE local_table = ?1", &st, x->err)))
+			goto fail;
+		sqlite3_bind_text(st, 1, x->o->table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, x->pguid, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (int64_t)x->start_usn);
+		if ((rc = step_done(x, st, "wsync_replica")))
+			goto fail;
+		sqlite3_finalize(st);
+		st = NULL;
+		x->sweep = 0;
+		if ((rc = tx_commit(x)))
+			return rc;
+		snprintf(x->guid, sizeof(x->guid), "%s", x->pguid);
+		x->usn = x->start_usn;
+		x->initialized = 1;
+		progress(x);
+		return deliver(x);
+	}
+	return 0;
+fail:
+	tx_abort(x);
+out:
+	sqlite3_finalize(st);
+	json_decref(m);
+	return rc;
+}
+
+/* Send the local changes the rights let go up; the number sent. */
+static int push_local(struct rep *x)
+{
+	sqlite3_stmt *st = NULL, *drop = NULL;
+	json_error_t je;
+	json_t *key = NULL, *cols = NULL, *a = NULL, *m;
+	size_t i, n;
+	int rc, sent = 0, j;
+	int any = x->o->add || x->o->del;
+
+	for (i = 0; i < x->ncols; i++)
+		any |= x->cols[i].update;
+	if (!any || x->inflight)
+		return 0;
+	if ((rc = prepare(x->db, "SELECT seq, op, k, mask FROM wsync_replica_out WHERE "
+	    "local_table = ?1 ORDER BY seq LIMIT 256", &st, x->err)) ||
+	    (rc = prepare(x->db, "DELETE FROM wsync_replica_out WHERE seq = ?1", &drop,
+	    x->err)))
+		goto out;
+	sqlite3_bind_text(st, 1, x->o->table, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(st, 0);
+		const char *op = (const char *)sqlite3_column_text(st, 1);
+		uint64_t mask = (uint64_t)sqlite3_column_int64(st, 3);
+		int have = 0;
+
+		a = json_loads((const char *)sqlite3_column_text(st, 2), 0, &je);
+		key = json_object();
+		if (!json_is_array(a) || json_array_size(a) != x->nkey || !key) {
+			rc = WS_ENOMEM;
+			goto out;
+		}
+		for (i = 0; i < x->nkey; i++)
+			json_object_set(key, x->cols[x->keys[i]].remote, json_array_get(a, i));
+		m = NULL;
+		if (strcmp(op, "del") == 0) {
+			m = json_pack("{s:s,s:I,s:O}", "mt", "ReplicateDel", "id", (json_int_t)seq,
+			    "key", key);
+		} else {
+			sqlite3_reset(x->sel);
+			if ((rc = bind_rkey(x, x->sel, 1, key)))
+				goto out;
+			have = sqlite3_step(x->sel) == SQLITE_ROW;
+			cols = json_object();
+			for (i = 0, j = 0; have && cols && i < x->ncols; i++) {
+				if (!parent_col(&x->cols[i]))
+					continue;
+				if (op[0] == 'a' || (x->cols[i].update && (mask & (1ull << i))))
+					json_object_set_new(cols, x->cols[i].remote,
+					    col_json(x->sel, j));
+				j++;
+			}
+			sqlite3_reset(x->sel);
+			if (have && json_object_size(cols))
+				m = op[0] == 'a' ? json_pack("{s:s,s:I,s:O}", "mt", "ReplicateAdd",
+				    "id", (json_int_t)seq, "columns", cols) :
+				    json_pack("{s:s,s:I,s:O,s:I,s:O}", "mt", "ReplicateUpdate",
+				    "id", (json_int_t)seq, "key", key, "mask", (json_int_t)mask,
+				    "columns", cols);
+			json_decref(cols);
+			cols = NULL;
+		}
+		json_decref(a);
+		json_decref(key);
+		a = key = NULL;
+		if (!m) {
+			/* The row is gone since: nothing to send for it. */
+			sqlite3_bind_int64(drop, 1, seq);
+			if ((rc = step_done(x, drop, "wsync_replica_out")))
+				goto out;
+			continue;
+		}
+		if ((rc = rconn_send(&x->c, m)))
+			goto out;
+		sent++;
+	}
+	rc = rc == SQLITE_DONE ? 0 : sqlfail(x->db, rc, "wsync_replica_out", x->err);
+	n = (size_t)sent;
+	x->inflight = (unsigned)n;
+	if (rc == 0)
+		rc = rconn_flush(&x->c);
+out:
+	json_decref(a);
+	json_decref(key);
+	json_decref(cols);
+	sqlite3_finalize(st);
+	sqlite3_finalize(drop);
+	return rc ? rc : sent;
+}
+
+/* Apply one live message inside the open transaction; queue its ack. */
+static int live_msg(struct rep *x, const json_t *m, json_t *acks)
+{
+	const char *mt = mt_of(m);
+	uint64_t usn = 0;
+	int rc, op = strcmp(mt, "ReplicateAdd") == 0 ? 1 : strcmp(mt, "ReplicateUpdate") == 0 ?
+	    2 : strcmp(mt, "ReplicateDel") == 0 ? 3 : strcmp(mt, "ReplicateSync") == 0 ? 4 : 0;
+
+	if (op) {
+		int has_usn = json_object_get(m, "usn") != NULL;
+
+		if ((has_usn || op == 4) && get_u64(m, "usn", &usn, x->err))
+			return ws_error(x->err, WS_ECORRUPT, "%s without a usn", mt);
+		if (!has_usn)
+			usn = x->have_usn ? x->new_usn : x->usn;
+		rc = op == 1 ? apply_row(x, json_object_get(m, "columns"), usn) :
+		    op == 2 ? apply_update(x, m, usn) : op == 3 ? apply_del(x, m, usn) : 0;
+		if (rc)
+			return rc;
+		if (op == 4) {
+			x->got_sync = 1;
+			if (!x->initialized)
+				return ws_error(x->err, WS_ECORRUPT, "ReplicateSync before "
+				    "the initial transfer ended");
+		}
+		if (has_usn || op == 4) {
+			x->new_usn = usn;
+			x->have_usn = 1;
+		}
+		/* One result answers the group: the last message's, with "n". */
+		if (json_array_size(acks) == 0 &&
+		    json_array_append_new(acks, json_object()))
+			return WS_ENOMEM;
+		{
+			json_t *a = json_array_get(acks, 0);
+			json_int_t n = json_integer_value(json_object_get(a, "n")) + 1;
+			char rmt[32];
+
+			snprintf(rmt, sizeof(rmt), "%sResult", mt);
+			json_object_set_new(a, "mt", json_string(rmt));
+			json_object_set_new(a, "usn", json_integer((json_int_t)usn));
+			json_object_set_new(a, "n", json_integer(n));
+		}
+		return 0;
+	}
+	if (strcmp(mt, "ReplicateAddResult") == 0 || strcmp(mt, "ReplicateUpdateResult") == 0 ||
+	    strcmp(mt, "ReplicateDelResult") == 0) {
+		const json_t *id = json_object_get(m, "id");
+		sqlite3_stmt *st;
+
+		if (json_object_get(m, "error"))
+			rlog(x, "the publisher refused a local change: %s",
+			    json_string_value(json_object_get(m, "error")) ?
+			    json_string_value(json_object_get(m, "error")) : "?");
+		if (x->inflight)
+			x->inflight--;
+		if (!json_is_integer(id))
+			return 0;
+		if ((rc = prepare(x->db, "DELETE FROM wsync_replica_out WHERE seq = ?1", &st,
+		    x->err)))
+			return rc;
+		sqlite3_bind_int64(st, 1, json_integer_value(id));
+		rc = step_done(x, st, "wsync_replica_out");
+		sqlite3_finalize(st);
+		return rc;
+	}
+	if ((rc = check_error(x, m)))
+		return rc;
+	return ws_error(x->err, WS_ECORRUPT, "unexpected message '%s' from the publisher", mt);
+}
+
+/* Remove the deletes the application confirmed (--hold-deletes). */
+static int settle(struct rep *x)
+{
+	int rc;
+
+	if (x->ndeleted <= 0)
+		return 0;
+	if ((rc = tx_begin(x)))
+		return rc;
+	if ((rc = remove_confirmed(x)) || (rc = tx_commit(x))) {
+		tx_abort(x);
+		return rc;
+	}
+	return deliver(x);
+}
+
+/* Re-deliver "deleted" for the marks a killed run left unconfirmed. */
+static int redeliver(struct rep *x)
+{
+	sqlite3_stmt *st = NULL;
+	json_error_t je;
+	json_t *a, *lk;
+	size_t i;
+	int rc;
+
+	if (x->ndeleted <= 0 || x->o->hold_deletes)
+		return 0;
+	if ((rc = prepare(x->db, "SELECT k, usn FROM wsync_replica_deleted WHERE "
+	    "local_table = ?1 AND state = 'deleted'", &st, x->err)))
+		return rc;
+	sqlite3_bind_text(st, 1, x->o->table, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+
+		a = json_loads(k, 0, &je);
+		lk = json_object();
+		for (i = 0; lk && json_is_array(a) && i < x->nkey; i++)
+			json_object_set(lk, x->cols[x->keys[i]].local, json_array_get(a, i));
+		json_decref(a);
+		if ((rc = event(x, "deleted", json_pack("{s:o,s:I,s:s}", "key", lk, "usn",
+		    (json_int_t)sqlite3_column_int64(st, 1), "k", k))))
+			break;
+	}
+	sqlite3_finalize(st);
+	return rc ? rc : deliver(x);
+}
+
+static int live(struct rep *x, int ifd)
+{
+	const struct ws_replicate_pull_opts *o = x->o;
+	int upward = o->add || o->del, wait, rc, rc2 = 0;
+	uint64_t quiet_since = ws_now_ms();
+	json_t *m = NULL, *acks = json_array(), *a;
+	char buf[4096];
+	size_t i, n;
+
+	for (i = 0; i < x->ncols; i++)
+		upward |= x->cols[i].update;
+	wait = !x->c.http ? 1000 : o->follow ? (upward || o->hold_deletes ? 2000 : 25000) : 10000;
+	if (!acks)
+		return WS_ENOMEM;
+	for (;;) {
+		if (o->stop && *o->stop) {
+			rc = 0;
+			break;
+		}
+		if (x->got_sync && !x->inflight) {
+			if ((rc = push_local(x)) < 0)
+				break;
+			if (rc == 0 && !o->follow) {
+				rc = rconn_flush(&x->c);
+				break;
+			}
+		}
+		rc = rconn_recv(&x->c, &m, wait, ifd);
+		if (rc < 0)
+			break;
+		if (rc != 1) {
+			if (rc == 2)
+				while (read(ifd, buf, sizeof(buf)) > 0)
+					;
+			if (o->follow && x->got_sync) {
+				if ((rc = settle(x)) || ((rc = push_local(x)) < 0))
+					break;
+			}
+			if (!o->follow && ws_now_ms() - quiet_since > 120000) {
+				rc = ws_error(x->err, WS_EAGAIN, "the publisher was silent for "
+				    "120 seconds");
+				break;
+			}
+			continue;
+		}
+		quiet_since = ws_now_ms();
+		if ((rc = tx_begin(x)))
+			break;
+		n = 0;
+		do {
+			rc = live_msg(x, m, acks);
+			json_decref(m);
+			m = NULL;
+			n++;
+		} while (rc == 0 && n < 4096 && (rc2 = rconn_recv(&x->c, &m, 0, -1)) == 1);
+		if (rc == 0 && rc2 < 0)
+			rc = rc2;
+		if (rc || (rc = tx_commit(x))) {
+			tx_abort(x);
+			break;
+		}
+		json_array_foreach(acks, i, a)
+			if ((rc = rconn_send(&x->c, json_incref(a))))
+				goto out;
+		json_array_clear(acks);
+		if (!x->c.http && (rc = rconn_flush(&x->c)))
+			break;
+		if (x->got_sync && x->initialized == 1) {
+			x->initialized = 2;
+			if ((rc = event(x, "initialized", json_pack("{s:I,s:I,s:b}", "usn",
+			    (json_int_t)x->usn, "rows", (json_int_t)x->rows, "full", x->full))))
+				break;
+		}
+		if ((rc = deliver(x)))
+			break;
+		progress(x);
+	}
+out:
+	json_decref(m);
+	json_decref(acks);
+	return rc;
+}
+
+/* One session with the publisher. */
+static int session(struct rep *x)
+{
+	const struct ws_replicate_pull_opts *o = x->o;
+	sqlite3_stmt *st = NULL;
+	json_t *m = NULL, *cols = NULL, *sr = NULL;
+	const char *g, *refused;
+	size_t i;
+	int rc, ifd = -1;
+
+	x->guid[0] = 0;
+	x->usn = 0;
+	x->rows = 0;
+	x->got_sync = x->initialized = 0;
+	x->inflight = 0;
+	x->t0 = ws_now_ms();
+	if ((rc = prepare(x->db, "SELECT guid, usn FROM wsync_replica WHERE local_table = ?1",
+	    &st, x->err)))
+		return rc;
+	sqlite3_bind_text(st, 1, o->table, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		g = (const char *)sqlite3_column_text(st, 0);
+		snprintf(x->guid, sizeof(x->guid), "%s", g ? g : "");
+		x->usn = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if ((rc = rconn_open(&x->c, o->source, x->err)))
+		return rc;
+	x->c.bytes_in = o->bytes_in;
+	x->c.bytes_out = o->bytes_out;
+	if (!(cols = json_array()))
+		goto nomem;
+	for (i = 0; i < o->ncols; i++)
+		json_array_append_new(cols, json_pack("{s:s,s:b}", "name", o->cols[i].name,
+		    "update", o->cols[i].update));
+	for (i = 0; o->ncols && i < o->narrays; i++)
+		json_array_append_new(cols, json_pack("{s:s,s:b}", "name",
+		    o->arrays[i].remote, "update", 0));
+	m = json_pack("{s:s,s:o,s:I,s:b,s:b,s:O}", "mt", "ReplicateStart", "guid",
+	    x->guid[0] ? json_string(x->guid) : json_null(), "usn", (json_int_t)x->usn,
+	    "add", o->add, "del", o->del, "columns", cols);
+	rc = rconn_send(&x->c, m);
+	m = NULL;
+	if (rc || (rc = recv_one(x, &sr)) < 0)
+		goto out;
+	if (strcmp(mt_of(sr), "ReplicateStartResult") != 0) {
+		rc = ws_error(x->err, WS_ECORRUPT, "expected ReplicateStartResult, got %s",
+		    mt_of(sr));
+		goto out;
+	}
+	if (json_object_get(sr, "error")) {
+		refused = json_string_value(json_object_get(sr, "refused"));
+		rc = ws_error(x->err, !refused ? WS_EIO : strcmp(refused, "column") == 0 ?
+		    WS_ESCHEMA : WS_EPERM, "the publisher refused: %s",
+		    json_string_value(json_object_get(sr, "error")) ?
+		    json_string_value(json_object_get(sr, "error")) : "no reason given");
+		goto out;
+	}
+	g = json_string_value(json_object_get(sr, "guid"));
+	if (!g || strlen(g) == 0 || strlen(g) > 2 * WS_GUID_LEN ||
+	    get_u64(sr, "usn", &x->start_usn, x->err) || get_bool(sr, "full") < 0) {
+		rc = ws_error(x->err, WS_ECORRUPT, "a bad ReplicateStartResult: want guid, "
+		    "usn and full");
+		goto out;
+	}
+	snprintf(x->pguid, sizeof(x->pguid), "%s", g);
+	x->full = get_bool(sr, "full");
+	if (!x->full && strcmp(x->pguid, x->guid) != 0) {
+		rc = ws_error(x->err, WS_ECORRUPT, "the publisher offers changes of "
+		    "another guid");
+		goto out;
+	}
+	if (!x->full)
+		x->start_usn = x->usn;
+	if (json_is_integer(json_object_get(sr, "count")))
+		x->count = (uint64_t)json_integer_value(json_object_get(sr, "count"));
+	if (json_is_string(json_object_get(sr, "session")))
+		snprintf(x->c.session, sizeof(x->c.session), "%s",
+		    json_string_value(json_object_get(sr, "session")));
+	rcols_free(x);
+	if ((rc = setup(x, sr)))
+		goto out;
+	x->initialized = !x->full;
+	if ((rc = event(x, "started", json_pack("{s:s,s:s,s:I,s:b,s:I}", "source", o->source,
+	    "guid", x->pguid, "usn", (json_int_t)x->start_usn, "full", x->full, "count",
+	    (json_int_t)x->count))) || (rc = deliver(x)) || (rc = settle(x)) ||
+	    (rc = redeliver(x)) || (rc = initial(x)))
+		goto out;
+	if (o->follow)
+		ifd = watch_db(o->db);
+	rc = live(x, ifd);
+	if (rc == 0 && (rc = event(x, "closed", json_pack("{s:I}", "usn", (json_int_t)x->usn))) == 0)
+		rc = deliver(x);
+	goto out;
+nomem:
+	rc = WS_ENOMEM;
+out:
+	if (ifd >= 0)
+		close(ifd);
+	json_decref(m);
+	json_decref(cols);
+	json_decref(sr);
+	rconn_close(&x->c);
+	return rc;
+}
+
+int ws_replicate_pull(const struct ws_replicate_pull_opts *o, char *err)
+{
+	static int curl_ready;
+	struct rep x;
+	struct timespec ts;
+	int rc, backoff = 250;
+
+	memset(&x, 0, sizeof(x));
+	x.o = o;
+	x.err = err;
+	if (!o->source || !o->db || !o->table || !*o->table)
+		return ws_error(err, WS_EINVAL, "pull needs a source, a database and a table");
+	if (strncmp(o->table, "wsync_", 6) == 0 || strncmp(o->table, "sqlite_", 7) == 0)
+		return ws_error(err, WS_EINVAL, "table '%s' has a reserved name", o->table);
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+			return ws_error(err, WS_EINTERNAL, "cannot initialise libcurl");
+		curl_ready = 1;
+	}
+	if (!(x.events = json_array()))
+		return WS_ENOMEM;
+	rc = sqlite3_open_v2(o->db, &x.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK) {
+		rc = sqlfail(x.db, rc, "cannot open database", err);
+		goto out;
+	}
+	sqlite3_busy_timeout(x.db, 5000);
+	if ((rc = exec_sql(x.db, meta_sql, err)))
+		goto out;
+	for (;;) {
+		uint64_t t0 = ws_now_ms();
+
+		rc = session(&x);
+		if (!o->follow || (o->stop && *o->stop) || rc == WS_EPERM || rc == WS_ESCHEMA ||
+		    rc == WS_EINVAL || rc == WS_ENOMEM || rc == WS_ENOSPC || rc == WS_ECONFIG)
+			break;
+		if (ws_now_ms() - t0 > 10000)
+			backoff = 250; /* it worked for a while: start over */
+		ws_log_printf(o->log, o->log_cd, "%s; reconnecting in %d ms", err, backoff);
+		ts.tv_sec = backoff / 1000;
+		ts.tv_nsec = (long)(backoff % 1000) * 1000000L;
+		nanosleep(&ts, NULL);
+		if ((backoff *= 2) > 30000)
+			backoff = 30000;
+	}
+	if (o->stop && *o->stop && o->follow)
+		rc = 0;
+out:
+	rcols_free(&x);
+	json_decref(x.events);
+	ws_buf_release(&x.q);
+	ws_buf_release(&x.tmp);
+	sqlite3_close(x.db);
+	return rc;
+}
