@@ -30,7 +30,7 @@ ALL_LDFLAGS = $(OPT) $(LDFLAGS)
 LIB_SRC  := $(sort $(wildcard lib/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(OUT)/%.o)
 HDRS     := $(wildcard include/wsync/*.h) cmd/cli.h
-TOOLS    := wsync-serve wsync-join wsync-replicate wsync-inspect
+TOOLS    := wsync-serve wsync-join wsync-replicate wsync-inspect wsync-keygen
 BINS     := $(TOOLS:%=$(BIN)/%)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)

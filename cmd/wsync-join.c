@@ -13,11 +13,17 @@
 #include "wsync/hub.h"
 
 enum { OPT_MAX_FRAME = 256, OPT_CONFLICTS, OPT_RESOLVE, OPT_KEEP, OPT_LOG,
-	OPT_HEARTBEAT, OPT_IDLE, OPT_SETS };
+	OPT_HEARTBEAT, OPT_IDLE, OPT_SETS, OPT_KEY, OPT_HUB_KEY, OPT_KNOWN_HUBS,
+	OPT_ACCEPT_NEW, OPT_INSECURE };
 
 static const struct cli_opt opts[] = {
 	{"follow", 'f', NULL, "stay connected: push local commits and apply others' live"},
 	{"sets", OPT_SETS, "FILE", "sync the WSID=DBFILE lines of FILE too; with -f, follow its edits"},
+	{"key", OPT_KEY, "FILE", "this site's secret key (wsync-keygen): an authenticated, encrypted session"},
+	{"hub-key", OPT_HUB_KEY, "KEY", "the hub's public key (wsync-ed25519:...) to accept"},
+	{"known-hubs", OPT_KNOWN_HUBS, "FILE", "pinned hub keys (default ~/.config/wsync/known_hubs)"},
+	{"accept-new-hub", OPT_ACCEPT_NEW, NULL, "trust a hub's key on first use, adding it to the known hubs"},
+	{"insecure", OPT_INSECURE, NULL, "allow a plain session with a hub on TCP"},
 	{"conflicts", OPT_CONFLICTS, NULL, "list the conflicts of each WSID=DBFILE; no hub"},
 	{"resolve", OPT_RESOLVE, "ID", "make conflict ID's value win (a local change)"},
 	{"keep", OPT_KEEP, NULL, "with --resolve: keep the current value instead"},
@@ -31,6 +37,7 @@ static const struct cli_opt opts[] = {
 
 static const struct cli cli = {
 	.synopsis = "wsync-join [-fq] [--log FILE] [--sets FILE] HUB [WSID=DBFILE...]\n"
+	    "wsync-join --key FILE [--hub-key KEY | --accept-new-hub] [-fq] HUB WSID=DBFILE...\n"
 	    "wsync-join --conflicts WSID=DBFILE...\n"
 	    "wsync-join --resolve ID [--keep] WSID=DBFILE",
 	.about = "Sync local SQLite databases with a wsync hub over one connection.\n"
@@ -47,7 +54,11 @@ static const struct cli cli = {
 	    "separated.  --resolve writes the choice as a local change; the next\n"
 	    "sync takes it to every site.\n\n"
 	    "--log FILE appends every frame, with its time, direction and peer, in\n"
-	    "the stream format wsync-inspect reads.",
+	    "the stream format wsync-inspect reads.\n\n"
+	    "--key makes the session authenticated and encrypted; the hub's key must\n"
+	    "be the one given with --hub-key or the one pinned for HUB in the known\n"
+	    "hubs (--accept-new-hub pins it on first use).  A hub on TCP needs --key,\n"
+	    "unless --insecure.",
 	.opts = opts,
 	.operands = "file",
 };
@@ -106,8 +117,11 @@ int main(int argc, char **argv)
 	char err[WS_ERRLEN] = "", *end, *eq;
 	int ch, rc, i, conflicts = 0, keep = 0;
 	long long resolve = 0;
-	const char *logpath = NULL;
+	const char *logpath = NULL, *keypath = NULL;
 	struct ws_session_log slog;
+	struct ws_keypair key;
+	char khpath[4096];
+	int insecure = 0;
 	unsigned long long v;
 
 	while ((ch = cli_next(&cli, argc, argv, &arg)) != -1) {
@@ -118,6 +132,15 @@ int main(int argc, char **argv)
 		case OPT_KEEP: keep = 1; break;
 		case OPT_LOG: logpath = arg; break;
 		case OPT_SETS: o.sets_file = arg; break;
+		case OPT_KEY: keypath = arg; break;
+		case OPT_HUB_KEY:
+			if (ws_key_parse(o.hub_key, arg, strlen(arg), err))
+				cli_die(EX_USAGE, "bad --hub-key: %s", err);
+			o.has_hub_key = 1;
+			break;
+		case OPT_KNOWN_HUBS: o.known_hubs = arg; break;
+		case OPT_ACCEPT_NEW: o.accept_new_hub = 1; break;
+		case OPT_INSECURE: insecure = 1; break;
 		case OPT_HEARTBEAT: o.heartbeat_ms = cli_seconds("--heartbeat", arg); break;
 		case OPT_IDLE: o.idle_timeout_ms = cli_seconds("--idle-timeout", arg); break;
 		case OPT_RESOLVE:
@@ -160,6 +183,20 @@ int main(int argc, char **argv)
 	}
 	if (!conflicts && !resolve)
 		o.hub = argv[optind++];
+	if ((o.has_hub_key || o.accept_new_hub || o.known_hubs) && !keypath) {
+		cli_warn("--hub-key, --known-hubs and --accept-new-hub go with --key");
+		cli_usage(&cli);
+	}
+	if (keypath && !o.has_hub_key && !o.known_hubs) {
+		const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+
+		if (xdg && *xdg)
+			snprintf(khpath, sizeof(khpath), "%s/wsync/known_hubs", xdg);
+		else
+			snprintf(khpath, sizeof(khpath), "%s/.config/wsync/known_hubs",
+			    home ? home : ".");
+		o.known_hubs = khpath;
+	}
 	if (logpath && o.hub && strcmp(logpath, "-") == 0 && strcmp(o.hub, "-") == 0) {
 		cli_warn("--log - would write into the connection on stdout");
 		cli_usage(&cli);
@@ -184,9 +221,19 @@ int main(int argc, char **argv)
 		sets[i].path = eq + 1;
 	}
 	o.sets = sets;
+	/* HOST:PORT (a malformed address is reported when connecting). */
+	if (o.hub && !keypath && !insecure && strchr(o.hub, ':') &&
+	    strncmp(o.hub, "unix:", 5) != 0 && strncmp(o.hub, "exec:", 5) != 0)
+		cli_die(EX_CONFIG, "a hub on TCP needs --key FILE (or --insecure for a "
+		    "plain session)");
 	cli_catch_signals();
 	if (ws_init())
 		cli_die(EX_SOFTWARE, "cannot initialise libsodium");
+	if (keypath) {
+		if ((rc = ws_keypair_load(&key, keypath, err)))
+			cli_die(ws_exitcode(rc), "%s", err);
+		o.key = &key;
+	}
 	if (logpath && !conflicts && !resolve) {
 		if ((rc = ws_session_log_open(&slog, logpath, err)))
 			cli_die(ws_exitcode(rc), "%s", err);
@@ -199,6 +246,8 @@ int main(int argc, char **argv)
 			cli_warn("cannot write log '%s': some frames are missing", logpath);
 		ws_session_log_close(&slog);
 	}
+	if (o.key)
+		ws_keypair_wipe(&key);
 	for (i = 0; i < (int)o.nsets; i++)
 		free((char *)sets[i].wsid);
 	free(sets);

@@ -25,6 +25,8 @@ static const char *const type_names[256] = {
 	[WS_FRAME_ADD] = "add",
 	[WS_FRAME_REMOVE] = "remove",
 	[WS_FRAME_NOTICE] = "notice",
+	[WS_FRAME_AUTH] = "auth",
+	[WS_FRAME_SEALED] = "sealed",
 	[WS_FRAME_LOG] = "log",
 };
 

@@ -38,13 +38,17 @@ struct chan {
 	struct hws *ws;
 	int has_known;
 	struct ws_vclock known;  /* the site's last clock report to go by */
+	enum ws_right right;     /* what the site may do with it */
+	int told_readonly;       /* it was told its changes are refused */
 };
 
 struct hpeer {
 	struct ws_peer p;
+	const struct ws_hub_opts *o;
 	int hello;              /* its HELLO arrived */
 	struct ws_siteid site;  /* the site id its HELLO gave */
 	int closing;            /* flush what is queued, then close */
+	const struct ws_authkey *ak; /* a secure session's key entry */
 	int dead;               /* close now */
 	struct chan *ch;
 	size_t nch;
@@ -76,6 +80,19 @@ static void drop(struct hub *h, struct hpeer *hp, int code, const char *why)
 		hp->dead = 1;
 }
 
+/* The handshake's key check: only keys in the authorized-keys file. */
+static int check_key(void *cd, const uint8_t pk[WS_KEY_PUBLICBYTES], char *err)
+{
+	struct hpeer *hp = cd;
+	const struct ws_hub_opts *o = hp->o;
+	char text[WS_KEY_TEXTMAX];
+
+	if ((hp->ak = ws_authkeys_find(o->authkeys, pk)))
+		return 0;
+	ws_key_text(pk, text);
+	return ws_error(err, WS_EPERM, "key %s is not authorized on this hub", text);
+}
+
 static struct chan *find_chan(struct hpeer *hp, uint32_t ch)
 {
 	size_t i;
@@ -87,7 +104,8 @@ static struct chan *find_chan(struct hpeer *hp, uint32_t ch)
 }
 
 /* The open working set wsid, opened (or created) now if need be. */
-static int get_ws(struct hub *h, const char *wsid, struct hws **out, char *err)
+static int get_ws(struct hub *h, const char *wsid, int create, struct hws **out,
+    char *err)
 {
 	struct hws *w, **p;
 	char path[PATH_MAX];
@@ -102,9 +120,10 @@ static int get_ws(struct hub *h, const char *wsid, struct hws **out, char *err)
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s.db", h->o->datadir, wsid) >=
 	    sizeof(path))
 		return ws_error(err, WS_EINVAL, "working-set path too long");
-	if (!h->o->create && access(path, F_OK) != 0)
-		return ws_error(err, WS_ENOTFOUND, "unknown working set '%s' (the hub "
-		    "accepts new ones with --create)", wsid);
+	if (!create && access(path, F_OK) != 0)
+		return ws_error(err, WS_ENOTFOUND, "unknown working set '%s' (%s)", wsid,
+		    h->o->key ? "this site's key may not create it" :
+		    "the hub accepts new ones with --create");
 	if (!(w = calloc(1, sizeof(*w))))
 		return WS_ENOMEM;
 	snprintf(w->wsid, sizeof(w->wsid), "%s", wsid);
@@ -301,6 +320,7 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	struct chan *ch, *nc;
 	struct hws *w = NULL;
 	int rc = 0, full;
+	enum ws_right right;
 
 	if ((rc = ws_add_decode(&a, f->payload, f->len, err)))
 		goto out;
@@ -315,7 +335,17 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 		    "'%s'", f->channel, ch->ws->wsid);
 		goto out;
 	}
-	if ((rc = get_ws(h, a.wsid, &w, err))) {
+	right = hp->ak ? ws_authkey_right(hp->ak, a.wsid) : WS_RIGHT_CREATE;
+	if (right == WS_RIGHT_NONE) {
+		snprintf(err, sizeof(err), "working set '%s': this site's key%s%s%s has "
+		    "no rights on it", a.wsid, hp->ak->comment[0] ? " (" : "",
+		    hp->ak->comment, hp->ak->comment[0] ? ")" : "");
+		hlog(h, "%s: %s", hp->p.conn.name, err);
+		rc = ws_peer_send_error(&hp->p, f->channel, WS_EPERM, err);
+		goto out;
+	}
+	if ((rc = get_ws(h, a.wsid, hp->ak ? right == WS_RIGHT_CREATE : h->o->create,
+	    &w, err))) {
 		/* Refuse this working set only; the session goes on. */
 		hlog(h, "%s: %s", hp->p.conn.name, err);
 		rc = ws_peer_send_error(&hp->p, f->channel, rc, err);
@@ -378,6 +408,7 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	hp->ch = nc;
 	memset(&hp->ch[hp->nch], 0, sizeof(*nc));
 	hp->ch[hp->nch].ch = f->channel;
+	hp->ch[hp->nch].right = right;
 	hp->ch[hp->nch++].ws = w;
 	if ((rc = report(&hp->ch[hp->nch - 1], &a.clock, err)))
 		goto out;
@@ -410,6 +441,18 @@ static int on_batch(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 		rc = ws_error(err, WS_ECORRUPT, "batch on channel %" PRIu32 ", which "
 		    "carries no working set", f->channel);
 		goto out;
+	}
+	if (ch->right < WS_RIGHT_WRITE) {
+		/* Never applied, never forwarded; the site is told once. */
+		if (!ch->told_readonly) {
+			ch->told_readonly = 1;
+			snprintf(err, sizeof(err), "working set '%s' is read-only for "
+			    "this site: its changes are refused", ch->ws->wsid);
+			hlog(h, "%s: %s", hp->p.conn.name, err);
+			if (ws_peer_send_error(&hp->p, f->channel, WS_EPERM, err))
+				drop(h, hp, 0, QUEUE_FULL);
+		}
+		return 0;
 	}
 	if ((rc = ws_batch_decode(&b, f->payload, f->len, err)) ||
 	    (rc = ws_store_adopt_tables(ch->ws->st, &b, err)) ||
@@ -466,6 +509,11 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		if ((rc = ws_hello_decode(&hello, f->payload, f->len, err))) {
 			drop(h, hp, rc, err);
 			rc = 0; /* dropped once is enough */
+			break;
+		}
+		if (!hp->p.sec && hp->p.conn.kind == WS_CONN_TCP && !h->o->insecure) {
+			drop(h, hp, WS_EPERM, "this hub takes authenticated sessions "
+			    "only: connect with wsync-join --key");
 			break;
 		}
 		hp->hello = 1;
@@ -712,6 +760,13 @@ static int add_peer(struct hub *h, const struct ws_conn *c)
 	    h->o->queue_max ? h->o->queue_max :
 	    QUEUE_MAX_DEFAULT);
 	hp->p.log = h->o->session_log;
+	hp->o = h->o;
+	if (h->o->key && ws_peer_secure(&hp->p, 0, h->o->key, check_key, hp)) {
+		hp->p.conn.rfd = hp->p.conn.wfd = -1; /* the caller closes c */
+		ws_peer_release(&hp->p);
+		free(hp);
+		return WS_ENOMEM;
+	}
 	/* Unix peers have no address: number the sessions instead. */
 	h->sessions++;
 	if (strcmp(c->name, "unix") == 0)
@@ -781,6 +836,7 @@ int ws_hub_run(const struct ws_hub_opts *o, char *err)
 		memset(&c, 0, sizeof(c));
 		c.rfd = 0;
 		c.wfd = 1;
+		c.kind = WS_CONN_STDIO;
 		snprintf(c.name, sizeof(c.name), "stdio");
 		if ((rc = add_peer(&h, &c)))
 			goto out;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wsync/secure.h"
 #include "wsync/session.h"
 
 #define READ_CHUNK 65536
@@ -209,12 +210,13 @@ void ws_peer_init(struct ws_peer *p, const struct ws_conn *conn, size_t max_fram
 
 void ws_peer_release(struct ws_peer *p)
 {
+	ws_secure_free(p);
 	ws_conn_close(&p->conn);
 	ws_frame_decoder_release(&p->dec);
 	ws_buf_release(&p->out);
 }
 
-int ws_peer_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
+int ws_peer_send_raw(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
     const void *payload, size_t n)
 {
 	int rc;
@@ -231,12 +233,34 @@ int ws_peer_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
 	if ((rc = ws_frame_put(&p->out, type, flags, ch, payload, n)))
 		return rc;
 	p->last_tx_ms = ws_now_ms();
-	if (p->log) {
+	/* Sealed frames are logged as what they hold, when it is queued. */
+	if (p->log && type != WS_FRAME_SEALED) {
 		struct ws_frame f = {type, flags, ch, (uint32_t)n, payload};
 
 		ws_session_log_frame(p->log, WS_LOG_OUT, p->conn.name, &f);
 	}
 	return 0;
+}
+
+int ws_peer_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
+    const void *payload, size_t n)
+{
+	struct ws_buf in = WS_BUF_INIT;
+	int rc;
+
+	if (!p->sec)
+		return ws_peer_send_raw(p, type, flags, ch, payload, n);
+	if (p->out_max && ws_peer_pending(p) + n > p->out_max)
+		return WS_EBUSY;
+	/* A secure session: the whole frame goes inside a sealed one. */
+	if ((rc = ws_frame_put(&in, type, flags, ch, payload, n)) == 0 &&
+	    (rc = ws_secure_send(p, in.p, in.len)) == 0 && p->log) {
+		struct ws_frame f = {type, flags, ch, (uint32_t)n, payload};
+
+		ws_session_log_frame(p->log, WS_LOG_OUT, p->conn.name, &f);
+	}
+	ws_buf_release(&in);
+	return rc;
 }
 
 int ws_peer_send_error(struct ws_peer *p, uint32_t ch, int code, const char *msg)
@@ -304,13 +328,22 @@ int ws_peer_read(struct ws_peer *p, ws_frame_cb *cb, void *clientData, char *err
 		p->last_rx_ms = ws_now_ms();
 		if (n == 0) {
 			p->eof = 1;
-			return ws_frame_decoder_finish(&p->dec, err);
+			if ((rc = ws_frame_decoder_finish(&p->dec, err)) == 0 && p->sec &&
+			    !ws_secure_ready(p))
+				rc = ws_error(err, WS_EPERM, "%s closed the connection "
+				    "during the handshake", p->conn.name);
+			return rc;
 		}
 		for (off = 0; off < (size_t)n; off += used) {
 			rc = ws_frame_decoder_feed(&p->dec, chunk + off, (size_t)n - off,
 			    &used, &f, err);
 			if (rc < 0)
 				return rc;
+			if (rc == 1 && p->sec) {
+				if ((rc = ws_secure_recv(p, &f, cb, clientData, err)))
+					return rc;
+				continue;
+			}
 			if (rc == 1 && p->log)
 				ws_session_log_frame(p->log, WS_LOG_IN, p->conn.name, &f);
 			if (rc == 1 && (rc = cb(p, &f, clientData)))

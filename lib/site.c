@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "wsync/delta.h"
 #include "wsync/hub.h"
 #include "wsync/session.h"
@@ -539,6 +541,32 @@ static int keepalive(struct site *x)
 	return rc;
 }
 
+/* The handshake's check of the hub's key: pinned, or in known hubs. */
+static int check_hub(void *cd, const uint8_t pk[WS_KEY_PUBLICBYTES], char *err)
+{
+	struct site *x = cd;
+	char text[WS_KEY_TEXTMAX];
+	int rc, added;
+
+	ws_key_text(pk, text);
+	if (x->o->has_hub_key) {
+		if (sodium_memcmp(pk, x->o->hub_key, WS_KEY_PUBLICBYTES) == 0)
+			return 0;
+		return ws_error(err, WS_EPERM, "the hub presented key %s, not the "
+		    "one given with --hub-key: refusing it", text);
+	}
+	if (!x->o->known_hubs)
+		return ws_error(err, WS_EPERM, "cannot check the hub's key %s: give "
+		    "--hub-key or a known-hubs file", text);
+	if ((rc = ws_known_hubs_check(x->o->known_hubs, x->o->hub, pk,
+	    x->o->accept_new_hub, &added, err)))
+		return rc;
+	if (added)
+		slog(x, "added the key of the hub at %s to %s: %s", x->o->hub,
+		    x->o->known_hubs, text);
+	return 0;
+}
+
 /* One session: connect, sync, and (follow) stay until it ends. */
 static int session(struct site *x)
 {
@@ -565,6 +593,8 @@ static int session(struct site *x)
 	    WS_SESSION_MAX_FRAME, 0);
 	x->p.log = x->o->session_log;
 	x->connected = 1;
+	if (x->o->key && (rc = ws_peer_secure(&x->p, 1, x->o->key, check_hub, x)))
+		goto out;
 	/* The hello names the site by its first open set's id. */
 	me.site = x->anon;
 	for (i = 0; i < x->n; i++)
@@ -655,6 +685,9 @@ static int session(struct site *x)
 	}
 	rc = 0;
 out:
+	/* A key refused, or a session tampered with, does not mend itself. */
+	if (rc == WS_EPERM)
+		x->fatal = 1;
 	for (i = 0; i < x->n; i++)
 		if (x->s[i].in_copy) {
 			ws_store_snapshot_abort(x->s[i].st);

@@ -30,6 +30,7 @@ static void conn_init(struct ws_conn *c, const char *name)
 {
 	c->rfd = c->wfd = -1;
 	c->pid = 0;
+	c->kind = WS_CONN_TCP;
 	snprintf(c->name, sizeof(c->name), "%s", name);
 }
 
@@ -145,12 +146,16 @@ int ws_transport_connect(const char *addr, struct ws_conn *c, char *err)
 	if (strcmp(addr, "-") == 0) {
 		c->rfd = 0;
 		c->wfd = 1;
+		c->kind = WS_CONN_STDIO;
 		snprintf(c->name, sizeof(c->name), "stdio");
 		return 0;
 	}
-	if (strncmp(addr, "exec:", 5) == 0)
+	if (strncmp(addr, "exec:", 5) == 0) {
+		c->kind = WS_CONN_EXEC;
 		return exec_connect(addr + 5, c, err);
+	}
 	if (strncmp(addr, "unix:", 5) == 0) {
+		c->kind = WS_CONN_UNIX;
 		if ((rc = unix_addr(addr + 5, &sa, err)))
 			return rc;
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -282,6 +287,7 @@ int ws_transport_accept(int lfd, struct ws_conn *c, char *err)
 		return ws_error(err, errno == EAGAIN || errno == EWOULDBLOCK ?
 		    WS_EAGAIN : WS_EIO, "accept: %s", ws_errno_text(errno, buf));
 	if (ss.ss_family == AF_UNIX) {
+		c->kind = WS_CONN_UNIX;
 		snprintf(c->name, sizeof(c->name), "unix");
 	} else {
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

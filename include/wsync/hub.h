@@ -24,6 +24,7 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "secure.h"
 #include "session.h"
 
 struct ws_hub_opts {
@@ -36,6 +37,9 @@ struct ws_hub_opts {
 	size_t queue_max;          /* per-site outgoing bytes; 0: 64 MiB */
 	unsigned heartbeat_ms;     /* heartbeat an idle session; 0: 15 s */
 	unsigned idle_timeout_ms;  /* drop a session this silent; 0: 60 s */
+	const struct ws_keypair *key;        /* secure sessions; NULL: none */
+	const struct ws_authkeys *authkeys;  /* who may connect, with rights */
+	int insecure;              /* allow plain sessions on TCP too */
 	long retain_s;             /* keep the history a departed site lacks
 	                              this long after it was last seen; 0: for
 	                              connected sites only; < 0: 7 days */
@@ -69,6 +73,11 @@ struct ws_site_opts {
 	                              follow, edits to it add and remove sets
 	                              mid-session; may be NULL */
 	int follow;                /* stay connected, push and pull live */
+	const struct ws_keypair *key;  /* a secure session; NULL: plain */
+	int has_hub_key;           /* pin the hub's key to hub_key ... */
+	uint8_t hub_key[WS_KEY_PUBLICBYTES];
+	const char *known_hubs;    /* ... else check it against this file */
+	int accept_new_hub;        /* add an unknown hub's key to known_hubs */
 	size_t max_frame;
 	unsigned heartbeat_ms;     /* follow: heartbeat when idle; 0: 15 s */
 	unsigned idle_timeout_ms;  /* the hub silent this long is gone; 0: 60 s */

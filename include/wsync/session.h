@@ -115,6 +115,7 @@ struct ws_peer {
 	struct ws_session_log *log; /* NULL, or where frames are logged */
 	uint64_t last_rx_ms;   /* when bytes last arrived (ws_now_ms) */
 	uint64_t last_tx_ms;   /* when a frame was last queued */
+	struct ws_secure *sec; /* NULL: a plain session (secure.h) */
 };
 
 /* Milliseconds on the monotonic clock. */
@@ -156,7 +157,17 @@ static inline size_t ws_peer_pending(const struct ws_peer *p)
 int ws_peer_flush(struct ws_peer *p, char *err) WS_MUST_CHECK;
 
 /* Called for each frame read; return 0 to go on, <0 to stop. */
+#ifndef WS_FRAME_CB_DEFINED
+#define WS_FRAME_CB_DEFINED
 typedef int ws_frame_cb(struct ws_peer *p, const struct ws_frame *f, void *clientData);
+#endif
+
+/*
+ * Queue one frame as is, never encrypted (the preamble first): the
+ * handshake's frames, and what goes before it.  As ws_peer_send.
+ */
+int ws_peer_send_raw(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
+    const void *payload, size_t n) WS_MUST_CHECK;
 
 /*
  * Read what the fd has now and hand each whole frame to cb.  Sets

@@ -21,10 +21,14 @@
 
 #define WS_CONN_NAMELEN 128
 
+/* What carries a connection: secure sessions are the default on TCP. */
+enum { WS_CONN_TCP = 0, WS_CONN_UNIX = 1, WS_CONN_EXEC = 2, WS_CONN_STDIO = 3 };
+
 struct ws_conn {
 	int rfd;                      /* read side, -1 when closed */
 	int wfd;                      /* write side; may equal rfd */
 	pid_t pid;                    /* exec: the child, else 0 */
+	int kind;                     /* WS_CONN_TCP, _UNIX, _EXEC or _STDIO */
 	char name[WS_CONN_NAMELEN];   /* for messages: "127.0.0.1:4000" */
 };
 

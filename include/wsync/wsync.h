@@ -18,6 +18,7 @@
 #include "store.h"
 #include "transport.h"
 #include "session.h"
+#include "secure.h"
 #include "inspect.h"
 #include "replicate.h"
 

@@ -201,11 +201,11 @@ blob|00FF10"
 @test "one-shot sync over TCP" {
 	local port
 	port=$(free_port)
-	start_hub hub -l "127.0.0.1:$port" -d hub --create
+	start_hub hub -l "127.0.0.1:$port" -d hub --create --insecure
 	assert_equal "$(cat hub.err)" "wsync-serve: listening on 127.0.0.1:$port"
 	make_site a.db
-	join "127.0.0.1:$port" notes=a.db
-	join "127.0.0.1:$port" notes=b.db
+	join --insecure "127.0.0.1:$port" notes=a.db
+	join --insecure "127.0.0.1:$port" notes=b.db
 	assert_equal "$(notes b.db)" "$(notes a.db)"
 	assert_same a.db b.db
 	assert_integrity b.db
@@ -214,7 +214,7 @@ blob|00FF10"
 }
 
 @test "a hub on port 0 reports the port it got" {
-	start_hub hub -l 127.0.0.1:0 -d hub --create
+	start_hub hub -l 127.0.0.1:0 -d hub --create --insecure
 	local line port
 	line=$(cat hub.err)
 	[[ "$line" =~ ^wsync-serve:\ listening\ on\ 127\.0\.0\.1:([0-9]+)$ ]] ||
@@ -222,23 +222,23 @@ blob|00FF10"
 	port=${BASH_REMATCH[1]}
 	[ "$port" -gt 0 ] || fail "port $port"
 	make_site a.db
-	join "127.0.0.1:$port" notes=a.db
-	join "127.0.0.1:$port" notes=b.db
+	join --insecure "127.0.0.1:$port" notes=a.db
+	join --insecure "127.0.0.1:$port" notes=b.db
 	assert_same a.db b.db
 }
 
 @test "one hub on a unix socket and TCP at once: sites on each see the other" {
 	local port
 	port=$(free_port)
-	start_hub hub -l "$SOCK" -l "127.0.0.1:$port" -d hub --create
+	start_hub hub -l "$SOCK" -l "127.0.0.1:$port" -d hub --create --insecure
 	assert_equal "$(cat hub.err)" "wsync-serve: listening on $SOCK
 wsync-serve: listening on 127.0.0.1:$port"
 	make_site a.db
 	join "$SOCK" notes=a.db
-	join "127.0.0.1:$port" notes=b.db
+	join --insecure "127.0.0.1:$port" notes=b.db
 	assert_same a.db b.db
 	sql b.db "UPDATE notes SET title = 'TWO' WHERE id = 2"
-	join "127.0.0.1:$port" notes=b.db
+	join --insecure "127.0.0.1:$port" notes=b.db
 	join "$SOCK" notes=a.db
 	assert_equal "$(sqlite3 a.db 'SELECT title FROM notes WHERE id = 2')" TWO
 	assert_same a.db b.db
@@ -477,7 +477,7 @@ from c"
 	local port
 	port=$(free_port)
 	make_site a.db
-	run --separate-stderr "$WS_BIN/wsync-join" "127.0.0.1:$port" notes=a.db
+	run --separate-stderr "$WS_BIN/wsync-join" --insecure "127.0.0.1:$port" notes=a.db
 	assert_failure 69
 	assert_output ''
 	assert_stderr "wsync-join: cannot connect to '127.0.0.1:$port': connection refused"
@@ -642,9 +642,9 @@ $output"
 	local port
 	port=$(free_port)
 	ADDR=127.0.0.1:$port
-	start_hub hub -l "$ADDR" -d hub --create
+	start_hub hub -l "$ADDR" -d hub --create --insecure
 	make_site a.db
-	spawn fa "$WS_BIN/wsync-join" -f "$ADDR" notes=a.db
+	spawn fa "$WS_BIN/wsync-join" -f --insecure "$ADDR" notes=a.db
 	local fa=$PID
 	wait_lines hub.err 1 "joined working set 'notes'"
 
@@ -669,11 +669,11 @@ $output"
 
 	# The follow site is still connected, and the hub still syncs.
 	kill -0 "$fa" || fail "the follow site died"
-	join "$ADDR" notes=b.db
+	join --insecure "$ADDR" notes=b.db
 	assert_same a.db b.db
 	sql a.db "INSERT INTO notes VALUES(7, 'live', NULL)"
 	wait_sql hub/notes.db 'SELECT title FROM notes WHERE id = 7' live
-	join "$ADDR" notes=b.db
+	join --insecure "$ADDR" notes=b.db
 	assert_same a.db b.db
 	assert_integrity hub/notes.db
 	run grep -c reconnecting fa.err
@@ -684,14 +684,14 @@ $output"
 	local port
 	port=$(free_port)
 	ADDR=127.0.0.1:$port
-	start_hub hub -l "$ADDR" -d hub --create
+	start_hub hub -l "$ADDR" -d hub --create --insecure
 	make_site a.db
-	spawn fa "$WS_BIN/wsync-join" -f "$ADDR" notes=a.db
+	spawn fa "$WS_BIN/wsync-join" -f --insecure "$ADDR" notes=a.db
 	wait_lines hub.err 1 "joined working set 'notes'"
 	bad_peer version
 	assert_equal "$BAD_LOG" "peer speaks protocol version 2, this program speaks 1"
 	assert_equal "$BAD_CODE" -5
-	join "$ADDR" notes=b.db
+	join --insecure "$ADDR" notes=b.db
 	assert_same a.db b.db
 	assert_integrity hub/notes.db
 }

@@ -20,7 +20,7 @@ fi
 export WS_BIN
 
 # Every binary the suite covers.
-WS_TOOLS="wsync-serve wsync-join wsync-replicate wsync-inspect"
+WS_TOOLS="wsync-serve wsync-join wsync-replicate wsync-inspect wsync-keygen"
 WS_VERSION="0.1.0"
 
 # The binary must exist, or every test would fail with a confusing 127.

@@ -1,0 +1,725 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * secure.c - long-term keys, authorized keys, known hubs, and the
+ * handshake and encryption of secure sessions.  See secure.h.
+ *
+ * Every secret (secret keys, ephemeral keys, session keys, the
+ * secretstream states) is wiped with sodium_memzero once done with.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "wsync/buf.h"
+#include "wsync/frame.h"
+#include "wsync/secure.h"
+#include "wsync/session.h"
+
+#define SECRET_PREFIX "wsync-secret-key-v1 "
+#define AUTH_VERSION 1
+#define TRANSCRIPT_LABEL "wsync-auth-v1"
+#define HDRBYTES crypto_secretstream_xchacha20poly1305_HEADERBYTES
+#define ABYTES crypto_secretstream_xchacha20poly1305_ABYTES
+
+/* Handshake states. */
+enum {
+	S_SENT1,    /* initiator: step 1 sent, waiting for step 2 */
+	S_SENT3,    /* initiator: step 3 sent, waiting for step 4 */
+	S_WAIT1,    /* responder: waiting for step 1 */
+	S_WAIT3,    /* responder: step 2 sent, waiting for step 3 */
+	S_READY,    /* both directions keyed */
+};
+
+struct ws_secure {
+	int initiator;
+	int state;
+	int tx_ready, rx_ready;
+	const struct ws_keypair *me;
+	ws_secure_check_fn *check;
+	void *cd;
+	uint8_t e_pk[crypto_kx_PUBLICKEYBYTES], e_sk[crypto_kx_SECRETKEYBYTES];
+	uint8_t peer_e[crypto_kx_PUBLICKEYBYTES];
+	uint8_t peer_pk[WS_KEY_PUBLICBYTES];
+	int has_peer;
+	uint8_t rx[crypto_kx_SESSIONKEYBYTES], tx[crypto_kx_SESSIONKEYBYTES];
+	crypto_secretstream_xchacha20poly1305_state push, pull;
+	struct ws_buf held;   /* inner frames queued before tx was keyed */
+	struct ws_buf tmp;    /* ciphertext, plaintext scratch */
+};
+
+/* Keys. */
+
+void ws_keypair_generate(struct ws_keypair *kp)
+{
+	crypto_sign_keypair(kp->pk, kp->sk);
+}
+
+void ws_keypair_wipe(struct ws_keypair *kp)
+{
+	sodium_memzero(kp, sizeof(*kp));
+}
+
+void ws_key_text(const uint8_t pk[WS_KEY_PUBLICBYTES], char out[WS_KEY_TEXTMAX])
+{
+	size_t k = strlen(WS_KEY_PREFIX);
+
+	memcpy(out, WS_KEY_PREFIX, k);
+	sodium_bin2base64(out + k, WS_KEY_TEXTMAX - k, pk, WS_KEY_PUBLICBYTES,
+	    sodium_base64_VARIANT_ORIGINAL);
+}
+
+int ws_key_parse(uint8_t pk[WS_KEY_PUBLICBYTES], const char *s, size_t n, char *err)
+{
+	size_t k = strlen(WS_KEY_PREFIX), len = 0;
+	const char *end;
+
+	if (n <= k || memcmp(s, WS_KEY_PREFIX, k) != 0 ||
+	    sodium_base642bin(pk, WS_KEY_PUBLICBYTES, s + k, n - k, NULL, &len, &end,
+	    sodium_base64_VARIANT_ORIGINAL) != 0 || len != WS_KEY_PUBLICBYTES ||
+	    end != s + n)
+		return ws_error(err, WS_ECONFIG, "'%.*s' is not a wsync public key "
+		    "(want " WS_KEY_PREFIX "BASE64)", (int)(n > 80 ? 80 : n), s);
+	return 0;
+}
+
+/* Write all of p to fd; 0 or -1 with errno. */
+static int write_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	ssize_t k;
+
+	while (n) {
+		if ((k = write(fd, b, n)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		b += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* Create path with mode and contents text[0..n). */
+static int write_file(const char *path, mode_t mode, const char *text, size_t n,
+    int force, char *err)
+{
+	char buf[64];
+	int fd, e;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL),
+	    mode);
+	if (fd < 0)
+		return ws_error(err, errno == EACCES ? WS_EPERM : WS_EIO, "cannot "
+		    "create '%s': %s", path, ws_errno_text(errno, buf));
+	/* An existing file keeps its mode with O_TRUNC: set it. */
+	if (fchmod(fd, mode) < 0 || write_all(fd, text, n) < 0 || fsync(fd) < 0) {
+		e = errno;
+		close(fd);
+		return ws_error(err, WS_EIO, "cannot write '%s': %s", path,
+		    ws_errno_text(e, buf));
+	}
+	if (close(fd) < 0)
+		return ws_error(err, WS_EIO, "cannot write '%s': %s", path,
+		    ws_errno_text(errno, buf));
+	return 0;
+}
+
+int ws_keypair_save(const struct ws_keypair *kp, const char *path, const char *comment,
+    int force, char *err)
+{
+	char line[sizeof(SECRET_PREFIX) + 128], pub[WS_KEY_TEXTMAX + 256], *pubpath;
+	size_t k = strlen(SECRET_PREFIX);
+	int rc, n;
+
+	memcpy(line, SECRET_PREFIX, k);
+	sodium_bin2base64(line + k, sizeof(line) - k - 1, kp->sk, WS_KEY_SECRETBYTES,
+	    sodium_base64_VARIANT_ORIGINAL);
+	k = strlen(line);
+	line[k++] = '\n';
+	if (!(pubpath = malloc(strlen(path) + 5))) {
+		sodium_memzero(line, sizeof(line));
+		return WS_ENOMEM;
+	}
+	sprintf(pubpath, "%s.pub", path);
+	ws_key_text(kp->pk, pub);
+	n = snprintf(pub + strlen(pub), sizeof(pub) - strlen(pub), "%s%s\n",
+	    comment && *comment ? " " : "", comment ? comment : "");
+	if (n < 0 || (size_t)n >= sizeof(pub) - WS_KEY_TEXTMAX) {
+		rc = ws_error(err, WS_EINVAL, "comment too long");
+		goto out;
+	}
+	if ((rc = write_file(path, 0600, line, k, force, err)) == 0)
+		rc = write_file(pubpath, 0644, pub, strlen(pub), force, err);
+out:
+	sodium_memzero(line, sizeof(line));
+	free(pubpath);
+	return rc;
+}
+
+int ws_keypair_load(struct ws_keypair *kp, const char *path, char *err)
+{
+	char line[sizeof(SECRET_PREFIX) + 128], buf[64];
+	size_t k = strlen(SECRET_PREFIX), len = 0, n;
+	struct stat st;
+	const char *end;
+	int fd, rc = 0;
+	ssize_t got;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return ws_error(err, errno == ENOENT ? WS_ENOTFOUND : errno == EACCES ?
+		    WS_EPERM : WS_EIO, "cannot open key file '%s': %s", path,
+		    ws_errno_text(errno, buf));
+	if (fstat(fd, &st) < 0) {
+		rc = ws_error(err, WS_EIO, "cannot open key file '%s': %s", path,
+		    ws_errno_text(errno, buf));
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		rc = ws_error(err, WS_EPERM, "key file '%s' is accessible by others "
+		    "(mode %04o): it must be 0600 (chmod 600 '%s')", path,
+		    (unsigned)(st.st_mode & 07777), path);
+		goto out;
+	}
+	got = read(fd, line, sizeof(line) - 1);
+	n = got > 0 ? (size_t)got : 0;
+	line[n] = 0;
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = 0;
+	if (n <= k || memcmp(line, SECRET_PREFIX, k) != 0 ||
+	    sodium_base642bin(kp->sk, WS_KEY_SECRETBYTES, line + k, n - k, NULL, &len,
+	    &end, sodium_base64_VARIANT_ORIGINAL) != 0 || len != WS_KEY_SECRETBYTES ||
+	    *end) {
+		rc = ws_error(err, WS_ECONFIG, "'%s' is not a wsync secret-key file",
+		    path);
+		goto out;
+	}
+	crypto_sign_ed25519_sk_to_pk(kp->pk, kp->sk);
+out:
+	sodium_memzero(line, sizeof(line));
+	close(fd);
+	if (rc)
+		ws_keypair_wipe(kp);
+	return rc;
+}
+
+/* Authorized keys and known hubs. */
+
+const char *ws_right_name(enum ws_right r)
+{
+	static const char *const names[] = {"none", "read", "write", "create"};
+
+	return r <= WS_RIGHT_CREATE ? names[r] : "none";
+}
+
+static enum ws_right right_of(const char *s)
+{
+	return strcmp(s, "read") == 0 ? WS_RIGHT_READ : strcmp(s, "write") == 0 ?
+	    WS_RIGHT_WRITE : strcmp(s, "create") == 0 ? WS_RIGHT_CREATE : WS_RIGHT_NONE;
+}
+
+void ws_authkeys_release(struct ws_authkeys *a)
+{
+	size_t i, j;
+
+	for (i = 0; i < a->n; i++) {
+		for (j = 0; j < a->k[i].n; j++)
+			free(a->k[i].glob[j]);
+		free(a->k[i].glob);
+		free(a->k[i].right);
+		free(a->k[i].comment);
+	}
+	free(a->k);
+	memset(a, 0, sizeof(*a));
+}
+
+/* Parse one line of an authorized-keys file into a new entry of a. */
+static int authkey_line(struct ws_authkeys *a, char *line, const char *path,
+    size_t lineno, char *err)
+{
+	struct ws_authkey *k, *nk;
+	char *hash = strchr(line, '#'), *tok, *save = NULL, *eq, **g;
+	enum ws_right *r;
+	int rc = 0;
+
+	if (hash)
+		*hash++ = 0;
+	if (!(tok = strtok_r(line, " \t\r\n", &save)))
+		return 0; /* blank or a comment */
+	if (!(nk = realloc(a->k, (a->n + 1) * sizeof(*nk))))
+		return WS_ENOMEM;
+	a->k = nk;
+	k = &a->k[a->n];
+	memset(k, 0, sizeof(*k));
+	if (ws_key_parse(k->pk, tok, strlen(tok), NULL))
+		return ws_error(err, WS_ECONFIG, "%s:%zu: '%s' is not a wsync public "
+		    "key", path, lineno, tok);
+	while (hash && (*hash == ' ' || *hash == '\t'))
+		hash++;
+	if (hash)
+		hash[strcspn(hash, "\r\n")] = 0;
+	if (!(k->comment = strdup(hash ? hash : "")))
+		return WS_ENOMEM;
+	a->n++;
+	while (rc == 0 && (tok = strtok_r(NULL, " \t\r\n", &save))) {
+		eq = strrchr(tok, '=');
+		if (!eq || eq == tok || right_of(eq + 1) == WS_RIGHT_NONE)
+			return ws_error(err, WS_ECONFIG, "%s:%zu: bad right '%s' (want "
+			    "GLOB=read, GLOB=write or GLOB=create)", path, lineno, tok);
+		*eq = 0;
+		if (!(g = realloc(k->glob, (k->n + 1) * sizeof(*g))))
+			return WS_ENOMEM;
+		k->glob = g;
+		if (!(r = realloc(k->right, (k->n + 1) * sizeof(*r))))
+			return WS_ENOMEM;
+		k->right = r;
+		k->right[k->n] = right_of(eq + 1);
+		if (!(k->glob[k->n] = strdup(tok)))
+			return WS_ENOMEM;
+		k->n++;
+	}
+	return rc;
+}
+
+int ws_authkeys_load(struct ws_authkeys *a, const char *path, char *err)
+{
+	char line[4096], buf[64];
+	size_t lineno = 0;
+	FILE *f;
+	int rc = 0;
+
+	memset(a, 0, sizeof(*a));
+	if (!(f = fopen(path, "r")))
+		return ws_error(err, errno == ENOENT ? WS_ENOTFOUND : errno == EACCES ?
+		    WS_EPERM : WS_EIO, "cannot read authorized keys '%s': %s", path,
+		    ws_errno_text(errno, buf));
+	while (rc == 0 && fgets(line, sizeof(line), f)) {
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f))
+			rc = ws_error(err, WS_ECONFIG, "%s:%zu: line too long", path, lineno);
+		else
+			rc = authkey_line(a, line, path, lineno, err);
+	}
+	if (rc == 0 && ferror(f))
+		rc = ws_error(err, WS_EIO, "cannot read authorized keys '%s'", path);
+	fclose(f);
+	if (rc)
+		ws_authkeys_release(a);
+	return rc;
+}
+
+const struct ws_authkey *ws_authkeys_find(const struct ws_authkeys *a,
+    const uint8_t pk[WS_KEY_PUBLICBYTES])
+{
+	size_t i;
+
+	for (i = 0; i < a->n; i++)
+		if (sodium_memcmp(a->k[i].pk, pk, WS_KEY_PUBLICBYTES) == 0)
+			return &a->k[i];
+	return NULL;
+}
+
+enum ws_right ws_authkey_right(const struct ws_authkey *k, const char *wsid)
+{
+	size_t i;
+
+	for (i = 0; i < k->n; i++)
+		if (fnmatch(k->glob[i], wsid, 0) == 0)
+			return k->right[i];
+	return WS_RIGHT_NONE;
+}
+
+/* mkdir -p dir (mode 0700), quietly: opening the file reports failures. */
+static void mkdir_parents(char *dir)
+{
+	char *p;
+
+	for (p = dir + 1; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			mkdir(dir, 0700);
+			*p = '/';
+		}
+	mkdir(dir, 0700);
+}
+
+int ws_known_hubs_check(const char *path, const char *addr,
+    const uint8_t pk[WS_KEY_PUBLICBYTES], int accept_new, int *added, char *err)
+{
+	char line[4096], text[WS_KEY_TEXTMAX], buf[64], *a, *k, *save = NULL;
+	uint8_t got[WS_KEY_PUBLICBYTES];
+	size_t lineno = 0;
+	FILE *f;
+	int fd;
+
+	*added = 0;
+	ws_key_text(pk, text);
+	if ((f = fopen(path, "r"))) {
+		while (fgets(line, sizeof(line), f)) {
+			lineno++;
+			if (!(a = strtok_r(line, " \t\r\n", &save)) || *a == '#' ||
+			    strcmp(a, addr) != 0)
+				continue;
+			k = strtok_r(NULL, " \t\r\n", &save);
+			if (k && ws_key_parse(got, k, strlen(k), NULL) == 0 &&
+			    sodium_memcmp(got, pk, WS_KEY_PUBLICBYTES) == 0) {
+				fclose(f);
+				return 0;
+			}
+			fclose(f);
+			return ws_error(err, WS_EPERM, "the hub at %s presented key %s, "
+			    "but %s:%zu pins another: refusing it (if the hub's key "
+			    "really changed, edit that line)", addr, text, path, lineno);
+		}
+		fclose(f);
+	} else if (errno != ENOENT) {
+		return ws_error(err, WS_EIO, "cannot read known hubs '%s': %s", path,
+		    ws_errno_text(errno, buf));
+	}
+	if (!accept_new)
+		return ws_error(err, WS_EPERM, "unknown hub key %s at %s: pin it with "
+		    "--hub-key, add \"%s %s\" to %s, or trust it once with "
+		    "--accept-new-hub", text, addr, addr, text, path);
+	snprintf(line, sizeof(line), "%s", path);
+	if ((k = strrchr(line, '/')) && k != line) {
+		*k = 0;
+		mkdir_parents(line);
+	}
+	snprintf(line, sizeof(line), "%s %s\n", addr, text);
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0 ||
+	    write_all(fd, line, strlen(line)) < 0) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		return ws_error(err, WS_EIO, "cannot write known hubs '%s': %s", path,
+		    ws_errno_text(e, buf));
+	}
+	close(fd);
+	*added = 1;
+	return 0;
+}
+
+/* The handshake. */
+
+/* The transcript both sides sign: label, then the site's keys, then the hub's. */
+static void transcript(const struct ws_secure *s, const char *who, uint8_t *out,
+    size_t *n)
+{
+	const uint8_t *se = s->initiator ? s->e_pk : s->peer_e;
+	const uint8_t *sp = s->initiator ? s->me->pk : s->peer_pk;
+	const uint8_t *he = s->initiator ? s->peer_e : s->e_pk;
+	const uint8_t *hp = s->initiator ? s->peer_pk : s->me->pk;
+	size_t k = 0;
+
+	memcpy(out + k, TRANSCRIPT_LABEL, strlen(TRANSCRIPT_LABEL));
+	k += strlen(TRANSCRIPT_LABEL);
+	memcpy(out + k, who, strlen(who));
+	k += strlen(who);
+	memcpy(out + k, se, 32);
+	memcpy(out + k + 32, sp, 32);
+	memcpy(out + k + 64, he, 32);
+	memcpy(out + k + 96, hp, 32);
+	*n = k + 128;
+}
+
+#define TRANSCRIPT_MAX (sizeof(TRANSCRIPT_LABEL) + 8 + 128)
+
+static void sign_transcript(const struct ws_secure *s, const char *who,
+    uint8_t sig[crypto_sign_BYTES])
+{
+	uint8_t t[TRANSCRIPT_MAX];
+	size_t n;
+
+	transcript(s, who, t, &n);
+	crypto_sign_detached(sig, NULL, t, n, s->me->sk);
+}
+
+static int verify_transcript(const struct ws_secure *s, const char *who,
+    const uint8_t sig[crypto_sign_BYTES])
+{
+	uint8_t t[TRANSCRIPT_MAX];
+	size_t n;
+
+	transcript(s, who, t, &n);
+	return crypto_sign_verify_detached(sig, t, n, s->peer_pk);
+}
+
+/* Derive the session keys and start the sending stream; header out. */
+static int key_up(struct ws_secure *s, uint8_t header[HDRBYTES])
+{
+	int rc = s->initiator ?
+	    crypto_kx_client_session_keys(s->rx, s->tx, s->e_pk, s->e_sk, s->peer_e) :
+	    crypto_kx_server_session_keys(s->rx, s->tx, s->e_pk, s->e_sk, s->peer_e);
+
+	sodium_memzero(s->e_sk, sizeof(s->e_sk));
+	if (rc != 0)
+		return -1; /* a degenerate peer key */
+	crypto_secretstream_xchacha20poly1305_init_push(&s->push, header, s->tx);
+	sodium_memzero(s->tx, sizeof(s->tx));
+	return 0;
+}
+
+/* Encrypt one inner frame into a SEALED frame. */
+static int seal(struct ws_peer *p, const uint8_t *m, size_t n)
+{
+	struct ws_secure *s = p->sec;
+	int rc;
+
+	s->tmp.len = 0;
+	if ((rc = ws_buf_reserve(&s->tmp, n + ABYTES)))
+		return rc;
+	crypto_secretstream_xchacha20poly1305_push(&s->push, s->tmp.p, NULL, m, n,
+	    NULL, 0, crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
+	return ws_peer_send_raw(p, WS_FRAME_SEALED, 0, 0, s->tmp.p, n + ABYTES);
+}
+
+/* Keys are up for sending: send what waited. */
+static int release_held(struct ws_peer *p)
+{
+	struct ws_secure *s = p->sec;
+	struct ws_frame f;
+	size_t off, used;
+	int rc;
+
+	s->tx_ready = 1;
+	for (off = 0; off < s->held.len; off += used) {
+		if ((rc = ws_frame_parse(s->held.p + off, s->held.len - off,
+		    WS_FRAME_MAX_LIMIT, &f, &used)) ||
+		    (rc = seal(p, s->held.p + off, used)))
+			return rc;
+	}
+	sodium_memzero(s->held.p, s->held.len);
+	ws_buf_release(&s->held);
+	return 0;
+}
+
+static int auth_send(struct ws_peer *p, const uint8_t *pl, size_t n)
+{
+	return ws_peer_send_raw(p, WS_FRAME_AUTH, 0, 0, pl, n);
+}
+
+int ws_peer_secure(struct ws_peer *p, int initiator, const struct ws_keypair *me,
+    ws_secure_check_fn *check, void *clientData)
+{
+	struct ws_secure *s;
+	uint8_t pl[2 + 32 + 32];
+
+	if (!(s = sodium_malloc(sizeof(*s))))
+		return WS_ENOMEM;
+	memset(s, 0, sizeof(*s));
+	s->initiator = initiator;
+	s->me = me;
+	s->check = check;
+	s->cd = clientData;
+	ws_buf_init(&s->held);
+	ws_buf_init(&s->tmp);
+	p->sec = s;
+	if (!initiator) {
+		s->state = S_WAIT1;
+		return 0;
+	}
+	crypto_kx_keypair(s->e_pk, s->e_sk);
+	pl[0] = 1;
+	pl[1] = AUTH_VERSION;
+	memcpy(pl + 2, s->e_pk, 32);
+	memcpy(pl + 34, me->pk, 32);
+	s->state = S_SENT1;
+	return auth_send(p, pl, sizeof(pl));
+}
+
+const uint8_t *ws_peer_key(const struct ws_peer *p)
+{
+	return p->sec && p->sec->has_peer ? p->sec->peer_pk : NULL;
+}
+
+int ws_secure_ready(const struct ws_peer *p)
+{
+	return p->sec && p->sec->state == S_READY;
+}
+
+void ws_secure_free(struct ws_peer *p)
+{
+	if (!p->sec)
+		return;
+	if (p->sec->held.p)
+		sodium_memzero(p->sec->held.p, p->sec->held.len);
+	if (p->sec->tmp.p)
+		sodium_memzero(p->sec->tmp.p, p->sec->tmp.cap);
+	ws_buf_release(&p->sec->held);
+	ws_buf_release(&p->sec->tmp);
+	sodium_free(p->sec); /* wipes it */
+	p->sec = NULL;
+}
+
+int ws_secure_send(struct ws_peer *p, const uint8_t *frame, size_t n)
+{
+	struct ws_secure *s = p->sec;
+
+	if (!s->tx_ready)
+		return ws_buf_append(&s->held, frame, n);
+	return seal(p, frame, n);
+}
+
+/* One handshake frame. */
+static int auth_step(struct ws_peer *p, const struct ws_frame *f, char *err)
+{
+	struct ws_secure *s = p->sec;
+	const uint8_t *m = f->payload;
+	uint8_t pl[1 + 32 + 32 + crypto_sign_BYTES + HDRBYTES], hdr[HDRBYTES];
+	char text[WS_KEY_TEXTMAX];
+	int rc, step = f->len ? m[0] : 0;
+
+#define BAD(...) ws_error(err, WS_EPERM, __VA_ARGS__)
+	switch (s->state) {
+	case S_WAIT1: /* responder */
+		if (step != 1 || f->len != 66)
+			return BAD("malformed handshake (step 1)");
+		if (m[1] != AUTH_VERSION)
+			return ws_error(err, WS_EVERSION, "handshake version %u is not "
+			    "supported (this hub speaks %u)", m[1], AUTH_VERSION);
+		memcpy(s->peer_e, m + 2, 32);
+		memcpy(s->peer_pk, m + 34, 32);
+		s->has_peer = 1;
+		if (s->check && (rc = s->check(s->cd, s->peer_pk, err))) {
+			/* Say why, in the clear: no keys exist yet. */
+			struct ws_buf e = WS_BUF_INIT;
+			int r2 = ws_buf_put_svarint(&e, rc);
+
+			if (r2 == 0 && (r2 = ws_buf_append(&e, err, strlen(err))) == 0)
+				r2 = ws_peer_send_raw(p, WS_FRAME_ERROR, 0, 0, e.p, e.len);
+			ws_buf_release(&e);
+			return r2 == WS_ENOMEM ? r2 : rc;
+		}
+		crypto_kx_keypair(s->e_pk, s->e_sk);
+		pl[0] = 2;
+		memcpy(pl + 1, s->e_pk, 32);
+		memcpy(pl + 33, s->me->pk, 32);
+		sign_transcript(s, "hub", pl + 65);
+		s->state = S_WAIT3;
+		return auth_send(p, pl, 65 + crypto_sign_BYTES);
+	case S_SENT1: /* initiator */
+		if (step != 2 || f->len != 65 + crypto_sign_BYTES)
+			return BAD("malformed handshake from the hub (step 2)");
+		memcpy(s->peer_e, m + 1, 32);
+		memcpy(s->peer_pk, m + 33, 32);
+		s->has_peer = 1;
+		if (verify_transcript(s, "hub", m + 65) != 0) {
+			ws_key_text(s->peer_pk, text);
+			return BAD("the hub's handshake signature does not verify for "
+			    "key %s", text);
+		}
+		if (s->check && (rc = s->check(s->cd, s->peer_pk, err)))
+			return rc;
+		pl[0] = 3;
+		sign_transcript(s, "site", pl + 1);
+		if (key_up(s, pl + 1 + crypto_sign_BYTES))
+			return BAD("the hub's ephemeral key is unusable");
+		s->state = S_SENT3;
+		if ((rc = auth_send(p, pl, 1 + crypto_sign_BYTES + HDRBYTES)))
+			return rc;
+		return release_held(p);
+	case S_WAIT3: /* responder */
+		if (step != 3 || f->len != 1 + crypto_sign_BYTES + HDRBYTES)
+			return BAD("malformed handshake (step 3)");
+		if (verify_transcript(s, "site", m + 1) != 0) {
+			ws_key_text(s->peer_pk, text);
+			return BAD("the site's handshake signature does not verify for "
+			    "key %s", text);
+		}
+		if (key_up(s, hdr))
+			return BAD("the site's ephemeral key is unusable");
+		if (crypto_secretstream_xchacha20poly1305_init_pull(&s->pull,
+		    m + 1 + crypto_sign_BYTES, s->rx) != 0)
+			return BAD("bad stream header in the handshake");
+		sodium_memzero(s->rx, sizeof(s->rx));
+		s->rx_ready = 1;
+		pl[0] = 4;
+		memcpy(pl + 1, hdr, HDRBYTES);
+		s->state = S_READY;
+		if ((rc = auth_send(p, pl, 1 + HDRBYTES)))
+			return rc;
+		return release_held(p);
+	case S_SENT3: /* initiator */
+		if (step != 4 || f->len != 1 + HDRBYTES)
+			return BAD("malformed handshake from the hub (step 4)");
+		if (crypto_secretstream_xchacha20poly1305_init_pull(&s->pull, m + 1,
+		    s->rx) != 0)
+			return BAD("bad stream header in the handshake");
+		sodium_memzero(s->rx, sizeof(s->rx));
+		s->rx_ready = 1;
+		s->state = S_READY;
+		return 0;
+	default:
+		return BAD("a handshake frame after the handshake");
+	}
+#undef BAD
+}
+
+int ws_secure_recv(struct ws_peer *p, const struct ws_frame *f, ws_frame_cb *cb,
+    void *clientData, char *err)
+{
+	struct ws_secure *s = p->sec;
+	unsigned char tag;
+	unsigned long long mlen;
+	struct ws_frame in;
+	size_t used;
+	int rc;
+
+	if (f->type == WS_FRAME_AUTH) {
+		if (p->log)
+			ws_session_log_frame(p->log, WS_LOG_IN, p->conn.name, f);
+		return auth_step(p, f, err);
+	}
+	if (f->type == WS_FRAME_SEALED) {
+		if (!s->rx_ready)
+			return ws_error(err, WS_EPERM, "an encrypted frame before the "
+			    "handshake was done");
+		if (f->len < ABYTES)
+			return ws_error(err, WS_EPERM, "an encrypted frame too short to "
+			    "be one");
+		s->tmp.len = 0;
+		if ((rc = ws_buf_reserve(&s->tmp, f->len)))
+			return rc;
+		if (crypto_secretstream_xchacha20poly1305_pull(&s->pull, s->tmp.p, &mlen,
+		    &tag, f->payload, f->len, NULL, 0) != 0)
+			return ws_error(err, WS_EPERM, "an encrypted frame failed "
+			    "authentication: tampered with, replayed or out of order");
+		if (tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)
+			return ws_error(err, WS_EPERM, "an encrypted frame carries an "
+			    "unexpected tag");
+		if ((rc = ws_frame_parse(s->tmp.p, (size_t)mlen, WS_FRAME_MAX_LIMIT, &in,
+		    &used)) || used != mlen)
+			return ws_error(err, WS_ECORRUPT, "an encrypted frame does not "
+			    "hold one frame");
+		if (in.type == WS_FRAME_AUTH || in.type == WS_FRAME_SEALED)
+			return ws_error(err, WS_ECORRUPT, "a nested handshake or "
+			    "encrypted frame");
+		if (p->log)
+			ws_session_log_frame(p->log, WS_LOG_IN, p->conn.name, &in);
+		return cb(p, &in, clientData);
+	}
+	if (s->state == S_WAIT1) {
+		/* The peer speaks plain: the caller decides if that may be. */
+		ws_secure_free(p);
+		if (p->log)
+			ws_session_log_frame(p->log, WS_LOG_IN, p->conn.name, f);
+		return cb(p, f, clientData);
+	}
+	if (f->type == WS_FRAME_ERROR && !s->rx_ready) {
+		/* A refusal before any key exists (an unknown key, say). */
+		if (p->log)
+			ws_session_log_frame(p->log, WS_LOG_IN, p->conn.name, f);
+		return cb(p, f, clientData);
+	}
+	return ws_error(err, WS_EPERM, "a plain %s frame in an encrypted session: "
+	    "downgrade refused", ws_frame_type_name(f->type) ?
+	    ws_frame_type_name(f->type) : "unknown");
+}
