@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
-# bash completion for wsync-serve, wsync-join, wsync-replicate and
-# wsync-inspect.  The same file is installed once under each tool's name.
+# bash completion for wsync-serve, wsync-join, wsync-replicate,
+# wsync-inspect and wsync-keygen.  The same file is installed once under
+# each tool's name.
 #
 # No option is written down here.  Each tool prints its own list with the
 # hidden option --list-options, generated from the one table that also
@@ -143,4 +144,4 @@ _wsync()
 	return 0
 }
 
-complete -F _wsync wsync-serve wsync-join wsync-replicate wsync-inspect
+complete -F _wsync wsync-serve wsync-join wsync-replicate wsync-inspect wsync-keygen

@@ -156,6 +156,12 @@ int ws_keypair_save(const struct ws_keypair *kp, const char *path, const char *c
 		rc = ws_error(err, WS_EINVAL, "comment too long");
 		goto out;
 	}
+	/* Neither file may exist (unless force): never half a pair. */
+	if (!force && (access(path, F_OK) == 0 || access(pubpath, F_OK) == 0)) {
+		rc = ws_error(err, WS_EIO, "cannot create '%s': file exists",
+		    access(path, F_OK) == 0 ? path : pubpath);
+		goto out;
+	}
 	if ((rc = write_file(path, 0600, line, k, force, err)) == 0)
 		rc = write_file(pubpath, 0644, pub, strlen(pub), force, err);
 out:
@@ -353,9 +359,9 @@ static void mkdir_parents(char *dir)
 int ws_known_hubs_check(const char *path, const char *addr,
     const uint8_t pk[WS_KEY_PUBLICBYTES], int accept_new, int *added, char *err)
 {
-	char line[4096], text[WS_KEY_TEXTMAX], buf[64], *a, *k, *save = NULL;
+	char line[4096], text[WS_KEY_TEXTMAX], buf[64], *a, *k;
 	uint8_t got[WS_KEY_PUBLICBYTES];
-	size_t lineno = 0;
+	size_t lineno = 0, n;
 	FILE *f;
 	int fd;
 
@@ -364,11 +370,22 @@ int ws_known_hubs_check(const char *path, const char *addr,
 	if ((f = fopen(path, "r"))) {
 		while (fgets(line, sizeof(line), f)) {
 			lineno++;
-			if (!(a = strtok_r(line, " \t\r\n", &save)) || *a == '#' ||
-			    strcmp(a, addr) != 0)
+			/* "ADDR KEY": the key is the last word, the address (which
+			 * may hold blanks, as exec: ones do) all before it. */
+			n = strcspn(line, "\r\n");
+			while (n && (line[n - 1] == ' ' || line[n - 1] == '\t' ||
+			    line[n - 1] == '\r' || line[n - 1] == '\n'))
+				n--;
+			line[n] = 0;
+			a = line + strspn(line, " \t");
+			if (!*a || *a == '#' || !(k = strrchr(a, ' ')))
 				continue;
-			k = strtok_r(NULL, " \t\r\n", &save);
-			if (k && ws_key_parse(got, k, strlen(k), NULL) == 0 &&
+			*k++ = 0;
+			for (n = strlen(a); n && (a[n - 1] == ' ' || a[n - 1] == '\t'); n--)
+				a[n - 1] = 0;
+			if (strcmp(a, addr) != 0)
+				continue;
+			if (ws_key_parse(got, k, strlen(k), NULL) == 0 &&
 			    sodium_memcmp(got, pk, WS_KEY_PUBLICBYTES) == 0) {
 				fclose(f);
 				return 0;
@@ -568,6 +585,18 @@ int ws_secure_send(struct ws_peer *p, const uint8_t *frame, size_t n)
 	return seal(p, frame, n);
 }
 
+/* Refuse the peer in the clear (no keys exist yet), saying why; rc back. */
+static int refuse_clear(struct ws_peer *p, int rc, const char *why)
+{
+	struct ws_buf e = WS_BUF_INIT;
+	int r2 = ws_buf_put_svarint(&e, rc);
+
+	if (r2 == 0 && (r2 = ws_buf_append(&e, why, strlen(why))) == 0)
+		r2 = ws_peer_send_raw(p, WS_FRAME_ERROR, 0, 0, e.p, e.len);
+	ws_buf_release(&e);
+	return r2 == WS_ENOMEM ? r2 : rc;
+}
+
 /* One handshake frame. */
 static int auth_step(struct ws_peer *p, const struct ws_frame *f, char *err)
 {
@@ -583,21 +612,14 @@ static int auth_step(struct ws_peer *p, const struct ws_frame *f, char *err)
 		if (step != 1 || f->len != 66)
 			return BAD("malformed handshake (step 1)");
 		if (m[1] != AUTH_VERSION)
-			return ws_error(err, WS_EVERSION, "handshake version %u is not "
-			    "supported (this hub speaks %u)", m[1], AUTH_VERSION);
+			return refuse_clear(p, ws_error(err, WS_EVERSION, "handshake "
+			    "version %u is not supported (this hub speaks %u)", m[1],
+			    AUTH_VERSION), err);
 		memcpy(s->peer_e, m + 2, 32);
 		memcpy(s->peer_pk, m + 34, 32);
 		s->has_peer = 1;
-		if (s->check && (rc = s->check(s->cd, s->peer_pk, err))) {
-			/* Say why, in the clear: no keys exist yet. */
-			struct ws_buf e = WS_BUF_INIT;
-			int r2 = ws_buf_put_svarint(&e, rc);
-
-			if (r2 == 0 && (r2 = ws_buf_append(&e, err, strlen(err))) == 0)
-				r2 = ws_peer_send_raw(p, WS_FRAME_ERROR, 0, 0, e.p, e.len);
-			ws_buf_release(&e);
-			return r2 == WS_ENOMEM ? r2 : rc;
-		}
+		if (s->check && (rc = s->check(s->cd, s->peer_pk, err)))
+			return refuse_clear(p, rc, err);
 		crypto_kx_keypair(s->e_pk, s->e_sk);
 		pl[0] = 2;
 		memcpy(pl + 1, s->e_pk, 32);

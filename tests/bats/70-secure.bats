@@ -107,6 +107,14 @@ still_serving() {
 	assert_failure 64
 }
 
+@test "keygen: never half a pair: an existing FILE.pub stops it too" {
+	echo old >k2.pub
+	run --separate-stderr "$WS_BIN/wsync-keygen" -f k2
+	assert_failure 74
+	assert_stderr "wsync-keygen: cannot create 'k2.pub': file exists"
+	[ ! -e k2 ] || fail "k2 was written"
+}
+
 @test "keys: a key file others can read is refused, as ssh refuses one" {
 	chmod 644 site.key
 	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --hub-key "$HUBKEY" \
@@ -168,7 +176,8 @@ still_serving() {
 	    "127.0.0.1:$PORT" notes=b.db
 	assert_failure 77
 	assert_stderr "wsync-join: the hub ends the session: key $OTHERKEY is not authorized on this hub"
-	wait_lines hub.err 1 ": key $OTHERKEY is not authorized on this hub$"
+	wait_lines hub.err 1 ": key wsync-ed25519:[A-Za-z0-9+/=]+ is not authorized on this hub$"
+	grep -qF ": key $OTHERKEY is not authorized on this hub" hub.err || fail "hub.err: $(cat hub.err)"
 	assert_equal "$(hub_rows)" 2
 	assert_equal "$(sqlite3 b.db 'SELECT count(*) FROM notes')" 1
 	still_serving
@@ -282,6 +291,15 @@ still_serving() {
 	[ ! -e hub/other.db ] || fail "other was created"
 }
 
+@test "secure: a handshake in another version is refused in the clear" {
+	start_hub
+	run python3 "$BATS_TEST_DIRNAME/rawpeer.py" "127.0.0.1:$PORT" auth-version
+	assert_success
+	assert_line "error -5 handshake version 2 is not supported (this hub speaks 1)"
+	assert_line closed
+	still_serving
+}
+
 # --- trust and configuration -------------------------------------------------
 
 @test "known hubs: trust on first use only when asked, then pinned" {
@@ -305,6 +323,20 @@ still_serving() {
 	    --accept-new-hub "127.0.0.1:$PORT" notes=b.db
 	assert_failure 77
 	assert_stderr "wsync-join: the hub at 127.0.0.1:$PORT presented key $HUBKEY, but kh:1 pins another: refusing it (if the hub's key really changed, edit that line)"
+}
+
+@test "known hubs: an exec: address with blanks is pinned too" {
+	mkdir -p hub
+	printf '%s notes=create\n' "$SITEKEY" >authorized
+	local hub="exec:$WS_BIN/wsync-serve --stdio -q -d $T/hub --create --key $T/hub.key --authorized-keys $T/authorized"
+	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --known-hubs kh \
+	    --accept-new-hub "$hub" notes=a.db
+	assert_success
+	assert_equal "$(cat kh)" "$hub $HUBKEY"
+	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --known-hubs kh "$hub" notes=b.db
+	assert_success
+	assert_stderr_empty
+	assert_equal "$(sqlite3 b.db 'SELECT count(*) FROM notes')" 2
 }
 
 @test "plain sessions: TCP needs keys unless --insecure; unix sockets may be plain" {

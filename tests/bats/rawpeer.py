@@ -66,6 +66,8 @@ CASES = {
     "stream-version": (bytes.fromhex("895753594e430d0a0200") + hello(1), False),
     "bad-crc": (PREAMBLE + hello(1)[:-1] + bytes([hello(1)[-1] ^ 0xFF]), False),
     "no-hello": (PREAMBLE + frame(0x11, 1, b""), False),
+    # A secure handshake's first step in a version the hub does not speak.
+    "auth-version": (PREAMBLE + frame(0x07, 0, bytes([1, 2]) + bytes(64)), False),
 }
 
 
