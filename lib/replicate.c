@@ -430,6 +430,7 @@ struct psess {
 	size_t ncols;
 	size_t keypos[64];            /* key column j is session column keypos[j] */
 	int add, del;
+	int positional;               /* ReplicateUpdate columns as an array */
 	sqlite3_stmt *first, *page;
 	json_t *cursor;               /* the last key sent, in key order */
 	uint64_t start_usn, sent_usn, synced_usn;
@@ -715,11 +716,13 @@ static int on_start(struct psess *s, const json_t *m)
 	json_t *r, *cols;
 	size_t i, idx;
 	int add = get_bool(m, "add"), del = get_bool(m, "del"), rc;
+	int positional = get_bool(m, "positional");
 	sqlite3_stmt *st = NULL;
 
 	if (s->state != S_START)
 		return sess_error(s, "ReplicateStartResult", NULL, "ReplicateStart twice");
 	if ((jg && !json_is_null(jg) && !json_is_string(jg)) || add < 0 || del < 0 ||
+	    positional < 0 ||
 	    (json_object_get(m, "usn") && get_u64(m, "usn", &usn, err)) ||
 	    (jc && !json_is_array(jc)))
 		return sess_error(s, "ReplicateStartResult", NULL, "bad ReplicateStart: "
@@ -763,6 +766,7 @@ static int on_start(struct psess *s, const json_t *m)
 		s->keypos[i] = (size_t)sess_col(s, p->keys[i]);
 	s->add = add;
 	s->del = del;
+	s->positional = positional;
 	if ((rc = ws_store_seal(p->st, NULL, err)) || (rc = ws_store_usn(p->st, &cur, err)))
 		goto fail;
 	s->full = !jg || json_is_null(jg) || strcmp(json_string_value(jg), p->guid) != 0 ||
@@ -806,6 +810,8 @@ static int on_start(struct psess *s, const json_t *m)
 	    "columns", cols);
 	if (r && s->http)
 		json_object_set_new(r, "session", json_string(s->id));
+	if (r && positional)
+		json_object_set_new(r, "positional", json_true());
 	plog(p, "%s: %s replication from usn %" PRIu64, s->name, s->full ? "full" :
 	    "incremental", s->start_usn);
 	return send_msg(s, r);
@@ -926,6 +932,7 @@ static int pump_cb(const struct ws_batch *b, uint64_t usn, void *cd)
 	struct psess *s = x->s;
 	struct pub *p = s->p;
 	long ti = ws_batch_find_table(b, p->o->table), map[64];
+	const struct ws_value *pos[64];
 	const struct ws_table *t;
 	json_t *msgs, *m, *cols, *key;
 	size_t i, j, nmsg;
@@ -956,15 +963,30 @@ static int pump_cb(const struct ws_batch *b, uint64_t usn, void *cd)
 			if (map[t->pk[j]] >= 0)
 				json_object_set_new(key, p->cols[s->cols[map[t->pk[j]]]].remote,
 				    ws_json_from_value(&c->pk[j]));
+		memset(pos, 0, sizeof(pos));
 		for (k = 0, vi = 0; cols && c->mask && k < t->ncols; k++) {
 			if (!ws_mask_test(c->mask, k))
 				continue;
 			if (map[k] >= 0) {
-				json_object_set_new(cols, p->cols[s->cols[map[k]]].remote,
-				    ws_json_from_value(&c->vals[vi]));
+				if (s->positional && c->op == WS_OP_UPDATE)
+					pos[map[k]] = &c->vals[vi];
+				else
+					json_object_set_new(cols, p->cols[s->cols[map[k]]].remote,
+					    ws_json_from_value(&c->vals[vi]));
 				mask |= (int64_t)1 << map[k];
 			}
 			vi++;
+		}
+		if (s->positional && c->op == WS_OP_UPDATE) {
+			/* The values in mask order: their names are in the mask. */
+			json_decref(cols);
+			cols = json_array();
+			for (j = 0; cols && j < s->ncols; j++)
+				if (pos[j] && json_array_append_new(cols,
+				    ws_json_from_value(pos[j]))) {
+					json_decref(cols);
+					cols = NULL;
+				}
 		}
 		if (!key || !cols) {
 			json_decref(key);
@@ -2534,20 +2556,58 @@ out:
 	return rc;
 }
 
+/*
+ * The positional form of ReplicateUpdate's columns, [values in mask
+ * order], as an object of remote names (new reference); NULL for a bad
+ * one.
+ */
+static json_t *named_cols(struct rep *x, const json_t *m, const json_t *arr)
+{
+	const json_t *jm = json_object_get(m, "mask");
+	json_int_t mask = json_is_integer(jm) ? json_integer_value(jm) : 0;
+	json_t *o = json_object();
+	size_t i, k = 0;
+
+	for (i = 0; o && i < x->ncols && i < 63; i++) {
+		if (!(mask & ((json_int_t)1 << i)))
+			continue;
+		if (k >= json_array_size(arr) ||
+		    json_object_set(o, x->cols[i].remote, json_array_get(arr, k)))
+			break;
+		k++;
+	}
+	if (!o || mask <= 0 || (mask >> (x->ncols < 63 ? x->ncols : 63)) ||
+	    k != json_array_size(arr) || i < x->ncols) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
 static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
 {
 	const json_t *key = json_object_get(m, "key"), *cols = json_object_get(m, "columns");
-	json_t *changed, *v, *lk;
+	json_t *changed, *v, *lk, *named = NULL;
 	uint64_t mask = 0;
 	sqlite3_stmt *st;
 	size_t i, j;
 	int rc, n = 0, arrays = 0, have = 0;
 
-	if (!json_is_object(cols) || !json_is_object(key))
+	if (json_is_array(cols)) {
+		if (!(named = named_cols(x, m, cols)))
+			return ws_error(x->err, WS_ECORRUPT, "ReplicateUpdate: \"columns\" "
+			    "as an array needs a value for each bit of \"mask\"");
+		cols = named;
+	}
+	if (!json_is_object(cols) || !json_is_object(key)) {
+		json_decref(named);
 		return ws_error(x->err, WS_ECORRUPT, "ReplicateUpdate needs \"key\" and "
 		    "\"columns\" objects");
-	if (!(changed = json_array()))
+	}
+	if (!(changed = json_array())) {
+		json_decref(named);
 		return WS_ENOMEM;
+	}
 	if (x->o->event) {
 		/* The row as it is, to report only the columns that change. */
 		sqlite3_reset(x->sel);
@@ -2611,6 +2671,7 @@ static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
 	}
 out:
 	json_decref(changed);
+	json_decref(named);
 	return rc;
 }
 
@@ -3713,9 +3774,9 @@ static int session(struct rep *x)
 	for (i = 0; o->ncols && i < o->narrays; i++)
 		json_array_append_new(cols, json_pack("{s:s,s:b}", "name",
 		    o->arrays[i].remote, "update", 0));
-	m = json_pack("{s:s,s:o,s:I,s:b,s:b,s:O}", "mt", "ReplicateStart", "guid",
+	m = json_pack("{s:s,s:o,s:I,s:b,s:b,s:O,s:b}", "mt", "ReplicateStart", "guid",
 	    x->guid[0] ? json_string(x->guid) : json_null(), "usn", (json_int_t)x->usn,
-	    "add", o->add, "del", o->del, "columns", cols);
+	    "add", o->add, "del", o->del, "columns", cols, "positional", 1);
 	rc = rconn_send(&x->c, m);
 	m = NULL;
 	if (rc || (rc = recv_one(x, &sr)) < 0)

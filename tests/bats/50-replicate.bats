@@ -640,3 +640,61 @@ PY
 	assert_equal "$(rows rep.db 'SELECT mapping FROM wsync_replica')" 'email=mail
 name=name'
 }
+
+@test "positional ReplicateUpdate: asked for in ReplicateStart, values in mask order" {
+	make_pub pub.db 3
+	start_pub pub -d pub.db -t users --http 127.0.0.1:0
+	local start guid usn sid
+	start=$(curl -sS --data-binary '{"mt":"ReplicateStart","guid":null,"usn":0}' "http://$ADDR/")
+	guid=$(jq -r .guid <<<"$start")
+	usn=$(jq -r .usn <<<"$start")
+	# Not asked for: no "positional", columns by name.
+	assert_equal "$(jq -c .positional <<<"$start")" null
+	for form in named positional; do
+		local extra='' mt
+		[ "$form" = positional ] && extra=',"positional":true'
+		run curl -sS -D headers --data-binary \
+		    "{\"mt\":\"ReplicateStart\",\"guid\":\"$guid\",\"usn\":$usn$extra}" "http://$ADDR/"
+		assert_success
+		assert_equal "$(jq -c '[.full, .positional]' <<<"$output")" \
+		    "$([ "$form" = positional ] && echo '[false,true]' || echo '[false,null]')"
+		sid=$(jq -r .session <<<"$output")
+		run curl -sS -H "Wsync-Session: $sid" --data-binary '{"mt":"ReplicateNext"}' "http://$ADDR/"
+		assert_success
+		mt=$(jq -r .mt <<<"$output" | tr '\n' ' ')
+		assert_equal "$mt" "ReplicateNextResult ReplicateSync "
+		sqlite3 pub.db "UPDATE users SET email = 'e-$form', name = 'n-$form' WHERE id = 2"
+		run curl -sS -H "Wsync-Session: $sid" -H 'Wsync-Wait: 5' --data-binary \
+		    '{"mt":"ReplicateSyncResult"}' "http://$ADDR/"
+		assert_success
+		if [ "$form" = positional ]; then
+			assert_equal "$(jq -c 'select(.mt == "ReplicateUpdate") | [.key, .mask, .columns]' \
+			    <<<"$output")" '[{"id":2},6,["n-positional","e-positional"]]'
+		else
+			assert_equal "$(jq -c 'select(.mt == "ReplicateUpdate") | [.key, .mask, .columns]' \
+			    <<<"$output")" '[{"id":2},6,{"name":"n-named","email":"e-named"}]'
+		fi
+		usn=$(jq -r 'select(.usn) | .usn' <<<"$output" | tail -n 1)
+	done
+}
+
+@test "a positional ReplicateUpdate whose values do not match its mask is bad data" {
+	# A publisher written in sh: anything that speaks the messages is one.
+	cat >fake.sh <<'SH'
+read -r start
+echo '{"mt":"ReplicateStartResult","guid":"0123456789abcdef0123456789abcdef","usn":1,"full":true,"count":1,"positional":true,"columns":[{"name":"id","key":1,"update":false,"type":"INTEGER"},{"name":"v","key":0,"update":false,"type":"TEXT"}]}'
+read -r next
+echo '{"mt":"ReplicateNextResult","columns":{"id":1,"v":"a"}}'
+read -r next
+echo '{"mt":"ReplicateNextResult","usn":1}'
+echo '{"mt":"ReplicateUpdate","key":{"id":1},"mask":2,"columns":["b","c"],"usn":2}'
+sleep 5
+SH
+	run --separate-stderr "$R" pull "exec:sh fake.sh" -d rep.db -t t --batch 1
+	assert_failure 65
+	assert_stderr 'wsync-replicate: ReplicateUpdate: "columns" as an array needs a value for each bit of "mask"'
+	# The initial transfer was kept; the bad message changed nothing.
+	assert_equal "$(rows rep.db 'SELECT id, v FROM t')" '1|a'
+	assert_equal "$(rows rep.db 'SELECT usn FROM wsync_replica')" 1
+	assert_intact rep.db
+}
