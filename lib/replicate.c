@@ -3402,7 +3402,6 @@ static json_t *key_value(struct rep *x, const json_t *e)
 	memset(&v, 0, sizeof(v));
 	if ((s = json_string_value(json_object_get(e, "q")))) {
 		v.type = WS_REAL;
-		errno = 0;
 		v.r = strtod(s, &e2);
 		if (e2 == s || *e2)
 			return NULL;
