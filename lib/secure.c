@@ -51,7 +51,10 @@ struct ws_secure {
 	uint8_t rx[crypto_kx_SESSIONKEYBYTES], tx[crypto_kx_SESSIONKEYBYTES];
 	crypto_secretstream_xchacha20poly1305_state push, pull;
 	struct ws_buf held;   /* inner frames queued before tx was keyed */
-	struct ws_buf tmp;    /* ciphertext, plaintext scratch */
+	struct ws_buf ct;     /* ciphertext being sent */
+	struct ws_buf pt;     /* plaintext received: a frame handed to the
+	                         callback points into it, so sending (which
+	                         uses ct) never overwrites it */
 };
 
 /* Keys. */
@@ -490,12 +493,12 @@ static int seal(struct ws_peer *p, const uint8_t *m, size_t n)
 	struct ws_secure *s = p->sec;
 	int rc;
 
-	s->tmp.len = 0;
-	if ((rc = ws_buf_reserve(&s->tmp, n + ABYTES)))
+	s->ct.len = 0;
+	if ((rc = ws_buf_reserve(&s->ct, n + ABYTES)))
 		return rc;
-	crypto_secretstream_xchacha20poly1305_push(&s->push, s->tmp.p, NULL, m, n,
+	crypto_secretstream_xchacha20poly1305_push(&s->push, s->ct.p, NULL, m, n,
 	    NULL, 0, crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
-	return ws_peer_send_raw(p, WS_FRAME_SEALED, 0, 0, s->tmp.p, n + ABYTES);
+	return ws_peer_send_raw(p, WS_FRAME_SEALED, 0, 0, s->ct.p, n + ABYTES);
 }
 
 /* Keys are up for sending: send what waited. */
@@ -537,7 +540,8 @@ int ws_peer_secure(struct ws_peer *p, int initiator, const struct ws_keypair *me
 	s->check = check;
 	s->cd = clientData;
 	ws_buf_init(&s->held);
-	ws_buf_init(&s->tmp);
+	ws_buf_init(&s->ct);
+	ws_buf_init(&s->pt);
 	p->sec = s;
 	if (!initiator) {
 		s->state = S_WAIT1;
@@ -568,10 +572,11 @@ void ws_secure_free(struct ws_peer *p)
 		return;
 	if (p->sec->held.p)
 		sodium_memzero(p->sec->held.p, p->sec->held.len);
-	if (p->sec->tmp.p)
-		sodium_memzero(p->sec->tmp.p, p->sec->tmp.cap);
+	if (p->sec->pt.p)
+		sodium_memzero(p->sec->pt.p, p->sec->pt.cap);
 	ws_buf_release(&p->sec->held);
-	ws_buf_release(&p->sec->tmp);
+	ws_buf_release(&p->sec->ct);
+	ws_buf_release(&p->sec->pt);
 	sodium_free(p->sec); /* wipes it */
 	p->sec = NULL;
 }
@@ -707,17 +712,17 @@ int ws_secure_recv(struct ws_peer *p, const struct ws_frame *f, ws_frame_cb *cb,
 		if (f->len < ABYTES)
 			return ws_error(err, WS_EPERM, "an encrypted frame too short to "
 			    "be one");
-		s->tmp.len = 0;
-		if ((rc = ws_buf_reserve(&s->tmp, f->len)))
+		s->pt.len = 0;
+		if ((rc = ws_buf_reserve(&s->pt, f->len)))
 			return rc;
-		if (crypto_secretstream_xchacha20poly1305_pull(&s->pull, s->tmp.p, &mlen,
+		if (crypto_secretstream_xchacha20poly1305_pull(&s->pull, s->pt.p, &mlen,
 		    &tag, f->payload, f->len, NULL, 0) != 0)
 			return ws_error(err, WS_EPERM, "an encrypted frame failed "
 			    "authentication: tampered with, replayed or out of order");
 		if (tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)
 			return ws_error(err, WS_EPERM, "an encrypted frame carries an "
 			    "unexpected tag");
-		if ((rc = ws_frame_parse(s->tmp.p, (size_t)mlen, WS_FRAME_MAX_LIMIT, &in,
+		if ((rc = ws_frame_parse(s->pt.p, (size_t)mlen, WS_FRAME_MAX_LIMIT, &in,
 		    &used)) || used != mlen)
 			return ws_error(err, WS_ECORRUPT, "an encrypted frame does not "
 			    "hold one frame");
