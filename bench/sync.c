@@ -659,6 +659,23 @@ static void row_single(const char *name, double v, int prec, const char *unit,
 	fflush(stdout);
 }
 
+/* Summary of a figure for the B1-B7 table. */
+static void sum_fig(const char *b, const char *what, struct figure f, int prec,
+    const char *unit, const char *goal, int met)
+{
+	summary_add(b, what, f.med, f.min, f.max, prec, unit, goal, met);
+}
+
+/* Per-repetition ratios num[i] / den[i], summarised. */
+static struct figure ratio_of(const double *num, const double *den, int n)
+{
+	double r[16];
+
+	for (int i = 0; i < n; i++)
+		r[i] = num[i] / den[i];
+	return summary(r, n);
+}
+
 /* --------------------------------------------------- B5: fan-out */
 
 struct fanout {
@@ -1067,7 +1084,7 @@ static void bench_fanout(void)
 	int ok;
 
 	fanout_setup(&F);
-	printf("\n1. fan-out: one hub, %d following sites and one writer site, each a\n"
+	printf("\nB5. fan-out: one hub, %d following sites and one writer site, each a\n"
 	    "   wsync-join -f on its own database; a separate process writes\n"
 	    "   the writer's database (WAL, synchronous=NORMAL)\n", FOLLOWERS);
 	printf("   (a) %d single-row transactions/s for %d s; latency from the\n"
@@ -1092,6 +1109,10 @@ static void bench_fanout(void)
 	    ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) * 1e-6;
 	row("commit -> follower, p50", summary(p50, LAT_REPS), 2, "ms", NULL, 0);
 	row("commit -> follower, p99", summary(p99, LAT_REPS), 2, "ms", NULL, 0);
+	sum_fig("B5", "fan-out to 8 followers at 100 tx/s: commit -> applied, p50",
+	    summary(p50, LAT_REPS), 2, "ms", NULL, 0);
+	sum_fig("B5", "fan-out to 8 followers at 100 tx/s: commit -> applied, p99",
+	    summary(p99, LAT_REPS), 2, "ms", NULL, 0);
 	row("commit -> follower, max", summary(pmax, LAT_REPS), 2, "ms", NULL, 0);
 	row("writer's rate achieved", summary(wrate, LAT_REPS), 1, "tx/s", NULL, 0);
 	printf("   (the poller used %.0f%% of one core)\n", 100.0 * cpu / (now() - t0));
@@ -1119,6 +1140,8 @@ static void bench_fanout(void)
 		row("writer's local commit rate", summary(wr, ok), 0, "rows/s", NULL, 0);
 		row("sustained, at all followers", summary(rate, ok), 0, "changes/s",
 		    NULL, 0);
+		sum_fig("B5", "fan-out to 8 followers: max sustained rate, at all of them",
+		    summary(rate, ok), 0, "ch/s", NULL, 0);
 		row("last follower done after writer", summary(lag, ok), 2, "s", NULL, 0);
 	}
 	if (ok < TP_REPS)
@@ -1364,23 +1387,6 @@ static void copy_dir(const char *src, const char *dst, const char *log)
 
 	run_tool(rm, NULL, NULL, log);
 	run_tool(cp, NULL, NULL, log);
-}
-
-/* Summary of a figure for the B1-B7 table. */
-static void sum_fig(const char *b, const char *what, struct figure f, int prec,
-    const char *unit, const char *goal, int met)
-{
-	summary_add(b, what, f.med, f.min, f.max, prec, unit, goal, met);
-}
-
-/* Per-repetition ratios num[i] / den[i], summarised. */
-static struct figure ratio_of(const double *num, const double *den, int n)
-{
-	double r[16];
-
-	for (int i = 0; i < n; i++)
-		r[i] = num[i] / den[i];
-	return summary(r, n);
 }
 
 /* ---------------------------------------------------- B3: no-op */
@@ -2626,7 +2632,7 @@ static void bench_scale(void)
 		ws_vclock_release(&hub_add.clock);
 		hub_stop(&h);
 	}
-	printf("\n3. scale: %d connections to one hub, each a handshake for one\n"
+	printf("\nB5. scale: %d connections to one hub, each a handshake for one\n"
 	    "   working set (HELLO, ADD, CAUGHT_UP, SYNC, ACK) made one after\n"
 	    "   another by one client process, then idle; the joined sites read\n"
 	    "   what the hub sends them every %d handshakes.  The hub's VmRSS after\n"
@@ -2639,6 +2645,8 @@ static void bench_scale(void)
 		struct figure f = summary(per, SCALE_REPS);
 
 		row("hub memory per idle site", f, 1, "KiB", goal, f.med <= GOAL_SITE_KIB);
+		sum_fig("B5", "hub memory per idle site, 1,000 sites connected", f, 1,
+		    "KiB", goal, f.med <= GOAL_SITE_KIB);
 	}
 	row("handshake, one after another", summary(hs, SCALE_REPS), 0, "us", NULL, 0);
 	row("sent to joined sites as others joined", summary(rxmb, SCALE_REPS), 2, "MB",
