@@ -3,8 +3,9 @@
  * common.h - what the benchmark programs share: messages that end the
  * program ("<BENCH_NAME>: ..." and status 70), the CK() check around
  * libwsync calls, a fixed-seed xorshift64* generator, and the monotonic
- * clock.  Define BENCH_NAME before including it, and BENCH_EXIT(status)
- * to end the program some other way than exit(3); include it once.
+ * clock, and summary_add(), a line of the B1-B7 summary table.  Define
+ * BENCH_NAME before including it, and BENCH_EXIT(status) to end the
+ * program some other way than exit(3); include it once.
  */
 #ifndef WSYNC_BENCH_COMMON_H
 #define WSYNC_BENCH_COMMON_H
@@ -137,6 +138,35 @@ BENCH_UNUSED static int64_t sql_int(sqlite3 *db, const char *sql)
 	v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return v;
+}
+
+/*
+ * One line of the summary table that bench/Makefile prints and puts at the
+ * top of RESULTS.md: the benchmark (B1..B7 or a name), what the figure is,
+ * its median, min and max (min and max NAN for a single value), the unit,
+ * and the goal with whether it was met (goal NULL: no goal).  Appended as
+ * tab-separated fields to the file named by WSYNC_BENCH_SUMMARY; nothing
+ * when that is unset.
+ */
+BENCH_UNUSED static void summary_add(const char *b, const char *what, double med,
+    double min, double max, int prec, const char *unit, const char *goal, int met)
+{
+	const char *path = getenv("WSYNC_BENCH_SUMMARY");
+	FILE *f;
+
+	if (path == NULL || *path == '\0')
+		return;
+	if ((f = fopen(path, "a")) == NULL)
+		die("cannot open '%s': %s", path, strerror(errno));
+	fprintf(f, "%s\t%s\t%.*f\t", b, what, prec, med);
+	if (min != min || max != max)
+		fprintf(f, "-\t-\t");
+	else
+		fprintf(f, "%.*f\t%.*f\t", prec, min, prec, max);
+	fprintf(f, "%s\t%s\t%s\n", unit, goal ? goal : "-",
+	    goal ? (met ? "met" : "MISSED") : "-");
+	if (fclose(f) != 0)
+		die("cannot write '%s': %s", path, strerror(errno));
 }
 
 #endif

@@ -3,12 +3,13 @@
  * store.c - store benchmarks for libwsync: ws_store_apply() against plain
  * SQLite, the cost of capture triggers, and metadata bytes per row.
  *
- * 1. Apply 100k remote row changes into a 1M-row table with
+ * 1. (B2) Apply 100k remote row changes into a 1M-row table with
  *    ws_store_apply(), with a loop of prepared INSERT OR REPLACE and
- *    DELETE statements, and with sqlite3changeset_apply() of the
- *    changeset SQLite's session extension records for the same changes.
- * 2. Capture overhead: single-row UPDATEs on a tracked table against the
- *    same on an untracked copy, in one transaction and in autocommit.
+ *    DELETE statements, with sqlite3changeset_apply() of the changeset
+ *    SQLite's session extension records for the same changes, and with
+ *    the sqlite3 shell reading the SQL that sqldiff writes for them.
+ * 2. (B7) Capture overhead: single-row UPDATEs on a tracked table against
+ *    the same on an untracked copy, in one transaction and in autocommit.
  * 3. Metadata bytes per tracked row, before and after ws_store_gc().
  *
  * Prints one table on stdout and nothing else.  The databases live in a
@@ -40,11 +41,14 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +67,7 @@
 #define META_CHANGES 100000     /* changes over all rounds, figure 3 */
 
 #define TEXT_POOL (1u << 20)
+#define PATHLEN_SQL 256
 #define B_MIN 10                /* bytes in column b */
 #define B_MAX 40
 #define WSID "bench"
@@ -70,6 +75,7 @@
 /* Goals, from the design notes. */
 #define GOAL_VS_PLAIN 0.5       /* wsync apply speed / prepared-statement loop */
 #define GOAL_VS_SESSION 1.0     /* wsync apply speed / changeset_apply */
+#define GOAL_VS_SQLDIFF 1.0     /* wsync apply speed / sqlite3 < sqldiff's SQL */
 #define GOAL_CAPTURE 2.0        /* tracked time / untracked time */
 #define GOAL_META 16.0          /* wsync_* bytes per row after GC */
 
@@ -86,12 +92,12 @@
  */
 enum {
 	F_BASE, F_HBASE, F_TBASE, F_RUN, F_SCRATCH, F_META_BASE, F_META,
-	F_META_PLAIN, NFILES
+	F_META_PLAIN, F_DIFF, NFILES
 };
 
 static const char *const file_names[NFILES] = {
 	"base.db", "hbase.db", "tbase.db", "run.db", "scratch.db", "meta-base.db",
-	"meta.db", "meta-plain.db",
+	"meta.db", "meta-plain.db", "diff.sql",
 };
 static const char *const file_suffixes[] = {"", "-wal", "-shm", "-journal"};
 #define NSUFFIXES (sizeof file_suffixes / sizeof file_suffixes[0])
@@ -769,7 +775,10 @@ static double run_session(struct apply_ctx *c, int verify)
 	return t;
 }
 
-/* Record the changeset of the planned changes on a scratch copy. */
+/*
+ * Record the changeset of the planned changes on a scratch copy, which
+ * is kept (F_SCRATCH) as the expected result for sqldiff.
+ */
 static void record_changeset(struct apply_ctx *c)
 {
 	sqlite3 *db;
@@ -789,7 +798,6 @@ static void record_changeset(struct apply_ctx *c)
 		sql_die(db, "sqlite3session_changeset");
 	sqlite3session_delete(sess);
 	db_close(db);
-	tmp_remove(F_SCRATCH);
 	if (sqlite3changeset_start(&it, c->ncset, c->cset) != SQLITE_OK)
 		die("sqlite3changeset_start failed");
 	while ((rc = sqlite3changeset_next(it)) == SQLITE_ROW)
@@ -798,6 +806,105 @@ static void record_changeset(struct apply_ctx *c)
 		die("sqlite3changeset_next: error %d", rc);
 	if (count != c->n)
 		die("session recorded %zu changes, expected %zu", count, c->n);
+}
+
+/*
+ * Run argv (found on PATH) with stdin from the file `in` and stdout to the
+ * file `out` (either NULL: /dev/null), stderr inherited; die unless it
+ * exits 0.
+ */
+static void run_prog(char *const argv[], const char *in, const char *out)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int st, rc;
+
+	if (posix_spawn_file_actions_init(&fa) != 0 ||
+	    posix_spawn_file_actions_addopen(&fa, 0, in ? in : "/dev/null", O_RDONLY,
+	    0) != 0 ||
+	    posix_spawn_file_actions_addopen(&fa, 1, out ? out : "/dev/null",
+	    O_WRONLY | O_CREAT | O_TRUNC, 0600) != 0)
+		die("posix_spawn_file_actions: out of memory");
+	if ((rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ)) != 0)
+		die("cannot run %s: %s", argv[0], strerror(rc));
+	posix_spawn_file_actions_destroy(&fa);
+	if (waitpid(pid, &st, 0) != pid)
+		die("waitpid: %s", strerror(errno));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		die("%s %s failed (wait status %#x)", argv[0], argv[1], st);
+}
+
+/*
+ * sqldiff --transaction of the base and the expected result, into
+ * F_DIFF: the SQL text that turns one into the other.  Its time.
+ */
+static double make_sqldiff(void)
+{
+	char *argv[] = {"sqldiff", "--transaction", (char *)path_of(F_BASE),
+	    (char *)path_of(F_SCRATCH), NULL};
+	double t0 = now();
+
+	run_prog(argv, NULL, path_of(F_DIFF));
+	return now() - t0;
+}
+
+/*
+ * Check the table of db against the expected result F_SCRATCH, allowing
+ * for sqldiff's SQL text, which writes REALs with 15 significant digits
+ * (so c may differ in its last bits); the number of rows whose c is not
+ * bit-exact goes to *inexact.
+ */
+static int64_t sqldiff_rows; /* rows of the expected table */
+
+static void check_sqldiff(sqlite3 *db, int64_t *inexact)
+{
+	char sql[PATHLEN_SQL];
+	sqlite3_stmt *st;
+
+	snprintf(sql, sizeof sql, "ATTACH '%s' AS want", path_of(F_SCRATCH));
+	sql_exec(db, sql);
+	st = sql_prepare(db, "SELECT (SELECT count(*) FROM main.bench), "
+	    "(SELECT count(*) FROM want.bench), (SELECT count(*) FROM main.bench x "
+	    "JOIN want.bench y USING(id) WHERE x.a IS y.a AND x.b IS y.b AND "
+	    "typeof(x.c) = 'real' AND abs(x.c - y.c) <= 1e-9), (SELECT count(*) FROM "
+	    "main.bench x JOIN want.bench y USING(id) WHERE x.c IS NOT y.c)");
+	if (sqlite3_step(st) != SQLITE_ROW)
+		sql_die(db, "check sqldiff");
+	if (sqlite3_column_int64(st, 0) != sqlite3_column_int64(st, 1) ||
+	    sqlite3_column_int64(st, 2) != sqlite3_column_int64(st, 1))
+		die("sqlite3 < sqldiff SQL: %lld rows, %lld as expected, of %lld",
+		    (long long)sqlite3_column_int64(st, 0),
+		    (long long)sqlite3_column_int64(st, 2),
+		    (long long)sqlite3_column_int64(st, 1));
+	*inexact = sqlite3_column_int64(st, 3);
+	sqldiff_rows = sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	sql_exec(db, "DETACH want");
+}
+
+/*
+ * The sqlite3 shell reading F_DIFF into a fresh copy of the untracked
+ * base, with the same synchronous=NORMAL (the copy is WAL already): wall
+ * time of the process, from spawn to exit.
+ */
+static double run_sqldiff(int verify, int64_t *inexact)
+{
+	char *argv[] = {"sqlite3", "-bail", "-cmd", "PRAGMA synchronous=NORMAL",
+	    (char *)path_of(F_RUN), NULL};
+	sqlite3 *db;
+	double t0, t;
+
+	tmp_copy(F_BASE, F_RUN);
+	t0 = now();
+	run_prog(argv, path_of(F_DIFF), NULL);
+	t = now() - t0;
+	if (verify) {
+		db = db_open(F_RUN);
+		check_sqldiff(db, inexact);
+		db_close(db);
+	}
+	tmp_remove(F_RUN);
+	return t;
 }
 
 /*
@@ -854,7 +961,9 @@ static void bench_apply(const struct brow *base)
 	struct brow *model = xmalloc((BASE_ROWS + APPLY_CHANGES) * sizeof *model);
 	struct ws_buf enc = WS_BUF_INIT;
 	struct ws_siteid site, local;
-	double ta[REPS], th[REPS], tb[REPS], tu[REPS], tc[REPS];
+	double ta[REPS], th[REPS], tb[REPS], tu[REPS], tc[REPS], td[REPS], tdiff;
+	int64_t inexact = 0;
+	struct stat sb;
 	struct figure f;
 	char goal[16];
 
@@ -878,15 +987,22 @@ static void bench_apply(const struct brow *base)
 	build_batch(&c.hbatch, ch, APPLY_CHANGES, &site, &local);
 	CK("ws_batch_encode", ws_batch_encode(&c.batch, &enc));
 	record_changeset(&c);
+	tdiff = make_sqldiff();
+	if (stat(path_of(F_DIFF), &sb) != 0)
+		die("cannot stat '%s': %s", path_of(F_DIFF), strerror(errno));
 
-	printf("\n1. apply %d remote changes into %d rows: 80%% updates of 1-2\n"
+	printf("\nB2. apply %d remote changes into %d rows: 80%% updates of 1-2\n"
 	    "   columns, 10%% inserts, 10%% deletes, distinct rows; wsync batch "
-	    "%zu B,\n   changeset %d B.  Time of the apply call with its commit, "
-	    "on a fresh\n   copy each run.  (a) the batch, dot (remote,1) and "
+	    "%zu B,\n   changeset %d B, sqldiff SQL %lld B (sqldiff took %.2f s, "
+	    "untimed).\n   Time of the apply call with its commit, "
+	    "on a fresh copy each run.\n   (a) the batch, dot (remote,1) and "
 	    "context {remote:1},\n   into the tracked base after GC; (a') context "
 	    "{remote:1, local:1} into\n   the tracked base before GC, where each "
 	    "row's insert is still logged;\n   (b), (b'), (c) into the untracked "
-	    "base\n", APPLY_CHANGES, BASE_ROWS, enc.len, c.ncset);
+	    "base; (d) the sqlite3 shell process\n   reading sqldiff --transaction's "
+	    "SQL on stdin into the untracked base.\n   Speed = baseline time / "
+	    "wsync time: above 1 wsync is faster\n", APPLY_CHANGES, BASE_ROWS,
+	    enc.len, c.ncset, (long long)sb.st_size, tdiff);
 	ws_buf_release(&enc);
 	for (int i = 0; i < REPS; i++) {
 		ta[i] = run_wsync(&c, F_TBASE, &c.batch, i == 0);
@@ -898,12 +1014,14 @@ static void bench_apply(const struct brow *base)
 		if (c.conflicts != 0)
 			die("sqlite3changeset_apply: %zu conflicts on a copy of the "
 			    "recorded base", c.conflicts);
+		td[i] = run_sqldiff(i == 0, &inexact);
 	}
 	row("(a) wsync ws_store_apply", summary(ta), 0, 3, "s", NULL, 0);
 	row("(a') wsync, history not collected", summary(th), 0, 3, "s", NULL, 0);
 	row("(b) INSERT OR REPLACE + DELETE loop", summary(tb), 0, 3, "s", NULL, 0);
 	row("(b') UPDATE changed cols, INSERT, DELETE", summary(tu), 0, 3, "s", NULL, 0);
 	row("(c) sqlite3changeset_apply", summary(tc), 0, 3, "s", NULL, 0);
+	row("(d) sqlite3 db < sqldiff.sql", summary(td), 0, 3, "s", NULL, 0);
 	f = ratio(tb, ta);
 	snprintf(goal, sizeof goal, ">= %.1f", GOAL_VS_PLAIN);
 	row("speed wsync / (b)", f, 0, 2, "x", goal, f.med >= GOAL_VS_PLAIN);
@@ -911,6 +1029,15 @@ static void bench_apply(const struct brow *base)
 	f = ratio(tc, ta);
 	snprintf(goal, sizeof goal, ">= %.1f", GOAL_VS_SESSION);
 	row("speed wsync / (c)", f, 0, 2, "x", goal, f.med >= GOAL_VS_SESSION);
+	summary_add("B2", "apply 100k changes into 1M rows: speed vs "
+	    "sqlite3changeset_apply (its time / wsync's)", f.med, f.min, f.max, 2, "x",
+	    goal, f.med >= GOAL_VS_SESSION);
+	f = ratio(td, ta);
+	snprintf(goal, sizeof goal, ">= %.1f", GOAL_VS_SQLDIFF);
+	row("speed wsync / (d)", f, 0, 2, "x", goal, f.med >= GOAL_VS_SQLDIFF);
+	summary_add("B2", "apply 100k changes into 1M rows: speed vs sqlite3 db < "
+	    "sqldiff.sql (its time / wsync's)", f.med, f.min, f.max, 2, "x", goal,
+	    f.med >= GOAL_VS_SQLDIFF);
 	f = ratio(tb, th);
 	snprintf(goal, sizeof goal, ">= %.1f", GOAL_VS_PLAIN);
 	row("speed wsync (a') / (b)", f, 0, 2, "x", goal, f.med >= GOAL_VS_PLAIN);
@@ -924,6 +1051,11 @@ static void bench_apply(const struct brow *base)
 			r[i] = ta[i] / APPLY_CHANGES * 1e6;
 		row("wsync per change", summary(r), 0, 1, "us", NULL, 0);
 	}
+	printf("   (d) left %lld of %lld rows with a REAL not bit-exact: sqldiff writes\n"
+	    "   REALs with 15 significant digits; checked to 1e-9 instead\n",
+	    (long long)inexact, (long long)sqldiff_rows);
+	tmp_remove(F_SCRATCH);
+	tmp_remove(F_DIFF);
 
 	ws_batch_release(&c.batch);
 	ws_batch_release(&c.hbatch);
@@ -1010,7 +1142,7 @@ static void bench_capture(void)
 	}
 	free(perm);
 
-	printf("\n2. capture: UPDATE bench SET a = ?, c = ? WHERE id = ?, one "
+	printf("\nB7. capture: UPDATE bench SET a = ?, c = ? WHERE id = ?, one "
 	    "prepared\n   statement stepped once per row, distinct rows of %d, "
 	    "on a copy of\n   the tracked base after GC vs a copy of the untracked "
 	    "base; the seal\n   runs after, in its own transaction\n", BASE_ROWS);
@@ -1026,12 +1158,16 @@ static void bench_capture(void)
 	row("100k updates, 1 tx, untracked", summary(tp), 0, 3, "s", NULL, 0);
 	f = ratio(tt, tp);
 	row("capture overhead, 1 tx", f, 0, 2, "x", goal, f.med <= GOAL_CAPTURE);
+	summary_add("B7", "100k single-row updates in 1 tx: time tracked / "
+	    "untracked", f.med, f.min, f.max, 2, "x", goal, f.med <= GOAL_CAPTURE);
 	row("ws_store_seal of those 100k", summary(ts), 0, 3, "s", NULL, 0);
 	row("(capture + seal) / untracked", ratio(sum, tp), 0, 2, "x", NULL, 0);
 	row("10k updates, autocommit, tracked", summary(at), 0, 3, "s", NULL, 0);
 	row("10k updates, autocommit, untracked", summary(ap), 0, 3, "s", NULL, 0);
 	f = ratio(at, ap);
 	row("capture overhead, autocommit", f, 0, 2, "x", goal, f.med <= GOAL_CAPTURE);
+	summary_add("B7", "10k single-row updates, autocommit: time tracked / "
+	    "untracked", f.med, f.min, f.max, 2, "x", goal, f.med <= GOAL_CAPTURE);
 	free(u);
 }
 

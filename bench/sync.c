@@ -43,11 +43,20 @@
  * Usage: sync [BINDIR]   (default ../bin, where wsync-serve and wsync-join are)
  *        sync --relay SOCKET COUNTFILE   (internal: the exec: relay)
  */
+/* sqlite3.h declares sqlite3session_* only under these (Debian builds them in). */
+#ifndef SQLITE_ENABLE_SESSION
+#define SQLITE_ENABLE_SESSION 1
+#endif
+#ifndef SQLITE_ENABLE_PREUPDATE_HOOK
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
+#endif
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -67,6 +76,7 @@
 #include <unistd.h>
 
 #include <wsync/wsync.h>
+#include <wsync/store.h>
 
 #define EX_SOFTWARE 70
 
@@ -95,7 +105,26 @@
 #define READY_SECS 30           /* longest wait for a process to get ready */
 #define IO_SECS 10              /* socket timeouts of the figure 3 client */
 
+#define B1_ROWS 100000          /* rows of items in B1 */
+#define B1_CHUNK 25000          /* rows per transaction and sync when building */
+#define B1_UPDATES 1000         /* the change of B1 */
+#define B1_DELETES 100
+#define B1_INSERTS 100
+#define B1_BODY_MIN 90          /* bytes of items.body */
+#define B1_BODY_MAX 170
+#define B1_REPS 3
+
+#define B4_TX 200               /* transactions made while the site is away */
+#define B4_ROWS_TX 1000         /* rows per transaction */
+#define B4_REPS 3
+
+#define INIT_REPS 3             /* B6 runs */
+
 /* Goals, from the task. */
+#define GOAL_B1_PATCHSET 1.0    /* wsync bytes / session patchset */
+#define GOAL_B1_RSYNC 150.0     /* rsync bytes / wsync bytes */
+#define GOAL_B4_BATCHES 1.0     /* bytes sent again after a kill, in batches */
+#define GOAL_INIT_VS_DUMP 1.0   /* initial sync time / dump-load time */
 #define GOAL_NOOP_MS 10.0       /* no-op wall time */
 #define GOAL_NOOP_BYTES 1024.0  /* no-op bytes, both ways together */
 #define GOAL_NOOP_FLAT 1.5      /* no-op wall time 1M rows / 10k rows ("flat") */
@@ -390,24 +419,34 @@ struct hub {
 	char addr[PATHLEN];     /* unix:SOCK */
 };
 
-/* Start a hub with --create on a fresh unix socket; wait until it listens. */
-static void hub_start(struct hub *h, const char *name)
+/*
+ * Start a hub with --create on the unix socket NAME.sock and the data
+ * directory NAME (which may hold data from an earlier hub), with
+ * --heartbeat heartbeat unless that is NULL; wait until it listens.  Its
+ * log is NAME-K.log, K counting the starts.
+ */
+static void hub_start_hb(struct hub *h, const char *name, const char *heartbeat)
 {
-	char *argv[8];
+	static int starts;
+	char *argv[10];
 	double end = now() + READY_SECS;
-	int st;
+	int st, i = 0;
 
 	h->sock = tmp("%s.sock", name);
 	h->dir = tmp("%s", name);
-	h->log = tmp("%s.log", name);
+	h->log = tmp("%s-%d.log", name, ++starts);
 	snprintf(h->addr, sizeof h->addr, "unix:%s", h->sock);
-	argv[0] = bin_serve;
-	argv[1] = "-l";
-	argv[2] = h->addr;
-	argv[3] = "-d";
-	argv[4] = h->dir;
-	argv[5] = "--create";
-	argv[6] = NULL;
+	argv[i++] = bin_serve;
+	argv[i++] = "-l";
+	argv[i++] = h->addr;
+	argv[i++] = "-d";
+	argv[i++] = h->dir;
+	argv[i++] = "--create";
+	if (heartbeat != NULL) {
+		argv[i++] = "--heartbeat";
+		argv[i++] = (char *)heartbeat;
+	}
+	argv[i] = NULL;
 	h->pid = spawn(h->log, argv);
 	for (;;) {
 		if (strstr(log_tail(h->log), "wsync-serve: listening on ") != NULL)
@@ -420,6 +459,11 @@ static void hub_start(struct hub *h, const char *name)
 			    log_tail(h->log));
 		sleep_s(0.002);
 	}
+}
+
+static void hub_start(struct hub *h, const char *name)
+{
+	hub_start_hb(h, name, NULL);
 }
 
 static void hub_stop(struct hub *h)
@@ -615,7 +659,24 @@ static void row_single(const char *name, double v, int prec, const char *unit,
 	fflush(stdout);
 }
 
-/* --------------------------------------------------- figure 1: fan-out */
+/* Summary of a figure for the B1-B7 table. */
+static void sum_fig(const char *b, const char *what, struct figure f, int prec,
+    const char *unit, const char *goal, int met)
+{
+	summary_add(b, what, f.med, f.min, f.max, prec, unit, goal, met);
+}
+
+/* Per-repetition ratios num[i] / den[i], summarised. */
+static struct figure ratio_of(const double *num, const double *den, int n)
+{
+	double r[16];
+
+	for (int i = 0; i < n; i++)
+		r[i] = num[i] / den[i];
+	return summary(r, n);
+}
+
+/* --------------------------------------------------- B5: fan-out */
 
 struct fanout {
 	struct hub hub;
@@ -1023,7 +1084,7 @@ static void bench_fanout(void)
 	int ok;
 
 	fanout_setup(&F);
-	printf("\n1. fan-out: one hub, %d following sites and one writer site, each a\n"
+	printf("\nB5. fan-out: one hub, %d following sites and one writer site, each a\n"
 	    "   wsync-join -f on its own database; a separate process writes\n"
 	    "   the writer's database (WAL, synchronous=NORMAL)\n", FOLLOWERS);
 	printf("   (a) %d single-row transactions/s for %d s; latency from the\n"
@@ -1048,6 +1109,10 @@ static void bench_fanout(void)
 	    ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) * 1e-6;
 	row("commit -> follower, p50", summary(p50, LAT_REPS), 2, "ms", NULL, 0);
 	row("commit -> follower, p99", summary(p99, LAT_REPS), 2, "ms", NULL, 0);
+	sum_fig("B5", "fan-out to 8 followers at 100 tx/s: commit -> applied, p50",
+	    summary(p50, LAT_REPS), 2, "ms", NULL, 0);
+	sum_fig("B5", "fan-out to 8 followers at 100 tx/s: commit -> applied, p99",
+	    summary(p99, LAT_REPS), 2, "ms", NULL, 0);
 	row("commit -> follower, max", summary(pmax, LAT_REPS), 2, "ms", NULL, 0);
 	row("writer's rate achieved", summary(wrate, LAT_REPS), 1, "tx/s", NULL, 0);
 	printf("   (the poller used %.0f%% of one core)\n", 100.0 * cpu / (now() - t0));
@@ -1075,6 +1140,8 @@ static void bench_fanout(void)
 		row("writer's local commit rate", summary(wr, ok), 0, "rows/s", NULL, 0);
 		row("sustained, at all followers", summary(rate, ok), 0, "changes/s",
 		    NULL, 0);
+		sum_fig("B5", "fan-out to 8 followers: max sustained rate, at all of them",
+		    summary(rate, ok), 0, "ch/s", NULL, 0);
 		row("last follower done after writer", summary(lag, ok), 2, "s", NULL, 0);
 	}
 	if (ok < TP_REPS)
@@ -1110,14 +1177,229 @@ static void bench_fanout(void)
 	free(lat);
 }
 
-/* ---------------------------------------------------- figure 2: no-op */
+/* ------------------------------------------- files and the peer tools */
 
-/* Counts written by the relay: bytes site->hub and hub->site. */
-static void counts_read(const char *path, double *up, double *down)
+/* Make dst a byte copy of the closed file src. */
+static void copy_file(const char *src, const char *dst)
+{
+	static uint8_t buf[1 << 20];
+	int in, out;
+	ssize_t n;
+
+	if ((in = open(src, O_RDONLY)) < 0)
+		die("cannot open '%s': %s", src, strerror(errno));
+	if ((out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0)
+		die("cannot create '%s': %s", dst, strerror(errno));
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+
+			if (w < 0)
+				die("cannot write '%s': %s", dst, strerror(errno));
+			off += w;
+		}
+	if (n < 0)
+		die("cannot read '%s': %s", src, strerror(errno));
+	if (close(out) != 0)
+		die("cannot write '%s': %s", dst, strerror(errno));
+	close(in);
+}
+
+/* Remove a database file and its companions. */
+static void db_remove(const char *path)
+{
+	static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+	char p[PATHLEN + 16];
+
+	for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+		snprintf(p, sizeof p, "%s%s", path, sfx[i]);
+		if (unlink(p) != 0 && errno != ENOENT)
+			die("cannot remove '%s': %s", p, strerror(errno));
+	}
+}
+
+static double file_size(const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) != 0)
+		die("cannot stat '%s': %s", path, strerror(errno));
+	return (double)sb.st_size;
+}
+
+/*
+ * Run argv[0] (found on PATH) with stdin from `in` and stdout to `out`
+ * (NULL: /dev/null), stderr appended to log; it must exit 0 within
+ * JOIN_SECS.  Returns its wall time, fork to exit, in seconds.
+ */
+static double run_tool(char *const argv[], const char *in, const char *out,
+    const char *log)
+{
+	double t0 = now();
+	pid_t pid = fork_kid();
+	int fd, st;
+
+	if (pid == 0) {
+		if ((fd = open(in ? in : "/dev/null", O_RDONLY)) < 0 || dup2(fd, 0) < 0 ||
+		    (fd = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC,
+		    0600)) < 0 || dup2(fd, 1) < 0 ||
+		    (fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) < 0 ||
+		    dup2(fd, 2) < 0)
+			_exit(127);
+		execvp(argv[0], argv);
+		dprintf(2, "sync: cannot run '%s': %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	if (!pid_wait(pid, JOIN_SECS, &st)) {
+		kill(pid, SIGKILL);
+		pid_wait(pid, 10, &st);
+		die("%s: still running after %d s", argv[0], JOIN_SECS);
+	}
+	t0 = now() - t0;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		die("%s %s: %s; log:\n%s", argv[0], argv[1] ? argv[1] : "", status_str(st),
+		    log_tail(log));
+	return t0;
+}
+
+/* The number after `key` in the file path (rsync --stats: "1,234"), or die. */
+static double stats_num(const char *path, const char *key)
+{
+	char line[512], *p;
+	FILE *f = fopen(path, "r");
+	double v = 0;
+
+	if (f == NULL)
+		die("cannot read '%s': %s", path, strerror(errno));
+	while (fgets(line, sizeof line, f) != NULL)
+		if ((p = strstr(line, key)) != NULL) {
+			for (p += strlen(key); *p == ' ' || *p == ':'; p++)
+				;
+			if (*p < '0' || *p > '9')
+				break;
+			for (; (*p >= '0' && *p <= '9') || *p == ','; p++)
+				if (*p != ',')
+					v = v * 10 + (*p - '0');
+			fclose(f);
+			return v;
+		}
+	fclose(f);
+	die("no '%s' in '%s'", key, path);
+}
+
+/*
+ * Run rsync with the options opts (a NULL-terminated list) and --stats,
+ * from src to dst; its wall time, and from its statistics the bytes sent
+ * plus received, and the literal data (NULL: not wanted).
+ */
+static double rsync_run(char *const opts[], const char *src, const char *dst,
+    const char *log, double *wire, double *literal)
+{
+	char *argv[16], *st = tmp("rsync.stats");
+	int i = 0;
+	double t;
+
+	argv[i++] = "rsync";
+	for (; *opts != NULL && i < 12; opts++)
+		argv[i++] = *opts;
+	argv[i++] = "--stats";
+	argv[i++] = (char *)src;
+	argv[i++] = (char *)dst;
+	argv[i] = NULL;
+	t = run_tool(argv, NULL, st, log);
+	*wire = stats_num(st, "Total bytes sent") + stats_num(st, "Total bytes received");
+	if (literal != NULL)
+		*literal = stats_num(st, "Literal data");
+	unlink(st);
+	free(st);
+	return t;
+}
+
+/*
+ * A plain database holding only table `table` of the database src, rows
+ * in key order, without wsync's tables and triggers: the file a user of
+ * rsync or sqldiff would have.  Rollback journal.
+ */
+static void make_plain(const char *src, const char *dst, const char *table)
+{
+	char sql[2 * PATHLEN + 256], *create;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	db_remove(dst);
+	db = db_open(src);
+	snprintf(sql, sizeof sql, "SELECT sql FROM sqlite_schema WHERE name = '%s'",
+	    table);
+	st = sql_prepare(db, sql);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		die("no table '%s' in '%s'", table, src);
+	create = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	db_close(db);
+	db = db_open(dst);
+	sql_exec(db, create);
+	snprintf(sql, sizeof sql, "ATTACH '%s' AS src", src);
+	sql_exec(db, sql);
+	snprintf(sql, sizeof sql, "INSERT INTO main.%s SELECT * FROM src.%s ORDER BY 1",
+	    table, table);
+	sql_exec(db, "BEGIN");
+	sql_exec(db, sql);
+	sql_exec(db, "COMMIT");
+	sql_exec(db, "DETACH src");
+	db_close(db);
+	free(create);
+}
+
+/*
+ * Tables src and dst.table hold the same rows (compared with EXCEPT both
+ * ways and counted); die naming what otherwise.  Their row count.
+ */
+static int64_t same_rows(const char *a, const char *b, const char *table,
+    const char *what)
+{
+	char sql[2 * PATHLEN + 256];
+	int64_t n, m, d;
+	sqlite3 *db = db_open(a);
+
+	snprintf(sql, sizeof sql, "ATTACH '%s' AS b", b);
+	sql_exec(db, sql);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM main.%s", table);
+	n = sql_int(db, sql);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM b.%s", table);
+	m = sql_int(db, sql);
+	snprintf(sql, sizeof sql, "SELECT (SELECT count(*) FROM (SELECT * FROM main.%s "
+	    "EXCEPT SELECT * FROM b.%s)) + (SELECT count(*) FROM (SELECT * FROM b.%s "
+	    "EXCEPT SELECT * FROM main.%s))", table, table, table, table);
+	d = sql_int(db, sql);
+	if (n != m || d != 0)
+		die("%s: %" PRId64 " rows and %" PRId64 " rows, %" PRId64 " differ", what,
+		    n, m, d);
+	sql_exec(db, "DETACH b");
+	db_close(db);
+	return n;
+}
+
+/* Remove directory dst and make it a copy of directory src (cp -a). */
+static void copy_dir(const char *src, const char *dst, const char *log)
+{
+	char *rm[] = {"rm", "-rf", "--", (char *)dst, NULL};
+	char *cp[] = {"cp", "-a", "--", (char *)src, (char *)dst, NULL};
+
+	run_tool(rm, NULL, NULL, log);
+	run_tool(cp, NULL, NULL, log);
+}
+
+/* ---------------------------------------------------- B3: no-op */
+
+/*
+ * Counts written by the relay: bytes site->hub, hub->site, and of those
+ * the bytes the site's end of the pipe took (*delivered, may be NULL).
+ */
+static void counts_read3(const char *path, double *up, double *down, double *delivered)
 {
 	double end = now() + 5;
 	FILE *f;
-	unsigned long long u, d;
+	unsigned long long u, d, w;
 
 	/* wsync-join may exit before its exec: child has written them. */
 	while ((f = fopen(path, "r")) == NULL) {
@@ -1125,13 +1407,24 @@ static void counts_read(const char *path, double *up, double *down)
 			die("the relay wrote no counts to '%s'", path);
 		sleep_s(0.001);
 	}
-	if (fscanf(f, "%llu %llu", &u, &d) != 2)
+	if (fscanf(f, "%llu %llu %llu", &u, &d, &w) != 3)
 		die("bad counts in '%s'", path);
 	fclose(f);
 	unlink(path);
 	*up = (double)u;
 	*down = (double)d;
+	if (delivered != NULL)
+		*delivered = (double)w;
 }
+
+static void counts_read(const char *path, double *up, double *down)
+{
+	counts_read3(path, up, down, NULL);
+}
+
+/* What B3 leaves for B6: its hub, still running, and the 1M-row files. */
+static struct hub noop_hub;
+static char *noop_db1m, *noop_plain1m;
 
 static void bench_noop(void)
 {
@@ -1146,10 +1439,16 @@ static void bench_noop(void)
 	enum { NSETS = sizeof sets / sizeof sets[0] };
 	double wall[NSETS][NOOP_REPS], up[NSETS][BYTES_REPS], down[NSETS][BYTES_REPS];
 	double both[NSETS][BYTES_REPS], flat;
-	char *db[NSETS], *log = tmp("noop.log"), *cnt = tmp("counts");
-	char relay[3 * PATHLEN + 64], name[64], goal[16];
+	double rq[NSETS][NOOP_REPS], rqb[NSETS][NOOP_REPS], ri[NSETS][NOOP_REPS];
+	double rib[NSETS][NOOP_REPS], sd[NSETS][NOOP_REPS], sdb[NSETS][NOOP_REPS];
+	char *db[NSETS], *plain[NSETS], *copy[NSETS], *log = tmp("noop.log");
+	char *cnt = tmp("counts"), *sdout = tmp("sqldiff.out");
+	char relay[3 * PATHLEN + 64], name[80], goal[16];
+	char *quick[] = {"-a", NULL};
+	char *full[] = {"-a", "--no-whole-file", "--ignore-times", NULL};
 	struct hub h;
 	double t0;
+	struct figure f;
 
 	if (strchr(self_exe, '\'') != NULL)
 		die("cannot quote '%s' for exec:", self_exe);
@@ -1188,16 +1487,43 @@ static void bench_noop(void)
 		sqlite3_finalize(ins);
 		db_close(d);
 	}
-	printf("\n2. no-op sync: one-shot wsync-join over a unix socket when the site\n"
+	/* The baselines' files: notes alone, and a copy with the same mtime. */
+	for (int s = 0; s < NSETS; s++) {
+		plain[s] = tmp("%s-plain.db", sets[s].wsid);
+		copy[s] = tmp("%s-copy.db", sets[s].wsid);
+		make_plain(db[s], plain[s], "notes");
+		rsync_run(quick, plain[s], copy[s], log, &rqb[s][0], NULL);
+	}
+	printf("\nB3. no-op sync: one-shot wsync-join over a unix socket when the site\n"
 	    "   and the hub both hold every row of notes (built %d rows per\n"
 	    "   transaction and sync, in %.1f s, untimed); wall time from fork to\n"
-	    "   exit; bytes counted by an exec: relay, the preamble included\n",
-	    CHUNK_ROWS, now() - t0);
+	    "   exit; bytes counted by an exec: relay, the preamble included.\n"
+	    "   Baselines on a file holding only notes (%.1f, %.1f and %.1f MB) and an\n"
+	    "   identical copy with the same mtime: rsync -a (which skips a file\n"
+	    "   whose size and mtime match), rsync -a --no-whole-file --ignore-times\n"
+	    "   (which checksums every block, as when the mtime changed but the data\n"
+	    "   did not), both local, bytes = its \"Total bytes sent\" + \"received\";\n"
+	    "   and sqldiff of the two files, which prints nothing (it needs both\n"
+	    "   files on one machine)\n",
+	    CHUNK_ROWS, now() - t0, file_size(plain[0]) / 1e6, file_size(plain[1]) / 1e6,
+	    file_size(plain[2]) / 1e6);
 
-	/* The sizes take turns within each repetition. */
+	/* The sizes and the contenders take turns within each repetition. */
 	for (int r = 0; r < NOOP_REPS; r++)
-		for (int s = 0; s < NSETS; s++)
+		for (int s = 0; s < NSETS; s++) {
+			char *diff[] = {"sqldiff", plain[s], copy[s], NULL};
+
 			wall[s][r] = 1000.0 * join_once(h.addr, sets[s].wsid, db[s], log);
+			rq[s][r] = 1000.0 * rsync_run(quick, plain[s], copy[s], log,
+			    &rqb[s][r], NULL);
+			ri[s][r] = 1000.0 * rsync_run(full, plain[s], copy[s], log,
+			    &rib[s][r], NULL);
+			sd[s][r] = 1000.0 * run_tool(diff, NULL, sdout, log);
+			sdb[s][r] = file_size(sdout);
+			if (sdb[s][r] != 0)
+				die("sqldiff found differences between two copies of '%s'",
+				    plain[s]);
+		}
 	for (int r = 0; r < BYTES_REPS; r++)
 		for (int s = 0; s < NSETS; s++) {
 			join_once(relay, sets[s].wsid, db[s], log);
@@ -1218,24 +1544,80 @@ static void bench_noop(void)
 		snprintf(name, sizeof name, "%s rows: bytes, both ways", sets[s].label);
 		snprintf(goal, sizeof goal, "< %.0f", GOAL_NOOP_BYTES);
 		row(name, f, 0, "B", goal, f.med < GOAL_NOOP_BYTES);
+		if (s == NSETS - 1)
+			sum_fig("B3", "no-op sync at 1M rows: bytes, both ways", f, 0, "B",
+			    goal, f.med < GOAL_NOOP_BYTES);
+		snprintf(name, sizeof name, "%s rows: rsync -a, time", sets[s].label);
+		row(name, summary(rq[s], NOOP_REPS), 2, "ms", NULL, 0);
+		snprintf(name, sizeof name, "%s rows: rsync -a, bytes", sets[s].label);
+		row(name, summary(rqb[s], NOOP_REPS), 0, "B", NULL, 0);
+		snprintf(name, sizeof name, "%s rows: rsync --ignore-times, time",
+		    sets[s].label);
+		row(name, summary(ri[s], NOOP_REPS), 2, "ms", NULL, 0);
+		snprintf(name, sizeof name, "%s rows: rsync --ignore-times, bytes",
+		    sets[s].label);
+		row(name, summary(rib[s], NOOP_REPS), 0, "B", NULL, 0);
+		snprintf(name, sizeof name, "%s rows: sqldiff, time", sets[s].label);
+		row(name, summary(sd[s], NOOP_REPS), 2, "ms", NULL, 0);
+	}
+	for (int s = 0; s < NSETS; s++) {
+		f = summary(wall[s], NOOP_REPS);
+		snprintf(name, sizeof name, "no-op sync at %s rows: wall time of wsync-join",
+		    sets[s].label);
+		snprintf(goal, sizeof goal, "< %.0f", GOAL_NOOP_MS);
+		sum_fig("B3", name, f, 2, "ms", goal, f.med < GOAL_NOOP_MS);
 	}
 	/* Of the medians: a ratio per repetition would be mostly noise. */
 	flat = summary(wall[NSETS - 1], NOOP_REPS).med / summary(wall[0], NOOP_REPS).med;
 	snprintf(goal, sizeof goal, "<= %.1f", GOAL_NOOP_FLAT);
 	row_single("wall time 1M / 10k, of the medians", flat, 2, "x", goal,
 	    flat <= GOAL_NOOP_FLAT);
-	hub_stop(&h);
+	summary_add("B3", "no-op sync: wall time at 1M rows / at 10k rows (flat)", flat,
+	    NAN, NAN, 2, "x", goal, flat <= GOAL_NOOP_FLAT);
+	printf("   the baselines against wsync at 1M rows (time ratios per repetition;\n"
+	    "   above 1 wsync is faster); and each tool's 1M / 10k time (medians)\n");
+	f = ratio_of(rq[NSETS - 1], wall[NSETS - 1], NOOP_REPS);
+	row("rsync -a time / wsync time", f, 2, "x", NULL, 0);
+	sum_fig("B3", "no-op at 1M rows: rsync -a (size+mtime check) time / wsync's", f,
+	    2, "x", NULL, 0);
+	f = ratio_of(ri[NSETS - 1], wall[NSETS - 1], NOOP_REPS);
+	row("rsync --ignore-times time / wsync time", f, 2, "x", NULL, 0);
+	sum_fig("B3", "no-op at 1M rows: rsync --ignore-times time / wsync's", f, 2, "x",
+	    NULL, 0);
+	f = ratio_of(rib[NSETS - 1], both[NSETS - 1], BYTES_REPS);
+	row("rsync --ignore-times bytes / wsync bytes", f, 1, "x", NULL, 0);
+	sum_fig("B3", "no-op at 1M rows: rsync --ignore-times bytes / wsync's", f, 1, "x",
+	    NULL, 0);
+	f = ratio_of(sd[NSETS - 1], wall[NSETS - 1], NOOP_REPS);
+	row("sqldiff time / wsync time", f, 2, "x", NULL, 0);
+	sum_fig("B3", "no-op at 1M rows: sqldiff time / wsync's", f, 2, "x", NULL, 0);
+	row_single("rsync -a: time 1M / 10k", summary(rq[NSETS - 1], NOOP_REPS).med /
+	    summary(rq[0], NOOP_REPS).med, 2, "x", NULL, 0);
+	row_single("rsync --ignore-times: time 1M / 10k", summary(ri[NSETS - 1],
+	    NOOP_REPS).med / summary(ri[0], NOOP_REPS).med, 2, "x", NULL, 0);
+	row_single("sqldiff: time 1M / 10k", summary(sd[NSETS - 1], NOOP_REPS).med /
+	    summary(sd[0], NOOP_REPS).med, 2, "x", NULL, 0);
+	for (int s = 0; s < NSETS - 1; s++) {
+		db_remove(plain[s]);
+		db_remove(copy[s]);
+	}
+	db_remove(copy[NSETS - 1]);
+	noop_hub = h;
+	noop_db1m = db[NSETS - 1];
+	noop_plain1m = plain[NSETS - 1];
 }
 
 /*
  * The exec: relay (sync --relay SOCKET COUNTFILE): connect to the hub's
  * socket, copy stdin to it and it to stdout, and write the byte counts,
- * "UP DOWN", to COUNTFILE when the hub closes.  Bounded to 60 s.
+ * "UP DOWN DELIVERED", to COUNTFILE when the hub closes: DELIVERED is the
+ * part of DOWN written to stdout before the site went away.  Bounded to
+ * 60 s.
  */
 static int relay(const char *sock, const char *cntfile)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	unsigned long long up = 0, down = 0;
+	unsigned long long up = 0, down = 0, delivered = 0;
 	static uint8_t buf[1 << 16];
 	char tmpf[PATHLEN + 8];
 	int s, in_open = 1, out_open = 1;
@@ -1280,21 +1662,701 @@ static int relay(const char *sock, const char *cntfile)
 			if (n <= 0)
 				break;
 			down += (unsigned long long)n;
-			for (ssize_t o = 0, w; out_open && o < n; o += w)
+			for (ssize_t o = 0, w; out_open && o < n; o += w) {
 				if ((w = write(1, buf + o, (size_t)(n - o))) < 0)
 					out_open = 0; /* the site is gone; go on counting */
+				else
+					delivered += (unsigned long long)w;
+			}
 		}
 	}
 	close(1);
 	close(s);
 	snprintf(tmpf, sizeof tmpf, "%s.tmp", cntfile);
-	if ((f = fopen(tmpf, "w")) == NULL || fprintf(f, "%llu %llu\n", up, down) < 0 ||
+	if ((f = fopen(tmpf, "w")) == NULL || fprintf(f, "%llu %llu %llu\n", up, down, delivered) < 0 ||
 	    fclose(f) != 0 || rename(tmpf, cntfile) != 0)
 		die("cannot write '%s': %s", cntfile, strerror(errno));
 	return 0;
 }
 
-/* ---------------------------------------------------- figure 3: scale */
+/* ----------------------------------------- B1: bytes for one change */
+
+#define ITEMS_SQL "CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, " \
+	"email TEXT, n INTEGER, score REAL, body TEXT)"
+
+enum { I_NAME, I_EMAIL, I_N, I_SCORE, I_BODY, I_NCOLS };
+static const char *const item_cols[I_NCOLS] = {"name", "email", "n", "score", "body"};
+
+struct item {
+	char name[32], email[64], body[192];
+	int64_t n;
+	double score;
+};
+
+/* min..max random lowercase letters, with spaces when words. */
+static void rnd_text(char *p, int min, int max, int words)
+{
+	int len = min + (int)rnd_below((uint64_t)(max - min + 1));
+
+	for (int i = 0; i < len; i++)
+		p[i] = words && rnd_below(7) == 0 ? ' ' : (char)('a' + rnd_below(26));
+	p[len] = '\0';
+}
+
+static void gen_item_col(struct item *it, int col)
+{
+	switch (col) {
+	case I_NAME:
+		rnd_text(it->name, 8, 24, 1);
+		break;
+	case I_EMAIL:
+		rnd_text(it->email, 8, 30, 0);
+		strcat(it->email, "@example.org");
+		break;
+	case I_N:
+		it->n = (int64_t)rnd_below(1000000);
+		break;
+	case I_SCORE:
+		it->score = (double)(rnd() >> 11) * 0x1.0p-53 * 100.0;
+		break;
+	case I_BODY:
+		rnd_text(it->body, B1_BODY_MIN, B1_BODY_MAX, 1);
+		break;
+	}
+}
+
+static void bind_item_col(sqlite3 *db, sqlite3_stmt *st, int i, const struct item *it,
+    int col)
+{
+	int rc = SQLITE_MISUSE;
+
+	switch (col) {
+	case I_NAME:
+		rc = sqlite3_bind_text(st, i, it->name, -1, SQLITE_STATIC);
+		break;
+	case I_EMAIL:
+		rc = sqlite3_bind_text(st, i, it->email, -1, SQLITE_STATIC);
+		break;
+	case I_N:
+		rc = sqlite3_bind_int64(st, i, it->n);
+		break;
+	case I_SCORE:
+		rc = sqlite3_bind_double(st, i, it->score);
+		break;
+	case I_BODY:
+		rc = sqlite3_bind_text(st, i, it->body, -1, SQLITE_STATIC);
+		break;
+	}
+	if (rc != SQLITE_OK)
+		sql_die(db, "sqlite3_bind");
+}
+
+/* One row change of B1: the new values of the columns in mask. */
+struct ichange {
+	int op;                 /* enum ws_op */
+	unsigned mask;          /* bit I_* set: the change writes that column */
+	int64_t id;
+	struct item v;
+};
+
+/* Step a DML statement that must change exactly one row, and reset it. */
+static void step_one(sqlite3 *db, sqlite3_stmt *st)
+{
+	if (sqlite3_step(st) != SQLITE_DONE)
+		sql_die(db, "sqlite3_step");
+	if (sqlite3_changes(db) != 1)
+		die("sqlite: a statement changed %d rows, expected 1", sqlite3_changes(db));
+	sqlite3_reset(st);
+}
+
+/* Make the change, all of ch[0..n), in one transaction of db. */
+static void b1_apply(sqlite3 *db, const struct ichange *ch, size_t n)
+{
+	sqlite3_stmt *ins = sql_prepare(db, "INSERT INTO items VALUES(?1, ?2, ?3, ?4, "
+	    "?5, ?6)");
+	sqlite3_stmt *del = sql_prepare(db, "DELETE FROM items WHERE id = ?1");
+	sqlite3_stmt *upd[1u << I_NCOLS] = {NULL};
+
+	sql_exec(db, "BEGIN");
+	for (size_t k = 0; k < n; k++) {
+		const struct ichange *c = &ch[k];
+		sqlite3_stmt *st;
+		int i = 1;
+
+		if (c->op == WS_OP_DELETE) {
+			sqlite3_bind_int64(del, 1, c->id);
+			step_one(db, del);
+			continue;
+		}
+		if (c->op == WS_OP_INSERT) {
+			sqlite3_bind_int64(ins, 1, c->id);
+			for (int col = 0; col < I_NCOLS; col++)
+				bind_item_col(db, ins, col + 2, &c->v, col);
+			step_one(db, ins);
+			continue;
+		}
+		if ((st = upd[c->mask]) == NULL) {
+			char sql[160];
+			size_t len = (size_t)snprintf(sql, sizeof sql, "UPDATE items SET ");
+
+			for (int col = 0; col < I_NCOLS; col++)
+				if (c->mask & (1u << col)) {
+					len += (size_t)snprintf(sql + len, sizeof sql - len,
+					    "%s%s = ?%d", i > 1 ? ", " : "", item_cols[col], i);
+					i++;
+				}
+			snprintf(sql + len, sizeof sql - len, " WHERE id = ?%d", i);
+			st = upd[c->mask] = sql_prepare(db, sql);
+			i = 1;
+		}
+		for (int col = 0; col < I_NCOLS; col++)
+			if (c->mask & (1u << col))
+				bind_item_col(db, st, i++, &c->v, col);
+		sqlite3_bind_int64(st, i, c->id);
+		step_one(db, st);
+	}
+	sql_exec(db, "COMMIT");
+	sqlite3_finalize(ins);
+	sqlite3_finalize(del);
+	for (size_t m = 0; m < sizeof upd / sizeof upd[0]; m++)
+		sqlite3_finalize(upd[m]);
+}
+
+/*
+ * The change: B1_UPDATES updates of one or two columns, B1_DELETES
+ * deletes and B1_INSERTS inserts of new ids, on distinct rows, in a
+ * shuffled order.  Returns the number of changes.
+ */
+static size_t b1_plan(struct ichange *ch)
+{
+	int32_t *perm = xmalloc(B1_ROWS * sizeof *perm);
+	size_t n = 0;
+
+	rnd_seed(41);
+	for (int i = 0; i < B1_ROWS; i++)
+		perm[i] = i + 1;
+	for (int i = 0; i < B1_UPDATES + B1_DELETES; i++) {
+		int j = i + (int)rnd_below((uint64_t)(B1_ROWS - i));
+		int32_t t = perm[i];
+
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	for (int i = 0; i < B1_UPDATES; i++, n++) {
+		int x = (int)rnd_below(I_NCOLS);
+
+		memset(&ch[n], 0, sizeof ch[n]);
+		ch[n].op = WS_OP_UPDATE;
+		ch[n].id = perm[i];
+		ch[n].mask = 1u << x;
+		if (rnd_below(2))
+			ch[n].mask |= 1u << (x + 1 + (int)rnd_below(I_NCOLS - 1)) % I_NCOLS;
+		for (int col = 0; col < I_NCOLS; col++)
+			if (ch[n].mask & (1u << col))
+				gen_item_col(&ch[n].v, col);
+	}
+	for (int i = 0; i < B1_DELETES; i++, n++) {
+		memset(&ch[n], 0, sizeof ch[n]);
+		ch[n].op = WS_OP_DELETE;
+		ch[n].id = perm[B1_UPDATES + i];
+	}
+	for (int i = 0; i < B1_INSERTS; i++, n++) {
+		memset(&ch[n], 0, sizeof ch[n]);
+		ch[n].op = WS_OP_INSERT;
+		ch[n].id = B1_ROWS + 1 + i;
+		for (int col = 0; col < I_NCOLS; col++)
+			gen_item_col(&ch[n].v, col);
+	}
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = rnd_below(i + 1);
+		struct ichange t = ch[i];
+
+		ch[i] = ch[j];
+		ch[j] = t;
+	}
+	free(perm);
+	return n;
+}
+
+static void bench_one_change(void)
+{
+	enum { NCH = B1_UPDATES + B1_DELETES + B1_INSERTS };
+	static struct ichange ch[NCH];
+	char *log = tmp("b1.log"), *cnt = tmp("counts"), *site = tmp("b1site.db");
+	char *site_tpl = tmp("b1site-tpl.db"), *hub_tpl = tmp("b1hub-tpl");
+	char *before = tmp("b1-before.db"), *after = tmp("b1-after.db");
+	char *rdst = tmp("b1-rsync.db"), *cset = tmp("b1.sqldiff-changeset");
+	char *hubdb, relay[3 * PATHLEN + 64], goal[16];
+	char *ropts[] = {"--no-whole-file", "--ignore-times", NULL};
+	char *diff[] = {"sqldiff", "--changeset", cset, before, after, NULL};
+	double up[B1_REPS], down[B1_REPS], both[B1_REPS], up0[B1_REPS], down0[B1_REPS];
+	double extra[B1_REPS], tj[B1_REPS], rw[B1_REPS], rl[B1_REPS], tr[B1_REPS];
+	double sdb[B1_REPS], tsd[B1_REPS], pset[B1_REPS], cs[B1_REPS];
+	double t0, tbuild;
+	int npatch, nchange;
+	void *patch, *change;
+	struct item it;
+	struct hub h;
+	struct figure f;
+	sqlite3_session *sess;
+	sqlite3_stmt *ins;
+	sqlite3 *db;
+	size_t n;
+
+	/* The site and the hub hold the 100k rows, synced in chunks. */
+	t0 = now();
+	hub_start(&h, "b1");
+	hubdb = tmp("b1/b1.db");
+	db = db_open(site);
+	sql_exec(db, ITEMS_SQL);
+	db_close(db);
+	join_once(h.addr, "b1", site, log);
+	rnd_seed(40);
+	for (int id = 1; id <= B1_ROWS;) {
+		db = db_open(site);
+		ins = sql_prepare(db, "INSERT INTO items VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+		sql_exec(db, "BEGIN");
+		for (int k = 0; k < B1_CHUNK && id <= B1_ROWS; k++, id++) {
+			for (int col = 0; col < I_NCOLS; col++)
+				gen_item_col(&it, col);
+			sqlite3_bind_int64(ins, 1, id);
+			for (int col = 0; col < I_NCOLS; col++)
+				bind_item_col(db, ins, col + 2, &it, col);
+			step_one(db, ins);
+		}
+		sql_exec(db, "COMMIT");
+		sqlite3_finalize(ins);
+		db_close(db);
+		join_once(h.addr, "b1", site, log);
+	}
+	hub_stop(&h);
+	copy_dir(h.dir, hub_tpl, log);
+	copy_file(site, site_tpl);
+	make_plain(site, before, "items");
+	tbuild = now() - t0;
+
+	/* The same change, on the plain file under a session. */
+	n = b1_plan(ch);
+	copy_file(before, after);
+	db = db_open(after);
+	if (sqlite3session_create(db, "main", &sess) != SQLITE_OK ||
+	    sqlite3session_attach(sess, "items") != SQLITE_OK)
+		sql_die(db, "sqlite3session");
+	b1_apply(db, ch, n);
+	if (sqlite3session_patchset(sess, &npatch, &patch) != SQLITE_OK ||
+	    sqlite3session_changeset(sess, &nchange, &change) != SQLITE_OK)
+		sql_die(db, "sqlite3session_patchset");
+	sqlite3session_delete(sess);
+	sqlite3_free(patch);
+	sqlite3_free(change);
+	db_close(db);
+
+	for (int r = 0; r < B1_REPS; r++) {
+		/* wsync: the site makes the change and syncs once. */
+		copy_dir(hub_tpl, h.dir, log);
+		hub_start(&h, "b1");
+		snprintf(relay, sizeof relay, "exec:'%s' --relay '%s' '%s'", self_exe,
+		    h.sock, cnt);
+		db_remove(site);
+		copy_file(site_tpl, site);
+		db = db_open(site);
+		b1_apply(db, ch, n);
+		db_close(db);
+		tj[r] = 1000.0 * join_once(relay, "b1", site, log);
+		counts_read(cnt, &up[r], &down[r]);
+		both[r] = up[r] + down[r];
+		join_once(relay, "b1", site, log);
+		counts_read(cnt, &up0[r], &down0[r]);
+		extra[r] = both[r] - up0[r] - down0[r];
+		if (r == 0) {
+			same_rows(site, hubdb, "items", "B1: the site and the hub");
+			same_rows(site, after, "items", "B1: the site and the plain file");
+		}
+		hub_stop(&h);
+		pset[r] = npatch;
+		cs[r] = nchange;
+
+		/* sqldiff --changeset of the two plain files. */
+		unlink(cset);
+		tsd[r] = 1000.0 * run_tool(diff, NULL, NULL, log);
+		sdb[r] = file_size(cset);
+
+		/* rsync of the plain file onto its old copy. */
+		db_remove(rdst);
+		copy_file(before, rdst);
+		tr[r] = 1000.0 * rsync_run(ropts, after, rdst, log, &rw[r], &rl[r]);
+		if (r == 0)
+			same_rows(rdst, after, "items", "B1: rsync's copy");
+	}
+
+	printf("\nB1. bytes for one change: %d updates of 1-2 columns, %d deletes and\n"
+	    "   %d inserts in one transaction on items (%d rows, id, name, email,\n"
+	    "   n, score, body %d-%d B): the site's file %.1f MB, the same rows\n"
+	    "   alone in a plain file %.1f MB (built and synced in %d-row\n"
+	    "   transactions in %.1f s, untimed).  wsync: the site makes the change\n"
+	    "   and runs one one-shot wsync-join through a counting exec: relay to\n"
+	    "   the hub (a fresh copy of both each run); every byte both ways, the\n"
+	    "   preamble and handshake included.  The session's patchset and\n"
+	    "   changeset of the same transaction on the plain file; sqldiff\n"
+	    "   --changeset of the plain file before and after; rsync --no-whole-file\n"
+	    "   --ignore-times --stats of the plain file onto its old copy (local),\n"
+	    "   bytes = \"Total bytes sent\" + \"Total bytes received\"\n",
+	    B1_UPDATES, B1_DELETES, B1_INSERTS, B1_ROWS, B1_BODY_MIN, B1_BODY_MAX,
+	    file_size(site_tpl) / 1e6, file_size(before) / 1e6, B1_CHUNK, tbuild);
+	row("wsync, both ways", summary(both, B1_REPS), 0, "B", NULL, 0);
+	row("  site -> hub", summary(up, B1_REPS), 0, "B", NULL, 0);
+	row("  hub -> site", summary(down, B1_REPS), 0, "B", NULL, 0);
+	for (int r = 0; r < B1_REPS; r++)
+		up0[r] += down0[r];
+	row("  a no-op sync after it, both ways", summary(up0, B1_REPS), 0, "B", NULL, 0);
+	row("  over a no-op sync (the batch)", summary(extra, B1_REPS), 0, "B", NULL, 0);
+	row_single("session patchset", npatch, 0, "B", NULL, 0);
+	row_single("session changeset", nchange, 0, "B", NULL, 0);
+	row("sqldiff --changeset", summary(sdb, B1_REPS), 0, "B", NULL, 0);
+	row("rsync, sent + received", summary(rw, B1_REPS), 0, "B", NULL, 0);
+	row("  of which literal data", summary(rl, B1_REPS), 0, "B", NULL, 0);
+	f = ratio_of(both, pset, B1_REPS);
+	snprintf(goal, sizeof goal, "<= %.1f", GOAL_B1_PATCHSET);
+	row("bytes wsync / patchset", f, 3, "x", goal, f.med <= GOAL_B1_PATCHSET);
+	sum_fig("B1", "one change: bytes, wsync on the wire / session patchset", f, 3,
+	    "x", goal, f.med <= GOAL_B1_PATCHSET);
+	f = ratio_of(both, cs, B1_REPS);
+	row("bytes wsync / changeset", f, 3, "x", NULL, 0);
+	sum_fig("B1", "one change: bytes, wsync on the wire / session changeset", f, 3,
+	    "x", NULL, 0);
+	f = ratio_of(both, sdb, B1_REPS);
+	row("bytes wsync / sqldiff --changeset", f, 3, "x", NULL, 0);
+	sum_fig("B1", "one change: bytes, wsync on the wire / sqldiff --changeset", f, 3,
+	    "x", NULL, 0);
+	f = ratio_of(rw, both, B1_REPS);
+	snprintf(goal, sizeof goal, ">= %.0f", GOAL_B1_RSYNC);
+	row("bytes rsync / wsync", f, 1, "x", goal, f.med >= GOAL_B1_RSYNC);
+	sum_fig("B1", "one change: bytes, rsync sent+received / wsync on the wire", f, 1,
+	    "x", goal, f.med >= GOAL_B1_RSYNC);
+	row("time: wsync-join (through the relay)", summary(tj, B1_REPS), 1, "ms", NULL, 0);
+	row("time: sqldiff --changeset", summary(tsd, B1_REPS), 1, "ms", NULL, 0);
+	row("time: rsync", summary(tr, B1_REPS), 1, "ms", NULL, 0);
+	db_remove(site);
+	db_remove(site_tpl);
+	db_remove(before);
+	db_remove(after);
+	db_remove(rdst);
+	unlink(cset);
+}
+
+/* ----------------------------------------- B4: resume after a kill */
+
+/* Make dst a copy of the closed database src, which must have no WAL left. */
+static void copy_db(const char *src, const char *dst)
+{
+	char wal[PATHLEN + 8];
+
+	snprintf(wal, sizeof wal, "%s-wal", src);
+	if (access(wal, F_OK) == 0)
+		die("'%s' still has a WAL file", src);
+	db_remove(dst);
+	copy_file(src, dst);
+}
+
+static int64_t max_id(const char *path)
+{
+	sqlite3 *db = db_open(path);
+	int64_t v = sql_int(db, "SELECT coalesce(max(id), 0) FROM notes");
+
+	db_close(db);
+	return v;
+}
+
+/*
+ * A site that comes back after being away while B4_TX transactions of
+ * B4_ROWS_TX rows each were made elsewhere catches up through a counting
+ * relay; it is killed (SIGKILL) once it holds half of them, and started
+ * again.  A second site that stays away keeps the hub from collecting
+ * that history, so the catch-up is the logged batches, one per
+ * transaction, each applied in its own transaction at the site.
+ */
+static void bench_resume(void)
+{
+	static const char *const tables[] = {"notes"};
+	char *log = tmp("b4.log"), *cnt = tmp("counts"), *w = tmp("b4writer.db");
+	char *lag[2] = {tmp("b4away1.db"), tmp("b4away2.db")};
+	char *tpl = tmp("b4away1-tpl.db"), *run = tmp("b4run.db");
+	char *half = tmp("b4half.db"), *half_tpl = tmp("b4half-tpl.db");
+	char relay[3 * PATHLEN + 64], op[PATHLEN + 16], goal[16];
+	char *argv[] = {bin_join, relay, op, NULL};
+	double sent[B4_REPS], batches[B4_REPS], committed[B4_REPS], inflight[B4_REPS];
+	double again[B4_REPS], tk[B4_REPS], tres[B4_REPS], d1, d2, u, down, full, noop;
+	double per, t0, tfull, dhalf, first;
+	struct ws_store *s;
+	struct hub h;
+	struct figure f;
+	sqlite3_stmt *ins;
+	sqlite3 *db;
+	int64_t id = 2, top = 1 + (int64_t)B4_TX * B4_ROWS_TX, rows;
+	int sealed, st;
+	pid_t pid;
+
+	hub_start(&h, "b4");
+	snprintf(relay, sizeof relay, "exec:'%s' --relay '%s' '%s'", self_exe, h.sock, cnt);
+	snprintf(op, sizeof op, "b4=%s", run);
+
+	/* The writer's first row, then the two sites that go away. */
+	db = db_open(w);
+	db_make_wal(db);
+	sql_exec(db, NOTES_SQL);
+	db_close(db);
+	CK("ws_store_open", ws_store_open(&s, w, "b4", WS_STORE_CREATE, errbuf));
+	CK("ws_store_track", ws_store_track(s, tables, 1, errbuf));
+	sql_exec(ws_store_db(s), "INSERT INTO notes VALUES(1, 0, 'seed')");
+	CK("ws_store_seal", ws_store_seal(s, &sealed, errbuf));
+	ws_store_close(s);
+	join_once(h.addr, "b4", w, log);
+	for (int i = 0; i < 2; i++) {
+		db = db_open(lag[i]);
+		db_make_wal(db);
+		db_close(db);
+		join_once(h.addr, "b4", lag[i], log);
+	}
+	copy_db(lag[0], tpl);
+
+	/*
+	 * The transactions made while they are away, each sealed as a batch.
+	 * A third site syncs half way, when the first B4_TX / 2 are at the
+	 * hub: it holds exactly what a killed site holds after committing
+	 * them, so a catch-up from a copy of it counts the bytes of the rest.
+	 */
+	t0 = now();
+	CK("ws_store_open", ws_store_open(&s, w, "b4", 0, errbuf));
+	db = ws_store_db(s);
+	ins = sql_prepare(db, "INSERT INTO notes VALUES(?1, ?2, ?3)");
+	rnd_seed(51);
+	for (int t = 0; t < B4_TX; t++) {
+		if (t == B4_TX / 2) {
+			sqlite3_finalize(ins);
+			ws_store_close(s);
+			join_once(h.addr, "b4", w, log);
+			db = db_open(half);
+			db_make_wal(db);
+			db_close(db);
+			join_once(h.addr, "b4", half, log);
+			copy_db(half, half_tpl);
+			CK("ws_store_open", ws_store_open(&s, w, "b4", 0, errbuf));
+			db = ws_store_db(s);
+			ins = sql_prepare(db, "INSERT INTO notes VALUES(?1, ?2, ?3)");
+		}
+		sql_exec(db, "BEGIN");
+		for (int k = 0; k < B4_ROWS_TX; k++, id++) {
+			sqlite3_bind_int64(ins, 1, id);
+			sqlite3_bind_int64(ins, 2, (int64_t)(rnd() >> 20));
+			bind_body(db, ins, 3);
+			step_done(db, ins);
+		}
+		sql_exec(db, "COMMIT");
+		CK("ws_store_seal", ws_store_seal(s, &sealed, errbuf));
+		if (!sealed)
+			die("ws_store_seal: nothing to seal after a transaction");
+	}
+	sqlite3_finalize(ins);
+	ws_store_close(s);
+	join_once(h.addr, "b4", w, log);
+	t0 = now() - t0;
+
+	/* The whole catch-up once, uninterrupted, and a no-op sync after it. */
+	copy_db(tpl, run);
+	tfull = join_once(relay, "b4", run, log);
+	counts_read(cnt, &u, &full);
+	if (max_id(run) != top)
+		die("B4: the site holds rows up to %" PRId64 " of %" PRId64, max_id(run), top);
+	join_once(relay, "b4", run, log);
+	counts_read(cnt, &u, &noop);
+	per = (full - noop) / B4_TX;
+	copy_db(half_tpl, run);
+	join_once(relay, "b4", run, log);
+	counts_read(cnt, &u, &dhalf);
+	if (max_id(run) != top)
+		die("B4: the half-way site holds rows up to %" PRId64, max_id(run));
+	/* The bytes of the first half of the batches, exactly. */
+	first = full - dhalf;
+
+	for (int r = 0; r < B4_REPS; r++) {
+		double end = now() + JOIN_SECS, tstart = now();
+
+		copy_db(tpl, run);
+		pid = spawn(log, argv);
+		while (max_id(run) < 1 + (int64_t)B4_TX * B4_ROWS_TX / 2) {
+			if (pid_wait(pid, 0, &st))
+				die("B4: wsync-join ended (%s) before it was killed; the site holds "
+				    "rows up to %" PRId64 "; log:\n%s", status_str(st), max_id(run),
+				    log_tail(log));
+			if (now() > end)
+				die("B4: the catch-up is not half done after %d s", JOIN_SECS);
+			sleep_s(0.001);
+		}
+		kill(pid, SIGKILL);
+		if (!pid_wait(pid, 10, &st) || !WIFSIGNALED(st))
+			die("B4: wsync-join did not die of SIGKILL");
+		tk[r] = now() - tstart;
+		counts_read3(cnt, &u, &down, &d1);
+		db = db_open(run);
+		rows = sql_int(db, "SELECT count(*) FROM notes");
+		db_close(db);
+		tres[r] = join_once(relay, "b4", run, log);
+		counts_read(cnt, &u, &d2);
+		if (max_id(run) != top || same_rows(run, w, "notes", "B4: after the resume") !=
+		    top)
+			die("B4: the resumed site lacks rows");
+		/*
+		 * Whole batches the site had committed when it was killed: the
+		 * first half, unless the poll was late (then the batches past
+		 * it count at their mean size).
+		 */
+		committed[r] = (double)((rows - 1) / B4_ROWS_TX);
+		sent[r] = d1 + d2 - full;
+		batches[r] = sent[r] / per;
+		/* What the hub sent again of the batches the site had committed. */
+		again[r] = d2 - dhalf + (committed[r] - B4_TX / 2) * per;
+		inflight[r] = d1 - first - (committed[r] - B4_TX / 2) * per;
+	}
+
+	printf("\nB4. resume after a kill: a site away while %d transactions of %d rows\n"
+	    "   were made elsewhere (made and synced in %.1f s, untimed) catches up,\n"
+	    "   one batch per transaction (%.0f B each on the wire), through a\n"
+	    "   counting exec: relay; it is killed with SIGKILL once its database\n"
+	    "   holds half the rows, and run again to the end.  Whole catch-up,\n"
+	    "   uninterrupted: %.0f B hub -> site in %.2f s; a no-op sync %.0f B.\n"
+	    "   Sent again = bytes the relay passed on to the killed site + bytes\n"
+	    "   of the second run - bytes of the uninterrupted run: what was in\n"
+	    "   flight at the kill (the batch being applied and whatever sat in the\n"
+	    "   relay's and the pipe's buffers) and the second handshake.  In\n"
+	    "   flight = bytes passed on to the killed site - the bytes of the\n"
+	    "   batches it had committed (the uninterrupted run - a catch-up from a\n"
+	    "   site that synced when the hub held exactly the first %d: %.0f B).\n"
+	    "   Of committed batches = the second run - that catch-up: what the hub\n"
+	    "   sent again of what the site held\n",
+	    B4_TX, B4_ROWS_TX, t0, per, full, tfull, noop, B4_TX / 2, dhalf);
+	row("killed after", summary(tk, B4_REPS), 2, "s", NULL, 0);
+	row("batches committed at the kill", summary(committed, B4_REPS), 0, "batches",
+	    NULL, 0);
+	row("in flight at the kill, not committed", summary(inflight, B4_REPS), 0, "B",
+	    NULL, 0);
+	row("resume: the rest of the catch-up", summary(tres, B4_REPS), 2, "s", NULL, 0);
+	row("sent again", summary(sent, B4_REPS), 0, "B", NULL, 0);
+	f = summary(batches, B4_REPS);
+	snprintf(goal, sizeof goal, "<= %.0f", GOAL_B4_BATCHES);
+	row("sent again, in batches", f, 2, "batches", goal, f.med <= GOAL_B4_BATCHES);
+	sum_fig("B4", "resume after a kill: bytes sent again, in batches", f, 2,
+	    "batches", goal, f.med <= GOAL_B4_BATCHES);
+	f = summary(again, B4_REPS);
+	row("  of committed batches", f, 0, "B", NULL, 0);
+	sum_fig("B4", "resume after a kill: bytes of batches the site held, sent again",
+	    f, 0, "B", NULL, 0);
+	hub_stop(&h);
+	db_remove(run);
+	db_remove(tpl);
+	db_remove(half_tpl);
+}
+
+/* ------------------------------------------- B6: full initial sync */
+
+/* The lines of the log file that hold the string s. */
+static int log_count(const char *path, const char *s)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof line, f) != NULL)
+		n += strstr(line, s) != NULL;
+	fclose(f);
+	return n;
+}
+
+/*
+ * A fresh site's first one-shot sync of the 1M-row set B3 built, against
+ * the sqlite3 shell's .dump piped into another sqlite3 and a local rsync
+ * of the file, from notes alone in a file of their own.  The hub is
+ * restarted with a heartbeat of 1 s, so it has collected the history
+ * every site holds (as a hub that has run a while has), and a new site
+ * gets the full copy.
+ */
+static void bench_initial(void)
+{
+	struct hub *h = &noop_hub;
+	char *log = tmp("initial.log"), *cnt = tmp("counts"), *dst = tmp("initial.db");
+	char *pd = tmp("dump.db"), *rdst = tmp("rsync-copy.db"), *dump = tmp("dump.sql");
+	char relay[3 * PATHLEN + 64], goal[16];
+	char *pipe[] = {"sh", "-c", "sqlite3 \"$1\" .dump | sqlite3 \"$2\"", "sh",
+	    noop_plain1m, pd, NULL};
+	char *dumpone[] = {"sqlite3", noop_plain1m, ".dump", NULL};
+	char *none[] = {NULL};
+	double tw[INIT_REPS], td[INIT_REPS], tr[INIT_REPS], rb[INIT_REPS];
+	double up, down, tc;
+	int copies, paths;
+	struct figure f;
+
+	hub_stop(h);
+	hub_start_hb(h, "noop", "1");
+	sleep_s(2.5);
+	snprintf(relay, sizeof relay, "exec:'%s' --relay '%s' '%s'", self_exe, h->sock, cnt);
+	copies = log_count(h->log, "sending a full copy of working set 'n1m'");
+	for (int r = 0; r < INIT_REPS; r++) {
+		db_remove(dst);
+		tw[r] = join_once(h->addr, "n1m", dst, log);
+		if (r == 0)
+			same_rows(dst, noop_plain1m, "notes", "B6: the new site");
+		db_remove(dst);
+		db_remove(pd);
+		td[r] = run_tool(pipe, NULL, NULL, log);
+		if (r == 0)
+			same_rows(pd, noop_plain1m, "notes", "B6: sqlite3 .dump | sqlite3");
+		db_remove(pd);
+		db_remove(rdst);
+		tr[r] = rsync_run(none, noop_plain1m, rdst, log, &rb[r], NULL);
+		db_remove(rdst);
+	}
+	/* The bytes, once, through the relay; the size of the dump text. */
+	tc = join_once(relay, "n1m", dst, log);
+	counts_read(cnt, &up, &down);
+	db_remove(dst);
+	run_tool(dumpone, NULL, dump, log);
+	paths = log_count(h->log, "sending a full copy of working set 'n1m'") - copies;
+
+	printf("\nB6. full initial sync of 1M rows: a new, empty site's one-shot\n"
+	    "   wsync-join from the hub holding the 1M-row set of B3, its history\n"
+	    "   collected (heartbeat 1 s, so it sends the full copy: it did %d of\n"
+	    "   %d times), against \"sqlite3 src.db .dump | sqlite3 dst.db\" and a\n"
+	    "   local rsync --stats of the file (no basis: it sends it all), both\n"
+	    "   from a %.1f MB file holding only notes; wall times; new files each\n"
+	    "   time, default journal mode\n", paths, INIT_REPS + 1,
+	    file_size(noop_plain1m) / 1e6);
+	row("wsync-join, full copy of 1M rows", summary(tw, INIT_REPS), 2, "s", NULL, 0);
+	row("sqlite3 .dump | sqlite3", summary(td, INIT_REPS), 2, "s", NULL, 0);
+	row("rsync of the file", summary(tr, INIT_REPS), 2, "s", NULL, 0);
+	f = ratio_of(tw, td, INIT_REPS);
+	snprintf(goal, sizeof goal, "<= %.1f", GOAL_INIT_VS_DUMP);
+	row("time wsync / dump-load", f, 2, "x", goal, f.med <= GOAL_INIT_VS_DUMP);
+	sum_fig("B6", "initial sync of 1M rows: time wsync / sqlite3 .dump | sqlite3", f,
+	    2, "x", goal, f.med <= GOAL_INIT_VS_DUMP);
+	f = ratio_of(tw, tr, INIT_REPS);
+	row("time wsync / rsync", f, 2, "x", NULL, 0);
+	sum_fig("B6", "initial sync of 1M rows: time wsync / rsync of the file", f, 2,
+	    "x", NULL, 0);
+	row_single("wsync bytes, hub -> site", down, 0, "B", NULL, 0);
+	row_single("wsync bytes, site -> hub", up, 0, "B", NULL, 0);
+	row_single("  (that run, through the relay)", tc, 2, "s", NULL, 0);
+	row_single("dump text", file_size(dump), 0, "B", NULL, 0);
+	row("rsync bytes sent + received", summary(rb, INIT_REPS), 0, "B", NULL, 0);
+	row_single("bytes wsync / rsync", (up + down) / summary(rb, INIT_REPS).med, 2,
+	    "x", NULL, 0);
+	row_single("bytes wsync / dump text", (up + down) / file_size(dump), 2, "x",
+	    NULL, 0);
+	unlink(dump);
+	hub_stop(h);
+}
+
+/* ---------------------------------------------------- B5: scale */
 
 /* One connection of the figure 3 client. */
 struct conn {
@@ -1570,7 +2632,7 @@ static void bench_scale(void)
 		ws_vclock_release(&hub_add.clock);
 		hub_stop(&h);
 	}
-	printf("\n3. scale: %d connections to one hub, each a handshake for one\n"
+	printf("\nB5. scale: %d connections to one hub, each a handshake for one\n"
 	    "   working set (HELLO, ADD, CAUGHT_UP, SYNC, ACK) made one after\n"
 	    "   another by one client process, then idle; the joined sites read\n"
 	    "   what the hub sends them every %d handshakes.  The hub's VmRSS after\n"
@@ -1583,6 +2645,8 @@ static void bench_scale(void)
 		struct figure f = summary(per, SCALE_REPS);
 
 		row("hub memory per idle site", f, 1, "KiB", goal, f.med <= GOAL_SITE_KIB);
+		sum_fig("B5", "hub memory per idle site, 1,000 sites connected", f, 1,
+		    "KiB", goal, f.med <= GOAL_SITE_KIB);
 	}
 	row("handshake, one after another", summary(hs, SCALE_REPS), 0, "us", NULL, 0);
 	row("sent to joined sites as others joined", summary(rxmb, SCALE_REPS), 2, "MB",
@@ -1606,6 +2670,24 @@ static void find_programs(const char *bindir)
 	if ((n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1)) < 0)
 		die("readlink /proc/self/exe: %s", strerror(errno));
 	self_exe[n] = '\0';
+}
+
+/*
+ * 1 if the part named p (b1, b3, b4, b5, b6) is to run: all of them,
+ * unless WSYNC_BENCH_ONLY lists some, separated by commas (for working
+ * on one; b6 runs b3 first).
+ */
+static int part(const char *p)
+{
+	const char *only = getenv("WSYNC_BENCH_ONLY");
+	size_t n = strlen(p);
+
+	if (only == NULL || *only == '\0')
+		return 1;
+	for (const char *q = only; (q = strstr(q, p)) != NULL; q += n)
+		if ((q == only || q[-1] == ',') && (q[n] == '\0' || q[n] == ','))
+			return 1;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -1632,9 +2714,21 @@ int main(int argc, char **argv)
 	printf("  %-40s %10s %10s %10s  %-7s %s\n", "", "median", "min", "max",
 	    "unit", "goal");
 	fflush(stdout);
-	bench_fanout();
-	bench_noop();
-	bench_scale();
+	if (part("b1"))
+		bench_one_change();
+	if (part("b3") || part("b6")) {
+		bench_noop();
+		if (part("b6"))
+			bench_initial();
+		else
+			hub_stop(&noop_hub);
+	}
+	if (part("b4"))
+		bench_resume();
+	if (part("b5")) {
+		bench_fanout();
+		bench_scale();
+	}
 	printf("\n%.1f s\n", now() - t0);
 	return 0;
 }

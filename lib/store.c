@@ -1560,7 +1560,12 @@ static int tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
 	ws_buf_release(&q);
 	if (rc)
 		return rc;
-	slot = t->tc_next++ % TSTMT_CACHE;
+	/*
+	 * Slot 0 is TS_ROW's alone: apply_change() holds that statement, stepped,
+	 * while it gets the others, so making room for them must never finalize
+	 * it.
+	 */
+	slot = kind == TS_ROW ? 0 : 1 + t->tc_next++ % (TSTMT_CACHE - 1);
 	sqlite3_finalize(t->tc[slot].st);
 	t->tc[slot].kind = kind;
 	t->tc[slot].mask = mask;

@@ -1340,6 +1340,49 @@ out:
 	ws_store_close(y);
 }
 
+/*
+ * A batch whose changes need more statements than a table's statement
+ * cache holds (updates of 21 different column sets, and deletes), applied
+ * where the rows have history: the current-row statement must stay valid
+ * while the others come and go (it was finalized under its user once,
+ * which crashed wsync-serve).
+ */
+TEST(apply_many_column_sets)
+{
+	static const char *const only_w[] = {"w"};
+	struct ws_store *x = NULL, *y = NULL;
+	char q[256], *want = NULL;
+	int id = 1;
+
+	NEED((x = store_new("cols1.db", "CREATE TABLE w(id INTEGER PRIMARY KEY, "
+	    "c1, c2, c3, c4, c5, c6)", only_w, 1)));
+	NEED((y = store_new("cols2.db", "CREATE TABLE w(id INTEGER PRIMARY KEY, "
+	    "c1, c2, c3, c4, c5, c6)", only_w, 1)));
+	SQL_OK(x, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+	    "WHERE i < 40) INSERT INTO w SELECT i, i, i, i, i, i, i FROM n");
+	SYNC_OK(x, y);
+	SQL_OK(x, "BEGIN");
+	for (int a = 1; a <= 6; a++)
+		for (int b = a; b <= 6; b++, id++) {
+			if (a == b)
+				snprintf(q, sizeof(q), "UPDATE w SET c%d = 'u' WHERE id = %d", a, id);
+			else
+				snprintf(q, sizeof(q), "UPDATE w SET c%d = 'u', c%d = 'v' WHERE "
+				    "id = %d", a, b, id);
+			SQL_OK(x, q);
+		}
+	SQL_OK(x, "DELETE FROM w WHERE id > 35");
+	SQL_OK(x, "COMMIT");
+	SYNC_OK(x, y);
+	want = dump(x, "SELECT * FROM w ORDER BY id");
+	CHECK_DUMP(y, "SELECT * FROM w ORDER BY id", want);
+	CHECK_INT(count_rows(y, "w"), 35);
+out:
+	free(want);
+	ws_store_close(x);
+	ws_store_close(y);
+}
+
 TEST(apply_out_of_order)
 {
 	struct ws_store *x = NULL, *y = NULL, *z = NULL;
@@ -2293,6 +2336,7 @@ int main(void)
 	RUN(schema_add_column);
 	RUN(schema_drop_column);
 	RUN(schema_rename_column);
+	RUN(apply_many_column_sets);
 	RUN(gc);
 	RUN(snapshot);
 	RUN(gc_metadata_size);
