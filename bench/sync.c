@@ -412,6 +412,16 @@ static char *tmp(const char *fmt, ...)
 /* ------------------------------------------------------- wsync programs */
 
 static char bin_serve[PATH_MAX + 16], bin_join[PATH_MAX + 16], self_exe[PATHLEN];
+static char bin_keygen[PATH_MAX + 16];
+
+/*
+ * How hubs and sites talk: unix sockets (the default), or loopback TCP,
+ * plain (--insecure) or with keys.  The fan-out runs on TCP both ways, to
+ * measure what encryption costs.
+ */
+enum { NET_UNIX, NET_TCP_PLAIN, NET_TCP_SECURE };
+static int net_mode = NET_UNIX;
+static char *hub_key_path, *authorized_path, *site_key_path, hub_pub[128];
 
 struct hub {
 	pid_t pid;
@@ -428,20 +438,32 @@ struct hub {
 static void hub_start_hb(struct hub *h, const char *name, const char *heartbeat)
 {
 	static int starts;
-	char *argv[10];
 	double end = now() + READY_SECS;
 	int st, i = 0;
+	char *argv[16];
+	const char *p;
 
 	h->sock = tmp("%s.sock", name);
 	h->dir = tmp("%s", name);
 	h->log = tmp("%s-%d.log", name, ++starts);
-	snprintf(h->addr, sizeof h->addr, "unix:%s", h->sock);
+	if (net_mode == NET_UNIX)
+		snprintf(h->addr, sizeof h->addr, "unix:%s", h->sock);
+	else
+		snprintf(h->addr, sizeof h->addr, "127.0.0.1:0");
 	argv[i++] = bin_serve;
 	argv[i++] = "-l";
 	argv[i++] = h->addr;
 	argv[i++] = "-d";
 	argv[i++] = h->dir;
 	argv[i++] = "--create";
+	if (net_mode == NET_TCP_PLAIN) {
+		argv[i++] = "--insecure";
+	} else if (net_mode == NET_TCP_SECURE) {
+		argv[i++] = "--key";
+		argv[i++] = hub_key_path;
+		argv[i++] = "--authorized-keys";
+		argv[i++] = authorized_path;
+	}
 	if (heartbeat != NULL) {
 		argv[i++] = "--heartbeat";
 		argv[i++] = (char *)heartbeat;
@@ -449,8 +471,13 @@ static void hub_start_hb(struct hub *h, const char *name, const char *heartbeat)
 	argv[i] = NULL;
 	h->pid = spawn(h->log, argv);
 	for (;;) {
-		if (strstr(log_tail(h->log), "wsync-serve: listening on ") != NULL)
+		if ((p = strstr(log_tail(h->log), "wsync-serve: listening on ")) != NULL) {
+			/* TCP: the port the hub got. */
+			if (net_mode != NET_UNIX)
+				snprintf(h->addr, sizeof h->addr, "%.*s",
+				    (int)strcspn(p + 26, "\n"), p + 26);
 			return;
+		}
 		if (pid_wait(h->pid, 0, &st))
 			die("wsync-serve exited with %s before listening; log:\n%s",
 			    status_str(st), log_tail(h->log));
@@ -508,14 +535,66 @@ static int hub_fds(const struct hub *h)
 	return n;
 }
 
+/* wsync-join [-f] [the net mode's options] HUB OP into argv[10]. */
+static void site_argv(char **argv, int follow, const char *hub, char *op)
+{
+	int i = 0;
+
+	argv[i++] = bin_join;
+	if (follow)
+		argv[i++] = "-f";
+	if (net_mode == NET_TCP_PLAIN) {
+		argv[i++] = "--insecure";
+	} else if (net_mode == NET_TCP_SECURE) {
+		argv[i++] = "--key";
+		argv[i++] = site_key_path;
+		argv[i++] = "--hub-key";
+		argv[i++] = hub_pub;
+	}
+	argv[i++] = (char *)hub;
+	argv[i++] = op;
+	argv[i] = NULL;
+}
+
+/* Make the hub's and the site's keys, and the authorized keys. */
+static void make_keys(void)
+{
+	char *argv[] = {bin_keygen, "-q", "-f", NULL, NULL};
+	char line[256];
+	FILE *f;
+	int st;
+
+	hub_key_path = tmp("hub.key");
+	site_key_path = tmp("site.key");
+	authorized_path = tmp("authorized");
+	argv[3] = hub_key_path;
+	if (!pid_wait(spawn(tmp("keygen.log"), argv), 10, &st) || st != 0)
+		die("wsync-keygen failed: %s", log_tail(tmp("keygen.log")));
+	argv[3] = site_key_path;
+	if (!pid_wait(spawn(tmp("keygen.log"), argv), 10, &st) || st != 0)
+		die("wsync-keygen failed: %s", log_tail(tmp("keygen.log")));
+	if (!(f = fopen(tmp("hub.key.pub"), "r")) || !fgets(hub_pub, sizeof hub_pub, f))
+		die("cannot read hub.key.pub");
+	fclose(f);
+	hub_pub[strcspn(hub_pub, " \n")] = 0;
+	if (!(f = fopen(tmp("site.key.pub"), "r")) || !fgets(line, sizeof line, f))
+		die("cannot read site.key.pub");
+	fclose(f);
+	line[strcspn(line, " \n")] = 0;
+	if (!(f = fopen(authorized_path, "w")) || fprintf(f, "%s *=create\n", line) < 0 ||
+	    fclose(f) != 0)
+		die("cannot write %s", authorized_path);
+}
+
 /* Start wsync-join -f HUB WSID=DB, its stderr going to log. */
 static pid_t follow_start(const char *hub, const char *wsid, const char *db,
     const char *log)
 {
 	char op[PATHLEN + 160];
-	char *argv[] = {bin_join, "-f", (char *)hub, op, NULL};
+	char *argv[10];
 
 	snprintf(op, sizeof op, "%s=%s", wsid, db);
+	site_argv(argv, 1, hub, op);
 	return spawn(log, argv);
 }
 
@@ -527,12 +606,13 @@ static double join_once(const char *hub, const char *wsid, const char *db,
     const char *log)
 {
 	char op[PATHLEN + 160];
-	char *argv[] = {bin_join, (char *)hub, op, NULL};
+	char *argv[10];
 	double t0;
 	pid_t pid;
 	int st;
 
 	snprintf(op, sizeof op, "%s=%s", wsid, db);
+	site_argv(argv, 0, hub, op);
 	t0 = now();
 	pid = spawn(log, argv);
 	if (!pid_wait(pid, JOIN_SECS, &st)) {
@@ -860,14 +940,14 @@ static int64_t follower_max(struct fanout *F, int f)
  * once, then start the followers and the writer's own wsync-join -f, and
  * wait until every follower holds the seed row.
  */
-static void fanout_setup(struct fanout *F)
+static void fanout_setup(struct fanout *F, const char *pfx)
 {
 	double end;
 	sqlite3 *db;
 
-	hub_start(&F->hub, "fan");
-	F->wdb = tmp("writer.db");
-	F->wlog = tmp("writer.log");
+	hub_start(&F->hub, pfx);
+	F->wdb = tmp("%s-writer.db", pfx);
+	F->wlog = tmp("%s-writer.log", pfx);
 	db = db_open(F->wdb);
 	db_make_wal(db);
 	sql_exec(db, NOTES_SQL);
@@ -876,8 +956,8 @@ static void fanout_setup(struct fanout *F)
 	F->next_id = 2;
 	join_once(F->hub.addr, "notes", F->wdb, F->wlog);
 	for (int f = 0; f < FOLLOWERS; f++) {
-		F->fdb[f] = tmp("follower%d.db", f + 1);
-		F->flog[f] = tmp("follower%d.log", f + 1);
+		F->fdb[f] = tmp("%s-follower%d.db", pfx, f + 1);
+		F->flog[f] = tmp("%s-follower%d.log", pfx, f + 1);
 		db = db_open(F->fdb[f]);
 		db_make_wal(db);
 		db_close(db);
@@ -1070,7 +1150,17 @@ static int throughput_run(struct fanout *F, struct tp_result *r, char *why, size
 	return rc;
 }
 
-static void bench_fanout(void)
+/* The medians of one fan-out run, for the encryption ratios. */
+struct fanout_fig {
+	double p50[LAT_REPS], p99[LAT_REPS], rate[TP_REPS];
+	int nrate;
+};
+
+/*
+ * B5: the fan-out over loopback TCP; secure: with keys (authenticated,
+ * encrypted sessions), else plain (--insecure).  Figures into *out.
+ */
+static void bench_fanout_mode(int secure, struct fanout_fig *out)
 {
 	static struct fanout F;
 	int64_t *lat = xmalloc((size_t)FOLLOWERS * LAT_TX * sizeof *lat);
@@ -1083,10 +1173,15 @@ static void bench_fanout(void)
 	char why[800];
 	int ok;
 
-	fanout_setup(&F);
-	printf("\nB5. fan-out: one hub, %d following sites and one writer site, each a\n"
-	    "   wsync-join -f on its own database; a separate process writes\n"
-	    "   the writer's database (WAL, synchronous=NORMAL)\n", FOLLOWERS);
+	memset(&F, 0, sizeof(F));
+	net_mode = secure ? NET_TCP_SECURE : NET_TCP_PLAIN;
+	fanout_setup(&F, secure ? "fan-secure" : "fan-plain");
+	printf("\nB5%s. fan-out over loopback TCP, %s: one hub, %d following sites\n"
+	    "   and one writer site, each a wsync-join -f on its own database; a\n"
+	    "   separate process writes the writer's database (WAL,\n"
+	    "   synchronous=NORMAL)\n", secure ? "s" : "",
+	    secure ? "authenticated and encrypted sessions (--key)" :
+	    "plain sessions (--insecure)", FOLLOWERS);
 	printf("   (a) %d single-row transactions/s for %d s; latency from the\n"
 	    "   writer's COMMIT returning to the row being readable at a follower,\n"
 	    "   every follower polled each %d us; over all %d followers' rows\n",
@@ -1109,10 +1204,14 @@ static void bench_fanout(void)
 	    ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) * 1e-6;
 	row("commit -> follower, p50", summary(p50, LAT_REPS), 2, "ms", NULL, 0);
 	row("commit -> follower, p99", summary(p99, LAT_REPS), 2, "ms", NULL, 0);
-	sum_fig("B5", "fan-out to 8 followers at 100 tx/s: commit -> applied, p50",
-	    summary(p50, LAT_REPS), 2, "ms", NULL, 0);
-	sum_fig("B5", "fan-out to 8 followers at 100 tx/s: commit -> applied, p99",
-	    summary(p99, LAT_REPS), 2, "ms", NULL, 0);
+	memcpy(out->p50, p50, sizeof(p50));
+	memcpy(out->p99, p99, sizeof(p99));
+	if (!secure) {
+		sum_fig("B5", "fan-out to 8 followers at 100 tx/s: commit -> applied, p50",
+		    summary(p50, LAT_REPS), 2, "ms", NULL, 0);
+		sum_fig("B5", "fan-out to 8 followers at 100 tx/s: commit -> applied, p99",
+		    summary(p99, LAT_REPS), 2, "ms", NULL, 0);
+	}
 	row("commit -> follower, max", summary(pmax, LAT_REPS), 2, "ms", NULL, 0);
 	row("writer's rate achieved", summary(wrate, LAT_REPS), 1, "tx/s", NULL, 0);
 	printf("   (the poller used %.0f%% of one core)\n", 100.0 * cpu / (now() - t0));
@@ -1140,8 +1239,11 @@ static void bench_fanout(void)
 		row("writer's local commit rate", summary(wr, ok), 0, "rows/s", NULL, 0);
 		row("sustained, at all followers", summary(rate, ok), 0, "changes/s",
 		    NULL, 0);
-		sum_fig("B5", "fan-out to 8 followers: max sustained rate, at all of them",
-		    summary(rate, ok), 0, "ch/s", NULL, 0);
+		memcpy(out->rate, rate, sizeof(rate));
+		out->nrate = ok;
+		if (!secure)
+			sum_fig("B5", "fan-out to 8 followers: max sustained rate, at all "
+			    "of them", summary(rate, ok), 0, "ch/s", NULL, 0);
 		row("last follower done after writer", summary(lag, ok), 2, "s", NULL, 0);
 	}
 	if (ok < TP_REPS)
@@ -1175,6 +1277,32 @@ static void bench_fanout(void)
 	if (F.hub.pid != 0)
 		hub_stop(&F.hub);
 	free(lat);
+	net_mode = NET_UNIX;
+}
+
+/* B5 plain and with keys, and what encryption costs (goal: at most 1.3x). */
+static void bench_fanout(void)
+{
+	struct fanout_fig plain, sec;
+	struct figure f;
+	int n;
+
+	make_keys();
+	bench_fanout_mode(0, &plain);
+	bench_fanout_mode(1, &sec);
+	printf("\nB5c. the cost of encryption: encrypted / plain, run by run\n");
+	f = ratio_of(sec.p50, plain.p50, LAT_REPS);
+	row("latency p50, encrypted / plain", f, 2, "x", "<= 1.3", f.med <= 1.3);
+	sum_fig("B5", "cost of encryption: fan-out latency p50, encrypted / plain", f,
+	    2, "x", "<= 1.3", f.med <= 1.3);
+	f = ratio_of(sec.p99, plain.p99, LAT_REPS);
+	row("latency p99, encrypted / plain", f, 2, "x", "<= 1.3", f.med <= 1.3);
+	if ((n = plain.nrate < sec.nrate ? plain.nrate : sec.nrate) > 0) {
+		f = ratio_of(plain.rate, sec.rate, n);
+		row("max rate, plain / encrypted", f, 2, "x", "<= 1.3", f.med <= 1.3);
+		sum_fig("B5", "cost of encryption: max fan-out rate, plain / encrypted",
+		    f, 2, "x", "<= 1.3", f.med <= 1.3);
+	}
 }
 
 /* ------------------------------------------- files and the peer tools */
@@ -2665,6 +2793,7 @@ static void find_programs(const char *bindir)
 		die("cannot find '%s': %s (run 'make' first)", bindir, strerror(errno));
 	snprintf(bin_serve, sizeof bin_serve, "%s/wsync-serve", dir);
 	snprintf(bin_join, sizeof bin_join, "%s/wsync-join", dir);
+	snprintf(bin_keygen, sizeof bin_keygen, "%s/wsync-keygen", dir);
 	if (access(bin_serve, X_OK) != 0 || access(bin_join, X_OK) != 0)
 		die("no wsync-serve and wsync-join in '%s' (run 'make' first)", dir);
 	if ((n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1)) < 0)
@@ -2707,7 +2836,8 @@ int main(int argc, char **argv)
 
 	printf("wsync %s sync benchmark: median of several runs, min, max; SQLite %s\n",
 	    WSYNC_VERSION, sqlite3_libversion());
-	printf("real wsync-serve and wsync-join processes on unix-domain sockets, files\n"
+	printf("real wsync-serve and wsync-join processes on unix-domain sockets (the\n"
+	    "fan-out on loopback TCP), files\n"
 	    "under /tmp; notes(id INTEGER PRIMARY KEY, t INTEGER, body TEXT %d B)\n"
 	    "in every working set; the sites' databases are WAL, the programs' own\n"
 	    "connections use SQLite's defaults otherwise\n\n", BODY_LEN);

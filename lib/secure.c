@@ -51,6 +51,7 @@ struct ws_secure {
 	uint8_t rx[crypto_kx_SESSIONKEYBYTES], tx[crypto_kx_SESSIONKEYBYTES];
 	crypto_secretstream_xchacha20poly1305_state push, pull;
 	struct ws_buf held;   /* inner frames queued before tx was keyed */
+	struct ws_buf in;     /* the inner frame being sent */
 	struct ws_buf ct;     /* ciphertext being sent */
 	struct ws_buf pt;     /* plaintext received: a frame handed to the
 	                         callback points into it, so sending (which
@@ -540,6 +541,7 @@ int ws_peer_secure(struct ws_peer *p, int initiator, const struct ws_keypair *me
 	s->check = check;
 	s->cd = clientData;
 	ws_buf_init(&s->held);
+	ws_buf_init(&s->in);
 	ws_buf_init(&s->ct);
 	ws_buf_init(&s->pt);
 	p->sec = s;
@@ -575,19 +577,26 @@ void ws_secure_free(struct ws_peer *p)
 	if (p->sec->pt.p)
 		sodium_memzero(p->sec->pt.p, p->sec->pt.cap);
 	ws_buf_release(&p->sec->held);
+	ws_buf_release(&p->sec->in);
 	ws_buf_release(&p->sec->ct);
 	ws_buf_release(&p->sec->pt);
 	sodium_free(p->sec); /* wipes it */
 	p->sec = NULL;
 }
 
-int ws_secure_send(struct ws_peer *p, const uint8_t *frame, size_t n)
+int ws_secure_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
+    const void *payload, size_t n)
 {
 	struct ws_secure *s = p->sec;
+	int rc;
 
 	if (!s->tx_ready)
-		return ws_buf_append(&s->held, frame, n);
-	return seal(p, frame, n);
+		return ws_frame_put(&s->held, type, flags, ch, payload, n);
+	/* The inner frame, in a buffer kept for the next one. */
+	s->in.len = 0;
+	if ((rc = ws_frame_put(&s->in, type, flags, ch, payload, n)))
+		return rc;
+	return seal(p, s->in.p, s->in.len);
 }
 
 /* Refuse the peer in the clear (no keys exist yet), saying why; rc back. */

@@ -245,7 +245,6 @@ int ws_peer_send_raw(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch
 int ws_peer_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
     const void *payload, size_t n)
 {
-	struct ws_buf in = WS_BUF_INIT;
 	int rc;
 
 	if (!p->sec)
@@ -253,13 +252,11 @@ int ws_peer_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
 	if (p->out_max && ws_peer_pending(p) + n > p->out_max)
 		return WS_EBUSY;
 	/* A secure session: the whole frame goes inside a sealed one. */
-	if ((rc = ws_frame_put(&in, type, flags, ch, payload, n)) == 0 &&
-	    (rc = ws_secure_send(p, in.p, in.len)) == 0 && p->log) {
+	if ((rc = ws_secure_send(p, type, flags, ch, payload, n)) == 0 && p->log) {
 		struct ws_frame f = {type, flags, ch, (uint32_t)n, payload};
 
 		ws_session_log_frame(p->log, WS_LOG_OUT, p->conn.name, &f);
 	}
-	ws_buf_release(&in);
 	return rc;
 }
 

@@ -147,8 +147,9 @@ struct ws_frame;
 #define WS_FRAME_CB_DEFINED
 typedef int ws_frame_cb(struct ws_peer *p, const struct ws_frame *f, void *clientData);
 #endif
-/* Send one encoded inner frame (encrypted now, or held until the keys are). */
-int ws_secure_send(struct ws_peer *p, const uint8_t *frame, size_t n) WS_MUST_CHECK;
+/* Send one frame inside a sealed one (now, or once the keys exist). */
+int ws_secure_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
+    const void *payload, size_t n) WS_MUST_CHECK;
 /* Handle one received frame of a secure peer; inner frames go to cb. */
 int ws_secure_recv(struct ws_peer *p, const struct ws_frame *f, ws_frame_cb *cb,
     void *clientData, char *err) WS_MUST_CHECK;
