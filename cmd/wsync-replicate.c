@@ -14,7 +14,7 @@
 #include "wsync/wsync.h"
 
 enum { OPT_ADD = 256, OPT_DEL, OPT_STDIO, OPT_HTTP, OPT_ARRAY, OPT_HOLD, OPT_EXEC,
-	OPT_BATCH };
+	OPT_BATCH, OPT_COMPACT };
 
 static const struct cli_opt opts[] = {
 	{"db", 'd', "FILE", "the database (publish: its table; pull: the local one)"},
@@ -25,6 +25,8 @@ static const struct cli_opt opts[] = {
 	{"listen", 'l', "ADDR", "publish: serve the stream protocol on ADDR"},
 	{"stdio", OPT_STDIO, NULL, "publish: serve one session on stdin and stdout"},
 	{"http", OPT_HTTP, "ADDR", "publish: serve the HTTP mapping on ADDR"},
+	{"compact", OPT_COMPACT, NULL, "publish: collect the change log first (older "
+	    "replicators replicate in full)"},
 	{"array", OPT_ARRAY, "SPEC", "pull: REMOTE=CHILD:REF, a JSON array into a table"},
 	{"follow", 'f', NULL, "pull: stay live instead of exiting up to date"},
 	{"hold-deletes", OPT_HOLD, NULL, "pull: deletes wait for the application's confirmation"},
@@ -37,7 +39,7 @@ static const struct cli_opt opts[] = {
 
 static const struct cli cli = {
 	.synopsis = "wsync-replicate publish -d FILE -t TABLE [-c SPEC]... [--add] [--del] [-q]\n"
-	    "                       (-l ADDR... | --http ADDR | --stdio)\n"
+	    "                       [--compact] (-l ADDR... | --http ADDR | --stdio)\n"
 	    "wsync-replicate pull SOURCE -d FILE -t TABLE [-c SPEC]... [--array SPEC]...\n"
 	    "                       [--add] [--del] [-feq] [--hold-deletes] [--exec CMD]",
 	.about = "Publish one table of a SQLite database, or replicate a published table\n"
@@ -164,7 +166,7 @@ int main(int argc, char **argv)
 	char err[WS_ERRLEN] = "", *end;
 	size_t ncols = 0, narrays = 0, nlisten = 0;
 	int ch, rc, add = 0, del = 0, use_stdio = 0, follow = 0, hold = 0;
-	int pull_only = 0;
+	int pull_only = 0, compact = 0;
 	unsigned long batch = 0;
 
 	while ((ch = cli_next(&cli, argc, argv, &arg)) != -1) {
@@ -181,6 +183,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_STDIO: use_stdio = 1; break;
 		case OPT_HTTP: http = arg; break;
+		case OPT_COMPACT: compact = 1; break;
 		case OPT_ARRAY:
 			if (!(arrays = realloc(arrays, (narrays + 1) * sizeof(*arrays))))
 				cli_die(EX_SOFTWARE, "out of memory");
@@ -247,10 +250,11 @@ int main(int argc, char **argv)
 		po.nlisten = nlisten;
 		po.http = http;
 		po.use_stdio = use_stdio;
+		po.compact = compact;
 		rc = ws_replicate_publish(&po, err);
 	} else {
-		if (nlisten || http || use_stdio) {
-			cli_warn("-l, --http and --stdio go with publish");
+		if (nlisten || http || use_stdio || compact) {
+			cli_warn("-l, --http, --stdio and --compact go with publish");
 			cli_usage(&cli);
 		}
 		if (optind >= argc) {

@@ -430,6 +430,7 @@ struct psess {
 	size_t ncols;
 	size_t keypos[64];            /* key column j is session column keypos[j] */
 	int add, del;
+	int positional;               /* ReplicateUpdate columns as an array */
 	sqlite3_stmt *first, *page;
 	json_t *cursor;               /* the last key sent, in key order */
 	uint64_t start_usn, sent_usn, synced_usn;
@@ -715,11 +716,13 @@ static int on_start(struct psess *s, const json_t *m)
 	json_t *r, *cols;
 	size_t i, idx;
 	int add = get_bool(m, "add"), del = get_bool(m, "del"), rc;
+	int positional = get_bool(m, "positional");
 	sqlite3_stmt *st = NULL;
 
 	if (s->state != S_START)
 		return sess_error(s, "ReplicateStartResult", NULL, "ReplicateStart twice");
 	if ((jg && !json_is_null(jg) && !json_is_string(jg)) || add < 0 || del < 0 ||
+	    positional < 0 ||
 	    (json_object_get(m, "usn") && get_u64(m, "usn", &usn, err)) ||
 	    (jc && !json_is_array(jc)))
 		return sess_error(s, "ReplicateStartResult", NULL, "bad ReplicateStart: "
@@ -763,6 +766,7 @@ static int on_start(struct psess *s, const json_t *m)
 		s->keypos[i] = (size_t)sess_col(s, p->keys[i]);
 	s->add = add;
 	s->del = del;
+	s->positional = positional;
 	if ((rc = ws_store_seal(p->st, NULL, err)) || (rc = ws_store_usn(p->st, &cur, err)))
 		goto fail;
 	s->full = !jg || json_is_null(jg) || strcmp(json_string_value(jg), p->guid) != 0 ||
@@ -806,6 +810,8 @@ static int on_start(struct psess *s, const json_t *m)
 	    "columns", cols);
 	if (r && s->http)
 		json_object_set_new(r, "session", json_string(s->id));
+	if (r && positional)
+		json_object_set_new(r, "positional", json_true());
 	plog(p, "%s: %s replication from usn %" PRIu64, s->name, s->full ? "full" :
 	    "incremental", s->start_usn);
 	return send_msg(s, r);
@@ -926,6 +932,7 @@ static int pump_cb(const struct ws_batch *b, uint64_t usn, void *cd)
 	struct psess *s = x->s;
 	struct pub *p = s->p;
 	long ti = ws_batch_find_table(b, p->o->table), map[64];
+	const struct ws_value *pos[64];
 	const struct ws_table *t;
 	json_t *msgs, *m, *cols, *key;
 	size_t i, j, nmsg;
@@ -956,15 +963,30 @@ static int pump_cb(const struct ws_batch *b, uint64_t usn, void *cd)
 			if (map[t->pk[j]] >= 0)
 				json_object_set_new(key, p->cols[s->cols[map[t->pk[j]]]].remote,
 				    ws_json_from_value(&c->pk[j]));
+		memset(pos, 0, sizeof(pos));
 		for (k = 0, vi = 0; cols && c->mask && k < t->ncols; k++) {
 			if (!ws_mask_test(c->mask, k))
 				continue;
 			if (map[k] >= 0) {
-				json_object_set_new(cols, p->cols[s->cols[map[k]]].remote,
-				    ws_json_from_value(&c->vals[vi]));
+				if (s->positional && c->op == WS_OP_UPDATE)
+					pos[map[k]] = &c->vals[vi];
+				else
+					json_object_set_new(cols, p->cols[s->cols[map[k]]].remote,
+					    ws_json_from_value(&c->vals[vi]));
 				mask |= (int64_t)1 << map[k];
 			}
 			vi++;
+		}
+		if (s->positional && c->op == WS_OP_UPDATE) {
+			/* The values in mask order: their names are in the mask. */
+			json_decref(cols);
+			cols = json_array();
+			for (j = 0; cols && j < s->ncols; j++)
+				if (pos[j] && json_array_append_new(cols,
+				    ws_json_from_value(pos[j]))) {
+					json_decref(cols);
+					cols = NULL;
+				}
 		}
 		if (!key || !cols) {
 			json_decref(key);
@@ -1507,6 +1529,19 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 	    (rc = ws_store_new_guid(p.st, err)) ||
 	    (rc = ws_store_seal(p.st, NULL, err)))
 		goto out;
+	if (o->compact) {
+		struct ws_vclock vc = WS_VCLOCK_INIT;
+		uint64_t dropped = 0;
+
+		/* Everything up to the store's own clock: the whole log. */
+		rc = ws_store_clock(p.st, &vc, err);
+		if (rc == 0)
+			rc = ws_store_gc(p.st, &vc, &dropped, err);
+		ws_vclock_release(&vc);
+		if (rc)
+			goto out;
+		plog(&p, "compacted the change log: %" PRIu64 " entries collected", dropped);
+	}
 	ws_store_guid(p.st, g);
 	guid_hex(g, p.guid);
 	if (!(lfd = calloc(o->nlisten + 1, sizeof(*lfd))) ||
@@ -1554,6 +1589,7 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 					plog(&p, "%s: session ended", s->name);
 				if (s->conn.rfd == 0 && !s->http) {
 					psess_unlink(&p, s);
+					rc = 0;
 					goto out; /* --stdio: its one session is over */
 				}
 				psess_unlink(&p, s);
@@ -1753,6 +1789,7 @@ struct rconn {
 	struct ws_buf resp;
 	size_t resp_off;
 	struct ws_buf out;            /* lines not sent yet */
+	char cerr[CURL_ERROR_SIZE];   /* libcurl's detail of a failure */
 	uint64_t *bytes_in, *bytes_out;
 	char *err;
 };
@@ -1785,6 +1822,7 @@ static int rconn_open(struct rconn *r, const char *source, char *err)
 		curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, &r->resp);
 		curl_easy_setopt(r->curl, CURLOPT_USERAGENT, "wsync-replicate");
 		curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 30L);
+		curl_easy_setopt(r->curl, CURLOPT_ERRORBUFFER, r->cerr);
 		if (ca && *ca)
 			curl_easy_setopt(r->curl, CURLOPT_CAINFO, ca);
 		return 0;
@@ -1867,10 +1905,15 @@ static int rconn_post(struct rconn *r, unsigned wait_s)
 	curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, r->out.len ? (char *)r->out.p : "");
 	curl_easy_setopt(r->curl, CURLOPT_POSTFIELDSIZE, (long)r->out.len);
 	curl_easy_setopt(r->curl, CURLOPT_TIMEOUT, (long)wait_s + 120L);
+	r->cerr[0] = 0;
 	cc = curl_easy_perform(r->curl);
 	if (r->bytes_out)
 		*r->bytes_out += r->out.len;
 	r->out.len = 0;
+	if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE)
+		return ws_error(r->err, WS_EPERM, "cannot verify the publisher's TLS "
+		    "certificate: %s (name its CA in CURL_CA_BUNDLE)",
+		    r->cerr[0] ? r->cerr : curl_easy_strerror(cc));
 	if (cc != CURLE_OK)
 		return ws_error(r->err, cc == CURLE_COULDNT_CONNECT ||
 		    cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_COULDNT_RESOLVE_PROXY ?
@@ -2012,6 +2055,7 @@ struct rep {
 	int64_t ndeleted;             /* markers of this table */
 	unsigned inflight;            /* upward changes waiting for a result */
 	uint64_t t0;
+	char *mapping;                /* the requested columns, as mapping_of() */
 	char *err;
 };
 
@@ -2019,7 +2063,7 @@ struct rep {
 
 static const char meta_sql[] =
     "CREATE TABLE IF NOT EXISTS wsync_replica(local_table TEXT PRIMARY KEY,"
-    " source TEXT, guid TEXT, usn INTEGER NOT NULL, updated TEXT);"
+    " source TEXT, guid TEXT, usn INTEGER NOT NULL, updated TEXT, mapping TEXT);"
     "CREATE TABLE IF NOT EXISTS wsync_replica_full(local_table TEXT NOT NULL,"
     " k TEXT NOT NULL, PRIMARY KEY(local_table, k)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS wsync_replica_deleted(local_table TEXT NOT NULL,"
@@ -2056,6 +2100,52 @@ static void rcols_free(struct rep *x)
 	sqlite3_finalize(x->unmark);
 	sqlite3_finalize(x->getmark);
 	x->sel = x->sweep_ins = x->mark = x->unmark = x->getmark = NULL;
+}
+
+static int strcmp_p(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The columns a replicator asks for, as text that does not depend on the
+ * order of the options: "*" for every column, else the sorted
+ * "REMOTE=LOCAL" of each -c and "REMOTE=CHILD:REF" of each --array, one
+ * a line.  Update rights are left out: they need no refill.  Kept in
+ * wsync_replica.mapping; another mapping forces a full replication, so
+ * new columns are filled.  malloc'd; NULL when out of memory.
+ */
+static char *mapping_of(const struct ws_replicate_pull_opts *o)
+{
+	struct ws_buf b = WS_BUF_INIT;
+	char **v;
+	size_t i, n = o->ncols + o->narrays;
+	int rc = 0;
+
+	if (!(v = calloc(n + 1, sizeof(*v))))
+		return NULL;
+	for (i = 0; rc == 0 && i < o->ncols; i++)
+		rc = asprintf(&v[i], "%s=%s", o->cols[i].name, o->cols[i].other) < 0;
+	for (i = 0; rc == 0 && i < o->narrays; i++)
+		rc = asprintf(&v[o->ncols + i], "[]%s=%s:%s", o->arrays[i].remote,
+		    o->arrays[i].child, o->arrays[i].ref) < 0;
+	if (rc == 0) {
+		qsort(v, n, sizeof(*v), strcmp_p);
+		if (!o->ncols)
+			rc = ws_buf_printf(&b, "*\n");
+		for (i = 0; rc == 0 && i < n; i++)
+			rc = ws_buf_printf(&b, "%s\n", v[i]);
+		if (rc == 0 && !cstr(&b))
+			rc = WS_ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	if (rc) {
+		ws_buf_release(&b);
+		return NULL;
+	}
+	return (char *)b.p;
 }
 
 /* Append s as an SQL string literal. */
@@ -2466,29 +2556,93 @@ out:
 	return rc;
 }
 
+/*
+ * The positional form of ReplicateUpdate's columns, [values in mask
+ * order], as an object of remote names (new reference); NULL for a bad
+ * one.
+ */
+static json_t *named_cols(struct rep *x, const json_t *m, const json_t *arr)
+{
+	const json_t *jm = json_object_get(m, "mask");
+	json_int_t mask = json_is_integer(jm) ? json_integer_value(jm) : 0;
+	json_t *o = json_object();
+	size_t i, k = 0;
+
+	for (i = 0; o && i < x->ncols && i < 63; i++) {
+		if (!(mask & ((json_int_t)1 << i)))
+			continue;
+		if (k >= json_array_size(arr) ||
+		    json_object_set(o, x->cols[i].remote, json_array_get(arr, k)))
+			break;
+		k++;
+	}
+	if (!o || mask <= 0 || (mask >> (x->ncols < 63 ? x->ncols : 63)) ||
+	    k != json_array_size(arr) || i < x->ncols) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
 static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
 {
 	const json_t *key = json_object_get(m, "key"), *cols = json_object_get(m, "columns");
-	json_t *changed, *v, *lk;
+	json_t *changed, *v, *lk, *named = NULL;
 	uint64_t mask = 0;
 	sqlite3_stmt *st;
-	size_t i;
-	int rc, n = 0, arrays = 0;
+	size_t i, j;
+	int rc, n = 0, arrays = 0, have = 0;
 
-	if (!json_is_object(cols) || !json_is_object(key))
+	if (json_is_array(cols)) {
+		if (!(named = named_cols(x, m, cols)))
+			return ws_error(x->err, WS_ECORRUPT, "ReplicateUpdate: \"columns\" "
+			    "as an array needs a value for each bit of \"mask\"");
+		cols = named;
+	}
+	if (!json_is_object(cols) || !json_is_object(key)) {
+		json_decref(named);
 		return ws_error(x->err, WS_ECORRUPT, "ReplicateUpdate needs \"key\" and "
 		    "\"columns\" objects");
-	if (!(changed = json_array()))
-		return WS_ENOMEM;
-	for (i = 0; i < x->ncols; i++) {
-		if (!json_object_get(cols, x->cols[i].remote) || x->cols[i].key)
-			continue;
-		json_array_append_new(changed, json_string(x->cols[i].local));
-		if (parent_col(&x->cols[i]))
-			mask |= 1ull << i;
-		else
-			arrays = 1;
 	}
+	if (!(changed = json_array())) {
+		json_decref(named);
+		return WS_ENOMEM;
+	}
+	if (x->o->event) {
+		/* The row as it is, to report only the columns that change. */
+		sqlite3_reset(x->sel);
+		if ((rc = bind_rkey(x, x->sel, 1, key)))
+			goto out;
+		have = sqlite3_step(x->sel) == SQLITE_ROW;
+	}
+	for (i = 0, j = 0; i < x->ncols; i++) {
+		if (!parent_col(&x->cols[i])) {
+			if ((v = json_object_get(cols, x->cols[i].remote))) {
+				json_array_append_new(changed, json_string(x->cols[i].local));
+				arrays = 1;
+			}
+			continue;
+		}
+		j++;
+		if (!(v = json_object_get(cols, x->cols[i].remote)) || x->cols[i].key)
+			continue;
+		mask |= 1ull << i;
+		if (have) {
+			/*
+			 * The same value is no change: so the publisher's echo of
+			 * an update this replicator sent is not reported again.
+			 */
+			json_t *old = col_json(x->sel, j - 1);
+			int same = json_equal(old, v);
+
+			json_decref(old);
+			if (same)
+				continue;
+		}
+		json_array_append_new(changed, json_string(x->cols[i].local));
+	}
+	if (have)
+		sqlite3_reset(x->sel);
 	rc = 0;
 	if (mask) {
 		if ((rc = rstmt_get(x, 1, mask, &st)))
@@ -2517,6 +2671,7 @@ static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
 	}
 out:
 	json_decref(changed);
+	json_decref(named);
 	return rc;
 }
 
@@ -2932,12 +3087,26 @@ static int setup(struct rep *x, const json_t *sr)
 		}
 		rc |= ws_buf_printf(q, " BEGIN INSERT INTO wsync_replica_out(local_table, op,"
 		    " k, mask) VALUES (") || sqlstr(q, o->table) ||
-		    ws_buf_printf(q, ", '%s', json_array(", j == 0 ? "add" : j == 1 ? "update" :
+		    ws_buf_printf(q, ", '%s', '['", j == 0 ? "add" : j == 1 ? "update" :
 		    "del");
-		for (i = 0; i < x->nkey; i++)
-			rc |= ws_buf_printf(q, "%s%s.", i ? "," : "", row) ||
-			    qid(q, x->cols[x->keys[i]].local);
-		rc |= ws_buf_printf(q, "), 0");
+		/*
+		 * The key as a JSON array, built with SQL alone (the application's
+		 * own connection runs the trigger): json_array() cannot hold a blob
+		 * and writes reals with 15 digits, so a REAL is kept as its exact
+		 * SQL literal, {"q":"<quote()>"}, and a BLOB as {"x":"<hex()>"};
+		 * key_value() reads them back.
+		 */
+		for (i = 0; i < x->nkey; i++) {
+			const char *c = x->cols[x->keys[i]].local;
+
+			rc |= ws_buf_printf(q, "%s||CASE typeof(%s.", i ? "||','" : "", row) ||
+			    qid(q, c) || ws_buf_printf(q, ") WHEN 'real' THEN '{\"q\":\"'||"
+			    "quote(%s.", row) || qid(q, c) || ws_buf_printf(q, ")||'\"}' "
+			    "WHEN 'blob' THEN '{\"x\":\"'||hex(%s.", row) || qid(q, c) ||
+			    ws_buf_printf(q, ")||'\"}' ELSE json_quote(%s.", row) || qid(q, c) ||
+			    ws_buf_printf(q, ") END");
+		}
+		rc |= ws_buf_printf(q, "||']', 0");
 		for (i = 0; j == 1 && i < n; i++)
 			if (x->cols[i].update)
 				rc |= ws_buf_printf(q, " | (CASE WHEN OLD.") || qid(q, x->cols[i].local) ||
@@ -3185,11 +3354,13 @@ static int initial(struct rep *x)
 			goto fail;
 		sqlite3_finalize(st);
 		if ((rc = prepare(x->db, "UPDATE wsync_replica SET guid = ?2, usn = ?3, "
-		    "updated = datetime('now') WHERE local_table = ?1", &st, x->err)))
+		    "mapping = ?4, updated = datetime('now') WHERE local_table = ?1", &st,
+		    x->err)))
 			goto fail;
 		sqlite3_bind_text(st, 1, x->o->table, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, x->pguid, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, (int64_t)x->start_usn);
+		sqlite3_bind_text(st, 4, x->mapping, -1, SQLITE_STATIC);
 		if ((rc = step_done(x, st, "wsync_replica")))
 			goto fail;
 		sqlite3_finalize(st);
@@ -3210,6 +3381,43 @@ out:
 	sqlite3_finalize(st);
 	json_decref(m);
 	return rc;
+}
+
+/*
+ * One element of a key the capture trigger wrote, as a value in the wire
+ * form (ws_json_from_value): {"q":LITERAL} is a REAL as quote() wrote
+ * it, {"x":HEX} a BLOB; anything else is already in the wire form.  A
+ * new reference, or NULL for a bad element.
+ */
+static json_t *key_value(struct rep *x, const json_t *e)
+{
+	const char *s, *end;
+	struct ws_value v;
+	json_t *j;
+	size_t n;
+	char *e2;
+
+	if (!json_is_object(e))
+		return json_is_array(e) ? NULL : json_incref((json_t *)e);
+	memset(&v, 0, sizeof(v));
+	if ((s = json_string_value(json_object_get(e, "q")))) {
+		v.type = WS_REAL;
+		v.r = strtod(s, &e2);
+		if (e2 == s || *e2)
+			return NULL;
+	} else if ((s = json_string_value(json_object_get(e, "x")))) {
+		n = strlen(s);
+		x->tmp.len = 0;
+		if (n % 2 || ws_buf_reserve(&x->tmp, n / 2 + 1) ||
+		    sodium_hex2bin(x->tmp.p, n / 2 + 1, s, n, NULL, &v.n, &end) || *end)
+			return NULL;
+		v.type = WS_BLOB;
+		v.p = x->tmp.p;
+	} else {
+		return NULL;
+	}
+	j = ws_json_from_value(&v);
+	return j;
 }
 
 /* Send the local changes the rights let go up; the number sent. */
@@ -3239,14 +3447,30 @@ static int push_local(struct rep *x)
 		int have = 0;
 
 		a = json_loads((const char *)sqlite3_column_text(st, 2), 0, &je);
-		key = json_object();
-		if (!json_is_array(a) || json_array_size(a) != x->nkey || !key) {
+		if (!(key = json_object())) {
 			rc = WS_ENOMEM;
 			goto out;
 		}
-		for (i = 0; i < x->nkey; i++)
-			json_object_set(key, x->cols[x->keys[i]].remote, json_array_get(a, i));
+		for (i = 0; json_is_array(a) && json_array_size(a) == x->nkey && i < x->nkey;
+		    i++) {
+			json_t *v = key_value(x, json_array_get(a, i));
+
+			if (!v || json_object_set_new(key, x->cols[x->keys[i]].remote, v))
+				break;
+		}
 		m = NULL;
+		if (json_object_size(key) != x->nkey) {
+			/* Not a key the trigger wrote: drop it, say so. */
+			rlog(x, "dropped a local change with a bad key: %s",
+			    (const char *)sqlite3_column_text(st, 2));
+			json_decref(a);
+			json_decref(key);
+			a = key = NULL;
+			sqlite3_bind_int64(drop, 1, seq);
+			if ((rc = step_done(x, drop, "wsync_replica_out")))
+				goto out;
+			continue;
+		}
 		if (strcmp(op, "del") == 0) {
 			m = json_pack("{s:s,s:I,s:O}", "mt", "ReplicateDel", "id", (json_int_t)seq,
 			    "key", key);
@@ -3519,14 +3743,22 @@ static int session(struct rep *x)
 	x->got_sync = x->initialized = 0;
 	x->inflight = 0;
 	x->t0 = ws_now_ms();
-	if ((rc = prepare(x->db, "SELECT guid, usn FROM wsync_replica WHERE local_table = ?1",
-	    &st, x->err)))
+	if ((rc = prepare(x->db, "SELECT guid, usn, mapping FROM wsync_replica WHERE "
+	    "local_table = ?1", &st, x->err)))
 		return rc;
 	sqlite3_bind_text(st, 1, o->table, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *mp = (const char *)sqlite3_column_text(st, 2);
+
 		g = (const char *)sqlite3_column_text(st, 0);
 		snprintf(x->guid, sizeof(x->guid), "%s", g ? g : "");
 		x->usn = (uint64_t)sqlite3_column_int64(st, 1);
+		if (x->guid[0] && (!mp || strcmp(mp, x->mapping) != 0)) {
+			/* Other columns than the replica holds: fill them all. */
+			rlog(x, "the columns asked for changed: replicating in full");
+			x->guid[0] = 0;
+			x->usn = 0;
+		}
 	}
 	sqlite3_finalize(st);
 	if ((rc = rconn_open(&x->c, o->source, x->err)))
@@ -3541,9 +3773,9 @@ static int session(struct rep *x)
 	for (i = 0; o->ncols && i < o->narrays; i++)
 		json_array_append_new(cols, json_pack("{s:s,s:b}", "name",
 		    o->arrays[i].remote, "update", 0));
-	m = json_pack("{s:s,s:o,s:I,s:b,s:b,s:O}", "mt", "ReplicateStart", "guid",
+	m = json_pack("{s:s,s:o,s:I,s:b,s:b,s:O,s:b}", "mt", "ReplicateStart", "guid",
 	    x->guid[0] ? json_string(x->guid) : json_null(), "usn", (json_int_t)x->usn,
-	    "add", o->add, "del", o->del, "columns", cols);
+	    "add", o->add, "del", o->del, "columns", cols, "positional", 1);
 	rc = rconn_send(&x->c, m);
 	m = NULL;
 	if (rc || (rc = recv_one(x, &sr)) < 0)
@@ -3638,6 +3870,15 @@ int ws_replicate_pull(const struct ws_replicate_pull_opts *o, char *err)
 	sqlite3_busy_timeout(x.db, 5000);
 	if ((rc = exec_sql(x.db, meta_sql, err)))
 		goto out;
+	/* A wsync_replica made before the mapping was kept gets its column. */
+	if (sqlite3_exec(x.db, "SELECT mapping FROM wsync_replica LIMIT 0", NULL, NULL,
+	    NULL) != SQLITE_OK && (rc = exec_sql(x.db, "ALTER TABLE wsync_replica ADD "
+	    "COLUMN mapping TEXT", err)))
+		goto out;
+	if (!(x.mapping = mapping_of(o))) {
+		rc = WS_ENOMEM;
+		goto out;
+	}
 	for (;;) {
 		uint64_t t0 = ws_now_ms();
 
@@ -3658,6 +3899,7 @@ int ws_replicate_pull(const struct ws_replicate_pull_opts *o, char *err)
 		rc = 0;
 out:
 	rcols_free(&x);
+	free(x.mapping);
 	json_decref(x.events);
 	ws_buf_release(&x.q);
 	ws_buf_release(&x.tmp);

@@ -125,6 +125,7 @@ struct ws_replicate_pub_opts {
 	size_t nlisten;
 	const char *http;          /* HTTP address, or NULL */
 	int use_stdio;             /* one stream session on stdin/stdout */
+	int compact;               /* collect the whole change log before serving */
 	volatile sig_atomic_t *stop;
 	ws_log_fn *log;            /* sessions and their errors; may be NULL */
 	void *log_cd;
@@ -135,7 +136,10 @@ struct ws_replicate_pub_opts {
 
 /*
  * Publish until *stop is set, or, with use_stdio, until that session
- * ends.  0, or the error that stopped the publisher itself (cannot open
+ * ends.  With compact, the change log is garbage-collected first
+ * (ws_store_gc up to the store's own clock): a replicator whose usn is
+ * older than the current one then replicates in full; one that is up to
+ * date goes on incrementally.  0, or the error that stopped the publisher itself (cannot open
  * the database, no such table, cannot listen).  A session's errors end
  * that session only; the replicator is told, and they are logged.
  */

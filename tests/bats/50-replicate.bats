@@ -400,3 +400,301 @@ EOF
 	assert_failure 66
 	assert_stderr "wsync-replicate: no table 'nosuch' in 'pub.db'"
 }
+
+@test "publish --compact: a replicator behind the collected log replicates in full" {
+	make_pub pub.db 50
+	start_pub pub -d pub.db -t users -l "unix:$T/s"
+	run "$R" pull "unix:$T/s" -d behind.db -t users
+	assert_success
+	sqlite3 pub.db "UPDATE users SET name = 'changed' WHERE id = 5;
+	    DELETE FROM users WHERE id IN (10, 11); INSERT INTO users VALUES (51, 'new', NULL, NULL)"
+	# Another replicator is up to date when the log is collected.
+	run "$R" pull "unix:$T/s" -d current.db -t users
+	assert_success
+	local usn
+	usn=$(rows current.db 'SELECT usn FROM wsync_replica')
+	[ "$(rows pub.db 'SELECT count(*) FROM wsync_log')" -gt 50 ] || fail "no log to collect"
+	kill "$PUB_PID"
+	reap "$PUB_PID"
+	start_pub pub2 -d pub.db -t users --compact -l "unix:$T/s"
+	assert_equal "$(grep -c '^wsync-replicate: compacted the change log: [0-9]* entries collected$' \
+	    "$T/pub2.err")" 1
+	# The log keeps only its newest usn, as a marker.
+	assert_equal "$(rows pub.db 'SELECT count(*), max(usn) FROM wsync_log')" "1|$usn"
+	run --separate-stderr "$R" pull "unix:$T/s" -d behind.db -t users --events
+	assert_success
+	assert_stderr_empty
+	assert_equal "$(jq -c 'select(.event == "started") | [.full, .count, .usn]' <<<"$output")" \
+	    "[true,49,$usn]"
+	assert_equal "$(jq -c 'select(.event | test("added|deleted|removed")) | [.event, .key.id]' \
+	    <<<"$output" | sort | tr '\n' ' ')" \
+	    '["added",51] ["deleted",10] ["deleted",11] ["removed",10] ["removed",11] '
+	assert_equal "$(jq -c 'select(.event == "initialized") | [.full, .rows, .usn]' <<<"$output")" \
+	    "[true,49,$usn]"
+	assert_same_rows pub.db behind.db users 'id, name, email, tags'
+	assert_equal "$(rows behind.db 'SELECT count(*) FROM wsync_replica_full')" 0
+	assert_equal "$(rows behind.db 'SELECT usn FROM wsync_replica')" "$usn"
+	# The one that was up to date goes on incrementally, and so does the
+	# other one now; new changes still flow.
+	sqlite3 pub.db "UPDATE users SET email = 'after@example.org' WHERE id = 7"
+	for db in current.db behind.db; do
+		run --separate-stderr "$R" pull "unix:$T/s" -d "$db" -t users --events
+		assert_success
+		assert_equal "$(jq -c 'select(.event == "started") | [.full, .usn]' <<<"$output")" \
+		    "[false,$usn]"
+		assert_equal "$(jq -c 'select(.event | test("added|updated|deleted")) |
+		    [.event, .key.id, .columns]' <<<"$output")" '["updated",7,["email"]]'
+		assert_same_rows pub.db "$db" users 'id, name, email, tags'
+	done
+	assert_intact pub.db
+	run --separate-stderr "$R" pull "unix:$T/s" -d rep.db -t users --compact
+	assert_failure 64
+	assert_stderr_line 0 "wsync-replicate: -l, --http, --stdio and --compact go with publish"
+}
+
+# tls_proxy CERT KEY BACKEND: a TLS-terminating reverse proxy on loopback
+# (python3's ssl) in front of BACKEND (HOST:PORT); $TLS_PORT is its port.
+tls_proxy() {
+	cat >"$T/tlsproxy.py" <<'PY'
+import signal, socket, ssl, sys, threading
+cert, key, backend = sys.argv[1:4]
+host, port = backend.rsplit(':', 1)
+signal.alarm(120)  # a test's proxy never outlives it
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(('127.0.0.1', 0))
+ls.listen(16)
+print(ls.getsockname()[1], flush=True)
+
+def pump(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.close()
+        except OSError:
+            pass
+
+def serve(c):
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+    except (OSError, ssl.SSLError) as e:
+        print('handshake failed:', e, file=sys.stderr, flush=True)
+        c.close()
+        return
+    u = socket.create_connection((host, int(port)))
+    threading.Thread(target=pump, args=(t, u), daemon=True).start()
+    pump(u, t)
+
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+	spawn tls python3 "$T/tlsproxy.py" "$1" "$2" "$3"
+	wait_lines "$T/tls.out" 1 '^[0-9]+$'
+	TLS_PORT=$(head -n 1 "$T/tls.out")
+}
+
+@test "https: pull through a TLS proxy with its CA in CURL_CA_BUNDLE; an untrusted one exits 77" {
+	command -v openssl >/dev/null || fail "this test needs the openssl CLI"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 1 \
+	    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+	make_pub pub.db 30
+	start_pub pub -d pub.db -t users -c name:update -c email --http 127.0.0.1:0
+	tls_proxy cert.pem key.pem "$ADDR"
+	run --separate-stderr env -u SSL_CERT_FILE -u SSL_CERT_DIR CURL_CA_BUNDLE="$T/cert.pem" \
+	    "$R" pull "https://127.0.0.1:$TLS_PORT/replicate" -d rep.db -t users \
+	    -c name:update -c email --events
+	assert_success
+	assert_stderr_empty
+	assert_equal "$(jq -c 'select(.event == "initialized") | [.full, .rows]' <<<"$output")" '[true,30]'
+	assert_same_rows pub.db rep.db users 'id, name, email'
+	# Both ways through TLS: a local update goes up, the publisher's comes down.
+	sqlite3 rep.db "UPDATE users SET name = 'over tls' WHERE id = 3"
+	sqlite3 pub.db "UPDATE users SET email = 'tls@example.org' WHERE id = 4"
+	run --separate-stderr env CURL_CA_BUNDLE="$T/cert.pem" \
+	    "$R" pull "https://127.0.0.1:$TLS_PORT/replicate" -d rep.db -t users -c name:update -c email
+	assert_success
+	assert_stderr_empty
+	assert_equal "$(rows pub.db 'SELECT name FROM users WHERE id = 3')" "over tls"
+	assert_equal "$(rows rep.db 'SELECT email FROM users WHERE id = 4')" tls@example.org
+	# Without the CA the certificate is not trusted: nothing is replicated.
+	run --separate-stderr env -u CURL_CA_BUNDLE -u SSL_CERT_FILE -u SSL_CERT_DIR \
+	    "$R" pull "https://127.0.0.1:$TLS_PORT/replicate" -d other.db -t users
+	assert_failure 77
+	assert_output ''
+	assert_stderr "wsync-replicate: cannot verify the publisher's TLS certificate: SSL certificate problem: self-signed certificate (name its CA in CURL_CA_BUNDLE)"
+	assert_equal "$(rows other.db "SELECT count(*) FROM sqlite_master WHERE name = 'users'")" 0
+	# So does --follow, which retries other errors: this one does not pass.
+	run --separate-stderr env -u CURL_CA_BUNDLE "$R" pull -f \
+	    "https://127.0.0.1:$TLS_PORT/replicate" -d other.db -t users
+	assert_failure 77
+}
+
+@test "progress on a terminal: rows, rows/s and an ETA; silent otherwise" {
+	command -v script >/dev/null || fail "this test needs script(1) from util-linux"
+	make_pub pub.db 5000
+	start_pub pub -d pub.db -t users -l "unix:$T/s"
+	# script(1) gives the replicator a terminal; what it shows comes out here.
+	run script -qec "'$R' pull 'unix:$T/s' -d tty.db -t users --batch 100" /dev/null </dev/null
+	assert_success
+	local shown
+	shown=$(tr '\r' '\n' <<<"$output")
+	grep -qE '^wsync-replicate: [0-9]+ of 5000 rows, [0-9]+ rows/s, ETA [0-9]+ s +$' <<<"$shown" ||
+	    fail "no progress with an ETA: $shown"
+	grep -qE '^wsync-replicate: 5000 rows, [0-9]+ rows/s +$' <<<"$shown" ||
+	    fail "no final count: $shown"
+	assert_same_rows pub.db tty.db users 'id, name'
+	# Not a terminal: nothing on stderr.
+	run --separate-stderr "$R" pull "unix:$T/s" -d plain.db -t users --batch 100
+	assert_success
+	assert_stderr_empty
+	assert_same_rows pub.db plain.db users 'id, name'
+}
+
+@test "upward rights with a BLOB key and a REAL key: exact keys, no echo event" {
+	sqlite3 pub.db "CREATE TABLE blobs(k BLOB PRIMARY KEY, v TEXT);
+	    INSERT INTO blobs VALUES (x'00ff10', 'one'), (x'', 'empty');
+	    CREATE TABLE reals(k REAL PRIMARY KEY, v TEXT);
+	    INSERT INTO reals VALUES (0.1, 'a'), (1e300, 'b'), (-2.5, 'c')"
+	local up=(--add --del -c v:update)
+	for t in blobs reals; do
+		run "$R" pull "exec:$R publish --stdio -q -d pub.db -t $t ${up[*]}" -d rep.db -t $t "${up[@]}"
+		assert_success
+	done
+	# The application's own writes succeed, and are captured.
+	run sqlite3 rep.db "INSERT INTO blobs VALUES (x'0102', 'two');
+	    UPDATE blobs SET v = 'uno' WHERE k = x'00ff10'; DELETE FROM blobs WHERE k = x'';
+	    INSERT INTO reals VALUES (0.30000000000000004, 'd');
+	    UPDATE reals SET v = 'bb' WHERE k = 1e300; DELETE FROM reals WHERE k = 0.1"
+	assert_success
+	assert_equal "$(rows rep.db 'SELECT count(*) FROM wsync_replica_out')" 6
+	run --separate-stderr "$R" pull "exec:$R publish --stdio -q -d pub.db -t blobs ${up[*]}" \
+	    -d rep.db -t blobs "${up[@]}" --events
+	assert_success
+	assert_stderr_empty
+	# The publisher's echo of these changes is no news: no event for them.
+	assert_equal "$(jq -r .event <<<"$output" | tr '\n' ' ')" "started initialized closed "
+	assert_equal "$(rows pub.db 'SELECT hex(k), v FROM blobs ORDER BY k')" '00FF10|uno
+0102|two'
+	run --separate-stderr "$R" pull "exec:$R publish --stdio -q -d pub.db -t reals ${up[*]}" \
+	    -d rep.db -t reals "${up[@]}" --events
+	assert_success
+	assert_stderr_empty
+	assert_equal "$(jq -r .event <<<"$output" | tr '\n' ' ')" "started initialized closed "
+	# Exact: 0.30000000000000004 is not 0.3, 1e300 is found and updated.
+	assert_equal "$(rows pub.db "SELECT quote(k), v, k = 0.30000000000000004 FROM reals ORDER BY k")" \
+	    '-2.5|c|0
+3.00000000000000044408e-01|d|1
+1.0e+300|bb|0'
+	assert_equal "$(rows rep.db 'SELECT count(*) FROM wsync_replica_out')" 0
+	assert_equal "$(rows rep.db 'SELECT quote(k), v FROM reals ORDER BY k')" \
+	    "$(rows pub.db 'SELECT quote(k), v FROM reals ORDER BY k')"
+	assert_equal "$(rows rep.db 'SELECT hex(k), v FROM blobs ORDER BY k')" \
+	    "$(rows pub.db 'SELECT hex(k), v FROM blobs ORDER BY k')"
+	# The publisher's own change to a BLOB-keyed row still comes down as an event.
+	sqlite3 pub.db "UPDATE blobs SET v = 'server' WHERE k = x'0102'"
+	run --separate-stderr "$R" pull "exec:$R publish --stdio -q -d pub.db -t blobs ${up[*]}" \
+	    -d rep.db -t blobs "${up[@]}" --events
+	assert_success
+	assert_equal "$(jq -c 'select(.event == "updated") | [.key.k.blob, .columns]' <<<"$output")" \
+	    '["AQI=",["v"]]'
+	assert_intact pub.db
+	assert_intact rep.db
+}
+
+@test "another column mapping on an existing replica replicates in full and fills the new columns" {
+	make_pub pub.db 20
+	start_pub pub -d pub.db -t users -l "unix:$T/s"
+	run "$R" pull "unix:$T/s" -d rep.db -t users -c name
+	assert_success
+	assert_equal "$(rows rep.db "SELECT group_concat(name, ',') FROM pragma_table_info('users')")" \
+	    "id,name"
+	# The same mapping, in another order or with other update rights: incremental.
+	run --separate-stderr "$R" pull "unix:$T/s" -d rep.db -t users -c name --events
+	assert_success
+	assert_equal "$(jq -c 'select(.event == "started") | .full' <<<"$output")" false
+	# A new column: a full replication fills it for every row.
+	run --separate-stderr "$R" pull "unix:$T/s" -d rep.db -t users -c email -c name --events
+	assert_success
+	assert_stderr "wsync-replicate: the columns asked for changed: replicating in full"
+	assert_equal "$(jq -c 'select(.event == "started") | .full' <<<"$output")" true
+	assert_same_rows pub.db rep.db users 'id, name, email'
+	run --separate-stderr "$R" pull "unix:$T/s" -d rep.db -t users -c name -c email --events
+	assert_success
+	assert_stderr_empty
+	assert_equal "$(jq -c 'select(.event == "started") | .full' <<<"$output")" false
+	# A renamed local column too.
+	run --separate-stderr "$R" pull "unix:$T/s" -d rep.db -t users -c name -c email=mail -q
+	assert_success
+	assert_equal "$(rows rep.db 'SELECT id, name, mail FROM users ORDER BY id')" \
+	    "$(rows pub.db 'SELECT id, name, email FROM users ORDER BY id')"
+	assert_equal "$(rows rep.db 'SELECT mapping FROM wsync_replica')" 'email=mail
+name=name'
+}
+
+@test "positional ReplicateUpdate: asked for in ReplicateStart, values in mask order" {
+	make_pub pub.db 3
+	start_pub pub -d pub.db -t users --http 127.0.0.1:0
+	local start guid usn sid
+	start=$(curl -sS --data-binary '{"mt":"ReplicateStart","guid":null,"usn":0}' "http://$ADDR/")
+	guid=$(jq -r .guid <<<"$start")
+	usn=$(jq -r .usn <<<"$start")
+	# Not asked for: no "positional", columns by name.
+	assert_equal "$(jq -c .positional <<<"$start")" null
+	for form in named positional; do
+		local extra='' mt
+		[ "$form" = positional ] && extra=',"positional":true'
+		run curl -sS -D headers --data-binary \
+		    "{\"mt\":\"ReplicateStart\",\"guid\":\"$guid\",\"usn\":$usn$extra}" "http://$ADDR/"
+		assert_success
+		assert_equal "$(jq -c '[.full, .positional]' <<<"$output")" \
+		    "$([ "$form" = positional ] && echo '[false,true]' || echo '[false,null]')"
+		sid=$(jq -r .session <<<"$output")
+		run curl -sS -H "Wsync-Session: $sid" --data-binary '{"mt":"ReplicateNext"}' "http://$ADDR/"
+		assert_success
+		mt=$(jq -r .mt <<<"$output" | tr '\n' ' ')
+		assert_equal "$mt" "ReplicateNextResult ReplicateSync "
+		sqlite3 pub.db "UPDATE users SET email = 'e-$form', name = 'n-$form' WHERE id = 2"
+		run curl -sS -H "Wsync-Session: $sid" -H 'Wsync-Wait: 5' --data-binary \
+		    '{"mt":"ReplicateSyncResult"}' "http://$ADDR/"
+		assert_success
+		if [ "$form" = positional ]; then
+			assert_equal "$(jq -c 'select(.mt == "ReplicateUpdate") | [.key, .mask, .columns]' \
+			    <<<"$output")" '[{"id":2},6,["n-positional","e-positional"]]'
+		else
+			assert_equal "$(jq -c 'select(.mt == "ReplicateUpdate") | [.key, .mask, .columns]' \
+			    <<<"$output")" '[{"id":2},6,{"name":"n-named","email":"e-named"}]'
+		fi
+		usn=$(jq -r 'select(.usn) | .usn' <<<"$output" | tail -n 1)
+	done
+}
+
+@test "a positional ReplicateUpdate whose values do not match its mask is bad data" {
+	# A publisher written in sh: anything that speaks the messages is one.
+	cat >fake.sh <<'SH'
+read -r start
+echo '{"mt":"ReplicateStartResult","guid":"0123456789abcdef0123456789abcdef","usn":1,"full":true,"count":1,"positional":true,"columns":[{"name":"id","key":1,"update":false,"type":"INTEGER"},{"name":"v","key":0,"update":false,"type":"TEXT"}]}'
+read -r next
+echo '{"mt":"ReplicateNextResult","columns":{"id":1,"v":"a"}}'
+read -r next
+echo '{"mt":"ReplicateNextResult","usn":1}'
+echo '{"mt":"ReplicateUpdate","key":{"id":1},"mask":2,"columns":["b","c"],"usn":2}'
+sleep 5
+SH
+	run --separate-stderr "$R" pull "exec:sh fake.sh" -d rep.db -t t --batch 1
+	assert_failure 65
+	assert_stderr 'wsync-replicate: ReplicateUpdate: "columns" as an array needs a value for each bit of "mask"'
+	# The initial transfer was kept; the bad message changed nothing.
+	assert_equal "$(rows rep.db 'SELECT id, v FROM t')" '1|a'
+	assert_equal "$(rows rep.db 'SELECT usn FROM wsync_replica')" 1
+	assert_intact rep.db
+}
