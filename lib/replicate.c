@@ -2048,6 +2048,7 @@ struct rep {
 	struct rstmt cache[RCACHE];
 	size_t ncache;
 	sqlite3_stmt *sel, *sweep_ins, *mark, *unmark, *getmark;
+	sqlite3_stmt *pend;           /* a row's changes still to go up */
 	struct ws_buf q, tmp;
 	json_t *events;               /* [[name, object], ...] after commit */
 	uint64_t new_usn;
@@ -2099,7 +2100,8 @@ static void rcols_free(struct rep *x)
 	sqlite3_finalize(x->mark);
 	sqlite3_finalize(x->unmark);
 	sqlite3_finalize(x->getmark);
-	x->sel = x->sweep_ins = x->mark = x->unmark = x->getmark = NULL;
+	sqlite3_finalize(x->pend);
+	x->sel = x->sweep_ins = x->mark = x->unmark = x->getmark = x->pend = NULL;
 }
 
 static int strcmp_p(const void *a, const void *b)
@@ -2228,6 +2230,77 @@ static int put_where_key(struct rep *x, struct ws_buf *q, int from)
 		    ws_buf_printf(q, " = ?%d", from + (int)i))
 			return WS_ENOMEM;
 	return 0;
+}
+
+/*
+ * Append the key of a row as the text wsync_replica_out keeps, a JSON
+ * array built with SQL alone (the application's own connection runs the
+ * capture triggers): json_array() cannot hold a blob and writes reals
+ * with 15 digits, so a REAL is kept as its exact SQL literal,
+ * {"q":"<quote()>"}, and a BLOB as {"x":"<hex()>"}; key_value() reads
+ * them back.  The key columns are row.COLUMN, or, when row is NULL,
+ * parameters ?1..?nkey.
+ */
+static int put_key_text(struct rep *x, struct ws_buf *q, const char *row)
+{
+	size_t i;
+	int rc = ws_buf_printf(q, "'['");
+
+	for (i = 0; i < x->nkey; i++) {
+		const char *c = x->cols[x->keys[i]].local;
+		int k;
+
+		for (k = 0; k < 4; k++) {
+			static const char *const pre[] = {"||CASE typeof(",
+			    ") WHEN 'real' THEN '{\"q\":\"'||quote(",
+			    ")||'\"}' WHEN 'blob' THEN '{\"x\":\"'||hex(",
+			    ")||'\"}' ELSE json_quote("};
+
+			rc |= ws_buf_printf(q, "%s%s", k == 0 && i ? "||','" : "", pre[k]);
+			if (row)
+				rc |= ws_buf_printf(q, "%s.", row) || qid(q, c);
+			else
+				rc |= ws_buf_printf(q, "?%zu", i + 1);
+		}
+		rc |= ws_buf_printf(q, ") END");
+	}
+	rc |= ws_buf_printf(q, "||']'");
+	return rc ? WS_ENOMEM : 0;
+}
+
+/*
+ * The local changes of the row with key (remote names) that still wait
+ * to go up, as a mask of the columns they hold (*mask) and whether the
+ * row was deleted (*gone).  A change from the publisher leaves those
+ * columns as they are: the local change goes up after it, and the
+ * publisher echoes it back; written over, the newer local value would
+ * be lost (and sent up as the older one).
+ */
+static int pending_cols(struct rep *x, const json_t *key, uint64_t *mask, int *gone)
+{
+	size_t i;
+	int rc;
+
+	*mask = 0;
+	*gone = 0;
+	if (!x->pend)
+		return 0;
+	sqlite3_reset(x->pend);
+	if ((rc = bind_rkey(x, x->pend, 1, key)))
+		return rc;
+	while ((rc = sqlite3_step(x->pend)) == SQLITE_ROW) {
+		const char *op = (const char *)sqlite3_column_text(x->pend, 0);
+
+		if (op && strcmp(op, "del") == 0)
+			*gone = 1;
+		else if (op && strcmp(op, "add") == 0)
+			for (i = 0; i < x->ncols; i++)
+				*mask |= x->cols[i].key ? 0 : 1ull << i;
+		else
+			*mask |= (uint64_t)sqlite3_column_int64(x->pend, 1);
+	}
+	sqlite3_reset(x->pend);
+	return rc == SQLITE_DONE ? 0 : sqlfail(x->db, rc, "wsync_replica_out", x->err);
 }
 
 /* The upsert (kind 0) or update (kind 1) statement for the columns in mask. */
@@ -2459,9 +2532,9 @@ static int apply_row(struct rep *x, const json_t *cols, uint64_t usn)
 {
 	sqlite3_stmt *st;
 	json_t *key, *changed = NULL, *v;
-	uint64_t mask = 0;
+	uint64_t mask = 0, keep;
 	size_t i;
-	int rc, n = 0, existed = 0;
+	int rc, n = 0, existed = 0, gone;
 
 	if (!json_is_object(cols))
 		return ws_error(x->err, WS_ECORRUPT, "a row that is not an object");
@@ -2479,6 +2552,14 @@ static int apply_row(struct rep *x, const json_t *cols, uint64_t usn)
 		json_decref(key);
 		return ws_error(x->err, WS_ECORRUPT, "a row without its whole key");
 	}
+	/* Columns with a local change still to go up keep their value. */
+	if ((rc = pending_cols(x, key, &keep, &gone)))
+		goto out;
+	if (gone) {
+		x->rows++;
+		goto out; /* deleted here: the delete goes up */
+	}
+	mask &= ~keep;
 	if (x->o->event) {
 		/* Added or updated, and which columns changed. */
 		sqlite3_reset(x->sel);
@@ -2492,7 +2573,7 @@ static int apply_row(struct rep *x, const json_t *cols, uint64_t usn)
 				if (!parent_col(&x->cols[i]))
 					continue;
 				v = json_object_get(cols, x->cols[i].remote);
-				if (v) {
+				if (v && !(keep & (1ull << i))) {
 					json_t *old = col_json(x->sel, n);
 
 					if (!json_equal(old, v))
@@ -2515,7 +2596,8 @@ static int apply_row(struct rep *x, const json_t *cols, uint64_t usn)
 	if ((rc = step_done(x, st, x->o->table)))
 		goto out;
 	for (i = 0; i < x->ncols; i++)
-		if (x->cols[i].array && (v = json_object_get(cols, x->cols[i].remote)) &&
+		if (x->cols[i].array && !(keep & (1ull << i)) &&
+		    (v = json_object_get(cols, x->cols[i].remote)) &&
 		    (rc = apply_array(x, (size_t)x->cols[i].array - 1,
 		    json_object_get(key, x->cols[x->keys[0]].remote), v)))
 			goto out;
@@ -2588,10 +2670,10 @@ static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
 {
 	const json_t *key = json_object_get(m, "key"), *cols = json_object_get(m, "columns");
 	json_t *changed, *v, *lk, *named = NULL;
-	uint64_t mask = 0;
+	uint64_t mask = 0, keep;
 	sqlite3_stmt *st;
 	size_t i, j;
-	int rc, n = 0, arrays = 0, have = 0;
+	int rc, n = 0, arrays = 0, have = 0, gone;
 
 	if (json_is_array(cols)) {
 		if (!(named = named_cols(x, m, cols)))
@@ -2608,6 +2690,10 @@ static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
 		json_decref(named);
 		return WS_ENOMEM;
 	}
+	if ((rc = pending_cols(x, key, &keep, &gone)))
+		goto out;
+	if (gone)
+		goto out; /* deleted here: the delete goes up */
 	if (x->o->event) {
 		/* The row as it is, to report only the columns that change. */
 		sqlite3_reset(x->sel);
@@ -2617,6 +2703,8 @@ static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
 	}
 	for (i = 0, j = 0; i < x->ncols; i++) {
 		if (!parent_col(&x->cols[i])) {
+			if ((keep & (1ull << i)))
+				continue;
 			if ((v = json_object_get(cols, x->cols[i].remote))) {
 				json_array_append_new(changed, json_string(x->cols[i].local));
 				arrays = 1;
@@ -2624,7 +2712,8 @@ static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
 			continue;
 		}
 		j++;
-		if (!(v = json_object_get(cols, x->cols[i].remote)) || x->cols[i].key)
+		if (!(v = json_object_get(cols, x->cols[i].remote)) || x->cols[i].key ||
+		    (keep & (1ull << i)))
 			continue;
 		mask |= 1ull << i;
 		if (have) {
@@ -2656,7 +2745,8 @@ static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
 			goto out;
 	}
 	for (i = 0; arrays && i < x->ncols; i++)
-		if (x->cols[i].array && (v = json_object_get(cols, x->cols[i].remote)) &&
+		if (x->cols[i].array && !(keep & (1ull << i)) &&
+		    (v = json_object_get(cols, x->cols[i].remote)) &&
 		    (rc = apply_array(x, (size_t)x->cols[i].array - 1,
 		    json_object_get(key, x->cols[x->keys[0]].remote), v)))
 			goto out;
@@ -3087,26 +3177,9 @@ static int setup(struct rep *x, const json_t *sr)
 		}
 		rc |= ws_buf_printf(q, " BEGIN INSERT INTO wsync_replica_out(local_table, op,"
 		    " k, mask) VALUES (") || sqlstr(q, o->table) ||
-		    ws_buf_printf(q, ", '%s', '['", j == 0 ? "add" : j == 1 ? "update" :
-		    "del");
-		/*
-		 * The key as a JSON array, built with SQL alone (the application's
-		 * own connection runs the trigger): json_array() cannot hold a blob
-		 * and writes reals with 15 digits, so a REAL is kept as its exact
-		 * SQL literal, {"q":"<quote()>"}, and a BLOB as {"x":"<hex()>"};
-		 * key_value() reads them back.
-		 */
-		for (i = 0; i < x->nkey; i++) {
-			const char *c = x->cols[x->keys[i]].local;
-
-			rc |= ws_buf_printf(q, "%s||CASE typeof(%s.", i ? "||','" : "", row) ||
-			    qid(q, c) || ws_buf_printf(q, ") WHEN 'real' THEN '{\"q\":\"'||"
-			    "quote(%s.", row) || qid(q, c) || ws_buf_printf(q, ")||'\"}' "
-			    "WHEN 'blob' THEN '{\"x\":\"'||hex(%s.", row) || qid(q, c) ||
-			    ws_buf_printf(q, ")||'\"}' ELSE json_quote(%s.", row) || qid(q, c) ||
-			    ws_buf_printf(q, ") END");
-		}
-		rc |= ws_buf_printf(q, "||']', 0");
+		    ws_buf_printf(q, ", '%s', ", j == 0 ? "add" : j == 1 ? "update" :
+		    "del") || put_key_text(x, q, row);
+		rc |= ws_buf_printf(q, ", 0");
 		for (i = 0; j == 1 && i < n; i++)
 			if (x->cols[i].update)
 				rc |= ws_buf_printf(q, " | (CASE WHEN OLD.") || qid(q, x->cols[i].local) ||
@@ -3181,6 +3254,18 @@ static int setup(struct rep *x, const json_t *sr)
 		return WS_ENOMEM;
 	if ((rc = prepare(x->db, cstr(q), &x->unmark, x->err)))
 		return rc;
+	for (i = 0, j = o->add || o->del; i < n; i++)
+		j |= (size_t)x->cols[i].update;
+	if (j) {
+		/* Local changes go up: what the publisher sends must not undo them. */
+		q->len = 0;
+		if (ws_buf_printf(q, "SELECT op, mask FROM wsync_replica_out WHERE "
+		    "local_table = ") || sqlstr(q, o->table) ||
+		    ws_buf_printf(q, " AND k = ") || put_key_text(x, q, NULL) || !cstr(q))
+			return WS_ENOMEM;
+		if ((rc = prepare(x->db, cstr(q), &x->pend, x->err)))
+			return rc;
+	}
 	if ((rc = prepare(x->db, "SELECT count(*) FROM wsync_replica_deleted WHERE "
 	    "local_table = ?1", &st, x->err)))
 		return rc;

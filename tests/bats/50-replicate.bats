@@ -698,3 +698,46 @@ SH
 	assert_equal "$(rows rep.db 'SELECT usn FROM wsync_replica')" 1
 	assert_intact rep.db
 }
+
+# wait_sql DB SQL EXPECTED: wait until SQL on DB prints EXPECTED.
+wait_sql() {
+	local i got=
+	for ((i = 0; i < WAIT_S * 10; i++)); do
+		got=$(sqlite3 "$1" "$2" 2>/dev/null) && [ "$got" = "$3" ] && return 0
+		sleep 0.1
+	done
+	fail "waited $WAIT_S s for '$2' on ${1##*/} to be '$3', it is '$got'"
+}
+
+@test "upward: a local change made while the echo of the previous one is held is not lost" {
+	make_pub pub.db 3
+	start_pub pub -d pub.db -t users -c name:update -l "unix:$T/s"
+	run "$R" pull "unix:$T/s" -d rep.db -t users -c name:update
+	assert_success
+	# A relay that holds what the publisher sends once a change went up.
+	export RELAY_RELEASE=$T/release
+	spawn relay python3 "$BATS_TEST_DIRNAME/relay.py" "unix:$T/r" "unix:$T/s" hold
+	wait_lines "$T/relay.out" 1 '^ready$'
+	spawn rep "$R" pull "unix:$T/r" -d rep.db -t users -c name:update -f -e
+	local rep=$PID
+	wait_lines "$T/rep.out" 1 '"event":"initialized"'
+	sqlite3 rep.db "UPDATE users SET name = 'first' WHERE id = 1"
+	wait_lines "$T/relay.out" 1 '^holding$'
+	wait_sql pub.db 'SELECT name FROM users WHERE id = 1' first
+	# The application writes again before the result and the echo of
+	# 'first' are back.
+	sqlite3 rep.db "UPDATE users SET name = 'second' WHERE id = 1"
+	touch release
+	wait_lines "$T/relay.out" 1 '^released$'
+	wait_sql pub.db 'SELECT name FROM users WHERE id = 1' second
+	wait_sql rep.db 'SELECT count(*) FROM wsync_replica_out' 0
+	wait_sql rep.db 'SELECT name FROM users WHERE id = 1' second
+	kill -TERM "$rep"
+	reap "$rep"
+	assert_equal "$REAPED" 0
+	assert_same_rows pub.db rep.db users 'id, name'
+	# The echoes were no news: neither overwrote the newer value.
+	assert_equal "$(grep -c '"event":"updated"' rep.out)" 0
+	assert_intact rep.db
+	assert_intact pub.db
+}
