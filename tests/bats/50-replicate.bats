@@ -321,8 +321,8 @@ EOF
 
 @test "stream transports: TCP and exec:" {
 	make_pub pub.db 40
-	start_pub pub -d pub.db -t users -l 127.0.0.1:0
-	run "$R" pull "$ADDR" -d tcp.db -t users
+	start_pub pub -d pub.db -t users -l 127.0.0.1:0 --insecure
+	run "$R" pull "$ADDR" -d tcp.db -t users --insecure
 	assert_success
 	assert_same_rows pub.db tcp.db users 'id, name'
 	run "$R" pull "exec:$R publish --stdio -d pub.db -t users" -d exec.db -t users -q
