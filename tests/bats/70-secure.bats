@@ -168,7 +168,7 @@ still_serving() {
 	    "127.0.0.1:$PORT" notes=b.db
 	assert_failure 77
 	assert_stderr "wsync-join: the hub ends the session: key $OTHERKEY is not authorized on this hub"
-	wait_lines hub.err 1 ": key $OTHERKEY is not authorized on this hub$"
+	wait_lines hub.err 1 ": key ${OTHERKEY//+/[+]} is not authorized on this hub$"
 	assert_equal "$(hub_rows)" 2
 	assert_equal "$(sqlite3 b.db 'SELECT count(*) FROM notes')" 1
 	still_serving
