@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,7 +15,8 @@
 #include "wsync/wsync.h"
 
 enum { OPT_ADD = 256, OPT_DEL, OPT_STDIO, OPT_HTTP, OPT_ARRAY, OPT_HOLD, OPT_EXEC,
-	OPT_BATCH, OPT_COMPACT };
+	OPT_BATCH, OPT_COMPACT, OPT_KEY, OPT_AUTHKEYS, OPT_INSECURE, OPT_HUB_KEY,
+	OPT_KNOWN_HUBS, OPT_ACCEPT_NEW };
 
 static const struct cli_opt opts[] = {
 	{"db", 'd', "FILE", "the database (publish: its table; pull: the local one)"},
@@ -27,6 +29,17 @@ static const struct cli_opt opts[] = {
 	{"http", OPT_HTTP, "ADDR", "publish: serve the HTTP mapping on ADDR"},
 	{"compact", OPT_COMPACT, NULL, "publish: collect the change log first (older "
 	    "replicators replicate in full)"},
+	{"key", OPT_KEY, "FILE", "this side's secret key (wsync-keygen): authenticated, "
+	    "encrypted stream sessions"},
+	{"authorized-keys", OPT_AUTHKEYS, "FILE", "publish: the replicators' keys and "
+	    "their rights (globs match TABLE)"},
+	{"hub-key", OPT_HUB_KEY, "KEY", "pull: the publisher's public key "
+	    "(wsync-ed25519:...) to accept"},
+	{"known-hubs", OPT_KNOWN_HUBS, "FILE", "pull: pinned publisher keys (default "
+	    "~/.config/wsync/known_hubs)"},
+	{"accept-new-hub", OPT_ACCEPT_NEW, NULL, "pull: trust a publisher's key on first "
+	    "use, adding it to the known hubs"},
+	{"insecure", OPT_INSECURE, NULL, "allow plain stream sessions on TCP"},
 	{"array", OPT_ARRAY, "SPEC", "pull: REMOTE=CHILD:REF, a JSON array into a table"},
 	{"follow", 'f', NULL, "pull: stay live instead of exiting up to date"},
 	{"hold-deletes", OPT_HOLD, NULL, "pull: deletes wait for the application's confirmation"},
@@ -40,15 +53,25 @@ static const struct cli_opt opts[] = {
 static const struct cli cli = {
 	.synopsis = "wsync-replicate publish -d FILE -t TABLE [-c SPEC]... [--add] [--del] [-q]\n"
 	    "                       [--compact] (-l ADDR... | --http ADDR | --stdio)\n"
+	    "                       [--key FILE --authorized-keys FILE] [--insecure]\n"
 	    "wsync-replicate pull SOURCE -d FILE -t TABLE [-c SPEC]... [--array SPEC]...\n"
-	    "                       [--add] [--del] [-feq] [--hold-deletes] [--exec CMD]",
+	    "                       [--add] [--del] [-feq] [--hold-deletes] [--exec CMD]\n"
+	    "                       [--key FILE [--hub-key KEY | --known-hubs FILE |\n"
+	    "                       --accept-new-hub]] [--insecure]",
 	.about = "Publish one table of a SQLite database, or replicate a published table\n"
 	    "into a local one.  SOURCE is HOST:PORT, [IPv6]:PORT, unix:PATH,\n"
 	    "exec:COMMAND (for example exec:'ssh host wsync-replicate publish --stdio\n"
 	    "-d app.db -t users'), - (stdin/stdout) or an http:// or https:// URL.\n"
 	    "The replicator keeps the publisher's guid and usn in its database and\n"
 	    "resumes from them; without -f it exits 0 once the table is up to date.\n"
-	    "A refused right exits 77.",
+	    "A refused right exits 77.\n\n"
+	    "With --key, a stream session is authenticated and encrypted: the\n"
+	    "publisher takes the replicators in --authorized-keys, with the rights\n"
+	    "(read, or write to send changes up) of the first glob matching TABLE;\n"
+	    "the replicator takes the publisher's key given with --hub-key or pinned\n"
+	    "for SOURCE in the known hubs.  On TCP both sides need --key, unless\n"
+	    "--insecure; unix sockets, stdio and exec: may be plain.  HTTP is\n"
+	    "protected by HTTPS instead.",
 	.opts = opts,
 	.operands = "verb:publish,pull",
 };
@@ -166,8 +189,13 @@ int main(int argc, char **argv)
 	char err[WS_ERRLEN] = "", *end;
 	size_t ncols = 0, narrays = 0, nlisten = 0;
 	int ch, rc, add = 0, del = 0, use_stdio = 0, follow = 0, hold = 0;
-	int pull_only = 0, compact = 0;
+	int pull_only = 0, compact = 0, insecure = 0, tcp = 0;
 	unsigned long batch = 0;
+	const char *keypath = NULL, *akpath = NULL;
+	struct ws_keypair key;
+	struct ws_authkeys ak = {0};
+	char khpath[4096];
+	size_t i;
 
 	while ((ch = cli_next(&cli, argc, argv, &arg)) != -1) {
 		switch (ch) {
@@ -204,6 +232,17 @@ int main(int argc, char **argv)
 			pull_only = 1;
 			break;
 		case 'q': cli_quiet = 1; break;
+		case OPT_KEY: keypath = arg; break;
+		case OPT_AUTHKEYS: akpath = arg; break;
+		case OPT_INSECURE: insecure = 1; break;
+		case OPT_HUB_KEY:
+			if (ws_key_parse(ro.pub_key, arg, strlen(arg), err))
+				cli_die(EX_USAGE, "bad --hub-key: %s", err);
+			ro.has_pub_key = 1;
+			pull_only = 1;
+			break;
+		case OPT_KNOWN_HUBS: ro.known_hubs = arg; pull_only = 1; break;
+		case OPT_ACCEPT_NEW: ro.accept_new_pub = 1; pull_only = 1; break;
 		}
 	}
 	if (optind >= argc) {
@@ -224,8 +263,14 @@ int main(int argc, char **argv)
 		cli_die(EX_SOFTWARE, "cannot initialise libsodium");
 	if (strcmp(verb, "publish") == 0) {
 		if (pull_only) {
-			cli_warn("--array, --follow, --hold-deletes, --events, --exec and "
-			    "--batch go with pull");
+			cli_warn("--array, --follow, --hold-deletes, --events, --exec, "
+			    "--batch, --hub-key, --known-hubs and --accept-new-hub go "
+			    "with pull");
+			cli_usage(&cli);
+		}
+		if (!keypath != !akpath) {
+			cli_warn(keypath ? "--key needs --authorized-keys" :
+			    "--authorized-keys needs --key");
 			cli_usage(&cli);
 		}
 		if (optind < argc) {
@@ -240,6 +285,24 @@ int main(int argc, char **argv)
 			cli_warn("--stdio serves one session: no -l or --http with it");
 			cli_usage(&cli);
 		}
+		if (keypath && !nlisten && !use_stdio) {
+			cli_warn("--key protects stream sessions (-l or --stdio); HTTP is "
+			    "protected by HTTPS");
+			cli_usage(&cli);
+		}
+		for (i = 0; i < nlisten; i++)
+			tcp |= strncmp(listen[i], "unix:", 5) != 0;
+		if (tcp && !keypath && !insecure)
+			cli_die(EX_CONFIG, "listening on TCP needs --key FILE and "
+			    "--authorized-keys FILE (or --insecure for plain sessions)");
+		if (keypath) {
+			if ((rc = ws_keypair_load(&key, keypath, err)) ||
+			    (rc = ws_authkeys_load(&ak, akpath, err)))
+				cli_die(ws_exitcode(rc), "%s", err);
+			po.key = &key;
+			po.authkeys = &ak;
+		}
+		po.insecure = insecure;
 		po.db = db;
 		po.table = table;
 		po.cols = cols;
@@ -257,6 +320,10 @@ int main(int argc, char **argv)
 			cli_warn("-l, --http, --stdio and --compact go with publish");
 			cli_usage(&cli);
 		}
+		if (akpath) {
+			cli_warn("--authorized-keys goes with publish");
+			cli_usage(&cli);
+		}
 		if (optind >= argc) {
 			cli_warn("missing SOURCE");
 			cli_usage(&cli);
@@ -269,6 +336,38 @@ int main(int argc, char **argv)
 		if (events_out && strcmp(ro.source, "-") == 0) {
 			cli_warn("--events would write into the connection on stdout");
 			cli_usage(&cli);
+		}
+		if ((ro.has_pub_key || ro.accept_new_pub || ro.known_hubs) && !keypath) {
+			cli_warn("--hub-key, --known-hubs and --accept-new-hub go with --key");
+			cli_usage(&cli);
+		}
+		if (strncasecmp(ro.source, "http://", 7) == 0 ||
+		    strncasecmp(ro.source, "https://", 8) == 0) {
+			if (keypath || insecure) {
+				cli_warn("--key and --insecure go with a stream SOURCE; HTTP "
+				    "is protected by HTTPS");
+				cli_usage(&cli);
+			}
+		} else if (!keypath && !insecure && strchr(ro.source, ':') &&
+		    strncmp(ro.source, "unix:", 5) != 0 &&
+		    strncmp(ro.source, "exec:", 5) != 0) {
+			cli_die(EX_CONFIG, "a publisher on TCP needs --key FILE (or "
+			    "--insecure for a plain session)");
+		}
+		if (keypath && !ro.has_pub_key && !ro.known_hubs) {
+			const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+
+			if (xdg && *xdg)
+				snprintf(khpath, sizeof(khpath), "%s/wsync/known_hubs", xdg);
+			else
+				snprintf(khpath, sizeof(khpath), "%s/.config/wsync/known_hubs",
+				    home ? home : ".");
+			ro.known_hubs = khpath;
+		}
+		if (keypath) {
+			if ((rc = ws_keypair_load(&key, keypath, err)))
+				cli_die(ws_exitcode(rc), "%s", err);
+			ro.key = &key;
 		}
 		ro.db = db;
 		ro.table = table;
@@ -290,6 +389,9 @@ int main(int argc, char **argv)
 		if (progress_shown)
 			fputc('\n', stderr);
 	}
+	if (keypath)
+		ws_keypair_wipe(&key);
+	ws_authkeys_release(&ak);
 	free(cols);
 	free(arrays);
 	free(listen);

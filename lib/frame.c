@@ -27,6 +27,7 @@ static const char *const type_names[256] = {
 	[WS_FRAME_NOTICE] = "notice",
 	[WS_FRAME_AUTH] = "auth",
 	[WS_FRAME_SEALED] = "sealed",
+	[WS_FRAME_MESSAGE] = "message",
 	[WS_FRAME_LOG] = "log",
 };
 

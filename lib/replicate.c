@@ -15,6 +15,11 @@
  * Over HTTP a session lives in memory between requests and a response
  * carries what the session has queued.
  *
+ * Secure stream sessions carry the same messages, one a
+ * WS_FRAME_MESSAGE frame, through a struct ws_peer made secure
+ * (secure.h); the JSON lines go on being read from and queued in the
+ * session's buffers, and are framed and unframed at its edge.
+ *
  * Replicator: one transaction per group of messages, holding their
  * effects and the usn they reach, so a run killed at any point resumes
  * correctly.  A full pass leaves guid NULL in wsync_replica until it
@@ -229,6 +234,56 @@ static void compact(struct ws_buf *in, size_t *off)
 	*off = 0;
 }
 
+/* Largest frame of a secure session: a whole message, sealed. */
+#define SECURE_MAX_FRAME (WS_REPLICATE_MAX_LINE + 1024)
+
+/*
+ * Hand the frames in b[0..n) of a framed session to cb, through the
+ * secure layer while there is one (ws_peer_read does the same, reading
+ * the fd itself).
+ */
+static int frames_feed(struct ws_peer *pp, const uint8_t *b, size_t n, ws_frame_cb *cb,
+    void *cd, char *err)
+{
+	struct ws_frame f;
+	size_t off, used;
+	int rc;
+
+	for (off = 0; off < n; off += used) {
+		if ((rc = ws_frame_decoder_feed(&pp->dec, b + off, n - off, &used, &f,
+		    err)) < 0)
+			return rc;
+		if (rc == 1 && (rc = pp->sec ? ws_secure_recv(pp, &f, cb, cd, err) :
+		    cb(pp, &f, cd)))
+			return rc;
+	}
+	return 0;
+}
+
+/* A MESSAGE frame's payload as a line of in. */
+static int message_line(struct ws_buf *in, const struct ws_frame *f, char *err)
+{
+	if (memchr(f->payload, '\n', f->len))
+		return ws_error(err, WS_ECORRUPT, "a message frame holding a newline");
+	if (ws_buf_append(in, f->payload, f->len) || ws_buf_putc(in, '\n'))
+		return WS_ENOMEM;
+	return 0;
+}
+
+/* Queue each line of out[*off..) as a MESSAGE frame on pp; out is emptied. */
+static int frame_lines(struct ws_peer *pp, struct ws_buf *out, size_t *off)
+{
+	const char *line;
+	size_t n;
+	int rc;
+
+	while (next_line(out, off, &line, &n))
+		if (n && (rc = ws_peer_send(pp, WS_FRAME_MESSAGE, 0, 0, line, n)))
+			return rc;
+	out->len = *off = 0;
+	return 0;
+}
+
 /* Parse one line into an object with a string "mt". */
 static int parse_msg(const char *line, size_t n, json_t **out, char *err)
 {
@@ -439,6 +494,10 @@ struct psess {
 	int closing;                  /* send what is queued, then end */
 	int dead;                     /* end now */
 	char name[WS_CONN_NAMELEN];
+	int sniffed;                  /* streams: the first byte told plain from framed */
+	struct ws_peer *peer;         /* framed (secure) sessions: frames in and out */
+	struct ws_buf raw;            /* framed: bytes read, before unframing */
+	enum ws_right right;          /* a secure session's key's; plain: all */
 };
 
 /* One HTTP connection: one request, one response, then close. */
@@ -467,6 +526,7 @@ struct pub {
 	struct hconn *hc;
 	int dirty;                    /* the table changed: pump every session */
 	struct ws_buf q, tmp;
+	char err[WS_ERRLEN];          /* a session's framing or handshake error */
 };
 
 #define plog(p, ...) ws_log_printf((p)->o->log, (p)->o->log_cd, __VA_ARGS__)
@@ -587,6 +647,13 @@ static void psess_free(struct psess *s)
 {
 	if (!s)
 		return;
+	if (s->peer) {
+		/* The session's conn is closed below. */
+		s->peer->conn.rfd = s->peer->conn.wfd = -1;
+		ws_peer_release(s->peer);
+		free(s->peer);
+	}
+	ws_buf_release(&s->raw);
 	if (!s->http)
 		ws_conn_close(&s->conn);
 	ws_buf_release(&s->in);
@@ -596,6 +663,12 @@ static void psess_free(struct psess *s)
 	json_decref(s->cursor);
 	free(s->cols);
 	free(s);
+}
+
+/* Bytes the session has still to send (framed: the frames too). */
+static size_t sess_pending(const struct psess *s)
+{
+	return s->out.len - s->out_off + (s->peer ? ws_peer_pending(s->peer) : 0);
 }
 
 /* Queue message m (consumed) on the session. */
@@ -716,7 +789,7 @@ static int on_start(struct psess *s, const json_t *m)
 	json_t *r, *cols;
 	size_t i, idx;
 	int add = get_bool(m, "add"), del = get_bool(m, "del"), rc;
-	int positional = get_bool(m, "positional");
+	int positional = get_bool(m, "positional"), any_update = 0;
 	sqlite3_stmt *st = NULL;
 
 	if (s->state != S_START)
@@ -744,10 +817,19 @@ static int on_start(struct psess *s, const json_t *m)
 			if (upd && !c->update)
 				return sess_error(s, "ReplicateStartResult", "update",
 				    "column '%s' may not be updated", name);
+			any_update |= upd;
 			want[idx] = 1;
 		}
 	} else {
 		memset(want, 1, sizeof(want));
+	}
+	if (s->right < WS_RIGHT_WRITE && (add || del || any_update)) {
+		char text[WS_KEY_TEXTMAX];
+
+		ws_key_text(ws_peer_key(s->peer), text);
+		return sess_error(s, "ReplicateStartResult", add ? "add" : del ? "del" :
+		    "update", "key %s may only read table '%s': it cannot send changes",
+		    text, p->o->table);
 	}
 	if (add && !p->o->add)
 		return sess_error(s, "ReplicateStartResult", "add", "the right to add "
@@ -1028,7 +1110,7 @@ static int pump_cb(const struct ws_batch *b, uint64_t usn, void *cd)
 		return rc;
 	s->sent_usn = usn;
 	s->unacked += (unsigned)nmsg;
-	if (s->unacked >= WS_REPLICATE_WINDOW || s->out.len - s->out_off > OUT_HIGH)
+	if (s->unacked >= WS_REPLICATE_WINDOW || sess_pending(s) > OUT_HIGH)
 		return STOP_PUMP;
 	return 0;
 }
@@ -1041,7 +1123,7 @@ static int pump(struct psess *s)
 	int rc;
 
 	if (s->state != S_LIVE || s->closing || s->unacked >= WS_REPLICATE_WINDOW ||
-	    s->out.len - s->out_off > OUT_HIGH)
+	    sess_pending(s) > OUT_HIGH)
 		return 0;
 	if ((rc = ws_store_seal(s->p->st, NULL, err)))
 		return sess_error(s, "ReplicateError", NULL, "%s", err);
@@ -1130,6 +1212,8 @@ static int on_upward(struct psess *s, const json_t *m, int op)
 
 	if (s->state == S_START)
 		return sess_error(s, res[op], NULL, "%s before ReplicateStart", mt_of(m));
+	if (s->right < WS_RIGHT_WRITE)
+		return up_reply(s, res[op], m, "this replicator's key may only read");
 	if (op == WS_OP_INSERT && !s->add)
 		return up_reply(s, res[op], m, "this session has no add rights");
 	if (op == WS_OP_DELETE && !s->del)
@@ -1207,6 +1291,11 @@ static int handle(struct psess *s, const json_t *m)
 	const char *mt = mt_of(m);
 
 	s->last_ms = ws_now_ms();
+	if (!s->http && !s->peer && s->conn.kind == WS_CONN_TCP && s->p->o->key &&
+	    !s->p->o->insecure)
+		return sess_error(s, strcmp(mt, "ReplicateStart") == 0 ?
+		    "ReplicateStartResult" : "ReplicateError", "key", "this publisher "
+		    "takes authenticated sessions only: pull with --key");
 	if (strcmp(mt, "ReplicateStart") == 0)
 		return on_start(s, m);
 	if (strcmp(mt, "ReplicateNext") == 0)
@@ -1274,6 +1363,7 @@ static struct psess *psess_new(struct pub *p, int http, const struct ws_conn *c)
 	if (c)
 		s->conn = *c;
 	s->last_ms = ws_now_ms();
+	s->right = WS_RIGHT_CREATE;
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(s->id, sizeof(s->id), rnd, sizeof(rnd));
 	snprintf(s->name, sizeof(s->name), "%s", http ? s->id : c ? c->name : "?");
@@ -1298,20 +1388,114 @@ static void psess_unlink(struct pub *p, struct psess *s)
 	psess_free(s);
 }
 
+/* The handshake's check of a replicator's key: listed, with a right on the table. */
+static int pub_check_key(void *cd, const uint8_t pk[WS_KEY_PUBLICBYTES], char *err)
+{
+	struct psess *s = cd;
+	const struct ws_replicate_pub_opts *o = s->p->o;
+	const struct ws_authkey *ak = ws_authkeys_find(o->authkeys, pk);
+	char text[WS_KEY_TEXTMAX];
+
+	ws_key_text(pk, text);
+	if (!ak)
+		return ws_error(err, WS_EPERM, "key %s is not authorized on this "
+		    "publisher", text);
+	if ((s->right = ws_authkey_right(ak, o->table)) == WS_RIGHT_NONE)
+		return ws_error(err, WS_EPERM, "key %s has no rights on table '%s'", text,
+		    o->table);
+	plog(s->p, "%s: key %s%s%s%s may %s", s->name, text, ak->comment[0] ? " (" : "",
+	    ak->comment, ak->comment[0] ? ")" : "", s->right == WS_RIGHT_READ ? "read" :
+	    "read and write");
+	return 0;
+}
+
+/* A frame of a framed session: its message goes to the lines read. */
+static int pub_frame(struct ws_peer *pp, const struct ws_frame *f, void *cd)
+{
+	struct psess *s = cd;
+	char *err = s->p->err;
+
+	if (!pp->sec)
+		return ws_error(err, WS_EPERM, "a framed session must start with the "
+		    "handshake (a plain session speaks JSON lines)");
+	if (f->type == WS_FRAME_MESSAGE)
+		return message_line(&s->in, f, err);
+	if (f->type == WS_FRAME_HEARTBEAT)
+		return 0;
+	return ws_error(err, WS_ECORRUPT, "unexpected %s frame from the replicator",
+	    ws_frame_type_name(f->type) ? ws_frame_type_name(f->type) : "unknown");
+}
+
+/*
+ * The first bytes of a stream session are the wsync preamble: frame it,
+ * secure when the publisher has a key.  A publisher without one says so,
+ * in a plain error frame, and ends the session.
+ */
+static int make_framed(struct psess *s)
+{
+	struct pub *p = s->p;
+	int rc;
+
+	if (!(s->peer = malloc(sizeof(*s->peer))))
+		return WS_ENOMEM;
+	ws_peer_init(s->peer, &s->conn, SECURE_MAX_FRAME, 0);
+	if (!p->o->key) {
+		plog(p, "%s: a secure session, but this publisher has no key", s->name);
+		s->closing = 1;
+		return ws_peer_send_error(s->peer, 0, WS_EPERM, "this publisher has no "
+		    "key: it takes plain sessions only");
+	}
+	if ((rc = ws_peer_secure(s->peer, 0, p->o->key, pub_check_key, s)))
+		return rc;
+	return 0;
+}
+
 /* Stream session: read what is there and handle it.  <0 ends it. */
 static int stream_read(struct psess *s)
 {
+	struct ws_buf *b = s->peer ? &s->raw : &s->in;
 	ssize_t r;
 	int rc;
 
-	if (ws_buf_reserve(&s->in, 65536))
+	if (ws_buf_reserve(b, 65536))
 		return WS_ENOMEM;
-	r = read(s->conn.rfd, s->in.p + s->in.len, s->in.cap - s->in.len);
+	r = read(s->conn.rfd, b->p + b->len, b->cap - b->len);
 	if (r < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : WS_EIO;
-	if (r == 0)
+	if (r == 0) {
+		if (s->peer && s->peer->sec && !ws_secure_ready(s->peer))
+			plog(s->p, "%s: closed the connection during the handshake", s->name);
 		return WS_ETRUNC;
-	s->in.len += (size_t)r;
+	}
+	b->len += (size_t)r;
+	if (!s->sniffed) {
+		s->sniffed = 1;
+		if ((uint8_t)b->p[0] == (uint8_t)WS_FRAME_MAGIC[0]) {
+			/* What was read is the start of a framed stream. */
+			if ((rc = ws_buf_append(&s->raw, b->p, b->len)))
+				return rc;
+			s->in.len = 0;
+			if ((rc = make_framed(s)) || s->closing)
+				return rc;
+			b = &s->raw;
+		}
+	}
+	if (s->peer) {
+		s->p->err[0] = 0;
+		rc = frames_feed(s->peer, s->raw.p, s->raw.len, pub_frame, s, s->p->err);
+		s->raw.len = 0;
+		if (rc == WS_ENOMEM)
+			return rc;
+		if (rc) {
+			/* Say why (a refused key was told in the handshake). */
+			plog(s->p, "%s: %s", s->name, s->p->err[0] ? s->p->err :
+			    ws_strerror(rc));
+			if (!s->peer->sec || ws_secure_ready(s->peer))
+				(void)!ws_peer_send_error(s->peer, 0, rc, s->p->err);
+			s->closing = 1;
+			return 0;
+		}
+	}
 	rc = feed_lines(s);
 	return rc;
 }
@@ -1320,6 +1504,12 @@ static int stream_write(struct psess *s)
 {
 	ssize_t w;
 
+	if (s->peer) {
+		if (frame_lines(s->peer, &s->out, &s->out_off) ||
+		    ws_peer_flush(s->peer, NULL))
+			return WS_EIO;
+		return 0;
+	}
 	while (s->out_off < s->out.len) {
 		w = write(s->conn.wfd, s->out.p + s->out_off, s->out.len - s->out_off);
 		if (w < 0)
@@ -1583,7 +1773,7 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 		/* Sessions and connections that are over go first. */
 		for (s = p.sess; s; s = nx) {
 			nx = s->next;
-			if (s->dead || (s->closing && !s->http && s->out_off == s->out.len) ||
+			if (s->dead || (s->closing && !s->http && !sess_pending(s)) ||
 			    (s->http && ws_now_ms() - s->last_ms > HTTP_IDLE_MS)) {
 				if (!s->http && !s->dead)
 					plog(&p, "%s: session ended", s->name);
@@ -1649,11 +1839,11 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 			if (s->http)
 				continue;
 			pfd[n] = (struct pollfd){s->conn.rfd, s->closing ? 0 : POLLIN, 0};
-			if (s->out_off < s->out.len && s->conn.wfd == s->conn.rfd)
+			if (sess_pending(s) && s->conn.wfd == s->conn.rfd)
 				pfd[n].events |= POLLOUT;
 			what[n].kind = K_SESS;
 			what[n++].ptr = s;
-			if (s->out_off < s->out.len && s->conn.wfd != s->conn.rfd) {
+			if (sess_pending(s) && s->conn.wfd != s->conn.rfd) {
 				/* stdio: the write side is another fd */
 				pfd[n] = (struct pollfd){s->conn.wfd, POLLOUT, 0};
 				what[n].kind = K_SESS;
@@ -1745,7 +1935,7 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 			pump_all(&p);
 		/* Streams: write what is queued without waiting for a poll. */
 		for (s = p.sess; s; s = s->next)
-			if (!s->http && !s->dead && s->out_off < s->out.len &&
+			if (!s->http && !s->dead && sess_pending(s) &&
 			    stream_write(s) < 0)
 				s->dead = 1;
 	}
@@ -1792,6 +1982,9 @@ struct rconn {
 	char cerr[CURL_ERROR_SIZE];   /* libcurl's detail of a failure */
 	uint64_t *bytes_in, *bytes_out;
 	char *err;
+	struct ws_peer *peer;         /* a secure stream session */
+	struct ws_buf raw;            /* secure: bytes read, before unframing */
+	const struct ws_replicate_pull_opts *o;
 };
 
 static size_t curl_write(char *p, size_t size, size_t n, void *cd)
@@ -1803,11 +1996,65 @@ static size_t curl_write(char *p, size_t size, size_t n, void *cd)
 	return size * n;
 }
 
-static int rconn_open(struct rconn *r, const char *source, char *err)
+/* The handshake's check of the publisher's key: given, or in known hubs. */
+static int check_pub(void *cd, const uint8_t pk[WS_KEY_PUBLICBYTES], char *err)
 {
+	struct rconn *r = cd;
+	const struct ws_replicate_pull_opts *o = r->o;
+	char text[WS_KEY_TEXTMAX];
+	int rc, added;
+
+	ws_key_text(pk, text);
+	if (o->has_pub_key) {
+		if (sodium_memcmp(pk, o->pub_key, WS_KEY_PUBLICBYTES) == 0)
+			return 0;
+		return ws_error(err, WS_EPERM, "the publisher presented key %s, not the "
+		    "one given with --hub-key: refusing it", text);
+	}
+	if (!o->known_hubs)
+		return ws_error(err, WS_EPERM, "cannot check the publisher's key %s: "
+		    "give --hub-key or a known-hubs file", text);
+	if ((rc = ws_known_hubs_check(o->known_hubs, o->source, pk, o->accept_new_pub,
+	    &added, err)))
+		return rc;
+	if (added)
+		ws_log_printf(o->log, o->log_cd, "added the key of the publisher at %s "
+		    "to %s: %s", o->source, o->known_hubs, text);
+	return 0;
+}
+
+/* A frame from a secure publisher: its message goes to the lines read. */
+static int rep_frame(struct ws_peer *pp, const struct ws_frame *f, void *cd)
+{
+	struct rconn *r = cd;
+	struct ws_rd rd;
+	int64_t code;
+
+	(void)pp;
+	if (f->type == WS_FRAME_MESSAGE)
+		return message_line(&r->in, f, r->err);
+	if (f->type == WS_FRAME_ERROR) {
+		ws_rd_init(&rd, f->payload, f->len);
+		if (ws_rd_svarint(&rd, &code) || code >= 0 || code < WS_ERROR_MIN)
+			code = WS_EIO;
+		return ws_error(r->err, (int)code, "the publisher ends the session: %.*s",
+		    (int)ws_rd_left(&rd), (const char *)rd.p);
+	}
+	if (f->type == WS_FRAME_HEARTBEAT)
+		return 0;
+	return ws_error(r->err, WS_ECORRUPT, "unexpected %s frame from the publisher",
+	    ws_frame_type_name(f->type) ? ws_frame_type_name(f->type) : "unknown");
+}
+
+static int rconn_open(struct rconn *r, const struct ws_replicate_pull_opts *o, char *err)
+{
+	const char *source = o->source;
+	int rc;
+
 	memset(r, 0, sizeof(*r));
 	r->conn.rfd = r->conn.wfd = -1;
 	r->err = err;
+	r->o = o;
 	if (strncasecmp(source, "http://", 7) == 0 || strncasecmp(source, "https://", 8) == 0) {
 		const char *ca = getenv("CURL_CA_BUNDLE");
 
@@ -1827,7 +2074,15 @@ static int rconn_open(struct rconn *r, const char *source, char *err)
 			curl_easy_setopt(r->curl, CURLOPT_CAINFO, ca);
 		return 0;
 	}
-	return ws_transport_connect(source, &r->conn, err);
+	if ((rc = ws_transport_connect(source, &r->conn, err)) || !o->key)
+		return rc;
+	/* Secure: the handshake's first step is queued now, sent with the first flush. */
+	if (ws_fd_nonblock(r->conn.rfd) || ws_fd_nonblock(r->conn.wfd))
+		return ws_error(err, WS_EIO, "cannot set up the connection");
+	if (!(r->peer = malloc(sizeof(*r->peer))))
+		return WS_ENOMEM;
+	ws_peer_init(r->peer, &r->conn, SECURE_MAX_FRAME, 0);
+	return ws_peer_secure(r->peer, 1, o->key, check_pub, r);
 }
 
 static void rconn_close(struct rconn *r)
@@ -1835,9 +2090,16 @@ static void rconn_close(struct rconn *r)
 	if (r->curl)
 		curl_easy_cleanup(r->curl);
 	curl_slist_free_all(r->hdrs);
+	if (r->peer) {
+		/* The conn is closed below. */
+		r->peer->conn.rfd = r->peer->conn.wfd = -1;
+		ws_peer_release(r->peer);
+		free(r->peer);
+	}
 	if (!r->http)
 		ws_conn_close(&r->conn);
 	ws_buf_release(&r->in);
+	ws_buf_release(&r->raw);
 	ws_buf_release(&r->resp);
 	ws_buf_release(&r->out);
 	memset(r, 0, sizeof(*r));
@@ -1864,6 +2126,25 @@ static int rconn_flush(struct rconn *r)
 
 	if (r->http)
 		return 0;
+	if (r->peer) {
+		/* Secure: one MESSAGE frame a line, then write them all. */
+		size_t before = ws_peer_pending(r->peer);
+		struct pollfd pfd;
+		int rc;
+
+		if ((rc = frame_lines(r->peer, &r->out, &off)))
+			return rc;
+		if (r->bytes_out && ws_peer_pending(r->peer) > before)
+			*r->bytes_out += ws_peer_pending(r->peer) - before;
+		while (ws_peer_pending(r->peer)) {
+			if ((rc = ws_peer_flush(r->peer, r->err)))
+				return rc;
+			pfd = (struct pollfd){r->conn.wfd, POLLOUT, 0};
+			if (ws_peer_pending(r->peer) && poll(&pfd, 1, -1) < 0 && errno != EINTR)
+				return ws_error(r->err, WS_EIO, "poll: %s", strerror(errno));
+		}
+		return 0;
+	}
 	while (off < r->out.len) {
 		w = write(r->conn.wfd, r->out.p + off, r->out.len - off);
 		if (w < 0 && errno == EINTR)
@@ -1959,6 +2240,7 @@ static int rconn_recv(struct rconn *r, json_t **m, int wait_ms, int extra_fd)
 		struct ws_buf *b = r->http ? &r->resp : &r->in;
 		size_t *off = r->http ? &r->resp_off : &r->in_off;
 
+
 		while (next_line(b, off, &line, &n)) {
 			if (n == 0 || (n == 1 && line[0] == '\r'))
 				continue;
@@ -1991,19 +2273,30 @@ static int rconn_recv(struct rconn *r, json_t **m, int wait_ms, int extra_fd)
 			return 0;
 		if (extra_fd >= 0 && (pfd[1].revents & POLLIN) && !(pfd[0].revents))
 			return 2;
-		if (ws_buf_reserve(&r->in, 65536))
+		b = r->peer ? &r->raw : &r->in;
+		if (ws_buf_reserve(b, 65536))
 			return WS_ENOMEM;
-		got = read(r->conn.rfd, r->in.p + r->in.len, r->in.cap - r->in.len);
+		got = read(r->conn.rfd, b->p + b->len, b->cap - b->len);
 		if (got < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (got < 0)
 			return ws_error(r->err, WS_EIO, "cannot read from the publisher: %s",
 			    strerror(errno));
+		if (got == 0 && r->peer && !ws_secure_ready(r->peer))
+			return ws_error(r->err, WS_EPERM, "%s closed the connection during "
+			    "the handshake", r->conn.name);
 		if (got == 0)
 			return ws_error(r->err, WS_EIO, "the publisher closed the connection");
-		r->in.len += (size_t)got;
+		b->len += (size_t)got;
 		if (r->bytes_in)
 			*r->bytes_in += (uint64_t)got;
+		if (r->peer) {
+			/* Unframe: the messages become lines of r->in. */
+			rc = frames_feed(r->peer, r->raw.p, r->raw.len, rep_frame, r, r->err);
+			r->raw.len = 0;
+			if (rc)
+				return rc;
+		}
 	}
 }
 
@@ -2048,6 +2341,7 @@ struct rep {
 	struct rstmt cache[RCACHE];
 	size_t ncache;
 	sqlite3_stmt *sel, *sweep_ins, *mark, *unmark, *getmark;
+	sqlite3_stmt *pend;           /* a row's changes still to go up */
 	struct ws_buf q, tmp;
 	json_t *events;               /* [[name, object], ...] after commit */
 	uint64_t new_usn;
@@ -2099,7 +2393,8 @@ static void rcols_free(struct rep *x)
 	sqlite3_finalize(x->mark);
 	sqlite3_finalize(x->unmark);
 	sqlite3_finalize(x->getmark);
-	x->sel = x->sweep_ins = x->mark = x->unmark = x->getmark = NULL;
+	sqlite3_finalize(x->pend);
+	x->sel = x->sweep_ins = x->mark = x->unmark = x->getmark = x->pend = NULL;
 }
 
 static int strcmp_p(const void *a, const void *b)
@@ -2228,6 +2523,77 @@ static int put_where_key(struct rep *x, struct ws_buf *q, int from)
 		    ws_buf_printf(q, " = ?%d", from + (int)i))
 			return WS_ENOMEM;
 	return 0;
+}
+
+/*
+ * Append the key of a row as the text wsync_replica_out keeps, a JSON
+ * array built with SQL alone (the application's own connection runs the
+ * capture triggers): json_array() cannot hold a blob and writes reals
+ * with 15 digits, so a REAL is kept as its exact SQL literal,
+ * {"q":"<quote()>"}, and a BLOB as {"x":"<hex()>"}; key_value() reads
+ * them back.  The key columns are row.COLUMN, or, when row is NULL,
+ * parameters ?1..?nkey.
+ */
+static int put_key_text(struct rep *x, struct ws_buf *q, const char *row)
+{
+	size_t i;
+	int rc = ws_buf_printf(q, "'['");
+
+	for (i = 0; i < x->nkey; i++) {
+		const char *c = x->cols[x->keys[i]].local;
+		int k;
+
+		for (k = 0; k < 4; k++) {
+			static const char *const pre[] = {"||CASE typeof(",
+			    ") WHEN 'real' THEN '{\"q\":\"'||quote(",
+			    ")||'\"}' WHEN 'blob' THEN '{\"x\":\"'||hex(",
+			    ")||'\"}' ELSE json_quote("};
+
+			rc |= ws_buf_printf(q, "%s%s", k == 0 && i ? "||','" : "", pre[k]);
+			if (row)
+				rc |= ws_buf_printf(q, "%s.", row) || qid(q, c);
+			else
+				rc |= ws_buf_printf(q, "?%zu", i + 1);
+		}
+		rc |= ws_buf_printf(q, ") END");
+	}
+	rc |= ws_buf_printf(q, "||']'");
+	return rc ? WS_ENOMEM : 0;
+}
+
+/*
+ * The local changes of the row with key (remote names) that still wait
+ * to go up, as a mask of the columns they hold (*mask) and whether the
+ * row was deleted (*gone).  A change from the publisher leaves those
+ * columns as they are: the local change goes up after it, and the
+ * publisher echoes it back; written over, the newer local value would
+ * be lost (and sent up as the older one).
+ */
+static int pending_cols(struct rep *x, const json_t *key, uint64_t *mask, int *gone)
+{
+	size_t i;
+	int rc;
+
+	*mask = 0;
+	*gone = 0;
+	if (!x->pend)
+		return 0;
+	sqlite3_reset(x->pend);
+	if ((rc = bind_rkey(x, x->pend, 1, key)))
+		return rc;
+	while ((rc = sqlite3_step(x->pend)) == SQLITE_ROW) {
+		const char *op = (const char *)sqlite3_column_text(x->pend, 0);
+
+		if (op && strcmp(op, "del") == 0)
+			*gone = 1;
+		else if (op && strcmp(op, "add") == 0)
+			for (i = 0; i < x->ncols; i++)
+				*mask |= x->cols[i].key ? 0 : 1ull << i;
+		else
+			*mask |= (uint64_t)sqlite3_column_int64(x->pend, 1);
+	}
+	sqlite3_reset(x->pend);
+	return rc == SQLITE_DONE ? 0 : sqlfail(x->db, rc, "wsync_replica_out", x->err);
 }
 
 /* The upsert (kind 0) or update (kind 1) statement for the columns in mask. */
@@ -2459,9 +2825,9 @@ static int apply_row(struct rep *x, const json_t *cols, uint64_t usn)
 {
 	sqlite3_stmt *st;
 	json_t *key, *changed = NULL, *v;
-	uint64_t mask = 0;
+	uint64_t mask = 0, keep;
 	size_t i;
-	int rc, n = 0, existed = 0;
+	int rc, n = 0, existed = 0, gone;
 
 	if (!json_is_object(cols))
 		return ws_error(x->err, WS_ECORRUPT, "a row that is not an object");
@@ -2479,6 +2845,14 @@ static int apply_row(struct rep *x, const json_t *cols, uint64_t usn)
 		json_decref(key);
 		return ws_error(x->err, WS_ECORRUPT, "a row without its whole key");
 	}
+	/* Columns with a local change still to go up keep their value. */
+	if ((rc = pending_cols(x, key, &keep, &gone)))
+		goto out;
+	if (gone) {
+		x->rows++;
+		goto out; /* deleted here: the delete goes up */
+	}
+	mask &= ~keep;
 	if (x->o->event) {
 		/* Added or updated, and which columns changed. */
 		sqlite3_reset(x->sel);
@@ -2492,7 +2866,7 @@ static int apply_row(struct rep *x, const json_t *cols, uint64_t usn)
 				if (!parent_col(&x->cols[i]))
 					continue;
 				v = json_object_get(cols, x->cols[i].remote);
-				if (v) {
+				if (v && !(keep & (1ull << i))) {
 					json_t *old = col_json(x->sel, n);
 
 					if (!json_equal(old, v))
@@ -2515,7 +2889,8 @@ static int apply_row(struct rep *x, const json_t *cols, uint64_t usn)
 	if ((rc = step_done(x, st, x->o->table)))
 		goto out;
 	for (i = 0; i < x->ncols; i++)
-		if (x->cols[i].array && (v = json_object_get(cols, x->cols[i].remote)) &&
+		if (x->cols[i].array && !(keep & (1ull << i)) &&
+		    (v = json_object_get(cols, x->cols[i].remote)) &&
 		    (rc = apply_array(x, (size_t)x->cols[i].array - 1,
 		    json_object_get(key, x->cols[x->keys[0]].remote), v)))
 			goto out;
@@ -2588,10 +2963,10 @@ static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
 {
 	const json_t *key = json_object_get(m, "key"), *cols = json_object_get(m, "columns");
 	json_t *changed, *v, *lk, *named = NULL;
-	uint64_t mask = 0;
+	uint64_t mask = 0, keep;
 	sqlite3_stmt *st;
 	size_t i, j;
-	int rc, n = 0, arrays = 0, have = 0;
+	int rc, n = 0, arrays = 0, have = 0, gone;
 
 	if (json_is_array(cols)) {
 		if (!(named = named_cols(x, m, cols)))
@@ -2608,6 +2983,10 @@ static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
 		json_decref(named);
 		return WS_ENOMEM;
 	}
+	if ((rc = pending_cols(x, key, &keep, &gone)))
+		goto out;
+	if (gone)
+		goto out; /* deleted here: the delete goes up */
 	if (x->o->event) {
 		/* The row as it is, to report only the columns that change. */
 		sqlite3_reset(x->sel);
@@ -2617,6 +2996,8 @@ static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
 	}
 	for (i = 0, j = 0; i < x->ncols; i++) {
 		if (!parent_col(&x->cols[i])) {
+			if ((keep & (1ull << i)))
+				continue;
 			if ((v = json_object_get(cols, x->cols[i].remote))) {
 				json_array_append_new(changed, json_string(x->cols[i].local));
 				arrays = 1;
@@ -2624,7 +3005,8 @@ static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
 			continue;
 		}
 		j++;
-		if (!(v = json_object_get(cols, x->cols[i].remote)) || x->cols[i].key)
+		if (!(v = json_object_get(cols, x->cols[i].remote)) || x->cols[i].key ||
+		    (keep & (1ull << i)))
 			continue;
 		mask |= 1ull << i;
 		if (have) {
@@ -2656,7 +3038,8 @@ static int apply_update(struct rep *x, const json_t *m, uint64_t usn)
 			goto out;
 	}
 	for (i = 0; arrays && i < x->ncols; i++)
-		if (x->cols[i].array && (v = json_object_get(cols, x->cols[i].remote)) &&
+		if (x->cols[i].array && !(keep & (1ull << i)) &&
+		    (v = json_object_get(cols, x->cols[i].remote)) &&
 		    (rc = apply_array(x, (size_t)x->cols[i].array - 1,
 		    json_object_get(key, x->cols[x->keys[0]].remote), v)))
 			goto out;
@@ -3087,26 +3470,9 @@ static int setup(struct rep *x, const json_t *sr)
 		}
 		rc |= ws_buf_printf(q, " BEGIN INSERT INTO wsync_replica_out(local_table, op,"
 		    " k, mask) VALUES (") || sqlstr(q, o->table) ||
-		    ws_buf_printf(q, ", '%s', '['", j == 0 ? "add" : j == 1 ? "update" :
-		    "del");
-		/*
-		 * The key as a JSON array, built with SQL alone (the application's
-		 * own connection runs the trigger): json_array() cannot hold a blob
-		 * and writes reals with 15 digits, so a REAL is kept as its exact
-		 * SQL literal, {"q":"<quote()>"}, and a BLOB as {"x":"<hex()>"};
-		 * key_value() reads them back.
-		 */
-		for (i = 0; i < x->nkey; i++) {
-			const char *c = x->cols[x->keys[i]].local;
-
-			rc |= ws_buf_printf(q, "%s||CASE typeof(%s.", i ? "||','" : "", row) ||
-			    qid(q, c) || ws_buf_printf(q, ") WHEN 'real' THEN '{\"q\":\"'||"
-			    "quote(%s.", row) || qid(q, c) || ws_buf_printf(q, ")||'\"}' "
-			    "WHEN 'blob' THEN '{\"x\":\"'||hex(%s.", row) || qid(q, c) ||
-			    ws_buf_printf(q, ")||'\"}' ELSE json_quote(%s.", row) || qid(q, c) ||
-			    ws_buf_printf(q, ") END");
-		}
-		rc |= ws_buf_printf(q, "||']', 0");
+		    ws_buf_printf(q, ", '%s', ", j == 0 ? "add" : j == 1 ? "update" :
+		    "del") || put_key_text(x, q, row);
+		rc |= ws_buf_printf(q, ", 0");
 		for (i = 0; j == 1 && i < n; i++)
 			if (x->cols[i].update)
 				rc |= ws_buf_printf(q, " | (CASE WHEN OLD.") || qid(q, x->cols[i].local) ||
@@ -3181,6 +3547,18 @@ static int setup(struct rep *x, const json_t *sr)
 		return WS_ENOMEM;
 	if ((rc = prepare(x->db, cstr(q), &x->unmark, x->err)))
 		return rc;
+	for (i = 0, j = o->add || o->del; i < n; i++)
+		j |= (size_t)x->cols[i].update;
+	if (j) {
+		/* Local changes go up: what the publisher sends must not undo them. */
+		q->len = 0;
+		if (ws_buf_printf(q, "SELECT op, mask FROM wsync_replica_out WHERE "
+		    "local_table = ") || sqlstr(q, o->table) ||
+		    ws_buf_printf(q, " AND k = ") || put_key_text(x, q, NULL) || !cstr(q))
+			return WS_ENOMEM;
+		if ((rc = prepare(x->db, cstr(q), &x->pend, x->err)))
+			return rc;
+	}
 	if ((rc = prepare(x->db, "SELECT count(*) FROM wsync_replica_deleted WHERE "
 	    "local_table = ?1", &st, x->err)))
 		return rc;
@@ -3761,8 +4139,10 @@ static int session(struct rep *x)
 		}
 	}
 	sqlite3_finalize(st);
-	if ((rc = rconn_open(&x->c, o->source, x->err)))
+	if ((rc = rconn_open(&x->c, o, x->err))) {
+		rconn_close(&x->c);
 		return rc;
+	}
 	x->c.bytes_in = o->bytes_in;
 	x->c.bytes_out = o->bytes_out;
 	if (!(cols = json_array()))

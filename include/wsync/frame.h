@@ -64,6 +64,8 @@ enum ws_frame_type {
 	WS_FRAME_NOTICE = 0x06,    /* hub: a site joined or left (session.h) */
 	WS_FRAME_AUTH = 0x07,      /* a handshake step of a secure session (secure.h) */
 	WS_FRAME_SEALED = 0x08,    /* a frame encrypted in a secure session */
+	WS_FRAME_MESSAGE = 0x09,   /* one JSON message of a secure replicate
+	                              stream (replicate.h), without its newline */
 	WS_FRAME_LOG = 0x30,       /* a session-log record wrapping a frame */
 };
 

@@ -23,6 +23,20 @@
  * The messages and the HTTP mapping are in wsync-replicate(1), so that
  * anything speaking them can be a publisher.
  *
+ * A stream session may instead be secure (secure.h): the replicator
+ * starts it with the wsync preamble and the handshake, the replicator as
+ * the site and the publisher as the hub, and then each JSON object
+ * travels, without its newline, as the payload of one WS_FRAME_MESSAGE
+ * frame inside a sealed frame.  The publisher tells the two kinds apart
+ * by the first byte (0x89 starts the preamble; a JSON line starts with
+ * '{').  A keyed publisher checks the replicator's key against its
+ * authorized keys: the first glob matching the published table's name
+ * gives the right, read (pull only) or write (and send changes up, as
+ * --add, --del and the :update columns allow); a key with none is
+ * refused during the handshake.  Plain sessions have every right the
+ * publisher grants, and a keyed publisher takes them on unix sockets and
+ * stdio only, unless insecure.
+ *
  * The library never prints: events, progress and log lines go through
  * callbacks.
  */
@@ -34,6 +48,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "secure.h"
 #include "session.h"
 
 /* Rows a replicator asks for in one ReplicateNext by default. */
@@ -126,6 +141,9 @@ struct ws_replicate_pub_opts {
 	const char *http;          /* HTTP address, or NULL */
 	int use_stdio;             /* one stream session on stdin/stdout */
 	int compact;               /* collect the whole change log before serving */
+	const struct ws_keypair *key;        /* secure stream sessions; NULL: none */
+	const struct ws_authkeys *authkeys;  /* with key: the replicators' keys */
+	int insecure;              /* a keyed publisher: plain sessions on TCP too */
 	volatile sig_atomic_t *stop;
 	ws_log_fn *log;            /* sessions and their errors; may be NULL */
 	void *log_cd;
@@ -154,6 +172,14 @@ struct ws_replicate_pull_opts {
 	const struct ws_replicate_array *arrays;
 	size_t narrays;
 	int add, del;              /* rights requested */
+	/* A secure stream session (not HTTP): this replicator's key, and the
+	 * publisher's, given (has_pub_key) or pinned in known_hubs for the
+	 * source address (accept_new_pub: pinned on first use). */
+	const struct ws_keypair *key;
+	int has_pub_key;
+	uint8_t pub_key[WS_KEY_PUBLICBYTES];
+	const char *known_hubs;
+	int accept_new_pub;
 	int follow;                /* stay live instead of exiting up to date */
 	int hold_deletes;          /* the application confirms deletes */
 	unsigned batch;            /* rows per ReplicateNext; 0: default */
@@ -173,7 +199,8 @@ struct ws_replicate_pull_opts {
 /*
  * Replicate into o->table of o->db, creating it if missing.  Without
  * follow: return 0 once the table is up to date.  With follow: until
- * *stop.  Errors: WS_EPERM (the publisher refused the rights asked for),
+ * *stop.  Errors: WS_EPERM (the publisher refused the rights asked for,
+ * or the key; a secure session failed its handshake or was tampered with),
  * WS_ESCHEMA (a column it does not publish, a table that cannot take the
  * rows), WS_EUNSUPP (the publisher is unavailable), WS_EIO, WS_ECORRUPT
  * (a malformed message), WS_EBUSY.  The database is never left half

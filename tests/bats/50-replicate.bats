@@ -321,8 +321,8 @@ EOF
 
 @test "stream transports: TCP and exec:" {
 	make_pub pub.db 40
-	start_pub pub -d pub.db -t users -l 127.0.0.1:0
-	run "$R" pull "$ADDR" -d tcp.db -t users
+	start_pub pub -d pub.db -t users -l 127.0.0.1:0 --insecure
+	run "$R" pull "$ADDR" -d tcp.db -t users --insecure
 	assert_success
 	assert_same_rows pub.db tcp.db users 'id, name'
 	run "$R" pull "exec:$R publish --stdio -d pub.db -t users" -d exec.db -t users -q
@@ -697,4 +697,266 @@ SH
 	assert_equal "$(rows rep.db 'SELECT id, v FROM t')" '1|a'
 	assert_equal "$(rows rep.db 'SELECT usn FROM wsync_replica')" 1
 	assert_intact rep.db
+}
+
+# wait_sql DB SQL EXPECTED: wait until SQL on DB prints EXPECTED.
+wait_sql() {
+	local i got=
+	for ((i = 0; i < WAIT_S * 10; i++)); do
+		got=$(sqlite3 "$1" "$2" 2>/dev/null) && [ "$got" = "$3" ] && return 0
+		sleep 0.1
+	done
+	fail "waited $WAIT_S s for '$2' on ${1##*/} to be '$3', it is '$got'"
+}
+
+@test "upward: a local change made while the echo of the previous one is held is not lost" {
+	make_pub pub.db 3
+	start_pub pub -d pub.db -t users -c name:update -l "unix:$T/s"
+	run "$R" pull "unix:$T/s" -d rep.db -t users -c name:update
+	assert_success
+	# A relay that holds what the publisher sends once a change went up.
+	export RELAY_RELEASE=$T/release
+	spawn relay python3 "$BATS_TEST_DIRNAME/relay.py" "unix:$T/r" "unix:$T/s" hold
+	wait_lines "$T/relay.out" 1 '^ready$'
+	spawn rep "$R" pull "unix:$T/r" -d rep.db -t users -c name:update -f -e
+	local rep=$PID
+	wait_lines "$T/rep.out" 1 '"event":"initialized"'
+	sqlite3 rep.db "UPDATE users SET name = 'first' WHERE id = 1"
+	wait_lines "$T/relay.out" 1 '^holding$'
+	wait_sql pub.db 'SELECT name FROM users WHERE id = 1' first
+	# The application writes again before the result and the echo of
+	# 'first' are back.
+	sqlite3 rep.db "UPDATE users SET name = 'second' WHERE id = 1"
+	touch release
+	wait_lines "$T/relay.out" 1 '^released$'
+	wait_sql pub.db 'SELECT name FROM users WHERE id = 1' second
+	wait_sql rep.db 'SELECT count(*) FROM wsync_replica_out' 0
+	wait_sql rep.db 'SELECT name FROM users WHERE id = 1' second
+	kill -TERM "$rep"
+	reap "$rep"
+	assert_equal "$REAPED" 0
+	assert_same_rows pub.db rep.db users 'id, name'
+	# The echoes were no news: neither overwrote the newer value.
+	assert_equal "$(grep -c '"event":"updated"' rep.out)" 0
+	assert_intact rep.db
+	assert_intact pub.db
+}
+
+# --- secure stream sessions ----------------------------------------------------
+
+free_port() {
+	python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
+}
+
+# wait_text FILE TEXT: wait until a line of FILE holds TEXT (no regex:
+# keys hold '+' and '/').
+wait_text() {
+	local i
+	for ((i = 0; i < WAIT_S * 10; i++)); do
+		grep -qF -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "waited $WAIT_S s for '$2' in ${1##*/}:
+$(cat "$1" 2>/dev/null)"
+}
+
+# keys: a publisher key, a writer, a reader and a stranger; $PUBKEY etc.
+keys() {
+	local k
+	for k in pub writer reader stranger; do
+		"$WS_BIN/wsync-keygen" -q -f $k.key -C $k
+	done
+	PUBKEY=$(cut -d' ' -f1 pub.key.pub)
+	WRITERKEY=$(cut -d' ' -f1 writer.key.pub)
+	READERKEY=$(cut -d' ' -f1 reader.key.pub)
+	STRANGERKEY=$(cut -d' ' -f1 stranger.key.pub)
+	printf '%s users=write # the writer\n%s use*=read\n' "$WRITERKEY" "$READERKEY" >authorized
+}
+
+# start_secure_pub ARG...: a keyed publisher of pub.db on loopback TCP ($ADDR).
+start_secure_pub() {
+	start_pub pub -d pub.db -t users -l 127.0.0.1:0 --key pub.key \
+	    --authorized-keys authorized "$@"
+}
+
+@test "secure: a pull over TCP, encrypted on the wire, and changes sent up" {
+	keys
+	make_pub pub.db 20
+	sqlite3 pub.db "UPDATE users SET name = 'secret words' WHERE id = 7"
+	start_secure_pub -c name:update -c email
+	export RELAY_TAP=$T/tap
+	local port
+	port=$(free_port)
+	spawn relay python3 "$BATS_TEST_DIRNAME/relay.py" "127.0.0.1:$port" "$ADDR" tap
+	wait_lines "$T/relay.out" 1 '^ready$'
+	run --separate-stderr "$R" pull "127.0.0.1:$port" -d rep.db -t users -c name:update \
+	    -c email --key writer.key --hub-key "$PUBKEY"
+	assert_success
+	assert_stderr_empty
+	assert_same_rows pub.db rep.db users 'id, name, email'
+	wait_text "$T/pub.err" ": key $WRITERKEY (the writer) may read and write"
+	# A change goes up, through the same kind of session.
+	sqlite3 rep.db "UPDATE users SET name = 'more secret words' WHERE id = 8"
+	run --separate-stderr "$R" pull "127.0.0.1:$port" -d rep.db -t users -c name:update \
+	    -c email --key writer.key --hub-key "$PUBKEY"
+	assert_success
+	assert_stderr_empty
+	assert_equal "$(rows pub.db 'SELECT name FROM users WHERE id = 8')" 'more secret words'
+	# Both directions were tapped: frames, and none of the text.
+	[ -s tap ] || fail "nothing was tapped"
+	assert_equal "$(head -c 8 tap | od -An -tx1 | tr -d ' \n')" 895753594e430d0a
+	run grep -c -e 'secret words' -e 'example.org' -e ReplicateStart tap
+	assert_output 0
+	assert_intact rep.db
+}
+
+@test "secure: a wrong publisher key is refused (77), nothing replicated" {
+	keys
+	make_pub pub.db 5
+	start_secure_pub
+	run --separate-stderr "$R" pull "$ADDR" -d rep.db -t users --key writer.key \
+	    --hub-key "$STRANGERKEY"
+	assert_failure 77
+	assert_stderr "wsync-replicate: the publisher presented key $PUBKEY, not the one given with --hub-key: refusing it"
+	assert_equal "$(rows rep.db "SELECT count(*) FROM sqlite_master WHERE name = 'users'")" 0
+	# Known hubs: unknown until accepted, then pinned.
+	run --separate-stderr "$R" pull "$ADDR" -d rep.db -t users --key writer.key --known-hubs kh
+	assert_failure 77
+	assert_stderr "wsync-replicate: unknown hub key $PUBKEY at $ADDR: pin it with --hub-key, add \"$ADDR $PUBKEY\" to kh, or trust it once with --accept-new-hub"
+	run --separate-stderr "$R" pull "$ADDR" -d rep.db -t users --key writer.key \
+	    --known-hubs kh --accept-new-hub
+	assert_success
+	assert_stderr "wsync-replicate: added the key of the publisher at $ADDR to kh: $PUBKEY"
+	assert_equal "$(cat kh)" "$ADDR $PUBKEY"
+	# The default known hubs live under $XDG_CONFIG_HOME.
+	XDG_CONFIG_HOME=$T/cfg run --separate-stderr "$R" pull "$ADDR" -d rep.db -t users \
+	    --key writer.key --accept-new-hub -q
+	assert_success
+	assert_equal "$(cat cfg/wsync/known_hubs)" "$ADDR $PUBKEY"
+	assert_same_rows pub.db rep.db users 'id, name, email, tags'
+}
+
+@test "secure: an unknown replicator key is refused during the handshake (77)" {
+	keys
+	make_pub pub.db 5
+	start_secure_pub
+	run --separate-stderr "$R" pull "$ADDR" -d rep.db -t users --key stranger.key \
+	    --hub-key "$PUBKEY"
+	assert_failure 77
+	assert_stderr "wsync-replicate: the publisher ends the session: key $STRANGERKEY is not authorized on this publisher"
+	wait_text "$T/pub.err" ": key $STRANGERKEY is not authorized on this publisher"
+	assert_equal "$(rows rep.db "SELECT count(*) FROM sqlite_master WHERE name = 'users'")" 0
+	# A listed key with no right on this table is refused the same way.
+	printf '%s other=write\n' "$STRANGERKEY" >>authorized
+	kill "$PUB_PID"
+	reap "$PUB_PID"
+	start_secure_pub
+	run --separate-stderr "$R" pull "$ADDR" -d rep.db -t users --key stranger.key \
+	    --hub-key "$PUBKEY"
+	assert_failure 77
+	assert_stderr "wsync-replicate: the publisher ends the session: key $STRANGERKEY has no rights on table 'users'"
+	# The publisher goes on serving the others.
+	run --separate-stderr "$R" pull "$ADDR" -d rep.db -t users --key reader.key \
+	    --hub-key "$PUBKEY"
+	assert_success
+	assert_same_rows pub.db rep.db users 'id, name'
+}
+
+@test "secure: one byte flipped in an encrypted frame ends the session (77)" {
+	keys
+	make_pub pub.db 5
+	start_secure_pub
+	local port=${ADDR##*:} mport
+	mport=$(free_port)
+	spawn mitm python3 "$BATS_TEST_DIRNAME/mitm.py" "$mport" 127.0.0.1 "$port" flip
+	wait_lines "$T/mitm.out" 1 '^ready$'
+	run --separate-stderr "$R" pull "127.0.0.1:$mport" -d rep.db -t users --key writer.key \
+	    --hub-key "$PUBKEY"
+	assert_failure 77
+	assert_stderr "wsync-replicate: the publisher ends the session: an encrypted frame failed authentication: tampered with, replayed or out of order"
+	wait_lines "$T/pub.err" 1 ': an encrypted frame failed authentication: tampered with, replayed or out of order$'
+	# Nothing was replicated; the publisher goes on.
+	assert_equal "$(rows rep.db 'SELECT count(*) FROM users')" 0
+	assert_intact rep.db
+	run "$R" pull "$ADDR" -d rep.db -t users --key writer.key --hub-key "$PUBKEY"
+	assert_success
+	assert_same_rows pub.db rep.db users 'id, name'
+}
+
+@test "secure: a read-only key may pull, not send changes up (77)" {
+	keys
+	make_pub pub.db 5
+	start_secure_pub -c name:update --add
+	run --separate-stderr "$R" pull "$ADDR" -d rep.db -t users -c name:update \
+	    --key reader.key --hub-key "$PUBKEY"
+	assert_failure 77
+	assert_stderr "wsync-replicate: the publisher refused: key $READERKEY may only read table 'users': it cannot send changes"
+	run --separate-stderr "$R" pull "$ADDR" -d rep.db -t users --add --key reader.key \
+	    --hub-key "$PUBKEY"
+	assert_failure 77
+	assert_stderr "wsync-replicate: the publisher refused: key $READERKEY may only read table 'users': it cannot send changes"
+	assert_equal "$(rows rep.db "SELECT count(*) FROM sqlite_master WHERE name = 'users'")" 0
+	# Reading is allowed; the local change stays local.
+	run --separate-stderr "$R" pull "$ADDR" -d rep.db -t users -c name --key reader.key \
+	    --hub-key "$PUBKEY"
+	assert_success
+	sqlite3 rep.db "UPDATE users SET name = 'from a reader' WHERE id = 2"
+	run --separate-stderr "$R" pull "$ADDR" -d rep.db -t users -c name --key reader.key \
+	    --hub-key "$PUBKEY"
+	assert_success
+	assert_equal "$(rows pub.db 'SELECT name FROM users WHERE id = 2')" user2
+}
+
+@test "secure: TCP needs keys unless --insecure; unix sockets and exec: may be plain" {
+	keys
+	make_pub pub.db 5
+	run --separate-stderr "$R" publish -d pub.db -t users -l 127.0.0.1:0
+	assert_failure 78
+	assert_stderr "wsync-replicate: listening on TCP needs --key FILE and --authorized-keys FILE (or --insecure for plain sessions)"
+	run --separate-stderr "$R" pull 127.0.0.1:1 -d rep.db -t users
+	assert_failure 78
+	assert_stderr "wsync-replicate: a publisher on TCP needs --key FILE (or --insecure for a plain session)"
+	run --separate-stderr "$R" publish -d pub.db -t users -l 127.0.0.1:0 --key pub.key
+	assert_failure 64
+	assert_stderr_line 0 "wsync-replicate: --key needs --authorized-keys"
+	run --separate-stderr "$R" pull 127.0.0.1:1 -d rep.db -t users --hub-key "$PUBKEY"
+	assert_failure 64
+	assert_stderr_line 0 "wsync-replicate: --hub-key, --known-hubs and --accept-new-hub go with --key"
+	run --separate-stderr "$R" pull http://127.0.0.1:1/ -d rep.db -t users --key writer.key
+	assert_failure 64
+	assert_stderr_line 0 "wsync-replicate: --key and --insecure go with a stream SOURCE; HTTP is protected by HTTPS"
+	chmod 644 writer.key
+	run --separate-stderr "$R" pull 127.0.0.1:1 -d rep.db -t users --key writer.key \
+	    --hub-key "$PUBKEY"
+	assert_failure 77
+	assert_stderr "wsync-replicate: key file 'writer.key' is accessible by others (mode 0644): it must be 0600 (chmod 600 'writer.key')"
+	chmod 600 writer.key
+	[ ! -e rep.db ] || fail "a configuration error created rep.db"
+	# A plain replicator is refused by a keyed publisher on TCP.
+	start_secure_pub
+	run --separate-stderr "$R" pull "$ADDR" -d rep.db -t users --insecure
+	assert_failure 77
+	assert_stderr "wsync-replicate: the publisher refused: this publisher takes authenticated sessions only: pull with --key"
+	assert_equal "$(rows rep.db "SELECT count(*) FROM sqlite_master WHERE name = 'users'")" 0
+	# A keyed publisher on a unix socket takes plain and secure sessions.
+	start_pub upub -d pub.db -t users -l "unix:$T/s" --key pub.key --authorized-keys authorized
+	run --separate-stderr "$R" pull "unix:$T/s" -d plain.db -t users
+	assert_success
+	assert_same_rows pub.db plain.db users 'id, name'
+	run --separate-stderr "$R" pull "unix:$T/s" -d sec.db -t users --key reader.key \
+	    --hub-key "$PUBKEY"
+	assert_success
+	assert_same_rows pub.db sec.db users 'id, name'
+	# A publisher without a key refuses a secure session, saying why.
+	start_pub npub -d pub.db -t users -l "unix:$T/n"
+	run --separate-stderr "$R" pull "unix:$T/n" -d no.db -t users --key reader.key \
+	    --hub-key "$PUBKEY"
+	assert_failure 77
+	assert_stderr "wsync-replicate: the publisher ends the session: this publisher has no key: it takes plain sessions only"
+	# exec: with --stdio, secure too.
+	run --separate-stderr "$R" pull "exec:$R publish --stdio -q -d pub.db -t users --key pub.key --authorized-keys authorized" \
+	    -d exec.db -t users --key writer.key --hub-key "$PUBKEY"
+	assert_success
+	assert_stderr_empty
+	assert_same_rows pub.db exec.db users 'id, name'
 }
