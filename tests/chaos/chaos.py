@@ -417,7 +417,7 @@ class Run:
             seen = {row[0] for row in con.execute(OBSERVE) if row[0] is not None}
             exists = con.execute("SELECT 1 FROM %s WHERE %s = ?" % (tbl, kc), (key,)).fetchone()
             wid = self.next_id(i)
-            if exists and r < 0.2:
+            if exists and r < 0.12:
                 con.execute("DELETE FROM %s WHERE %s = ?" % (tbl, kc), (key,))
                 op, vals = "del", {}
             elif exists:
@@ -458,7 +458,7 @@ class Run:
             return
         wid = self.next_id(i)
         q = "'%s'" % key if isinstance(key, str) else str(key)
-        if exists and r < 0.2:
+        if exists and r < 0.12:
             op, vals = "del", {}
             stmt = "DELETE FROM %s WHERE %s = %s;" % (tbl, kc, q)
         elif exists:
@@ -563,6 +563,7 @@ class Run:
         c = self.cfg
         end = time.monotonic() + c.duration
         next_fault = time.monotonic() + self.rng.uniform(0.2, 2 * c.fault_every)
+        next_phase, active = 0, []
         while time.monotonic() < end:
             now = time.monotonic()
             while self.events and self.events[0][0] <= now:
@@ -570,7 +571,14 @@ class Run:
             if now >= next_fault:
                 self.fault()
                 next_fault = now + self.rng.uniform(0.2, 2 * c.fault_every)
-            self.write(self.rng.randrange(c.sites))
+            if now >= next_phase:
+                # Phases of 0.5 to 4 s in which a random subset of the
+                # sites writes (sometimes none): quiet sites heartbeat and
+                # report their clocks, so the hub collects during the chaos.
+                active = [i for i in range(c.sites) if self.rng.random() < 0.6]
+                next_phase = now + self.rng.uniform(0.5, 4)
+            if active:
+                self.write(self.rng.choice(active))
             self.reap_unexpected()
             time.sleep(self.rng.uniform(0, 2 * c.write_every))
         # The faults stop: resume, restart, reconnect.
@@ -825,6 +833,10 @@ class Run:
                 self.problems.append("%s: integrity_check: %s" % (name, integrity[:3]))
         res = self.verify(snaps)
         self.teardown()
+        hublog = open(self.hub.errpath, errors="replace").read()
+        self.coverage = "%d collections, %d full copies" % (
+            len(re.findall(r": collected \d+ change-log entries", hublog)),
+            len(re.findall(r": sending a full copy ", hublog)))
         return res
 
     def teardown(self):
@@ -896,10 +908,10 @@ def main():
             totals["writes"] += r["writes"]
             line = ("seed %d: %d sites, retain %d, %.0f s: %d writes (%d failed busy), "
                     "%d values: %d current, %d in conflicts, %d superseded, %d overwritten "
-                    "after gc; lost %d; faults %s" % (
+                    "after gc; lost %d; %s; faults %s" % (
                         cfg.seed, cfg.sites, cfg.retain, took, r["writes"], run.failed_writes,
                         r["tags"], r["current"], r["conflict"], r["superseded"],
-                        r["gc_overwritten"], lost,
+                        r["gc_overwritten"], lost, run.coverage,
                         ", ".join("%s %d" % kv for kv in sorted(run.faults.items()))))
         else:
             line = "seed %d: harness failed" % cfg.seed
