@@ -511,7 +511,7 @@ class Run:
             self.paused.discard(p)
             self.down.add(p)
             self.count("kill -9 " + ("hub" if p is self.hub else "site"))
-            self.at(rng.uniform(0.1, 2.5), lambda: self.restart(p))
+            self.at(rng.uniform(0.1, 5.0), lambda: self.restart(p))
         elif kind == "drop":
             self.proxy.drop()
             self.count("proxy drop")
