@@ -2834,6 +2834,55 @@ out:
 	return rc;
 }
 
+int ws_store_gc_bound(struct ws_store *s, struct ws_vclock *h, char *err)
+{
+	struct ws_vclock gc = WS_VCLOCK_INIT, ctx = WS_VCLOCK_INIT;
+	struct ws_siteid site;
+	sqlite3_stmt *bs = NULL;
+	enum ws_vclock_order ord;
+	int rc, lowered = 1;
+
+	if ((rc = stable_get(s, &gc, err)) ||
+	    (rc = prep(s, "SELECT s.site, b.counter, b.clock FROM wsync_batches b "
+	    "JOIN wsync_sites s ON s.id = b.site", &bs, err)))
+		goto out;
+	/* Lowering h leaves more batches outside it: repeat until none does. */
+	while (lowered && h->n) {
+		lowered = 0;
+		sqlite3_reset(bs);
+		while ((rc = sqlite3_step(bs)) == SQLITE_ROW) {
+			if (sqlite3_column_bytes(bs, 0) != WS_SITEID_LEN) {
+				rc = ws_error(err, WS_ECORRUPT, "batches: bad site id");
+				goto out;
+			}
+			memcpy(site.b, sqlite3_column_blob(bs, 0), WS_SITEID_LEN);
+			if (ws_vclock_get(h, &site) >= (uint64_t)sqlite3_column_int64(bs, 1))
+				continue; /* within h */
+			ws_vclock_release(&ctx);
+			if ((sqlite3_column_bytes(bs, 2) > 0 &&
+			    (rc = ws_vclock_decode_all(&ctx, sqlite3_column_blob(bs, 2),
+			    (size_t)sqlite3_column_bytes(bs, 2), err))) ||
+			    (rc = ws_vclock_merge(&ctx, &gc)))
+				goto out;
+			ord = ws_vclock_compare(h, &ctx);
+			if (ord != WS_VCLOCK_BEFORE && ord != WS_VCLOCK_EQUAL) {
+				ws_vclock_meet(h, &ctx);
+				lowered = 1;
+			}
+		}
+		if (rc != SQLITE_DONE) {
+			rc = sqlerr(s, rc, "batches", err);
+			goto out;
+		}
+		rc = 0;
+	}
+out:
+	sqlite3_finalize(bs);
+	ws_vclock_release(&gc);
+	ws_vclock_release(&ctx);
+	return rc;
+}
+
 int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
     uint64_t *dropped, char *err)
 {

@@ -205,6 +205,18 @@ int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
     uint64_t *dropped, char *err) WS_MUST_CHECK;
 
 /*
+ * Lower a proposed collection horizon *h (what every site holds) until
+ * every batch this store holds outside it has seen all of it: its
+ * context clock, with the collected horizon, reaches *h.  A batch made
+ * concurrently with a version within the horizon must not be merged at a
+ * replica that has collected that version, where it would count as seen
+ * and be replaced, while the replicas that merged the batch earlier kept
+ * it (and the batch lost); so that version waits until every site holds
+ * the batch too.  For the hub, before ws_store_gc().
+ */
+int ws_store_gc_bound(struct ws_store *s, struct ws_vclock *h, char *err) WS_MUST_CHECK;
+
+/*
  * The collected horizon into *out (replacing it): the union of every
  * clock given to ws_store_gc().  A peer whose clock does not reach it
  * lacks batches this store no longer has, and needs a full copy

@@ -288,3 +288,40 @@ log_count() {
 	assert_equal "$(sqlite3 hub/notes.db "SELECT count(*) FROM wsync_sites WHERE lower(hex(site)) = '$c'")" 1
 	assert_same a.db b.db
 }
+
+@test "gc: a batch concurrent with collected history merges alike on every site" {
+	# Found by tests/chaos.  a's write W and b's write v to the same cell
+	# are concurrent; W wins (a higher Lamport number).  c receives W,
+	# reports, and leaves before v reaches the hub; the hub then merges v
+	# (a conflict, W stays), and may collect W once every site holds it,
+	# but must not while c still lacks v: c, merging v after collecting
+	# W, would take v as the newer value.
+	start_hub hub -d hub --create --heartbeat 1 --retain 3600
+	make_site a.db
+	join "$SOCK" notes=a.db
+	join "$SOCK" notes=b.db
+	join "$SOCK" notes=c.db
+	local i
+	for i in 1 2 3; do
+		sql a.db "UPDATE notes SET body = 'a$i' WHERE id = 3"
+		join "$SOCK" notes=a.db
+	done
+	sql a.db "UPDATE notes SET title = 'W' WHERE id = 1"
+	sql b.db "UPDATE notes SET title = 'v' WHERE id = 1"
+	join "$SOCK" notes=a.db
+	join "$SOCK" notes=c.db
+	join "$SOCK" notes=b.db
+	join "$SOCK" notes=a.db
+	# Collection rounds (once a second) with a's, b's and c's last clocks.
+	wait_lines hub.err 1 "^wsync-serve: working set 'notes': collected [0-9]+ change-log entries every site holds$"
+	sleep 2
+	join "$SOCK" notes=c.db
+	assert_equal "$(sqlite3 hub/notes.db 'SELECT title FROM notes WHERE id = 1')" W
+	assert_same hub/notes.db a.db
+	assert_same hub/notes.db b.db
+	assert_same hub/notes.db c.db
+	assert_equal "$(sqlite3 c.db 'SELECT value FROM wsync_conflicts')" v
+	# Once c holds v too, W and v are collected.
+	sleep 2.5
+	assert_equal "$(log_count hub/notes.db)" 0
+}
