@@ -193,6 +193,7 @@ class Proc:
         self.p = None
         self.stopped = False
         self.starts = 0
+        self.cron = False
         self.unexpected = []   # (status, stderr tail) of exits we did not cause
 
     def start(self):
@@ -320,7 +321,8 @@ class Run:
         self.tcp = "127.0.0.1:%d" % self.port
         hubargv = [os.path.join(self.bin, "wsync-serve"), "-l", self.sock, "-l", self.tcp,
                    "-d", os.path.join(self.dir, "hub"), "--create", "--heartbeat", "1",
-                   "--idle-timeout", "5", "--retain", str(c.retain)]
+                   "--idle-timeout", "5", "--retain", str(c.retain),
+                   "--log", os.path.join(self.dir, "hub.log")]
         self.hub = Proc("hub", hubargv, os.path.join(self.dir, "hub.err"))
         self.start_hub()
         self.proxy = Proxy(("127.0.0.1", self.port))
@@ -336,11 +338,19 @@ class Run:
         for i in range(c.sites):
             self.oneshot(i, self.sock, "setup")
             addr = [self.sock, self.tcp, "127.0.0.1:%d" % self.proxy.port][i % 3]
-            argv = [os.path.join(self.bin, "wsync-join"), "-f", "--heartbeat", "1",
-                    "--idle-timeout", "5", addr, "chaos=" + self.db(i)]
-            self.sites.append(Proc("s%d" % i, argv, os.path.join(self.dir, "s%d.err" % i)))
+            # The last site may be a "cron" site: a one-shot wsync-join
+            # now and then instead of a follower, so sites come and go.
+            cron = c.cron and i == c.sites - 1
+            argv = [os.path.join(self.bin, "wsync-join")] + ([] if cron else ["-f"]) + [
+                "--heartbeat", "1", "--idle-timeout", "5",
+                "--log", os.path.join(self.dir, "s%d.log" % i), addr, "chaos=" + self.db(i)]
+            p = Proc("s%d" % i, argv, os.path.join(self.dir, "s%d.err" % i))
+            p.cron = cron
+            p.next_run = 0
+            self.sites.append(p)
         for s in self.sites:
-            s.start()
+            if not s.cron:
+                s.start()
 
     def local_insert(self, con, site, tbl, key):
         """Set-up rows, written as ordinary tagged writes."""
@@ -536,7 +546,7 @@ class Run:
         self.down.discard(p)
         if p is self.hub:
             self.start_hub()
-        else:
+        elif not p.cron:
             p.start()
 
     def resume(self, p):
@@ -544,9 +554,46 @@ class Run:
             self.paused.discard(p)
             p.cont()
 
+    def cron_tick(self):
+        """Start each cron site's one-shot sync when due; judge its exit."""
+        now = time.monotonic()
+        for p in self.sites:
+            if not p.cron or p in self.down:
+                continue
+            if p.p is not None and p.p.poll() is not None:
+                rc = p.p.returncode
+                p.p = None
+                # Under faults a one-shot sync may find no hub (69), lose
+                # the connection (74) or a silent hub (75).
+                if rc not in (0, 69, 74, 75):
+                    self.problems.append("%s: one-shot wsync-join exited %s: %s" % (
+                        p.name, rc, tail(p.errpath, 1).strip()))
+                    # The database as that run found it, for a post-mortem.
+                    n = p.starts - 1
+                    if os.path.exists(p.before):
+                        os.rename(p.before, "%s.before-start-%d" % (p.before[:-7], n))
+                self.count("cron sync exit %s" % rc)
+            if p.p is None and now >= p.next_run:
+                p.before = self.db(int(p.name[1:])) + ".before"
+                self.backup(self.db(int(p.name[1:])), p.before)
+                p.start()
+                p.next_run = now + self.rng.uniform(1, 6)
+
+    @staticmethod
+    def backup(src, dst):
+        try:
+            a = sqlite3.connect(src, timeout=BUSY_MS / 1000)
+            b = sqlite3.connect(dst)
+            a.backup(b)
+            a.close()
+            b.close()
+        except sqlite3.Error:
+            pass
+
     def reap_unexpected(self):
+        self.cron_tick()
         for p in [self.hub] + self.sites:
-            if p in self.down or p.p is None:
+            if p in self.down or p.p is None or p.cron:
                 continue
             if p.check_exit():
                 rc, why = p.unexpected[-1]
@@ -642,7 +689,9 @@ class Run:
         c = self.cfg
         # First the followers, on their own.
         t0 = time.monotonic()
-        ok = wait_for(lambda: self.quiet_converged(), c.settle, step=0.5)
+        for p in self.sites:
+            p.next_run = 0  # cron sites sync every second from now on
+        ok = wait_for(lambda: self.settled(), c.settle, step=0.5)
         if ok:
             self.notes.append("followers converged %.1f s after the faults stopped"
                               % (time.monotonic() - t0))
@@ -651,6 +700,15 @@ class Run:
                               % (c.settle, "; ".join(self.safe_differences())[:400]))
         self.reap_unexpected()
         for s in self.sites:
+            if s.cron:
+                if s.p is not None:
+                    try:
+                        s.p.wait(30)
+                    except subprocess.TimeoutExpired:
+                        pass
+                self.cron_tick()
+                s.next_run = float("inf")
+                continue
             rc = s.term()
             if rc not in (0,):
                 self.problems.append("%s: wsync-join -f exited %s on SIGTERM: %s" % (
@@ -669,6 +727,13 @@ class Run:
         self.problems.extend("DIVERGENCE: " + d for d in diff)
         self.diverged = True
         return snaps
+
+    def settled(self):
+        self.cron_tick()
+        for p in self.sites:
+            if p.cron:
+                p.next_run = min(p.next_run, time.monotonic() + 1)
+        return self.quiet_converged()
 
     def quiet_converged(self):
         try:
@@ -855,8 +920,8 @@ class Run:
 
 
 def repro(cfg):
-    cmd = "python3 tests/chaos/chaos.py --seed %d --sites %d --duration %g --retain %d" % (
-        cfg.seed, cfg.sites, cfg.duration, cfg.retain)
+    cmd = ("python3 tests/chaos/chaos.py --seed %d --sites %d --duration %g --retain %d "
+           "--cron %d" % (cfg.seed, cfg.sites, cfg.duration, cfg.retain, cfg.cron))
     if os.path.realpath(cfg.bin) != os.path.realpath(os.path.join(TOP, "bin")):
         cmd += " --bin %s" % os.path.relpath(cfg.bin, TOP)
     return cmd
@@ -870,6 +935,8 @@ def main():
     ap.add_argument("--duration", type=float, default=30, help="seconds of chaos per run")
     ap.add_argument("--retain", type=int, default=None,
                     help="hub --retain (default: 0 for odd seeds, 3600 for even)")
+    ap.add_argument("--cron", type=int, choices=(0, 1), default=None,
+                    help="1: the last site syncs one-shot now and then (default: by seed)")
     ap.add_argument("--bin", default=os.path.join(TOP, "bin"), help="binaries")
     ap.add_argument("--settle", type=float, default=20,
                     help="seconds to wait for the followers to converge")
@@ -889,6 +956,8 @@ def main():
             cfg.sites = pick.randint(3, 5)
         if cfg.retain is None:
             cfg.retain = 0 if cfg.seed % 2 else 3600
+        if cfg.cron is None:
+            cfg.cron = pick.random() < 0.5
         cfg.write_every = 0.02
         cfg.fault_every = 1.0
         cfg.cli = 0.15
@@ -906,10 +975,10 @@ def main():
             lost = max(len(x["lost"]) for x in res.values())
             failed = failed or bool(bad)
             totals["writes"] += r["writes"]
-            line = ("seed %d: %d sites, retain %d, %.0f s: %d writes (%d failed busy), "
+            line = ("seed %d: %d sites%s, retain %d, %.0f s: %d writes (%d failed busy), "
                     "%d values: %d current, %d in conflicts, %d superseded, %d overwritten "
                     "after gc; lost %d; %s; faults %s" % (
-                        cfg.seed, cfg.sites, cfg.retain, took, r["writes"], run.failed_writes,
+                        cfg.seed, cfg.sites, " (1 cron)" if cfg.cron else "", cfg.retain, took, r["writes"], run.failed_writes,
                         r["tags"], r["current"], r["conflict"], r["superseded"],
                         r["gc_overwritten"], lost, run.coverage,
                         ", ".join("%s %d" % kv for kv in sorted(run.faults.items()))))
