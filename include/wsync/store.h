@@ -229,8 +229,12 @@ int ws_store_stable(struct ws_store *s, struct ws_vclock *out, char *err) WS_MUS
  * gets every row of every tracked table as inserts, in batches of up to
  * 1,000 rows (or about 1 MiB), without a dot (each change names this
  * site, counter 1) and with the collected horizon as clock.  A table
- * with no rows gives no batch.  Read in one transaction, so the copy is
- * one consistent state.
+ * with no rows gives no batch.  Then the conflicts whose losing version
+ * is within the horizon, in batches that carry a Lamport number (the
+ * conflicts' own, one number and one table a batch): a change per
+ * conflict, an update of its one column (an insert for a value that lost
+ * to a delete) with the losing version's dot.  Read in one transaction,
+ * so the copy is one consistent state.
  */
 int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientData,
     char *err) WS_MUST_CHECK;
@@ -244,6 +248,8 @@ int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientDat
  *   lack, or one it will send after the copy) stays;
  * - a row the copy has that was deleted here outside the horizon stays
  *   deleted; one it lacks is deleted, or keeps only its newer cells;
+ * - the conflicts whose losing version is within the horizon are the
+ *   copy's, but on cells and rows with a newer version here;
  * - the clock then covers the horizon, and the log within it is
  *   collected, as the sender's is.
  * Abort (or an error) leaves the store as it was.  The batches after the

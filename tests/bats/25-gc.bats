@@ -96,6 +96,15 @@ site_id() {
 	sqlite3 "$1" "SELECT lower(hex(value)) FROM wsync_meta WHERE key = 'site'"
 }
 
+# conflicts DB: the conflict list in a site-independent form and order.
+conflicts() {
+	sqlite3 "$1" "SELECT t.name, hex(c.pk), c.col, c.lostdel, hex(s.site),
+	    c.counter, c.lamport, quote(c.value)
+	    FROM wsync_conflicts c JOIN wsync_sites s ON s.id = c.site
+	    JOIN wsync_tables t ON t.id = c.tbl
+	    ORDER BY t.name, c.pk, c.col, s.site, c.counter"
+}
+
 # log_count DB: entries in the change log (the newest usn's marker aside).
 log_count() {
 	sqlite3 "$1" 'SELECT count(*) FROM wsync_log WHERE tbl != 0'
@@ -324,4 +333,38 @@ log_count() {
 	# Once c holds v too, W and v are collected.
 	sleep 2.5
 	assert_equal "$(log_count hub/notes.db)" 0
+}
+
+@test "gc: a full copy brings the conflicts of the history it replaces" {
+	# Found by tests/chaos.  s is away while a and b write one cell
+	# concurrently, and a clears a conflict s knows of; the hub collects
+	# all of it (s does not count with --retain 0), so s gets a full copy:
+	# it must list the conflicts every other replica lists.
+	start_hub hub -d hub --create --heartbeat 1 --retain 0
+	make_site a.db
+	join "$SOCK" notes=a.db
+	join "$SOCK" notes=b.db
+	join "$SOCK" notes=s.db
+	sql a.db "UPDATE notes SET title = 'a3' WHERE id = 3"
+	sql s.db "UPDATE notes SET title = 's3' WHERE id = 3"
+	join "$SOCK" notes=a.db
+	join "$SOCK" notes=s.db
+	join "$SOCK" notes=a.db
+	assert_equal "$(sqlite3 s.db 'SELECT count(*) FROM wsync_conflicts')" 1
+	sql a.db "UPDATE notes SET title = 'A3' WHERE id = 3"
+	sql a.db "UPDATE notes SET title = 'A' WHERE id = 1"
+	sql b.db "UPDATE notes SET title = 'B' WHERE id = 1"
+	join "$SOCK" notes=a.db
+	join "$SOCK" notes=b.db
+	join "$SOCK" notes=a.db
+	spawn fa "$WS_BIN/wsync-join" -f --heartbeat 1 "$SOCK" notes=a.db
+	wait_sql hub/notes.db "SELECT count(*) FROM wsync_log WHERE tbl != 0" 0
+	join "$SOCK" notes=s.db
+	wait_lines hub.err 1 "sending a full copy of working set 'notes'"
+	assert_same hub/notes.db s.db
+	assert_equal "$(sqlite3 hub/notes.db 'SELECT count(*) FROM wsync_conflicts')" 1
+	assert_equal "$(conflicts s.db)" "$(conflicts hub/notes.db)"
+	assert_equal "$(conflicts b.db)" "$(conflicts hub/notes.db)"
+	assert_equal "$(conflicts a.db)" "$(conflicts hub/notes.db)"
+	assert_integrity s.db
 }
