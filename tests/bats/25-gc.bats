@@ -299,7 +299,7 @@ log_count() {
 }
 
 @test "gc: a batch concurrent with collected history merges alike on every site" {
-	# Found by tests/chaos.  a's write W and b's write v to the same cell
+	# Found building tests/chaos.  a's write W and b's write v to the same cell
 	# are concurrent; W wins (a higher Lamport number).  c receives W,
 	# reports, and leaves before v reaches the hub; the hub then merges v
 	# (a conflict, W stays), and may collect W once every site holds it,
@@ -336,7 +336,7 @@ log_count() {
 }
 
 @test "gc: a full copy brings the conflicts of the history it replaces" {
-	# Found by tests/chaos.  s is away while a and b write one cell
+	# Found building tests/chaos.  s is away while a and b write one cell
 	# concurrently, and a clears a conflict s knows of; the hub collects
 	# all of it (s does not count with --retain 0), so s gets a full copy:
 	# it must list the conflicts every other replica lists.
