@@ -1682,7 +1682,9 @@ static int load_history(struct apply *a, const struct tbl *t,
 		}
 		if (life_over)
 			continue;
-		if (op == WS_OP_INSERT && h->state == 0)
+		/* Alive: an insert, or an update that put the row back (one
+		 * whose own insert this store never got, see apply_change). */
+		if (h->state == 0)
 			h->state = 1;
 		mask = sqlite3_column_int64(a->hist, 2) & t->allmask & ~h->known;
 		if (mask) {
