@@ -10,8 +10,8 @@
 #                   dropped and stalled connections, SIGSTOP), each checked
 #                   for divergence and lost writes; ends "runs N, divergences
 #                   N, lost writes N".  SEED defaults to a random one; a
-#                   failure prints the command that repeats its run.  A short
-#                   run (two seeds, 20 s each) is part of make check.
+#                   failure prints the command that repeats its run.  Three
+#                   short runs (20 s each) are part of make check.
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, man pages, completions)
 
 CC       ?= gcc
