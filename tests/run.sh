@@ -101,6 +101,9 @@ chaos "seed 1, --retain 0" --seed 1 --sites 3 --duration 20 --retain 0 --cron 0
 chaos "seed 2, --retain 3600, cron" --seed 2 --sites 3 --duration 20 --retain 3600 --cron 1
 chaos "seed 3, asan binaries" --seed 3 --sites 3 --duration 20 --retain 0 --cron 1 \
 	--bin build/asan/bin
+# The checks themselves: a spoilt final state must fail them.
+chaos "self-test: spoilt state caught" --seed 9 --sites 3 --duration 6 --retain 3600 \
+	--cron 0 --tamper
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

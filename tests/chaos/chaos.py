@@ -896,6 +896,8 @@ class Run:
                 self.problems.append("%s: %d batches still pending" % (name, pending))
             if integrity != [("ok",)]:
                 self.problems.append("%s: integrity_check: %s" % (name, integrity[:3]))
+        if self.cfg.tamper and not self.diverged:
+            snaps = self.tamper(snaps)
         res = self.verify(snaps)
         self.teardown()
         hublog = open(self.hub.errpath, errors="replace").read()
@@ -903,6 +905,40 @@ class Run:
             len(re.findall(r": collected \d+ change-log entries", hublog)),
             len(re.findall(r": sending a full copy ", hublog)))
         return res
+
+    def tamper(self, snaps):
+        """Self-test of the checks (--tamper): after the run, on every
+        replica alike, put back an older value of a cell that a later
+        write replaced, and delete a row nobody deleted; the lost-write
+        check must catch both."""
+        tables = snaps[0][1][0]
+        done, used = [], None
+        for tbl, (kc, vc, _) in sorted(TABLES.items()):
+            for row in tables[tbl] or []:
+                for col, v in zip(vc, row[1:]):
+                    old = [w.cols[col] for w in self.writes if w.tbl == tbl and
+                           w.key == row[0] and col in w.cols and w.cols[col] != v and
+                           any(w.cols[col] in x.seen for x in self.writes)]
+                    if old and not done:
+                        done.append(("UPDATE %s SET %s = ? WHERE %s = ?" % (tbl, col, kc),
+                                     (old[-1], row[0])))
+                        used = (tbl, row[0])
+        for tbl, (kc, vc, _) in sorted(TABLES.items()):
+            ins = {w.key for w in self.writes if w.tbl == tbl and w.op == "ins"}
+            dels = {w.key for w in self.writes if w.tbl == tbl and w.op == "del"}
+            for row in tables[tbl] or []:
+                if row[0] in ins - dels and len(done) == 1 and (tbl, row[0]) != used:
+                    done.append(("DELETE FROM %s WHERE %s = ?" % (tbl, kc), (row[0],)))
+        paths = [os.path.join(self.dir, "hub", "chaos.db")] + [
+            self.db(i) for i in range(self.cfg.sites)]
+        for path in paths:
+            con = sqlite3.connect(path, timeout=10, isolation_level=None)
+            for q, args in done:
+                con.execute(q, args)
+            con.close()
+        self.notes.append("tampered: %s" % "; ".join("%s %s" % d for d in done))
+        self.tampered = [q.split()[0] for q, _ in done]
+        return self.all_snapshots()
 
     def teardown(self):
         for p in [self.hub] + getattr(self, "sites", []):
@@ -941,6 +977,9 @@ def main():
     ap.add_argument("--settle", type=float, default=20,
                     help="seconds to wait for the followers to converge")
     ap.add_argument("--keep", action="store_true", help="keep the run directories")
+    ap.add_argument("--tamper", action="store_true",
+                    help="self-test: spoil the final state; the run passes if the "
+                    "checks notice")
     ap.add_argument("--check", action="store_true",
                     help="for make check: one line per run, closing 'N passed, N failed'")
     a = ap.parse_args()
@@ -973,7 +1012,18 @@ def main():
             bad = {name: x for name, x in res.items()
                    if x["lost"] or x["foreign"] or x["missing_rows"] or x["resurrected"]}
             lost = max(len(x["lost"]) for x in res.values())
-            failed = failed or bool(bad)
+            if a.tamper:
+                # Passes when the checks caught both spoilt values.
+                done = getattr(run, "tampered", [])
+                caught = [x for x in res.values() if
+                          ("DELETE" not in done or x["missing_rows"]) and
+                          ("UPDATE" not in done or x["lost"] or x["resurrected"])]
+                caught = caught if done else []
+                failed = failed or not caught
+                run.notes.append("the checks %s the tampering" % (
+                    "caught" if caught else "MISSED"))
+            else:
+                failed = failed or bool(bad)
             totals["writes"] += r["writes"]
             line = ("seed %d: %d sites%s, retain %d, %.0f s: %d writes (%d failed busy), "
                     "%d values: %d current, %d in conflicts, %d superseded, %d overwritten "
@@ -984,7 +1034,8 @@ def main():
                         ", ".join("%s %d" % kv for kv in sorted(run.faults.items()))))
         else:
             line = "seed %d: harness failed" % cfg.seed
-        totals["lost"] += lost
+        if not a.tamper:
+            totals["lost"] += lost
         if run.diverged:
             totals["div"] += 1
         print(("FAIL " if failed else "ok   ") + line, flush=True)
