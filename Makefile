@@ -11,7 +11,8 @@
 #                   for divergence and lost writes; ends "runs N, divergences
 #                   N, lost writes N".  SEED defaults to a random one; a
 #                   failure prints the command that repeats its run.  Three
-#                   short runs (20 s each) are part of make check.
+#                   short runs (15 s each) and a self-test of the checks are
+#                   part of make check.
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, man pages, completions)
 
 CC       ?= gcc
