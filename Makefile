@@ -5,6 +5,14 @@
 #   make check      install missing Debian packages, build, run every test
 #   make demo       a hub and sites on loopback syncing a sample database
 #   make bench      micro-benchmarks (figures, never pass/fail)
+#   make chaos      RUNS=20 SEED=N DURATION=60: a campaign of seeded chaos runs
+#                   (tests/chaos/chaos.py: a hub and sites under kill -9,
+#                   dropped and stalled connections, SIGSTOP), each checked
+#                   for divergence and lost writes; ends "runs N, divergences
+#                   N, lost writes N".  SEED defaults to a random one; a
+#                   failure prints the command that repeats its run.  Three
+#                   short runs (15 s each) and a self-test of the checks are
+#                   part of make check.
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, man pages, completions)
 
 CC       ?= gcc
@@ -35,7 +43,7 @@ BINS     := $(TOOLS:%=$(BIN)/%)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
 
-.PHONY: all lib unit check deps test demo bench install clean
+.PHONY: all lib unit check deps test demo bench chaos install clean
 
 all: $(OUT)/libwsync.a $(BINS)
 
@@ -81,6 +89,15 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C bench
+
+RUNS     ?= 20
+SEED     ?=
+DURATION ?= 60
+
+chaos: deps
+	@$(MAKE) --no-print-directory all
+	@nice python3 tests/chaos/chaos.py --runs $(RUNS) --duration $(DURATION) \
+	    $(if $(SEED),--seed $(SEED))
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

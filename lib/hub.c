@@ -696,6 +696,9 @@ static int collect_ws(struct hub *h, struct hws *w, char *err)
 	if (rc != SQLITE_DONE)
 		goto sqlfail;
 	rc = 0;
+	/* Not beyond what a batch outside it has seen (store.h). */
+	if (any && (rc = ws_store_gc_bound(w->st, &horizon, err)))
+		goto out;
 	if (!any || reaches(&w->stable, &horizon))
 		goto out;
 	if ((rc = ws_store_gc(w->st, &horizon, &dropped, err)) ||

@@ -1687,7 +1687,9 @@ static int load_history(struct apply *a, const struct tbl *t,
 		}
 		if (life_over)
 			continue;
-		if (op == WS_OP_INSERT && h->state == 0)
+		/* Alive: an insert, or an update that put the row back (one
+		 * whose own insert this store never got, see apply_change). */
+		if (h->state == 0)
 			h->state = 1;
 		mask = sqlite3_column_int64(a->hist, 2) & t->allmask & ~h->known;
 		if (mask) {
@@ -2839,6 +2841,55 @@ out:
 	return rc;
 }
 
+int ws_store_gc_bound(struct ws_store *s, struct ws_vclock *h, char *err)
+{
+	struct ws_vclock gc = WS_VCLOCK_INIT, ctx = WS_VCLOCK_INIT;
+	struct ws_siteid site;
+	sqlite3_stmt *bs = NULL;
+	enum ws_vclock_order ord;
+	int rc, lowered = 1;
+
+	if ((rc = stable_get(s, &gc, err)) ||
+	    (rc = prep(s, "SELECT s.site, b.counter, b.clock FROM wsync_batches b "
+	    "JOIN wsync_sites s ON s.id = b.site", &bs, err)))
+		goto out;
+	/* Lowering h leaves more batches outside it: repeat until none does. */
+	while (lowered && h->n) {
+		lowered = 0;
+		sqlite3_reset(bs);
+		while ((rc = sqlite3_step(bs)) == SQLITE_ROW) {
+			if (sqlite3_column_bytes(bs, 0) != WS_SITEID_LEN) {
+				rc = ws_error(err, WS_ECORRUPT, "batches: bad site id");
+				goto out;
+			}
+			memcpy(site.b, sqlite3_column_blob(bs, 0), WS_SITEID_LEN);
+			if (ws_vclock_get(h, &site) >= (uint64_t)sqlite3_column_int64(bs, 1))
+				continue; /* within h */
+			ws_vclock_release(&ctx);
+			if ((sqlite3_column_bytes(bs, 2) > 0 &&
+			    (rc = ws_vclock_decode_all(&ctx, sqlite3_column_blob(bs, 2),
+			    (size_t)sqlite3_column_bytes(bs, 2), err))) ||
+			    (rc = ws_vclock_merge(&ctx, &gc)))
+				goto out;
+			ord = ws_vclock_compare(h, &ctx);
+			if (ord != WS_VCLOCK_BEFORE && ord != WS_VCLOCK_EQUAL) {
+				ws_vclock_meet(h, &ctx);
+				lowered = 1;
+			}
+		}
+		if (rc != SQLITE_DONE) {
+			rc = sqlerr(s, rc, "batches", err);
+			goto out;
+		}
+		rc = 0;
+	}
+out:
+	sqlite3_finalize(bs);
+	ws_vclock_release(&gc);
+	ws_vclock_release(&ctx);
+	return rc;
+}
+
 int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
     uint64_t *dropped, char *err)
 {
@@ -2876,6 +2927,96 @@ static int put_select(struct ws_buf *q, const struct tbl *t, int all)
 	}
 	if (rc == 0) rc = ws_buf_printf(q, " FROM ");
 	if (rc == 0) rc = qid(q, t->name);
+	return rc;
+}
+
+/*
+ * The conflicts of a full copy: those whose losing version is within the
+ * horizon gc (the receiver can no longer learn them from the batches;
+ * the others come back with the batches after the copy).  Batches that
+ * carry a Lamport number, one number and one table each; a change per
+ * conflict: an update (or, for a value that lost to a delete, an insert)
+ * of its one column, with the losing version's dot.
+ */
+static int snapshot_conflicts(struct ws_store *s, const struct ws_vclock *gc,
+    ws_store_batch_cb *cb, void *clientData, char *err)
+{
+	struct ws_value pk[MAX_TRACKED_COLS], val;
+	const struct tbl *t, *cur = NULL;
+	struct ws_siteid site;
+	struct ws_change c;
+	struct ws_batch b;
+	sqlite3_stmt *st = NULL;
+	struct ws_rd r;
+	uint64_t lamport, cur_lamport = 0, counter;
+	uint8_t mask[8];
+	size_t rows = 0;
+	uint32_t k;
+	int rc, col;
+
+	ws_batch_init(&b);
+	if ((rc = prep(s, "SELECT c.tbl, c.pk, c.col, c.lostdel, s.site, c.counter, "
+	    "c.lamport, c.value FROM wsync_conflicts c JOIN wsync_sites s ON "
+	    "s.id = c.site ORDER BY c.tbl, c.lamport, c.id", &st, err)))
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		t = tbl_by_id(s, sqlite3_column_int64(st, 0));
+		col = sqlite3_column_int(st, 2);
+		if (!t || col < 0 || col >= (int)t->ncols || !((t->allmask >> col) & 1) ||
+		    sqlite3_column_bytes(st, 4) != WS_SITEID_LEN) {
+			rc = ws_error(err, WS_ECORRUPT, "wsync_conflicts is damaged");
+			goto out;
+		}
+		memcpy(site.b, sqlite3_column_blob(st, 4), WS_SITEID_LEN);
+		counter = (uint64_t)sqlite3_column_int64(st, 5);
+		lamport = (uint64_t)sqlite3_column_int64(st, 6);
+		if (ws_vclock_get(gc, &site) < counter)
+			continue;
+		if (rows && (t != cur || lamport != cur_lamport || rows >= SNAP_ROWS)) {
+			if ((rc = cb(&b, 0, clientData)))
+				goto out;
+			rows = 0;
+		}
+		memset(&c, 0, sizeof(c));
+		if (rows == 0) {
+			ws_batch_release(&b);
+			if ((rc = ws_batch_set_clock(&b, gc)) ||
+			    (rc = ws_batch_add_table(&b, t->name, t->ncols,
+			    (const char *const *)t->cols, t->npk, t->pk, NULL, err)))
+				goto out;
+			ws_batch_set_lamport(&b, lamport);
+			cur = t;
+			cur_lamport = lamport;
+		}
+		ws_rd_init(&r, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+		for (k = 0; k < t->npk; k++)
+			if (ws_value_decode(&r, &pk[k])) {
+				rc = ws_error(err, WS_ECORRUPT, "wsync_conflicts is damaged");
+				goto out;
+			}
+		value_of(sqlite3_column_value(st, 7), &val);
+		memset(mask, 0, sizeof(mask));
+		ws_mask_set(mask, (uint32_t)col);
+		if ((rc = ws_batch_site(&b, &site, &c.site)))
+			goto out;
+		c.op = sqlite3_column_int(st, 3) ? WS_OP_INSERT : WS_OP_UPDATE;
+		c.counter = counter;
+		c.pk = pk;
+		c.mask = mask;
+		c.vals = &val;
+		c.nvals = 1;
+		if ((rc = ws_batch_add_change(&b, &c, err)))
+			goto out;
+		rows++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sqlerr(s, rc, "conflicts", err);
+		goto out;
+	}
+	rc = rows ? cb(&b, 0, clientData) : 0;
+out:
+	sqlite3_finalize(st);
+	ws_batch_release(&b);
 	return rc;
 }
 
@@ -2949,6 +3090,7 @@ int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientDat
 		if (rc)
 			goto out;
 	}
+	rc = snapshot_conflicts(s, &gc, cb, clientData, err);
 out:
 	sqlite3_finalize(st);
 	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
@@ -3076,6 +3218,126 @@ static int snap_row(struct apply *a, const struct ws_change *c, sqlite3_stmt *ke
 	rc = sqlite3_step(key) == SQLITE_DONE ? 0 :
 	    sqlerr(s, sqlite3_errcode(s->db), "snapshot", a->err);
 	sqlite3_reset(key);
+	return rc;
+}
+
+/*
+ * One conflict of a full copy (see snapshot_conflicts): listed here too,
+ * unless the cell has a version newer than the horizon (it replaces the
+ * conflict, here and where the copy came from once it arrives there) or
+ * the conflict is listed already.
+ */
+static int snap_conflict(struct apply *a, const struct ws_change *c)
+{
+	const struct ws_table *rt = &a->b->tables[c->table];
+	struct ws_store *s = a->s;
+	struct bmap *m;
+	struct tbl *t;
+	struct ver v;
+	sqlite3_stmt *st;
+	int64_t keep, site;
+	uint32_t i, col = UINT32_MAX;
+	int rc, gone;
+
+	if ((c->op != WS_OP_INSERT && c->op != WS_OP_UPDATE) || c->nvals != 1)
+		return ws_error(a->err, WS_ECORRUPT, "a full copy holds a bad conflict");
+	if ((rc = batch_map(a, c->table, &m)))
+		return rc;
+	t = m->t;
+	for (i = 0; i < rt->ncols; i++)
+		if (ws_mask_test(c->mask, i)) {
+			col = m->col[i];
+			break;
+		}
+	if (col == UINT32_MAX || !((t->allmask >> col) & 1))
+		return ws_error(a->err, WS_ECORRUPT, "a full copy holds a bad conflict");
+	if ((rc = snap_keep(a, t, c->pk, &keep, &gone)))
+		return rc;
+	if (gone || ((keep >> col) & 1))
+		return 0;
+	if ((rc = site_index(s, &a->b->sites[c->site], &site, a->err)))
+		return rc;
+	a->pk.len = 0;
+	for (i = 0; i < t->npk; i++)
+		if ((rc = ws_value_encode(&c->pk[i], &a->pk)))
+			return rc;
+	if ((rc = stmt(s, "SELECT 1 FROM wsync_conflicts WHERE tbl = ?1 AND pk = ?2 "
+	    "AND col = ?3 AND site = ?4 AND counter = ?5", &st, a->err)))
+		return rc;
+	sqlite3_bind_int64(st, 1, t->id);
+	sqlite3_bind_blob(st, 2, a->pk.p, (int)a->pk.len, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, (int)col);
+	sqlite3_bind_int64(st, 4, site);
+	sqlite3_bind_int64(st, 5, (int64_t)c->counter);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return sqlerr(s, rc, "conflicts", a->err);
+	v.site = site;
+	v.counter = c->counter;
+	v.lamport = a->b->lamport;
+	return add_conflict(a, t, (int)col, c->op == WS_OP_INSERT, &v, NULL, &c->vals[0]);
+}
+
+/*
+ * Before a full copy is merged: forget the conflicts whose losing version
+ * is within the horizon, on the cells that take the copy's value; the
+ * copy lists those that still stand where it came from.
+ */
+static int snap_forget_conflicts(struct apply *a)
+{
+	struct ws_store *s = a->s;
+	struct ws_value pk[MAX_TRACKED_COLS];
+	sqlite3_stmt *st = NULL;
+	int64_t *ids = NULL, *p, keep, site;
+	size_t n = 0, i;
+	const struct tbl *t;
+	struct ws_rd r;
+	uint32_t k;
+	int rc, col, gone;
+
+	if ((rc = prep(s, "SELECT id, tbl, pk, col, site, counter FROM wsync_conflicts",
+	    &st, a->err)))
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		t = tbl_by_id(s, sqlite3_column_int64(st, 1));
+		col = sqlite3_column_int(st, 3);
+		site = sqlite3_column_int64(st, 4);
+		if (!t || col < 0 || col >= (int)t->ncols || site < 1 ||
+		    (size_t)site >= s->nsites)
+			continue;
+		if (ws_vclock_get(&s->snap, &s->sites[site]) <
+		    (uint64_t)sqlite3_column_int64(st, 5))
+			continue; /* newer than the horizon: the batches tell */
+		ws_rd_init(&r, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+		for (k = 0; k < t->npk; k++)
+			if (ws_value_decode(&r, &pk[k])) {
+				rc = ws_error(a->err, WS_ECORRUPT, "wsync_conflicts is damaged");
+				goto out;
+			}
+		if ((rc = snap_keep(a, t, pk, &keep, &gone)))
+			goto out;
+		if (gone || ((keep >> col) & 1))
+			continue;
+		if (!(p = realloc(ids, (n + 1) * sizeof(*ids)))) {
+			rc = WS_ENOMEM;
+			goto out;
+		}
+		ids = p;
+		ids[n++] = sqlite3_column_int64(st, 0);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sqlerr(s, rc, "conflicts", a->err);
+		goto out;
+	}
+	rc = 0;
+	for (i = 0; rc == 0 && i < n; i++)
+		rc = exec_int(s, "DELETE FROM wsync_conflicts WHERE id = ?1", ids[i], a->err);
+out:
+	sqlite3_finalize(st);
+	free(ids);
 	return rc;
 }
 
@@ -3212,6 +3474,13 @@ int ws_store_snapshot_end(struct ws_store *s, char *err)
 		goto out;
 	inited = 1;
 	a.first_usn = usn + 1;
+	/* The copy's conflicts replace those of the history it covers. */
+	if ((rc = ws_batch_set_clock(&b, &s->snap)))
+		goto out;
+	a.b = &b;
+	if ((rc = snap_forget_conflicts(&a)))
+		goto out;
+	ws_batch_release(&b);
 	if ((rc = exec(s, "UPDATE wsync_state SET applying = 1", err)) ||
 	    (rc = prep(s, "SELECT batch FROM temp.wsync_snap ORDER BY seq", &st, err)) ||
 	    (rc = stmt(s, "INSERT OR IGNORE INTO temp.wsync_snap_keys VALUES(?1, ?2)",
@@ -3229,7 +3498,8 @@ int ws_store_snapshot_end(struct ws_store *s, char *err)
 		}
 		a.b = &b;
 		for (i = 0; rc == 0 && i < b.nchanges; i++)
-			rc = snap_row(&a, &b.changes[i], key);
+			rc = b.has_lamport ? snap_conflict(&a, &b.changes[i]) :
+			    snap_row(&a, &b.changes[i], key);
 		if (rc)
 			goto out;
 	}

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Run every test suite that 'make check' builds and print one closing line
-# "N passed, N failed".  Counts are test cases: unit-test functions and
-# bats tests.  A suite that crashes without its own tally counts as one
-# failure.  Exit status 1 if anything failed.
+# "N passed, N failed".  Counts are test cases: unit-test functions,
+# bats tests and chaos runs.  A suite that crashes without its own tally
+# counts as one failure.  Exit status 1 if anything failed.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -67,6 +67,28 @@ batsrun() {
 	fi
 }
 
+# chaos LABEL ARG...: one seeded run of tests/chaos/chaos.py, which ends
+# with its own "N passed, N failed" line; a failure shows its report.
+chaos() {
+	local label=$1 out="$log/chaos.$1.out" line p f rc
+	shift
+	python3 tests/chaos/chaos.py --check "$@" >"$out" 2>&1
+	rc=$?
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+	p=0
+	f=1
+	if [ -n "$line" ]; then
+		p=${line%% passed*}
+		f=${line#*passed, }
+		f=${f%% failed*}
+	fi
+	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+	tally "chaos $label" "$p" "$f"
+	if [ "$f" -ne 0 ]; then
+		sed 's/^/    | /' "$out" | tail -n 60
+	fi
+}
+
 echo "unit tests:"
 unit build/tests plain
 echo "bats tests:"
@@ -74,6 +96,14 @@ batsrun bin plain
 echo "under AddressSanitizer and UBSan:"
 unit build/asan/tests asan
 batsrun build/asan/bin asan
+echo "chaos (a hub and 3 sites under faults, seeded, 15 s each):"
+chaos "seed 1, --retain 0" --seed 1 --sites 3 --duration 15 --retain 0 --cron 0
+chaos "seed 2, --retain 3600, cron" --seed 2 --sites 3 --duration 15 --retain 3600 --cron 1
+chaos "seed 3, asan binaries" --seed 3 --sites 3 --duration 15 --retain 0 --cron 1 \
+	--bin build/asan/bin
+# The checks themselves: a spoilt final state must fail them.
+chaos "self-test (--tamper)" --seed 9 --sites 3 --duration 6 --retain 3600 \
+	--cron 0 --tamper
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

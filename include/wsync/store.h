@@ -205,6 +205,18 @@ int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
     uint64_t *dropped, char *err) WS_MUST_CHECK;
 
 /*
+ * Lower a proposed collection horizon *h (what every site holds) until
+ * every batch this store holds outside it has seen all of it: its
+ * context clock, with the collected horizon, reaches *h.  A batch made
+ * concurrently with a version within the horizon must not be merged at a
+ * replica that has collected that version, where it would count as seen
+ * and be replaced, while the replicas that merged the batch earlier kept
+ * it (and the batch lost); so that version waits until every site holds
+ * the batch too.  For the hub, before ws_store_gc().
+ */
+int ws_store_gc_bound(struct ws_store *s, struct ws_vclock *h, char *err) WS_MUST_CHECK;
+
+/*
  * The collected horizon into *out (replacing it): the union of every
  * clock given to ws_store_gc().  A peer whose clock does not reach it
  * lacks batches this store no longer has, and needs a full copy
@@ -217,8 +229,12 @@ int ws_store_stable(struct ws_store *s, struct ws_vclock *out, char *err) WS_MUS
  * gets every row of every tracked table as inserts, in batches of up to
  * 1,000 rows (or about 1 MiB), without a dot (each change names this
  * site, counter 1) and with the collected horizon as clock.  A table
- * with no rows gives no batch.  Read in one transaction, so the copy is
- * one consistent state.
+ * with no rows gives no batch.  Then the conflicts whose losing version
+ * is within the horizon, in batches that carry a Lamport number (the
+ * conflicts' own, one number and one table a batch): a change per
+ * conflict, an update of its one column (an insert for a value that lost
+ * to a delete) with the losing version's dot.  Read in one transaction,
+ * so the copy is one consistent state.
  */
 int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientData,
     char *err) WS_MUST_CHECK;
@@ -232,6 +248,8 @@ int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientDat
  *   lack, or one it will send after the copy) stays;
  * - a row the copy has that was deleted here outside the horizon stays
  *   deleted; one it lacks is deleted, or keeps only its newer cells;
+ * - the conflicts whose losing version is within the horizon are the
+ *   copy's, but on cells and rows with a newer version here;
  * - the clock then covers the horizon, and the log within it is
  *   collected, as the sender's is.
  * Abort (or an error) leaves the store as it was.  The batches after the

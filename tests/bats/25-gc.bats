@@ -96,6 +96,15 @@ site_id() {
 	sqlite3 "$1" "SELECT lower(hex(value)) FROM wsync_meta WHERE key = 'site'"
 }
 
+# conflicts DB: the conflict list in a site-independent form and order.
+conflicts() {
+	sqlite3 "$1" "SELECT t.name, hex(c.pk), c.col, c.lostdel, hex(s.site),
+	    c.counter, c.lamport, quote(c.value)
+	    FROM wsync_conflicts c JOIN wsync_sites s ON s.id = c.site
+	    JOIN wsync_tables t ON t.id = c.tbl
+	    ORDER BY t.name, c.pk, c.col, s.site, c.counter"
+}
+
 # log_count DB: entries in the change log (the newest usn's marker aside).
 log_count() {
 	sqlite3 "$1" 'SELECT count(*) FROM wsync_log WHERE tbl != 0'
@@ -287,4 +296,75 @@ log_count() {
 	# The hub itself still holds c's batches in full.
 	assert_equal "$(sqlite3 hub/notes.db "SELECT count(*) FROM wsync_sites WHERE lower(hex(site)) = '$c'")" 1
 	assert_same a.db b.db
+}
+
+@test "gc: a batch concurrent with collected history merges alike on every site" {
+	# Found building tests/chaos.  a's write W and b's write v to the same cell
+	# are concurrent; W wins (a higher Lamport number).  c receives W,
+	# reports, and leaves before v reaches the hub; the hub then merges v
+	# (a conflict, W stays), and may collect W once every site holds it,
+	# but must not while c still lacks v: c, merging v after collecting
+	# W, would take v as the newer value.
+	start_hub hub -d hub --create --heartbeat 1 --retain 3600
+	make_site a.db
+	join "$SOCK" notes=a.db
+	join "$SOCK" notes=b.db
+	join "$SOCK" notes=c.db
+	local i
+	for i in 1 2 3; do
+		sql a.db "UPDATE notes SET body = 'a$i' WHERE id = 3"
+		join "$SOCK" notes=a.db
+	done
+	sql a.db "UPDATE notes SET title = 'W' WHERE id = 1"
+	sql b.db "UPDATE notes SET title = 'v' WHERE id = 1"
+	join "$SOCK" notes=a.db
+	join "$SOCK" notes=c.db
+	join "$SOCK" notes=b.db
+	join "$SOCK" notes=a.db
+	# Collection rounds (once a second) with a's, b's and c's last clocks.
+	wait_lines hub.err 1 "^wsync-serve: working set 'notes': collected [0-9]+ change-log entries every site holds$"
+	sleep 2
+	join "$SOCK" notes=c.db
+	assert_equal "$(sqlite3 hub/notes.db 'SELECT title FROM notes WHERE id = 1')" W
+	assert_same hub/notes.db a.db
+	assert_same hub/notes.db b.db
+	assert_same hub/notes.db c.db
+	assert_equal "$(sqlite3 c.db 'SELECT value FROM wsync_conflicts')" v
+	# Once c holds v too, W and v are collected.
+	sleep 2.5
+	assert_equal "$(log_count hub/notes.db)" 0
+}
+
+@test "gc: a full copy brings the conflicts of the history it replaces" {
+	# Found building tests/chaos.  s is away while a and b write one cell
+	# concurrently, and a clears a conflict s knows of; the hub collects
+	# all of it (s does not count with --retain 0), so s gets a full copy:
+	# it must list the conflicts every other replica lists.
+	start_hub hub -d hub --create --heartbeat 1 --retain 0
+	make_site a.db
+	join "$SOCK" notes=a.db
+	join "$SOCK" notes=b.db
+	join "$SOCK" notes=s.db
+	sql a.db "UPDATE notes SET title = 'a3' WHERE id = 3"
+	sql s.db "UPDATE notes SET title = 's3' WHERE id = 3"
+	join "$SOCK" notes=a.db
+	join "$SOCK" notes=s.db
+	join "$SOCK" notes=a.db
+	assert_equal "$(sqlite3 s.db 'SELECT count(*) FROM wsync_conflicts')" 1
+	sql a.db "UPDATE notes SET title = 'A3' WHERE id = 3"
+	sql a.db "UPDATE notes SET title = 'A' WHERE id = 1"
+	sql b.db "UPDATE notes SET title = 'B' WHERE id = 1"
+	join "$SOCK" notes=a.db
+	join "$SOCK" notes=b.db
+	join "$SOCK" notes=a.db
+	spawn fa "$WS_BIN/wsync-join" -f --heartbeat 1 "$SOCK" notes=a.db
+	wait_sql hub/notes.db "SELECT count(*) FROM wsync_log WHERE tbl != 0" 0
+	join "$SOCK" notes=s.db
+	wait_lines hub.err 1 "sending a full copy of working set 'notes'"
+	assert_same hub/notes.db s.db
+	assert_equal "$(sqlite3 hub/notes.db 'SELECT count(*) FROM wsync_conflicts')" 1
+	assert_equal "$(conflicts s.db)" "$(conflicts hub/notes.db)"
+	assert_equal "$(conflicts b.db)" "$(conflicts hub/notes.db)"
+	assert_equal "$(conflicts a.db)" "$(conflicts hub/notes.db)"
+	assert_integrity s.db
 }

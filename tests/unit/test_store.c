@@ -1783,6 +1783,63 @@ out:
 	ws_store_close(y);
 }
 
+/*
+ * Found by tests/chaos ("UNIQUE constraint failed" from a site's
+ * apply).  r lacks p's insert of a row that h had deleted, because the
+ * extraction leaves that insert out (q deleted the row again later), but
+ * gets p's two updates: each lost its cell to q's concurrent update and
+ * then to q's delete, so each comes with its lost value.  The first one
+ * puts the row back at r (it has seen h's delete); the second must then
+ * find the row alive, not insert it again.  q's delete then removes it,
+ * as on h.
+ */
+TEST(apply_update_after_revival)
+{
+	struct ws_store *h = NULL, *p = NULL, *q = NULL, *r = NULL;
+	struct clist ch = {0}, cr = {0};
+	int i;
+
+	NEED(pair("rv-h.db", "rv-p.db", &h, &p) == 0);
+	NEED((q = store_new("rv-q.db", SCHEMA_T, only_t, 1)));
+	NEED((r = store_new("rv-r.db", SCHEMA_T, only_t, 1)));
+	SYNC_OK(h, q);
+	SQL_OK(h, "DELETE FROM t WHERE id = 1");
+	SYNC_OK(h, p);
+	SYNC_OK(h, q);
+	SYNC_OK(h, r);
+	SQL_OK(p, "INSERT INTO t VALUES(1, 'p', 'p')");
+	SYNC_OK(p, h);
+	SYNC_OK(h, q);
+	/* q's update wins on both cells: q has a higher Lamport number. */
+	for (i = 0; i < 4; i++) {
+		SQL_OK(q, "INSERT OR REPLACE INTO t VALUES(2, 'x', 'x')");
+		NEED(seal(q, NULL) == 0);
+	}
+	SQL_OK(q, "UPDATE t SET a = 'q', b = 'q' WHERE id = 1");
+	NEED(seal(q, NULL) == 0);
+	SQL_OK(p, "UPDATE t SET a = 'u1' WHERE id = 1");
+	NEED(seal(p, NULL) == 0);
+	SQL_OK(p, "UPDATE t SET b = 'u2' WHERE id = 1");
+	SYNC_OK(q, h);
+	SYNC_OK(p, h);
+	SQL_OK(q, "DELETE FROM t WHERE id = 1");
+	SYNC_OK(q, h);
+	CHECK_DUMP(h, ORDER_T, "2|'x'|'x'\n");
+	SYNC_OK(h, r);
+	CHECK_SAME(h, r, ORDER_T);
+	CHECK(same_clock(h, r));
+	CHECK_INT(conflicts(h, &ch), 0);
+	CHECK_INT(conflicts(r, &cr), 0);
+	check_same_conflicts(&ch, &cr);
+out:
+	clist_release(&ch);
+	clist_release(&cr);
+	ws_store_close(h);
+	ws_store_close(p);
+	ws_store_close(q);
+	ws_store_close(r);
+}
+
 TEST(resolve_take_loser)
 {
 	struct ws_store *x = NULL, *y = NULL;
@@ -2329,6 +2386,7 @@ int main(void)
 	RUN(conflict_same_cell);
 	RUN(conflict_other_columns);
 	RUN(conflict_delete_update);
+	RUN(apply_update_after_revival);
 	RUN(resolve_take_loser);
 	RUN(resolve_keep);
 	RUN(resolve_lost_to_delete);
