@@ -106,6 +106,30 @@ static int sqlerr(struct ws_store *s, int src, const char *what, char *err)
 	case SQLITE_CANTOPEN: rc = errno == EACCES ? WS_EPERM : WS_EIO; break;
 	default: rc = WS_EIO; break;
 	}
+	/*
+	 * A write that failed: say why (disk full, file too large).  SQLite
+	 * keeps no errno for a short write, which is how a file-size limit
+	 * shows, so errno is taken when it tells of exactly those.
+	 */
+	if ((src & 0xff) == SQLITE_IOERR || (src & 0xff) == SQLITE_FULL) {
+		int e = s && s->db ? sqlite3_system_errno(s->db) : 0;
+		char buf[64];
+
+		if (!e && (errno == ENOSPC || errno == EFBIG || errno == EDQUOT))
+			e = errno;
+
+		if (e == ENOSPC || e == EFBIG || e == EDQUOT)
+			rc = WS_ENOSPC;
+		if (e && s && s->db) {
+			/* The file's base name: a hub sends this to its peer. */
+			const char *f = sqlite3_db_filename(s->db, "main"), *b;
+
+			b = f && *f ? strrchr(f, '/') : NULL;
+			return ws_error(err, rc, "cannot write '%s': %s (%s)",
+			    b ? b + 1 : f && *f ? f : what, sqlite3_errmsg(s->db),
+			    ws_errno_text(e, buf));
+		}
+	}
 	return ws_error(err, rc, "%s: %s", what, s && s->db ?
 	    sqlite3_errmsg(s->db) : sqlite3_errstr(src));
 }
@@ -629,13 +653,15 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 	rc = sqlite3_open_v2(path, &s->db, oflags, NULL);
 	if (rc != SQLITE_OK) {
 		rc = sqlerr(s, rc, "cannot open database", err);
+		if (rc == WS_EPERM)
+			ws_error(err, rc, "cannot open '%s': permission denied", path);
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 0);
 	sqlite3_busy_timeout(s->db, 5000);
 	if (!(flags & WS_STORE_READONLY)) {
 		if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
-			goto fail;
+			goto fail_tx;
 		if ((rc = exec(s, schema_sql, err)) ||
 		    (rc = meta_get(s, "wsid", &val, &n, err)))
 			goto fail_tx;
@@ -692,6 +718,10 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 	return 0;
 fail_tx:
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if (rc == WS_EBUSY)
+		ws_error(err, rc, "'%s' is locked by another writer", path);
+	else if (rc == WS_EPERM)
+		ws_error(err, rc, "cannot write '%s': permission denied", path);
 fail:
 	free(val);
 	ws_store_close(s);
