@@ -1162,6 +1162,12 @@ static int register_table(struct ws_store *s, struct tbl *t, char *err)
 	return 0;
 }
 
+/* Names wsync and SQLite keep for themselves: never tracked or created. */
+static int reserved_name(const char *name)
+{
+	return strncmp(name, "wsync_", 6) == 0 || strncmp(name, "sqlite_", 7) == 0;
+}
+
 int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
     char *err)
 {
@@ -1198,8 +1204,7 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
 		n = nn;
 	}
 	for (i = 0; i < n; i++) {
-		if (strncmp(tables[i], "wsync_", 6) == 0 ||
-		    strncmp(tables[i], "sqlite_", 7) == 0) {
+		if (reserved_name(tables[i])) {
 			rc = ws_error(err, WS_ESCHEMA, "cannot track '%s': the name is "
 			    "reserved", tables[i]);
 			goto out;
@@ -1236,6 +1241,11 @@ int ws_store_adopt_tables(struct ws_store *s, const struct ws_batch *b, char *er
 	uint32_t k;
 	int rc = 0, exists, altered = 0;
 
+	/* Refuse before creating anything: a peer's batch may name any table. */
+	for (i = 0; i < b->ntables; i++)
+		if (reserved_name(b->tables[i].name))
+			return ws_error(err, WS_ESCHEMA, "cannot track '%s': the name "
+			    "is reserved", b->tables[i].name);
 	for (i = 0; rc == 0 && i < b->ntables; i++) {
 		struct tbl *t = find_tbl(s, (bt = &b->tables[i])->name);
 
