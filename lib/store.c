@@ -92,6 +92,17 @@ struct ver {
 	uint64_t lamport;
 };
 
+/* The database file's base name for messages (a hub sends them to its peer). */
+static const char *db_name(struct ws_store *s, const char *fallback)
+{
+	const char *f = sqlite3_db_filename(s->db, "main"), *b;
+
+	if (!f || !*f)
+		return fallback;
+	b = strrchr(f, '/');
+	return b ? b + 1 : f;
+}
+
 static int sqlerr(struct ws_store *s, int src, const char *what, char *err)
 {
 	int rc;
@@ -117,19 +128,16 @@ static int sqlerr(struct ws_store *s, int src, const char *what, char *err)
 
 		if (!e && (errno == ENOSPC || errno == EFBIG || errno == EDQUOT))
 			e = errno;
-
 		if (e == ENOSPC || e == EFBIG || e == EDQUOT)
 			rc = WS_ENOSPC;
-		if (e && s && s->db) {
-			/* The file's base name: a hub sends this to its peer. */
-			const char *f = sqlite3_db_filename(s->db, "main"), *b;
-
-			b = f && *f ? strrchr(f, '/') : NULL;
+		if (e && s && s->db)
 			return ws_error(err, rc, "cannot write '%s': %s (%s)",
-			    b ? b + 1 : f && *f ? f : what, sqlite3_errmsg(s->db),
+			    db_name(s, what), sqlite3_errmsg(s->db),
 			    ws_errno_text(e, buf));
-		}
 	}
+	if (rc == WS_EBUSY && s && s->db)
+		return ws_error(err, rc, "'%s' is locked by another writer",
+		    db_name(s, what));
 	return ws_error(err, rc, "%s: %s", what, s && s->db ?
 	    sqlite3_errmsg(s->db) : sqlite3_errstr(src));
 }
