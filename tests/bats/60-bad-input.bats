@@ -7,15 +7,17 @@
 #
 #   WHAT       the class, as the issue names it
 #   VENUES     where it goes, any of:
-#                inspect  wsync-inspect INPUT: exit STATUS, stderr exactly
-#                         STDERR (stdout STDOUT when given), the input
-#                         untouched;
+#                inspect  wsync-inspect INPUT (after prepare() if the case
+#                         has one; finish() after): exit STATUS, stderr
+#                         exactly STDERR (stdout STDOUT when given), the
+#                         input untouched;
 #                hub      the bytes of INPUT to a hub (rawpeer.py, sent as
 #                         HUB_SEND: file, or file-eof to close after them):
 #                         the hub answers with an ERROR frame HUB_CODE and
 #                         HUB_LOG, logs "PEER: HUB_LOG", drops only that
 #                         peer and keeps its database sound;
-#                join     wsync-join HUB notes=site.db after prepare(), with
+#                join     wsync-join HUB notes=site.db after prepare() (and
+#                         finish() after), with
 #                         FSIZE_KB (ulimit -f) or NO_DAC (no permission
 #                         override for root) when set: exit STATUS, stderr
 #                         exactly STDERR, site.db sound and still holding
@@ -127,11 +129,30 @@ hub_still_serves() {
 	assert_integrity b.db
 }
 
+# no_dac CMD...: CMD without root's permission override (CAP_DAC_*), so
+# that file modes apply to it; as an ordinary user, CMD as it is.
+no_dac() {
+	if [ "$(id -u)" -eq 0 ]; then
+		command -v setpriv >/dev/null || skip "needs setpriv (util-linux) to drop root's override"
+		setpriv --bounding-set=-dac_override,-dac_read_search "$@"
+	else
+		"$@"
+	fi
+}
+
 venue_inspect() {
-	run --separate-stderr "$WS_BIN/wsync-inspect" "$INPUT"
+	local cmd=("$WS_BIN/wsync-inspect" "$INPUT")
+	if declare -F prepare >/dev/null; then
+		prepare
+	fi
+	[ -z "${NO_DAC:-}" ] || cmd=(no_dac "${cmd[@]}")
+	run --separate-stderr "${cmd[@]}"
 	[ "$status" -eq "$STATUS" ] || fail "$WHAT: wsync-inspect exits $status, want $STATUS: $stderr"
 	assert_stderr "$STDERR"
 	[ -z "${STDOUT+x}" ] || assert_output "$STDOUT"
+	if declare -F finish >/dev/null; then
+		finish
+	fi
 	cmp -s "$INPUT" "$CASE_DIR/$INPUT" || fail "$WHAT: wsync-inspect changed its input"
 }
 
@@ -162,10 +183,7 @@ venue_join() {
 	if [ -n "${FSIZE_KB:-}" ]; then
 		cmd=(bash -c 'ulimit -f "$1"; shift; exec "$@"' fsize "$FSIZE_KB" "${cmd[@]}")
 	fi
-	if [ -n "${NO_DAC:-}" ] && [ "$(id -u)" -eq 0 ]; then
-		command -v setpriv >/dev/null || skip "needs setpriv (util-linux) to drop root's override"
-		cmd=(setpriv --bounding-set=-dac_override,-dac_read_search "${cmd[@]}")
-	fi
+	[ -z "${NO_DAC:-}" ] || cmd=(no_dac "${cmd[@]}")
 	run --separate-stderr "${cmd[@]}"
 	[ "$status" -eq "$STATUS" ] || fail "$WHAT: wsync-join exits $status, want $STATUS: $stderr"
 	assert_output ''
@@ -247,6 +265,14 @@ run_case() {
 	run_case database-locked
 }
 
+@test "database locked by another writer at the hub: exit 75, the hub goes on" {
+	run_case database-locked-hub
+}
+
 @test "permission denied on the database: exit 77" {
 	run_case permission-denied
+}
+
+@test "permission denied on a stream file: exit 77" {
+	run_case permission-denied-stream
 }
