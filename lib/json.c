@@ -511,7 +511,7 @@ static int change_from_json(const json_t *j, size_t index, struct ws_batch *b,
 	}
 	for (i = 0; i < npk + n; i++)
 		if (vals[i].type == WS_TEXT || vals[i].type == WS_BLOB)
-			vals[i].p = tmp->p + offs[i];
+			vals[i].p = tmp->p ? tmp->p + offs[i] : (const uint8_t *)"";
 	c.pk = vals;
 	c.vals = vals + npk;
 	c.nvals = (uint32_t)n;
