@@ -3,6 +3,10 @@
 #
 #   make            build build/libwsync.a and the binaries in bin/
 #   make check      install missing Debian packages, build, run every test
+#                   (unit, bats, the fuzz corpus replayed; plain and ASan/UBSan)
+#   make fuzz       SECONDS=60: build the libFuzzer targets (tests/fuzz/) with
+#                   clang-14 and run each that long, printing executions
+#   make check-valgrind  unit tests and end-to-end bats suites under valgrind
 #   make demo       a hub and sites on loopback syncing a sample database
 #   make bench      micro-benchmarks (figures, never pass/fail)
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, man pages, completions)
