@@ -240,7 +240,9 @@ int ws_replicate_parse_msg(const char *line, size_t n, json_t **out, char *err)
 		n--;
 	m = json_loadb(line, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!m)
-		return ws_error(err, WS_EJSON, "bad JSON message: %s", je.text);
+		return ws_error(err, WS_EJSON, "bad JSON message: %s%s",
+		    json_error_code(&je) == json_error_invalid_utf8 ?
+		    "invalid UTF-8: " : "", je.text);
 	if (!json_is_object(m) || !json_is_string(json_object_get(m, "mt"))) {
 		json_decref(m);
 		return ws_error(err, WS_EJSON, "a message must be an object with a "
