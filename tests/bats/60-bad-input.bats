@@ -22,6 +22,10 @@
 #                         override for root) when set: exit STATUS, stderr
 #                         exactly STDERR, site.db sound and still holding
 #                         SITE_ROWS (its rows with id >= 1000).
+#                replicate  the bytes of PUB_INPUT to a wsync-replicate
+#                         publisher: it answers PUB_REPLY, logs "unix:
+#                         PUB_LOG", ends only that session and a replicator
+#                         still gets the table.
 #   HUB_ABSENT_TABLE  a table the hub's database must not have afterwards.
 #
 # In the hub and join venues a hub runs with a follow site (a.db)
@@ -202,6 +206,42 @@ venue_join() {
 	hub_still_serves
 }
 
+venue_replicate() {
+	local line
+	ws_need wsync-replicate
+	sqlite3 pub.db "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT);
+	    INSERT INTO users VALUES(1, 'ann'), (2, 'bob')" || fail "sqlite3 failed"
+	spawn pub "$WS_BIN/wsync-replicate" publish -d pub.db -t users -l "unix:$T/pub.sock"
+	wait_lines "$T/pub.err" 1 '^wsync-replicate: listening on '
+	run python3 - "$T/pub.sock" "$PUB_INPUT" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(open(sys.argv[2], "rb").read())
+s.settimeout(10)
+got = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    got += b
+sys.stdout.write(got.decode("utf-8", "replace"))
+PY
+	assert_success
+	assert_output "$PUB_REPLY"
+	wait_lines "$T/pub.err" 1 '^wsync-replicate: unix: session ended$'
+	line="wsync-replicate: unix: $PUB_LOG"
+	grep -qxF -- "$line" pub.err || fail "$WHAT: no line '$line' in:
+$(cat pub.err)"
+	# The publisher still serves.
+	run --separate-stderr "$WS_BIN/wsync-replicate" pull "unix:$T/pub.sock" -d rep.db -t users
+	assert_success
+	assert_equal "$(sqlite3 rep.db 'SELECT * FROM users ORDER BY id')" "1|ann
+2|bob"
+	assert_integrity pub.db
+	assert_integrity rep.db
+}
+
 # run_case NAME: the case in tests/bad-input/NAME, in every venue it names.
 run_case() {
 	local v
@@ -245,7 +285,7 @@ run_case() {
 	run_case bad-checksum
 }
 
-@test "invalid UTF-8 in JSON lines: exit 65, names the line" {
+@test "invalid UTF-8 in JSON: exit 65, names the line; a publisher goes on" {
 	run_case invalid-utf8
 }
 
