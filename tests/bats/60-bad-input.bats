@@ -21,7 +21,9 @@
 #                         FSIZE_KB (ulimit -f) or NO_DAC (no permission
 #                         override for root) when set: exit STATUS, stderr
 #                         exactly STDERR, site.db sound and still holding
-#                         SITE_ROWS (its rows with id >= 1000).
+#                         SITE_ROWS (what SITE_QUERY prints, by default its
+#                         rows with id >= 1000).  HUB_FSIZE_KB limits the
+#                         hub's files (ulimit -f) in the hub and join venues.
 #                replicate  the bytes of PUB_INPUT to a wsync-replicate
 #                         publisher: it answers PUB_REPLY, logs "unix:
 #                         PUB_LOG", ends only that session and a replicator
@@ -105,7 +107,11 @@ time.sleep(float(sys.argv[2]))' "$1" "$2"
 
 # hub_up: a hub on $SOCK and a follow site a.db connected to it.
 hub_up() {
-	spawn hub "$WS_BIN/wsync-serve" -l "$SOCK" -d hub --create
+	local cmd=("$WS_BIN/wsync-serve" -l "$SOCK" -d hub --create)
+	if [ -n "${HUB_FSIZE_KB:-}" ]; then
+		cmd=(bash -c 'ulimit -f "$1"; shift; exec "$@"' fsize "$HUB_FSIZE_KB" "${cmd[@]}")
+	fi
+	spawn hub "${cmd[@]}"
 	HUB_PID=$PID
 	wait_lines "$T/hub.err" 1 '^wsync-serve: listening on '
 	sql a.db "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT, body);
@@ -201,7 +207,8 @@ venue_join() {
 	fi
 	assert_integrity site.db
 	if [ -n "${SITE_ROWS+x}" ]; then
-		assert_equal "$(sqlite3 site.db 'SELECT * FROM notes WHERE id >= 1000')" "$SITE_ROWS"
+		assert_equal "$(sqlite3 site.db "${SITE_QUERY:-SELECT * FROM notes WHERE id >= 1000}")" \
+		    "$SITE_ROWS"
 	fi
 	hub_still_serves
 }
@@ -299,6 +306,10 @@ run_case() {
 
 @test "disk full (RLIMIT_FSIZE): exit 74, the site's database rolled back" {
 	run_case disk-full
+}
+
+@test "disk full at the hub: exit 74, the hub goes on for the others" {
+	run_case disk-full-hub
 }
 
 @test "database locked by another writer: exit 75 after the busy timeout" {
