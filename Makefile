@@ -3,6 +3,10 @@
 #
 #   make            build build/libwsync.a and the binaries in bin/
 #   make check      install missing Debian packages, build, run every test
+#                   (unit, bats, the fuzz corpus replayed; plain and ASan/UBSan)
+#   make fuzz       SECONDS=60: build the libFuzzer targets (tests/fuzz/) with
+#                   clang-14 and run each that long, printing executions
+#   make check-valgrind  unit tests and end-to-end bats suites under valgrind
 #   make demo       a hub and sites on loopback syncing a sample database
 #   make bench      micro-benchmarks (figures, never pass/fail)
 #   make chaos      RUNS=20 SEED=N DURATION=60: a campaign of seeded chaos runs
@@ -25,7 +29,10 @@ PKGS      = sqlite3 jansson libsodium libcurl
 OPT      ?= -O2 -g
 WARN      = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wformat=2
-ifneq ($(SAN),)
+ifeq ($(SAN),fuzz)
+OPT       = -O1 -g -fno-omit-frame-pointer \
+            -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+else ifneq ($(SAN),)
 OPT       = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
             -fno-sanitize-recover=all
 endif
@@ -42,8 +49,17 @@ TOOLS    := wsync-serve wsync-join wsync-replicate wsync-inspect wsync-keygen
 BINS     := $(TOOLS:%=$(BIN)/%)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
+# Fuzz targets: tests/fuzz/fuzz_<name>.c, seeds in tests/fuzz/corpus/<name>/.
+# A new target (fuzz_handshake.c, say) needs only its file and corpus.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+REPLAYS  := $(FUZZ_NAMES:%=$(OUT)/fuzz/replay_%)
+FUZZERS  := $(FUZZ_NAMES:%=$(OUT)/fuzz/fuzz_%)
+FUZZ_CC  ?= clang-14
+SECONDS  ?= 60
 
-.PHONY: all lib unit check deps test demo bench chaos install clean
+.PHONY: all lib unit replay fuzz fuzzers check check-valgrind deps test demo \
+        bench chaos install clean
 
 all: $(OUT)/libwsync.a $(BINS)
 
@@ -67,7 +83,22 @@ $(OUT)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(HDRS) $(OUT)/libwsyn
 
 unit: $(UNITS)
 
-$(OUT)/lib $(OUT)/cmd $(OUT)/tests $(BIN):
+# Each fuzz target with replay.c's main(): replays the corpus (make check).
+$(OUT)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(HDRS) \
+    $(OUT)/libwsync.a | $(OUT)/fuzz
+	$(CC) $(ALL_CFLAGS) -Itests/fuzz $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c \
+	    $(OUT)/libwsync.a $(PKG_LIBS)
+
+replay: $(REPLAYS)
+
+# Each fuzz target with libFuzzer's main() (SAN=fuzz, CC=clang-14).
+$(OUT)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(HDRS) $(OUT)/libwsync.a | $(OUT)/fuzz
+	$(CC) $(ALL_CFLAGS) -Itests/fuzz $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $< \
+	    $(OUT)/libwsync.a $(PKG_LIBS)
+
+fuzzers: $(FUZZERS)
+
+$(OUT)/lib $(OUT)/cmd $(OUT)/tests $(OUT)/fuzz $(BIN):
 	mkdir -p $@
 
 # Install what is missing (quiet when nothing is), then build and test.
@@ -75,12 +106,25 @@ deps:
 	@tests/deps.sh
 
 check: deps
-	@$(MAKE) --no-print-directory all unit
-	@$(MAKE) --no-print-directory OUT=build/asan BIN=build/asan/bin SAN=1 all unit
+	@$(MAKE) --no-print-directory all unit replay
+	@$(MAKE) --no-print-directory OUT=build/asan BIN=build/asan/bin SAN=1 all unit replay
 	@tests/run.sh
 
-test: all unit
+test: all unit replay
 	@tests/run.sh
+
+# libFuzzer campaigns: every target for SECONDS seconds (new inputs are
+# kept in build/libfuzzer/corpus/, crashes in build/libfuzzer/crashes/).
+fuzz: deps
+	@$(MAKE) --no-print-directory OUT=build/libfuzzer BIN=build/libfuzzer/bin SAN=fuzz \
+	    CC=$(FUZZ_CC) fuzzers
+	@tests/fuzz/run.sh $(SECONDS) $(FUZZ_NAMES)
+
+# The unit tests and the end-to-end bats suites under valgrind memcheck,
+# against the plain binaries (not part of check: slow).
+check-valgrind: deps
+	@$(MAKE) --no-print-directory all unit
+	@tests/valgrind.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -53,6 +53,9 @@ void cli_catch_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Past a file-size limit (ulimit -f) a write fails with EFBIG and is
+	 * reported, instead of the signal killing us mid-transaction. */
+	signal(SIGXFSZ, SIG_IGN);
 }
 
 void cli_log_line(void *clientData, const char *line)

@@ -51,7 +51,8 @@ const char *cli_strerror(int e);
 /* Parse SECONDS (1 to 86400) for option opt into milliseconds; exit 64 if bad. */
 unsigned cli_seconds(const char *opt, const char *arg);
 
-/* Set by SIGINT and SIGTERM once cli_catch_signals() ran; SIGPIPE is ignored. */
+/* Set by SIGINT and SIGTERM once cli_catch_signals() ran; SIGPIPE and SIGXFSZ
+ * are ignored. */
 extern volatile sig_atomic_t cli_stop;
 void cli_catch_signals(void);
 

@@ -109,6 +109,7 @@ static int run_exec(const char *name, const char *json)
 	}
 	if (pid == 0) {
 		signal(SIGPIPE, SIG_DFL);
+		signal(SIGXFSZ, SIG_DFL);
 		if (dup2(p[0], 0) < 0)
 			_exit(127);
 		close(p[0]);

@@ -2354,7 +2354,8 @@ static int put_counts(struct ws_buf *o, const char *title, struct counts *cs)
 	size_t i;
 	int rc;
 
-	qsort(cs->c, cs->n, sizeof(*cs->c), count_cmp);
+	if (cs->n) /* c is NULL then, which qsort may not take */
+		qsort(cs->c, cs->n, sizeof(*cs->c), count_cmp);
 	cs->last = 0;
 	if ((rc = ws_buf_printf(o, "\n%-34s %10s %14s\n", title, "frames", "bytes")))
 		return rc;
@@ -2369,7 +2370,8 @@ static json_t *counts_json(struct counts *cs, int ops)
 	json_t *o = json_object(), *e;
 	size_t i;
 
-	qsort(cs->c, cs->n, sizeof(*cs->c), count_cmp);
+	if (cs->n) /* c is NULL then, which qsort may not take */
+		qsort(cs->c, cs->n, sizeof(*cs->c), count_cmp);
 	cs->last = 0;
 	for (i = 0; o && i < cs->n; i++) {
 		e = ops ? json_pack("{sIsIsI}", "insert", (json_int_t)cs->c[i].ops[1],
@@ -2472,7 +2474,8 @@ static int put_stats(struct insp *x)
 		rc = put_counts(o, "by working set", &st->wsids);
 	if (rc)
 		return rc;
-	qsort(st->tables.c, st->tables.n, sizeof(*st->tables.c), count_cmp);
+	if (st->tables.n)
+		qsort(st->tables.c, st->tables.n, sizeof(*st->tables.c), count_cmp);
 	rc = ws_buf_printf(o, "\n%-34s %10s %10s %10s\n", "changes by table", "insert",
 	    "update", "delete");
 	for (i = 0; i < st->tables.n && !rc; i++)

@@ -511,7 +511,7 @@ static int change_from_json(const json_t *j, size_t index, struct ws_batch *b,
 	}
 	for (i = 0; i < npk + n; i++)
 		if (vals[i].type == WS_TEXT || vals[i].type == WS_BLOB)
-			vals[i].p = tmp->p + offs[i];
+			vals[i].p = tmp->p ? tmp->p + offs[i] : (const uint8_t *)"";
 	c.pk = vals;
 	c.vals = vals + npk;
 	c.nvals = (uint32_t)n;
@@ -861,7 +861,9 @@ int ws_json_parse_line(const char *p, size_t n, struct ws_buf *out, char *err)
 	int rc;
 
 	if (!(o = json_loadb(p, n, JSON_ALLOW_NUL, &je)))
-		return ws_error(err, WS_EJSON, "column %d: %s", je.column, je.text);
+		return ws_error(err, WS_EJSON, "column %d: %s%s", je.column,
+		    json_error_code(&je) == json_error_invalid_utf8 ?
+		    "invalid UTF-8: " : "", je.text);
 	rc = ws_json_to_frame(o, out, err);
 	json_decref(o);
 	return rc;

@@ -284,8 +284,8 @@ static int frame_lines(struct ws_peer *pp, struct ws_buf *out, size_t *off)
 	return 0;
 }
 
-/* Parse one line into an object with a string "mt". */
-static int parse_msg(const char *line, size_t n, json_t **out, char *err)
+/* Parse one line into an object with a string "mt" (replicate.h). */
+int ws_replicate_parse_msg(const char *line, size_t n, json_t **out, char *err)
 {
 	json_error_t je;
 	json_t *m;
@@ -295,7 +295,9 @@ static int parse_msg(const char *line, size_t n, json_t **out, char *err)
 		n--;
 	m = json_loadb(line, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!m)
-		return ws_error(err, WS_EJSON, "bad JSON message: %s", je.text);
+		return ws_error(err, WS_EJSON, "bad JSON message: %s%s",
+		    json_error_code(&je) == json_error_invalid_utf8 ?
+		    "invalid UTF-8: " : "", je.text);
 	if (!json_is_object(m) || !json_is_string(json_object_get(m, "mt"))) {
 		json_decref(m);
 		return ws_error(err, WS_EJSON, "a message must be an object with a "
@@ -1336,7 +1338,7 @@ static int feed_lines(struct psess *s)
 	while (!s->closing && next_line(&s->in, &s->in_off, &line, &n)) {
 		if (n == 0 || (n == 1 && line[0] == '\r'))
 			continue;
-		if (parse_msg(line, n, &m, err))
+		if (ws_replicate_parse_msg(line, n, &m, err))
 			return sess_error(s, "ReplicateError", NULL, "%s", err);
 		rc = handle(s, m);
 		json_decref(m);
@@ -2207,7 +2209,8 @@ static int rconn_post(struct rconn *r, unsigned wait_s)
 		char why[WS_ERRLEN] = "";
 
 		off = 0;
-		if (next_line(&r->resp, &off, &line, &n) && parse_msg(line, n, &m, NULL) == 0) {
+		if (next_line(&r->resp, &off, &line, &n) &&
+		    ws_replicate_parse_msg(line, n, &m, NULL) == 0) {
 			snprintf(why, sizeof(why), ": %s",
 			    json_string_value(json_object_get(m, "error")) ?
 			    json_string_value(json_object_get(m, "error")) : "");
@@ -2244,7 +2247,7 @@ static int rconn_recv(struct rconn *r, json_t **m, int wait_ms, int extra_fd)
 		while (next_line(b, off, &line, &n)) {
 			if (n == 0 || (n == 1 && line[0] == '\r'))
 				continue;
-			return parse_msg(line, n, m, r->err) ? WS_ECORRUPT : 1;
+			return ws_replicate_parse_msg(line, n, m, r->err) ? WS_ECORRUPT : 1;
 		}
 		if (r->http) {
 			r->resp.len = r->resp_off = 0;

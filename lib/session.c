@@ -84,7 +84,8 @@ int ws_add_decode(struct ws_add *a, const uint8_t *p, size_t n, char *err)
 		return ws_error(err, WS_ECORRUPT, "bad add frame");
 	memcpy(a->wsid, s, len);
 	a->wsid[len] = 0;
-	if (!ws_wsid_valid(a->wsid))
+	/* A NUL inside would cut the id short: "n\0x" is not "n". */
+	if (strlen(a->wsid) != len || !ws_wsid_valid(a->wsid))
 		return ws_error(err, WS_ECORRUPT, "bad working-set id in add frame");
 	a->has_guid = (int)flags;
 	if (flags) {

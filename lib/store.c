@@ -92,6 +92,17 @@ struct ver {
 	uint64_t lamport;
 };
 
+/* The database file's base name for messages (a hub sends them to its peer). */
+static const char *db_name(struct ws_store *s, const char *fallback)
+{
+	const char *f = sqlite3_db_filename(s->db, "main"), *b;
+
+	if (!f || !*f)
+		return fallback;
+	b = strrchr(f, '/');
+	return b ? b + 1 : f;
+}
+
 static int sqlerr(struct ws_store *s, int src, const char *what, char *err)
 {
 	int rc;
@@ -106,6 +117,27 @@ static int sqlerr(struct ws_store *s, int src, const char *what, char *err)
 	case SQLITE_CANTOPEN: rc = errno == EACCES ? WS_EPERM : WS_EIO; break;
 	default: rc = WS_EIO; break;
 	}
+	/*
+	 * A write that failed: say why (disk full, file too large).  SQLite
+	 * keeps no errno for a short write, which is how a file-size limit
+	 * shows, so errno is taken when it tells of exactly those.
+	 */
+	if ((src & 0xff) == SQLITE_IOERR || (src & 0xff) == SQLITE_FULL) {
+		int e = s && s->db ? sqlite3_system_errno(s->db) : 0;
+		char buf[64];
+
+		if (!e && (errno == ENOSPC || errno == EFBIG || errno == EDQUOT))
+			e = errno;
+		if (e == ENOSPC || e == EFBIG || e == EDQUOT)
+			rc = WS_ENOSPC;
+		if (e && s && s->db)
+			return ws_error(err, rc, "cannot write '%s': %s (%s)",
+			    db_name(s, what), sqlite3_errmsg(s->db),
+			    ws_errno_text(e, buf));
+	}
+	if (rc == WS_EBUSY && s && s->db)
+		return ws_error(err, rc, "'%s' is locked by another writer",
+		    db_name(s, what));
 	return ws_error(err, rc, "%s: %s", what, s && s->db ?
 	    sqlite3_errmsg(s->db) : sqlite3_errstr(src));
 }
@@ -629,13 +661,15 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 	rc = sqlite3_open_v2(path, &s->db, oflags, NULL);
 	if (rc != SQLITE_OK) {
 		rc = sqlerr(s, rc, "cannot open database", err);
+		if (rc == WS_EPERM)
+			ws_error(err, rc, "cannot open '%s': permission denied", path);
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 0);
 	sqlite3_busy_timeout(s->db, 5000);
 	if (!(flags & WS_STORE_READONLY)) {
 		if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
-			goto fail;
+			goto fail_tx;
 		if ((rc = exec(s, schema_sql, err)) ||
 		    (rc = meta_get(s, "wsid", &val, &n, err)))
 			goto fail_tx;
@@ -692,6 +726,10 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 	return 0;
 fail_tx:
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if (rc == WS_EBUSY)
+		ws_error(err, rc, "'%s' is locked by another writer", path);
+	else if (rc == WS_EPERM)
+		ws_error(err, rc, "cannot write '%s': permission denied", path);
 fail:
 	free(val);
 	ws_store_close(s);
@@ -1132,6 +1170,12 @@ static int register_table(struct ws_store *s, struct tbl *t, char *err)
 	return 0;
 }
 
+/* Names wsync and SQLite keep for themselves: never tracked or created. */
+static int reserved_name(const char *name)
+{
+	return strncmp(name, "wsync_", 6) == 0 || strncmp(name, "sqlite_", 7) == 0;
+}
+
 int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
     char *err)
 {
@@ -1168,8 +1212,7 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
 		n = nn;
 	}
 	for (i = 0; i < n; i++) {
-		if (strncmp(tables[i], "wsync_", 6) == 0 ||
-		    strncmp(tables[i], "sqlite_", 7) == 0) {
+		if (reserved_name(tables[i])) {
 			rc = ws_error(err, WS_ESCHEMA, "cannot track '%s': the name is "
 			    "reserved", tables[i]);
 			goto out;
@@ -1206,6 +1249,11 @@ int ws_store_adopt_tables(struct ws_store *s, const struct ws_batch *b, char *er
 	uint32_t k;
 	int rc = 0, exists, altered = 0;
 
+	/* Refuse before creating anything: a peer's batch may name any table. */
+	for (i = 0; i < b->ntables; i++)
+		if (reserved_name(b->tables[i].name))
+			return ws_error(err, WS_ESCHEMA, "cannot track '%s': the name "
+			    "is reserved", b->tables[i].name);
 	for (i = 0; rc == 0 && i < b->ntables; i++) {
 		struct tbl *t = find_tbl(s, (bt = &b->tables[i])->name);
 

@@ -5,7 +5,7 @@
 set -eu
 pkgs="gcc make pkg-config libsqlite3-dev libjansson-dev libsodium-dev
 libcurl4-openssl-dev bats bats-assert bats-support sqlite3 mandoc jq
-python3 util-linux bsdutils rsync openssl"
+python3 util-linux bsdutils rsync openssl clang-14 libclang-rt-14-dev valgrind"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # Run every test suite that 'make check' builds and print one closing line
 # "N passed, N failed".  Counts are test cases: unit-test functions,
-# bats tests and chaos runs.  A suite that crashes without its own tally
-# counts as one failure.  Exit status 1 if anything failed.
+# bats tests, chaos runs and fuzz-corpus inputs replayed.  A suite that
+# crashes without its own tally counts as one failure.  Exit status 1 if
+# anything failed.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -51,6 +52,31 @@ unit() {
 	done
 }
 
+# replay DIR LABEL: each fuzz target's replay driver in DIR over its
+# checked-in corpus (tests/fuzz/corpus/NAME); each input counts as a test.
+replay() {
+	local t name out rc line p f
+	for t in "$1"/replay_*; do
+		[ -x "$t" ] || continue
+		name=${t##*/replay_}
+		out="$log/fuzz_$name.$2.out"
+		"$t" "tests/fuzz/corpus/$name" >"$out" 2>&1
+		rc=$?
+		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+		p=${line%% passed*}
+		f=${line#*passed, }
+		f=${f%% failed*}
+		[ -n "$line" ] || { p=0; f=0; }
+		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+			f=1 # an input crashed it
+		fi
+		tally "$2 fuzz corpus $name" "$p" "$f"
+		if [ "$f" -ne 0 ]; then
+			sed 's/^/    | /' "$out" | tail -n 40
+		fi
+	done
+}
+
 # batsrun BINDIR LABEL: the bats suite against the binaries in BINDIR.
 batsrun() {
 	local out="$log/bats.$2.tap" p f
@@ -91,10 +117,12 @@ chaos() {
 
 echo "unit tests:"
 unit build/tests plain
+replay build/fuzz plain
 echo "bats tests:"
 batsrun bin plain
 echo "under AddressSanitizer and UBSan:"
 unit build/asan/tests asan
+replay build/asan/fuzz asan
 batsrun build/asan/bin asan
 echo "chaos (a hub and 3 sites under faults, seeded, 15 s each):"
 chaos "seed 1, --retain 0" --seed 1 --sites 3 --duration 15 --retain 0 --cron 0

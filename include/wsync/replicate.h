@@ -43,6 +43,7 @@
 #ifndef WSYNC_REPLICATE_H
 #define WSYNC_REPLICATE_H
 
+#include <jansson.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -93,6 +94,16 @@ struct ws_replicate_array {
 int ws_replicate_parse_column(char *spec, struct ws_replicate_col *c, char *err) WS_MUST_CHECK;
 /* Parse "REMOTE=CHILD:REF" in place, the same way. */
 int ws_replicate_parse_array(char *spec, struct ws_replicate_array *a, char *err) WS_MUST_CHECK;
+
+/*
+ * Parse one message as either side reads it from the network: the line
+ * p[0..n), without its '\n' (a trailing CR, spaces and tabs are ignored),
+ * must be a JSON object with a string member "mt".  On success *out is a
+ * new reference that the caller owns (json_decref); otherwise *out is
+ * NULL and the result is WS_EJSON with a detail in err (may be NULL).
+ * Nothing points into p afterwards.
+ */
+int ws_replicate_parse_msg(const char *p, size_t n, json_t **out, char *err) WS_MUST_CHECK;
 
 /*
  * The head of an HTTP request, as the publisher's HTTP mapping reads it.

@@ -13,7 +13,7 @@
 bats_require_minimum_version 1.5.0
 load helper
 
-WAIT_S=10
+WAIT_S=${WAIT_S:-10}
 
 setup() {
 	T=$BATS_TEST_TMPDIR

@@ -14,7 +14,7 @@
 bats_require_minimum_version 1.5.0
 load helper
 
-WAIT_S=10
+WAIT_S=${WAIT_S:-10}
 # The stream preamble: magic, protocol version 1, reserved 0.
 PREAMBLE=895753594e430d0a0100
 

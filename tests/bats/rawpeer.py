@@ -5,7 +5,10 @@
 #     python3 rawpeer.py ADDR CASE
 #     python3 rawpeer.py --error-stream CODE MESSAGE
 #
-# ADDR is HOST:PORT or unix:PATH.  CASE names the bytes sent (see CASES).
+# ADDR is HOST:PORT or unix:PATH.  CASE names the bytes sent (see CASES),
+# or is file:PATH (the bytes of a file, as the bad-input catalogue in
+# tests/bad-input/ keeps them) or file-eof:PATH (the same, then our
+# writing side is closed, so that a truncated stream ends).
 # Prints, one a line:
 #     peer NAME          the hub's name for us ("127.0.0.1:PORT", or "unix")
 #     closed             the hub closed the connection (within 10 s), or
@@ -137,8 +140,13 @@ def main():
         payload = put_varint(zigzag(int(sys.argv[2]))) + sys.argv[3].encode()
         sys.stdout.buffer.write(PREAMBLE + frame(0x02, 0, payload))
         return 0
+    if len(sys.argv) == 3 and sys.argv[2].startswith(("file:", "file-eof:")):
+        kind, path = sys.argv[2].split(":", 1)
+        with open(path, "rb") as f:
+            CASES[sys.argv[2]] = (f.read(), kind == "file-eof")
     if len(sys.argv) != 3 or sys.argv[2] not in CASES:
-        sys.stderr.write("usage: rawpeer.py ADDR CASE (%s)\n" % " ".join(CASES))
+        sys.stderr.write("usage: rawpeer.py ADDR CASE (%s, file:PATH, "
+                         "file-eof:PATH)\n" % " ".join(CASES))
         return 2
     addr, case = sys.argv[1], sys.argv[2]
     data, shut = CASES[case]
