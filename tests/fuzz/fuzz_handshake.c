@@ -14,7 +14,8 @@
  *      handshake steps
  *   3  (type, length, payload) records the site sends through the real
  *      encrypted channel after a real handshake: the hub must get each
- *      back whole, in order, as sent
+ *      back whole, in order, as sent, but refuse an auth or sealed frame
+ *      inside a sealed one
  * The rest is cut into frames with ws_frame_parse (no preamble).  Nothing
  * may crash or leak; in mode 3 every frame must arrive unchanged.
  */
@@ -146,6 +147,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (data[off] == 0 || ws_peer_send(&s, data[off], 0, 1,
 			    data + off + 3, n))
 				break;
+			if (data[off] == WS_FRAME_AUTH || data[off] == WS_FRAME_SEALED) {
+				/* Never nested: the hub must refuse it. */
+				FUZZ_CHECK(deliver(&s, &h, &g, err) != 0);
+				break;
+			}
 			g.want = data + off + 3;
 			g.wantlen = n;
 			g.type = data[off];
