@@ -30,7 +30,8 @@ teardown() {
 	proc_teardown
 }
 
-# --- helpers (spawn, reap and wait_lines are in helper.bash) ----------------
+# --- helpers (spawn, reap, wait_lines, sql, join, wait_sql and the like are
+# in helper.bash) --------------------------------------------------------------
 
 # start_hub NAME [ARG...]: start wsync-serve ARG... as NAME and wait for
 # one "listening on" line per -l.  $HUB_PID is its pid.
@@ -64,30 +65,6 @@ sys.exit(1)
 EOF
 }
 
-# free_port: a TCP port on 127.0.0.1 nobody listens on (now).
-free_port() {
-	python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
-}
-
-# sqlite3: the CLI, waiting up to 5 s for a lock a wsync process holds
-# (as any application sharing the file should) instead of failing at once.
-sqlite3() {
-	command sqlite3 -cmd '.timeout 5000' "$@"
-}
-
-# sql DB SQL...: run SQL in DB with the sqlite3 CLI; failing is fatal.
-sql() {
-	sqlite3 -batch -bail "$@" || fail "sqlite3 $* failed"
-}
-
-# join ARG...: a one-shot wsync-join that must succeed silently.
-join() {
-	run --separate-stderr "$WS_BIN/wsync-join" "$@"
-	assert_success
-	assert_output ''
-	assert_stderr_empty
-}
-
 # dump DB: every user table of DB, by name, with headers, rows in key
 # order, values quoted (so types and blobs show).
 dump() {
@@ -107,11 +84,6 @@ conflicts() {
 	    FROM wsync_conflicts c JOIN wsync_sites s ON s.id = c.site
 	    JOIN wsync_tables t ON t.id = c.tbl
 	    ORDER BY t.name, c.pk, c.col, s.site, c.counter"
-}
-
-# assert_integrity DB: PRAGMA integrity_check says ok.
-assert_integrity() {
-	assert_equal "$(sqlite3 "$1" 'PRAGMA integrity_check')" ok
 }
 
 # assert_same A B: databases A and B hold the same user tables and rows.
@@ -152,24 +124,6 @@ $(cat "$f")"
 # notes DB: the notes table, as the brief's comparisons read it.
 notes() {
 	sqlite3 "$1" 'SELECT * FROM notes ORDER BY id'
-}
-
-# make_site DB: a site database with a notes table and three rows.
-make_site() {
-	sql "$1" "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT, body);
-	    INSERT INTO notes VALUES(1, 'one', 'first'), (2, 'two', NULL),
-	    (3, 'three', x'00ff10')"
-}
-
-# wait_sql DB SQL WANT: poll until SQL in DB prints WANT.
-wait_sql() {
-	local i got
-	for ((i = 0; i < WAIT_S * 10; i++)); do
-		got=$(sqlite3 "$1" "$2" 2>/dev/null) || true
-		[ "$got" = "$3" ] && return 0
-		sleep 0.1
-	done
-	fail "waited $WAIT_S s for '$2' in ${1##*/} to print '$3'; it prints '$got'"
 }
 
 # --- one-shot sync -----------------------------------------------------------

@@ -31,14 +31,6 @@ teardown() {
 	proc_teardown
 }
 
-sqlite3() {
-	command sqlite3 -cmd '.timeout 5000' "$@"
-}
-
-sql() {
-	sqlite3 -batch -bail "$@" || fail "sqlite3 $* failed"
-}
-
 # start_hub NAME [ARG...]: wsync-serve on $SOCK, waiting until it listens.
 start_hub() {
 	local name=$1
@@ -46,24 +38,6 @@ start_hub() {
 	spawn "$name" "$WS_BIN/wsync-serve" -l "$SOCK" "$@"
 	HUB_PID=$PID
 	wait_lines "$T/$name.err" 1 '^wsync-serve: listening on '
-}
-
-# join ARG...: a one-shot wsync-join that must succeed silently.
-join() {
-	run --separate-stderr "$WS_BIN/wsync-join" "$@"
-	assert_success
-	assert_output ''
-	assert_stderr_empty
-}
-
-wait_sql() {
-	local i got
-	for ((i = 0; i < WAIT_S * 10; i++)); do
-		got=$(sqlite3 "$1" "$2" 2>/dev/null) || true
-		[ "$got" = "$3" ] && return 0
-		sleep 0.1
-	done
-	fail "waited $WAIT_S s for '$2' in ${1##*/} to print '$3'; it prints '$got'"
 }
 
 dump() {
@@ -79,10 +53,6 @@ assert_same() {
 $a
 --- ${2##*/}
 $b"
-}
-
-assert_integrity() {
-	assert_equal "$(sqlite3 "$1" 'PRAGMA integrity_check')" ok
 }
 
 make_site() {

@@ -55,29 +55,6 @@ stop_hub() {
 	assert_equal "$REAPED" 0
 }
 
-sqlite3() {
-	command sqlite3 -cmd '.timeout 5000' "$@"
-}
-
-sql() {
-	sqlite3 -batch -bail "$@" || fail "sqlite3 $* failed"
-}
-
-# join ARG...: a one-shot wsync-join that must succeed silently.
-join() {
-	run --separate-stderr "$WS_BIN/wsync-join" "$@"
-	assert_success
-	assert_output ''
-	assert_stderr_empty
-}
-
-# make_site DB: a site database with a notes table and three rows.
-make_site() {
-	sql "$1" "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT, body);
-	    INSERT INTO notes VALUES(1, 'one', 'first'), (2, 'two', NULL),
-	    (3, 'three', x'00ff10')"
-}
-
 # to_json LOG: LOG as JSON lines in LOG.jsonl; wsync-inspect must accept
 # it whole.
 to_json() {

@@ -744,10 +744,6 @@ wait_sql() {
 
 # --- secure stream sessions ----------------------------------------------------
 
-free_port() {
-	python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
-}
-
 # wait_text FILE TEXT: wait until a line of FILE holds TEXT (no regex:
 # keys hold '+' and '/').
 wait_text() {

@@ -57,15 +57,6 @@ teardown() {
 	proc_teardown
 }
 
-# sqlite3: the CLI, waiting for locks as an application sharing the file would.
-sqlite3() {
-	command sqlite3 -cmd '.timeout 5000' "$@"
-}
-
-sql() {
-	sqlite3 -batch -bail "$@" || fail "sqlite3 $* failed"
-}
-
 # join ARG...: a one-shot wsync-join that must succeed silently.
 join() {
 	run --separate-stderr "$WS_BIN/wsync-join" "$@"
@@ -73,23 +64,8 @@ join() {
 	assert_stderr_empty
 }
 
-assert_integrity() {
-	assert_equal "$(sqlite3 "$1" 'PRAGMA integrity_check')" ok
-}
-
 notes() {
 	sqlite3 "$1" 'SELECT id, title, quote(body) FROM notes ORDER BY id'
-}
-
-# wait_sql DB SQL WANT: poll until SQL in DB prints WANT.
-wait_sql() {
-	local i got
-	for ((i = 0; i < WAIT_S * 10; i++)); do
-		got=$(sqlite3 "$1" "$2" 2>/dev/null) || true
-		[ "$got" = "$3" ] && return 0
-		sleep 0.1
-	done
-	fail "waited $WAIT_S s for '$2' in ${1##*/} to print '$3'; it prints '$got'"
 }
 
 # hold_lock DB SECONDS: another process takes DB's write lock and holds it

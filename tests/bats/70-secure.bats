@@ -34,10 +34,6 @@ teardown() {
 	proc_teardown
 }
 
-free_port() {
-	python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
-}
-
 # start_hub [ARG...]: a keyed hub on loopback TCP ($PORT), holding notes.
 start_hub() {
 	PORT=$(free_port)

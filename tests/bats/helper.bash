@@ -167,3 +167,52 @@ wait_lines() {
 	fail "waited $WAIT_S s for $2 line(s) matching '$3' in ${1##*/}, saw ${n:-0}:
 $(cat "$1" 2>/dev/null)"
 }
+
+# --- databases, sites and hubs (the sync, log, gc and secure suites) -------
+
+# sqlite3: the CLI, waiting up to 5 s for a lock a wsync process holds
+# (as any application sharing the file should) instead of failing at once.
+sqlite3() {
+	command sqlite3 -cmd '.timeout 5000' "$@"
+}
+
+# sql DB SQL...: run SQL in DB with the sqlite3 CLI; failing is fatal.
+sql() {
+	sqlite3 -batch -bail "$@" || fail "sqlite3 $* failed"
+}
+
+# join ARG...: a one-shot wsync-join that must succeed silently.
+join() {
+	run --separate-stderr "$WS_BIN/wsync-join" "$@"
+	assert_success
+	assert_output ''
+	assert_stderr_empty
+}
+
+# wait_sql DB SQL WANT: poll until SQL in DB prints WANT.
+wait_sql() {
+	local i got
+	for ((i = 0; i < WAIT_S * 10; i++)); do
+		got=$(sqlite3 "$1" "$2" 2>/dev/null) || true
+		[ "$got" = "$3" ] && return 0
+		sleep 0.1
+	done
+	fail "waited $WAIT_S s for '$2' in ${1##*/} to print '$3'; it prints '$got'"
+}
+
+# assert_integrity DB: PRAGMA integrity_check says ok.
+assert_integrity() {
+	assert_equal "$(sqlite3 "$1" 'PRAGMA integrity_check')" ok
+}
+
+# free_port: a TCP port on 127.0.0.1 nobody listens on (now).
+free_port() {
+	python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
+}
+
+# make_site DB: a site database with a notes table and three rows.
+make_site() {
+	sql "$1" "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT, body);
+	    INSERT INTO notes VALUES(1, 'one', 'first'), (2, 'two', NULL),
+	    (3, 'three', x'00ff10')"
+}
