@@ -234,3 +234,14 @@ int cli_next(const struct cli *c, int argc, char **argv, const char **arg)
 		return ch;
 	}
 }
+
+const char *cli_known_hubs(char buf[CLI_PATHMAX])
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+
+	if (xdg && *xdg)
+		snprintf(buf, CLI_PATHMAX, "%s/wsync/known_hubs", xdg);
+	else
+		snprintf(buf, CLI_PATHMAX, "%s/.config/wsync/known_hubs", home ? home : ".");
+	return buf;
+}

@@ -61,6 +61,16 @@ extern int cli_quiet;
 /* A ws_log_fn that prints "wsync-<name>: line" on stderr. */
 void cli_log_line(void *clientData, const char *line);
 
+/* Room for a path built by the helpers below. */
+#define CLI_PATHMAX 4096
+
+/*
+ * The default known-hubs file into buf: $XDG_CONFIG_HOME/wsync/known_hubs,
+ * or ~/.config/wsync/known_hubs when XDG_CONFIG_HOME is unset or empty.
+ * Returns buf.
+ */
+const char *cli_known_hubs(char buf[CLI_PATHMAX]);
+
 /* The tool's name, as shown in messages ("wsync-join"). */
 const char *cli_name(void);
 

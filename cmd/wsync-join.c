@@ -120,7 +120,7 @@ int main(int argc, char **argv)
 	const char *logpath = NULL, *keypath = NULL;
 	struct ws_session_log slog;
 	struct ws_keypair key;
-	char khpath[4096];
+	char khpath[CLI_PATHMAX];
 	int insecure = 0;
 	unsigned long long v;
 
@@ -187,16 +187,8 @@ int main(int argc, char **argv)
 		cli_warn("--hub-key, --known-hubs and --accept-new-hub go with --key");
 		cli_usage(&cli);
 	}
-	if (keypath && !o.has_hub_key && !o.known_hubs) {
-		const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-
-		if (xdg && *xdg)
-			snprintf(khpath, sizeof(khpath), "%s/wsync/known_hubs", xdg);
-		else
-			snprintf(khpath, sizeof(khpath), "%s/.config/wsync/known_hubs",
-			    home ? home : ".");
-		o.known_hubs = khpath;
-	}
+	if (keypath && !o.has_hub_key && !o.known_hubs)
+		o.known_hubs = cli_known_hubs(khpath);
 	if (logpath && o.hub && strcmp(logpath, "-") == 0 && strcmp(o.hub, "-") == 0) {
 		cli_warn("--log - would write into the connection on stdout");
 		cli_usage(&cli);

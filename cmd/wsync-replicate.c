@@ -195,7 +195,7 @@ int main(int argc, char **argv)
 	const char *keypath = NULL, *akpath = NULL;
 	struct ws_keypair key;
 	struct ws_authkeys ak = {0};
-	char khpath[4096];
+	char khpath[CLI_PATHMAX];
 	size_t i;
 
 	while ((ch = cli_next(&cli, argc, argv, &arg)) != -1) {
@@ -355,16 +355,8 @@ int main(int argc, char **argv)
 			cli_die(EX_CONFIG, "a publisher on TCP needs --key FILE (or "
 			    "--insecure for a plain session)");
 		}
-		if (keypath && !ro.has_pub_key && !ro.known_hubs) {
-			const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-
-			if (xdg && *xdg)
-				snprintf(khpath, sizeof(khpath), "%s/wsync/known_hubs", xdg);
-			else
-				snprintf(khpath, sizeof(khpath), "%s/.config/wsync/known_hubs",
-				    home ? home : ".");
-			ro.known_hubs = khpath;
-		}
+		if (keypath && !ro.has_pub_key && !ro.known_hubs)
+			ro.known_hubs = cli_known_hubs(khpath);
 		if (keypath) {
 			if ((rc = ws_keypair_load(&key, keypath, err)))
 				cli_die(ws_exitcode(rc), "%s", err);
