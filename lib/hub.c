@@ -244,17 +244,6 @@ static int send_batch(const struct ws_batch *b, uint64_t usn, void *cd)
 	return ws_peer_send(&c->hp->p, WS_FRAME_BATCH, 0, c->ch, c->enc.p, c->enc.len);
 }
 
-/* 1 if clock a has reached b everywhere. */
-static int reaches(const struct ws_vclock *a, const struct ws_vclock *b)
-{
-	size_t i;
-
-	for (i = 0; i < b->n; i++)
-		if (ws_vclock_get(a, &b->e[i].site) < b->e[i].counter)
-			return 0;
-	return 1;
-}
-
 /*
  * Take a site's clock report (its add, its SYNC, a heartbeat's clock) as
  * a bound for collection, unless it counts batches the hub does not hold
@@ -266,7 +255,7 @@ static int report(struct chan *ch, const struct ws_vclock *c, char *err)
 	struct ws_vclock mine = WS_VCLOCK_INIT;
 	int rc;
 
-	if ((rc = ws_store_clock(ch->ws->st, &mine, err)) == 0 && reaches(&mine, c) &&
+	if ((rc = ws_store_clock(ch->ws->st, &mine, err)) == 0 && ws_vclock_reaches(&mine, c) &&
 	    (rc = ws_vclock_copy(&ch->known, c)) == 0)
 		ch->has_known = 1;
 	ws_vclock_release(&mine);
@@ -382,7 +371,7 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	/* Another hub process on the same data (--stdio) may have collected. */
 	if ((rc = ws_store_stable(w->st, &w->stable, err)))
 		goto out;
-	full = !reaches(&a.clock, &w->stable);
+	full = !ws_vclock_reaches(&a.clock, &w->stable);
 	hp->p.out_max = 0;
 	if (w->stable.n)
 		rc = ws_peer_send_clock(&hp->p, f->channel, WS_CLOCK_STABLE |
@@ -699,7 +688,7 @@ static int collect_ws(struct hub *h, struct hws *w, char *err)
 	/* Not beyond what a batch outside it has seen (store.h). */
 	if (any && (rc = ws_store_gc_bound(w->st, &horizon, err)))
 		goto out;
-	if (!any || reaches(&w->stable, &horizon))
+	if (!any || ws_vclock_reaches(&w->stable, &horizon))
 		goto out;
 	if ((rc = ws_store_gc(w->st, &horizon, &dropped, err)) ||
 	    (rc = ws_store_stable(w->st, &w->stable, err)))

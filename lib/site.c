@@ -141,17 +141,6 @@ out:
 	return rc;
 }
 
-/* 1 if clock a has reached b everywhere. */
-static int reaches(const struct ws_vclock *a, const struct ws_vclock *b)
-{
-	size_t i;
-
-	for (i = 0; i < b->n; i++)
-		if (ws_vclock_get(a, &b->e[i].site) < b->e[i].counter)
-			return 0;
-	return 1;
-}
-
 /*
  * The hub's collected horizon: collect as far (a full copy, when flagged
  * SNAPSHOT, comes first, and the next STABLE clock ends it).
@@ -175,7 +164,7 @@ static int on_stable(struct site *x, struct sset *ss, const struct ws_frame *f)
 		 * collected (each sync starts with one) costs no transaction. */
 		ws_vclock_meet(&h, &mine);
 		if ((rc = ws_store_stable(ss->st, &mine, x->err)) == 0 &&
-		    !reaches(&mine, &h))
+		    !ws_vclock_reaches(&mine, &h))
 			rc = ws_store_gc(ss->st, &h, NULL, x->err);
 	}
 out:

@@ -2576,19 +2576,17 @@ int ws_store_changes_missing(struct ws_store *s, const struct ws_vclock *peer,
 {
 	struct ws_vclock gc = WS_VCLOCK_INIT;
 	sqlite3_stmt *bs = NULL;
-	size_t i;
 	int rc;
 
 	if ((rc = exec(s, "BEGIN", err)))
 		return rc;
 	if ((rc = stable_get(s, &gc, err)))
 		goto out;
-	for (i = 0; i < gc.n; i++)
-		if (ws_vclock_get(peer, &gc.e[i].site) < gc.e[i].counter) {
-			rc = ws_error(err, WS_ERANGE, "the peer lacks changes that were "
-			    "garbage-collected here: a full copy is needed");
-			goto out;
-		}
+	if (!ws_vclock_reaches(peer, &gc)) {
+		rc = ws_error(err, WS_ERANGE, "the peer lacks changes that were "
+		    "garbage-collected here: a full copy is needed");
+		goto out;
+	}
 	if ((rc = prep(s, "SELECT site, counter, first_usn, last_usn, clock, lamport "
 	    "FROM wsync_batches ORDER BY last_usn", &bs, err)))
 		goto out;

@@ -259,6 +259,16 @@ int ws_vclock_merge(struct ws_vclock *dst, const struct ws_vclock *src)
  * a and whether some site is ahead in b; an entry only one side has is
  * ahead of the missing (zero) one.  Stops early once both are seen.
  */
+int ws_vclock_reaches(const struct ws_vclock *a, const struct ws_vclock *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		if (ws_vclock_get(a, &b->e[i].site) < b->e[i].counter)
+			return 0;
+	return 1;
+}
+
 enum ws_vclock_order ws_vclock_compare(const struct ws_vclock *a, const struct ws_vclock *b)
 {
 	size_t i = 0, j = 0;

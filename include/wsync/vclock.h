@@ -98,6 +98,8 @@ int ws_vclock_merge(struct ws_vclock *dst, const struct ws_vclock *src) WS_MUST_
  */
 void ws_vclock_meet(struct ws_vclock *dst, const struct ws_vclock *src);
 /* Compare a with b; see enum ws_vclock_order. */
+/* 1 if a has reached b: a[s] >= b[s] for every s (a >= b). */
+int ws_vclock_reaches(const struct ws_vclock *a, const struct ws_vclock *b);
 enum ws_vclock_order ws_vclock_compare(const struct ws_vclock *a, const struct ws_vclock *b);
 /* Drop site's entry (the hub prunes departed sites).  Absent is fine. */
 void ws_vclock_remove(struct ws_vclock *vc, const struct ws_siteid *site);

@@ -562,6 +562,36 @@ TEST(test_compare_laws)
 	ws_vclock_release(&ab);
 }
 
+/* meet is the pointwise minimum; reaches is >= everywhere; both against a model. */
+TEST(test_meet_reaches)
+{
+	struct ws_vclock a = WS_VCLOCK_INIT, b = WS_VCLOCK_INIT;
+	uint64_t ma[NPOOL], mb[NPOOL];
+	enum ws_vclock_order o;
+	int i, k, ge;
+
+	for (i = 0; i < 4000; i++) {
+		rand_pool_clock(&a, ma);
+		rand_pool_clock(&b, mb);
+		ge = 1;
+		for (k = 0; k < NPOOL; k++)
+			ge &= ma[k] >= mb[k];
+		CHECK_INT(ws_vclock_reaches(&a, &b), ge);
+		o = ws_vclock_compare(&b, &a);
+		CHECK_INT(ws_vclock_reaches(&a, &b), o == WS_VCLOCK_EQUAL ||
+		    o == WS_VCLOCK_BEFORE);
+		ws_vclock_meet(&a, &b);
+		for (k = 0; k < NPOOL; k++)
+			CHECK(ws_vclock_get(&a, &pool[k]) == (ma[k] < mb[k] ? ma[k] : mb[k]));
+		/* No zero entries are kept. */
+		for (k = 0; k < (int)a.n; k++)
+			CHECK(a.e[k].counter > 0);
+		CHECK(ws_vclock_reaches(&b, &a));
+	}
+	ws_vclock_release(&a);
+	ws_vclock_release(&b);
+}
+
 TEST(test_encode_golden)
 {
 	struct ws_vclock vc = WS_VCLOCK_INIT, back = WS_VCLOCK_INIT;
@@ -1339,6 +1369,7 @@ int main(void)
 	RUN(test_copy_clear);
 	RUN(test_merge_laws);
 	RUN(test_compare_laws);
+	RUN(test_meet_reaches);
 	RUN(test_encode_golden);
 	RUN(test_roundtrip);
 	RUN(test_truncation);
