@@ -131,7 +131,7 @@ static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
 	ss->accepted = 1;
 	if ((rc = ws_store_seal(ss->st, NULL, x->err)) ||
 	    (rc = ws_store_changes_missing(ss->st, &a.clock, send_one, &c, x->err)) ||
-	    (rc = ws_store_usn(ss->st, &ss->sent_usn, x->err)) ||
+	    (rc = ws_store_sealed_usn(ss->st, &ss->sent_usn, x->err)) ||
 	    (rc = ws_store_clock(ss->st, &mine, x->err)))
 		goto out;
 	rc = ws_peer_send_clock(&x->p, ss->ch, WS_CLOCK_SYNC, &mine);

@@ -822,6 +822,12 @@ int ws_store_usn(struct ws_store *s, uint64_t *usn, char *err)
 	return query_u64(s, "SELECT coalesce(max(usn), 0) FROM wsync_log", usn, err);
 }
 
+int ws_store_sealed_usn(struct ws_store *s, uint64_t *usn, char *err)
+{
+	return query_u64(s, "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM "
+	    "wsync_meta WHERE key = 'sealed_usn'), 0)", usn, err);
+}
+
 /* Tracking. */
 
 /*

@@ -104,6 +104,14 @@ int ws_store_new_guid(struct ws_store *s, char *err) WS_MUST_CHECK;
 int ws_store_clock(struct ws_store *s, struct ws_vclock *out, char *err) WS_MUST_CHECK;
 /* Highest usn in the log (0 when empty). */
 int ws_store_usn(struct ws_store *s, uint64_t *usn, char *err) WS_MUST_CHECK;
+/*
+ * Highest usn a batch covers (sealed, or applied from a peer): entries
+ * above it are local writes not sealed yet.  A site that has sent every
+ * batch up to now resumes local_since() from here, not from
+ * ws_store_usn(): a write committed in between is not sealed yet and
+ * must still go out.
+ */
+int ws_store_sealed_usn(struct ws_store *s, uint64_t *usn, char *err) WS_MUST_CHECK;
 
 /*
  * Seal the local changes captured since the last seal into one batch
