@@ -1184,15 +1184,22 @@ static int bind_key(struct psess *s, sqlite3_stmt *st, int from, const json_t *k
 	return 0;
 }
 
+/*
+ * Append the i-th term of a key's WHERE clause: " WHERE " or " AND ",
+ * then "name" = ?n.  Both sides use it, with their own column names.
+ */
+static int put_key_term(struct ws_buf *q, size_t i, const char *name, int n)
+{
+	return ws_buf_printf(q, i ? " AND " : " WHERE ") || qid(q, name) ||
+	    ws_buf_printf(q, " = ?%d", n) ? WS_ENOMEM : 0;
+}
+
 static int put_key_where(struct pub *p, struct ws_buf *q, int from)
 {
 	size_t i;
 
-	if (ws_buf_printf(q, " WHERE "))
-		return WS_ENOMEM;
 	for (i = 0; i < p->nkey; i++)
-		if ((i && ws_buf_printf(q, " AND ")) || qid(q, p->cols[p->keys[i]].name) ||
-		    ws_buf_printf(q, " = ?%d", from + (int)i))
+		if (put_key_term(q, i, p->cols[p->keys[i]].name, from + (int)i))
 			return WS_ENOMEM;
 	return 0;
 }
@@ -2519,11 +2526,8 @@ static int put_where_key(struct rep *x, struct ws_buf *q, int from)
 {
 	size_t i;
 
-	if (ws_buf_printf(q, " WHERE "))
-		return WS_ENOMEM;
 	for (i = 0; i < x->nkey; i++)
-		if ((i && ws_buf_printf(q, " AND ")) || qid(q, x->cols[x->keys[i]].local) ||
-		    ws_buf_printf(q, " = ?%d", from + (int)i))
+		if (put_key_term(q, i, x->cols[x->keys[i]].local, from + (int)i))
 			return WS_ENOMEM;
 	return 0;
 }
