@@ -80,7 +80,8 @@ static int print_conflict(const struct ws_conflict *c, void *cd)
 		printf("%s\t%lld\t%s\t%s\t%s\t%s\t%s:%llu\t%s\n", (const char *)cd,
 		    (long long)c->id, c->table, pk, c->column, val, hex,
 		    (unsigned long long)c->counter,
-		    c->lost_to_delete ? "deleted" : "concurrent");
+		    strcmp(c->kind, "value") == 0 ? "concurrent" :
+		    strcmp(c->kind, "delete") == 0 ? "deleted" : c->kind);
 	free(pk);
 	free(val);
 	json_decref(a);

@@ -22,6 +22,7 @@ static const char *const type_names[256] = {
 	[WS_FRAME_HEARTBEAT] = "heartbeat",
 	[WS_FRAME_BATCH] = "batch",
 	[WS_FRAME_CLOCK] = "clock",
+	[WS_FRAME_SCHEMA] = "schema",
 	[WS_FRAME_ADD] = "add",
 	[WS_FRAME_REMOVE] = "remove",
 	[WS_FRAME_NOTICE] = "notice",

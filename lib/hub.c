@@ -299,6 +299,71 @@ static int remember(const struct hub *h, const struct hpeer *hp,
 	return rc;
 }
 
+/* Send w's schema record to hp on channel ch. */
+static int send_schema(struct hpeer *hp, struct hws *w, uint32_t ch, char *err)
+{
+	struct ws_schema sc = WS_SCHEMA_INIT;
+	struct ws_buf pl = WS_BUF_INIT;
+	int rc;
+
+	if ((rc = ws_store_schema(w->st, &sc, err)) == 0 &&
+	    (rc = ws_schema_encode(&sc, &pl)) == 0)
+		rc = ws_peer_send(&hp->p, WS_FRAME_SCHEMA, 0, ch, pl.p, pl.len);
+	ws_schema_release(&sc);
+	ws_buf_release(&pl);
+	return rc;
+}
+
+/*
+ * A site's schema record: adopt it (all or nothing), and when that
+ * changed the working set's schema, send the new one to every site of
+ * the set, the sender included, ahead of any batch that needs it.  A
+ * record the set cannot take ends the session with the reason.
+ */
+static int on_schema(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
+{
+	struct chan *ch = find_chan(hp, f->channel);
+	struct ws_schema sc = WS_SCHEMA_INIT;
+	char err[WS_ERRLEN] = "";
+	int rc, changed = 0;
+	size_t i, k;
+
+	if (!ch) {
+		rc = ws_error(err, WS_ECORRUPT, "schema on channel %" PRIu32 ", which "
+		    "carries no working set", f->channel);
+		goto out;
+	}
+	if (ch->right < WS_RIGHT_WRITE)
+		return 0; /* a reader's schema changes nothing here */
+	if ((rc = ws_schema_decode(&sc, f->payload, f->len, err)) ||
+	    (rc = ws_store_adopt_schema(ch->ws->st, &sc, 1, &changed, err)))
+		goto out;
+	if (!changed)
+		goto out;
+	hlog(h, "%s: working set '%s' has a new schema", hp->p.conn.name, ch->ws->wsid);
+	for (i = 0; i < h->npeers; i++) {
+		struct hpeer *p = h->peers[i];
+
+		if (p->dead || p->closing)
+			continue;
+		for (k = 0; k < p->nch; k++)
+			if (p->ch[k].ws == ch->ws &&
+			    send_schema(p, ch->ws, p->ch[k].ch, err))
+				drop(h, p, 0, QUEUE_FULL);
+	}
+	rc = 0;
+out:
+	if (rc) {
+		char why[WS_ERRLEN + WS_WSID_MAX + 32];
+
+		snprintf(why, sizeof(why), "working set '%s': %s",
+		    ch ? ch->ws->wsid : "?", err);
+		drop(h, hp, rc, why);
+	}
+	ws_schema_release(&sc);
+	return 0;
+}
+
 /* A site offers a working set on channel ch. */
 static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 {
@@ -356,6 +421,9 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 		reply.has_guid = ws_store_guid(w->st, reply.guid);
 	}
 	snprintf(reply.wsid, sizeof(reply.wsid), "%s", a.wsid);
+	/* The working set's schema comes first: every batch needs it. */
+	if ((rc = send_schema(hp, w, f->channel, err)))
+		goto out;
 	if ((rc = ws_store_clock(w->st, &reply.clock, err)) ||
 	    (rc = ws_add_encode(&reply, &pl)) ||
 	    (rc = ws_peer_send(&hp->p, WS_FRAME_ADD, 0, f->channel, pl.p, pl.len)))
@@ -443,8 +511,9 @@ static int on_batch(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 		}
 		return 0;
 	}
+	/* The batch must fit the working set's schema: ws_store_apply()
+	 * refuses it whole otherwise, and it is never forwarded. */
 	if ((rc = ws_batch_decode(&b, f->payload, f->len, err)) ||
-	    (rc = ws_store_adopt_tables(ch->ws->st, &b, err)) ||
 	    (rc = ws_store_clock(ch->ws->st, &clock, err)))
 		goto out;
 	dup = b.has_dot && ws_vclock_get(&clock, &b.dot_site) >= b.dot_counter;
@@ -525,6 +594,9 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		break;
 	case WS_FRAME_BATCH:
 		rc = on_batch(h, hp, f);
+		break;
+	case WS_FRAME_SCHEMA:
+		rc = on_schema(h, hp, f);
 		break;
 	case WS_FRAME_CLOCK:
 		if (f->flags & ~WS_CLOCK_SYNC)

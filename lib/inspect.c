@@ -19,7 +19,8 @@
  * updates the state of its session, keyed by (peer, direction): HELLO
  * resets it and names the sender's site, ADD maps a channel to a working
  * set and gives the sender's clock, CLOCK gives the sender's clock, and
- * BATCH gives dots.  --check compares each clock with the previous one
+ * BATCH gives dots.  SCHEMA frames are decoded (--check finds a bad one)
+ * and shown, but change no session state.  --check compares each clock with the previous one
  * of the same session and working set (no coordinate may go back), and
  * each batch's dot with the previous dot of the same origin site (no
  * repeat, no gap; the first one must follow the clock the receiver
@@ -45,6 +46,7 @@
 #include "wsync/crc32c.h"
 #include "wsync/inspect.h"
 #include "wsync/json.h"
+#include "wsync/schema.h"
 #include "wsync/store.h"
 #include "wsync/stream.h"
 
@@ -54,6 +56,7 @@
 #define DIR_NONE 2                /* a frame outside any log record */
 #define TEXT_CUT 64               /* text longer than this is cut */
 #define BLOB_CUT 32
+#define SCHEMA_NAMES 8            /* table names shown for a SCHEMA frame */
 
 /* ANSI colours, used only with WS_INSPECT_COLOR. */
 #define C_RESET "\033[0m"
@@ -595,6 +598,8 @@ struct dec {
 	const char *msg;
 	size_t msglen;
 	uint64_t hb;
+	int schema_ok;       /* x->sc holds the record (else: unknown format) */
+	uint64_t schema_fmt;
 };
 
 enum { K_UNKNOWN, K_BINARY, K_JSON, K_DATABASE };
@@ -627,6 +632,7 @@ struct insp {
 	struct ws_batch b;
 	struct ws_vclock vc;
 	struct ws_add add;
+	struct ws_schema sc;
 	struct ws_buf tmp;
 	struct stats st;
 	struct sink *sk;      /* the input being read */
@@ -876,6 +882,19 @@ static int decode(struct insp *x, const struct rec *r, struct dec *d, char *why)
 			return rc == WS_ENOMEM ? rc : ws_error(why, WS_ECORRUPT,
 			    "bad batch: %s", e);
 		break;
+	case WS_FRAME_SCHEMA:
+		/* Another record format: shown, as a HELLO of another protocol
+		 * version is, and not followed. */
+		ws_rd_init(&rd, f->payload, f->len);
+		if (ws_rd_varint(&rd, &d->schema_fmt) == 0 &&
+		    d->schema_fmt != WS_SCHEMA_FORMAT)
+			break;
+		rc = ws_schema_decode(&x->sc, f->payload, f->len, e);
+		if (rc)  /* e says "schema record: ..." */
+			return rc == WS_ENOMEM ? rc : ws_error(why, WS_ECORRUPT, "%s",
+			    e[0] ? e : "bad schema record");
+		d->schema_ok = 1;
+		break;
 	case WS_FRAME_NOTICE:
 		if (f->len != 1 + WS_SITEID_LEN || (f->payload[0] != WS_NOTICE_JOINED &&
 		    f->payload[0] != WS_NOTICE_LEFT))
@@ -1070,6 +1089,75 @@ static int put_change(struct insp *x, const struct ws_change *c)
 	return rc ? rc : ws_buf_putc(o, '\n');
 }
 
+/*
+ * A name from the wire: as it is when it is plain printable ASCII that
+ * cannot be taken for the punctuation around it, otherwise quoted and
+ * escaped by ws_inspect_put_value() ('my table', 'a\x1b[2Jb').
+ */
+static int put_name(struct ws_buf *o, const char *s)
+{
+	struct ws_value v;
+	size_t i;
+
+	for (i = 0; s[i]; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= ' ' || c >= 0x7f || strchr("'\\,()=", c))
+			break;
+	}
+	if (i > 0 && !s[i])
+		return ws_buf_append(o, s, i);
+	v.type = WS_TEXT;
+	v.p = (const uint8_t *)s;
+	v.n = strlen(s);
+	return ws_inspect_put_value(o, &v);
+}
+
+/*
+ * "gen=3 2 tables (authors,books), 1 index, 1 view, 0 triggers": the
+ * first SCHEMA_NAMES table names, then "...".
+ */
+static int put_schema(struct ws_buf *o, const struct ws_schema *sc)
+{
+	static const char *const what[][2] = {
+		[WS_OBJ_TABLE] = {"table", "tables"},
+		[WS_OBJ_INDEX] = {"index", "indexes"},
+		[WS_OBJ_VIEW] = {"view", "views"},
+		[WS_OBJ_TRIGGER] = {"trigger", "triggers"},
+	};
+	size_t count[WS_OBJ_TRIGGER + 1] = {0}, i, shown = 0;
+	unsigned t;
+	int rc;
+
+	for (i = 0; i < sc->n; i++)
+		count[sc->obj[i].type]++;
+	if ((rc = ws_buf_printf(o, "  gen=%" PRIu64, sc->gen)))
+		return rc;
+	for (t = WS_OBJ_TABLE; t <= WS_OBJ_TRIGGER && !rc; t++) {
+		rc = ws_buf_printf(o, "%s %zu %s", t == WS_OBJ_TABLE ? "" : ",",
+		    count[t], what[t][count[t] != 1]);
+		if (rc || t != WS_OBJ_TABLE || !count[t])
+			continue;
+		/* The tables' names, in record order. */
+		rc = ws_buf_printf(o, " (");
+		for (i = 0; i < sc->n && !rc; i++) {
+			if (sc->obj[i].type != WS_OBJ_TABLE)
+				continue;
+			if (shown && (rc = ws_buf_putc(o, ',')))
+				break;
+			if (shown == SCHEMA_NAMES) {
+				rc = ws_buf_printf(o, "...");
+				break;
+			}
+			rc = put_name(o, sc->obj[i].name);
+			shown++;
+		}
+		if (!rc)
+			rc = ws_buf_putc(o, ')');
+	}
+	return rc;
+}
+
 static int put_summary(struct insp *x, const struct rec *r, const struct dec *d)
 {
 	const struct ws_frame *f = &r->f;
@@ -1143,6 +1231,11 @@ static int put_summary(struct insp *x, const struct rec *r, const struct dec *d)
 		return ws_inspect_put_time(o, d->hb * 1000);
 	case WS_FRAME_REMOVE:
 		return f->len ? ws_buf_printf(o, "  %" PRIu32 " bytes", f->len) : 0;
+	case WS_FRAME_SCHEMA:
+		if (!d->schema_ok)
+			return ws_buf_printf(o, "  format %" PRIu64 " not supported",
+			    d->schema_fmt);
+		return put_schema(o, &x->sc);
 	case WS_FRAME_BATCH: {
 		const struct ws_batch *b = &x->b;
 
@@ -2063,6 +2156,7 @@ static int conflict_cb(const struct ws_conflict *c, void *cd)
 		    json_object_set_new(j, "column", json_string(c->column)) ||
 		    json_object_set_new(j, "value", ws_json_from_value(&c->value)) ||
 		    json_object_set_new(j, "lost_to_delete", json_boolean(c->lost_to_delete)) ||
+		    json_object_set_new(j, "kind", json_string(c->kind)) ||
 		    json_object_set_new(j, "dot", json_string(dot)) ||
 		    json_array_append_new(k->arr, j))
 			return k->rc = WS_ENOMEM;
@@ -2076,8 +2170,11 @@ static int conflict_cb(const struct ws_conflict *c, void *cd)
 	short_site(&c->site, s8);
 	if (rc || (rc = ws_buf_printf(o, ") %s=", c->column)) ||
 	    (rc = ws_inspect_put_value(o, &c->value)) ||
-	    (rc = ws_buf_printf(o, " dot=%s:%" PRIu64 "%s\n", s8, c->counter,
-	    c->lost_to_delete ? " (lost to a delete)" : "")))
+	    (rc = ws_buf_printf(o, " dot=%s:%" PRIu64 "%s%s%s\n", s8, c->counter,
+	    !c->lost_to_delete ? "" : strcmp(c->kind, "delete") == 0 ?
+	    " (lost to a delete" : " (lost to a ", strcmp(c->kind, "delete") &&
+	    c->lost_to_delete ? c->kind : "", !c->lost_to_delete ? "" :
+	    strcmp(c->kind, "delete") == 0 ? ")" : " constraint)")))
 		return k->rc = rc;
 	return 0;
 }
@@ -2502,6 +2599,7 @@ static void insp_release(struct insp *x)
 	ws_batch_release(&x->b);
 	ws_vclock_release(&x->vc);
 	ws_vclock_release(&x->add.clock);
+	ws_schema_release(&x->sc);
 	ws_buf_release(&x->tmp);
 	ws_buf_release(&x->out);
 	counts_release(&x->st.sites);

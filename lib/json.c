@@ -586,6 +586,111 @@ out:
 	return rc;
 }
 
+/* Build {"type":..,"name":..,"table":..,"sql":..} for one schema object. */
+static json_t *schema_obj_json(const struct ws_schema_obj *so)
+{
+	json_t *o = json_object();
+
+	if (o && (json_object_set_new(o, "type",
+	    json_string(ws_objtype_name(so->type))) ||
+	    json_object_set_new(o, "name", json_string(so->name)) ||
+	    json_object_set_new(o, "table", json_string(so->table)) ||
+	    json_object_set_new(o, "sql", json_string(so->sql)))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int ws_json_from_schema(const struct ws_schema *sc, json_t *obj, char *err)
+{
+	json_t *objs;
+	size_t i;
+	int bad;
+
+	if (sc->gen > INT64_MAX)
+		return ws_error(err, WS_ERANGE, "schema record: generation %" PRIu64
+		    " has no JSON form", sc->gen);
+	if (!(objs = json_array()))
+		return WS_ENOMEM;
+	bad = json_object_set_new(obj, "generation", json_integer((json_int_t)sc->gen));
+	for (i = 0; !bad && i < sc->n; i++)
+		bad = json_array_append_new(objs, schema_obj_json(&sc->obj[i]));
+	if (!bad)
+		bad = json_object_set(obj, "objects", objs);
+	json_decref(objs);
+	return bad ? WS_ENOMEM : 0;
+}
+
+/* Add the object j, entry index of "objects", at the end of sc. */
+static int schema_obj_from_json(const json_t *j, size_t index,
+    struct ws_schema *sc, char *err)
+{
+	static const char *const keys[] = {"type", "name", "table", "sql", NULL};
+	const char *type, *name, *table, *sql;
+	char what[64], e[WS_ERRLEN] = "";
+	unsigned t, k;
+	int rc;
+
+	snprintf(what, sizeof(what), "schema object %zu", index);
+	if (!json_is_object(j))
+		return ws_error(err, WS_EJSON, "%s must be an object", what);
+	if ((rc = only_keys(j, keys, what, err)))
+		return rc;
+	type = name_value(json_object_get(j, "type"));
+	if (!type || !(t = ws_objtype_from_name(type)))
+		return ws_error(err, WS_EJSON, "%s: \"type\" must be \"table\", "
+		    "\"index\", \"view\" or \"trigger\"", what);
+	name = name_value(json_object_get(j, "name"));
+	table = name_value(json_object_get(j, "table"));
+	sql = name_value(json_object_get(j, "sql"));
+	if (!name || !table || !sql || !*name || !*table || !*sql)
+		return ws_error(err, WS_EJSON, "%s needs \"name\", \"table\" and "
+		    "\"sql\": non-empty strings without NUL", what);
+	if (strlen(name) > WS_SCHEMA_MAX_NAME || strlen(table) > WS_SCHEMA_MAX_NAME)
+		return ws_error(err, WS_EJSON, "%s: a name is longer than %d bytes",
+		    what, WS_SCHEMA_MAX_NAME);
+	if (strlen(sql) > WS_SCHEMA_MAX_SQL)
+		return ws_error(err, WS_EJSON, "%s: \"sql\" is longer than %u bytes",
+		    what, WS_SCHEMA_MAX_SQL);
+	/* A name is taken once, whatever the type and ASCII case (as in
+	 * SQLite); a repeat is refused, not replaced as ws_schema_add() would. */
+	for (k = WS_OBJ_TABLE; k <= WS_OBJ_TRIGGER; k++)
+		if (ws_schema_find(sc, k, name))
+			return ws_error(err, WS_EJSON, "%s: the name '%s' is taken by "
+			    "an earlier %s", what, name, ws_objtype_name(k));
+	rc = ws_schema_add(sc, t, name, table, sql, e);
+	if (rc && rc != WS_ENOMEM)
+		rc = ws_error(err, WS_EJSON, "%s: %s", what, e);
+	return rc;
+}
+
+int ws_json_to_schema(const json_t *obj, struct ws_schema *sc, char *err)
+{
+	const json_t *gen = json_object_get(obj, "generation");
+	const json_t *objs = json_object_get(obj, "objects");
+	size_t i;
+	int rc = 0;
+
+	ws_schema_release(sc);
+	if (!json_is_integer(gen) || json_integer_value(gen) < 0)
+		return ws_error(err, WS_EJSON, "a schema record needs \"generation\", "
+		    "an integer from 0 to 2^63-1");
+	if (!json_is_array(objs))
+		return ws_error(err, WS_EJSON, "a schema record needs an \"objects\" "
+		    "array");
+	if (json_array_size(objs) > WS_SCHEMA_MAX_OBJECTS)
+		return ws_error(err, WS_EJSON, "a schema record holds at most %d "
+		    "objects", WS_SCHEMA_MAX_OBJECTS);
+	sc->gen = (uint64_t)json_integer_value(gen);
+	for (i = 0; i < json_array_size(objs); i++)
+		if ((rc = schema_obj_from_json(json_array_get(objs, i), i, sc, err)))
+			break;
+	if (rc)
+		ws_schema_release(sc);
+	return rc;
+}
+
 /* The payloads of the frame types that have a structured JSON form. */
 
 static int error_payload_json(const struct ws_frame *f, json_t *o, char *err)
@@ -608,6 +713,7 @@ int ws_json_from_frame(const struct ws_frame *f, json_t **out, char *err)
 {
 	const char *name = ws_frame_type_name(f->type);
 	struct ws_vclock vc = WS_VCLOCK_INIT;
+	struct ws_schema sc = WS_SCHEMA_INIT;
 	struct ws_batch b;
 	struct ws_rd r;
 	uint64_t t;
@@ -634,6 +740,17 @@ int ws_json_from_frame(const struct ws_frame *f, json_t **out, char *err)
 			goto out;
 		rc = json_object_set_new(o, "clock", ws_json_from_vclock(&vc)) ?
 		    WS_ENOMEM : 0;
+		break;
+	case WS_FRAME_SCHEMA:
+		/* A record format this build does not know travels raw. */
+		ws_rd_init(&r, f->payload, f->len);
+		if (ws_rd_varint(&r, &t) == 0 && t != WS_SCHEMA_FORMAT) {
+			rc = json_object_set_new(o, "payload", b64_string(f->payload,
+			    f->len)) ? WS_ENOMEM : 0;
+			break;
+		}
+		if ((rc = ws_schema_decode(&sc, f->payload, f->len, err)) == 0)
+			rc = ws_json_from_schema(&sc, o, err);
 		break;
 	case WS_FRAME_ERROR:
 		rc = error_payload_json(f, o, err);
@@ -673,6 +790,7 @@ int ws_json_from_frame(const struct ws_frame *f, json_t **out, char *err)
 out:
 	ws_batch_release(&b);
 	ws_vclock_release(&vc);
+	ws_schema_release(&sc);
 	/* Inside a frame whose checksum held, a short payload is malformed. */
 	if (rc == WS_ETRUNC || rc == WS_ETOOBIG || rc == WS_ERANGE)
 		rc = WS_ECORRUPT;
@@ -707,11 +825,14 @@ static int payload_from_json(const json_t *obj, unsigned type, struct ws_buf *pl
 	static const char *const batch_keys[] = {"type", "ch", "flags", "clock",
 	    "dot", "lamport", "tables", "changes", NULL};
 	static const char *const clock_keys[] = {"type", "ch", "flags", "clock", NULL};
+	static const char *const schema_keys[] = {"type", "ch", "flags",
+	    "generation", "objects", NULL};
 	static const char *const error_keys[] = {"type", "ch", "flags", "code",
 	    "message", NULL};
 	static const char *const hb_keys[] = {"type", "ch", "flags", "time", NULL};
 	static const char *const raw_keys[] = {"type", "ch", "flags", "payload", NULL};
 	struct ws_vclock vc = WS_VCLOCK_INIT;
+	struct ws_schema sc = WS_SCHEMA_INIT;
 	const json_t *msg;
 	struct ws_batch b;
 	json_int_t v;
@@ -733,6 +854,11 @@ static int payload_from_json(const json_t *obj, unsigned type, struct ws_buf *pl
 		if (!(rc = only_keys(obj, clock_keys, "clock frame", err)) &&
 		    !(rc = ws_json_to_vclock(json_object_get(obj, "clock"), &vc, err)))
 			rc = ws_vclock_encode(&vc, pl);
+		break;
+	case WS_FRAME_SCHEMA:
+		if (!(rc = only_keys(obj, schema_keys, "schema frame", err)) &&
+		    !(rc = ws_json_to_schema(obj, &sc, err)))
+			rc = ws_schema_encode(&sc, pl);
 		break;
 	case WS_FRAME_ERROR:
 		msg = json_object_get(obj, "message");
@@ -797,6 +923,7 @@ static int payload_from_json(const json_t *obj, unsigned type, struct ws_buf *pl
 out:
 	ws_batch_release(&b);
 	ws_vclock_release(&vc);
+	ws_schema_release(&sc);
 	return rc;
 }
 

@@ -88,6 +88,17 @@ static int send_one(const struct ws_batch *b, uint64_t usn, void *cd)
 	    c->x->enc.len);
 }
 
+/* Send the schema record sc of ss. */
+static int send_schema(struct site *x, struct sset *ss, const struct ws_schema *sc)
+{
+	int rc;
+
+	x->enc.len = 0;
+	if ((rc = ws_schema_encode(sc, &x->enc)))
+		return rc;
+	return ws_peer_send(&x->p, WS_FRAME_SCHEMA, 0, ss->ch, x->enc.p, x->enc.len);
+}
+
 /* Follow: seal local commits and send the new batches of every set. */
 static int push_local(struct site *x, char *err)
 {
@@ -101,10 +112,18 @@ static int push_local(struct site *x, char *err)
 			continue;
 		/* Not only what this seal made: applying a remote batch seals
 		 * local writes too, and those must go out as well. */
+		struct ws_schema sc = WS_SCHEMA_INIT;
+
+		/* A schema change goes first: the batches after it need it. */
 		if ((rc = ws_store_seal(c.ss->st, NULL, err)) ||
+		    ((rc = ws_store_schema_pending(c.ss->st, &sc, err)) > 0 &&
+		    (rc = send_schema(x, c.ss, &sc)) != 0) || rc < 0 ||
 		    (rc = ws_store_local_since(c.ss->st, c.ss->sent_usn, send_one,
-		    &c, err)))
+		    &c, err))) {
+			ws_schema_release(&sc);
 			return rc;
+		}
+		ws_schema_release(&sc);
 	}
 	return 0;
 }
@@ -114,6 +133,7 @@ static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
 {
 	struct ws_add a = {.clock = WS_VCLOCK_INIT};
 	struct ws_vclock mine = WS_VCLOCK_INIT;
+	struct ws_schema sc = WS_SCHEMA_INIT;
 	struct sendctx c = {x, ss};
 	uint8_t guid[16];
 	int rc;
@@ -129,13 +149,17 @@ static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
 	    (rc = ws_store_set_guid(ss->st, a.guid, x->err)))
 		goto out;
 	ss->accepted = 1;
+	/* This copy's schema, then what the hub lacks. */
 	if ((rc = ws_store_seal(ss->st, NULL, x->err)) ||
+	    (rc = ws_store_schema(ss->st, &sc, x->err)) ||
+	    (rc = send_schema(x, ss, &sc)) ||
 	    (rc = ws_store_changes_missing(ss->st, &a.clock, send_one, &c, x->err)) ||
 	    (rc = ws_store_sealed_usn(ss->st, &ss->sent_usn, x->err)) ||
 	    (rc = ws_store_clock(ss->st, &mine, x->err)))
 		goto out;
 	rc = ws_peer_send_clock(&x->p, ss->ch, WS_CLOCK_SYNC, &mine);
 out:
+	ws_schema_release(&sc);
 	ws_vclock_release(&a.clock);
 	ws_vclock_release(&mine);
 	return rc;
@@ -225,10 +249,19 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		ws_batch_init(&b);
 		if ((rc = ws_batch_decode(&b, f->payload, f->len, x->err)) == 0)
 			rc = ss->in_copy ? ws_store_snapshot_add(ss->st, &b, x->err) :
-			    (rc = ws_store_adopt_tables(ss->st, &b, x->err)) ? rc :
 			    ws_store_apply(ss->st, &b, NULL, x->err);
 		ws_batch_release(&b);
 		return rc;
+	case WS_FRAME_SCHEMA: {
+		struct ws_schema sc = WS_SCHEMA_INIT;
+
+		if (!ss)
+			return ws_error(x->err, WS_ECORRUPT, "schema on channel 0");
+		if ((rc = ws_schema_decode(&sc, f->payload, f->len, x->err)) == 0)
+			rc = ws_store_adopt_schema(ss->st, &sc, 0, NULL, x->err);
+		ws_schema_release(&sc);
+		return rc;
+	}
 	case WS_FRAME_CLOCK:
 		if (ss && ss->accepted && (f->flags & WS_CLOCK_STABLE))
 			return on_stable(x, ss, f);

@@ -39,51 +39,7 @@
 #include <unistd.h>
 
 #include "wsync/store.h"
-
-#define OP_LOSTDEL 0x10 /* op flag in wsync_log: the change lost to a delete */
-#define MAX_TRACKED_COLS 63
-#define STMT_CACHE 128 /* slots in the prepared-statement cache */
-
-/* Statements that read or write a tracked table, cached per table. */
-enum { TS_ROW, TS_DEL, TS_UPD, TS_INS };
-#define TSTMT_CACHE 16
-
-struct tbl {
-	int64_t id;
-	char *name;
-	uint32_t ncols;
-	char **cols;
-	uint32_t npk;
-	uint32_t *pk;
-	int64_t allmask; /* every non-pk column */
-	struct {
-		int kind;
-		int64_t mask;
-		sqlite3_stmt *st;
-	} tc[TSTMT_CACHE];
-	unsigned tc_next;
-};
-
-struct ws_store {
-	sqlite3 *db;
-	char *wsid;
-	struct ws_siteid site;
-	int64_t self;
-	uint8_t guid[WS_GUID_LEN];
-	int has_guid;
-	struct tbl *t;
-	size_t nt;
-	unsigned nk;            /* k columns in wsync_log */
-	int schema_version;     /* PRAGMA schema_version when tables were checked */
-	struct ws_siteid *sites;/* wsync_sites, by id (1-based; [0] unused) */
-	size_t nsites;
-	struct ws_vclock snap;  /* horizon of the full copy being received */
-	int in_snap;
-	struct cached {         /* prepared statements, by their SQL */
-		char *sql;
-		sqlite3_stmt *st;
-	} cache[STMT_CACHE];
-};
+#include "store-int.h"
 
 /* A version of a cell: a dot and its Lamport number; site 0 = none. */
 struct ver {
@@ -103,7 +59,7 @@ static const char *db_name(struct ws_store *s, const char *fallback)
 	return b ? b + 1 : f;
 }
 
-static int sqlerr(struct ws_store *s, int src, const char *what, char *err)
+int sto_sqlerr(struct ws_store *s, int src, const char *what, char *err)
 {
 	int rc;
 
@@ -177,7 +133,7 @@ static int stmt(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *er
 	}
 	rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 	if (rc != SQLITE_OK)
-		return sqlerr(s, rc, "sqlite", err);
+		return sto_sqlerr(s, rc, "sqlite", err);
 	if (!(c->sql = strdup(sql))) {
 		sqlite3_finalize(*st);
 		return WS_ENOMEM;
@@ -198,11 +154,11 @@ static void stmt_clear(struct ws_store *s)
 	}
 }
 
-static int exec(struct ws_store *s, const char *sql, char *err)
+int sto_exec(struct ws_store *s, const char *sql, char *err)
 {
 	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 
-	return rc == SQLITE_OK ? 0 : sqlerr(s, rc, "sqlite", err);
+	return rc == SQLITE_OK ? 0 : sto_sqlerr(s, rc, "sqlite", err);
 }
 
 /* Run sql, which takes one integer ?1, once. */
@@ -216,18 +172,18 @@ static int exec_int(struct ws_store *s, const char *sql, int64_t v, char *err)
 	sqlite3_bind_int64(st, 1, v);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "sqlite", err);
+	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "sqlite", err);
 }
 
-static int prep(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err)
+int sto_prep(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err)
 {
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
 
-	return rc == SQLITE_OK ? 0 : sqlerr(s, rc, "sqlite", err);
+	return rc == SQLITE_OK ? 0 : sto_sqlerr(s, rc, "sqlite", err);
 }
 
 /* Append name as a quoted SQL identifier. */
-static int qid(struct ws_buf *b, const char *name)
+int sto_qid(struct ws_buf *b, const char *name)
 {
 	int rc = ws_buf_putc(b, '"');
 
@@ -238,7 +194,7 @@ static int qid(struct ws_buf *b, const char *name)
 }
 
 /* NUL-terminate b and return its text (b keeps ownership). */
-static const char *cstr(struct ws_buf *b)
+const char *sto_cstr(struct ws_buf *b)
 {
 	if (ws_buf_putc(b, 0))
 		return NULL;
@@ -246,7 +202,7 @@ static const char *cstr(struct ws_buf *b)
 	return (const char *)b->p;
 }
 
-static void tbl_release(struct tbl *t)
+void sto_tbl_release(struct tbl *t)
 {
 	uint32_t i;
 
@@ -260,12 +216,12 @@ static void tbl_release(struct tbl *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static void tables_release(struct ws_store *s)
+void sto_tables_release(struct ws_store *s)
 {
 	size_t i;
 
 	for (i = 0; i < s->nt; i++)
-		tbl_release(&s->t[i]);
+		sto_tbl_release(&s->t[i]);
 	free(s->t);
 	s->t = NULL;
 	s->nt = 0;
@@ -275,7 +231,7 @@ void ws_store_close(struct ws_store *s)
 {
 	if (!s)
 		return;
-	tables_release(s);
+	sto_tables_release(s);
 	stmt_clear(s);
 	sqlite3_close(s->db);
 	ws_vclock_release(&s->snap);
@@ -307,7 +263,7 @@ int ws_store_guid(const struct ws_store *s, uint8_t guid[WS_GUID_LEN])
 }
 
 /* Meta values: get a blob/text into a malloc'd copy, or set one. */
-static int meta_get(struct ws_store *s, const char *key, void **val, size_t *n,
+int sto_meta_get(struct ws_store *s, const char *key, void **val, size_t *n,
     char *err)
 {
 	sqlite3_stmt *st;
@@ -315,7 +271,7 @@ static int meta_get(struct ws_store *s, const char *key, void **val, size_t *n,
 
 	*val = NULL;
 	*n = 0;
-	if ((rc = prep(s, "SELECT value FROM wsync_meta WHERE key = ?1", &st, err)))
+	if ((rc = sto_prep(s, "SELECT value FROM wsync_meta WHERE key = ?1", &st, err)))
 		return rc;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -327,7 +283,7 @@ static int meta_get(struct ws_store *s, const char *key, void **val, size_t *n,
 		}
 		rc = *val ? 0 : WS_ENOMEM;
 	} else {
-		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "meta", err);
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "meta", err);
 	}
 	sqlite3_finalize(st);
 	return rc;
@@ -360,10 +316,10 @@ static int meta_put(struct ws_store *s, const char *key, const struct ws_value *
 	bind_value(st, 2, v);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "meta", err);
+	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "meta", err);
 }
 
-static int meta_set(struct ws_store *s, const char *key, const void *val,
+int sto_meta_set(struct ws_store *s, const char *key, const void *val,
     size_t n, int text, char *err)
 {
 	struct ws_value v = {.type = text ? WS_TEXT : WS_BLOB, .p = val, .n = n};
@@ -371,7 +327,7 @@ static int meta_set(struct ws_store *s, const char *key, const void *val,
 	return meta_put(s, key, &v, err);
 }
 
-static int64_t meta_int(struct ws_store *s, const char *key)
+int64_t sto_meta_int(struct ws_store *s, const char *key)
 {
 	sqlite3_stmt *st;
 	int64_t v = 0;
@@ -399,7 +355,7 @@ static int meta_exists(struct ws_store *s, const char *sql)
 	return rc != SQLITE_DONE;
 }
 
-static int meta_set_int(struct ws_store *s, const char *key, int64_t v, char *err)
+int sto_meta_set_int(struct ws_store *s, const char *key, int64_t v, char *err)
 {
 	struct ws_value x = {.type = WS_INTEGER, .i = v};
 
@@ -414,7 +370,7 @@ static int stable_get(struct ws_store *s, struct ws_vclock *out, char *err)
 	int rc;
 
 	ws_vclock_clear(out);
-	if ((rc = meta_get(s, "gc", &val, &n, err)) == 0 && val && n)
+	if ((rc = sto_meta_get(s, "gc", &val, &n, err)) == 0 && val && n)
 		rc = ws_vclock_decode_all(out, val, n, err);
 	free(val);
 	return rc;
@@ -439,12 +395,12 @@ static int site_index(struct ws_store *s, const struct ws_siteid *id, int64_t *o
 			*out = (int64_t)i;
 			return 0;
 		}
-	if ((rc = prep(s, "INSERT INTO wsync_sites(id, site) VALUES(?1, ?2)", &st, err)))
+	if ((rc = sto_prep(s, "INSERT INTO wsync_sites(id, site) VALUES(?1, ?2)", &st, err)))
 		return rc;
 	i = s->nsites ? s->nsites : 1;
 	sqlite3_bind_int64(st, 1, (int64_t)i);
 	sqlite3_bind_blob(st, 2, id->b, WS_SITEID_LEN, SQLITE_STATIC);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlerr(s, sqlite3_errcode(s->db),
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sto_sqlerr(s, sqlite3_errcode(s->db),
 	    "sites", err);
 	sqlite3_finalize(st);
 	if (rc)
@@ -468,7 +424,7 @@ static int load_sites(struct ws_store *s, char *err)
 	free(s->sites);
 	s->sites = NULL;
 	s->nsites = 0;
-	if ((rc = prep(s, "SELECT id, site FROM wsync_sites ORDER BY id", &st, err)))
+	if ((rc = sto_prep(s, "SELECT id, site FROM wsync_sites ORDER BY id", &st, err)))
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
@@ -487,7 +443,7 @@ static int load_sites(struct ws_store *s, char *err)
 		}
 		memcpy(s->sites[id].b, sqlite3_column_blob(st, 1), WS_SITEID_LEN);
 	}
-	rc = rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "sites", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "sites", err);
 out:
 	sqlite3_finalize(st);
 	return rc;
@@ -521,17 +477,20 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS wsync_conflicts_cell ON wsync_conflicts(tbl, pk, col);"
     "CREATE TABLE IF NOT EXISTS wsync_pending(site BLOB NOT NULL,"
     " counter INTEGER NOT NULL, batch BLOB NOT NULL, PRIMARY KEY(site, counter))"
-    " WITHOUT ROWID;";
+    " WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS wsync_schema(type INTEGER NOT NULL,"
+    " name TEXT NOT NULL, tbl TEXT NOT NULL, sql TEXT NOT NULL,"
+    " PRIMARY KEY(type, name)) WITHOUT ROWID;";
 
 /* Count the k columns of wsync_log. */
-static int count_k(struct ws_store *s, char *err)
+int sto_count_k(struct ws_store *s, char *err)
 {
 	sqlite3_stmt *st;
 	const char *name;
 	int rc;
 
 	s->nk = 0;
-	if ((rc = prep(s, "PRAGMA table_info(wsync_log)", &st, err)))
+	if ((rc = sto_prep(s, "PRAGMA table_info(wsync_log)", &st, err)))
 		return rc;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		name = (const char *)sqlite3_column_text(st, 1);
@@ -583,14 +542,14 @@ out:
 	return rc;
 }
 
-static int load_tables(struct ws_store *s, char *err)
+int sto_load_tables(struct ws_store *s, char *err)
 {
 	sqlite3_stmt *st;
 	struct tbl *p;
 	int rc;
 
-	tables_release(s);
-	if ((rc = prep(s, "SELECT id, name, cols, pk FROM wsync_tables ORDER BY id",
+	sto_tables_release(s);
+	if ((rc = sto_prep(s, "SELECT id, name, cols, pk FROM wsync_tables ORDER BY id",
 	    &st, err)))
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -603,19 +562,19 @@ static int load_tables(struct ws_store *s, char *err)
 		    (const char *)sqlite3_column_text(st, 1),
 		    (const char *)sqlite3_column_text(st, 2),
 		    (const char *)sqlite3_column_text(st, 3)))) {
-			tbl_release(&s->t[s->nt]);
+			sto_tbl_release(&s->t[s->nt]);
 			rc = ws_error(err, rc, "wsync_tables is damaged");
 			goto out;
 		}
 		s->nt++;
 	}
-	rc = rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "tables", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "tables", err);
 out:
 	sqlite3_finalize(st);
 	return rc;
 }
 
-static struct tbl *find_tbl(struct ws_store *s, const char *name)
+struct tbl *sto_find_tbl(struct ws_store *s, const char *name)
 {
 	size_t i;
 
@@ -656,22 +615,26 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 		free(s);
 		return WS_ENOMEM;
 	}
+	s->schema_told = -1;
 	oflags = flags & WS_STORE_READONLY ? SQLITE_OPEN_READONLY :
 	    SQLITE_OPEN_READWRITE | (flags & WS_STORE_CREATE ? SQLITE_OPEN_CREATE : 0);
 	rc = sqlite3_open_v2(path, &s->db, oflags, NULL);
 	if (rc != SQLITE_OK) {
-		rc = sqlerr(s, rc, "cannot open database", err);
+		rc = sto_sqlerr(s, rc, "cannot open database", err);
 		if (rc == WS_EPERM)
 			ws_error(err, rc, "cannot open '%s': permission denied", path);
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 0);
 	sqlite3_busy_timeout(s->db, 5000);
+	/* Merges keep the schema's foreign keys, and its actions (CASCADE,
+	 * SET NULL) run on every copy alike. */
+	sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
 	if (!(flags & WS_STORE_READONLY)) {
-		if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+		if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
 			goto fail_tx;
-		if ((rc = exec(s, schema_sql, err)) ||
-		    (rc = meta_get(s, "wsid", &val, &n, err)))
+		if ((rc = sto_exec(s, schema_sql, err)) ||
+		    (rc = sto_meta_get(s, "wsid", &val, &n, err)))
 			goto fail_tx;
 		if (!val && !(flags & WS_STORE_CREATE)) {
 			rc = ws_error(err, WS_ENOTFOUND, "'%s' holds no wsync working "
@@ -680,20 +643,20 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 		}
 		if (!val) {
 			ws_siteid_random(&s->site);
-			if ((rc = meta_set(s, "wsid", wsid, strlen(wsid), 1, err)) ||
-			    (rc = meta_set(s, "site", s->site.b, WS_SITEID_LEN, 0, err)) ||
-			    (rc = meta_set_int(s, "format", 1, err)) ||
+			if ((rc = sto_meta_set(s, "wsid", wsid, strlen(wsid), 1, err)) ||
+			    (rc = sto_meta_set(s, "site", s->site.b, WS_SITEID_LEN, 0, err)) ||
+			    (rc = sto_meta_set_int(s, "format", 2, err)) ||
 			    (rc = load_sites(s, err)) ||
 			    (rc = site_index(s, &s->site, &s->self, err)))
 				goto fail_tx;
 		}
-		if ((rc = exec(s, "COMMIT", err)))
+		if ((rc = sto_exec(s, "COMMIT", err)))
 			goto fail_tx;
-	} else if ((rc = meta_get(s, "wsid", &val, &n, err))) {
+	} else if ((rc = sto_meta_get(s, "wsid", &val, &n, err))) {
 		goto fail;
 	}
 	free(val);
-	if ((rc = meta_get(s, "wsid", &val, &n, err)))
+	if ((rc = sto_meta_get(s, "wsid", &val, &n, err)))
 		goto fail;
 	if (!val || strcmp(val, wsid) != 0) {
 		rc = ws_error(err, WS_ECONFIG, "'%s' holds working set '%s', not '%s'",
@@ -701,7 +664,7 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 		goto fail;
 	}
 	free(val);
-	if ((rc = meta_get(s, "site", &val, &n, err)))
+	if ((rc = sto_meta_get(s, "site", &val, &n, err)))
 		goto fail;
 	if (!val || n != WS_SITEID_LEN) {
 		rc = ws_error(err, WS_ECORRUPT, "'%s': bad wsync site id", path);
@@ -709,7 +672,7 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 	}
 	memcpy(s->site.b, val, WS_SITEID_LEN);
 	free(val);
-	if ((rc = meta_get(s, "guid", &val, &n, err)))
+	if ((rc = sto_meta_get(s, "guid", &val, &n, err)))
 		goto fail;
 	if (val && n == WS_GUID_LEN) {
 		memcpy(s->guid, val, WS_GUID_LEN);
@@ -717,11 +680,18 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 	}
 	free(val);
 	val = NULL;
-	if ((rc = load_sites(s, err)) || (rc = load_tables(s, err)) ||
-	    (rc = count_k(s, err)))
+	if ((rc = load_sites(s, err)) || (rc = sto_load_tables(s, err)) ||
+	    (rc = sto_count_k(s, err)))
 		goto fail;
 	if ((rc = site_index(s, &s->site, &s->self, err)))
 		goto fail;
+	/* Format 1 named capture triggers by table number: make them anew. */
+	if (!(flags & WS_STORE_READONLY) && s->nt && sto_meta_int(s, "format") < 2 &&
+	    ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)) ||
+	    (rc = sto_triggers_last(s, 1, err)) ||
+	    (rc = sto_meta_set_int(s, "format", 2, err)) ||
+	    (rc = sto_exec(s, "COMMIT", err))))
+		goto fail_tx;
 	*out = s;
 	return 0;
 fail_tx:
@@ -746,7 +716,7 @@ int ws_store_set_guid(struct ws_store *s, const uint8_t guid[WS_GUID_LEN], char 
 			    "dataset guid", s->wsid);
 		return 0;
 	}
-	if ((rc = meta_set(s, "guid", guid, WS_GUID_LEN, 0, err)))
+	if ((rc = sto_meta_set(s, "guid", guid, WS_GUID_LEN, 0, err)))
 		return rc;
 	memcpy(s->guid, guid, WS_GUID_LEN);
 	s->has_guid = 1;
@@ -770,7 +740,7 @@ int ws_store_clock(struct ws_store *s, struct ws_vclock *out, char *err)
 	int rc;
 
 	ws_vclock_clear(out);
-	if ((rc = prep(s, "SELECT site, counter FROM wsync_clock", &st, err)))
+	if ((rc = sto_prep(s, "SELECT site, counter FROM wsync_clock", &st, err)))
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
@@ -782,7 +752,7 @@ int ws_store_clock(struct ws_store *s, struct ws_vclock *out, char *err)
 		    (uint64_t)sqlite3_column_int64(st, 1))))
 			goto out;
 	}
-	rc = rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "clock", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "clock", err);
 out:
 	sqlite3_finalize(st);
 	return rc;
@@ -793,12 +763,12 @@ static int clock_set(struct ws_store *s, int64_t site, uint64_t counter, char *e
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = prep(s, "INSERT OR REPLACE INTO wsync_clock VALUES(?1, ?2)", &st, err)))
+	if ((rc = sto_prep(s, "INSERT OR REPLACE INTO wsync_clock VALUES(?1, ?2)", &st, err)))
 		return rc;
 	sqlite3_bind_int64(st, 1, site);
 	sqlite3_bind_int64(st, 2, (int64_t)counter);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
-	    sqlerr(s, sqlite3_errcode(s->db), "clock", err);
+	    sto_sqlerr(s, sqlite3_errcode(s->db), "clock", err);
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -814,7 +784,7 @@ static int query_u64(struct ws_store *s, const char *sql, uint64_t *v, char *err
 	rc = sqlite3_step(st);
 	*v = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
 	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : sqlerr(s, rc, "sqlite", err);
+	return rc == SQLITE_ROW ? 0 : sto_sqlerr(s, rc, "sqlite", err);
 }
 
 int ws_store_usn(struct ws_store *s, uint64_t *usn, char *err)
@@ -835,16 +805,16 @@ int ws_store_sealed_usn(struct ws_store *s, uint64_t *usn, char *err)
  * registered).  WS_ESCHEMA with the table's name for what cannot be
  * tracked.
  */
-static int describe(struct ws_store *s, const char *name, struct tbl *t, char *err)
+int sto_describe(struct ws_store *s, const char *name, struct tbl *t, char *err)
 {
 	struct ws_buf q = WS_BUF_INIT;
 	sqlite3_stmt *st = NULL;
 	uint32_t pkpos[MAX_TRACKED_COLS + 1] = {0}, i;
 	const char *sql;
-	int rc, hidden;
+	int rc, hidden, nullable = 0, intkey = 0, wr = 0;
 
 	memset(t, 0, sizeof(*t));
-	if ((rc = prep(s, "SELECT sql FROM sqlite_schema WHERE type = 'table' "
+	if ((rc = sto_prep(s, "SELECT sql FROM sqlite_schema WHERE type = 'table' "
 	    "AND name = ?1", &st, err)))
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -860,9 +830,9 @@ static int describe(struct ws_store *s, const char *name, struct tbl *t, char *e
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	if ((rc = ws_buf_printf(&q, "PRAGMA table_xinfo(")) || (rc = qid(&q, name)) ||
-	    (rc = ws_buf_putc(&q, ')')) || !cstr(&q) ||
-	    (rc = prep(s, cstr(&q), &st, err)))
+	if ((rc = ws_buf_printf(&q, "PRAGMA table_xinfo(")) || (rc = sto_qid(&q, name)) ||
+	    (rc = ws_buf_putc(&q, ')')) || !sto_cstr(&q) ||
+	    (rc = sto_prep(s, sto_cstr(&q), &st, err)))
 		goto out;
 	t->name = strdup(name);
 	if (!t->name) {
@@ -891,12 +861,16 @@ static int describe(struct ws_store *s, const char *name, struct tbl *t, char *e
 			goto out;
 		}
 		t->cols = c;
-		if (sqlite3_column_int(st, 5) > 0 && sqlite3_column_int(st, 5) <= MAX_TRACKED_COLS)
+		if (sqlite3_column_int(st, 5) > 0 && sqlite3_column_int(st, 5) <= MAX_TRACKED_COLS) {
 			pkpos[sqlite3_column_int(st, 5)] = t->ncols + 1;
+			nullable |= !sqlite3_column_int(st, 3);
+			intkey = sqlite3_column_text(st, 2) && sqlite3_stricmp(
+			    (const char *)sqlite3_column_text(st, 2), "INTEGER") == 0;
+		}
 		t->ncols++;
 	}
 	if (rc != SQLITE_DONE) {
-		rc = sqlerr(s, rc, "table_xinfo", err);
+		rc = sto_sqlerr(s, rc, "table_xinfo", err);
 		goto out;
 	}
 	rc = 0;
@@ -910,13 +884,23 @@ static int describe(struct ws_store *s, const char *name, struct tbl *t, char *e
 		rc = ws_error(err, WS_ESCHEMA, "cannot track '%s': it has no "
 		    "primary key", name);
 	t->allmask = (int64_t)((1ull << t->ncols) - 1);
+	/* Only a rowid table's key other than an INTEGER PRIMARY KEY, with a
+	 * column not declared NOT NULL, can hold NULL. */
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc == 0 && (rc = sto_prep(s, "SELECT wr FROM pragma_table_list WHERE "
+	    "schema = 'main' AND name = ?1", &st, err)) == 0) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		wr = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+	}
+	t->null_key = !wr && nullable && !(t->npk == 1 && intkey);
 	for (i = 0; i < t->npk; i++)
 		t->allmask &= ~(int64_t)(1ull << t->pk[i]);
 out:
 	sqlite3_finalize(st);
 	ws_buf_release(&q);
 	if (rc)
-		tbl_release(t);
+		sto_tbl_release(t);
 	return rc;
 }
 
@@ -942,14 +926,14 @@ static int grow_k(struct ws_store *s, unsigned n, char *err)
 	while (rc == 0 && s->nk < n) {
 		q.len = 0;
 		if ((rc = ws_buf_printf(&q, "ALTER TABLE wsync_log ADD COLUMN k%u",
-		    s->nk + 1)) == 0 && cstr(&q) && (rc = exec(s, cstr(&q), err)) == 0)
+		    s->nk + 1)) == 0 && sto_cstr(&q) && (rc = sto_exec(s, sto_cstr(&q), err)) == 0)
 			s->nk++;
 	}
 	q.len = 0;
 	if (rc == 0 && (rc = ws_buf_printf(&q, "DROP INDEX wsync_log_key;"
 	    "CREATE INDEX wsync_log_key ON wsync_log(tbl, ")) == 0 &&
 	    (rc = put_ks(&q, s->nk, "")) == 0 && (rc = ws_buf_printf(&q, ")")) == 0)
-		rc = cstr(&q) ? exec(s, cstr(&q), err) : WS_ENOMEM;
+		rc = sto_cstr(&q) ? sto_exec(s, sto_cstr(&q), err) : WS_ENOMEM;
 	ws_buf_release(&q);
 	return rc;
 }
@@ -962,7 +946,7 @@ static int put_keys(struct ws_buf *q, const struct tbl *t, const char *row)
 
 	for (i = 0; rc == 0 && i < t->npk; i++) {
 		rc = ws_buf_printf(q, ", %s.", row);
-		if (rc == 0) rc = qid(q, t->cols[t->pk[i]]);
+		if (rc == 0) rc = sto_qid(q, t->cols[t->pk[i]]);
 	}
 	return rc;
 }
@@ -977,13 +961,13 @@ static int put_changed(struct ws_buf *q, const char *col)
 {
 	int rc = ws_buf_printf(q, "(OLD.");
 
-	if (rc == 0) rc = qid(q, col);
+	if (rc == 0) rc = sto_qid(q, col);
 	if (rc == 0) rc = ws_buf_printf(q, " IS NOT NEW.");
-	if (rc == 0) rc = qid(q, col);
+	if (rc == 0) rc = sto_qid(q, col);
 	if (rc == 0) rc = ws_buf_printf(q, " COLLATE BINARY OR typeof(OLD.");
-	if (rc == 0) rc = qid(q, col);
+	if (rc == 0) rc = sto_qid(q, col);
 	if (rc == 0) rc = ws_buf_printf(q, ") <> typeof(NEW.");
-	if (rc == 0) rc = qid(q, col);
+	if (rc == 0) rc = sto_qid(q, col);
 	if (rc == 0) rc = ws_buf_printf(q, "))");
 	return rc;
 }
@@ -1001,22 +985,87 @@ static int put_key_moved(struct ws_buf *q, const struct tbl *t)
 	return rc;
 }
 
+/* Append SQL literal text: 'it''s'. */
+static int put_lit(struct ws_buf *q, const char *text)
+{
+	char *lit = sqlite3_mprintf("%Q", text);
+	int rc = lit ? ws_buf_printf(q, "%s", lit) : WS_ENOMEM;
+
+	sqlite3_free(lit);
+	return rc;
+}
+
+/* Append the name of t's capture trigger for kind: "wsync_<kind>_<table>". */
+static int put_trigger_name(struct ws_buf *q, const struct tbl *t, const char *kind)
+{
+	char *name = sqlite3_mprintf("wsync_%s_%s", kind, t->name);
+	int rc = name ? sto_qid(q, name) : WS_ENOMEM;
+
+	sqlite3_free(name);
+	return rc;
+}
+
 /*
- * Append the head of a capture trigger: "CREATE TRIGGER wsync_<id>_<kind>
- * AFTER <event> ON <table> WHEN ... BEGIN INSERT INTO wsync_log(tbl, op,
- * mask, k1..kN)".  The trigger does nothing while this store applies
- * remote changes (wsync_state.applying), so they are not captured again.
+ * Append the head of a capture trigger: "CREATE TRIGGER wsync_<kind>_<table>
+ * AFTER <event> ON <table> WHEN ... BEGIN".  The trigger does nothing
+ * while this store applies remote changes (wsync_state.applying), so they
+ * are not captured again.  Its text names the table, never this copy's
+ * number for it, so every copy's schema reads alike (.schema TABLE).
  */
 static int put_trigger_head(struct ws_buf *q, const struct tbl *t,
     const char *kind, const char *event)
 {
-	int rc = ws_buf_printf(q, "CREATE TRIGGER wsync_%" PRId64 "_%s AFTER %s ON ",
-	    t->id, kind, event);
+	int rc = ws_buf_printf(q, "CREATE TRIGGER ");
 
-	if (rc == 0) rc = qid(q, t->name);
+	if (rc == 0) rc = put_trigger_name(q, t, kind);
+	if (rc == 0) rc = ws_buf_printf(q, " AFTER %s ON ", event);
+	if (rc == 0) rc = sto_qid(q, t->name);
 	if (rc == 0) rc = ws_buf_printf(q, " WHEN (SELECT applying FROM wsync_state)"
-	    " = 0 BEGIN INSERT INTO wsync_log(tbl, op, mask, ");
+	    " = 0 BEGIN ");
+	return rc;
+}
+
+/*
+ * Append "INSERT INTO wsync_log(tbl, op, mask, k1..kN) SELECT (the
+ * table's number)": the head of a capture trigger's log write.
+ */
+static int put_log_head(struct ws_buf *q, const struct tbl *t)
+{
+	int rc = ws_buf_printf(q, "INSERT INTO wsync_log(tbl, op, mask, ");
+
 	if (rc == 0) rc = put_ks(q, t->npk, "");
+	if (rc == 0) rc = ws_buf_printf(q, ") SELECT (SELECT id FROM wsync_tables "
+	    "WHERE name = ");
+	if (rc == 0) rc = put_lit(q, t->name);
+	if (rc == 0) rc = ws_buf_printf(q, ")");
+	return rc;
+}
+
+/*
+ * Append, for a table whose key SQLite lets hold NULL, a statement that
+ * refuses such a row: a NULL key can never be matched on another copy.
+ */
+static int put_null_key_check(struct ws_buf *q, const struct tbl *t)
+{
+	char *msg;
+	uint32_t i;
+	int rc = 0;
+
+	if (!t->null_key)
+		return 0;
+	if (!(msg = sqlite3_mprintf("wsync: NULL in the primary key of table '%s'",
+	    t->name)))
+		return WS_ENOMEM;
+	rc = ws_buf_printf(q, "SELECT RAISE(ABORT, ");
+	if (rc == 0) rc = put_lit(q, msg);
+	if (rc == 0) rc = ws_buf_printf(q, ") WHERE 0");
+	for (i = 0; rc == 0 && i < t->npk; i++) {
+		rc = ws_buf_printf(q, " OR NEW.");
+		if (rc == 0) rc = sto_qid(q, t->cols[t->pk[i]]);
+		if (rc == 0) rc = ws_buf_printf(q, " IS NULL");
+	}
+	if (rc == 0) rc = ws_buf_printf(q, "; ");
+	sqlite3_free(msg);
 	return rc;
 }
 
@@ -1024,35 +1073,45 @@ static int put_trigger_head(struct ws_buf *q, const struct tbl *t,
  * DROP and CREATE the three capture triggers of t.  An insert logs every
  * non-key column; an update the columns whose value changed (IS NOT), or,
  * when the key itself changed, a delete of the old key and an insert of
- * the new one; a delete logs the key.
+ * the new one; a delete logs the key.  The triggers of older versions
+ * (named by the table's number) go too.
  */
-static int make_triggers(struct ws_store *s, const struct tbl *t, char *err)
+int sto_make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 {
 	struct ws_buf q = WS_BUF_INIT;
+	static const char *const kinds[] = {"ins", "upd", "del"};
 	uint32_t i;
-	int rc;
+	int rc = 0, k;
 
 #define P(...) do { if (rc == 0) rc = ws_buf_printf(&q, __VA_ARGS__); } while (0)
-	rc = ws_buf_printf(&q, "DROP TRIGGER IF EXISTS wsync_%" PRId64 "_ins;"
-	    "DROP TRIGGER IF EXISTS wsync_%" PRId64 "_upd;"
-	    "DROP TRIGGER IF EXISTS wsync_%" PRId64 "_del;", t->id, t->id, t->id);
+	for (k = 0; k < 3; k++) {
+		P("DROP TRIGGER IF EXISTS wsync_%" PRId64 "_%s; DROP TRIGGER IF EXISTS ",
+		    t->id, kinds[k]);
+		if (rc == 0) rc = put_trigger_name(&q, t, kinds[k]);
+		P("; ");
+	}
 	if (rc == 0) rc = put_trigger_head(&q, t, "ins", "INSERT");
-	P(") VALUES(%" PRId64 ", 1, %" PRId64, t->id, t->allmask);
+	if (rc == 0) rc = put_null_key_check(&q, t);
+	if (rc == 0) rc = put_log_head(&q, t);
+	P(", 1, %" PRId64, t->allmask);
 	if (rc == 0) rc = put_keys(&q, t, "NEW");
-	P("); END;");
+	P("; END;");
 	if (rc == 0) rc = put_trigger_head(&q, t, "del", "DELETE");
-	P(") VALUES(%" PRId64 ", 3, 0", t->id);
+	if (rc == 0) rc = put_log_head(&q, t);
+	P(", 3, 0");
 	if (rc == 0) rc = put_keys(&q, t, "OLD");
-	P("); END;");
+	P("; END;");
 	if (rc == 0) rc = put_trigger_head(&q, t, "upd", "UPDATE");
-	P(") SELECT %" PRId64 ", 3, 0", t->id);
+	if (rc == 0) rc = put_null_key_check(&q, t);
+	if (rc == 0) rc = put_log_head(&q, t);
+	P(", 3, 0");
 	if (rc == 0) rc = put_keys(&q, t, "OLD");
 	P(" WHERE ");
 	if (rc == 0) rc = put_key_moved(&q, t);
-	P("; INSERT INTO wsync_log(tbl, op, mask, ");
-	if (rc == 0) rc = put_ks(&q, t->npk, "");
-	P(") SELECT %" PRId64 ", CASE WHEN m < 0 THEN 1 ELSE 2 END,"
-	    " CASE WHEN m < 0 THEN %" PRId64 " ELSE m END", t->id, t->allmask);
+	P("; ");
+	if (rc == 0) rc = put_log_head(&q, t);
+	P(", CASE WHEN m < 0 THEN 1 ELSE 2 END,"
+	    " CASE WHEN m < 0 THEN %" PRId64 " ELSE m END", t->allmask);
 	for (i = 0; i < t->npk; i++)
 		P(", k%u", i + 1);
 	P(" FROM (SELECT CASE WHEN ");
@@ -1068,13 +1127,13 @@ static int make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 	P(" END AS m");
 	for (i = 0; i < t->npk; i++) {
 		P(", NEW.");
-		if (rc == 0) rc = qid(&q, t->cols[t->pk[i]]);
+		if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
 		P(" AS k%u", i + 1);
 	}
 	P(") WHERE m != 0; END;");
 #undef P
 	if (rc == 0)
-		rc = cstr(&q) ? exec(s, cstr(&q), err) : WS_ENOMEM;
+		rc = sto_cstr(&q) ? sto_exec(s, sto_cstr(&q), err) : WS_ENOMEM;
 	ws_buf_release(&q);
 	return rc;
 }
@@ -1093,7 +1152,7 @@ static json_t *cols_json(const struct tbl *t)
 }
 
 /* Insert or update t's row in wsync_tables; sets t->id for a new one. */
-static int save_table(struct ws_store *s, struct tbl *t, char *err)
+int sto_save_table(struct ws_store *s, struct tbl *t, char *err)
 {
 	json_t *cols = cols_json(t), *pk = json_array();
 	char *cs = NULL, *ps = NULL;
@@ -1107,7 +1166,7 @@ static int save_table(struct ws_store *s, struct tbl *t, char *err)
 	if (!cols || !pk || !(cs = json_dumps(cols, JSON_COMPACT)) ||
 	    !(ps = json_dumps(pk, JSON_COMPACT)))
 		goto out;
-	if ((rc = prep(s, t->id ? "UPDATE wsync_tables SET cols = ?2, pk = ?3 "
+	if ((rc = sto_prep(s, t->id ? "UPDATE wsync_tables SET cols = ?2, pk = ?3 "
 	    "WHERE id = ?4" : "INSERT INTO wsync_tables(name, cols, pk) "
 	    "VALUES(?1, ?2, ?3)", &st, err)))
 		goto out;
@@ -1118,7 +1177,7 @@ static int save_table(struct ws_store *s, struct tbl *t, char *err)
 	if (t->id)
 		sqlite3_bind_int64(st, 4, t->id);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		rc = sqlerr(s, sqlite3_errcode(s->db), "tables", err);
+		rc = sto_sqlerr(s, sqlite3_errcode(s->db), "tables", err);
 		goto out;
 	}
 	if (!t->id)
@@ -1149,24 +1208,24 @@ static int log_existing(struct ws_store *s, const struct tbl *t, char *err)
 	    t->id, t->allmask);
 	for (i = 0; rc == 0 && i < t->npk; i++) {
 		rc = ws_buf_printf(&q, ", ");
-		if (rc == 0) rc = qid(&q, t->cols[t->pk[i]]);
+		if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
 	}
 	if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
-	if (rc == 0) rc = qid(&q, t->name);
+	if (rc == 0) rc = sto_qid(&q, t->name);
 	if (rc == 0)
-		rc = cstr(&q) ? exec(s, cstr(&q), err) : WS_ENOMEM;
+		rc = sto_cstr(&q) ? sto_exec(s, sto_cstr(&q), err) : WS_ENOMEM;
 	ws_buf_release(&q);
 	return rc;
 }
 
 /* Register t (described, not yet saved) with triggers; takes ownership. */
-static int register_table(struct ws_store *s, struct tbl *t, char *err)
+int sto_register_table(struct ws_store *s, struct tbl *t, char *err)
 {
 	struct tbl *p;
 	int rc;
 
-	if ((rc = grow_k(s, t->npk, err)) || (rc = save_table(s, t, err)) ||
-	    (rc = make_triggers(s, t, err)) || (rc = log_existing(s, t, err)))
+	if ((rc = grow_k(s, t->npk, err)) || (rc = sto_save_table(s, t, err)) ||
+	    (rc = sto_make_triggers(s, t, err)) || (rc = log_existing(s, t, err)))
 		return rc;
 	if (!(p = realloc(s->t, (s->nt + 1) * sizeof(*p))))
 		return WS_ENOMEM;
@@ -1177,7 +1236,7 @@ static int register_table(struct ws_store *s, struct tbl *t, char *err)
 }
 
 /* Names wsync and SQLite keep for themselves: never tracked or created. */
-static int reserved_name(const char *name)
+int sto_reserved_name(const char *name)
 {
 	return strncmp(name, "wsync_", 6) == 0 || strncmp(name, "sqlite_", 7) == 0;
 }
@@ -1191,12 +1250,12 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
 	struct tbl t;
 	int rc;
 
-	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
 		return rc;
 	if (n == 0) {
 		/* Ordinary tables with a key: not views, virtual tables or
 		 * their shadow tables; a listed table is told why it can't. */
-		if ((rc = prep(s, "SELECT l.name FROM pragma_table_list AS l WHERE "
+		if ((rc = sto_prep(s, "SELECT l.name FROM pragma_table_list AS l WHERE "
 		    "l.schema = 'main' AND l.type = 'table' AND l.name NOT LIKE "
 		    "'sqlite\\_%' ESCAPE '\\' AND l.name NOT LIKE 'wsync\\_%' ESCAPE '\\'"
 		    " AND EXISTS (SELECT 1 FROM pragma_table_info(l.name) AS c WHERE "
@@ -1216,23 +1275,25 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
 		}
 		tables = (const char *const *)names;
 		n = nn;
+		if ((rc = sto_meta_set_int(s, "track_all", 1, err)))
+			goto out;
 	}
 	for (i = 0; i < n; i++) {
-		if (reserved_name(tables[i])) {
+		if (sto_reserved_name(tables[i])) {
 			rc = ws_error(err, WS_ESCHEMA, "cannot track '%s': the name is "
 			    "reserved", tables[i]);
 			goto out;
 		}
-		if (find_tbl(s, tables[i]))
+		if (sto_find_tbl(s, tables[i]))
 			continue; /* tracking is idempotent */
-		if ((rc = describe(s, tables[i], &t, err)))
+		if ((rc = sto_describe(s, tables[i], &t, err)))
 			goto out;
-		rc = register_table(s, &t, err);
-		tbl_release(&t);
+		rc = sto_register_table(s, &t, err);
+		sto_tbl_release(&t);
 		if (rc)
 			goto out;
 	}
-	rc = exec(s, "COMMIT", err);
+	rc = sto_exec(s, "COMMIT", err);
 out:
 	sqlite3_finalize(st);
 	for (i = 0; i < nn; i++)
@@ -1240,79 +1301,122 @@ out:
 	free(names);
 	if (rc) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		load_tables(s, NULL);
-		count_k(s, NULL);
+		sto_load_tables(s, NULL);
+		sto_count_k(s, NULL);
 	}
 	return rc;
 }
 
-int ws_store_adopt_tables(struct ws_store *s, const struct ws_batch *b, char *err)
+/*
+ * After ALTER TABLE ADD COLUMN: the rows whose new columns hold other
+ * than the column's DEFAULT were written before the capture triggers
+ * knew the columns, so log those values now as updates.  (Rows holding
+ * the DEFAULT need nothing: every copy adds the column with it.)
+ */
+static int log_new_columns(struct ws_store *s, const struct tbl *t, uint32_t from,
+    char *err)
 {
-	struct ws_buf q = WS_BUF_INIT;
-	const struct ws_table *bt;
-	sqlite3_stmt *st;
-	size_t i;
-	uint32_t k;
-	int rc = 0, exists, altered = 0;
+	struct ws_buf q = WS_BUF_INIT, w = WS_BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	int64_t mask = 0;
+	uint32_t i;
+	int rc;
 
-	/* Refuse before creating anything: a peer's batch may name any table. */
-	for (i = 0; i < b->ntables; i++)
-		if (reserved_name(b->tables[i].name))
-			return ws_error(err, WS_ESCHEMA, "cannot track '%s': the name "
-			    "is reserved", b->tables[i].name);
-	for (i = 0; rc == 0 && i < b->ntables; i++) {
-		struct tbl *t = find_tbl(s, (bt = &b->tables[i])->name);
+	rc = ws_buf_printf(&q, "SELECT cid, dflt_value FROM pragma_table_xinfo(");
+	if (rc == 0) rc = put_lit(&q, t->name);
+	if (rc == 0) rc = ws_buf_printf(&q, ") WHERE hidden = 0 ORDER BY cid");
+	if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &st, err)))
+		goto out;
+	for (i = 0; sqlite3_step(st) == SQLITE_ROW; i++) {
+		const char *d = (const char *)sqlite3_column_text(st, 1);
 
-		if (t) {
-			/* Columns a peer added: add them here too, at the end. */
-			for (k = 0; rc == 0 && k < bt->ncols; k++) {
-				uint32_t j;
-
-				for (j = 0; j < t->ncols && strcmp(t->cols[j], bt->cols[k]); j++)
-					;
-				if (j < t->ncols)
-					continue;
-				q.len = 0;
-				rc = ws_buf_printf(&q, "ALTER TABLE ");
-				if (rc == 0) rc = qid(&q, t->name);
-				if (rc == 0) rc = ws_buf_printf(&q, " ADD COLUMN ");
-				if (rc == 0) rc = qid(&q, bt->cols[k]);
-				if (rc == 0)
-					rc = cstr(&q) ? exec(s, cstr(&q), err) : WS_ENOMEM;
-				altered = 1;
-			}
+		if (i < from || i >= t->ncols)
 			continue;
-		}
-		if ((rc = prep(s, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND "
-		    "name = ?1", &st, err)))
-			break;
-		sqlite3_bind_text(st, 1, bt->name, -1, SQLITE_STATIC);
-		exists = sqlite3_step(st) == SQLITE_ROW;
-		sqlite3_finalize(st);
-		if (!exists) {
-			q.len = 0;
-			rc = ws_buf_printf(&q, "CREATE TABLE ");
-			if (rc == 0) rc = qid(&q, bt->name);
-			for (k = 0; rc == 0 && k < bt->ncols; k++) {
-				rc = ws_buf_printf(&q, k ? ", " : "(");
-				if (rc == 0) rc = qid(&q, bt->cols[k]);
-			}
-			for (k = 0; rc == 0 && k < bt->npk; k++) {
-				rc = ws_buf_printf(&q, k ? ", " : ", PRIMARY KEY(");
-				if (rc == 0) rc = qid(&q, bt->cols[bt->pk[k]]);
-			}
-			if (rc == 0) rc = ws_buf_printf(&q, "))");
-			if (rc == 0)
-				rc = cstr(&q) ? exec(s, cstr(&q), err) : WS_ENOMEM;
-		}
-		if (rc == 0)
-			rc = ws_store_track(s, &bt->name, 1, err);
+		mask |= (int64_t)1 << i;
+		rc = ws_buf_printf(&w, " OR ");
+		if (rc == 0) rc = sto_qid(&w, t->cols[i]);
+		if (rc == 0) rc = ws_buf_printf(&w, " IS NOT (%s)", d ? d : "NULL");
+		if (rc)
+			goto out;
 	}
-	/* A seal makes tracking follow the added columns (follow_schema). */
-	if (rc == 0 && altered)
-		rc = ws_store_seal(s, NULL, err);
+	if (!mask)
+		goto out;
+	q.len = 0;
+	rc = ws_buf_printf(&q, "INSERT INTO wsync_log(tbl, op, mask, ");
+	if (rc == 0) rc = put_ks(&q, t->npk, "");
+	if (rc == 0) rc = ws_buf_printf(&q, ") SELECT %" PRId64 ", 2, %" PRId64,
+	    t->id, mask);
+	for (i = 0; rc == 0 && i < t->npk; i++) {
+		rc = ws_buf_printf(&q, ", ");
+		if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
+	}
+	if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
+	if (rc == 0) rc = sto_qid(&q, t->name);
+	if (rc == 0) rc = ws_buf_printf(&q, " WHERE 0%s", sto_cstr(&w) ? sto_cstr(&w) : "");
+	if (rc == 0)
+		rc = sto_cstr(&q) ? sto_exec(s, sto_cstr(&q), err) : WS_ENOMEM;
+out:
+	sqlite3_finalize(st);
 	ws_buf_release(&q);
+	ws_buf_release(&w);
 	return rc;
+}
+
+/* Track the keyed tables made since tracking began (when all are tracked). */
+static int track_new(struct ws_store *s, char *err)
+{
+	sqlite3_stmt *st;
+	struct tbl t;
+	int rc;
+
+	if ((rc = sto_prep(s, "SELECT l.name FROM pragma_table_list AS l WHERE "
+	    "l.schema = 'main' AND l.type = 'table' AND l.name NOT LIKE "
+	    "'sqlite\\_%' ESCAPE '\\' AND l.name NOT LIKE 'wsync\\_%' ESCAPE '\\'"
+	    " AND EXISTS (SELECT 1 FROM pragma_table_info(l.name) AS c WHERE "
+	    "c.pk > 0) AND l.name NOT IN (SELECT name FROM wsync_tables)", &st, err)))
+		return rc;
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		if ((rc = sto_describe(s, (const char *)sqlite3_column_text(st, 0), &t,
+		    err)) == 0)
+			rc = sto_register_table(s, &t, err);
+		sto_tbl_release(&t);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Describe t again and re-make its triggers; t keeps its number. */
+int sto_retrack(struct ws_store *s, struct tbl *t, char *err)
+{
+	struct tbl n;
+	int rc;
+
+	if ((rc = sto_describe(s, t->name, &n, err)))
+		return rc;
+	n.id = t->id;
+	if ((rc = sto_save_table(s, &n, err)) || (rc = sto_make_triggers(s, &n, err))) {
+		sto_tbl_release(&n);
+		return rc;
+	}
+	sto_tbl_release(t);
+	*t = n;
+	return 0;
+}
+
+int sto_triggers_last(struct ws_store *s, int force, char *err)
+{
+	size_t i;
+	int rc;
+
+	if (!force && !meta_exists(s, "SELECT 1 WHERE (SELECT max(rowid) FROM "
+	    "sqlite_schema WHERE name NOT LIKE 'wsync\\_%' ESCAPE '\\' AND name NOT "
+	    "LIKE 'sqlite\\_%' ESCAPE '\\') > (SELECT min(rowid) FROM sqlite_schema "
+	    "WHERE type = 'trigger' AND name LIKE 'wsync\\_%' ESCAPE '\\')"))
+		return 0;
+	for (i = 0; i < s->nt; i++)
+		if ((rc = sto_retrack(s, &s->t[i], err)))
+			return rc;
+	return 0;
 }
 
 /*
@@ -1325,20 +1429,24 @@ static int follow_schema(struct ws_store *s, char *err)
 	sqlite3_stmt *st;
 	struct tbl t;
 	size_t i;
-	uint32_t k;
+	uint32_t k, was;
 	int rc, ver = 0;
 
-	if ((rc = prep(s, "PRAGMA schema_version", &st, err)))
+	if ((rc = sto_prep(s, "PRAGMA schema_version", &st, err)))
 		return rc;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		ver = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	if (ver == s->schema_version)
 		return 0;
+	/* Only ADD COLUMN may change a tracked table's agreed definition. */
+	if ((rc = sto_schema_check_local(s, err)))
+		return rc;
 	for (i = 0; i < s->nt; i++) {
-		if ((rc = describe(s, s->t[i].name, &t, err)))
+		if ((rc = sto_describe(s, s->t[i].name, &t, err)))
 			return rc == WS_ENOTFOUND ? ws_error(err, WS_ESCHEMA,
-			    "tracked table '%s' was dropped", s->t[i].name) : rc;
+			    "tracked table '%s' was dropped: DROP TABLE does not "
+			    "replicate (see MIGRATION in wsync(7))", s->t[i].name) : rc;
 		rc = t.ncols < s->t[i].ncols || t.npk != s->t[i].npk;
 		for (k = 0; !rc && k < s->t[i].ncols; k++)
 			rc = strcmp(t.cols[k], s->t[i].cols[k]) != 0;
@@ -1346,24 +1454,33 @@ static int follow_schema(struct ws_store *s, char *err)
 			rc = t.pk[k] != s->t[i].pk[k];
 		if (rc) {
 			rc = ws_error(err, WS_ESCHEMA, "tracked table '%s' changed: "
-			    "only adding columns is supported", t.name);
-			tbl_release(&t);
+			    "only ALTER TABLE ADD COLUMN replicates (see MIGRATION in "
+			    "wsync(7))", t.name);
+			sto_tbl_release(&t);
 			return rc;
 		}
 		if (t.ncols > s->t[i].ncols) {
 			t.id = s->t[i].id;
-			if ((rc = save_table(s, &t, err)) || (rc = make_triggers(s, &t, err))) {
-				tbl_release(&t);
+			was = s->t[i].ncols;
+			if ((rc = sto_save_table(s, &t, err)) ||
+			    (rc = sto_make_triggers(s, &t, err)) ||
+			    (rc = log_new_columns(s, &t, was, err))) {
+				sto_tbl_release(&t);
 				return rc;
 			}
-			tbl_release(&s->t[i]);
+			sto_tbl_release(&s->t[i]);
 			s->t[i] = t;
 		} else {
-			tbl_release(&t);
+			sto_tbl_release(&t);
 		}
 	}
+	/* A working set of every table takes the tables made since. */
+	if (sto_meta_int(s, "track_all") && (rc = track_new(s, err)))
+		return rc;
+	if ((rc = sto_triggers_last(s, 0, err)))
+		return rc;
 	/* Our own trigger changes moved schema_version: read it again. */
-	if ((rc = prep(s, "PRAGMA schema_version", &st, err)))
+	if ((rc = sto_prep(s, "PRAGMA schema_version", &st, err)))
 		return rc;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		s->schema_version = sqlite3_column_int(st, 0);
@@ -1393,7 +1510,7 @@ static int add_batch_row(struct ws_store *s, int64_t site, uint64_t counter,
 
 	if ((rc = ws_vclock_encode(ctx, &enc)))
 		return rc;
-	if ((rc = prep(s, "INSERT INTO wsync_batches VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+	if ((rc = sto_prep(s, "INSERT INTO wsync_batches VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	    &st, err)) == 0) {
 		sqlite3_bind_int64(st, 1, site);
 		sqlite3_bind_int64(st, 2, (int64_t)counter);
@@ -1403,7 +1520,7 @@ static int add_batch_row(struct ws_store *s, int64_t site, uint64_t counter,
 		sqlite3_bind_blob(st, 6, enc.p ? enc.p : (const uint8_t *)"", (int)enc.len,
 		    SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
-		    sqlerr(s, sqlite3_errcode(s->db), "batches", err);
+		    sto_sqlerr(s, sqlite3_errcode(s->db), "batches", err);
 		sqlite3_finalize(st);
 	}
 	ws_buf_release(&enc);
@@ -1467,7 +1584,7 @@ static int seal_locked(struct ws_store *s, int *sealed, char *err)
 		*sealed = 0;
 	if ((rc = follow_schema(s, err)))
 		return rc;
-	first = (uint64_t)meta_int(s, "sealed_usn") + 1;
+	first = (uint64_t)sto_meta_int(s, "sealed_usn") + 1;
 	if ((rc = ws_store_usn(s, &last, err)) || last < first)
 		return rc;
 	if ((rc = ws_store_clock(s, &clock, err)) ||
@@ -1475,14 +1592,14 @@ static int seal_locked(struct ws_store *s, int *sealed, char *err)
 	    (rc = clock_set(s, s->self, counter, err)) ||
 	    (rc = add_batch_row(s, s->self, counter, first, last, &clock,
 	    lamport_of(&clock), err)) ||
-	    (rc = meta_set_int(s, "sealed_usn", (int64_t)last, err)))
+	    (rc = sto_meta_set_int(s, "sealed_usn", (int64_t)last, err)))
 		goto out;
 	/* A local write has seen every version of the cells it wrote. */
 	if ((rc = ws_buf_printf(&q, "SELECT tbl, op, mask, ")) ||
 	    (rc = put_ks(&q, s->nk, "")) ||
 	    (rc = ws_buf_printf(&q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2")) ||
-	    !cstr(&q) || (rc = prep(s, cstr(&q), &st, err)) ||
-	    (rc = prep(s, "DELETE FROM wsync_conflicts WHERE tbl = ?1 AND pk = ?2 "
+	    !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &st, err)) ||
+	    (rc = sto_prep(s, "DELETE FROM wsync_conflicts WHERE tbl = ?1 AND pk = ?2 "
 	    "AND (?3 OR (?4 >> col) & 1)", &del, err)))
 		goto out;
 	sqlite3_bind_int64(st, 1, (int64_t)first);
@@ -1499,12 +1616,12 @@ static int seal_locked(struct ws_store *s, int *sealed, char *err)
 		sqlite3_bind_int(del, 3, sqlite3_column_int(st, 1) != WS_OP_UPDATE);
 		sqlite3_bind_int64(del, 4, sqlite3_column_int64(st, 2));
 		if (sqlite3_step(del) != SQLITE_DONE) {
-			rc = sqlerr(s, sqlite3_errcode(s->db), "conflicts", err);
+			rc = sto_sqlerr(s, sqlite3_errcode(s->db), "conflicts", err);
 			goto out;
 		}
 		sqlite3_reset(del);
 	}
-	rc = rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "log", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "log", err);
 	if (rc == 0 && sealed)
 		*sealed = 1;
 out:
@@ -1520,9 +1637,9 @@ int ws_store_seal(struct ws_store *s, int *sealed, char *err)
 {
 	int rc;
 
-	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
 		return rc;
-	if ((rc = seal_locked(s, sealed, err)) || (rc = exec(s, "COMMIT", err)))
+	if ((rc = seal_locked(s, sealed, err)) || (rc = sto_exec(s, "COMMIT", err)))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
 }
@@ -1535,7 +1652,7 @@ static int put_pk_where(struct ws_buf *q, const struct tbl *t, unsigned n)
 
 	for (i = 0; rc == 0 && i < t->npk; i++) {
 		rc = ws_buf_printf(q, i ? " AND " : " WHERE ");
-		if (rc == 0) rc = qid(q, t->cols[t->pk[i]]);
+		if (rc == 0) rc = sto_qid(q, t->cols[t->pk[i]]);
 		if (rc == 0) rc = ws_buf_printf(q, " IS ?%u", n + i);
 	}
 	return rc;
@@ -1570,36 +1687,36 @@ static int tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
 		rc = ws_buf_printf(&q, "SELECT ");
 		for (i = 0; rc == 0 && i < t->ncols; i++) {
 			rc = i ? ws_buf_printf(&q, ", ") : 0;
-			if (rc == 0) rc = qid(&q, t->cols[i]);
+			if (rc == 0) rc = sto_qid(&q, t->cols[i]);
 		}
 		if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
-		if (rc == 0) rc = qid(&q, t->name);
+		if (rc == 0) rc = sto_qid(&q, t->name);
 		if (rc == 0) rc = put_pk_where(&q, t, 1);
 		break;
 	case TS_DEL:
 		rc = ws_buf_printf(&q, "DELETE FROM ");
-		if (rc == 0) rc = qid(&q, t->name);
+		if (rc == 0) rc = sto_qid(&q, t->name);
 		if (rc == 0) rc = put_pk_where(&q, t, 1);
 		break;
 	case TS_UPD:
 		rc = ws_buf_printf(&q, "UPDATE ");
-		if (rc == 0) rc = qid(&q, t->name);
+		if (rc == 0) rc = sto_qid(&q, t->name);
 		for (i = 0; rc == 0 && i < t->ncols; i++)
 			if ((mask >> i) & 1) {
 				rc = ws_buf_printf(&q, n++ ? ", " : " SET ");
-				if (rc == 0) rc = qid(&q, t->cols[i]);
+				if (rc == 0) rc = sto_qid(&q, t->cols[i]);
 				if (rc == 0) rc = ws_buf_printf(&q, " = ?%u", n);
 			}
 		if (rc == 0) rc = put_pk_where(&q, t, n + 1);
 		break;
 	default:
 		rc = ws_buf_printf(&q, "INSERT INTO ");
-		if (rc == 0) rc = qid(&q, t->name);
+		if (rc == 0) rc = sto_qid(&q, t->name);
 		if (rc == 0) rc = ws_buf_printf(&q, "(");
 		for (i = 0; rc == 0 && i < t->ncols; i++)
 			if (((mask >> i) & 1) || !((t->allmask >> i) & 1)) {
 				rc = ws_buf_printf(&q, n++ ? ", " : "");
-				if (rc == 0) rc = qid(&q, t->cols[i]);
+				if (rc == 0) rc = sto_qid(&q, t->cols[i]);
 			}
 		if (rc == 0) rc = ws_buf_printf(&q, ") VALUES(");
 		for (i = 0; rc == 0 && i < n; i++)
@@ -1607,10 +1724,10 @@ static int tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
 		if (rc == 0) rc = ws_buf_printf(&q, ")");
 		break;
 	}
-	if (rc == 0 && !cstr(&q))
+	if (rc == 0 && !sto_cstr(&q))
 		rc = WS_ENOMEM;
 	if (rc == 0)
-		rc = prep(s, cstr(&q), st, err);
+		rc = sto_prep(s, sto_cstr(&q), st, err);
 	ws_buf_release(&q);
 	if (rc)
 		return rc;
@@ -1633,6 +1750,7 @@ static int tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
 /* A batch table mapped onto a tracked one, worked out once per batch. */
 struct bmap {
 	struct tbl *t;
+	int64_t notnull;               /* columns declared NOT NULL */
 	uint32_t col[MAX_TRACKED_COLS]; /* local index of each batch column */
 	int history;                   /* the log holds older entries of t */
 };
@@ -1648,8 +1766,20 @@ struct apply {
 	struct bmap *map;        /* per batch table; t NULL until first use */
 	sqlite3_stmt *hist, *dot, *conf, *addconf, *delconf, *killconf, *log;
 	struct ws_buf pk, q;
+	int clash;               /* CLASH: the kind of constraint it broke */
+	struct ws_buf gone;      /* keys of the rows a UNIQUE contest removed, */
+	uint32_t ngone;          /* logged as deletes after the change itself */
 	char *err;
 };
+
+/*
+ * What step_write() returns when a write broke a constraint that only
+ * concurrency can break here (UNIQUE, CHECK, FOREIGN KEY, a NOT NULL
+ * column left empty by a merge); a->clash holds the kind, as stored in
+ * wsync_conflicts.lostdel.  Positive: never a WS_E* code.
+ */
+#define CLASH 1
+enum { KIND_VALUE, KIND_DELETE, KIND_UNIQUE, KIND_CHECK, KIND_FK };
 
 
 /* The version (dot, Lamport) of log entry usn; site 0 when collected. */
@@ -1668,7 +1798,7 @@ static int dot_of(struct apply *a, uint64_t usn, struct ver *v)
 	}
 	sqlite3_reset(a->dot);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
-	    sqlerr(a->s, rc, "batches", a->err);
+	    sto_sqlerr(a->s, rc, "batches", a->err);
 }
 
 /* Has the batch's context seen version v? */
@@ -1757,7 +1887,7 @@ static int load_history(struct apply *a, const struct tbl *t,
 	}
 	sqlite3_reset(a->hist);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
-	    sqlerr(a->s, rc, "log", a->err);
+	    sto_sqlerr(a->s, rc, "log", a->err);
 }
 
 /* Record value (column col of st, or v) as a conflict of cell col. */
@@ -1782,14 +1912,14 @@ static int add_conflict(struct apply *a, const struct tbl *t, int col, int lostd
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	a->any_conflicts = 1;
-	return rc == SQLITE_DONE ? 0 : sqlerr(a->s, rc, "conflicts", a->err);
+	return rc == SQLITE_DONE ? 0 : sto_sqlerr(a->s, rc, "conflicts", a->err);
 }
 
 /* Map a batch table onto a tracked one: col[i] = local index of remote i. */
 static int map_table(struct ws_store *s, const struct ws_table *rt, struct tbl **out,
     uint32_t *col, char *err)
 {
-	struct tbl *t = find_tbl(s, rt->name);
+	struct tbl *t = sto_find_tbl(s, rt->name);
 	uint32_t i, k;
 
 	if (!t)
@@ -1834,13 +1964,333 @@ static void bind_write(sqlite3_stmt *w, const struct tbl *t, int kind, int64_t m
 			bind_value(w, bi++, &pk[k]);
 }
 
-/* Step a cached write statement once; an error names the table. */
+/*
+ * Step a cached write statement once.  A constraint that concurrency can
+ * break gives CLASH (see above); a value the schema refuses outright (a
+ * STRICT type, a key of the wrong type) is WS_ESCHEMA naming the table;
+ * other errors name the table too.
+ */
 static int step_write(struct apply *a, const struct tbl *t, sqlite3_stmt *w)
 {
-	int rc = sqlite3_step(w);
+	int rc = sqlite3_step(w), ext = sqlite3_extended_errcode(a->s->db);
+	char msg[WS_ERRLEN];
 
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(w);
+		return 0;
+	}
+	snprintf(msg, sizeof(msg), "%s", sqlite3_errmsg(a->s->db));
 	sqlite3_reset(w);
-	return rc == SQLITE_DONE ? 0 : sqlerr(a->s, rc, t->name, a->err);
+	switch (ext) {
+	case SQLITE_CONSTRAINT_UNIQUE: case SQLITE_CONSTRAINT_PRIMARYKEY:
+		a->clash = KIND_UNIQUE;
+		return CLASH;
+	case SQLITE_CONSTRAINT_CHECK: case SQLITE_CONSTRAINT_NOTNULL:
+	case SQLITE_CONSTRAINT_TRIGGER:
+		a->clash = KIND_CHECK;
+		return CLASH;
+	case SQLITE_CONSTRAINT_FOREIGNKEY:
+		a->clash = KIND_FK;
+		return CLASH;
+	case SQLITE_CONSTRAINT_DATATYPE: case SQLITE_MISMATCH:
+		return ws_error(a->err, WS_ESCHEMA, "table '%s': %s", t->name, msg);
+	default:
+		return sto_sqlerr(a->s, rc, t->name, a->err);
+	}
+}
+
+/*
+ * Refuse a change whose own values the schema refuses, before anything
+ * is written: a NULL in the key (it could never be matched on another
+ * copy), a NULL for a NOT NULL column.  WS_ESCHEMA naming table and
+ * column.
+ */
+static int refused(struct apply *a, const struct bmap *m, const struct ws_change *c,
+    const struct ws_value *const *val)
+{
+	const struct tbl *t = m->t;
+	uint32_t i;
+
+	for (i = 0; i < t->npk; i++)
+		if (c->pk[i].type == WS_NULL)
+			return ws_error(a->err, WS_ESCHEMA, "table '%s': NULL in key "
+			    "column '%s'", t->name, t->cols[t->pk[i]]);
+	for (i = 0; i < t->ncols; i++)
+		if (val[i] && val[i]->type == WS_NULL && ((m->notnull >> i) & 1))
+			return ws_error(a->err, WS_ESCHEMA, "table '%s': NULL in NOT "
+			    "NULL column '%s'", t->name, t->cols[i]);
+	return 0;
+}
+
+/* Encode the key values pk of t into out (a conflict's pk blob). */
+static int key_blob(const struct tbl *t, const struct ws_value *pk, struct ws_buf *out)
+{
+	uint32_t i;
+	int rc = 0;
+
+	out->len = 0;
+	for (i = 0; rc == 0 && i < t->npk; i++)
+		rc = ws_value_encode(&pk[i], out);
+	return rc;
+}
+
+/* Log one entry of the batch being applied. */
+static int log_entry(struct apply *a, const struct tbl *t, int op, int64_t win,
+    int64_t lost, const struct ws_value *pk)
+{
+	uint32_t i;
+	int rc;
+
+	sqlite3_reset(a->log);
+	sqlite3_bind_int64(a->log, 1, t->id);
+	sqlite3_bind_int(a->log, 2, op);
+	sqlite3_bind_int64(a->log, 3, (op & 0xf) == WS_OP_DELETE ? 0 : win);
+	sqlite3_bind_int64(a->log, 4, lost);
+	for (i = 0; i < a->s->nk; i++)
+		if (i < t->npk)
+			bind_value(a->log, (int)i + 5, &pk[i]);
+		else
+			sqlite3_bind_null(a->log, (int)i + 5);
+	rc = sqlite3_step(a->log) == SQLITE_DONE ? 0 :
+	    sto_sqlerr(a->s, sqlite3_errcode(a->s->db), "log", a->err);
+	sqlite3_reset(a->log);
+	return rc;
+}
+
+/*
+ * Keep the values row pk holds now as conflicts of `kind` (the row is
+ * about to go): each cell with its version from h, or the row's newest.
+ * a->pk must hold pk's blob.
+ */
+static int lose_row(struct apply *a, const struct tbl *t, const struct ws_value *pk,
+    const struct history *h, int kind)
+{
+	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	struct ver newest = {0};
+	uint32_t i;
+	int rc;
+
+	for (i = 0; i < t->ncols; i++)
+		if (h->cell[i].site && (!newest.site || wins(a->s, &h->cell[i], &newest)))
+			newest = h->cell[i];
+	if (!newest.site)
+		return 0; /* nothing known of it: nothing to name as lost */
+	rc = ws_buf_printf(&q, "SELECT ");
+	for (i = 0; rc == 0 && i < t->ncols; i++) {
+		rc = ws_buf_printf(&q, i ? ", " : "");
+		if (rc == 0) rc = sto_qid(&q, t->cols[i]);
+	}
+	if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
+	if (rc == 0) rc = sto_qid(&q, t->name);
+	if (rc == 0) rc = put_pk_where(&q, t, 1);
+	if (rc || !sto_cstr(&q) || (rc = sto_prep(a->s, sto_cstr(&q), &st, a->err)))
+		goto out;
+	for (i = 0; i < t->npk; i++)
+		bind_value(st, (int)i + 1, &pk[i]);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		for (i = 0; rc == 0 && i < t->ncols; i++)
+			if ((t->allmask >> i) & 1)
+				rc = add_conflict(a, t, (int)i, kind, h->cell[i].site ?
+				    &h->cell[i] : &newest, sqlite3_column_value(st, (int)i),
+				    NULL);
+out:
+	sqlite3_finalize(st);
+	ws_buf_release(&q);
+	return rc;
+}
+
+/*
+ * A write of change c (values val) broke a UNIQUE constraint: find the
+ * rows that hold its values in a unique index, and hold the contest the
+ * same way on every copy.  The row version that wins (higher Lamport
+ * number, then site id) stays: when c wins, each row in its way is
+ * removed here, its values kept as conflicts of kind unique, and its
+ * removal logged as a delete of this batch (later writes to it that have
+ * not seen this batch lose to that delete, as to any).  *won is 1 then,
+ * and the write may be tried again; 0 when c loses.
+ */
+static int contest(struct apply *a, const struct tbl *t, const struct ws_change *c,
+    const struct ws_value *const *val, int *won)
+{
+	struct ws_store *s = a->s;
+	struct ws_buf q = WS_BUF_INIT, keys = WS_BUF_INIT, saved;
+	struct ver me = {a->origin, a->counter, a->lamport}, best;
+	struct ws_value kv[MAX_TRACKED_COLS];
+	sqlite3_stmt *ix = NULL, *cols = NULL, *find = NULL, *del;
+	struct history h;
+	uint32_t i, n, nkeys = 0;
+	int rc, bound, j;
+
+	*won = 0;
+	if ((rc = sto_prep(s, "SELECT l.name FROM pragma_index_list(?1) AS l WHERE "
+	    "l.\"unique\"", &ix, a->err)) ||
+	    (rc = sto_prep(s, "SELECT cid FROM pragma_index_info(?1) ORDER BY seqno",
+	    &cols, a->err)))
+		goto out;
+	sqlite3_bind_text(ix, 1, t->name, -1, SQLITE_STATIC);
+	/* Gather the keys of the rows in the way, as value blobs. */
+	while (sqlite3_step(ix) == SQLITE_ROW) {
+		sqlite3_reset(cols);
+		sqlite3_bind_text(cols, 1, (const char *)sqlite3_column_text(ix, 0), -1,
+		    SQLITE_TRANSIENT);
+		q.len = 0;
+		rc = ws_buf_printf(&q, "SELECT ");
+		for (i = 0; rc == 0 && i < t->npk; i++) {
+			rc = ws_buf_printf(&q, i ? ", " : "");
+			if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
+		}
+		if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
+		if (rc == 0) rc = sto_qid(&q, t->name);
+		if (rc == 0) rc = ws_buf_printf(&q, " WHERE NOT (1");
+		for (i = 0; rc == 0 && i < t->npk; i++) {
+			rc = ws_buf_printf(&q, " AND ");
+			if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
+			if (rc == 0) rc = ws_buf_printf(&q, " IS ?%u", i + 1);
+		}
+		if (rc == 0) rc = ws_buf_printf(&q, ")");
+		n = 0;
+		bound = 1;
+		while (rc == 0 && sqlite3_step(cols) == SQLITE_ROW) {
+			int cid = sqlite3_column_int(cols, 0);
+
+			/* Only indexes of plain columns this change sets (or keys). */
+			if (cid < 0 || cid >= (int)t->ncols)
+				bound = 0;
+			else if (!val[cid] || val[cid]->type == WS_NULL)
+				bound = 0;
+			else {
+				rc = ws_buf_printf(&q, " AND ");
+				if (rc == 0) rc = sto_qid(&q, t->cols[cid]);
+				if (rc == 0) rc = ws_buf_printf(&q, " IS ?%u",
+				    t->npk + 1 + n++);
+			}
+		}
+		if (rc || !bound || !n || !sto_cstr(&q))
+			continue;
+		if ((rc = sto_prep(s, sto_cstr(&q), &find, a->err)))
+			goto out;
+		for (i = 0; i < t->npk; i++)
+			bind_value(find, (int)i + 1, &c->pk[i]);
+		sqlite3_reset(cols);
+		n = 0;
+		while (sqlite3_step(cols) == SQLITE_ROW)
+			bind_value(find, (int)(t->npk + 1 + n++),
+			    val[sqlite3_column_int(cols, 0)]);
+		while (rc == 0 && sqlite3_step(find) == SQLITE_ROW) {
+			struct ws_value v;
+
+			for (i = 0; rc == 0 && i < t->npk; i++) {
+				value_of(sqlite3_column_value(find, (int)i), &v);
+				rc = ws_value_encode(&v, &keys);
+			}
+			nkeys++;
+		}
+		sqlite3_finalize(find);
+		find = NULL;
+	}
+	if (rc || nkeys == 0)
+		goto out;
+	/* c must beat every row in its way (their newest cell versions). */
+	for (j = 0; j < 2; j++) {
+		struct ws_rd r;
+		uint32_t kk;
+
+		ws_rd_init(&r, keys.p, keys.len);
+		for (kk = 0; kk < nkeys; kk++) {
+			for (i = 0; i < t->npk; i++)
+				if ((rc = ws_value_decode(&r, &kv[i])))
+					goto out;
+			if ((rc = load_history(a, t, kv, &h)))
+				goto out;
+			memset(&best, 0, sizeof(best));
+			for (i = 0; i < t->ncols; i++)
+				if (h.cell[i].site && (!best.site || wins(s, &h.cell[i], &best)))
+					best = h.cell[i];
+			if (j == 0) {
+				/* A version every copy holds (collected) was there first. */
+				if (!best.site || !wins(s, &me, &best))
+					goto out;
+				continue;
+			}
+			/* Keep its values, then remove it, logged. */
+			saved = a->pk;
+			a->pk = (struct ws_buf)WS_BUF_INIT;
+			if ((rc = key_blob(t, kv, &a->pk)) == 0)
+				rc = lose_row(a, t, kv, &h, KIND_UNIQUE);
+			ws_buf_release(&a->pk);
+			a->pk = saved;
+			if (rc || (rc = tstmt(s, (struct tbl *)t, TS_DEL, 0, &del, a->err)))
+				goto out;
+			for (i = 0; i < t->npk; i++)
+				bind_value(del, (int)i + 1, &kv[i]);
+			if ((rc = step_write(a, t, del)) || (rc = key_blob(t, kv, &q)) ||
+			    (rc = ws_buf_append(&a->gone, q.p, q.len)))
+				goto out;
+			a->ngone++;
+		}
+	}
+	*won = 1;
+out:
+	if (rc == CLASH)
+		rc = 0; /* a removal that could not be made: c loses */
+	sqlite3_finalize(ix);
+	sqlite3_finalize(cols);
+	sqlite3_finalize(find);
+	ws_buf_release(&q);
+	ws_buf_release(&keys);
+	return rc;
+}
+
+/*
+ * Write change c to t with the statement of `kind` (TS_INS, TS_UPD or
+ * TS_DEL): a UNIQUE clash is contested once (see contest()).  CLASH
+ * when the change loses to a constraint.
+ */
+static int write_row(struct apply *a, struct tbl *t, const struct ws_change *c,
+    int kind, int64_t mask, const struct ws_value *const *val)
+{
+	sqlite3_stmt *w;
+	uint32_t i;
+	int rc, won, tries;
+
+	for (tries = 0; ; tries++) {
+		if ((rc = tstmt(a->s, t, kind, mask, &w, a->err)))
+			return rc;
+		if (kind == TS_DEL)
+			for (i = 0; i < t->npk; i++)
+				bind_value(w, (int)i + 1, &c->pk[i]);
+		else
+			bind_write(w, t, kind, mask, val, c->pk);
+		rc = step_write(a, t, w);
+		if (rc != CLASH || a->clash != KIND_UNIQUE || tries || kind == TS_DEL)
+			return rc;
+		if ((rc = contest(a, t, c, val, &won)))
+			return rc;
+		if (!won) {
+			a->clash = KIND_UNIQUE;
+			return CLASH;
+		}
+	}
+}
+
+/*
+ * Change c lost to a constraint (a->clash): its values are kept as
+ * conflicts of that kind, and nothing of it is written.
+ */
+static int lose_change(struct apply *a, const struct tbl *t, const struct ws_change *c,
+    const struct ws_value *const *val)
+{
+	struct ver me = {a->origin, a->counter, a->lamport};
+	uint32_t i;
+	int rc;
+
+	if ((rc = key_blob(t, c->pk, &a->pk)))
+		return rc;
+	for (i = 0; i < t->ncols; i++)
+		if (val[i] && (rc = add_conflict(a, t, (int)i, a->clash, &me, NULL, val[i])))
+			return rc;
+	return 0;
 }
 
 /*
@@ -1864,6 +2314,14 @@ static int batch_map(struct apply *a, uint32_t i, struct bmap **out)
 		    rt->name);
 	if ((rc = map_table(a->s, rt, &m->t, m->col, a->err)))
 		return rc;
+	if ((rc = stmt(a->s, "SELECT cid FROM pragma_table_xinfo(?1) WHERE "
+	    "\"notnull\" AND hidden = 0", &st, a->err)))
+		return rc;
+	sqlite3_bind_text(st, 1, m->t->name, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		if (sqlite3_column_int(st, 0) < MAX_TRACKED_COLS)
+			m->notnull |= (int64_t)1 << sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
 	if ((rc = stmt(a->s, "SELECT 1 FROM wsync_log WHERE tbl = ?1 AND usn < ?2 "
 	    "LIMIT 1", &st, a->err)))
 		return rc;
@@ -1891,9 +2349,9 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	struct ver best[MAX_TRACKED_COLS];
 	struct history h;
 	struct tbl *t = NULL;
-	sqlite3_stmt *row = NULL, *w;
+	sqlite3_stmt *row = NULL;
 	int64_t win = 0, lost = 0, cmask = 0;
-	int rc, exists = 0, op = c->op, me_wins;
+	int rc, exists = 0, op = c->op, me_wins, sp = 0;
 
 	if ((rc = batch_map(a, c->table, &m)))
 		return rc;
@@ -1904,6 +2362,8 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 				val[m->col[i]] = &c->vals[k++];
 				cmask |= (int64_t)1 << m->col[i];
 			}
+	if ((rc = refused(a, m, c, val)))
+		return rc;
 	if (m->history && (rc = load_history(a, t, c->pk, &h)))
 		return rc;
 	if (!m->history)
@@ -1912,22 +2372,13 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	if (h.state == 0 && h.known == 0 && !a->any_conflicts) {
 		/* Nothing concurrent can stand: every cell is this change's. */
 		if (op == WS_OP_DELETE) {
-			if ((rc = tstmt(s, t, TS_DEL, 0, &w, a->err)))
-				return rc;
-			for (i = 0; i < t->npk; i++)
-				bind_value(w, (int)i + 1, &c->pk[i]);
-			rc = step_write(a, t, w);
+			rc = write_row(a, t, c, TS_DEL, 0, val);
 		} else {
 			win = cmask;
-			if (win && (rc = tstmt(s, t, TS_UPD, win, &w, a->err)) == 0) {
-				bind_write(w, t, TS_UPD, win, val, c->pk);
-				rc = step_write(a, t, w);
-			}
-			if (rc == 0 && (!win || sqlite3_changes(s->db) == 0) &&
-			    (rc = tstmt(s, t, TS_INS, win, &w, a->err)) == 0) {
-				bind_write(w, t, TS_INS, win, val, c->pk);
-				rc = step_write(a, t, w);
-			}
+			if (win)
+				rc = write_row(a, t, c, TS_UPD, win, val);
+			if (rc == 0 && (!win || sqlite3_changes(s->db) == 0))
+				rc = write_row(a, t, c, TS_INS, win, val);
 		}
 		goto log;
 	}
@@ -1941,6 +2392,10 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	for (i = 0; i < t->npk; i++)
 		bind_value(row, (int)i + 1, &c->pk[i]);
 	exists = sqlite3_step(row) == SQLITE_ROW;
+	/* What follows is undone if the write loses to a constraint. */
+	if ((rc = sto_exec(s, "SAVEPOINT wsync_change", a->err)))
+		goto out;
+	sp = 1;
 	if (!exists)
 		/* Versions from before the row went (its delete may have been
 		 * garbage-collected) no longer stand. */
@@ -1971,7 +2426,7 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 			sqlite3_reset(fix);
 			sqlite3_bind_int64(fix, 1, sqlite3_column_int64(a->conf, 0));
 			if (sqlite3_step(fix) != SQLITE_DONE) {
-				rc = sqlerr(s, sqlite3_errcode(s->db), "conflicts", a->err);
+				rc = sto_sqlerr(s, sqlite3_errcode(s->db), "conflicts", a->err);
 				goto out;
 			}
 			sqlite3_reset(fix);
@@ -1979,7 +2434,7 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	}
 	sqlite3_reset(a->conf);
 	if (rc != SQLITE_DONE) {
-		rc = sqlerr(s, rc, "conflicts", a->err);
+		rc = sto_sqlerr(s, rc, "conflicts", a->err);
 		goto out;
 	}
 	rc = 0;
@@ -1990,11 +2445,8 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 			    (rc = add_conflict(a, t, (int)i, 1, &h.cell[i],
 			    sqlite3_column_value(row, (int)i), NULL)))
 				goto out;
-		if (exists && (rc = tstmt(s, t, TS_DEL, 0, &w, a->err)) == 0) {
-			for (i = 0; i < t->npk; i++)
-				bind_value(w, (int)i + 1, &c->pk[i]);
-			rc = step_write(a, t, w);
-		}
+		if (exists)
+			rc = write_row(a, t, c, TS_DEL, 0, val);
 		goto out;
 	}
 	if (h.unseen_delete) {
@@ -2025,35 +2477,59 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 				goto out;
 		}
 	}
-	if (!exists || h.state == 2) {
-		if ((rc = tstmt(s, t, TS_INS, win, &w, a->err)) == 0) {
-			bind_write(w, t, TS_INS, win, val, c->pk);
-			rc = step_write(a, t, w);
-		}
-	} else if (win && (rc = tstmt(s, t, TS_UPD, win, &w, a->err)) == 0) {
-		bind_write(w, t, TS_UPD, win, val, c->pk);
-		rc = step_write(a, t, w);
-	}
+	if (!exists || h.state == 2)
+		rc = write_row(a, t, c, TS_INS, win, val);
+	else if (win)
+		rc = write_row(a, t, c, TS_UPD, win, val);
 out:
 	if (row)
 		sqlite3_reset(row);
+	if (sp) {
+		int clash = rc == CLASH;
+
+		if (rc && !clash)
+			return rc; /* the caller rolls the whole batch back */
+		if (clash) {
+			a->gone.len = 0; /* its removals are undone too */
+			a->ngone = 0;
+		}
+		if ((clash && (rc = sto_exec(s, "ROLLBACK TO wsync_change", a->err))) ||
+		    (rc = sto_exec(s, "RELEASE wsync_change", a->err)))
+			return rc;
+		rc = clash ? CLASH : 0;
+	}
 log:
+	if (rc == CLASH) {
+		/* It broke a constraint only concurrency could: it loses. */
+		if ((rc = lose_change(a, t, c, val)))
+			return rc;
+		lost = op == WS_OP_DELETE ? 0 : cmask;
+		win = 0;
+		op |= OP_LOSTDEL;
+	}
+	a->clash = 0;
 	if (rc)
 		return rc;
-	/* Log the change: what it set, and where it lost. */
-	sqlite3_reset(a->log);
-	sqlite3_bind_int64(a->log, 1, t->id);
-	sqlite3_bind_int(a->log, 2, op);
-	sqlite3_bind_int64(a->log, 3, (op & 0xf) == WS_OP_DELETE ? 0 : win);
-	sqlite3_bind_int64(a->log, 4, lost);
-	for (i = 0; i < s->nk; i++)
-		if (i < t->npk)
-			bind_value(a->log, (int)i + 5, &c->pk[i]);
-		else
-			sqlite3_bind_null(a->log, (int)i + 5);
-	rc = sqlite3_step(a->log) == SQLITE_DONE ? 0 :
-	    sqlerr(s, sqlite3_errcode(s->db), "log", a->err);
-	sqlite3_reset(a->log);
+	/* Log the change: what it set, and where it lost; then the removals
+	 * it won (after it, so a copy that gets this batch rebuilt from the
+	 * log holds the same contest, and records the same conflicts). */
+	if ((rc = log_entry(a, t, op, win, lost, c->pk)))
+		return rc;
+	if (a->ngone) {
+		struct ws_value kv[MAX_TRACKED_COLS];
+		struct ws_rd r;
+		uint32_t n;
+
+		ws_rd_init(&r, a->gone.p, a->gone.len);
+		for (n = 0; rc == 0 && n < a->ngone; n++) {
+			for (i = 0; rc == 0 && i < t->npk; i++)
+				rc = ws_value_decode(&r, &kv[i]);
+			if (rc == 0)
+				rc = log_entry(a, t, WS_OP_DELETE, 0, 0, kv);
+		}
+		a->gone.len = 0;
+		a->ngone = 0;
+	}
 	return rc;
 }
 
@@ -2065,6 +2541,7 @@ static void apply_release(struct apply *a)
 	ws_vclock_release(&a->gc);
 	ws_buf_release(&a->pk);
 	ws_buf_release(&a->q);
+	ws_buf_release(&a->gone);
 }
 
 static int apply_init(struct apply *a, struct ws_store *s, char *err)
@@ -2081,7 +2558,7 @@ static int apply_init(struct apply *a, struct ws_store *s, char *err)
 		rc = ws_buf_printf(&q, " AND k%u IS ?%u", i, i + 1);
 	if (rc == 0)
 		rc = ws_buf_printf(&q, " ORDER BY usn DESC");
-	if (rc || !cstr(&q) || (rc = stmt(s, cstr(&q), &a->hist, err)))
+	if (rc || !sto_cstr(&q) || (rc = stmt(s, sto_cstr(&q), &a->hist, err)))
 		goto out;
 	q.len = 0;
 	rc = ws_buf_printf(&q, "INSERT INTO wsync_log(tbl, op, mask, lost, ");
@@ -2090,7 +2567,7 @@ static int apply_init(struct apply *a, struct ws_store *s, char *err)
 	for (i = 1; rc == 0 && i <= s->nk; i++)
 		rc = ws_buf_printf(&q, ", ?%u", i + 4);
 	if (rc == 0) rc = ws_buf_printf(&q, ")");
-	if (rc || !cstr(&q) || (rc = stmt(s, cstr(&q), &a->log, err)) ||
+	if (rc || !sto_cstr(&q) || (rc = stmt(s, sto_cstr(&q), &a->log, err)) ||
 	    (rc = stmt(s, "SELECT site, counter, lamport, first_usn FROM wsync_batches"
 	    " WHERE last_usn >= ?1 ORDER BY last_usn LIMIT 1", &a->dot, err)) ||
 	    (rc = stmt(s, "SELECT id, col, site, counter, lamport, lostdel FROM "
@@ -2161,8 +2638,11 @@ static int apply_batch(struct ws_store *s, const struct ws_batch *b, char *err)
 	a.counter = b->dot_counter;
 	a.lamport = b->has_lamport ? b->lamport : lamport_of(&b->clock);
 	if ((rc = site_index(s, &b->dot_site, &a.origin, err)) ||
-	    (rc = exec(s, "UPDATE wsync_state SET applying = 1", err)))
+	    (rc = sto_exec(s, "UPDATE wsync_state SET applying = 1", err)))
 		goto out;
+	/* The user's triggers ran at the origin, and what they wrote there
+	 * arrives as changes of its own: they must not run again here. */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, (int *)NULL);
 	for (i = 0; rc == 0 && i < b->nchanges; i++)
 		rc = apply_change(&a, &b->changes[i]);
 	if (rc == 0 && b->nchanges == 0) {
@@ -2174,14 +2654,15 @@ static int apply_batch(struct ws_store *s, const struct ws_batch *b, char *err)
 		sqlite3_bind_int(a.log, 3, 0);
 		sqlite3_bind_int(a.log, 4, 0);
 		rc = sqlite3_step(a.log) == SQLITE_DONE ? 0 :
-		    sqlerr(s, sqlite3_errcode(s->db), "log", err);
+		    sto_sqlerr(s, sqlite3_errcode(s->db), "log", err);
 	}
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 1, (int *)NULL);
 	if (rc == 0)
-		rc = exec(s, "UPDATE wsync_state SET applying = 0", err);
+		rc = sto_exec(s, "UPDATE wsync_state SET applying = 0", err);
 	if (rc == 0 && (rc = ws_store_usn(s, &last, err)) == 0 &&
 	    (rc = add_batch_row(s, a.origin, b->dot_counter, first, last, &b->clock,
 	    a.lamport, err)) == 0 && (rc = clock_set(s, a.origin, b->dot_counter, err)) == 0)
-		rc = meta_set_int(s, "sealed_usn", (int64_t)last, err);
+		rc = sto_meta_set_int(s, "sealed_usn", (int64_t)last, err);
 out:
 	apply_release(&a);
 	return rc;
@@ -2195,14 +2676,14 @@ static int park(struct ws_store *s, const struct ws_batch *b, char *err)
 	int rc;
 
 	if ((rc = ws_batch_encode(b, &enc)) ||
-	    (rc = prep(s, "INSERT OR IGNORE INTO wsync_pending VALUES(?1, ?2, ?3)",
+	    (rc = sto_prep(s, "INSERT OR IGNORE INTO wsync_pending VALUES(?1, ?2, ?3)",
 	    &st, err)))
 		goto out;
 	sqlite3_bind_blob(st, 1, b->dot_site.b, WS_SITEID_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)b->dot_counter);
 	sqlite3_bind_blob(st, 3, enc.p, (int)enc.len, SQLITE_STATIC);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
-	    sqlerr(s, sqlite3_errcode(s->db), "pending", err);
+	    sto_sqlerr(s, sqlite3_errcode(s->db), "pending", err);
 	sqlite3_finalize(st);
 out:
 	ws_buf_release(&enc);
@@ -2217,8 +2698,8 @@ static int drain(struct ws_store *s, struct ws_vclock *clock, char *err)
 	int rc, progress = 1, r;
 
 	ws_batch_init(&b);
-	if ((rc = prep(s, "SELECT site, counter, batch FROM wsync_pending", &st, err)) ||
-	    (rc = prep(s, "DELETE FROM wsync_pending WHERE site = ?1 AND counter = ?2",
+	if ((rc = sto_prep(s, "SELECT site, counter, batch FROM wsync_pending", &st, err)) ||
+	    (rc = sto_prep(s, "DELETE FROM wsync_pending WHERE site = ?1 AND counter = ?2",
 	    &del, err)))
 		goto out;
 	while (progress && rc == 0) {
@@ -2241,7 +2722,7 @@ static int drain(struct ws_store *s, struct ws_vclock *clock, char *err)
 			sqlite3_bind_blob(del, 1, b.dot_site.b, WS_SITEID_LEN, SQLITE_TRANSIENT);
 			sqlite3_bind_int64(del, 2, (int64_t)b.dot_counter);
 			if (sqlite3_step(del) != SQLITE_DONE)
-				rc = sqlerr(s, sqlite3_errcode(s->db), "pending", err);
+				rc = sto_sqlerr(s, sqlite3_errcode(s->db), "pending", err);
 			progress = 1;
 			break; /* the table changed under the cursor: start over */
 		}
@@ -2261,7 +2742,7 @@ int ws_store_apply(struct ws_store *s, const struct ws_batch *b, int *applied,
 
 	if (applied)
 		*applied = 0;
-	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
 		return rc;
 	if ((rc = seal_locked(s, NULL, err)) || (rc = ws_store_clock(s, &clock, err)))
 		goto out;
@@ -2278,7 +2759,7 @@ int ws_store_apply(struct ws_store *s, const struct ws_batch *b, int *applied,
 		rc = drain(s, &clock, err);
 	}
 	if (rc == 0)
-		rc = exec(s, "COMMIT", err);
+		rc = sto_exec(s, "COMMIT", err);
 out:
 	if (rc)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -2373,7 +2854,7 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 	    "AND usn > ?2");
 	for (i = 0; rc == 0 && i < s->nk; i++)
 		rc = ws_buf_printf(&x->q, " AND k%u IS ?%u", i + 1, i + 3);
-	if (rc || !cstr(&x->q) || (rc = stmt(s, cstr(&x->q), &later, x->err)))
+	if (rc || !sto_cstr(&x->q) || (rc = stmt(s, sto_cstr(&x->q), &later, x->err)))
 		return rc;
 	sqlite3_bind_int64(later, 1, t->id);
 	sqlite3_bind_int64(later, 2, sqlite3_column_int64(e, 0));
@@ -2389,7 +2870,7 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 	}
 	sqlite3_reset(later);
 	if (rc != SQLITE_DONE)
-		return sqlerr(s, rc, "log", x->err);
+		return sto_sqlerr(s, rc, "log", x->err);
 	c.op = (uint8_t)(op & 0xf);
 	c.counter = counter;
 	c.pk = pk;
@@ -2482,7 +2963,7 @@ static int extract_batch(struct extract *x, sqlite3_stmt *bs)
 	if (rc == 0) rc = ws_buf_printf(&q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2"
 	    " ORDER BY usn");
 	/* Not cached: extract_entry's statements run while this one steps. */
-	if (rc || !cstr(&q) || (rc = prep(s, cstr(&q), &e, x->err)))
+	if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &e, x->err)))
 		goto out;
 	sqlite3_bind_int64(e, 1, sqlite3_column_int64(bs, 2));
 	sqlite3_bind_int64(e, 2, (int64_t)last);
@@ -2490,7 +2971,7 @@ static int extract_batch(struct extract *x, sqlite3_stmt *bs)
 		if ((rc = extract_entry(x, e, site, counter)))
 			goto out;
 	if (rc != SQLITE_DONE) {
-		rc = sqlerr(s, rc, "log", x->err);
+		rc = sto_sqlerr(s, rc, "log", x->err);
 		goto out;
 	}
 	rc = x->cb(&x->b, last, x->cd);
@@ -2528,7 +3009,7 @@ static int extract(struct ws_store *s, sqlite3_stmt *bs, const struct ws_vclock 
 		if ((rc = extract_batch(x, bs)))
 			goto out;
 	}
-	rc = rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "batches", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "batches", err);
 out:
 	ws_batch_release(&x->b);
 	ws_buf_release(&x->q);
@@ -2544,15 +3025,15 @@ static int since(struct ws_store *s, uint64_t usn, int own, ws_store_batch_cb *c
 	sqlite3_stmt *bs = NULL;
 	int rc;
 
-	if ((rc = exec(s, "BEGIN", err)))
+	if ((rc = sto_exec(s, "BEGIN", err)))
 		return rc;
 	/* A collected batch of this site's was stable: its hub has it. */
-	if (!own && (uint64_t)meta_int(s, "gc_usn") > usn) {
+	if (!own && (uint64_t)sto_meta_int(s, "gc_usn") > usn) {
 		rc = ws_error(err, WS_ERANGE, "changes after usn %" PRIu64 " were "
 		    "garbage-collected: a full copy is needed", usn);
 		goto out;
 	}
-	if ((rc = prep(s, "SELECT site, counter, first_usn, last_usn, clock, lamport "
+	if ((rc = sto_prep(s, "SELECT site, counter, first_usn, last_usn, clock, lamport "
 	    "FROM wsync_batches WHERE last_usn > ?1 AND (?2 = 0 OR site = ?2) "
 	    "ORDER BY last_usn", &bs, err)))
 		goto out;
@@ -2584,7 +3065,7 @@ int ws_store_changes_missing(struct ws_store *s, const struct ws_vclock *peer,
 	sqlite3_stmt *bs = NULL;
 	int rc;
 
-	if ((rc = exec(s, "BEGIN", err)))
+	if ((rc = sto_exec(s, "BEGIN", err)))
 		return rc;
 	if ((rc = stable_get(s, &gc, err)))
 		goto out;
@@ -2593,7 +3074,7 @@ int ws_store_changes_missing(struct ws_store *s, const struct ws_vclock *peer,
 		    "garbage-collected here: a full copy is needed");
 		goto out;
 	}
-	if ((rc = prep(s, "SELECT site, counter, first_usn, last_usn, clock, lamport "
+	if ((rc = sto_prep(s, "SELECT site, counter, first_usn, last_usn, clock, lamport "
 	    "FROM wsync_batches ORDER BY last_usn", &bs, err)))
 		goto out;
 	rc = extract(s, bs, peer, cb, clientData, err);
@@ -2606,6 +3087,14 @@ out:
 
 /* Conflicts. */
 
+/* The name of a conflict kind (wsync_conflicts.lostdel). */
+static const char *kind_name(int kind)
+{
+	static const char *const names[] = {"value", "delete", "unique", "check", "fk"};
+
+	return kind >= 0 && kind <= KIND_FK ? names[kind] : "delete";
+}
+
 int ws_store_conflicts(struct ws_store *s, ws_store_conflict_cb *cb,
     void *clientData, char *err)
 {
@@ -2617,7 +3106,7 @@ int ws_store_conflicts(struct ws_store *s, ws_store_conflict_cb *cb,
 	uint32_t i;
 	int rc, col;
 
-	if ((rc = prep(s, "SELECT c.id, c.tbl, c.pk, c.col, c.lostdel, s.site, "
+	if ((rc = sto_prep(s, "SELECT c.id, c.tbl, c.pk, c.col, c.lostdel, s.site, "
 	    "c.counter, c.value FROM wsync_conflicts c JOIN wsync_sites s ON "
 	    "s.id = c.site JOIN wsync_tables t ON t.id = c.tbl "
 	    "ORDER BY t.name, c.pk, c.col, s.site, c.counter", &st, err)))
@@ -2642,14 +3131,15 @@ int ws_store_conflicts(struct ws_store *s, ws_store_conflict_cb *cb,
 		c.pk = pk;
 		c.npk = t->npk;
 		c.column = t->cols[col];
-		c.lost_to_delete = sqlite3_column_int(st, 4);
+		c.lost_to_delete = sqlite3_column_int(st, 4) != KIND_VALUE;
+		c.kind = kind_name(sqlite3_column_int(st, 4));
 		memcpy(c.site.b, sqlite3_column_blob(st, 5), WS_SITEID_LEN);
 		c.counter = (uint64_t)sqlite3_column_int64(st, 6);
 		value_of(sqlite3_column_value(st, 7), &c.value);
 		if ((rc = cb(&c, clientData)))
 			goto out;
 	}
-	rc = rc == SQLITE_DONE ? 0 : sqlerr(s, rc, "conflicts", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "conflicts", err);
 out:
 	sqlite3_finalize(st);
 	return rc;
@@ -2670,16 +3160,16 @@ static int log_local(struct ws_store *s, const struct tbl *t, int op, int64_t ma
 	for (i = 0; rc == 0 && i < t->npk; i++)
 		rc = ws_buf_printf(&q, ", ?%u", i + 4);
 	if (rc == 0) rc = ws_buf_printf(&q, ")");
-	if (rc == 0 && !cstr(&q))
+	if (rc == 0 && !sto_cstr(&q))
 		rc = WS_ENOMEM;
-	if (rc == 0 && (rc = stmt(s, cstr(&q), &st, err)) == 0) {
+	if (rc == 0 && (rc = stmt(s, sto_cstr(&q), &st, err)) == 0) {
 		sqlite3_bind_int64(st, 1, t->id);
 		sqlite3_bind_int(st, 2, op);
 		sqlite3_bind_int64(st, 3, mask);
 		for (i = 0; i < t->npk; i++)
 			bind_value(st, (int)i + 4, &pk[i]);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
-		    sqlerr(s, sqlite3_errcode(s->db), "log", err);
+		    sto_sqlerr(s, sqlite3_errcode(s->db), "log", err);
 		sqlite3_reset(st);
 	}
 	ws_buf_release(&q);
@@ -2713,22 +3203,22 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 		bind_value(row, (int)i + 1, &pk[i]);
 	exists = sqlite3_step(row) == SQLITE_ROW;
 	sqlite3_reset(row);
-	if ((rc = exec(s, "UPDATE wsync_state SET applying = 1", err)))
+	if ((rc = sto_exec(s, "UPDATE wsync_state SET applying = 1", err)))
 		goto out;
 	if (!exists && !keep) {
 		/* Lost to a delete: bring the row back with what was lost with it. */
-		if ((rc = prep(s, "SELECT col, value FROM wsync_conflicts WHERE tbl = ?1 "
+		if ((rc = sto_prep(s, "SELECT col, value FROM wsync_conflicts WHERE tbl = ?1 "
 		    "AND pk = ?2 AND site = ?3 AND counter = ?4 AND lostdel", &lost, err)))
 			goto out;
 		for (i = 1; i <= 4; i++)
 			sqlite3_bind_value(lost, (int)i, sqlite3_column_value(cf,
 			    i == 1 ? 0 : i == 2 ? 1 : (int)i + 1));
 		rc = ws_buf_printf(&q, "INSERT INTO ");
-		if (rc == 0) rc = qid(&q, t->name);
+		if (rc == 0) rc = sto_qid(&q, t->name);
 		if (rc == 0) rc = ws_buf_printf(&q, "(");
 		for (i = 0; rc == 0 && i < t->npk; i++) {
 			rc = ws_buf_printf(&q, i ? ", " : "");
-			if (rc == 0) rc = qid(&q, t->cols[t->pk[i]]);
+			if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
 		}
 		while (rc == 0 && sqlite3_step(lost) == SQLITE_ROW) {
 			int lc = sqlite3_column_int(lost, 0);
@@ -2737,14 +3227,14 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 				continue;
 			mask |= (int64_t)1 << lc;
 			rc = ws_buf_printf(&q, ", ");
-			if (rc == 0) rc = qid(&q, t->cols[lc]);
+			if (rc == 0) rc = sto_qid(&q, t->cols[lc]);
 			n++;
 		}
 		if (rc == 0) rc = ws_buf_printf(&q, ") VALUES(");
 		for (i = 0; rc == 0 && i < t->npk + (uint32_t)n; i++)
 			rc = ws_buf_printf(&q, i ? ", ?" : "?");
 		if (rc == 0) rc = ws_buf_printf(&q, ")");
-		if (rc || !cstr(&q) || (rc = prep(s, cstr(&q), &w, err)))
+		if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &w, err)))
 			goto out;
 		for (i = 0; i < t->npk; i++)
 			bind_value(w, (int)i + 1, &pk[i]);
@@ -2757,25 +3247,25 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 				sqlite3_bind_value(w, (int)i++, sqlite3_column_value(lost, 1));
 		}
 		if (sqlite3_step(w) != SQLITE_DONE) {
-			rc = sqlerr(s, sqlite3_errcode(s->db), t->name, err);
+			rc = sto_sqlerr(s, sqlite3_errcode(s->db), t->name, err);
 			goto out;
 		}
 		rc = log_local(s, t, WS_OP_INSERT, t->allmask, pk, err);
 	} else {
 		if (!keep && exists) {
 			rc = ws_buf_printf(&q, "UPDATE ");
-			if (rc == 0) rc = qid(&q, t->name);
+			if (rc == 0) rc = sto_qid(&q, t->name);
 			if (rc == 0) rc = ws_buf_printf(&q, " SET ");
-			if (rc == 0) rc = qid(&q, t->cols[col]);
+			if (rc == 0) rc = sto_qid(&q, t->cols[col]);
 			if (rc == 0) rc = ws_buf_printf(&q, " = ?%u", t->npk + 1);
 			if (rc == 0) rc = put_pk_where(&q, t, 1);
-			if (rc || !cstr(&q) || (rc = prep(s, cstr(&q), &w, err)))
+			if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &w, err)))
 				goto out;
 			for (i = 0; i < t->npk; i++)
 				bind_value(w, (int)i + 1, &pk[i]);
 			sqlite3_bind_value(w, (int)t->npk + 1, sqlite3_column_value(cf, 6));
 			if (sqlite3_step(w) != SQLITE_DONE) {
-				rc = sqlerr(s, sqlite3_errcode(s->db), t->name, err);
+				rc = sto_sqlerr(s, sqlite3_errcode(s->db), t->name, err);
 				goto out;
 			}
 		}
@@ -2784,7 +3274,7 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 		    log_local(s, t, WS_OP_DELETE, 0, pk, err);
 	}
 	if (rc == 0)
-		rc = exec(s, "UPDATE wsync_state SET applying = 0", err);
+		rc = sto_exec(s, "UPDATE wsync_state SET applying = 0", err);
 out:
 	sqlite3_finalize(w);
 	sqlite3_finalize(lost);
@@ -2797,10 +3287,10 @@ int ws_store_resolve(struct ws_store *s, int64_t id, int keep, char *err)
 	sqlite3_stmt *cf = NULL;
 	int rc;
 
-	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
 		return rc;
 	if ((rc = seal_locked(s, NULL, err)) ||
-	    (rc = prep(s, "SELECT tbl, pk, col, lostdel, site, counter, value FROM "
+	    (rc = sto_prep(s, "SELECT tbl, pk, col, lostdel, site, counter, value FROM "
 	    "wsync_conflicts WHERE id = ?1", &cf, err)))
 		goto out;
 	sqlite3_bind_int64(cf, 1, id);
@@ -2813,7 +3303,7 @@ int ws_store_resolve(struct ws_store *s, int64_t id, int keep, char *err)
 	sqlite3_finalize(cf);
 	cf = NULL;
 	if ((rc = seal_locked(s, NULL, err)) == 0)
-		rc = exec(s, "COMMIT", err);
+		rc = sto_exec(s, "COMMIT", err);
 out:
 	sqlite3_finalize(cf);
 	if (rc)
@@ -2836,12 +3326,12 @@ static int gc_locked(struct ws_store *s, const struct ws_vclock *stable,
 	*dropped = 0;
 	if ((rc = ws_store_usn(s, &maxusn, err)))
 		return rc;
-	gcusn = (uint64_t)meta_int(s, "gc_usn");
-	if ((rc = prep(s, "SELECT b.site, b.counter, b.first_usn, b.last_usn, s.site "
+	gcusn = (uint64_t)sto_meta_int(s, "gc_usn");
+	if ((rc = sto_prep(s, "SELECT b.site, b.counter, b.first_usn, b.last_usn, s.site "
 	    "FROM wsync_batches b JOIN wsync_sites s ON s.id = b.site", &bs, err)) ||
-	    (rc = prep(s, "DELETE FROM wsync_log WHERE usn BETWEEN ?1 AND ?2",
+	    (rc = sto_prep(s, "DELETE FROM wsync_log WHERE usn BETWEEN ?1 AND ?2",
 	    &del, err)) ||
-	    (rc = prep(s, "DELETE FROM wsync_batches WHERE site = ?1 AND counter = ?2",
+	    (rc = sto_prep(s, "DELETE FROM wsync_batches WHERE site = ?1 AND counter = ?2",
 	    &delb, err)))
 		goto out;
 	while ((rc = sqlite3_step(bs)) == SQLITE_ROW) {
@@ -2877,13 +3367,13 @@ static int gc_locked(struct ws_store *s, const struct ws_vclock *stable,
 		n--; /* counted as dropped, but a marker took its place */
 	if ((rc = stable_get(s, &gc, err)) || (rc = ws_vclock_merge(&gc, stable)) ||
 	    (rc = ws_vclock_encode(&gc, &enc)) ||
-	    (rc = meta_set(s, "gc", enc.p ? enc.p : (const uint8_t *)"", enc.len, 0, err)) ||
-	    (rc = meta_set_int(s, "gc_usn", (int64_t)gcusn, err)))
+	    (rc = sto_meta_set(s, "gc", enc.p ? enc.p : (const uint8_t *)"", enc.len, 0, err)) ||
+	    (rc = sto_meta_set_int(s, "gc_usn", (int64_t)gcusn, err)))
 		goto out;
 	*dropped = n;
 	goto out;
 sqlfail:
-	rc = sqlerr(s, sqlite3_errcode(s->db), "gc", err);
+	rc = sto_sqlerr(s, sqlite3_errcode(s->db), "gc", err);
 out:
 	sqlite3_finalize(bs);
 	sqlite3_finalize(del);
@@ -2902,7 +3392,7 @@ int ws_store_gc_bound(struct ws_store *s, struct ws_vclock *h, char *err)
 	int rc, lowered = 1;
 
 	if ((rc = stable_get(s, &gc, err)) ||
-	    (rc = prep(s, "SELECT s.site, b.counter, b.clock FROM wsync_batches b "
+	    (rc = sto_prep(s, "SELECT s.site, b.counter, b.clock FROM wsync_batches b "
 	    "JOIN wsync_sites s ON s.id = b.site", &bs, err)))
 		goto out;
 	/* Lowering h leaves more batches outside it: repeat until none does. */
@@ -2930,7 +3420,7 @@ int ws_store_gc_bound(struct ws_store *s, struct ws_vclock *h, char *err)
 			}
 		}
 		if (rc != SQLITE_DONE) {
-			rc = sqlerr(s, rc, "batches", err);
+			rc = sto_sqlerr(s, rc, "batches", err);
 			goto out;
 		}
 		rc = 0;
@@ -2950,10 +3440,10 @@ int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
 
 	if (dropped)
 		*dropped = 0;
-	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
 		return rc;
 	if ((rc = seal_locked(s, NULL, err)) || (rc = gc_locked(s, stable, &n, err)) ||
-	    (rc = exec(s, "COMMIT", err))) {
+	    (rc = sto_exec(s, "COMMIT", err))) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
 	}
@@ -2975,10 +3465,10 @@ static int put_select(struct ws_buf *q, const struct tbl *t, int all)
 
 	for (i = 0; rc == 0 && i < n; i++) {
 		rc = i ? ws_buf_printf(q, ", ") : 0;
-		if (rc == 0) rc = qid(q, t->cols[all ? i : t->pk[i]]);
+		if (rc == 0) rc = sto_qid(q, t->cols[all ? i : t->pk[i]]);
 	}
 	if (rc == 0) rc = ws_buf_printf(q, " FROM ");
-	if (rc == 0) rc = qid(q, t->name);
+	if (rc == 0) rc = sto_qid(q, t->name);
 	return rc;
 }
 
@@ -3007,7 +3497,7 @@ static int snapshot_conflicts(struct ws_store *s, const struct ws_vclock *gc,
 	int rc, col;
 
 	ws_batch_init(&b);
-	if ((rc = prep(s, "SELECT c.tbl, c.pk, c.col, c.lostdel, s.site, c.counter, "
+	if ((rc = sto_prep(s, "SELECT c.tbl, c.pk, c.col, c.lostdel, s.site, c.counter, "
 	    "c.lamport, c.value FROM wsync_conflicts c JOIN wsync_sites s ON "
 	    "s.id = c.site ORDER BY c.tbl, c.lamport, c.id", &st, err)))
 		goto out;
@@ -3062,7 +3552,7 @@ static int snapshot_conflicts(struct ws_store *s, const struct ws_vclock *gc,
 		rows++;
 	}
 	if (rc != SQLITE_DONE) {
-		rc = sqlerr(s, rc, "conflicts", err);
+		rc = sto_sqlerr(s, rc, "conflicts", err);
 		goto out;
 	}
 	rc = rows ? cb(&b, 0, clientData) : 0;
@@ -3087,7 +3577,7 @@ int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientDat
 	int rc;
 
 	ws_batch_init(&b);
-	if ((rc = exec(s, "BEGIN", err)))
+	if ((rc = sto_exec(s, "BEGIN", err)))
 		return rc;
 	if ((rc = stable_get(s, &gc, err)))
 		goto out;
@@ -3095,8 +3585,8 @@ int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientDat
 		struct tbl *t = &s->t[i];
 
 		q.len = 0;
-		if ((rc = put_select(&q, t, 1)) || !cstr(&q) ||
-		    (rc = prep(s, cstr(&q), &st, err)))
+		if ((rc = put_select(&q, t, 1)) || !sto_cstr(&q) ||
+		    (rc = sto_prep(s, sto_cstr(&q), &st, err)))
 			goto out;
 		rows = bytes = 0;
 		memset(&c, 0, sizeof(c));
@@ -3133,7 +3623,7 @@ int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientDat
 			}
 		}
 		if (rc != SQLITE_DONE) {
-			rc = sqlerr(s, rc, t->name, err);
+			rc = sto_sqlerr(s, rc, t->name, err);
 			goto out;
 		}
 		rc = rows ? cb(&b, 0, clientData) : 0;
@@ -3157,7 +3647,7 @@ int ws_store_snapshot_begin(struct ws_store *s, const struct ws_vclock *stable,
 {
 	int rc;
 
-	if ((rc = exec(s, "CREATE TEMP TABLE IF NOT EXISTS wsync_snap(seq INTEGER "
+	if ((rc = sto_exec(s, "CREATE TEMP TABLE IF NOT EXISTS wsync_snap(seq INTEGER "
 	    "PRIMARY KEY, batch BLOB NOT NULL); DELETE FROM temp.wsync_snap", err)) ||
 	    (rc = ws_vclock_copy(&s->snap, stable)))
 		return rc;
@@ -3173,13 +3663,13 @@ int ws_store_snapshot_add(struct ws_store *s, const struct ws_batch *b, char *er
 
 	if (!s->in_snap)
 		return ws_error(err, WS_EINVAL, "no full copy is being received");
-	if ((rc = ws_store_adopt_tables(s, b, err)) || (rc = ws_batch_encode(b, &enc)) ||
+	if ((rc = ws_batch_encode(b, &enc)) ||
 	    (rc = stmt(s, "INSERT INTO temp.wsync_snap(batch) VALUES(?1)", &st, err)))
 		goto out;
 	sqlite3_bind_blob(st, 1, enc.p ? enc.p : (const uint8_t *)"", (int)enc.len,
 	    SQLITE_STATIC);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
-	    sqlerr(s, sqlite3_errcode(s->db), "snapshot", err);
+	    sto_sqlerr(s, sqlite3_errcode(s->db), "snapshot", err);
 	sqlite3_reset(st);
 out:
 	ws_buf_release(&enc);
@@ -3268,7 +3758,7 @@ static int snap_row(struct apply *a, const struct ws_change *c, sqlite3_stmt *ke
 	sqlite3_bind_int64(key, 1, t->id);
 	sqlite3_bind_blob(key, 2, a->pk.p, (int)a->pk.len, SQLITE_STATIC);
 	rc = sqlite3_step(key) == SQLITE_DONE ? 0 :
-	    sqlerr(s, sqlite3_errcode(s->db), "snapshot", a->err);
+	    sto_sqlerr(s, sqlite3_errcode(s->db), "snapshot", a->err);
 	sqlite3_reset(key);
 	return rc;
 }
@@ -3326,7 +3816,7 @@ static int snap_conflict(struct apply *a, const struct ws_change *c)
 	if (rc == SQLITE_ROW)
 		return 0;
 	if (rc != SQLITE_DONE)
-		return sqlerr(s, rc, "conflicts", a->err);
+		return sto_sqlerr(s, rc, "conflicts", a->err);
 	v.site = site;
 	v.counter = c->counter;
 	v.lamport = a->b->lamport;
@@ -3350,7 +3840,7 @@ static int snap_forget_conflicts(struct apply *a)
 	uint32_t k;
 	int rc, col, gone;
 
-	if ((rc = prep(s, "SELECT id, tbl, pk, col, site, counter FROM wsync_conflicts",
+	if ((rc = sto_prep(s, "SELECT id, tbl, pk, col, site, counter FROM wsync_conflicts",
 	    &st, a->err)))
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -3381,7 +3871,7 @@ static int snap_forget_conflicts(struct apply *a)
 		ids[n++] = sqlite3_column_int64(st, 0);
 	}
 	if (rc != SQLITE_DONE) {
-		rc = sqlerr(s, rc, "conflicts", a->err);
+		rc = sto_sqlerr(s, rc, "conflicts", a->err);
 		goto out;
 	}
 	rc = 0;
@@ -3415,12 +3905,12 @@ static int snap_sweep(struct apply *a, struct tbl *t)
 
 	/* First the keys the copy lacks, then the rows: never write while
 	 * reading the same table. */
-	if ((rc = put_select(&q, t, 0)) || !cstr(&q) || (rc = prep(s, cstr(&q), &st, a->err)) ||
+	if ((rc = put_select(&q, t, 0)) || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &st, a->err)) ||
 	    (rc = stmt(s, "SELECT 1 FROM temp.wsync_snap_keys WHERE tbl = ?1 AND "
 	    "pk = ?2", &probe, a->err)) ||
 	    (rc = stmt(s, "INSERT INTO temp.wsync_snap_gone(pk) VALUES(?1)", &gone,
 	    a->err)) ||
-	    (rc = exec(s, "DELETE FROM temp.wsync_snap_gone", a->err)))
+	    (rc = sto_exec(s, "DELETE FROM temp.wsync_snap_gone", a->err)))
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((rc = pk_blob(st, 0, t->npk, &a->pk)))
@@ -3440,7 +3930,7 @@ static int snap_sweep(struct apply *a, struct tbl *t)
 	if (rc != SQLITE_DONE)
 		goto sqlfail;
 	sqlite3_finalize(st);
-	if ((rc = prep(s, "SELECT pk FROM temp.wsync_snap_gone", &st, a->err)))
+	if ((rc = sto_prep(s, "SELECT pk FROM temp.wsync_snap_gone", &st, a->err)))
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		ws_rd_init(&r, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
@@ -3491,7 +3981,7 @@ static int snap_sweep(struct apply *a, struct tbl *t)
 		goto out;
 	}
 sqlfail:
-	rc = sqlerr(s, sqlite3_errcode(s->db), "snapshot", a->err);
+	rc = sto_sqlerr(s, sqlite3_errcode(s->db), "snapshot", a->err);
 out:
 	for (i = 0; i < MAX_TRACKED_COLS; i++)
 		sqlite3_value_free(dup[i]);
@@ -3514,11 +4004,11 @@ int ws_store_snapshot_end(struct ws_store *s, char *err)
 	ws_batch_init(&b);
 	if (!s->in_snap)
 		return ws_error(err, WS_EINVAL, "no full copy is being received");
-	if ((rc = exec(s, "BEGIN IMMEDIATE", err)))
+	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
 		goto done;
 	/* Local writes not sealed yet are newer than the copy: keep them. */
 	if ((rc = seal_locked(s, NULL, err)) || (rc = ws_store_usn(s, &usn, err)) ||
-	    (rc = exec(s, "CREATE TEMP TABLE IF NOT EXISTS wsync_snap_keys(tbl "
+	    (rc = sto_exec(s, "CREATE TEMP TABLE IF NOT EXISTS wsync_snap_keys(tbl "
 	    "INTEGER NOT NULL, pk BLOB NOT NULL, PRIMARY KEY(tbl, pk)) WITHOUT ROWID;"
 	    "CREATE TEMP TABLE IF NOT EXISTS wsync_snap_gone(pk BLOB NOT NULL);"
 	    "DELETE FROM temp.wsync_snap_keys", err)) ||
@@ -3533,8 +4023,8 @@ int ws_store_snapshot_end(struct ws_store *s, char *err)
 	if ((rc = snap_forget_conflicts(&a)))
 		goto out;
 	ws_batch_release(&b);
-	if ((rc = exec(s, "UPDATE wsync_state SET applying = 1", err)) ||
-	    (rc = prep(s, "SELECT batch FROM temp.wsync_snap ORDER BY seq", &st, err)) ||
+	if ((rc = sto_exec(s, "UPDATE wsync_state SET applying = 1", err)) ||
+	    (rc = sto_prep(s, "SELECT batch FROM temp.wsync_snap ORDER BY seq", &st, err)) ||
 	    (rc = stmt(s, "INSERT OR IGNORE INTO temp.wsync_snap_keys VALUES(?1, ?2)",
 	    &key, err)))
 		goto out;
@@ -3556,7 +4046,7 @@ int ws_store_snapshot_end(struct ws_store *s, char *err)
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		rc = sqlerr(s, rc, "snapshot", err);
+		rc = sto_sqlerr(s, rc, "snapshot", err);
 		goto out;
 	}
 	/* The sweep judges rows against the horizon alone. */
@@ -3575,8 +4065,8 @@ int ws_store_snapshot_end(struct ws_store *s, char *err)
 	if (rc == 0 && (rc = gc_locked(s, &s->snap, &dropped, err)) == 0 &&
 	    (rc = ws_store_clock(s, &clock, err)) == 0 &&
 	    (rc = drain(s, &clock, err)) == 0 &&
-	    (rc = exec(s, "UPDATE wsync_state SET applying = 0", err)) == 0)
-		rc = exec(s, "COMMIT", err);
+	    (rc = sto_exec(s, "UPDATE wsync_state SET applying = 0", err)) == 0)
+		rc = sto_exec(s, "COMMIT", err);
 out:
 	if (rc)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);

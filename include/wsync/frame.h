@@ -59,6 +59,7 @@ enum ws_frame_type {
 	WS_FRAME_HEARTBEAT = 0x03, /* varint sender time, ms since epoch */
 	WS_FRAME_BATCH = 0x10,     /* a delta batch (delta.h) */
 	WS_FRAME_CLOCK = 0x11,     /* a vector clock (vclock.h) */
+	WS_FRAME_SCHEMA = 0x12,    /* a working set's schema record (schema.h) */
 	WS_FRAME_ADD = 0x04,       /* offer or accept a working set (session.h) */
 	WS_FRAME_REMOVE = 0x05,    /* drop a working set from the session */
 	WS_FRAME_NOTICE = 0x06,    /* hub: a site joined or left (session.h) */

@@ -12,10 +12,15 @@
  *    "changes":[{"table":"notes","op":"update","dot":"<site-hex>:7",
  *                "pk":[1],"set":{"title":"hello"}}]}
  *   {"type":"clock","ch":1,"clock":{"<site-hex>":7}}
+ *   {"type":"schema","ch":1,"generation":3,
+ *    "objects":[{"type":"table","name":"notes","table":"notes",
+ *                "sql":"CREATE TABLE notes(id INTEGER PRIMARY KEY)"}]}
  *   {"type":"error","ch":0,"code":-8,"message":"..."}
  *   {"type":"heartbeat","ch":0,"time":1763700000000}
  *   {"type":32,"ch":0,"payload":"<base64>"}        any other type
  *
+ * A schema record in a format this build does not know, and any frame
+ * of another type, travels as "payload".
  * "flags" appears only when it is not 0.  Values: null, integers (all 64
  * bits), finite reals, strings for UTF-8 text; objects for the rest:
  * {"blob":"<base64>"}, {"text":"<base64>"} for text that is not UTF-8,
@@ -32,6 +37,7 @@
 #include "delta.h"
 #include "error.h"
 #include "frame.h"
+#include "schema.h"
 #include "vclock.h"
 
 /* Largest JSON line accepted by readers. */
@@ -57,6 +63,21 @@ int ws_json_to_vclock(const json_t *j, struct ws_vclock *vc, char *err) WS_MUST_
 int ws_json_from_batch(const struct ws_batch *b, json_t *obj) WS_MUST_CHECK;
 /* Build b (emptied first) from an object holding those fields. */
 int ws_json_to_batch(const json_t *obj, struct ws_batch *b, char *err) WS_MUST_CHECK;
+
+/*
+ * A schema record's JSON fields ("generation", "objects") set into object
+ * obj; nothing of sc is kept.  WS_ERANGE (with detail) for a generation
+ * above 2^63-1, which has no JSON form; WS_ENOMEM.
+ */
+int ws_json_from_schema(const struct ws_schema *sc, json_t *obj, char *err) WS_MUST_CHECK;
+/*
+ * Build sc (emptied first; left empty on error) from an object holding
+ * those fields, its objects in the order of the array.  A name taken
+ * twice (whatever the type and ASCII case), an unknown type, a member
+ * other than "type", "name", "table" and "sql", an empty string, one
+ * holding NUL or one over the limits of schema.h is WS_EJSON.
+ */
+int ws_json_to_schema(const json_t *obj, struct ws_schema *sc, char *err) WS_MUST_CHECK;
 
 /*
  * Convert a frame to a new JSON object in *out (caller owns it).

@@ -40,6 +40,7 @@
 
 #include "delta.h"
 #include "error.h"
+#include "schema.h"
 #include "vclock.h"
 
 #define WS_GUID_LEN 16
@@ -77,14 +78,30 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
     char *err) WS_MUST_CHECK;
 
 /*
- * Make every table b describes tracked here: a table that exists is
- * tracked as ws_store_track() would (WS_ESCHEMA if its columns do not
- * take the batch's); a missing one is created, with the batch's columns
- * (no declared types, so every value keeps its own type) and primary
- * key, and tracked.  Columns the batch has and a tracked table lacks (a
- * peer added them) are added at the end.  For hubs and sites alike.
+ * The working set's schema as it stands here (schema.h): the CREATE text
+ * of the tracked tables, their indexes, and the views and triggers that
+ * touch only tracked tables, with the last agreed generation.  out is
+ * replaced; the caller releases it.
  */
-int ws_store_adopt_tables(struct ws_store *s, const struct ws_batch *b, char *err) WS_MUST_CHECK;
+int ws_store_schema(struct ws_store *s, struct ws_schema *out, char *err) WS_MUST_CHECK;
+
+/*
+ * 1 when the schema here changed since it was last agreed with the hub,
+ * and has not been reported by this function since (out then holds it,
+ * to send); 0 otherwise.  Cheap while PRAGMA schema_version stays put.
+ */
+int ws_store_schema_pending(struct ws_store *s, struct ws_schema *out, char *err) WS_MUST_CHECK;
+
+/*
+ * Adopt a peer's schema record, atomically: every change it makes here
+ * or none (see the rule in store-schema.c and wsync(7)).  `hub` is 1 on
+ * the hub, which numbers each schema it adopts.  *changed (may be NULL)
+ * is set to 1 when this copy's schema changed (the hub then sends its
+ * record to every site).  WS_ESCHEMA, naming the object and the first
+ * difference, for a record this copy cannot take.
+ */
+int ws_store_adopt_schema(struct ws_store *s, const struct ws_schema *in, int hub,
+    int *changed, char *err) WS_MUST_CHECK;
 
 /* This site's id. */
 const struct ws_siteid *ws_store_site(const struct ws_store *s);
@@ -176,7 +193,13 @@ struct ws_conflict {
 	const struct ws_value *pk; /* the table's primary-key values */
 	uint32_t npk;
 	const char *column;
-	int lost_to_delete;        /* 1: the row was deleted concurrently */
+	int lost_to_delete;        /* 1: the value is not in the row: it was
+	                              deleted concurrently, or lost to a
+	                              constraint (kind) */
+	const char *kind;          /* "value" (a concurrent write won),
+	                              "delete", or the constraint a merge
+	                              would have broken: "unique", "check",
+	                              "fk" */
 	struct ws_value value;     /* the losing value */
 	struct ws_siteid site;     /* the losing version's dot */
 	uint64_t counter;

@@ -13,6 +13,7 @@
 #include "frame.h"
 #include "vclock.h"
 #include "delta.h"
+#include "schema.h"
 #include "json.h"
 #include "stream.h"
 #include "store.h"

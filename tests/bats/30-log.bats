@@ -128,13 +128,18 @@ now_us() {
 	assert_records site.log.jsonl "$SOCK"
 	assert_records hub.log.jsonl "unix#1"
 
-	# The site: its hello and add, the hub's hello and add, its batch
-	# and SYNC, the hub's ACK, and last its final heartbeat and clock.
+	# The site: its hello and add, the hub's hello, the working set's
+	# schema and the hub's add, its own schema, its batch and SYNC, the
+	# hub's new schema (it took the site's tables) and ACK, and last its
+	# final heartbeat and clock.
 	run events site.log.jsonl
 	assert_line --index 0 "out hello 0"
 	assert_line --index 1 "out add 0"
 	assert_line --index 2 "in hello 0"
-	assert_line --index 3 "in add 0"
+	assert_line --index 3 "in schema 0"
+	assert_line --index 4 "in add 0"
+	assert_line --index 5 "out schema 0"
+	assert_equal "$(grep -c '^in schema ' <<<"$output")" 2
 	assert_line --index -3 "in clock 4"
 	assert_line --index -2 "out heartbeat 0"
 	assert_line --index -1 "out clock 0"
@@ -149,14 +154,16 @@ $output"
 	assert_line "in clock 1"
 	# Channels: hello on 0, the rest on the working set's channel 1.
 	assert_equal "$(jq -c '[.frame.type, .frame.ch]' site.log.jsonl | sort -u | tr -d '\n')" \
-	    '["add",1]["batch",1]["clock",1]["heartbeat",0]["hello",0]'
+	    '["add",1]["batch",1]["clock",1]["heartbeat",0]["hello",0]["schema",1]'
 
 	# The hub: the site's hello, its own, ..., the batch in, the ACK out.
 	run events hub.log.jsonl
 	assert_line --index 0 "in hello 0"
 	assert_line --index 1 "out hello 0"
 	assert_line --index 2 "in add 0"
-	assert_line "out add 0"
+	assert_line --index 3 "out schema 0"
+	assert_line --index 4 "out add 0"
+	assert_line "in schema 0"
 	assert_line "out clock 1"
 	assert_line "in batch 0"
 	assert_line "in clock 2"

@@ -9,7 +9,8 @@
 # Seeds are named seed-<what>; regression inputs (crash-*) and the
 # replicate and http seeds, captured from a real wsync-replicate session,
 # are kept as they are.  Each REPLICATE-LOG (JSON lines a publisher and a
-# replicator exchanged) adds its lines as one seed.
+# replicator exchanged) adds its lines as one seed.  The schema seeds are
+# records made here from the layout in include/wsync/schema.h.
 import os
 import sys
 
@@ -55,12 +56,37 @@ def unwrap(t, payload):
     return it, payload[i:]
 
 
-seeds = {name: {} for name in ("frame", "delta", "vclock", "json", "session", "replicate")}
+seeds = {name: {} for name in ("frame", "delta", "vclock", "json", "session", "replicate",
+                                "schema")}
 
 
 def add(target, what, data):
     if data not in seeds[target].values():
         seeds[target][what] = data
+
+
+def put_varint(v):
+    out = bytearray()
+    while True:
+        c = v & 0x7F
+        v >>= 7
+        out.append(c | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def put_str(s):
+    b = s.encode("utf-8")
+    return put_varint(len(b)) + b
+
+
+def schema_record(gen, objects, fmt=1):
+    """A schema record: objects are (type, name, table, sql), type 1 table,
+    2 index, 3 view, 4 trigger, in sqlite_schema order."""
+    out = put_varint(fmt) + put_varint(gen) + put_varint(len(objects))
+    for t, name, table, sql in objects:
+        out += put_varint(t) + put_str(name) + put_str(table) + put_str(sql)
+    return out
 
 
 def read(name):
@@ -87,6 +113,23 @@ add("delta", "batch-small", read("batch-small.bin"))
 add("vclock", "vclock-2", read("vclock-2.bin"))
 add("vclock", "text", b"000102030405060708090a0b0c0d0e0f:7,abcdef:3")
 add("vclock", "text-prefix", b" 0:1 , abce:2")
+NOTES = (1, "notes", "notes", "CREATE TABLE notes(id INTEGER PRIMARY KEY, title)")
+add("schema", "empty", schema_record(0, []))
+add("schema", "small", schema_record(3, [
+    (1, "t", "t", "CREATE TABLE t(a)"),
+    (2, "i", "t", "CREATE INDEX i ON t(a)")]))
+add("schema", "manpage", schema_record(3, [
+    NOTES, (2, "nt", "notes", "CREATE INDEX nt ON notes(title)")]))
+add("schema", "every-type", schema_record(1 << 40, [
+    NOTES,
+    (1, "caf\u00e9 \"x\"", "caf\u00e9 \"x\"",
+     "CREATE TABLE \"caf\u00e9 \"\"x\"\"\"(k TEXT PRIMARY KEY,\n  v) STRICT"),
+    (2, "nt", "notes", "CREATE UNIQUE INDEX nt ON notes(title) WHERE title IS NOT NULL"),
+    (3, "titles", "titles", "CREATE VIEW titles AS SELECT title FROM notes"),
+    (4, "notes_ai", "notes",
+     "CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN\n  SELECT 1;\nEND")]))
+add("schema", "gen-max", schema_record((1 << 64) - 1, [NOTES]))
+add("schema", "format-2", schema_record(0, [NOTES], fmt=2))
 add("json", "sample-hub", read("sample-hub.jsonl"))
 lines = read("sample-hub.jsonl").splitlines(keepends=True)
 for k, line in enumerate(lines[:12]):

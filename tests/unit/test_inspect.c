@@ -3,7 +3,8 @@
  * test_inspect.c - the pure parts of inspect.h (times, values, type
  * lists, URL and database detection) and ws_inspect_run() on real files:
  * a stream cut into every possible prefix, damage found at its exact
- * offset, --salvage resynchronizing, dots with a gap, and the filters.
+ * offset, --salvage resynchronizing, dots with a gap, the filters, and
+ * schema frames in every view, with hostile names escaped.
  */
 #include <fcntl.h>
 #include <math.h>
@@ -225,9 +226,10 @@ static void make_stream(struct ws_buf *out, const uint64_t *dots, size_t n)
 	ws_vclock_release(&a.clock);
 }
 
-/* Run mode on path; the output goes to out (a file read back). */
-static int run(int mode, unsigned flags, const char *path, struct lines *warn,
-    struct ws_buf *out, char *err)
+/* Run mode on path, showing only the frame types listed in types (NULL
+ * for all); the output goes to out (a file read back). */
+static int run_types(int mode, unsigned flags, const char *types,
+    const char *path, struct lines *warn, struct ws_buf *out, char *err)
 {
 	struct ws_inspect_opts o;
 	char outpath[128];
@@ -241,6 +243,8 @@ static int run(int mode, unsigned flags, const char *path, struct lines *warn,
 	ws_inspect_opts_init(&o);
 	o.mode = mode;
 	o.flags = flags;
+	if (types)
+		CHECK_INT(ws_inspect_add_types(&o.filter, types, err), 0);
 	o.out_fd = fd;
 	o.warn = collect;
 	o.warn_cd = warn;
@@ -254,6 +258,12 @@ static int run(int mode, unsigned flags, const char *path, struct lines *warn,
 		free(p);
 	}
 	return rc;
+}
+
+static int run(int mode, unsigned flags, const char *path, struct lines *warn,
+    struct ws_buf *out, char *err)
+{
+	return run_types(mode, flags, NULL, path, warn, out, err);
 }
 
 TEST(run_check)
@@ -357,6 +367,117 @@ TEST(run_salvage)
 	ws_buf_release(&out);
 }
 
+/* Does out hold the text s? */
+static int has(const struct ws_buf *out, const char *s)
+{
+	return memmem(out->p, out->len, s, strlen(s)) != NULL;
+}
+
+/* Append a schema frame on channel ch: generation gen, and tables named
+ * names[0..n) (each with its own CREATE TABLE), then an index and a view. */
+static void put_schema_frame(struct ws_buf *out, uint32_t ch, uint64_t gen,
+    const char *const *names, size_t n, int extras)
+{
+	struct ws_schema sc = WS_SCHEMA_INIT;
+	struct ws_buf pl = WS_BUF_INIT;
+	char sql[128];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(sql, sizeof sql, "CREATE TABLE \"%s\"(id INTEGER PRIMARY KEY)",
+		    names[i]);
+		CHECK_INT(ws_schema_add(&sc, WS_OBJ_TABLE, names[i], names[i], sql,
+		    NULL), 0);
+	}
+	if (extras) {
+		CHECK_INT(ws_schema_add(&sc, WS_OBJ_INDEX, "bi", names[0],
+		    "CREATE INDEX bi ON books(id)", NULL), 0);
+		CHECK_INT(ws_schema_add(&sc, WS_OBJ_VIEW, "v", "v",
+		    "CREATE VIEW v AS SELECT 1", NULL), 0);
+	}
+	sc.gen = gen;
+	CHECK_INT(ws_schema_encode(&sc, &pl), 0);
+	CHECK_INT(ws_frame_put(out, WS_FRAME_SCHEMA, 0, ch, pl.p, pl.len), 0);
+	ws_schema_release(&sc);
+	ws_buf_release(&pl);
+}
+
+TEST(run_schema)
+{
+	static const uint64_t dots[] = {1};
+	static const char *const two[] = {"books", "my table\x1b[2J,x"};
+	static const char *const many[] = {"t0", "t1", "t2", "t3", "t4", "t5", "t6",
+	    "t7", "t8", "t9"};
+	struct ws_buf s = WS_BUF_INIT, out = WS_BUF_INIT;
+	struct lines w;
+	char path[128], err[WS_ERRLEN], want[256];
+	size_t bad_at;
+
+	snprintf(path, sizeof(path), "%s/schema.ws", tmpdir);
+	make_stream(&s, dots, 1);
+	put_schema_frame(&s, 1, 3, two, 2, 1);
+	put_schema_frame(&s, 1, 4, many, 10, 0);
+	put_schema_frame(&s, 0, 0, NULL, 0, 0);
+	/* A record in another format: shown, not damage. */
+	CHECK_INT(ws_frame_put(&s, WS_FRAME_SCHEMA, 0, 1, "\x02\x07", 2), 0);
+	write_file(path, s.p, s.len);
+
+	CHECK_INT(run(WS_INSPECT_TIMELINE, 0, path, &w, &out, err), 0);
+	CHECK(has(&out, "-  -  -  notes  SCHEMA  gen=3 2 tables "
+	    "(books,'my table\\x1b[2J,x'), 1 index, 1 view, 0 triggers\n"));
+	CHECK(has(&out, "SCHEMA  gen=4 10 tables (t0,t1,t2,t3,t4,t5,"
+	    "t6,t7,...), 0 indexes, 0 views, 0 triggers\n"));
+	CHECK(has(&out, "-  -  -  -  SCHEMA  gen=0 0 tables, 0 indexes, "
+	    "0 views, 0 triggers\n"));
+	CHECK(has(&out, "notes  SCHEMA  format 2 not supported\n"));
+	/* No byte from the wire reaches the terminal as a control. */
+	CHECK(memchr(out.p, 0x1b, out.len) == NULL);
+
+	CHECK_INT(run(WS_INSPECT_CHECK, 0, path, &w, &out, err), 0);
+	snprintf(want, sizeof(want), "%s: ok, 6 frames, %zu bytes\n", path, s.len);
+	CHECK_MEM(out.p, out.len, want, strlen(want));
+	CHECK_INT(w.n, 0);
+
+	CHECK_INT(run(WS_INSPECT_STATS, 0, path, &w, &out, err), 0);
+	CHECK(has(&out, "\n  schema                                    4 "));
+
+	CHECK_INT(run_types(WS_INSPECT_TIMELINE, 0, "schema", path, &w, &out, err), 0);
+	{
+		size_t i, nl = 0;
+
+		for (i = 0; i < out.len; i++)
+			nl += out.p[i] == '\n';
+		CHECK_INT(nl, 4);
+		CHECK(!has(&out, "BATCH"));
+	}
+
+	CHECK_INT(run(WS_INSPECT_JSON, 0, path, &w, &out, err), 0);
+	CHECK(has(&out, "{\"type\":\"schema\",\"ch\":1,\"generation\":3,"
+	    "\"objects\":[{\"type\":\"table\",\"name\":\"books\","));
+	CHECK(has(&out, "\"name\":\"my table\\u001B[2J,x\""));
+	CHECK(has(&out, "{\"type\":\"schema\",\"ch\":1,\"payload\":"
+	    "\"Agc=\"}\n"));
+
+	/* A record that does not decode is damage, found at its frame. */
+	bad_at = s.len;
+	CHECK_INT(ws_frame_put(&s, WS_FRAME_SCHEMA, 0, 1, "\x01\x00\x01\x05\x01t\x01t"
+	    "\x01x", 10), 0);
+	put_schema_frame(&s, 1, 5, two, 1, 0);
+	write_file(path, s.p, s.len);
+	CHECK_INT(run(WS_INSPECT_CHECK, 0, path, &w, &out, err), WS_ECORRUPT);
+	snprintf(want, sizeof(want), "'%s': frame at byte %zu: schema record: ", path,
+	    bad_at);
+	CHECK(strncmp(err, want, strlen(want)) == 0);
+	CHECK_INT(run(WS_INSPECT_TIMELINE, WS_INSPECT_SALVAGE, path, &w, &out, err),
+	    WS_ECORRUPT);
+	CHECK_INT(w.n, 1);
+	CHECK(strstr(w.text, "frame skipped") != NULL);
+	CHECK(has(&out, "SCHEMA  gen=5 1 table (books), 0 indexes"));
+	CHECK_INT(run(WS_INSPECT_JSON, 0, path, &w, &out, err), WS_ECORRUPT);
+	ws_buf_release(&s);
+	ws_buf_release(&out);
+}
+
 int main(void)
 {
 	TEST_MAIN_BEGIN();
@@ -370,6 +491,7 @@ int main(void)
 	RUN(types_urls_databases);
 	RUN(run_check);
 	RUN(run_salvage);
+	RUN(run_schema);
 	{
 		char cmd[128];
 

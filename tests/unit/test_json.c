@@ -67,6 +67,21 @@ static const uint8_t man_batch[] = {
 	0xcc, 0xaa, 0xf8, 0x8c,
 };
 
+/* Generation 3 of "notes", with its index "nt", on channel 1. */
+static const uint8_t man_schema[] = {
+	0x12, 0x00, 0x01, 0x00, 0x00, 0x00, 0x6c, 0x00, 0x00, 0x00, 0x01, 0x03,
+	0x02, 0x01, 0x05, 0x6e, 0x6f, 0x74, 0x65, 0x73, 0x05, 0x6e, 0x6f, 0x74,
+	0x65, 0x73, 0x31, 0x43, 0x52, 0x45, 0x41, 0x54, 0x45, 0x20, 0x54, 0x41,
+	0x42, 0x4c, 0x45, 0x20, 0x6e, 0x6f, 0x74, 0x65, 0x73, 0x28, 0x69, 0x64,
+	0x20, 0x49, 0x4e, 0x54, 0x45, 0x47, 0x45, 0x52, 0x20, 0x50, 0x52, 0x49,
+	0x4d, 0x41, 0x52, 0x59, 0x20, 0x4b, 0x45, 0x59, 0x2c, 0x20, 0x74, 0x69,
+	0x74, 0x6c, 0x65, 0x29, 0x02, 0x02, 0x6e, 0x74, 0x05, 0x6e, 0x6f, 0x74,
+	0x65, 0x73, 0x1f, 0x43, 0x52, 0x45, 0x41, 0x54, 0x45, 0x20, 0x49, 0x4e,
+	0x44, 0x45, 0x58, 0x20, 0x6e, 0x74, 0x20, 0x4f, 0x4e, 0x20, 0x6e, 0x6f,
+	0x74, 0x65, 0x73, 0x28, 0x74, 0x69, 0x74, 0x6c, 0x65, 0x29, 0x09, 0x11,
+	0xcb, 0xe3,
+};
+
 static const struct {
 	const char *name;
 	const uint8_t *frame;
@@ -85,6 +100,12 @@ static const struct {
 	    "\"pk\":[\"id\"]}],"
 	    "\"changes\":[{\"table\":\"notes\",\"op\":\"update\","
 	    "\"dot\":\"" SA ":7\",\"pk\":[1],\"set\":{\"title\":\"hello\"}}]}\n"},
+	{"schema", man_schema, sizeof man_schema,
+	    "{\"type\":\"schema\",\"ch\":1,\"generation\":3,\"objects\":["
+	    "{\"type\":\"table\",\"name\":\"notes\",\"table\":\"notes\","
+	    "\"sql\":\"CREATE TABLE notes(id INTEGER PRIMARY KEY, title)\"},"
+	    "{\"type\":\"index\",\"name\":\"nt\",\"table\":\"notes\","
+	    "\"sql\":\"CREATE INDEX nt ON notes(title)\"}]}\n"},
 };
 
 static uint64_t dbits(double d)
@@ -383,6 +404,32 @@ TEST(every_frame_type)
 	CHECK_INT(ws_vclock_encode(&vc, &p), 0);
 	mkframe(&b, WS_FRAME_CLOCK, 0, 9, p.p, p.len);
 	CHECK(frame_roundtrip(b.p, b.len, NULL, "clock of 5"));
+	/* Schema records: empty, with flags, every object type, and one in
+	 * a format this build does not know, which travels raw. */
+	mkframe(&b, WS_FRAME_SCHEMA, 0, 1, "\x01\x00\x00", 3);
+	CHECK(frame_roundtrip(b.p, b.len, "{\"type\":\"schema\",\"ch\":1,"
+	    "\"generation\":0,\"objects\":[]}\n", "empty schema"));
+	mkframe(&b, WS_FRAME_SCHEMA, 0x40, 2, man_schema + 10, sizeof man_schema - 14);
+	CHECK(frame_roundtrip(b.p, b.len, NULL, "schema with flags"));
+	{
+		struct ws_schema sc = WS_SCHEMA_INIT;
+
+		CHECK_INT(ws_schema_add(&sc, WS_OBJ_TRIGGER, "tr", "t", "CREATE "
+		    "TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END", NULL), 0);
+		CHECK_INT(ws_schema_add(&sc, WS_OBJ_VIEW, "v\"\\", "v\"\\",
+		    "CREATE VIEW \"v\"\"\\\" AS SELECT '\n\xc3\xa9'", NULL), 0);
+		CHECK_INT(ws_schema_add(&sc, WS_OBJ_TABLE, "t", "t",
+		    "CREATE TABLE t(a)", NULL), 0);
+		sc.gen = INT64_MAX;
+		p.len = 0;
+		CHECK_INT(ws_schema_encode(&sc, &p), 0);
+		mkframe(&b, WS_FRAME_SCHEMA, 0, 3, p.p, p.len);
+		CHECK(frame_roundtrip(b.p, b.len, NULL, "schema of 3 objects"));
+		ws_schema_release(&sc);
+	}
+	mkframe(&b, WS_FRAME_SCHEMA, 0, 1, "\x02\x07", 2);
+	CHECK(frame_roundtrip(b.p, b.len, "{\"type\":\"schema\",\"ch\":1,"
+	    "\"payload\":\"Agc=\"}\n", "schema, format 2"));
 	/* Hello is carried like an unknown type. */
 	mkframe(&b, WS_FRAME_HELLO, 0, 0, "hi", 2);
 	CHECK(frame_roundtrip(b.p, b.len,
@@ -1102,7 +1149,7 @@ static void gen_frame(struct ws_buf *out)
 	uint32_t ch = t_below(2) ? (uint32_t)t_below(4) : (uint32_t)t_rand();
 	uint8_t type;
 
-	switch (t_below(6)) {
+	switch (t_below(7)) {
 	case 0:
 	case 1: {
 		struct ws_batch b;
@@ -1146,6 +1193,27 @@ static void gen_frame(struct ws_buf *out)
 		    1763700000000ull + t_below(1u << 30)), 0);
 		type = WS_FRAME_HEARTBEAT;
 		break;
+	case 5: {
+		struct ws_schema sc = WS_SCHEMA_INIT;
+		size_t n = (size_t)t_below(6), i;
+		char name[64], sql[160];
+
+		sc.gen = t_below(2) ? t_below(10) : t_below(INT64_MAX);
+		for (i = 0; i < n; i++) {
+			unsigned ot = (unsigned)(1 + t_below(4));
+
+			/* "o<i>": names are distinct (i is one digit). */
+			rand_name(name, sizeof name, "o", (unsigned)i);
+			snprintf(sql, sizeof sql, "CREATE %s \"%s\"%s",
+			    ws_objtype_name(ot), name, t_below(2) ? "" : " -- \t\xc3\xa9");
+			CHECK_INT(ws_schema_add(&sc, ot, name, ot == WS_OBJ_INDEX ||
+			    ot == WS_OBJ_TRIGGER ? "t" : name, sql, NULL), 0);
+		}
+		CHECK_INT(ws_schema_encode(&sc, &p), 0);
+		ws_schema_release(&sc);
+		type = WS_FRAME_SCHEMA;
+		break;
+	}
 	default: {
 		uint8_t raw[300];
 		size_t n = (size_t)t_below(sizeof raw), i;
@@ -1219,6 +1287,14 @@ TEST(good_shapes)
 		    "{\"type\":\"heartbeat\",\"ch\":0,\"time\":5}"},
 		{"{\"type\":\"heartbeat\",\"ch\":0,\"payload\":\"BQ==\"}",
 		    "{\"type\":\"heartbeat\",\"ch\":0,\"time\":5}"},
+		{"{\"type\":\"schema\",\"ch\":1,\"generation\":2,\"objects\":["
+		    "{\"sql\":\"CREATE VIEW v AS SELECT 1\",\"table\":\"v\","
+		    "\"name\":\"v\",\"type\":\"view\"}]}",
+		    "{\"type\":\"schema\",\"ch\":1,\"generation\":2,\"objects\":["
+		    "{\"type\":\"view\",\"name\":\"v\",\"table\":\"v\","
+		    "\"sql\":\"CREATE VIEW v AS SELECT 1\"}]}"},
+		{"{\"type\":\"schema\",\"ch\":1,\"payload\":\"AQAA\"}",
+		    "{\"type\":\"schema\",\"ch\":1,\"generation\":0,\"objects\":[]}"},
 		{"{\"type\":16,\"ch\":0,\"tables\":[],\"changes\":[]}",
 		    "{\"type\":\"batch\",\"ch\":0,\"tables\":[],\"changes\":[]}"},
 		{"{\"type\":\"clock\",\"ch\":1,\"clock\":"
@@ -1296,6 +1372,13 @@ TEST(bad_shapes)
 		"{\"type\":\"heartbeat\",\"ch\":0,\"flags\":256,\"time\":1}",
 		"{\"type\":\"heartbeat\",\"ch\":0,\"flags\":-1,\"time\":1}",
 		"{\"type\":\"heartbeat\",\"ch\":0,\"flags\":\"1\",\"time\":1}",
+		/* schema records (tests/unit/test_schema.c has more) */
+		"{\"type\":\"schema\",\"ch\":1,\"objects\":[]}",
+		"{\"type\":\"schema\",\"ch\":1,\"generation\":0}",
+		"{\"type\":\"schema\",\"ch\":1,\"generation\":0,\"objects\":[],"
+		"\"x\":1}",
+		"{\"type\":\"schema\",\"ch\":1,\"generation\":0,\"objects\":"
+		"[{\"type\":\"table\",\"name\":\"t\",\"table\":\"t\"}]}",
 		/* members the schema does not name */
 		"{\"type\":\"heartbeat\",\"ch\":0,\"time\":1,\"x\":1}",
 		"{\"type\":\"heartbeat\",\"ch\":0,\"time\":1,\"Time\":1}",
@@ -1498,6 +1581,14 @@ TEST(bad_payloads)
 		{WS_FRAME_BATCH, 3, "\x00\x00\x00"},
 		{WS_FRAME_BATCH, 5, "\x00\x00\x00\x00\x00"},
 		{WS_FRAME_BATCH, 4, "\x04\x00\x00\x00"},
+		{WS_FRAME_SCHEMA, 0, ""},
+		{WS_FRAME_SCHEMA, 2, "\x01\x00"},             /* cut short */
+		{WS_FRAME_SCHEMA, 4, "\x01\x00\x00\x00"},     /* trailing byte */
+		{WS_FRAME_SCHEMA, 4, "\x81\x00\x00\x00"},     /* non-minimal */
+		{WS_FRAME_SCHEMA, 12,
+		    "\x01\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01\x00"}, /* 2^63 */
+		{WS_FRAME_SCHEMA, 10, "\x01\x00\x01\x05\x01t\x01t\x01x"}, /* type 5 */
+		{WS_FRAME_SCHEMA, 10, "\x01\x00\x01\x01\x01\0\x01t\x01x"}, /* NUL */
 	};
 	size_t i, cutfail = 0;
 

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store-int.h - the store's private parts, shared by its files: store.c
+ * (tracking, the log, merge, GC, snapshots) and store-schema.c (the
+ * working set's schema record).  Nothing outside lib/store*.c includes
+ * this.
+ */
+#ifndef WSYNC_STORE_INT_H
+#define WSYNC_STORE_INT_H
+
+#include <sqlite3.h>
+
+#include "wsync/buf.h"
+#include "wsync/schema.h"
+#include "wsync/store.h"
+
+#define OP_LOSTDEL 0x10 /* op flag in wsync_log: the change lost to a delete */
+#define MAX_TRACKED_COLS 63
+#define STMT_CACHE 128 /* slots in the prepared-statement cache */
+
+/* Statements that read or write a tracked table, cached per table. */
+enum { TS_ROW, TS_DEL, TS_UPD, TS_INS };
+#define TSTMT_CACHE 16
+
+struct tbl {
+	int64_t id;
+	char *name;
+	uint32_t ncols;
+	char **cols;
+	uint32_t npk;
+	uint32_t *pk;
+	int64_t allmask; /* every non-pk column */
+	int null_key;    /* SQLite lets the key hold NULL (sto_describe only) */
+	struct {
+		int kind;
+		int64_t mask;
+		sqlite3_stmt *st;
+	} tc[TSTMT_CACHE];
+	unsigned tc_next;
+};
+
+struct ws_store {
+	sqlite3 *db;
+	char *wsid;
+	struct ws_siteid site;
+	int64_t self;
+	uint8_t guid[WS_GUID_LEN];
+	int has_guid;
+	struct tbl *t;
+	size_t nt;
+	unsigned nk;            /* k columns in wsync_log */
+	int schema_version;     /* PRAGMA schema_version when tables were checked */
+	struct ws_siteid *sites;/* wsync_sites, by id (1-based; [0] unused) */
+	size_t nsites;
+	struct ws_vclock snap;  /* horizon of the full copy being received */
+	int in_snap;
+	int schema_told;        /* schema_version when the schema was last
+	                           compared with the agreed one (-1: never) */
+	struct cached {         /* prepared statements, by their SQL */
+		char *sql;
+		sqlite3_stmt *st;
+	} cache[STMT_CACHE];
+};
+
+
+/* Helpers of store.c that store-schema.c uses too (see their comments). */
+int sto_sqlerr(struct ws_store *s, int src, const char *what, char *err);
+int sto_exec(struct ws_store *s, const char *sql, char *err);
+int sto_prep(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err);
+int sto_qid(struct ws_buf *b, const char *name);
+const char *sto_cstr(struct ws_buf *b);
+void sto_tbl_release(struct tbl *t);
+void sto_tables_release(struct ws_store *s);
+int sto_meta_get(struct ws_store *s, const char *key, void **val, size_t *n,
+    char *err);
+int sto_meta_set(struct ws_store *s, const char *key, const void *val,
+    size_t n, int text, char *err);
+int64_t sto_meta_int(struct ws_store *s, const char *key);
+int sto_meta_set_int(struct ws_store *s, const char *key, int64_t v, char *err);
+int sto_count_k(struct ws_store *s, char *err);
+int sto_load_tables(struct ws_store *s, char *err);
+struct tbl *sto_find_tbl(struct ws_store *s, const char *name);
+int sto_describe(struct ws_store *s, const char *name, struct tbl *t, char *err);
+int sto_save_table(struct ws_store *s, struct tbl *t, char *err);
+int sto_make_triggers(struct ws_store *s, const struct tbl *t, char *err);
+int sto_register_table(struct ws_store *s, struct tbl *t, char *err);
+int sto_reserved_name(const char *name);
+int sto_retrack(struct ws_store *s, struct tbl *t, char *err);
+/*
+ * Keep the capture triggers after every other object in sqlite_schema
+ * (re-made when one came after them, or always with force), so that
+ * `.schema TABLE` lists the same text in the same order on every copy.
+ */
+int sto_triggers_last(struct ws_store *s, int force, char *err);
+
+/* store-schema.c: WS_ESCHEMA when a tracked table changed here other
+ * than by columns added at the end of its last agreed definition. */
+int sto_schema_check_local(struct ws_store *s, char *err);
+
+#endif

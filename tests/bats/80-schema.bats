@@ -1,0 +1,219 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# 80-schema.bats - the working set owns its schema: an application's
+# schema (INTEGER PRIMARY KEY, NOT NULL, UNIQUE, CHECK, DEFAULT, COLLATE,
+# REFERENCES, indexes, a view and a trigger) arrives intact on every copy,
+# the hub's included; schema changes replicate or are refused by name;
+# UNIQUE and FOREIGN KEY clashes that only concurrency can make end as
+# recorded conflicts, and never stall a site.
+#
+# A real hub on a unix socket, real sites (wsync-join) and the sqlite3 CLI.
+
+bats_require_minimum_version 1.5.0
+load helper
+
+WAIT_S=${WAIT_S:-10}
+
+setup() {
+	T=$BATS_TEST_TMPDIR
+	cd "$T"
+	: >"$T/pids"
+	SOCK="unix:$T/hub.sock"
+	ws_need wsync-serve
+	ws_need wsync-join
+	spawn hub "$WS_BIN/wsync-serve" -d hub --create -l "$SOCK"
+	wait_lines "$T/hub.err" 1 '^wsync-serve: listening on '
+}
+
+teardown() {
+	proc_teardown
+}
+
+# The schema of the issue that found the bare tables.
+BOOKS="CREATE TABLE authors(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE books(id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL UNIQUE, price REAL CHECK(price >= 0), note TEXT DEFAULT 'x' COLLATE NOCASE, author_id REFERENCES authors(id) ON DELETE CASCADE);
+CREATE INDEX books_author ON books(author_id);
+CREATE INDEX books_price ON books(price DESC);
+CREATE VIEW cheap AS SELECT title FROM books WHERE price < 10;
+CREATE TABLE audit(id INTEGER PRIMARY KEY, book INTEGER, what TEXT);
+CREATE TRIGGER books_ai AFTER INSERT ON books BEGIN INSERT INTO audit(book, what) VALUES(NEW.id, 'added'); END;"
+
+# same_everywhere OBJECT DB...: `.schema OBJECT` prints the same text on
+# every DB, and it is not empty.
+same_everywhere() {
+	local obj=$1 first want
+	shift
+	first=$1
+	want=$(sqlite3 "$first" ".schema $obj")
+	[ -n "$want" ] || fail "no .schema $obj in $first"
+	for db in "$@"; do
+		assert_equal "$(sqlite3 "$db" ".schema $obj")" "$want"
+	done
+}
+
+# rows DB: the user tables' rows, in key order.
+rows() {
+	sqlite3 "$1" "SELECT 'authors', * FROM authors ORDER BY id;
+	    SELECT 'books', * FROM books ORDER BY id;
+	    SELECT 'audit', * FROM audit ORDER BY id"
+}
+
+@test "an application schema arrives intact on three sites and the hub" {
+	sql a.db "$BOOKS
+	    INSERT INTO authors VALUES(5, 'ann');
+	    INSERT INTO books(title, price, author_id) VALUES('t1', 3, 5);"
+	sql b.db "$BOOKS"
+	join "$SOCK" lib=a.db
+	join "$SOCK" lib=b.db
+	join "$SOCK" lib=c.db          # from an empty file
+	join "$SOCK" lib=a.db
+	for o in authors books cheap audit; do
+		same_everywhere "$o" a.db b.db c.db hub/lib.db
+	done
+	# The view and the indexes are there, and the rowid alias works.
+	assert_equal "$(sqlite3 c.db 'SELECT title FROM cheap')" t1
+	assert_equal "$(sqlite3 c.db "SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'books\_%' ESCAPE '\' ORDER BY name")" \
+	    "books_author
+books_price"
+	sql c.db "INSERT INTO books(title, price, author_id) VALUES('t2', 4, 5)"
+	assert_equal "$(sqlite3 c.db 'SELECT id FROM books WHERE title = "t2"')" 2
+	join "$SOCK" lib=c.db
+	join "$SOCK" lib=a.db
+	join "$SOCK" lib=b.db
+	# The trigger ran where the books were added, and only there: its
+	# audit rows travel as changes, never written twice.
+	assert_equal "$(rows a.db)" "$(rows c.db)"
+	assert_equal "$(rows b.db)" "$(rows c.db)"
+	assert_equal "$(rows hub/lib.db)" "$(rows c.db)"
+	assert_equal "$(sqlite3 b.db 'SELECT count(*) FROM audit')" 2
+	for db in a.db b.db c.db hub/lib.db; do
+		assert_integrity "$db"
+		assert_equal "$(sqlite3 "$db" 'PRAGMA foreign_key_check')" ""
+	done
+}
+
+@test "NOT NULL, UNIQUE and the rowid alias hold on the copy: a NULL key cannot be made" {
+	sql a.db "$BOOKS"
+	join "$SOCK" lib=a.db
+	join "$SOCK" lib=b.db
+	run sqlite3 b.db "INSERT INTO books(price) VALUES(1)"
+	assert_failure
+	assert_output "Error: stepping, NOT NULL constraint failed: books.title (19)"
+	# A key that SQLite would let hold NULL is refused by the capture.
+	sql b.db "CREATE TABLE tags(name TEXT PRIMARY KEY, n)"
+	join "$SOCK" lib=b.db
+	run sqlite3 b.db "INSERT INTO tags(n) VALUES(1)"
+	assert_failure
+	assert_output "Error: stepping, wsync: NULL in the primary key of table 'tags' (19)"
+	assert_equal "$(sqlite3 b.db 'SELECT count(*) FROM tags')" 0
+}
+
+@test "ADD COLUMN with a DEFAULT, a value written before the next run, CREATE and DROP INDEX" {
+	sql a.db "$BOOKS
+	    INSERT INTO authors VALUES(5, 'ann');
+	    INSERT INTO books(title, price, author_id) VALUES('t1', 3, 5), ('t2', 4, 5);"
+	join "$SOCK" lib=a.db
+	join "$SOCK" lib=b.db
+	sql a.db "ALTER TABLE books ADD COLUMN isbn TEXT DEFAULT 'dflt';
+	    UPDATE books SET isbn = '978' WHERE id = 2;
+	    CREATE INDEX books_isbn ON books(isbn);
+	    DROP INDEX books_price;"
+	join "$SOCK" lib=a.db
+	join "$SOCK" lib=b.db
+	same_everywhere books a.db b.db hub/lib.db
+	assert_equal "$(sqlite3 b.db 'SELECT id, isbn FROM books ORDER BY id')" "1|dflt
+2|978"
+	assert_equal "$(sqlite3 hub/lib.db 'SELECT id, isbn FROM books ORDER BY id')" "1|dflt
+2|978"
+	assert_equal "$(sqlite3 b.db "SELECT count(*) FROM sqlite_schema WHERE name = 'books_price'")" 0
+	# A new table in the set travels too.
+	sql b.db "CREATE TABLE shelves(id INTEGER PRIMARY KEY, label TEXT UNIQUE);
+	    INSERT INTO shelves VALUES(1, 'top')"
+	join "$SOCK" lib=b.db
+	join "$SOCK" lib=a.db
+	same_everywhere shelves a.db b.db hub/lib.db
+	assert_equal "$(sqlite3 a.db 'SELECT * FROM shelves')" "1|top"
+}
+
+@test "a change that does not replicate is refused by name, and nothing leaves" {
+	sql a.db "$BOOKS"
+	join "$SOCK" lib=a.db
+	sql a.db "ALTER TABLE books RENAME COLUMN note TO remark;
+	    INSERT INTO authors VALUES(1, 'zed')"
+	run --separate-stderr "$WS_BIN/wsync-join" "$SOCK" lib=a.db
+	assert_failure 65
+	assert_stderr "wsync-join: table 'books' differs from the working set's: column 4 ('remark'): name 'remark' here, 'note' in the working set: only ALTER TABLE ADD COLUMN changes a tracked table (see MIGRATION in wsync(7))"
+	assert_equal "$(sqlite3 hub/lib.db 'SELECT count(*) FROM authors')" 0
+}
+
+@test "a site whose table differs from the working set's is refused: exit 65, the table and the first difference" {
+	sql a.db "$BOOKS"
+	join "$SOCK" lib=a.db
+	sql b.db "CREATE TABLE authors(id INTEGER PRIMARY KEY, name BLOB NOT NULL)"
+	run --separate-stderr "$WS_BIN/wsync-join" "$SOCK" lib=b.db
+	assert_failure 65
+	assert_stderr "wsync-join: table 'authors' differs from the working set's: column 2 ('name'): type 'BLOB' here, 'TEXT' in the working set"
+	# Nothing was merged into it, and the hub is unchanged.
+	assert_equal "$(sqlite3 b.db 'SELECT count(*) FROM authors')" 0
+	same_everywhere authors a.db hub/lib.db
+	assert_integrity hub/lib.db
+}
+
+@test "concurrent UNIQUE inserts: every copy keeps the same row, the other is a conflict, and the site goes on" {
+	sql x.db "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE, n INTEGER)"
+	join "$SOCK" u=x.db
+	join "$SOCK" u=y.db
+	sql x.db "INSERT INTO users VALUES(10, 'dup@x', 1)"
+	sql y.db "INSERT INTO users VALUES(20, 'dup@x', 2);
+	    INSERT INTO users VALUES(21, 'other', 3);
+	    DELETE FROM users WHERE id = 21;
+	    INSERT INTO users VALUES(22, 'kept', 4);"
+	join "$SOCK" u=x.db
+	join "$SOCK" u=y.db
+	join "$SOCK" u=x.db
+	want=$(sqlite3 hub/u.db 'SELECT * FROM users ORDER BY id')
+	assert_equal "$(sqlite3 x.db 'SELECT * FROM users ORDER BY id')" "$want"
+	assert_equal "$(sqlite3 y.db 'SELECT * FROM users ORDER BY id')" "$want"
+	# One of the two dup@x rows stands, and y's other changes got through.
+	assert_equal "$(sqlite3 x.db "SELECT count(*) FROM users WHERE email = 'dup@x'")" 1
+	assert_equal "$(sqlite3 x.db 'SELECT id FROM users WHERE id IN (21, 22)')" 22
+	# The losing row is a conflict of kind unique, listed alike everywhere.
+	run --separate-stderr "$WS_BIN/wsync-join" --conflicts u=x.db
+	assert_success
+	assert_line --partial "	email	\"dup@x\"	"
+	assert_line --partial "	unique"
+	conflicts_x=$(cut -f3- <<<"$output")
+	run --separate-stderr "$WS_BIN/wsync-join" --conflicts u=y.db
+	assert_equal "$(cut -f3- <<<"$output")" "$conflicts_x"
+	# And y still syncs its later writes.
+	sql y.db "INSERT INTO users VALUES(30, 'later', 5)"
+	join "$SOCK" u=y.db
+	join "$SOCK" u=x.db
+	assert_equal "$(sqlite3 x.db 'SELECT email FROM users WHERE id = 30')" later
+}
+
+@test "a concurrent child insert and parent delete leave no orphan on any copy" {
+	sql x.db "CREATE TABLE authors(id INTEGER PRIMARY KEY, name TEXT);
+	    CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT,
+	      author_id INTEGER REFERENCES authors(id) ON DELETE CASCADE);
+	    INSERT INTO authors VALUES(5, 'ann'), (6, 'bob');
+	    INSERT INTO books VALUES(1, 'b1', 6);"
+	join "$SOCK" s=x.db
+	join "$SOCK" s=y.db
+	sql x.db "PRAGMA foreign_keys = ON; INSERT INTO books VALUES(100, 'b100', 5)"
+	sql y.db "PRAGMA foreign_keys = ON; DELETE FROM authors WHERE id = 5;
+	    DELETE FROM authors WHERE id = 6; INSERT INTO authors VALUES(7, 'cy')"
+	join "$SOCK" s=x.db
+	join "$SOCK" s=y.db
+	join "$SOCK" s=x.db
+	for db in x.db y.db hub/s.db; do
+		assert_equal "$(sqlite3 "$db" 'SELECT * FROM authors; SELECT * FROM books')" "7|cy"
+		assert_equal "$(sqlite3 "$db" 'PRAGMA foreign_key_check')" ""
+		assert_integrity "$db"
+	done
+	# y later writes as before.
+	sql y.db "INSERT INTO books VALUES(200, 'b200', 7)"
+	join "$SOCK" s=y.db
+	join "$SOCK" s=x.db
+	assert_equal "$(sqlite3 x.db 'SELECT title FROM books')" b200
+}
