@@ -217,3 +217,26 @@ books_price"
 	join "$SOCK" s=x.db
 	assert_equal "$(sqlite3 x.db 'SELECT title FROM books')" b200
 }
+
+@test "the MIGRATION procedure of wsync(7) works as written" {
+	sql a.db "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT);
+	    INSERT INTO notes VALUES(1, 'one'), (2, NULL)"
+	join "$SOCK" notes=a.db
+	join "$SOCK" notes=b.db
+	# The commands of the page's MIGRATION section, hub:7000 being $SOCK.
+	sed -n '/^\.Sh MIGRATION/,/^\.Ed/p' "$BATS_TEST_DIRNAME/../../man/wsync.7" |
+	    sed -n '/^\.Bd/,/^\.Ed/p' | sed '1d;$d' | grep -v '^#' |
+	    sed "s|hub:7000|$SOCK|" >steps.sh
+	assert_equal "$(grep -c '^wsync-join' steps.sh)" 3
+	# Step 1 on b, steps 2 on a, step 3 on b (the page's notes.db).
+	run bash -c "cd '$T' && PATH='$WS_BIN':\$PATH && sed -n '1p' steps.sh | sed 's/notes.db/b.db/g' | bash -e"
+	assert_success
+	run bash -c "cd '$T' && PATH='$WS_BIN':\$PATH && sed -n '2,5p' steps.sh | sed 's/notes.db/a.db/g' | bash -e"
+	assert_success
+	run bash -c "cd '$T' && PATH='$WS_BIN':\$PATH && sed -n '6p' steps.sh | sed 's/notes.db/b.db/g' | bash -e"
+	assert_success
+	assert_equal "$(sqlite3 b.db 'SELECT * FROM notes2 ORDER BY id')" "1|one
+2|"
+	assert_equal "$(sqlite3 b.db 'SELECT count(*) FROM notes')" 0
+	same_everywhere notes2 a.db b.db hub/notes.db
+}
