@@ -2734,6 +2734,27 @@ out:
 	return rc;
 }
 
+/*
+ * Does every table b names exist here, tracked, with its columns and key?
+ * WS_ESCHEMA naming the table (and column) otherwise.
+ */
+static int batch_fits(struct ws_store *s, const struct ws_batch *b, char *err)
+{
+	uint32_t col[MAX_TRACKED_COLS];
+	struct tbl *t;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < b->ntables; i++) {
+		if (b->tables[i].ncols > MAX_TRACKED_COLS)
+			return ws_error(err, WS_ESCHEMA, "table '%s': more than %d columns",
+			    b->tables[i].name, MAX_TRACKED_COLS);
+		if ((rc = map_table(s, &b->tables[i], &t, col, err)))
+			return rc;
+	}
+	return 0;
+}
+
 int ws_store_apply(struct ws_store *s, const struct ws_batch *b, int *applied,
     char *err)
 {
@@ -2745,6 +2766,9 @@ int ws_store_apply(struct ws_store *s, const struct ws_batch *b, int *applied,
 	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
 		return rc;
 	if ((rc = seal_locked(s, NULL, err)) || (rc = ws_store_clock(s, &clock, err)))
+		goto out;
+	/* A batch must fit the working set's schema, even to wait. */
+	if ((rc = batch_fits(s, b, err)))
 		goto out;
 	if ((r = readiness(b, &clock, err)) < 0) {
 		rc = r;

@@ -1764,6 +1764,65 @@ static void delete_vs_update(struct ws_store *x, struct ws_store *y, struct clis
 	check_same_conflicts(cx, cy);
 }
 
+/*
+ * Two sites insert rows that clash on a UNIQUE column.  Whatever order
+ * the batches arrive in, every copy keeps the same row, lists the other
+ * as conflicts of kind unique, and takes the rest of the losing batch.
+ */
+#define SCHEMA_U "CREATE TABLE u(id INTEGER PRIMARY KEY, email TEXT UNIQUE, n);"
+TEST(unique_clash_every_order)
+{
+	static const char *const only_u[] = {"u"};
+	struct ws_store *x, *y, *z, *w;
+	struct clist cx = {0}, cy = {0}, cz = {0}, cw = {0};
+	char *dx = NULL;
+
+	x = store_new("ux.db", SCHEMA_U, only_u, 1);
+	y = store_new("uy.db", SCHEMA_U, only_u, 1);
+	z = store_new("uz.db", SCHEMA_U, only_u, 1);
+	w = store_new("uw.db", SCHEMA_U, only_u, 1);
+	if (!x || !y || !z || !w)
+		goto out;
+	CHECK_INT(sql(x, "INSERT INTO u VALUES(10, 'dup', 1)"), SQLITE_OK);
+	CHECK_INT(sql(y, "INSERT INTO u VALUES(20, 'dup', 2); "
+	    "INSERT INTO u VALUES(21, 'other', 3)"), SQLITE_OK);
+	/* z hears x first, w hears y first; x and y exchange concurrently. */
+	SYNC_OK(x, z);
+	SYNC_OK(y, z);
+	SYNC_OK(y, w);
+	SYNC_OK(x, w);
+	CHECK_INT(exchange(x, y), 0);
+	dx = dump(x, "SELECT * FROM u ORDER BY id");
+	CHECK_DUMP(y, "SELECT * FROM u ORDER BY id", dx);
+	CHECK_DUMP(z, "SELECT * FROM u ORDER BY id", dx);
+	CHECK_DUMP(w, "SELECT * FROM u ORDER BY id", dx);
+	CHECK_INT(q_int(x, "SELECT count(*) FROM u WHERE email = 'dup'"), 1);
+	CHECK_INT(q_int(x, "SELECT count(*) FROM u WHERE id = 21"), 1);
+	CHECK_INT(conflicts(x, &cx), 0);
+	CHECK_INT(conflicts(y, &cy), 0);
+	CHECK_INT(conflicts(z, &cz), 0);
+	CHECK_INT(conflicts(w, &cw), 0);
+	CHECK_INT(cx.n, 2); /* the losing row's email and n */
+	check_same_conflicts(&cx, &cy);
+	check_same_conflicts(&cx, &cz);
+	check_same_conflicts(&cx, &cw);
+	CHECK_INT(q_int(x, "SELECT count(*) FROM wsync_conflicts WHERE lostdel = 2"), 2);
+	/* The copies stay in step afterwards. */
+	CHECK_INT(sql(y, "INSERT INTO u VALUES(30, 'later', 4)"), SQLITE_OK);
+	SYNC_OK(y, x);
+	CHECK_INT(q_int(x, "SELECT count(*) FROM u WHERE id = 30"), 1);
+out:
+	free(dx);
+	clist_release(&cx);
+	clist_release(&cy);
+	clist_release(&cz);
+	clist_release(&cw);
+	ws_store_close(x);
+	ws_store_close(y);
+	ws_store_close(z);
+	ws_store_close(w);
+}
+
 TEST(conflict_delete_update)
 {
 	struct ws_store *x = NULL, *y = NULL;
@@ -2422,6 +2481,7 @@ int main(void)
 	RUN(conflict_same_cell);
 	RUN(conflict_other_columns);
 	RUN(conflict_delete_update);
+	RUN(unique_clash_every_order);
 	RUN(apply_update_after_revival);
 	RUN(resolve_take_loser);
 	RUN(resolve_keep);
