@@ -2740,17 +2740,74 @@ out:
  */
 static int batch_fits(struct ws_store *s, const struct ws_batch *b, char *err)
 {
-	uint32_t col[MAX_TRACKED_COLS];
+	uint32_t col[MAX_TRACKED_COLS], i, k, n;
+	int64_t notnull[64];
+	int intkey[64];
+	sqlite3_stmt *st;
 	struct tbl *t;
-	size_t i;
+	size_t j;
 	int rc;
 
-	for (i = 0; i < b->ntables; i++) {
-		if (b->tables[i].ncols > MAX_TRACKED_COLS)
+	for (j = 0; j < b->ntables; j++) {
+		if (b->tables[j].ncols > MAX_TRACKED_COLS)
 			return ws_error(err, WS_ESCHEMA, "table '%s': more than %d columns",
-			    b->tables[i].name, MAX_TRACKED_COLS);
-		if ((rc = map_table(s, &b->tables[i], &t, col, err)))
+			    b->tables[j].name, MAX_TRACKED_COLS);
+		if ((rc = map_table(s, &b->tables[j], &t, col, err)))
 			return rc;
+		if (j >= 64)
+			continue;
+		/* Its NOT NULL columns (in the batch's numbering), and whether
+		 * its key is the rowid (an INTEGER PRIMARY KEY). */
+		notnull[j] = 0;
+		intkey[j] = 0;
+		if ((rc = stmt(s, "SELECT x.cid, x.\"notnull\", x.pk, x.type, l.wr FROM "
+		    "pragma_table_xinfo(?1) AS x, pragma_table_list(?1) AS l WHERE "
+		    "l.schema = 'main' AND x.hidden = 0", &st, err)))
+			return rc;
+		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			int cid = sqlite3_column_int(st, 0);
+
+			for (k = 0; k < b->tables[j].ncols; k++)
+				if (col[k] == (uint32_t)cid && sqlite3_column_int(st, 1))
+					notnull[j] |= (int64_t)1 << k;
+			if (sqlite3_column_int(st, 2) && t->npk == 1 &&
+			    !sqlite3_column_int(st, 4) && sqlite3_column_text(st, 3) &&
+			    sqlite3_stricmp((const char *)sqlite3_column_text(st, 3),
+			    "INTEGER") == 0)
+				intkey[j] = 1;
+		}
+		sqlite3_reset(st);
+	}
+	/* Values the schema refuses, checked even in a batch that must wait. */
+	for (j = 0; j < b->nchanges; j++) {
+		const struct ws_change *c = &b->changes[j];
+		const struct ws_table *rt = &b->tables[c->table];
+
+		for (i = 0; i < rt->npk; i++) {
+			if (c->pk[i].type == WS_NULL)
+				return ws_error(err, WS_ESCHEMA, "table '%s': NULL in key "
+				    "column '%s'", rt->name, rt->cols[rt->pk[i]]);
+			if (c->table < 64 && intkey[c->table] && c->pk[i].type != WS_INTEGER)
+				return ws_error(err, WS_ESCHEMA, "table '%s': key column '%s' "
+				    "is an INTEGER PRIMARY KEY: %s given", rt->name,
+				    rt->cols[rt->pk[i]], c->pk[i].type == WS_TEXT ? "text" :
+				    c->pk[i].type == WS_REAL ? "a real" : "a blob");
+		}
+		if (c->op == WS_OP_DELETE || c->table >= 64)
+			continue;
+		for (i = 0, n = 0; i < rt->ncols; i++) {
+			const struct ws_value *v;
+
+			if (!ws_mask_test(c->mask, i))
+				continue;
+			v = &c->vals[n++];
+			/* SQLite stores a NaN as NULL. */
+			if (((notnull[c->table] >> i) & 1) && (v->type == WS_NULL ||
+			    (v->type == WS_REAL && v->r != v->r)))
+				return ws_error(err, WS_ESCHEMA, "table '%s': NULL in NOT "
+				    "NULL column '%s'", rt->name, rt->cols[i]);
+		}
 	}
 	return 0;
 }

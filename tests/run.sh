@@ -80,7 +80,7 @@ replay() {
 # batsrun BINDIR LABEL: the bats suite against the binaries in BINDIR.
 batsrun() {
 	local out="$log/bats.$2.tap" p f
-	WS_BIN="$PWD/$1" bats --tap tests/bats >"$out" 2>&1
+	WS_BIN="$PWD/$1" bats --tap tests/bats tests/attack >"$out" 2>&1
 	p=$(grep -c '^ok ' "$out")
 	f=$(grep -c '^not ok ' "$out")
 	if ! grep -q '^1\.\.' "$out"; then
