@@ -367,3 +367,17 @@ CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT NOT NULL, n INTEGER, extra
 	assert_hub_unchanged
 	assert_still_syncs
 }
+
+@test "schema-create-as-select: a CREATE TABLE ... AS SELECT copying wsync_log" {
+	attack schema-create-as-select
+	assert_refused -16 "working set 'notes': table 'leak': the working set's definition is not a CREATE table of it"
+	assert_hub_unchanged
+	assert_still_syncs
+}
+
+@test "schema-index-elsewhere: an index the record puts on notes, its SQL on wsync_log" {
+	attack schema-index-elsewhere
+	assert_refused -16 "working set 'notes': index 'ix': the working set's definition is not a CREATE index of it"
+	assert_hub_unchanged
+	assert_still_syncs
+}

@@ -445,6 +445,19 @@ def s_evil_view(record):
                                 "CREATE VIEW peek AS SELECT * FROM wsync_log"))
 
 
+def s_create_as_select(record):
+    # The create authorizer lets a CREATE read: SQLite stores its own text
+    # for a CREATE TABLE ... AS SELECT, and a copy of the change log.
+    return record_with(record, (OBJ_TABLE, "leak", "leak",
+                                "CREATE TABLE leak AS SELECT * FROM wsync_log"))
+
+
+def s_index_elsewhere(record):
+    # The record says the index is on notes; its SQL puts it on wsync_log.
+    return record_with(record, (OBJ_INDEX, "ix", "notes",
+                                "CREATE INDEX ix ON wsync_log(op)"))
+
+
 def s_wrong_name(record):
     return record_with(record, (OBJ_TABLE, "a", "a",
                                 "CREATE TABLE b(id INTEGER PRIMARY KEY)"))
@@ -471,6 +484,8 @@ SCHEMAS = {
     "schema-evil-trigger": s_evil_trigger,
     "schema-evil-view": s_evil_view,
     "schema-wrong-name": s_wrong_name,
+    "schema-create-as-select": s_create_as_select,
+    "schema-index-elsewhere": s_index_elsewhere,
 }
 
 
