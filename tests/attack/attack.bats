@@ -52,19 +52,6 @@ teardown() {
 # --- helpers (spawn, wait_lines, sql, join, assert_integrity and the like
 # are in helper.bash) ----------------------------------------------------------
 
-# start_hub NAME [ARG...]: start wsync-serve ARG... as NAME and wait for
-# one "listening on" line per -l.  $HUB_PID is its pid.
-start_hub() {
-	local name=$1 a nl=0
-	shift
-	for a in "$@"; do
-		[ "$a" = -l ] && nl=$((nl + 1))
-	done
-	spawn "$name" "$WS_BIN/wsync-serve" "$@"
-	HUB_PID=$PID
-	wait_lines "$T/$name.err" "$nl" '^wsync-serve: listening on '
-	kill -0 "$HUB_PID" 2>/dev/null || fail "the hub $name exited: $(cat "$T/$name.err")"
-}
 
 # snapshot DB: what a refused frame must leave as it was: the schema,
 # the rows of notes and s (values quoted, so types and blobs show), the

@@ -33,19 +33,6 @@ teardown() {
 # --- helpers (spawn, reap, wait_lines, sql, join, wait_sql and the like are
 # in helper.bash) --------------------------------------------------------------
 
-# start_hub NAME [ARG...]: start wsync-serve ARG... as NAME and wait for
-# one "listening on" line per -l.  $HUB_PID is its pid.
-start_hub() {
-	local name=$1 a nl=0
-	shift
-	for a in "$@"; do
-		[ "$a" = -l ] && nl=$((nl + 1))
-	done
-	spawn "$name" "$WS_BIN/wsync-serve" "$@"
-	HUB_PID=$PID
-	wait_lines "$T/$name.err" "$nl" '^wsync-serve: listening on '
-	kill -0 "$HUB_PID" 2>/dev/null || fail "the hub $name exited: $(cat "$T/$name.err")"
-}
 
 # wait_connectable PATH: wait until a unix socket at PATH accepts.
 wait_connectable() {

@@ -21,8 +21,7 @@ setup() {
 	SOCK="unix:$T/hub.sock"
 	ws_need wsync-serve
 	ws_need wsync-join
-	spawn hub "$WS_BIN/wsync-serve" -d hub --create -l "$SOCK"
-	wait_lines "$T/hub.err" 1 '^wsync-serve: listening on '
+	start_hub hub -d hub --create -l "$SOCK"
 }
 
 teardown() {

@@ -168,6 +168,21 @@ wait_lines() {
 $(cat "$1" 2>/dev/null)"
 }
 
+# start_hub NAME [ARG...]: start wsync-serve ARG... as NAME and wait for
+# one "listening on" line per -l.  $HUB_PID is its pid.  (The gc, log,
+# keepalive and secure suites define their own, for their listeners.)
+start_hub() {
+	local name=$1 a nl=0
+	shift
+	for a in "$@"; do
+		[ "$a" = -l ] && nl=$((nl + 1))
+	done
+	spawn "$name" "$WS_BIN/wsync-serve" "$@"
+	HUB_PID=$PID
+	wait_lines "$T/$name.err" "$nl" '^wsync-serve: listening on '
+	kill -0 "$HUB_PID" 2>/dev/null || fail "the hub $name exited: $(cat "$T/$name.err")"
+}
+
 # --- databases, sites and hubs (the sync, log, gc and secure suites) -------
 
 # sqlite3: the CLI, waiting up to 5 s for a lock a wsync process holds
