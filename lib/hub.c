@@ -164,8 +164,9 @@ static int get_ws(struct hub *h, const char *wsid, int create, struct hws **out,
 	"reconnects)"
 
 /*
- * Queue a frame for every session but `from` that carries working set w,
- * each on its own channel; a session whose queue overflows is dropped.
+ * Queue a frame for every session but `from` (NULL: none is left out)
+ * that carries working set w, each on its own channel; a session whose
+ * queue overflows is dropped.
  */
 static void broadcast(struct hub *h, struct hpeer *from, struct hws *w,
     uint8_t type, const uint8_t *p, size_t n)
@@ -299,19 +300,28 @@ static int remember(const struct hub *h, const struct hpeer *hp,
 	return rc;
 }
 
-/* Send w's schema record to hp on channel ch. */
-static int send_schema(struct hpeer *hp, struct hws *w, uint32_t ch, char *err)
+/* Encode w's schema record into pl (replacing it). */
+static int schema_payload(struct hws *w, struct ws_buf *pl, char *err)
 {
 	struct ws_schema sc = WS_SCHEMA_INIT;
-	struct ws_buf pl = WS_BUF_INIT;
 	int rc;
 
-	if ((rc = ws_store_schema(w->st, &sc, err)) == 0 &&
-	    (rc = ws_schema_encode(&sc, &pl)) == 0)
-		rc = ws_peer_send(&hp->p, WS_FRAME_SCHEMA, 0, ch, pl.p, pl.len);
+	pl->len = 0;
+	if ((rc = ws_store_schema(w->st, &sc, err)) == 0)
+		rc = ws_schema_encode(&sc, pl);
 	ws_schema_release(&sc);
-	ws_buf_release(&pl);
 	return rc;
+}
+
+/* End hp's session over working set traffic on ch: the reason names it. */
+static void drop_ws(struct hub *h, struct hpeer *hp, const struct chan *ch, int rc,
+    const char *err)
+{
+	char why[WS_ERRLEN + WS_WSID_MAX + 32];
+
+	snprintf(why, sizeof(why), "working set '%s': %s", ch ? ch->ws->wsid : "?",
+	    err);
+	drop(h, hp, rc, why);
 }
 
 /*
@@ -324,9 +334,9 @@ static int on_schema(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 {
 	struct chan *ch = find_chan(hp, f->channel);
 	struct ws_schema sc = WS_SCHEMA_INIT;
+	struct ws_buf pl = WS_BUF_INIT;
 	char err[WS_ERRLEN] = "";
 	int rc, changed = 0;
-	size_t i, k;
 
 	if (!ch) {
 		rc = ws_error(err, WS_ECORRUPT, "schema on channel %" PRIu32 ", which "
@@ -336,31 +346,16 @@ static int on_schema(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	if (ch->right < WS_RIGHT_WRITE)
 		return 0; /* a reader's schema changes nothing here */
 	if ((rc = ws_schema_decode(&sc, f->payload, f->len, err)) ||
-	    (rc = ws_store_adopt_schema(ch->ws->st, &sc, 1, &changed, err)))
-		goto out;
-	if (!changed)
+	    (rc = ws_store_adopt_schema(ch->ws->st, &sc, 1, &changed, err)) ||
+	    !changed || (rc = schema_payload(ch->ws, &pl, err)))
 		goto out;
 	hlog(h, "%s: working set '%s' has a new schema", hp->p.conn.name, ch->ws->wsid);
-	for (i = 0; i < h->npeers; i++) {
-		struct hpeer *p = h->peers[i];
-
-		if (p->dead || p->closing)
-			continue;
-		for (k = 0; k < p->nch; k++)
-			if (p->ch[k].ws == ch->ws &&
-			    send_schema(p, ch->ws, p->ch[k].ch, err))
-				drop(h, p, 0, QUEUE_FULL);
-	}
-	rc = 0;
+	broadcast(h, NULL, ch->ws, WS_FRAME_SCHEMA, pl.p, pl.len);
 out:
-	if (rc) {
-		char why[WS_ERRLEN + WS_WSID_MAX + 32];
-
-		snprintf(why, sizeof(why), "working set '%s': %s",
-		    ch ? ch->ws->wsid : "?", err);
-		drop(h, hp, rc, why);
-	}
+	if (rc)
+		drop_ws(h, hp, ch, rc, err);
 	ws_schema_release(&sc);
+	ws_buf_release(&pl);
 	return 0;
 }
 
@@ -422,8 +417,10 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	}
 	snprintf(reply.wsid, sizeof(reply.wsid), "%s", a.wsid);
 	/* The working set's schema comes first: every batch needs it. */
-	if ((rc = send_schema(hp, w, f->channel, err)))
+	if ((rc = schema_payload(w, &pl, err)) ||
+	    (rc = ws_peer_send(&hp->p, WS_FRAME_SCHEMA, 0, f->channel, pl.p, pl.len)))
 		goto out;
+	pl.len = 0;
 	if ((rc = ws_store_clock(w->st, &reply.clock, err)) ||
 	    (rc = ws_add_encode(&reply, &pl)) ||
 	    (rc = ws_peer_send(&hp->p, WS_FRAME_ADD, 0, f->channel, pl.p, pl.len)))
@@ -529,13 +526,8 @@ static int on_batch(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 		broadcast(h, hp, ch->ws, WS_FRAME_BATCH, f->payload, f->len);
 	}
 out:
-	if (rc) {
-		char why[WS_ERRLEN + WS_WSID_MAX + 32];
-
-		snprintf(why, sizeof(why), "working set '%s': %s",
-		    ch ? ch->ws->wsid : "?", err);
-		drop(h, hp, rc, why);
-	}
+	if (rc)
+		drop_ws(h, hp, ch, rc, err);
 	ws_batch_release(&b);
 	ws_vclock_release(&clock);
 	return 0;

@@ -102,30 +102,28 @@ static int send_schema(struct site *x, struct sset *ss, const struct ws_schema *
 /* Follow: seal local commits and send the new batches of every set. */
 static int push_local(struct site *x, char *err)
 {
+	struct ws_schema sc = WS_SCHEMA_INIT;
 	struct sendctx c = {x, NULL};
 	size_t i;
-	int rc;
+	int rc = 0;
 
 	for (i = 0; i < x->n; i++) {
 		c.ss = &x->s[i];
 		if (!c.ss->st || !c.ss->accepted || c.ss->refused)
 			continue;
-		/* Not only what this seal made: applying a remote batch seals
-		 * local writes too, and those must go out as well. */
-		struct ws_schema sc = WS_SCHEMA_INIT;
-
 		/* A schema change goes first: the batches after it need it. */
 		if ((rc = ws_store_seal(c.ss->st, NULL, err)) ||
-		    ((rc = ws_store_schema_pending(c.ss->st, &sc, err)) > 0 &&
-		    (rc = send_schema(x, c.ss, &sc)) != 0) || rc < 0 ||
-		    (rc = ws_store_local_since(c.ss->st, c.ss->sent_usn, send_one,
-		    &c, err))) {
-			ws_schema_release(&sc);
-			return rc;
-		}
-		ws_schema_release(&sc);
+		    (rc = ws_store_schema_pending(c.ss->st, &sc, err)) < 0 ||
+		    (rc && (rc = send_schema(x, c.ss, &sc))))
+			break;
+		/* Not only what this seal made: applying a remote batch seals
+		 * local writes too, and those must go out as well. */
+		if ((rc = ws_store_local_since(c.ss->st, c.ss->sent_usn, send_one,
+		    &c, err)))
+			break;
 	}
-	return 0;
+	ws_schema_release(&sc);
+	return rc;
 }
 
 /* The hub accepted a set: adopt its guid if new, send what it lacks. */
