@@ -31,6 +31,9 @@ struct tbl {
 	uint32_t *pk;
 	int64_t allmask; /* every non-pk column */
 	int null_key;    /* SQLite lets the key hold NULL (sto_describe only) */
+	int rules;       /* 1 once notnull and intkey were read (tbl_rules()) */
+	int64_t notnull; /* columns declared NOT NULL */
+	int intkey;      /* the key is the rowid: an INTEGER PRIMARY KEY */
 	struct {
 		int kind;
 		int64_t mask;

@@ -1750,7 +1750,6 @@ static int tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
 /* A batch table mapped onto a tracked one, worked out once per batch. */
 struct bmap {
 	struct tbl *t;
-	int64_t notnull;               /* columns declared NOT NULL */
 	uint32_t col[MAX_TRACKED_COLS]; /* local index of each batch column */
 	int history;                   /* the log holds older entries of t */
 };
@@ -1997,29 +1996,6 @@ static int step_write(struct apply *a, const struct tbl *t, sqlite3_stmt *w)
 	default:
 		return sto_sqlerr(a->s, rc, t->name, a->err);
 	}
-}
-
-/*
- * Refuse a change whose own values the schema refuses, before anything
- * is written: a NULL in the key (it could never be matched on another
- * copy), a NULL for a NOT NULL column.  WS_ESCHEMA naming table and
- * column.
- */
-static int refused(struct apply *a, const struct bmap *m, const struct ws_change *c,
-    const struct ws_value *const *val)
-{
-	const struct tbl *t = m->t;
-	uint32_t i;
-
-	for (i = 0; i < t->npk; i++)
-		if (c->pk[i].type == WS_NULL)
-			return ws_error(a->err, WS_ESCHEMA, "table '%s': NULL in key "
-			    "column '%s'", t->name, t->cols[t->pk[i]]);
-	for (i = 0; i < t->ncols; i++)
-		if (val[i] && val[i]->type == WS_NULL && ((m->notnull >> i) & 1))
-			return ws_error(a->err, WS_ESCHEMA, "table '%s': NULL in NOT "
-			    "NULL column '%s'", t->name, t->cols[i]);
-	return 0;
 }
 
 /* Encode the key values pk of t into out (a conflict's pk blob). */
@@ -2314,14 +2290,6 @@ static int batch_map(struct apply *a, uint32_t i, struct bmap **out)
 		    rt->name);
 	if ((rc = map_table(a->s, rt, &m->t, m->col, a->err)))
 		return rc;
-	if ((rc = stmt(a->s, "SELECT cid FROM pragma_table_xinfo(?1) WHERE "
-	    "\"notnull\" AND hidden = 0", &st, a->err)))
-		return rc;
-	sqlite3_bind_text(st, 1, m->t->name, -1, SQLITE_STATIC);
-	while (sqlite3_step(st) == SQLITE_ROW)
-		if (sqlite3_column_int(st, 0) < MAX_TRACKED_COLS)
-			m->notnull |= (int64_t)1 << sqlite3_column_int(st, 0);
-	sqlite3_reset(st);
 	if ((rc = stmt(a->s, "SELECT 1 FROM wsync_log WHERE tbl = ?1 AND usn < ?2 "
 	    "LIMIT 1", &st, a->err)))
 		return rc;
@@ -2362,8 +2330,6 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 				val[m->col[i]] = &c->vals[k++];
 				cmask |= (int64_t)1 << m->col[i];
 			}
-	if ((rc = refused(a, m, c, val)))
-		return rc;
 	if (m->history && (rc = load_history(a, t, c->pk, &h)))
 		return rc;
 	if (!m->history)
@@ -2382,10 +2348,8 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 		}
 		goto log;
 	}
-	a->pk.len = 0;
-	for (i = 0; i < t->npk; i++)
-		if ((rc = ws_value_encode(&c->pk[i], &a->pk)))
-			return rc;
+	if ((rc = key_blob(t, c->pk, &a->pk)))
+		return rc;
 	/* The current row, for the values that lose. */
 	if ((rc = tstmt(s, t, TS_ROW, 0, &row, a->err)))
 		return rc;
@@ -2735,81 +2699,97 @@ out:
 }
 
 /*
- * Does every table b names exist here, tracked, with its columns and key?
- * WS_ESCHEMA naming the table (and column) otherwise.
+ * Read what batch_fits() checks values against into t, once for the
+ * struct's life (a schema change describes the table anew).
+ */
+static int tbl_rules(struct ws_store *s, struct tbl *t, char *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (t->rules)
+		return 0;
+	if ((rc = stmt(s, "SELECT x.cid, x.\"notnull\", x.pk, x.type, l.wr FROM "
+	    "pragma_table_xinfo(?1) AS x, pragma_table_list(?1) AS l WHERE "
+	    "l.schema = 'main' AND x.hidden = 0", &st, err)))
+		return rc;
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	t->notnull = 0;
+	t->intkey = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int cid = sqlite3_column_int(st, 0);
+
+		if (sqlite3_column_int(st, 1) && cid >= 0 && cid < MAX_TRACKED_COLS)
+			t->notnull |= (int64_t)1 << cid;
+		if (sqlite3_column_int(st, 2) && t->npk == 1 &&
+		    !sqlite3_column_int(st, 4) && sqlite3_column_text(st, 3) &&
+		    sqlite3_stricmp((const char *)sqlite3_column_text(st, 3),
+		    "INTEGER") == 0)
+			t->intkey = 1;
+	}
+	sqlite3_reset(st);
+	t->rules = 1;
+	return 0;
+}
+
+/*
+ * Does b fit the working set's schema?  Every table it names must be
+ * tracked here with its columns and key, and no change may carry a value
+ * the schema refuses: a NULL in a key (it could never be matched on
+ * another copy), a key of another type in an INTEGER PRIMARY KEY, a NULL
+ * (or a NaN, which SQLite stores as NULL) for a NOT NULL column.  Checked
+ * before a batch waits or is applied.  WS_ESCHEMA naming the table and
+ * column otherwise.
  */
 static int batch_fits(struct ws_store *s, const struct ws_batch *b, char *err)
 {
-	uint32_t col[MAX_TRACKED_COLS], i, k, n;
-	int64_t notnull[64];
-	int intkey[64];
-	sqlite3_stmt *st;
-	struct tbl *t;
+	struct fit {
+		struct tbl *t;
+		uint32_t col[MAX_TRACKED_COLS]; /* local index of each batch column */
+	} *fit;
+	uint32_t i, n;
 	size_t j;
-	int rc;
+	int rc = 0;
 
-	for (j = 0; j < b->ntables; j++) {
+	if (!(fit = calloc(b->ntables ? b->ntables : 1, sizeof(*fit))))
+		return WS_ENOMEM;
+	for (j = 0; rc == 0 && j < b->ntables; j++) {
 		if (b->tables[j].ncols > MAX_TRACKED_COLS)
-			return ws_error(err, WS_ESCHEMA, "table '%s': more than %d columns",
+			rc = ws_error(err, WS_ESCHEMA, "table '%s': more than %d columns",
 			    b->tables[j].name, MAX_TRACKED_COLS);
-		if ((rc = map_table(s, &b->tables[j], &t, col, err)))
-			return rc;
-		if (j >= 64)
-			continue;
-		/* Its NOT NULL columns (in the batch's numbering), and whether
-		 * its key is the rowid (an INTEGER PRIMARY KEY). */
-		notnull[j] = 0;
-		intkey[j] = 0;
-		if ((rc = stmt(s, "SELECT x.cid, x.\"notnull\", x.pk, x.type, l.wr FROM "
-		    "pragma_table_xinfo(?1) AS x, pragma_table_list(?1) AS l WHERE "
-		    "l.schema = 'main' AND x.hidden = 0", &st, err)))
-			return rc;
-		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			int cid = sqlite3_column_int(st, 0);
-
-			for (k = 0; k < b->tables[j].ncols; k++)
-				if (col[k] == (uint32_t)cid && sqlite3_column_int(st, 1))
-					notnull[j] |= (int64_t)1 << k;
-			if (sqlite3_column_int(st, 2) && t->npk == 1 &&
-			    !sqlite3_column_int(st, 4) && sqlite3_column_text(st, 3) &&
-			    sqlite3_stricmp((const char *)sqlite3_column_text(st, 3),
-			    "INTEGER") == 0)
-				intkey[j] = 1;
-		}
-		sqlite3_reset(st);
+		else if ((rc = map_table(s, &b->tables[j], &fit[j].t, fit[j].col, err)) == 0)
+			rc = tbl_rules(s, fit[j].t, err);
 	}
-	/* Values the schema refuses, checked even in a batch that must wait. */
-	for (j = 0; j < b->nchanges; j++) {
+	for (j = 0; rc == 0 && j < b->nchanges; j++) {
 		const struct ws_change *c = &b->changes[j];
 		const struct ws_table *rt = &b->tables[c->table];
+		const struct fit *f = &fit[c->table];
 
-		for (i = 0; i < rt->npk; i++) {
+		for (i = 0; rc == 0 && i < rt->npk; i++)
 			if (c->pk[i].type == WS_NULL)
-				return ws_error(err, WS_ESCHEMA, "table '%s': NULL in key "
+				rc = ws_error(err, WS_ESCHEMA, "table '%s': NULL in key "
 				    "column '%s'", rt->name, rt->cols[rt->pk[i]]);
-			if (c->table < 64 && intkey[c->table] && c->pk[i].type != WS_INTEGER)
-				return ws_error(err, WS_ESCHEMA, "table '%s': key column '%s' "
+			else if (f->t->intkey && c->pk[i].type != WS_INTEGER)
+				rc = ws_error(err, WS_ESCHEMA, "table '%s': key column '%s' "
 				    "is an INTEGER PRIMARY KEY: %s given", rt->name,
 				    rt->cols[rt->pk[i]], c->pk[i].type == WS_TEXT ? "text" :
 				    c->pk[i].type == WS_REAL ? "a real" : "a blob");
-		}
-		if (c->op == WS_OP_DELETE || c->table >= 64)
+		if (c->op == WS_OP_DELETE)
 			continue;
-		for (i = 0, n = 0; i < rt->ncols; i++) {
+		for (i = 0, n = 0; rc == 0 && i < rt->ncols; i++) {
 			const struct ws_value *v;
 
 			if (!ws_mask_test(c->mask, i))
 				continue;
 			v = &c->vals[n++];
-			/* SQLite stores a NaN as NULL. */
-			if (((notnull[c->table] >> i) & 1) && (v->type == WS_NULL ||
+			if (((f->t->notnull >> f->col[i]) & 1) && (v->type == WS_NULL ||
 			    (v->type == WS_REAL && v->r != v->r)))
-				return ws_error(err, WS_ESCHEMA, "table '%s': NULL in NOT "
+				rc = ws_error(err, WS_ESCHEMA, "table '%s': NULL in NOT "
 				    "NULL column '%s'", rt->name, rt->cols[i]);
 		}
 	}
-	return 0;
+	free(fit);
+	return rc;
 }
 
 int ws_store_apply(struct ws_store *s, const struct ws_batch *b, int *applied,
