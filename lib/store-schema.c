@@ -166,6 +166,11 @@ static int create_cb(void *cd, int action, const char *a1, const char *a2,
 		    strcmp(a2, z->name) == 0)
 			return SQLITE_OK;
 		break;
+	case SQLITE_ALTER_TABLE:
+		/* a1 is the database, a2 the table */
+		if (action == z->expect && a2 && strcmp(a2, z->name) == 0)
+			return SQLITE_OK;
+		break;
 	case SQLITE_REINDEX:
 		if (z->expect == SQLITE_CREATE_INDEX && a1 && strcmp(a1, z->name) == 0)
 			return SQLITE_OK;
@@ -182,6 +187,54 @@ static int create_cb(void *cd, int action, const char *a1, const char *a2,
 	}
 	z->bad = 1;
 	return SQLITE_DENY;
+}
+
+/*
+ * Run text from a peer (or from this copy's schema, which a peer may
+ * have written) on db as exactly one statement, under z's authorizer:
+ * it may only do z->expect to z->name.  0, or RUN_REFUSED (it does not
+ * parse, or does anything else), RUN_MORE (a second statement follows)
+ * or RUN_FAILED (it ran and SQLite refused it); db's message tells why.
+ * Never sqlite3_exec() such text: it runs every statement it holds.
+ */
+enum { RUN_REFUSED = 1, RUN_MORE, RUN_FAILED };
+
+static int run_one(sqlite3 *db, const char *sql, struct authz *z)
+{
+	const char *tail = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	z->bad = 0;
+	sqlite3_set_authorizer(db, create_cb, z);
+	rc = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
+	sqlite3_set_authorizer(db, NULL, NULL);
+	if (rc != SQLITE_OK || !st) {
+		sqlite3_finalize(st);
+		return RUN_REFUSED;
+	}
+	while (tail && (*tail == ' ' || *tail == '\t' || *tail == '\n' ||
+	    *tail == '\r' || *tail == ';'))
+		tail++;
+	if (tail && *tail)
+		rc = RUN_MORE;
+	else
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : RUN_FAILED;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* A scratch copy of table `name` made from `sql` in a new memory database. */
+static sqlite3 *scratch(const char *name, const char *sql)
+{
+	struct authz z = {NULL, SQLITE_CREATE_TABLE, name, name, NULL, 0, NULL, 0, ""};
+	sqlite3 *db = NULL;
+
+	if (sqlite3_open(":memory:", &db) != SQLITE_OK || run_one(db, sql, &z)) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	return db;
 }
 
 /* Prepare sql under the watching authorizer (never stepped). */
@@ -463,17 +516,14 @@ static int differs(const char *name, const char *mine, const char *theirs, char 
 
 	/* Column by column, from scratch copies of both definitions. */
 	{
-		sqlite3 *dm = NULL, *dw = NULL;
+		sqlite3 *dm = scratch(name, mine), *dw = scratch(name, theirs);
 		sqlite3_stmt *b = NULL;
 		char *qq = sqlite3_mprintf("PRAGMA table_xinfo(%Q)", name);
 
-		if (qq && sqlite3_open(":memory:", &dm) == SQLITE_OK &&
-		    sqlite3_open(":memory:", &dw) == SQLITE_OK &&
-		    sqlite3_exec(dm, mine, NULL, NULL, NULL) == SQLITE_OK) {
-			if (sqlite3_exec(dw, theirs, NULL, NULL, NULL) != SQLITE_OK) {
+		if (qq && dm) {
+			if (!dw) {
 				rc = ws_error(err, WS_ESCHEMA, "table '%s': the working set's "
-				    "definition does not create it here: %s", name,
-				    sqlite3_errmsg(dw));
+				    "definition is not a CREATE table of it", name);
 			} else if (sqlite3_prepare_v2(dm, qq, -1, &a, NULL) == SQLITE_OK &&
 			    sqlite3_prepare_v2(dw, qq, -1, &b, NULL) == SQLITE_OK) {
 				for (i = 0; rc == 0; i++) {
@@ -553,6 +603,7 @@ static char *scratch_sql(sqlite3 *db, const char *name)
 static int added_columns(const char *name, const char *mine, const char *theirs,
     struct ws_buf *defs, unsigned *ndefs)
 {
+	struct authz z = {NULL, SQLITE_ALTER_TABLE, name, name, NULL, 0, NULL, 0, ""};
 	size_t lm = strlen(mine), lt = strlen(theirs), k, pos, j, tail;
 	sqlite3 *db = NULL;
 	char *q, *now;
@@ -569,11 +620,8 @@ static int added_columns(const char *name, const char *mine, const char *theirs,
 		    strncmp(theirs + k, ", ", 2) != 0)
 			continue;
 		/* theirs = mine[0..k) ", d1, d2..." mine[k..) */
-		if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
-		    sqlite3_exec(db, mine, NULL, NULL, NULL) != SQLITE_OK) {
-			sqlite3_close(db);
+		if (!(db = scratch(name, mine)))
 			return 0;
-		}
 		defs->len = 0;
 		*ndefs = 0;
 		pos = k + 2;
@@ -583,12 +631,12 @@ static int added_columns(const char *name, const char *mine, const char *theirs,
 			for (j = pos + 1; j <= lt - tail && !found; j++) {
 				if (j < lt - tail && strncmp(theirs + j, ", ", 2) != 0)
 					continue;
-				q = sqlite3_mprintf("SAVEPOINT a; ALTER TABLE \"%w\" ADD COLUMN "
-				    "%.*s", name, (int)(j - pos), theirs + pos);
+				q = sqlite3_mprintf("ALTER TABLE \"%w\" ADD COLUMN %.*s", name,
+				    (int)(j - pos), theirs + pos);
 				if (!q)
 					break;
-				if (sqlite3_exec(db, q, NULL, NULL, NULL) == SQLITE_OK &&
-				    (now = scratch_sql(db, name))) {
+				sqlite3_exec(db, "SAVEPOINT a", NULL, NULL, NULL);
+				if (run_one(db, q, &z) == 0 && (now = scratch_sql(db, name))) {
 					found = strlen(now) == j + tail &&
 					    strncmp(now, theirs, j) == 0 &&
 					    strcmp(now + j, mine + k) == 0;
@@ -626,10 +674,9 @@ static int create_object(struct ws_store *s, const struct ws_schema_obj *o, char
 	static const int action[] = {0, SQLITE_CREATE_TABLE, SQLITE_CREATE_INDEX,
 	    SQLITE_CREATE_VIEW, SQLITE_CREATE_TRIGGER};
 	struct authz z = {s, action[o->type], o->name, o->table, NULL, 0, NULL, 0, ""};
-	const char *kind = ws_objtype_name(o->type), *tail = NULL;
-	sqlite3_stmt *st = NULL;
-	char *got = NULL, taken[16];
-	int rc;
+	const char *kind = ws_objtype_name(o->type);
+	char *got, taken[16];
+	int rc = 0;
 
 	if (sto_reserved_name(o->name) || sto_reserved_name(o->table))
 		return ws_error(err, WS_ESCHEMA, "%s '%s': the name is reserved", kind,
@@ -641,34 +688,21 @@ static int create_object(struct ws_store *s, const struct ws_schema_obj *o, char
 	if (name_taken(s, o->name, taken, sizeof(taken)))
 		return ws_error(err, WS_ESCHEMA, "%s '%s': the name is taken here by "
 		    "a %s", kind, o->name, taken);
-	sqlite3_set_authorizer(s->db, create_cb, &z);
-	rc = sqlite3_prepare_v2(s->db, o->sql, -1, &st, &tail);
-	sqlite3_set_authorizer(s->db, NULL, NULL);
-	if (rc != SQLITE_OK || !st) {
-		rc = ws_error(err, WS_ESCHEMA, "%s '%s': the working set's definition "
+	switch (run_one(s->db, o->sql, &z)) {
+	case RUN_REFUSED:
+		return ws_error(err, WS_ESCHEMA, "%s '%s': the working set's definition "
 		    "is not a CREATE %s of it%s%s", kind, o->name, kind,
 		    z.bad ? "" : ": ", z.bad ? "" : sqlite3_errmsg(s->db));
-		goto out;
-	}
-	while (tail && (*tail == ' ' || *tail == '\t' || *tail == '\n' ||
-	    *tail == '\r' || *tail == ';'))
-		tail++;
-	if (tail && *tail) {
-		rc = ws_error(err, WS_ESCHEMA, "%s '%s': the working set's definition "
+	case RUN_MORE:
+		return ws_error(err, WS_ESCHEMA, "%s '%s': the working set's definition "
 		    "holds more than one statement", kind, o->name);
-		goto out;
-	}
-	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
-		rc = ws_error(err, WS_ESCHEMA, "%s '%s': %s", kind, o->name,
+	case RUN_FAILED:
+		return ws_error(err, WS_ESCHEMA, "%s '%s': %s", kind, o->name,
 		    sqlite3_errmsg(s->db));
-		goto out;
 	}
-	rc = 0;
 	if (!(got = local_sql(s, kind, o->name)) || strcmp(got, o->sql) != 0)
 		rc = ws_error(err, WS_ESCHEMA, "%s '%s': the working set's definition "
 		    "is not a CREATE %s of it", kind, o->name, kind);
-out:
-	sqlite3_finalize(st);
 	free(got);
 	return rc;
 }
@@ -693,6 +727,7 @@ static int track_one(struct ws_store *s, const char *name, char *err)
 static int adopt_table(struct ws_store *s, const struct ws_schema_obj *o,
     int *changed, char *err)
 {
+	struct authz z = {s, SQLITE_ALTER_TABLE, o->name, o->name, NULL, 0, NULL, 0, ""};
 	struct ws_buf defs = WS_BUF_INIT, q = WS_BUF_INIT;
 	char *mine = local_sql(s, "table", o->name);
 	const char *d;
@@ -720,8 +755,7 @@ static int adopt_table(struct ws_store *s, const struct ws_schema_obj *o,
 		rc = ws_buf_printf(&q, "ALTER TABLE ");
 		if (rc == 0) rc = sto_qid(&q, o->name);
 		if (rc == 0) rc = ws_buf_printf(&q, " ADD COLUMN %s", d);
-		if (rc == 0 && (!sto_cstr(&q) ||
-		    sqlite3_exec(s->db, sto_cstr(&q), NULL, NULL, NULL) != SQLITE_OK))
+		if (rc == 0 && (!sto_cstr(&q) || run_one(s->db, sto_cstr(&q), &z)))
 			rc = ws_error(err, WS_ESCHEMA, "table '%s': cannot add column "
 			    "'%s': %s", o->name, d, sqlite3_errmsg(s->db));
 	}

@@ -359,3 +359,12 @@ CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT NOT NULL, n INTEGER, extra
 	assert_hub_unchanged
 	assert_still_syncs
 }
+
+@test "schema-add-column-injection: an added column whose text ends the ALTER and attaches a file" {
+	attack schema-add-column-injection
+	[ ! -e pwned.db ] || fail "the hub ran a second statement: pwned.db exists"
+	[ ! -e hub/pwned.db ] || fail "the hub ran a second statement: hub/pwned.db exists"
+	assert_refused -16 "working set 'notes': table 'notes': the working set's definition is not a CREATE table of it"
+	assert_hub_unchanged
+	assert_still_syncs
+}

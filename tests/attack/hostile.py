@@ -409,6 +409,17 @@ def s_differs(record):
                                 "title BLOB NOT NULL, n TEXT)"))
 
 
+def s_add_column_injection(record):
+    # notes' own text with a "column" that ends its ALTER TABLE and
+    # attaches a file: tried as ADD COLUMN text, it must run as one
+    # statement or not at all (the hub's cwd would get pwned.db).
+    _fmt, _gen, objs = record
+    sql = [o[3] for o in objs if (o[0], o[1]) == (OBJ_TABLE, "notes")][0]
+    k = sql.rindex(")")
+    evil = ", x INT; ATTACH DATABASE 'pwned.db' AS p; CREATE TABLE z(a INT"
+    return record_with(record, (OBJ_TABLE, "notes", "notes", sql[:k] + evil + sql[k:]))
+
+
 def s_evil_trigger(record):
     return record_with(record, (OBJ_TRIGGER, "evil", "notes",
                                 "CREATE TRIGGER evil AFTER INSERT ON notes "
@@ -457,6 +468,7 @@ SCHEMAS = {
     "schema-two-statements": s_two_statements,
     "schema-differs": s_differs,
     "schema-evil-trigger": s_evil_trigger,
+    "schema-add-column-injection": s_add_column_injection,
     "schema-evil-view": s_evil_view,
     "schema-wrong-name": s_wrong_name,
     "schema-create-as-select": s_create_as_select,
