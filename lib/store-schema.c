@@ -509,70 +509,64 @@ static void snippet(char *out, size_t n, const char *s, size_t off)
  */
 static int differs(const char *name, const char *mine, const char *theirs, char *err)
 {
-	sqlite3_stmt *a = NULL;
-	char sa[64], sb[64];
+	static const char *const what[] = {"", "name", "type", "NOT NULL", "DEFAULT",
+	    "key position", "hidden"};
+	sqlite3 *dm = scratch(name, mine), *dw = scratch(name, theirs);
+	char *q = sqlite3_mprintf("PRAGMA table_xinfo(%Q)", name), sa[64], sb[64];
+	sqlite3_stmt *a = NULL, *b = NULL;
+	int rc = 0, ra, rb, k;
 	size_t i;
-	int rc = 0;
 
 	/* Column by column, from scratch copies of both definitions. */
-	{
-		sqlite3 *dm = scratch(name, mine), *dw = scratch(name, theirs);
-		sqlite3_stmt *b = NULL;
-		char *qq = sqlite3_mprintf("PRAGMA table_xinfo(%Q)", name);
+	if (dm && !dw) {
+		rc = ws_error(err, WS_ESCHEMA, "table '%s': the working set's definition "
+		    "is not a CREATE table of it", name);
+		goto out;
+	}
+	if (!q || !dm || sqlite3_prepare_v2(dm, q, -1, &a, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(dw, q, -1, &b, NULL) != SQLITE_OK)
+		goto text;
+	for (i = 1; rc == 0; i++) {
+		ra = sqlite3_step(a);
+		rb = sqlite3_step(b);
+		if (ra != SQLITE_ROW && rb != SQLITE_ROW)
+			break;
+		if (ra != SQLITE_ROW || rb != SQLITE_ROW) {
+			rc = ws_error(err, WS_ESCHEMA, "table '%s' differs from the working "
+			    "set's: column %zu ('%s') %s", name, i, sqlite3_column_text(
+			    ra == SQLITE_ROW ? a : b, 1), ra == SQLITE_ROW ? "is only here" :
+			    "is missing here");
+			goto out;
+		}
+		for (k = 1; k <= 6; k++) {
+			const char *x = (const char *)sqlite3_column_text(a, k);
+			const char *y = (const char *)sqlite3_column_text(b, k);
 
-		if (qq && dm) {
-			if (!dw) {
-				rc = ws_error(err, WS_ESCHEMA, "table '%s': the working set's "
-				    "definition is not a CREATE table of it", name);
-			} else if (sqlite3_prepare_v2(dm, qq, -1, &a, NULL) == SQLITE_OK &&
-			    sqlite3_prepare_v2(dw, qq, -1, &b, NULL) == SQLITE_OK) {
-				for (i = 0; rc == 0; i++) {
-					int ra = sqlite3_step(a), rb = sqlite3_step(b), k;
-
-					if (ra != SQLITE_ROW && rb != SQLITE_ROW)
-						break;
-					if (ra != SQLITE_ROW || rb != SQLITE_ROW) {
-						rc = ws_error(err, WS_ESCHEMA, "table '%s' differs "
-						    "from the working set's: column %zu ('%s') %s",
-						    name, i + 1, sqlite3_column_text(ra == SQLITE_ROW ?
-						    a : b, 1), ra == SQLITE_ROW ? "is only here" :
-						    "is missing here");
-						break;
-					}
-					for (k = 1; k <= 6; k++) {
-						const char *x = (const char *)sqlite3_column_text(a, k);
-						const char *y = (const char *)sqlite3_column_text(b, k);
-						static const char *const what[] = {"", "name", "type",
-						    "NOT NULL", "DEFAULT", "key position", "hidden"};
-
-						if ((x || y) && (!x || !y || strcmp(x, y) != 0)) {
-							rc = ws_error(err, WS_ESCHEMA, "table '%s' "
-							    "differs from the working set's: column %zu "
-							    "('%s'): %s '%s' here, '%s' in the working set",
-							    name, i + 1, sqlite3_column_text(a, 1), what[k],
-							    x ? x : "", y ? y : "");
-							break;
-						}
-					}
-				}
+			if ((x || y) && (!x || !y || strcmp(x, y) != 0)) {
+				rc = ws_error(err, WS_ESCHEMA, "table '%s' differs from the "
+				    "working set's: column %zu ('%s'): %s '%s' here, '%s' in "
+				    "the working set", name, i, sqlite3_column_text(a, 1),
+				    what[k], x ? x : "", y ? y : "");
+				goto out;
 			}
 		}
-		sqlite3_finalize(a);
-		sqlite3_finalize(b);
-		sqlite3_close(dm);
-		sqlite3_close(dw);
-		sqlite3_free(qq);
 	}
-	if (rc)
-		return rc;
+text:
 	/* Same columns: the constraints or options differ. */
 	for (i = 0; mine[i] && mine[i] == theirs[i]; i++)
 		;
 	snippet(sa, sizeof(sa), mine, i);
 	snippet(sb, sizeof(sb), theirs, i);
-	return ws_error(err, WS_ESCHEMA, "table '%s' differs from the working set's "
-	    "at byte %zu of its definition: '%s' here, '%s' in the working set",
-	    name, i, sa, sb);
+	rc = ws_error(err, WS_ESCHEMA, "table '%s' differs from the working set's at "
+	    "byte %zu of its definition: '%s' here, '%s' in the working set", name, i,
+	    sa, sb);
+out:
+	sqlite3_finalize(a);
+	sqlite3_finalize(b);
+	sqlite3_close(dm);
+	sqlite3_close(dw);
+	sqlite3_free(q);
+	return rc;
 }
 
 /* Text of the scratch copy's table `name`, or NULL. */
