@@ -14,11 +14,12 @@
 
 enum { OPT_MAX_FRAME = 256, OPT_CONFLICTS, OPT_RESOLVE, OPT_KEEP, OPT_LOG,
 	OPT_HEARTBEAT, OPT_IDLE, OPT_SETS, OPT_KEY, OPT_HUB_KEY, OPT_KNOWN_HUBS,
-	OPT_ACCEPT_NEW, OPT_INSECURE };
+	OPT_ACCEPT_NEW, OPT_INSECURE, OPT_LOCAL_VIEWS };
 
 static const struct cli_opt opts[] = {
 	{"follow", 'f', NULL, "stay connected: push local commits and apply others' live"},
 	{"sets", OPT_SETS, "FILE", "sync the WSID=DBFILE lines of FILE too; with -f, follow its edits"},
+	{"local-views", OPT_LOCAL_VIEWS, NULL, "keep this site's views and triggers local: none sent, none taken"},
 	{"key", OPT_KEY, "FILE", "this site's secret key (wsync-keygen): an authenticated, encrypted session"},
 	{"hub-key", OPT_HUB_KEY, "KEY", "the hub's public key (wsync-ed25519:...) to accept"},
 	{"known-hubs", OPT_KNOWN_HUBS, "FILE", "pinned hub keys (default ~/.config/wsync/known_hubs)"},
@@ -36,7 +37,7 @@ static const struct cli_opt opts[] = {
 };
 
 static const struct cli cli = {
-	.synopsis = "wsync-join [-fq] [--log FILE] [--sets FILE] HUB [WSID=DBFILE...]\n"
+	.synopsis = "wsync-join [-fq] [--local-views] [--log FILE] [--sets FILE] HUB [WSID=DBFILE...]\n"
 	    "wsync-join --key FILE [--hub-key KEY | --accept-new-hub] [-fq] HUB WSID=DBFILE...\n"
 	    "wsync-join --conflicts WSID=DBFILE...\n"
 	    "wsync-join --resolve ID [--keep] WSID=DBFILE",
@@ -133,6 +134,7 @@ int main(int argc, char **argv)
 		case OPT_KEEP: keep = 1; break;
 		case OPT_LOG: logpath = arg; break;
 		case OPT_SETS: o.sets_file = arg; break;
+		case OPT_LOCAL_VIEWS: o.local_views = 1; break;
 		case OPT_KEY: keypath = arg; break;
 		case OPT_HUB_KEY:
 			if (ws_key_parse(o.hub_key, arg, strlen(arg), err))

@@ -361,6 +361,7 @@ static int add_set(struct site *x, const char *wsid, const char *path, int from_
 			x->result = rc;
 		return 0;
 	}
+	ws_store_keep_views_local(ss->st, x->o->local_views);
 	watch_set(x, ss);
 	return x->connected && x->hello ? offer(x, ss) : 0;
 }

@@ -57,6 +57,7 @@ struct ws_store {
 	size_t nsites;
 	struct ws_vclock snap;  /* horizon of the full copy being received */
 	int in_snap;
+	int local_views;         /* views and triggers stay local (schema.h) */
 	int schema_told;        /* schema_version when the schema was last
 	                           compared with the agreed one (-1: never) */
 	struct cached {         /* prepared statements, by their SQL */

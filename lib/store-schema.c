@@ -313,6 +313,9 @@ static int travels(struct ws_store *s, unsigned type, const char *name,
 	return !z->bad;
 }
 
+static int load_agreed(struct ws_store *s, struct ws_schema *out, char *err);
+static int agreed_views(struct ws_store *s, struct ws_schema *out, char *err);
+
 /*
  * The schema as it stands in this database, into out (replacing it):
  * tracked tables, their indexes, and the views and triggers that travel.
@@ -359,8 +362,7 @@ static int collect(struct ws_store *s, struct ws_schema *out, char *err)
 		int r = 1;
 
 		if (o->type == WS_OBJ_VIEW || o->type == WS_OBJ_TRIGGER)
-			r = sto_meta_int(s, "local_views") ? 0 :
-			    travels(s, o->type, o->name, o->table, &z);
+			r = s->local_views ? 0 : travels(s, o->type, o->name, o->table, &z);
 		if (r < 0) {
 			rc = r;
 			goto out;
@@ -375,11 +377,21 @@ static int collect(struct ws_store *s, struct ws_schema *out, char *err)
 		memmove(o, o + 1, (out->n - i - 1) * sizeof(*o));
 		out->n--;
 	}
+	/* Views and triggers kept local: the record says the working set's
+	 * as last agreed, so no peer reads their absence as a drop. */
+	if (s->local_views && (rc = agreed_views(s, out, err)))
+		goto out;
 out:
 	sqlite3_finalize(st);
 	if (rc)
 		ws_schema_release(out);
 	return rc;
+}
+
+void ws_store_keep_views_local(struct ws_store *s, int on)
+{
+	s->local_views = on != 0;
+	s->schema_told = -1;
 }
 
 int ws_store_schema(struct ws_store *s, struct ws_schema *out, char *err)
@@ -407,6 +419,23 @@ static int load_agreed(struct ws_store *s, struct ws_schema *out, char *err)
 	if (rc == SQLITE_DONE)
 		return 0;
 	return rc < 0 ? rc : ws_error(err, WS_ECORRUPT, "wsync_schema is damaged");
+}
+
+/* Add the views and triggers of the last agreed record to out. */
+static int agreed_views(struct ws_store *s, struct ws_schema *out, char *err)
+{
+	struct ws_schema agreed = WS_SCHEMA_INIT;
+	size_t i;
+	int rc;
+
+	if ((rc = load_agreed(s, &agreed, err)))
+		return rc;
+	for (i = 0; rc == 0 && i < agreed.n; i++)
+		if (agreed.obj[i].type == WS_OBJ_VIEW || agreed.obj[i].type == WS_OBJ_TRIGGER)
+			rc = ws_schema_add(out, agreed.obj[i].type, agreed.obj[i].name,
+			    agreed.obj[i].table, agreed.obj[i].sql, err);
+	ws_schema_release(&agreed);
+	return rc;
 }
 
 /* Make sc the last agreed record. */
@@ -792,6 +821,8 @@ static int adopt_other(struct ws_store *s, const struct ws_schema_obj *o,
 	struct authz z;
 	int rc = 0;
 
+	if (s->local_views && o->type != WS_OBJ_INDEX)
+		goto out; /* this copy keeps its views and triggers to itself */
 	if (mine && strcmp(mine, o->sql) == 0)
 		goto out;
 	if (mine) {
@@ -845,7 +876,8 @@ int ws_store_adopt_schema(struct ws_store *s, const struct ws_schema *in, int hu
 		const struct ws_schema_obj *a = &agreed.obj[i];
 		char *mine;
 
-		if (a->type == WS_OBJ_TABLE || ws_schema_find(in, a->type, a->name))
+		if (a->type == WS_OBJ_TABLE || ws_schema_find(in, a->type, a->name) ||
+		    (s->local_views && a->type != WS_OBJ_INDEX))
 			continue;
 		mine = local_sql(s, ws_objtype_name(a->type), a->name);
 		if (mine && strcmp(mine, a->sql) == 0 &&

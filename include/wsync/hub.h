@@ -73,6 +73,8 @@ struct ws_site_opts {
 	                              follow, edits to it add and remove sets
 	                              mid-session; may be NULL */
 	int follow;                /* stay connected, push and pull live */
+	int local_views;           /* views and triggers stay local
+	                              (ws_store_keep_views_local()) */
 	const struct ws_keypair *key;  /* a secure session; NULL: plain */
 	int has_hub_key;           /* pin the hub's key to hub_key ... */
 	uint8_t hub_key[WS_KEY_PUBLICBYTES];

@@ -93,6 +93,14 @@ int ws_store_schema(struct ws_store *s, struct ws_schema *out, char *err) WS_MUS
 int ws_store_schema_pending(struct ws_store *s, struct ws_schema *out, char *err) WS_MUST_CHECK;
 
 /*
+ * Keep this copy's views and triggers to itself (on != 0), for the
+ * life of s: they are not in its schema record (which names the working
+ * set's, as last agreed, instead), and a peer's are neither created,
+ * replaced nor dropped here.  Tables and indexes travel as ever.
+ */
+void ws_store_keep_views_local(struct ws_store *s, int on);
+
+/*
  * Adopt a peer's schema record, atomically: every change it makes here
  * or none (see the rule in store-schema.c and wsync(7)).  `hub` is 1 on
  * the hub, which numbers each schema it adopts.  *changed (may be NULL)

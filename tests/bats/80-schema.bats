@@ -239,3 +239,25 @@ books_price"
 	assert_equal "$(sqlite3 b.db 'SELECT count(*) FROM notes')" 0
 	same_everywhere notes2 a.db b.db hub/notes.db
 }
+
+@test "--local-views: this site's views and triggers stay here, and the working set's are not taken" {
+	sql a.db "$BOOKS"
+	join "$SOCK" lib=a.db
+	# b keeps its own view, and takes neither cheap nor books_ai.
+	sql b.db "CREATE VIEW mine AS SELECT name FROM authors"
+	join --local-views "$SOCK" lib=b.db
+	assert_equal "$(sqlite3 b.db "SELECT name FROM sqlite_schema WHERE type IN ('view', 'trigger') AND name NOT LIKE 'wsync\_%' ESCAPE '\' ORDER BY name")" mine
+	# The tables and indexes came as ever.
+	q="SELECT sql FROM sqlite_schema WHERE tbl_name = 'books' AND type IN ('table', 'index') ORDER BY name"
+	assert_equal "$(sqlite3 b.db "$q")" "$(sqlite3 a.db "$q")"
+	# The hub keeps the working set's, and never gets b's.
+	assert_equal "$(sqlite3 hub/lib.db "SELECT name FROM sqlite_schema WHERE type IN ('view', 'trigger') AND name NOT LIKE 'wsync\_%' ESCAPE '\' ORDER BY name")" "books_ai
+cheap"
+	# A later run of b with a schema change does not drop them either.
+	sql b.db "CREATE INDEX authors_name ON authors(name)"
+	join --local-views "$SOCK" lib=b.db
+	join "$SOCK" lib=a.db
+	assert_equal "$(sqlite3 a.db "SELECT name FROM sqlite_schema WHERE name IN ('authors_name', 'books_ai', 'cheap', 'mine') ORDER BY name")" "authors_name
+books_ai
+cheap"
+}
