@@ -45,7 +45,7 @@
 
 #include "store-int.h"
 
-#define SQL_AGREED "SELECT type, name, tbl, sql FROM wsync_schema ORDER BY type, name"
+#define SQL_AGREED "SELECT type, name, tbl, sql FROM wsync_schema ORDER BY seq"
 
 /* Authorizer state: what a prepared statement may do, and what it did. */
 struct authz {
@@ -447,7 +447,7 @@ static int save_agreed(struct ws_store *s, const struct ws_schema *sc, char *err
 
 	if ((rc = sto_exec(s, "DELETE FROM wsync_schema", err)) ||
 	    (rc = sto_meta_set_int(s, "schema_gen", (int64_t)sc->gen, err)) ||
-	    (rc = sto_prep(s, "INSERT INTO wsync_schema VALUES(?1, ?2, ?3, ?4)", &st,
+	    (rc = sto_prep(s, "INSERT INTO wsync_schema(type, name, tbl, sql) VALUES(?1, ?2, ?3, ?4)", &st,
 	    err)))
 		return rc;
 	for (i = 0; rc == 0 && i < sc->n; i++) {

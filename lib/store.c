@@ -23,6 +23,8 @@
  *                                   the losing concurrent versions
  *   wsync_pending(site, counter, batch)  remote batches waiting for the
  *                                   batches they depend on
+ *   wsync_schema(seq, type, name, tbl, sql)  the schema record last agreed
+ *                                   with the hub, in its order (seq)
  *
  * A cell's version is the dot of the newest log entry that set it (mask),
  * unless a newer delete removed the row.  A cell with no entry has a
@@ -478,9 +480,9 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS wsync_pending(site BLOB NOT NULL,"
     " counter INTEGER NOT NULL, batch BLOB NOT NULL, PRIMARY KEY(site, counter))"
     " WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS wsync_schema(type INTEGER NOT NULL,"
-    " name TEXT NOT NULL, tbl TEXT NOT NULL, sql TEXT NOT NULL,"
-    " PRIMARY KEY(type, name)) WITHOUT ROWID;";
+    "CREATE TABLE IF NOT EXISTS wsync_schema(seq INTEGER PRIMARY KEY,"
+    " type INTEGER NOT NULL, name TEXT NOT NULL UNIQUE, tbl TEXT NOT NULL,"
+    " sql TEXT NOT NULL);";
 
 /* Count the k columns of wsync_log. */
 int sto_count_k(struct ws_store *s, char *err)

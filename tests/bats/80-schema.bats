@@ -261,3 +261,24 @@ cheap"
 books_ai
 cheap"
 }
+
+@test "follow mode: a schema change reaches a live site once, and the hub numbers it once" {
+	sql a.db "CREATE TABLE n(id INTEGER PRIMARY KEY, t TEXT); CREATE INDEX n_t ON n(t);
+	    CREATE TABLE z(id INTEGER PRIMARY KEY); INSERT INTO n VALUES(1, 'x')"
+	join "$SOCK" w=a.db
+	spawn fa "$WS_BIN/wsync-join" -f "$SOCK" w=a.db
+	spawn fb "$WS_BIN/wsync-join" -f "$SOCK" w=b.db
+	wait_sql b.db "SELECT t FROM n" x
+	sql a.db "ALTER TABLE n ADD COLUMN c TEXT DEFAULT 'd'; UPDATE n SET c = 'live';
+	    CREATE TABLE m(k TEXT PRIMARY KEY, v); INSERT INTO m VALUES('a', 1);
+	    CREATE INDEX n_c ON n(c)"
+	wait_sql b.db "SELECT c FROM n" live
+	wait_sql b.db "SELECT v FROM m" 1
+	same_everywhere n a.db b.db hub/w.db
+	same_everywhere m a.db b.db hub/w.db
+	# The first schema, then the change: no record bounces between the
+	# sites and the hub.
+	sleep 2
+	assert_equal "$(grep -c "working set 'w' has a new schema" hub.err)" 2
+	assert_equal "$(sqlite3 hub/w.db "SELECT value FROM wsync_meta WHERE key = 'schema_gen'")" 2
+}
