@@ -533,26 +533,29 @@ static void snippet(char *out, size_t n, const char *s, size_t off)
 }
 
 /*
- * The first difference between table `name` here (SQL `mine`) and the
- * working set's definition `theirs`, as a message into err.
+ * The first difference between a site's definition of table `name`
+ * (`local`, where `where` says: "here" on the site itself, "at the site"
+ * on the hub) and the working set's (`ws`), as a message into err.
  */
-static int differs(const char *name, const char *mine, const char *theirs, char *err)
+static int differs(const char *name, const char *local, const char *ws,
+    const char *where, char *err)
 {
 	static const char *const what[] = {"", "name", "type", "NOT NULL", "DEFAULT",
 	    "key position", "hidden"};
-	sqlite3 *dm = scratch(name, mine), *dw = scratch(name, theirs);
+	sqlite3 *dm = scratch(name, local), *dw = scratch(name, ws);
 	char *q = sqlite3_mprintf("PRAGMA table_xinfo(%Q)", name), sa[64], sb[64];
 	sqlite3_stmt *a = NULL, *b = NULL;
 	int rc = 0, ra, rb, k;
 	size_t i;
 
 	/* Column by column, from scratch copies of both definitions. */
-	if (dm && !dw) {
-		rc = ws_error(err, WS_ESCHEMA, "table '%s': the working set's definition "
-		    "is not a CREATE table of it", name);
+	if (!dm || !dw) {
+		rc = ws_error(err, WS_ESCHEMA, "table '%s': the %s%s is not a CREATE "
+		    "table of it", name, dw ? "definition " : "working set's definition",
+		    dw ? where : "");
 		goto out;
 	}
-	if (!q || !dm || sqlite3_prepare_v2(dm, q, -1, &a, NULL) != SQLITE_OK ||
+	if (!q || sqlite3_prepare_v2(dm, q, -1, &a, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(dw, q, -1, &b, NULL) != SQLITE_OK)
 		goto text;
 	for (i = 1; rc == 0; i++) {
@@ -562,9 +565,9 @@ static int differs(const char *name, const char *mine, const char *theirs, char 
 			break;
 		if (ra != SQLITE_ROW || rb != SQLITE_ROW) {
 			rc = ws_error(err, WS_ESCHEMA, "table '%s' differs from the working "
-			    "set's: column %zu ('%s') %s", name, i, sqlite3_column_text(
-			    ra == SQLITE_ROW ? a : b, 1), ra == SQLITE_ROW ? "is only here" :
-			    "is missing here");
+			    "set's: column %zu ('%s') is %s %s", name, i, sqlite3_column_text(
+			    ra == SQLITE_ROW ? a : b, 1), ra == SQLITE_ROW ? "only" :
+			    "missing", where);
 			goto out;
 		}
 		for (k = 1; k <= 6; k++) {
@@ -573,22 +576,22 @@ static int differs(const char *name, const char *mine, const char *theirs, char 
 
 			if ((x || y) && (!x || !y || strcmp(x, y) != 0)) {
 				rc = ws_error(err, WS_ESCHEMA, "table '%s' differs from the "
-				    "working set's: column %zu ('%s'): %s '%s' here, '%s' in "
+				    "working set's: column %zu ('%s'): %s '%s' %s, '%s' in "
 				    "the working set", name, i, sqlite3_column_text(a, 1),
-				    what[k], x ? x : "", y ? y : "");
+				    what[k], x ? x : "", where, y ? y : "");
 				goto out;
 			}
 		}
 	}
 text:
 	/* Same columns: the constraints or options differ. */
-	for (i = 0; mine[i] && mine[i] == theirs[i]; i++)
+	for (i = 0; local[i] && local[i] == ws[i]; i++)
 		;
-	snippet(sa, sizeof(sa), mine, i);
-	snippet(sb, sizeof(sb), theirs, i);
+	snippet(sa, sizeof(sa), local, i);
+	snippet(sb, sizeof(sb), ws, i);
 	rc = ws_error(err, WS_ESCHEMA, "table '%s' differs from the working set's at "
-	    "byte %zu of its definition: '%s' here, '%s' in the working set", name, i,
-	    sa, sb);
+	    "byte %zu of its definition: '%s' %s, '%s' in the working set", name, i,
+	    sa, where, sb);
 out:
 	sqlite3_finalize(a);
 	sqlite3_finalize(b);
@@ -747,7 +750,7 @@ static int track_one(struct ws_store *s, const char *name, char *err)
 }
 
 /* Adopt table o of a record (see the rule at the top). */
-static int adopt_table(struct ws_store *s, const struct ws_schema_obj *o,
+static int adopt_table(struct ws_store *s, const struct ws_schema_obj *o, int hub,
     int *changed, char *err)
 {
 	struct authz z = {s, SQLITE_ALTER_TABLE, o->name, o->name, NULL, 0, NULL, 0, ""};
@@ -770,7 +773,9 @@ static int adopt_table(struct ws_store *s, const struct ws_schema_obj *o,
 		goto out;
 	}
 	if (!added_columns(o->name, mine, o->sql, &defs, &n)) {
-		rc = differs(o->name, mine, o->sql, err);
+		/* On the hub the working set's definition is its own. */
+		rc = hub ? differs(o->name, o->sql, mine, "at the site", err) :
+		    differs(o->name, mine, o->sql, "here", err);
 		goto out;
 	}
 	for (i = 0, d = (const char *)defs.p; rc == 0 && i < n; i++, d += strlen(d) + 1) {
@@ -869,7 +874,7 @@ int ws_store_adopt_schema(struct ws_store *s, const struct ws_schema *in, int hu
 	/* In the record's order, which is its sender's sqlite_schema order. */
 	for (i = 0; rc == 0 && i < in->n; i++)
 		rc = in->obj[i].type == WS_OBJ_TABLE ?
-		    adopt_table(s, &in->obj[i], &ch, err) :
+		    adopt_table(s, &in->obj[i], hub, &ch, err) :
 		    adopt_other(s, &in->obj[i], &agreed, newer, &ch, err);
 	/* What a newer record lacks, and this copy kept as agreed, goes. */
 	for (i = 0; rc == 0 && newer && i < agreed.n; i++) {
@@ -933,7 +938,7 @@ int sto_schema_check_local(struct ws_store *s, char *err)
 			continue;
 		if (strcmp(mine, o->sql) != 0 &&
 		    !added_columns(o->name, o->sql, mine, &defs, &n)) {
-			differs(o->name, mine, o->sql, why);
+			differs(o->name, mine, o->sql, "here", why);
 			rc = ws_error(err, WS_ESCHEMA, "%s: only ALTER TABLE ADD COLUMN "
 			    "changes a tracked table (see MIGRATION in wsync(7))", why);
 		}

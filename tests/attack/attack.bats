@@ -320,7 +320,7 @@ CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT NOT NULL, n INTEGER, extra
 
 @test "schema-differs: the working set's table with other column types" {
 	attack schema-differs
-	assert_refused -16 "working set 'notes': table 'notes' differs from the working set's: column 2 ('title'): type 'TEXT' here, 'BLOB' in the working set"
+	assert_refused -16 "working set 'notes': table 'notes' differs from the working set's: column 2 ('title'): type 'BLOB' at the site, 'TEXT' in the working set"
 	assert_hub_unchanged
 	assert_still_syncs
 }
@@ -364,7 +364,7 @@ CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT NOT NULL, n INTEGER, extra
 	attack schema-add-column-injection
 	[ ! -e pwned.db ] || fail "the hub ran a second statement: pwned.db exists"
 	[ ! -e hub/pwned.db ] || fail "the hub ran a second statement: hub/pwned.db exists"
-	assert_refused -16 "working set 'notes': table 'notes': the working set's definition is not a CREATE table of it"
+	assert_refused -16 "working set 'notes': table 'notes': the definition at the site is not a CREATE table of it"
 	assert_hub_unchanged
 	assert_still_syncs
 }
