@@ -2277,6 +2277,34 @@ static int db_tables(struct insp *x, sqlite3 *db, json_t *root)
 	return rc;
 }
 
+/* Collects the tables a working set does not track, for db_view(). */
+struct untracked {
+	struct ws_buf *out;   /* text: one line each */
+	json_t *arr;          /* JSON: one object each */
+};
+
+static int untracked_cb(const char *table, const char *why, void *cd)
+{
+	struct untracked *u = cd;
+	json_t *j;
+
+	if (u->arr)
+		return (j = json_object()) && !json_object_set_new(j, "table",
+		    json_string(table)) && !json_object_set_new(j, "why",
+		    json_string(why)) && !json_array_append_new(u->arr, j) ? 0 :
+		    WS_ENOMEM;
+	int rc = ws_buf_printf(u->out, "untracked     ");
+	const char *p;
+
+	if (rc == 0) rc = put_name(u->out, table);
+	if (rc == 0) rc = ws_buf_printf(u->out, ": ");
+	/* why may quote a column's name: no control character gets out */
+	for (p = why; rc == 0 && *p; p++)
+		rc = ws_buf_putc(u->out, (unsigned char)*p < 0x20 || *p == 0x7f ?
+		    '?' : (uint8_t)*p);
+	return rc ? rc : ws_buf_printf(u->out, "\n");
+}
+
 static int db_view(struct insp *x, const char *path)
 {
 	struct ws_vclock vc = WS_VCLOCK_INIT;
@@ -2290,6 +2318,7 @@ static int db_view(struct insp *x, const char *path)
 	uint8_t guid[WS_GUID_LEN];
 	size_t pending = 0;
 	struct confl cf = {x, NULL, 0, 0};
+	struct untracked un = {&x->out, NULL};
 
 	if (x->o->mode == WS_INSPECT_ENCODE)
 		return ws_error(x->err, WS_EINVAL, "'%s' is an SQLite database, not a "
@@ -2380,6 +2409,15 @@ static int db_view(struct insp *x, const char *path)
 		}
 		if ((rc = db_tables(x, db, root)))
 			goto out;
+		if (!(un.arr = json_array()) ||
+		    json_object_set_new(root, "untracked", un.arr)) {
+			rc = WS_ENOMEM;
+			goto out;
+		}
+		if ((rc = ws_store_untracked(s, untracked_cb, &un, e))) {
+			rc = ws_error(x->err, rc, "'%s': %s", path, e);
+			goto out;
+		}
 	} else {
 		struct ws_siteid g;
 		struct ws_buf *o = &x->out;
@@ -2405,6 +2443,10 @@ static int db_view(struct insp *x, const char *path)
 		if (rc || (rc = ws_buf_printf(o, "%s\n", vc.n ? "" : "empty")) ||
 		    (rc = db_tables(x, db, NULL)))
 			goto out;
+		if ((rc = ws_store_untracked(s, untracked_cb, &un, e))) {
+			rc = ws_error(x->err, rc, "'%s': %s", path, e);
+			goto out;
+		}
 		rc = ws_buf_printf(o, "change log    %" PRId64 " entr%s", entries,
 		    entries == 1 ? "y" : "ies");
 		if (!rc && entries > 0)

@@ -54,6 +54,7 @@ struct site {
 	int result;              /* first refusal's code, for one-shot */
 	int was_live;            /* the last session completed its catch-up */
 	int fatal;               /* the session is over */
+	struct sset *cur;        /* the set add_set() reports on */
 	struct ws_buf enc;
 	char *err;
 };
@@ -329,6 +330,15 @@ static int offer(struct site *x, struct sset *ss)
 	return rc;
 }
 
+/* Say on stderr which table of the set being added is not tracked, and why. */
+static int say_untracked(const char *table, const char *why, void *cd)
+{
+	struct site *x = cd;
+
+	slog(x, "%s: table '%s' is not tracked: %s", x->cur->wsid, table, why);
+	return 0;
+}
+
 /*
  * A new set: open its database (tracking every keyed table), give it the
  * next channel, and offer it when a session is up.  A database that
@@ -362,6 +372,9 @@ static int add_set(struct site *x, const char *wsid, const char *path, int from_
 		return 0;
 	}
 	ws_store_keep_views_local(ss->st, x->o->local_views);
+	x->cur = ss;
+	if ((rc = ws_store_untracked(ss->st, say_untracked, x, why)))
+		slog(x, "%s: %s", wsid, why);
 	watch_set(x, ss);
 	return x->connected && x->hello ? offer(x, ss) : 0;
 }

@@ -1243,42 +1243,131 @@ int sto_reserved_name(const char *name)
 	return strncmp(name, "wsync_", 6) == 0 || strncmp(name, "sqlite_", 7) == 0;
 }
 
+int ws_store_untracked(struct ws_store *s, ws_store_untracked_cb *cb,
+    void *clientData, char *err)
+{
+	char why[WS_ERRLEN];
+	sqlite3_stmt *st = NULL;
+	const char *name, *reason;
+	struct tbl t;
+	int rc;
+
+	if ((rc = sto_prep(s, "SELECT l.name, l.type FROM pragma_table_list AS l "
+	    "WHERE l.schema = 'main' AND l.type IN ('table', 'virtual') AND l.name "
+	    "NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND l.name NOT LIKE 'wsync\\_%' "
+	    "ESCAPE '\\' AND l.name NOT IN (SELECT name FROM wsync_tables) "
+	    "ORDER BY l.name", &st, err)))
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		name = (const char *)sqlite3_column_text(st, 0);
+		why[0] = 0;
+		if (strcmp((const char *)sqlite3_column_text(st, 1), "virtual") == 0) {
+			reason = "it is a virtual table";
+		} else if (sto_describe(s, name, &t, why) == 0) {
+			sto_tbl_release(&t);
+			reason = "it is not in the working set";
+		} else {
+			/* "cannot track 'NAME': REASON" */
+			reason = strstr(why, "': ") ? strstr(why, "': ") + 3 : why;
+		}
+		if ((rc = cb(name, reason, clientData)))
+			goto out;
+	}
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "tables", err);
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Free a list of names. */
+static void free_names(char **names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/*
+ * The ordinary tables with a declared key that are not tracked yet (not
+ * views, virtual tables or their shadow tables, nor SQLite's or wsync's
+ * own), by name.  The list is read whole before anything is tracked: a
+ * cursor on the schema must not stay open while triggers are made.
+ * *names is the caller's, freed with free_names().
+ */
+static int keyed_untracked(struct ws_store *s, char ***names, size_t *n, char *err)
+{
+	sqlite3_stmt *st;
+	char **p;
+	int rc;
+
+	*names = NULL;
+	*n = 0;
+	if ((rc = sto_prep(s, "SELECT l.name FROM pragma_table_list AS l WHERE "
+	    "l.schema = 'main' AND l.type = 'table' AND l.name NOT LIKE "
+	    "'sqlite\\_%' ESCAPE '\\' AND l.name NOT LIKE 'wsync\\_%' ESCAPE '\\'"
+	    " AND EXISTS (SELECT 1 FROM pragma_table_info(l.name) AS c WHERE "
+	    "c.pk > 0) AND l.name NOT IN (SELECT name FROM wsync_tables) "
+	    "ORDER BY l.name", &st, err)))
+		return rc;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (!(p = realloc(*names, (*n + 1) * sizeof(*p))) ||
+		    !(p[*n] = strdup((const char *)sqlite3_column_text(st, 0)))) {
+			if (p)
+				*names = p;
+			rc = WS_ENOMEM;
+			break;
+		}
+		*names = p;
+		(*n)++;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/*
+ * Track every table keyed_untracked() lists that can be tracked; one that
+ * cannot (generated columns, too many columns) is left out, and
+ * ws_store_untracked() says why.  Inside a write transaction.
+ */
+static int track_keyed(struct ws_store *s, char *err)
+{
+	char **names, why[WS_ERRLEN];
+	size_t n, i;
+	struct tbl t;
+	int rc;
+
+	if ((rc = keyed_untracked(s, &names, &n, err)))
+		return rc;
+	for (i = 0; rc == 0 && i < n; i++) {
+		if ((rc = sto_describe(s, names[i], &t, why)) == WS_ESCHEMA) {
+			rc = 0;
+			continue;
+		}
+		if (rc)
+			ws_error(err, rc, "%s", why);
+		else
+			rc = sto_register_table(s, &t, err);
+		sto_tbl_release(&t);
+	}
+	free_names(names, n);
+	return rc;
+}
+
 int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
     char *err)
 {
-	sqlite3_stmt *st = NULL;
-	char **names = NULL;
-	size_t nn = 0, i;
 	struct tbl t;
+	size_t i;
 	int rc;
 
 	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
 		return rc;
 	if (n == 0) {
-		/* Ordinary tables with a key: not views, virtual tables or
-		 * their shadow tables; a listed table is told why it can't. */
-		if ((rc = sto_prep(s, "SELECT l.name FROM pragma_table_list AS l WHERE "
-		    "l.schema = 'main' AND l.type = 'table' AND l.name NOT LIKE "
-		    "'sqlite\\_%' ESCAPE '\\' AND l.name NOT LIKE 'wsync\\_%' ESCAPE '\\'"
-		    " AND EXISTS (SELECT 1 FROM pragma_table_info(l.name) AS c WHERE "
-		    "c.pk > 0) ORDER BY l.name", &st, err)))
-			goto out;
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			char **p = realloc(names, (nn + 1) * sizeof(*p));
-
-			if (!p || !(p[nn] = strdup((const char *)sqlite3_column_text(st, 0)))) {
-				if (p)
-					names = p;
-				rc = WS_ENOMEM;
-				goto out;
-			}
-			names = p;
-			nn++;
-		}
-		tables = (const char *const *)names;
-		n = nn;
-		if ((rc = sto_meta_set_int(s, "track_all", 1, err)))
-			goto out;
+		if ((rc = sto_meta_set_int(s, "track_all", 1, err)) == 0)
+			rc = track_keyed(s, err);
+		goto done;
 	}
 	for (i = 0; i < n; i++) {
 		if (sto_reserved_name(tables[i])) {
@@ -1295,12 +1384,10 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
 		if (rc)
 			goto out;
 	}
-	rc = sto_exec(s, "COMMIT", err);
+done:
+	if (rc == 0)
+		rc = sto_exec(s, "COMMIT", err);
 out:
-	sqlite3_finalize(st);
-	for (i = 0; i < nn; i++)
-		free(names[i]);
-	free(names);
 	if (rc) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		sto_load_tables(s, NULL);
@@ -1364,28 +1451,6 @@ out:
 	return rc;
 }
 
-/* Track the keyed tables made since tracking began (when all are tracked). */
-static int track_new(struct ws_store *s, char *err)
-{
-	sqlite3_stmt *st;
-	struct tbl t;
-	int rc;
-
-	if ((rc = sto_prep(s, "SELECT l.name FROM pragma_table_list AS l WHERE "
-	    "l.schema = 'main' AND l.type = 'table' AND l.name NOT LIKE "
-	    "'sqlite\\_%' ESCAPE '\\' AND l.name NOT LIKE 'wsync\\_%' ESCAPE '\\'"
-	    " AND EXISTS (SELECT 1 FROM pragma_table_info(l.name) AS c WHERE "
-	    "c.pk > 0) AND l.name NOT IN (SELECT name FROM wsync_tables)", &st, err)))
-		return rc;
-	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		if ((rc = sto_describe(s, (const char *)sqlite3_column_text(st, 0), &t,
-		    err)) == 0)
-			rc = sto_register_table(s, &t, err);
-		sto_tbl_release(&t);
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
 
 /* Describe t again and re-make its triggers; t keeps its number. */
 int sto_retrack(struct ws_store *s, struct tbl *t, char *err)
@@ -1477,7 +1542,7 @@ static int follow_schema(struct ws_store *s, char *err)
 		}
 	}
 	/* A working set of every table takes the tables made since. */
-	if (sto_meta_int(s, "track_all") && (rc = track_new(s, err)))
+	if (sto_meta_int(s, "track_all") && (rc = track_keyed(s, err)))
 		return rc;
 	if ((rc = sto_triggers_last(s, 0, err)))
 		return rc;

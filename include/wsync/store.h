@@ -78,6 +78,22 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
     char *err) WS_MUST_CHECK;
 
 /*
+ * Callback for ws_store_untracked(): one table of the database that is
+ * not tracked, and why ("it has no primary key", "it is a virtual
+ * table", ...).  Strings are valid during the call only.  Return 0 to go
+ * on, or a negative WS_E* code to stop (it is passed back).
+ */
+typedef int ws_store_untracked_cb(const char *table, const char *why, void *clientData);
+
+/*
+ * Call cb, by name, for each table of the database that the working set
+ * does not track: ordinary and virtual tables, but not SQLite's or
+ * wsync's own, nor a virtual table's shadow tables.
+ */
+int ws_store_untracked(struct ws_store *s, ws_store_untracked_cb *cb,
+    void *clientData, char *err) WS_MUST_CHECK;
+
+/*
  * The working set's schema as it stands here (schema.h): the CREATE text
  * of the tracked tables, their indexes, and the views and triggers that
  * touch only tracked tables, with the last agreed generation.  out is

@@ -282,3 +282,26 @@ cheap"
 	assert_equal "$(grep -c "working set 'w' has a new schema" hub.err)" 2
 	assert_equal "$(sqlite3 hub/w.db "SELECT value FROM wsync_meta WHERE key = 'schema_gen'")" 2
 }
+
+@test "tables that cannot be tracked are named once on stderr, listed by wsync-inspect, and the rest syncs" {
+	sql a.db "CREATE TABLE k(id INTEGER PRIMARY KEY, v); INSERT INTO k VALUES(1, 'one');
+	    CREATE TABLE nokey(a, b); CREATE VIRTUAL TABLE docs USING fts5(body);
+	    CREATE TABLE g(id INTEGER PRIMARY KEY, x, y AS (x * 2))"
+	run --separate-stderr "$WS_BIN/wsync-join" "$SOCK" u=a.db
+	assert_success
+	assert_stderr "wsync-join: u: table 'docs' is not tracked: it is a virtual table
+wsync-join: u: table 'g' is not tracked: column 'y' is generated
+wsync-join: u: table 'nokey' is not tracked: it has no primary key"
+	join "$SOCK" u=b.db
+	assert_equal "$(sqlite3 b.db 'SELECT * FROM k')" "1|one"
+	run --separate-stderr "$WS_BIN/wsync-inspect" a.db
+	assert_success
+	assert_line "untracked     docs: it is a virtual table"
+	assert_line "untracked     g: column 'y' is generated"
+	assert_line "untracked     nokey: it has no primary key"
+	run --separate-stderr "$WS_BIN/wsync-inspect" --json a.db
+	assert_equal "$(jq -c .untracked <<<"$output")" \
+	    '[{"table":"docs","why":"it is a virtual table"},{"table":"g","why":"column '"'"'y'"'"' is generated"},{"table":"nokey","why":"it has no primary key"}]'
+	# The hub holds none of them.
+	assert_equal "$(sqlite3 hub/u.db "SELECT count(*) FROM sqlite_schema WHERE name IN ('nokey', 'docs', 'g')")" 0
+}
