@@ -90,6 +90,8 @@ int sto_make_triggers(struct ws_store *s, const struct tbl *t, char *err);
 int sto_register_table(struct ws_store *s, struct tbl *t, char *err);
 int sto_reserved_name(const char *name);
 int sto_retrack(struct ws_store *s, struct tbl *t, char *err);
+/* PRAGMA schema_version into *ver: it moves with every schema change. */
+int sto_schema_version(struct ws_store *s, int *ver, char *err);
 /*
  * Keep the capture triggers after every other object in sqlite_schema
  * (re-made when one came after them, or always with force), so that

@@ -466,14 +466,10 @@ static int save_agreed(struct ws_store *s, const struct ws_schema *sc, char *err
 int ws_store_schema_pending(struct ws_store *s, struct ws_schema *out, char *err)
 {
 	struct ws_schema agreed = WS_SCHEMA_INIT;
-	sqlite3_stmt *st;
-	int rc, ver = -1;
+	int rc, ver;
 
-	if ((rc = sto_prep(s, "PRAGMA schema_version", &st, err)))
+	if ((rc = sto_schema_version(s, &ver, err)))
 		return rc;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		ver = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
 	if (ver == s->schema_told)
 		return 0;
 	if ((rc = collect(s, out, err)) || (rc = load_agreed(s, &agreed, err)))

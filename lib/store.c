@@ -1396,6 +1396,19 @@ out:
 	return rc;
 }
 
+int sto_schema_version(struct ws_store *s, int *ver, char *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sto_prep(s, "PRAGMA schema_version", &st, err)))
+		return rc;
+	rc = sqlite3_step(st);
+	*ver = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : sto_sqlerr(s, rc, "schema version", err);
+}
+
 /*
  * After ALTER TABLE ADD COLUMN: the rows whose new columns hold other
  * than the column's DEFAULT were written before the capture triggers
@@ -1493,17 +1506,13 @@ int sto_triggers_last(struct ws_store *s, int force, char *err)
  */
 static int follow_schema(struct ws_store *s, char *err)
 {
-	sqlite3_stmt *st;
 	struct tbl t;
 	size_t i;
 	uint32_t k, was;
 	int rc, ver = 0;
 
-	if ((rc = sto_prep(s, "PRAGMA schema_version", &st, err)))
+	if ((rc = sto_schema_version(s, &ver, err)))
 		return rc;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		ver = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
 	if (ver == s->schema_version)
 		return 0;
 	/* Only ADD COLUMN may change a tracked table's agreed definition. */
@@ -1547,12 +1556,7 @@ static int follow_schema(struct ws_store *s, char *err)
 	if ((rc = sto_triggers_last(s, 0, err)))
 		return rc;
 	/* Our own trigger changes moved schema_version: read it again. */
-	if ((rc = sto_prep(s, "PRAGMA schema_version", &st, err)))
-		return rc;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		s->schema_version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return 0;
+	return sto_schema_version(s, &s->schema_version, err);
 }
 
 /* Sum of a clock's counters: the Lamport number of a batch. */

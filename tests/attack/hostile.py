@@ -57,6 +57,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "bats"))
 from rawpeer import PREAMBLE, crc32c, frame, zigzag  # noqa: E402
 from rawpeer import put_varint as varint  # noqa: E402
+from rawpeer import varint as rawpeer_varint  # noqa: E402
 
 T_HELLO, T_ERROR, T_ADD = 0x01, 0x02, 0x04
 T_BATCH, T_CLOCK, T_SCHEMA = 0x10, 0x11, 0x12
@@ -164,16 +165,10 @@ def schema(gen, objects):
 # --- decoding ----------------------------------------------------------------
 
 def rd_varint(b, i):
-    v = shift = 0
-    while True:
-        if i >= len(b):
-            raise Failed("truncated varint")
-        c = b[i]
-        i += 1
-        v |= (c & 0x7F) << shift
-        shift += 7
-        if not c & 0x80:
-            return v, i
+    try:
+        return rawpeer_varint(b, i)
+    except IndexError:
+        raise Failed("truncated varint") from None
 
 
 def rd_string(b, i):
