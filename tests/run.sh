@@ -77,16 +77,18 @@ replay() {
 	done
 }
 
-# batsrun BINDIR LABEL: the bats suite against the binaries in BINDIR.
+# batsrun BINDIR LABEL [DIR...]: the bats suite, and the suites in DIR...,
+# against the binaries in BINDIR.
 batsrun() {
-	local out="$log/bats.$2.tap" p f
-	WS_BIN="$PWD/$1" bats --tap tests/bats tests/attack >"$out" 2>&1
+	local bin=$1 label=$2 out="$log/bats.$2.tap" p f
+	shift 2
+	WS_BIN="$PWD/$bin" bats --tap tests/bats "$@" >"$out" 2>&1
 	p=$(grep -c '^ok ' "$out")
 	f=$(grep -c '^not ok ' "$out")
 	if ! grep -q '^1\.\.' "$out"; then
 		f=$((f + 1)) # bats itself failed
 	fi
-	tally "bats $2" "$p" "$f"
+	tally "bats $label" "$p" "$f"
 	if [ "$f" -ne 0 ]; then
 		grep -A 12 '^not ok ' "$out" | sed 's/^/    | /' | head -n 120
 		grep -q '^1\.\.' "$out" || sed 's/^/    | /' "$out" | tail -n 20
@@ -123,7 +125,8 @@ batsrun bin plain
 echo "under AddressSanitizer and UBSan:"
 unit build/asan/tests asan
 replay build/asan/fuzz asan
-batsrun build/asan/bin asan
+# Hostile input (tests/attack) runs once, where ASan and UBSan watch it.
+batsrun build/asan/bin asan tests/attack
 echo "chaos (a hub and 3 sites under faults, seeded, 15 s each):"
 chaos "seed 1, --retain 0" --seed 1 --sites 3 --duration 15 --retain 0 --cron 0
 chaos "seed 2, --retain 3600, cron" --seed 2 --sites 3 --duration 15 --retain 3600 --cron 1
