@@ -14,12 +14,13 @@
 
 enum { OPT_MAX_FRAME = 256, OPT_CONFLICTS, OPT_RESOLVE, OPT_KEEP, OPT_LOG,
 	OPT_HEARTBEAT, OPT_IDLE, OPT_SETS, OPT_KEY, OPT_HUB_KEY, OPT_KNOWN_HUBS,
-	OPT_ACCEPT_NEW, OPT_INSECURE, OPT_LOCAL_VIEWS };
+	OPT_ACCEPT_NEW, OPT_INSECURE, OPT_LOCAL_VIEWS, OPT_SCAN };
 
 static const struct cli_opt opts[] = {
 	{"follow", 'f', NULL, "stay connected: push local commits and apply others' live"},
 	{"sets", OPT_SETS, "FILE", "sync the WSID=DBFILE lines of FILE too; with -f, follow its edits"},
 	{"local-views", OPT_LOCAL_VIEWS, NULL, "keep this site's views and triggers local: none sent, none taken"},
+	{"scan", OPT_SCAN, NULL, "also find writes made with triggers off, by comparing rows (kept on)"},
 	{"key", OPT_KEY, "FILE", "this site's secret key (wsync-keygen): an authenticated, encrypted session"},
 	{"hub-key", OPT_HUB_KEY, "KEY", "the hub's public key (wsync-ed25519:...) to accept"},
 	{"known-hubs", OPT_KNOWN_HUBS, "FILE", "pinned hub keys (default ~/.config/wsync/known_hubs)"},
@@ -37,16 +38,19 @@ static const struct cli_opt opts[] = {
 };
 
 static const struct cli cli = {
-	.synopsis = "wsync-join [-fq] [--local-views] [--log FILE] [--sets FILE] HUB [WSID=DBFILE...]\n"
+	.synopsis = "wsync-join [-fq] [--local-views] [--scan] [--log FILE] [--sets FILE] HUB [WSID=DBFILE...]\n"
 	    "wsync-join --key FILE [--hub-key KEY | --accept-new-hub] [-fq] HUB WSID=DBFILE...\n"
 	    "wsync-join --conflicts WSID=DBFILE...\n"
 	    "wsync-join --resolve ID [--keep] WSID=DBFILE",
 	.about = "Sync local SQLite databases with a wsync hub over one connection.\n"
 	    "HUB is HOST:PORT, [IPv6]:PORT, unix:PATH, exec:COMMAND (for example\n"
 	    "exec:'ssh host wsync-serve --stdio -d /srv/wsync') or - (stdin/stdout).\n"
-	    "Each WSID=DBFILE names a working set and its database; tables with a\n"
-	    "primary key are tracked.  Without -f, it syncs until both sides hold\n"
-	    "the same changes, then exits 0.\n\n"
+	    "Each WSID=DBFILE names a working set and its database; every table is\n"
+	    "tracked (by its rowid when it has no primary key).  Without -f, it\n"
+	    "syncs until both sides hold the same changes, then exits 0.\n\n"
+	    "--scan also finds the writes of programs that turn triggers off\n"
+	    "(fossil, Chromium): each sync compares every row with its last known\n"
+	    "state.  The database keeps the choice for later runs.\n\n"
 	    "--sets FILE reads more WSID=DBFILE lines from FILE ('#' starts a\n"
 	    "comment).  With -f the file is watched: a set added to it joins the\n"
 	    "session, one taken out leaves it, without reconnecting.\n\n"
@@ -135,6 +139,7 @@ int main(int argc, char **argv)
 		case OPT_LOG: logpath = arg; break;
 		case OPT_SETS: o.sets_file = arg; break;
 		case OPT_LOCAL_VIEWS: o.local_views = 1; break;
+		case OPT_SCAN: o.scan = 1; break;
 		case OPT_KEY: keypath = arg; break;
 		case OPT_HUB_KEY:
 			if (ws_key_parse(o.hub_key, arg, strlen(arg), err))

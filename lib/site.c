@@ -363,7 +363,8 @@ static int add_set(struct site *x, const char *wsid, const char *path, int from_
 	ss->from_file = from_file;
 	ss->ch = ++x->last_ch;
 	if ((rc = ws_store_open(&ss->st, path, wsid, WS_STORE_CREATE, why)) ||
-	    (rc = ws_store_track(ss->st, NULL, 0, why))) {
+	    (rc = ws_store_track(ss->st, NULL, 0, why)) ||
+	    (x->o->scan && (rc = ws_store_scan(ss->st, why)))) {
 		slog(x, "%s: %s", wsid, why);
 		ws_store_close(ss->st);
 		ss->st = NULL;

@@ -34,6 +34,9 @@ struct tbl {
 	int rules;       /* 1 once notnull and intkey were read (tbl_rules()) */
 	int64_t notnull; /* columns declared NOT NULL */
 	int intkey;      /* the key is the rowid: an INTEGER PRIMARY KEY */
+	int rowid_key;   /* no declared key: cols[0] names the rowid itself
+	                    ("rowid", or "_rowid_" or "oid" when a column
+	                    hides it) and the table's columns follow */
 	struct {
 		int kind;
 		int64_t mask;
@@ -58,6 +61,9 @@ struct ws_store {
 	struct ws_vclock snap;  /* horizon of the full copy being received */
 	int in_snap;
 	int local_views;         /* views and triggers stay local (schema.h) */
+	int fk_ver;             /* schema_version when fk_policy() last ran */
+	int scan;               /* capture by comparison too (ws_store_scan()) */
+	int64_t scan_dv;        /* PRAGMA data_version at the last scan, or -1 */
 	int schema_told;        /* schema_version when the schema was last
 	                           compared with the agreed one (-1: never) */
 	struct cached {         /* prepared statements, by their SQL */
@@ -98,6 +104,37 @@ int sto_schema_version(struct ws_store *s, int *ver, char *err);
  * `.schema TABLE` lists the same text in the same order on every copy.
  */
 int sto_triggers_last(struct ws_store *s, int force, char *err);
+
+/* A value of a result column or bound parameter, and back. */
+void sto_value_of(sqlite3_value *x, struct ws_value *v);
+int sto_bind_value(sqlite3_stmt *st, int i, const struct ws_value *v);
+/* Encode the npk key values of st's current row (columns from..) into out. */
+int sto_pk_blob(sqlite3_stmt *st, int from, uint32_t npk, struct ws_buf *out);
+struct tbl *sto_tbl_by_id(struct ws_store *s, int64_t id);
+/* A cached statement of t (TS_ROW, ...): see its comment in store.c. */
+int sto_tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
+    sqlite3_stmt **st, char *err);
+
+/*
+ * store-scan.c: capture by comparison (ws_store_scan()).  Within a write
+ * transaction: sto_scan() logs what writers with triggers off changed
+ * since the store last looked (when scanning is on and another connection
+ * wrote since); sto_scan_refresh() records the state of the rows that the
+ * log entries usn first..last name, which this store wrote or logged
+ * itself; sto_scan_rebuild() records every row anew (after a full copy).
+ */
+int sto_scan(struct ws_store *s, char *err);
+int sto_scan_refresh(struct ws_store *s, uint64_t first, uint64_t last, char *err);
+int sto_scan_rebuild(struct ws_store *s, char *err);
+
+/*
+ * store-schema.c: rebuild each FTS5 table of the working set whose
+ * content table has log entries from usn first on (after a merge; the
+ * triggers that keep such an index do not run then).
+ */
+int sto_fts_rebuild(struct ws_store *s, uint64_t first, char *err);
+/* Does this CREATE VIRTUAL TABLE text travel (FTS5 on a tracked table)? */
+int sto_fts_travels(struct ws_store *s, const char *sql);
 
 /* store-schema.c: WS_ESCHEMA when a tracked table changed here other
  * than by columns added at the end of its last agreed definition. */

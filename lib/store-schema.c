@@ -20,6 +20,10 @@
  *   - any other difference refuses the whole record (WS_ESCHEMA, naming
  *     the table and the first difference): rows are never merged into an
  *     incompatible table;
+ *   - an FTS5 table whose content is a tracked table (external content)
+ *     is created like a table, not tracked, and rebuilt from its content
+ *     table after every merge that changed it (sto_fts_rebuild()); other
+ *     virtual tables do not travel;
  *   - an index, view or trigger it lacks is created, unless this copy
  *     dropped it since the last agreed record;
  *   - one that differs, or that the record lacks, is replaced or dropped
@@ -66,6 +70,130 @@ static int tracked(struct ws_store *s, const char *name)
 	return name && sto_find_tbl(s, name) != NULL;
 }
 
+/* Skip blanks and SQL comments. */
+static const char *skip_blank(const char *p)
+{
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f')
+			p++;
+		if (p[0] == '-' && p[1] == '-') {
+			while (*p && *p != '\n')
+				p++;
+		} else if (p[0] == '/' && p[1] == '*') {
+			const char *e = strstr(p + 2, "*/");
+
+			p = e ? e + 2 : p + strlen(p);
+		} else {
+			return p;
+		}
+	}
+}
+
+/*
+ * Read one token at p into out (n bytes; quotes taken off, doubled
+ * quotes made single): a quoted string or name ('..', "..", `..`, [..]),
+ * or a run of other characters up to a blank, comma, parenthesis or
+ * '='.  The position after it, or NULL (nothing there, unterminated, or
+ * longer than out).
+ */
+static const char *token(const char *p, char *out, size_t n)
+{
+	size_t k = 0;
+	char close;
+
+	p = skip_blank(p);
+	if (*p == '\'' || *p == '"' || *p == '`' || *p == '[') {
+		close = *p == '[' ? ']' : *p;
+		for (p++; *p; p++) {
+			if (*p == close && !(close != ']' && p[1] == close))
+				break;
+			if (*p == close)
+				p++;
+			if (k + 1 >= n)
+				return NULL;
+			out[k++] = *p;
+		}
+		if (*p != close)
+			return NULL;
+		out[k] = 0;
+		return p + 1;
+	}
+	while (*p && !strchr(" \t\n\r\f,()=", *p)) {
+		if (k + 1 >= n)
+			return NULL;
+		out[k++] = *p++;
+	}
+	out[k] = 0;
+	return k ? p : NULL;
+}
+
+/*
+ * Is sql "CREATE VIRTUAL TABLE name USING fts5(..., content=T, ...)"?
+ * Then 1, with T in content (n bytes); else 0.
+ */
+static int fts5_content(const char *sql, char *content, size_t n)
+{
+	static const char *const head[] = {"CREATE", "VIRTUAL", "TABLE"};
+	char w[WS_SCHEMA_MAX_NAME + 1], key[16];
+	const char *p = sql;
+	size_t i;
+	int found = 0;
+
+	for (i = 0; i < 3; i++)
+		if (!p || !(p = token(p, w, sizeof(w))) || sqlite3_stricmp(w, head[i]))
+			return 0;
+	/* [schema.]name USING fts5 ( */
+	if (!(p = token(p, w, sizeof(w))))
+		return 0;
+	if (*skip_blank(p) == '.' && !(p = token(skip_blank(p) + 1, w, sizeof(w))))
+		return 0;
+	if (!(p = token(p, w, sizeof(w))) || sqlite3_stricmp(w, "USING") ||
+	    !(p = token(p, w, sizeof(w))) || sqlite3_stricmp(w, "fts5") ||
+	    *(p = skip_blank(p)) != '(')
+		return 0;
+	/* Each argument: "key = value", or anything else up to a comma. */
+	for (p++;;) {
+		const char *a = skip_blank(p), *q = token(a, key, sizeof(key));
+
+		if (q && *skip_blank(q) == '=' && sqlite3_stricmp(key, "content") == 0) {
+			if (!(q = token(skip_blank(q) + 1, content, n)))
+				return 0;
+			found = content[0] != 0;
+			p = q;
+		} else {
+			/* Skip the argument, minding quotes and parentheses. */
+			int depth = 0;
+
+			for (p = a; *p && (depth || (*p != ',' && *p != ')')); ) {
+				if (*p == '\'' || *p == '"' || *p == '`' || *p == '[') {
+					if (!(p = token(p, w, sizeof(w))))
+						return 0;
+					continue;
+				}
+				depth += *p == '(' ? 1 : *p == ')' ? -1 : 0;
+				p++;
+			}
+		}
+		p = skip_blank(p);
+		if (*p == ',') {
+			p++;
+			continue;
+		}
+		return *p == ')' && found;
+	}
+}
+
+/*
+ * Does table object `name` (its CREATE text sql) travel as an FTS5 table
+ * rebuilt from a tracked content table?
+ */
+static int fts5_travels(struct ws_store *s, const char *sql)
+{
+	char content[WS_SCHEMA_MAX_NAME + 1];
+
+	return sql && fts5_content(sql, content, sizeof(content)) && tracked(s, content);
+}
+
 static int is_view(const struct authz *z, const char *name)
 {
 	size_t i;
@@ -76,17 +204,24 @@ static int is_view(const struct authz *z, const char *name)
 	return 0;
 }
 
-/* Load the names of the views here into z (an authorizer may not query). */
+/*
+ * Load the names of the views here, and of the FTS5 tables that travel,
+ * into z (an authorizer may not query).
+ */
 static int load_views(struct ws_store *s, struct authz *z, char *err)
 {
 	sqlite3_stmt *st;
 	char **p;
 	int rc;
 
-	if ((rc = sto_prep(s, "SELECT name FROM sqlite_schema WHERE type = 'view'",
-	    &st, err)))
+	/* FTS5 tables that travel count as views: the working set has them. */
+	if ((rc = sto_prep(s, "SELECT name, type, sql FROM sqlite_schema WHERE type = "
+	    "'view' OR (type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%')", &st, err)))
 		return rc;
 	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (strcmp((const char *)sqlite3_column_text(st, 1), "table") == 0 &&
+		    !fts5_travels(s, (const char *)sqlite3_column_text(st, 2)))
+			continue;
 		if (!(p = realloc(z->views, (z->nviews + 1) * sizeof(*p))) ||
 		    !(p[z->nviews] = strdup((const char *)sqlite3_column_text(st, 0)))) {
 			if (p)
@@ -164,6 +299,12 @@ static int create_cb(void *cd, int action, const char *a1, const char *a2,
 		if (action == SQLITE_CREATE_INDEX && z->expect == SQLITE_CREATE_TABLE &&
 		    a1 && a2 && strncmp(a1, "sqlite_autoindex_", 17) == 0 &&
 		    strcmp(a2, z->name) == 0)
+			return SQLITE_OK;
+		break;
+	case SQLITE_CREATE_VTABLE:
+		/* a1 the table, a2 the module: FTS5 alone */
+		if (action == z->expect && a1 && strcmp(a1, z->name) == 0 && a2 &&
+		    sqlite3_stricmp(a2, "fts5") == 0)
 			return SQLITE_OK;
 		break;
 	case SQLITE_ALTER_TABLE:
@@ -344,7 +485,8 @@ static int collect(struct ws_store *s, struct ws_schema *out, char *err)
 
 		if (!ty || !name || !tbl || !sql)
 			continue;
-		if ((ty == WS_OBJ_TABLE || ty == WS_OBJ_INDEX) && !tracked(s, tbl))
+		if ((ty == WS_OBJ_TABLE || ty == WS_OBJ_INDEX) && !tracked(s, tbl) &&
+		    !(ty == WS_OBJ_TABLE && fts5_travels(s, sql)))
 			continue;
 		/* Views and triggers are decided below, once every table is known. */
 		if ((rc = ws_schema_add(out, ty, name, tbl, sql, err)))
@@ -695,7 +837,9 @@ static int create_object(struct ws_store *s, const struct ws_schema_obj *o, char
 {
 	static const int action[] = {0, SQLITE_CREATE_TABLE, SQLITE_CREATE_INDEX,
 	    SQLITE_CREATE_VIEW, SQLITE_CREATE_TRIGGER};
-	struct authz z = {s, action[o->type], o->name, o->table, NULL, 0, NULL, 0, ""};
+	int virt = o->type == WS_OBJ_TABLE && sqlite3_strnicmp(o->sql, "CREATE VIRTUAL", 14) == 0;
+	struct authz z = {s, virt ? SQLITE_CREATE_VTABLE : action[o->type], o->name,
+	    o->table, NULL, 0, NULL, 0, ""};
 	const char *kind = ws_objtype_name(o->type);
 	char *got, taken[16];
 	int rc = 0;
@@ -745,6 +889,76 @@ static int track_one(struct ws_store *s, const char *name, char *err)
 	return rc;
 }
 
+/* Rebuild FTS5 table `name` from its content table. */
+static int fts5_rebuild(struct ws_store *s, const char *name, char *err)
+{
+	struct ws_buf q = WS_BUF_INIT;
+	int rc = ws_buf_printf(&q, "INSERT INTO ");
+
+	if (rc == 0) rc = sto_qid(&q, name);
+	if (rc == 0) rc = ws_buf_printf(&q, "(");
+	if (rc == 0) rc = sto_qid(&q, name);
+	if (rc == 0) rc = ws_buf_printf(&q, ") VALUES('rebuild')");
+	if (rc == 0)
+		rc = sto_cstr(&q) ? sto_exec(s, sto_cstr(&q), err) : WS_ENOMEM;
+	ws_buf_release(&q);
+	return rc;
+}
+
+int sto_fts_rebuild(struct ws_store *s, uint64_t first, char *err)
+{
+	char content[WS_SCHEMA_MAX_NAME + 1];
+	sqlite3_stmt *st = NULL, *chg = NULL;
+	char **names = NULL, **p;
+	size_t n = 0, i;
+	struct tbl *t;
+	int rc;
+
+	/* The names first: no cursor on the schema while tables change. */
+	if ((rc = sto_prep(s, "SELECT name, sql FROM sqlite_schema WHERE type = "
+	    "'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'", &st, err)) ||
+	    (rc = sto_prep(s, "SELECT 1 FROM wsync_log WHERE tbl = ?1 AND usn >= ?2 "
+	    "LIMIT 1", &chg, err)))
+		goto out;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *sql = (const char *)sqlite3_column_text(st, 1);
+
+		if (!sql || !fts5_content(sql, content, sizeof(content)) ||
+		    !(t = sto_find_tbl(s, content)))
+			continue;
+		sqlite3_reset(chg);
+		sqlite3_bind_int64(chg, 1, t->id);
+		sqlite3_bind_int64(chg, 2, (int64_t)first);
+		if (sqlite3_step(chg) != SQLITE_ROW)
+			continue;
+		if (!(p = realloc(names, (n + 1) * sizeof(*p))) ||
+		    !(p[n] = strdup((const char *)sqlite3_column_text(st, 0)))) {
+			if (p)
+				names = p;
+			rc = WS_ENOMEM;
+			goto out;
+		}
+		names = p;
+		n++;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	for (i = 0; rc == 0 && i < n; i++)
+		rc = fts5_rebuild(s, names[i], err);
+out:
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	sqlite3_finalize(st);
+	sqlite3_finalize(chg);
+	return rc;
+}
+
+int sto_fts_travels(struct ws_store *s, const char *sql)
+{
+	return fts5_travels(s, sql);
+}
+
 /* Adopt table o of a record (see the rule at the top). */
 static int adopt_table(struct ws_store *s, const struct ws_schema_obj *o, int hub,
     int *changed, char *err)
@@ -757,6 +971,19 @@ static int adopt_table(struct ws_store *s, const struct ws_schema_obj *o, int hu
 	struct tbl *t;
 	int rc = 0;
 
+	if (sqlite3_strnicmp(o->sql, "CREATE VIRTUAL", 14) == 0) {
+		/* An FTS5 table on a tracked content table: made and rebuilt. */
+		if (!fts5_travels(s, o->sql))
+			rc = ws_error(err, WS_ESCHEMA, "virtual table '%s': only FTS5 "
+			    "tables with a tracked content table travel", o->name);
+		else if (mine && strcmp(mine, o->sql) != 0)
+			rc = ws_error(err, WS_ESCHEMA, "virtual table '%s' differs from "
+			    "the working set's", o->name);
+		else if (!mine && (rc = create_object(s, o, err)) == 0 &&
+		    (rc = fts5_rebuild(s, o->name, err)) == 0)
+			*changed = 1;
+		goto out;
+	}
 	if (!mine) {
 		if ((rc = create_object(s, o, err)) == 0 &&
 		    (rc = track_one(s, o->name, err)) == 0)

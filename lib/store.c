@@ -291,7 +291,7 @@ int sto_meta_get(struct ws_store *s, const char *key, void **val, size_t *n,
 	return rc;
 }
 
-static int bind_value(sqlite3_stmt *st, int i, const struct ws_value *v)
+int sto_bind_value(sqlite3_stmt *st, int i, const struct ws_value *v)
 {
 	switch (v->type) {
 	case WS_INTEGER: return sqlite3_bind_int64(st, i, v->i);
@@ -315,7 +315,7 @@ static int meta_put(struct ws_store *s, const char *key, const struct ws_value *
 	    "VALUES(?1, ?2)", &st, err)))
 		return rc;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	bind_value(st, 2, v);
+	sto_bind_value(st, 2, v);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "meta", err);
@@ -482,7 +482,10 @@ static const char schema_sql[] =
     " WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS wsync_schema(seq INTEGER PRIMARY KEY,"
     " type INTEGER NOT NULL, name TEXT NOT NULL UNIQUE, tbl TEXT NOT NULL,"
-    " sql TEXT NOT NULL);";
+    " sql TEXT NOT NULL);"
+    /* store-scan.c: the last known state of each row, with scanning on */
+    "CREATE TABLE IF NOT EXISTS wsync_scan(tbl INTEGER NOT NULL,"
+    " key BLOB NOT NULL, h BLOB NOT NULL, PRIMARY KEY(tbl, key)) WITHOUT ROWID;";
 
 /* Count the k columns of wsync_log. */
 int sto_count_k(struct ws_store *s, char *err)
@@ -586,7 +589,7 @@ struct tbl *sto_find_tbl(struct ws_store *s, const char *name)
 	return NULL;
 }
 
-static struct tbl *tbl_by_id(struct ws_store *s, int64_t id)
+struct tbl *sto_tbl_by_id(struct ws_store *s, int64_t id)
 {
 	size_t i;
 
@@ -618,6 +621,8 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 		return WS_ENOMEM;
 	}
 	s->schema_told = -1;
+	s->fk_ver = -1;
+	s->scan_dv = -1;
 	oflags = flags & WS_STORE_READONLY ? SQLITE_OPEN_READONLY :
 	    SQLITE_OPEN_READWRITE | (flags & WS_STORE_CREATE ? SQLITE_OPEN_CREATE : 0);
 	rc = sqlite3_open_v2(path, &s->db, oflags, NULL);
@@ -629,9 +634,6 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 	}
 	sqlite3_extended_result_codes(s->db, 0);
 	sqlite3_busy_timeout(s->db, 5000);
-	/* Merges keep the schema's foreign keys, and its actions (CASCADE,
-	 * SET NULL) run on every copy alike. */
-	sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
 	if (!(flags & WS_STORE_READONLY)) {
 		if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
 			goto fail_tx;
@@ -687,6 +689,7 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 		goto fail;
 	if ((rc = site_index(s, &s->site, &s->self, err)))
 		goto fail;
+	s->scan = sto_meta_int(s, "scan") != 0;
 	/* Format 1 named capture triggers by table number: make them anew. */
 	if (!(flags & WS_STORE_READONLY) && s->nt && sto_meta_int(s, "format") < 2 &&
 	    ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)) ||
@@ -807,6 +810,46 @@ int ws_store_sealed_usn(struct ws_store *s, uint64_t *usn, char *err)
  * registered).  WS_ESCHEMA with the table's name for what cannot be
  * tracked.
  */
+/*
+ * A rowid table without a declared key is keyed by its rowid: SQLite's
+ * own implicit key.  It goes first in t->cols, under the first of its
+ * names that no column hides.
+ */
+static int key_by_rowid(struct tbl *t, char *err)
+{
+	static const char *const alias[] = {"rowid", "_rowid_", "oid"};
+	char **c;
+	uint32_t i, a;
+
+	for (a = 0; a < 3; a++) {
+		for (i = 0; i < t->ncols && sqlite3_stricmp(t->cols[i], alias[a]); i++)
+			;
+		if (i == t->ncols)
+			break;
+	}
+	if (a == 3)
+		return ws_error(err, WS_ESCHEMA, "cannot track '%s': it has no primary "
+		    "key, and columns named rowid, _rowid_ and oid hide its rowid",
+		    t->name);
+	if (t->ncols == MAX_TRACKED_COLS)
+		return ws_error(err, WS_ESCHEMA, "cannot track '%s': more than %d "
+		    "columns (without a primary key, its rowid counts as one)",
+		    t->name, MAX_TRACKED_COLS);
+	if (!(c = realloc(t->cols, (t->ncols + 1) * sizeof(*c))))
+		return WS_ENOMEM;
+	t->cols = c;
+	memmove(c + 1, c, t->ncols * sizeof(*c));
+	t->ncols++;
+	if (!(c[0] = strdup(alias[a]))) {
+		memmove(c, c + 1, --t->ncols * sizeof(*c));
+		return WS_ENOMEM;
+	}
+	t->pk[t->npk++] = 0;
+	t->rowid_key = 1;
+	t->intkey = 1;
+	return 0;
+}
+
 int sto_describe(struct ws_store *s, const char *name, struct tbl *t, char *err)
 {
 	struct ws_buf q = WS_BUF_INIT;
@@ -882,19 +925,18 @@ int sto_describe(struct ws_store *s, const char *name, struct tbl *t, char *err)
 	}
 	for (i = 1; i <= MAX_TRACKED_COLS && pkpos[i]; i++)
 		t->pk[t->npk++] = pkpos[i] - 1;
-	if (t->npk == 0)
-		rc = ws_error(err, WS_ESCHEMA, "cannot track '%s': it has no "
-		    "primary key", name);
-	t->allmask = (int64_t)((1ull << t->ncols) - 1);
 	/* Only a rowid table's key other than an INTEGER PRIMARY KEY, with a
 	 * column not declared NOT NULL, can hold NULL. */
 	sqlite3_finalize(st);
 	st = NULL;
-	if (rc == 0 && (rc = sto_prep(s, "SELECT wr FROM pragma_table_list WHERE "
-	    "schema = 'main' AND name = ?1", &st, err)) == 0) {
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		wr = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
-	}
+	if ((rc = sto_prep(s, "SELECT wr FROM pragma_table_list WHERE "
+	    "schema = 'main' AND name = ?1", &st, err)))
+		goto out;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	wr = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+	if (t->npk == 0 && (rc = key_by_rowid(t, err)))
+		goto out;
+	t->allmask = (int64_t)((1ull << t->ncols) - 1);
 	t->null_key = !wr && nullable && !(t->npk == 1 && intkey);
 	for (i = 0; i < t->npk; i++)
 		t->allmask &= ~(int64_t)(1ull << t->pk[i]);
@@ -1072,6 +1114,33 @@ static int put_null_key_check(struct ws_buf *q, const struct tbl *t)
 }
 
 /*
+ * Append the DROP and CREATE of the pin of a table keyed by its rowid:
+ * an index that holds no entry ("WHERE 0"), so costs nothing.  VACUUM
+ * gives new rowids to the rows of a rowid table that has no INTEGER
+ * PRIMARY KEY and no index at all; with an index it copies them as they
+ * are.  A renumbered row would take another copy's changes for another
+ * row, so every such table keeps its pin (and ws_store_check_pins()
+ * finds one that went).
+ */
+static int put_pin(struct ws_buf *q, const struct tbl *t)
+{
+	char *name = sqlite3_mprintf("wsync_pin_%s", t->name);
+	int rc = name ? 0 : WS_ENOMEM;
+
+	if (rc == 0) rc = ws_buf_printf(q, "DROP INDEX IF EXISTS ");
+	if (rc == 0) rc = sto_qid(q, name);
+	if (rc == 0) rc = ws_buf_printf(q, "; CREATE INDEX ");
+	if (rc == 0) rc = sto_qid(q, name);
+	if (rc == 0) rc = ws_buf_printf(q, " ON ");
+	if (rc == 0) rc = sto_qid(q, t->name);
+	if (rc == 0) rc = ws_buf_printf(q, "(");
+	if (rc == 0) rc = sto_qid(q, t->cols[1]);
+	if (rc == 0) rc = ws_buf_printf(q, ") WHERE 0; ");
+	sqlite3_free(name);
+	return rc;
+}
+
+/*
  * DROP and CREATE the three capture triggers of t.  An insert logs every
  * non-key column; an update the columns whose value changed (IS NOT), or,
  * when the key itself changed, a delete of the old key and an insert of
@@ -1092,6 +1161,7 @@ int sto_make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 		if (rc == 0) rc = put_trigger_name(&q, t, kinds[k]);
 		P("; ");
 	}
+	if (rc == 0 && t->rowid_key) rc = put_pin(&q, t);
 	if (rc == 0) rc = put_trigger_head(&q, t, "ins", "INSERT");
 	if (rc == 0) rc = put_null_key_check(&q, t);
 	if (rc == 0) rc = put_log_head(&q, t);
@@ -1252,17 +1322,21 @@ int ws_store_untracked(struct ws_store *s, ws_store_untracked_cb *cb,
 	struct tbl t;
 	int rc;
 
-	if ((rc = sto_prep(s, "SELECT l.name, l.type FROM pragma_table_list AS l "
-	    "WHERE l.schema = 'main' AND l.type IN ('table', 'virtual') AND l.name "
-	    "NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND l.name NOT LIKE 'wsync\\_%' "
+	if ((rc = sto_prep(s, "SELECT l.name, l.type, m.sql FROM pragma_table_list "
+	    "AS l LEFT JOIN sqlite_schema AS m ON m.type = 'table' AND m.name = "
+	    "l.name WHERE l.schema = 'main' AND l.type IN ('table', 'virtual') AND "
+	    "l.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND l.name NOT LIKE 'wsync\\_%' "
 	    "ESCAPE '\\' AND l.name NOT IN (SELECT name FROM wsync_tables) "
 	    "ORDER BY l.name", &st, err)))
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		name = (const char *)sqlite3_column_text(st, 0);
 		why[0] = 0;
-		if (strcmp((const char *)sqlite3_column_text(st, 1), "virtual") == 0) {
-			reason = "it is a virtual table";
+		if (sto_fts_travels(s, (const char *)sqlite3_column_text(st, 2))) {
+			continue; /* travels, and is rebuilt from its content table */
+		} else if (strcmp((const char *)sqlite3_column_text(st, 1), "virtual") == 0) {
+			reason = "it is a virtual table (of those, only FTS5 tables with a "
+			    "tracked content table travel)";
 		} else if (sto_describe(s, name, &t, why) == 0) {
 			sto_tbl_release(&t);
 			reason = "it is not in the working set";
@@ -1290,13 +1364,12 @@ static void free_names(char **names, size_t n)
 }
 
 /*
- * The ordinary tables with a declared key that are not tracked yet (not
- * views, virtual tables or their shadow tables, nor SQLite's or wsync's
+ * The ordinary tables that are not tracked yet (not views, virtual tables or their shadow tables, nor SQLite's or wsync's
  * own), by name.  The list is read whole before anything is tracked: a
  * cursor on the schema must not stay open while triggers are made.
  * *names is the caller's, freed with free_names().
  */
-static int keyed_untracked(struct ws_store *s, char ***names, size_t *n, char *err)
+static int untracked_tables(struct ws_store *s, char ***names, size_t *n, char *err)
 {
 	sqlite3_stmt *st;
 	char **p;
@@ -1307,8 +1380,7 @@ static int keyed_untracked(struct ws_store *s, char ***names, size_t *n, char *e
 	if ((rc = sto_prep(s, "SELECT l.name FROM pragma_table_list AS l WHERE "
 	    "l.schema = 'main' AND l.type = 'table' AND l.name NOT LIKE "
 	    "'sqlite\\_%' ESCAPE '\\' AND l.name NOT LIKE 'wsync\\_%' ESCAPE '\\'"
-	    " AND EXISTS (SELECT 1 FROM pragma_table_info(l.name) AS c WHERE "
-	    "c.pk > 0) AND l.name NOT IN (SELECT name FROM wsync_tables) "
+	    " AND l.name NOT IN (SELECT name FROM wsync_tables) "
 	    "ORDER BY l.name", &st, err)))
 		return rc;
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -1327,18 +1399,18 @@ static int keyed_untracked(struct ws_store *s, char ***names, size_t *n, char *e
 }
 
 /*
- * Track every table keyed_untracked() lists that can be tracked; one that
+ * Track every table untracked_tables() lists that can be tracked; one that
  * cannot (generated columns, too many columns) is left out, and
  * ws_store_untracked() says why.  Inside a write transaction.
  */
-static int track_keyed(struct ws_store *s, char *err)
+static int track_all_tables(struct ws_store *s, char *err)
 {
 	char **names, why[WS_ERRLEN];
 	size_t n, i;
 	struct tbl t;
 	int rc;
 
-	if ((rc = keyed_untracked(s, &names, &n, err)))
+	if ((rc = untracked_tables(s, &names, &n, err)))
 		return rc;
 	for (i = 0; rc == 0 && i < n; i++) {
 		if ((rc = sto_describe(s, names[i], &t, why)) == WS_ESCHEMA) {
@@ -1366,7 +1438,7 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
 		return rc;
 	if (n == 0) {
 		if ((rc = sto_meta_set_int(s, "track_all", 1, err)) == 0)
-			rc = track_keyed(s, err);
+			rc = track_all_tables(s, err);
 		goto done;
 	}
 	for (i = 0; i < n; i++) {
@@ -1429,7 +1501,7 @@ static int log_new_columns(struct ws_store *s, const struct tbl *t, uint32_t fro
 	if (rc == 0) rc = ws_buf_printf(&q, ") WHERE hidden = 0 ORDER BY cid");
 	if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &st, err)))
 		goto out;
-	for (i = 0; sqlite3_step(st) == SQLITE_ROW; i++) {
+	for (i = t->rowid_key; sqlite3_step(st) == SQLITE_ROW; i++) {
 		const char *d = (const char *)sqlite3_column_text(st, 1);
 
 		if (i < from || i >= t->ncols)
@@ -1500,6 +1572,37 @@ int sto_triggers_last(struct ws_store *s, int force, char *err)
 }
 
 /*
+ * WS_ESCHEMA when the pin of t, a table keyed by its rowid, is gone (see
+ * put_pin()): a VACUUM since then may have renumbered its rows, and
+ * nothing tells for sure.  wsync does not guess; the message says how
+ * to go on.
+ */
+static int check_pin(struct ws_store *s, const struct tbl *t, char *err)
+{
+	sqlite3_stmt *st;
+	char *name = sqlite3_mprintf("wsync_pin_%s", t->name);
+	int rc, found;
+
+	if (!name)
+		return WS_ENOMEM;
+	if ((rc = stmt(s, "SELECT 1 FROM sqlite_schema WHERE type = 'index' AND "
+	    "name = ?1 AND tbl_name = ?2", &st, err))) {
+		sqlite3_free(name);
+		return rc;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	sqlite3_free(name);
+	if (found)
+		return 0;
+	return ws_error(err, WS_ESCHEMA, "table '%s' has no primary key and lost "
+	    "its index wsync_pin_%s: a VACUUM since may have renumbered its rows "
+	    "(see ROWID KEYS in wsync(7))", t->name, t->name);
+}
+
+/*
  * Follow schema changes of tracked tables: columns added at the end are
  * tracked from now on; anything else is WS_ESCHEMA.  Cheap when the
  * schema did not change.  Call inside a write transaction.
@@ -1523,6 +1626,10 @@ static int follow_schema(struct ws_store *s, char *err)
 			return rc == WS_ENOTFOUND ? ws_error(err, WS_ESCHEMA,
 			    "tracked table '%s' was dropped: DROP TABLE does not "
 			    "replicate (see MIGRATION in wsync(7))", s->t[i].name) : rc;
+		if (t.rowid_key && (rc = check_pin(s, &t, err))) {
+			sto_tbl_release(&t);
+			return rc;
+		}
 		rc = t.ncols < s->t[i].ncols || t.npk != s->t[i].npk;
 		for (k = 0; !rc && k < s->t[i].ncols; k++)
 			rc = strcmp(t.cols[k], s->t[i].cols[k]) != 0;
@@ -1551,7 +1658,7 @@ static int follow_schema(struct ws_store *s, char *err)
 		}
 	}
 	/* A working set of every table takes the tables made since. */
-	if (sto_meta_int(s, "track_all") && (rc = track_keyed(s, err)))
+	if (sto_meta_int(s, "track_all") && (rc = track_all_tables(s, err)))
 		return rc;
 	if ((rc = sto_triggers_last(s, 0, err)))
 		return rc;
@@ -1599,7 +1706,7 @@ static int add_batch_row(struct ws_store *s, int64_t site, uint64_t counter,
 }
 
 /* An SQLite value as a ws_value; text and blobs point into x. */
-static void value_of(sqlite3_value *x, struct ws_value *v)
+void sto_value_of(sqlite3_value *x, struct ws_value *v)
 {
 	memset(v, 0, sizeof(*v));
 	switch (sqlite3_value_type(x)) {
@@ -1628,7 +1735,7 @@ static void value_of(sqlite3_value *x, struct ws_value *v)
 }
 
 /* Encode the k values of the current row of st (columns from..) as a pk blob. */
-static int pk_blob(sqlite3_stmt *st, int from, uint32_t npk, struct ws_buf *out)
+int sto_pk_blob(sqlite3_stmt *st, int from, uint32_t npk, struct ws_buf *out)
 {
 	struct ws_value v;
 	uint32_t i;
@@ -1636,7 +1743,7 @@ static int pk_blob(sqlite3_stmt *st, int from, uint32_t npk, struct ws_buf *out)
 
 	out->len = 0;
 	for (i = 0; rc == 0 && i < npk; i++) {
-		value_of(sqlite3_column_value(st, from + (int)i), &v);
+		sto_value_of(sqlite3_column_value(st, from + (int)i), &v);
 		rc = ws_value_encode(&v, out);
 	}
 	return rc;
@@ -1653,10 +1760,12 @@ static int seal_locked(struct ws_store *s, int *sealed, char *err)
 
 	if (sealed)
 		*sealed = 0;
-	if ((rc = follow_schema(s, err)))
+	/* Writers with triggers off first (with the columns known so far). */
+	if ((rc = sto_scan(s, err)) || (rc = follow_schema(s, err)))
 		return rc;
 	first = (uint64_t)sto_meta_int(s, "sealed_usn") + 1;
-	if ((rc = ws_store_usn(s, &last, err)) || last < first)
+	if ((rc = ws_store_usn(s, &last, err)) || last < first ||
+	    (rc = sto_scan_refresh(s, first, last, err)))
 		return rc;
 	if ((rc = ws_store_clock(s, &clock, err)) ||
 	    (rc = ws_vclock_increment(&clock, &s->site, &counter)) ||
@@ -1676,11 +1785,11 @@ static int seal_locked(struct ws_store *s, int *sealed, char *err)
 	sqlite3_bind_int64(st, 1, (int64_t)first);
 	sqlite3_bind_int64(st, 2, (int64_t)last);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct tbl *t = tbl_by_id(s, sqlite3_column_int64(st, 0));
+		struct tbl *t = sto_tbl_by_id(s, sqlite3_column_int64(st, 0));
 
 		if (!t)
 			continue;
-		if ((rc = pk_blob(st, 3, t->npk, &pk)))
+		if ((rc = sto_pk_blob(st, 3, t->npk, &pk)))
 			goto out;
 		sqlite3_bind_int64(del, 1, t->id);
 		sqlite3_bind_blob(del, 2, pk.p, (int)pk.len, SQLITE_STATIC);
@@ -1738,7 +1847,7 @@ static int put_pk_where(struct ws_buf *q, const struct tbl *t, unsigned n)
  *   TS_INS  INSERT the key columns and those of mask, in column order
  * The cache owns the statement: reset it after use, never finalize it.
  */
-static int tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
+int sto_tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
     sqlite3_stmt **st, char *err)
 {
 	struct ws_buf q = WS_BUF_INIT;
@@ -1916,7 +2025,7 @@ static int load_history(struct apply *a, const struct tbl *t,
 	sqlite3_bind_int64(a->hist, 1, t->id);
 	for (i = 0; i < a->s->nk; i++)
 		if (i < t->npk)
-			bind_value(a->hist, (int)i + 2, &pk[i]);
+			sto_bind_value(a->hist, (int)i + 2, &pk[i]);
 		else
 			sqlite3_bind_null(a->hist, (int)i + 2);
 	while ((rc = sqlite3_step(a->hist)) == SQLITE_ROW) {
@@ -1978,7 +2087,7 @@ static int add_conflict(struct apply *a, const struct tbl *t, int col, int lostd
 	if (sv)
 		sqlite3_bind_value(st, 8, sv);
 	else
-		bind_value(st, 8, v);
+		sto_bind_value(st, 8, v);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	a->any_conflicts = 1;
@@ -2023,15 +2132,15 @@ static void bind_write(sqlite3_stmt *w, const struct tbl *t, int kind, int64_t m
 
 	for (i = 0; i < t->ncols; i++) {
 		if ((mask >> i) & 1)
-			bind_value(w, bi++, val[i]);
+			sto_bind_value(w, bi++, val[i]);
 		else if (kind == TS_INS && !((t->allmask >> i) & 1))
 			for (k = 0; k < t->npk; k++)
 				if (t->pk[k] == i)
-					bind_value(w, bi++, &pk[k]);
+					sto_bind_value(w, bi++, &pk[k]);
 	}
 	if (kind == TS_UPD)
 		for (k = 0; k < t->npk; k++)
-			bind_value(w, bi++, &pk[k]);
+			sto_bind_value(w, bi++, &pk[k]);
 }
 
 /*
@@ -2095,7 +2204,7 @@ static int log_entry(struct apply *a, const struct tbl *t, int op, int64_t win,
 	sqlite3_bind_int64(a->log, 4, lost);
 	for (i = 0; i < a->s->nk; i++)
 		if (i < t->npk)
-			bind_value(a->log, (int)i + 5, &pk[i]);
+			sto_bind_value(a->log, (int)i + 5, &pk[i]);
 		else
 			sqlite3_bind_null(a->log, (int)i + 5);
 	rc = sqlite3_step(a->log) == SQLITE_DONE ? 0 :
@@ -2134,7 +2243,7 @@ static int lose_row(struct apply *a, const struct tbl *t, const struct ws_value 
 	if (rc || !sto_cstr(&q) || (rc = sto_prep(a->s, sto_cstr(&q), &st, a->err)))
 		goto out;
 	for (i = 0; i < t->npk; i++)
-		bind_value(st, (int)i + 1, &pk[i]);
+		sto_bind_value(st, (int)i + 1, &pk[i]);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		for (i = 0; rc == 0 && i < t->ncols; i++)
 			if ((t->allmask >> i) & 1)
@@ -2199,8 +2308,10 @@ static int contest(struct apply *a, const struct tbl *t, const struct ws_change 
 		n = 0;
 		bound = 1;
 		while (rc == 0 && sqlite3_step(cols) == SQLITE_ROW) {
+			/* t->cols[0] is the rowid itself when it is the key. */
 			int cid = sqlite3_column_int(cols, 0);
 
+			cid += cid >= 0 ? t->rowid_key : 0;
 			/* Only indexes of plain columns this change sets (or keys). */
 			if (cid < 0 || cid >= (int)t->ncols)
 				bound = 0;
@@ -2218,17 +2329,17 @@ static int contest(struct apply *a, const struct tbl *t, const struct ws_change 
 		if ((rc = sto_prep(s, sto_cstr(&q), &find, a->err)))
 			goto out;
 		for (i = 0; i < t->npk; i++)
-			bind_value(find, (int)i + 1, &c->pk[i]);
+			sto_bind_value(find, (int)i + 1, &c->pk[i]);
 		sqlite3_reset(cols);
 		n = 0;
 		while (sqlite3_step(cols) == SQLITE_ROW)
-			bind_value(find, (int)(t->npk + 1 + n++),
-			    val[sqlite3_column_int(cols, 0)]);
+			sto_bind_value(find, (int)(t->npk + 1 + n++),
+			    val[sqlite3_column_int(cols, 0) + t->rowid_key]);
 		while (rc == 0 && sqlite3_step(find) == SQLITE_ROW) {
 			struct ws_value v;
 
 			for (i = 0; rc == 0 && i < t->npk; i++) {
-				value_of(sqlite3_column_value(find, (int)i), &v);
+				sto_value_of(sqlite3_column_value(find, (int)i), &v);
 				rc = ws_value_encode(&v, &keys);
 			}
 			nkeys++;
@@ -2267,10 +2378,10 @@ static int contest(struct apply *a, const struct tbl *t, const struct ws_change 
 				rc = lose_row(a, t, kv, &h, KIND_UNIQUE);
 			ws_buf_release(&a->pk);
 			a->pk = saved;
-			if (rc || (rc = tstmt(s, (struct tbl *)t, TS_DEL, 0, &del, a->err)))
+			if (rc || (rc = sto_tstmt(s, (struct tbl *)t, TS_DEL, 0, &del, a->err)))
 				goto out;
 			for (i = 0; i < t->npk; i++)
-				bind_value(del, (int)i + 1, &kv[i]);
+				sto_bind_value(del, (int)i + 1, &kv[i]);
 			if ((rc = step_write(a, t, del)) || (rc = key_blob(t, kv, &q)) ||
 			    (rc = ws_buf_append(&a->gone, q.p, q.len)))
 				goto out;
@@ -2302,11 +2413,11 @@ static int write_row(struct apply *a, struct tbl *t, const struct ws_change *c,
 	int rc, won, tries;
 
 	for (tries = 0; ; tries++) {
-		if ((rc = tstmt(a->s, t, kind, mask, &w, a->err)))
+		if ((rc = sto_tstmt(a->s, t, kind, mask, &w, a->err)))
 			return rc;
 		if (kind == TS_DEL)
 			for (i = 0; i < t->npk; i++)
-				bind_value(w, (int)i + 1, &c->pk[i]);
+				sto_bind_value(w, (int)i + 1, &c->pk[i]);
 		else
 			bind_write(w, t, kind, mask, val, c->pk);
 		rc = step_write(a, t, w);
@@ -2422,10 +2533,10 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	if ((rc = key_blob(t, c->pk, &a->pk)))
 		return rc;
 	/* The current row, for the values that lose. */
-	if ((rc = tstmt(s, t, TS_ROW, 0, &row, a->err)))
+	if ((rc = sto_tstmt(s, t, TS_ROW, 0, &row, a->err)))
 		return rc;
 	for (i = 0; i < t->npk; i++)
-		bind_value(row, (int)i + 1, &c->pk[i]);
+		sto_bind_value(row, (int)i + 1, &c->pk[i]);
 	exists = sqlite3_step(row) == SQLITE_ROW;
 	/* What follows is undone if the write loses to a constraint. */
 	if ((rc = sto_exec(s, "SAVEPOINT wsync_change", a->err)))
@@ -2786,9 +2897,9 @@ static int tbl_rules(struct ws_store *s, struct tbl *t, char *err)
 		return rc;
 	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
 	t->notnull = 0;
-	t->intkey = 0;
+	t->intkey = t->rowid_key;
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		int cid = sqlite3_column_int(st, 0);
+		int cid = sqlite3_column_int(st, 0) + t->rowid_key;
 
 		if (sqlite3_column_int(st, 1) && cid >= 0 && cid < MAX_TRACKED_COLS)
 			t->notnull |= (int64_t)1 << cid;
@@ -2863,15 +2974,43 @@ static int batch_fits(struct ws_store *s, const struct ws_batch *b, char *err)
 	return rc;
 }
 
+/*
+ * Do merges enforce foreign keys?  SQLite leaves that to each connection,
+ * and many applications never turn it on: their data may break their own
+ * REFERENCES clauses (fossil's does), and a merge that enforced them
+ * would drop rows the application holds valid.  A schema that declares
+ * an action (ON DELETE or ON UPDATE CASCADE, SET NULL, SET DEFAULT,
+ * RESTRICT) is written for enforcement, and its actions mean nothing
+ * without it.  So merges enforce foreign keys when some tracked table
+ * declares an action.  The schema is the same on every copy, so every
+ * copy decides alike.  Outside a transaction: the pragma is a no-op
+ * inside one.
+ */
+static int fk_policy(struct ws_store *s, char *err)
+{
+	int rc, ver, on;
+
+	if ((rc = sto_schema_version(s, &ver, err)) || ver == s->fk_ver)
+		return rc;
+	on = meta_exists(s, "SELECT 1 FROM wsync_tables AS t, "
+	    "pragma_foreign_key_list(t.name) AS f WHERE f.on_delete <> 'NO ACTION' "
+	    "OR f.on_update <> 'NO ACTION'");
+	if ((rc = sto_exec(s, on ? "PRAGMA foreign_keys = ON" :
+	    "PRAGMA foreign_keys = OFF", err)) == 0)
+		s->fk_ver = ver;
+	return rc;
+}
+
 int ws_store_apply(struct ws_store *s, const struct ws_batch *b, int *applied,
     char *err)
 {
 	struct ws_vclock clock = WS_VCLOCK_INIT;
+	uint64_t usn;
 	int rc, r;
 
 	if (applied)
 		*applied = 0;
-	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
+	if ((rc = fk_policy(s, err)) || (rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
 		return rc;
 	if ((rc = seal_locked(s, NULL, err)) || (rc = ws_store_clock(s, &clock, err)))
 		goto out;
@@ -2884,11 +3023,14 @@ int ws_store_apply(struct ws_store *s, const struct ws_batch *b, int *applied,
 	}
 	if (r == 2)
 		rc = park(s, b, err);
-	else if (r == 1 && (rc = apply_batch(s, b, err)) == 0 &&
+	else if (r == 1 && (rc = ws_store_usn(s, &usn, err)) == 0 &&
+	    (rc = apply_batch(s, b, err)) == 0 &&
 	    (rc = ws_vclock_set(&clock, &b->dot_site, b->dot_counter)) == 0) {
 		if (applied)
 			*applied = 1;
-		rc = drain(s, &clock, err);
+		if ((rc = drain(s, &clock, err)) == 0 &&
+		    (rc = sto_fts_rebuild(s, usn + 1, err)) == 0)
+			rc = sto_scan_refresh(s, usn + 1, UINT64_MAX >> 1, err);
 	}
 	if (rc == 0)
 		rc = sto_exec(s, "COMMIT", err);
@@ -2962,7 +3104,7 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
     uint64_t counter)
 {
 	struct ws_store *s = x->s;
-	struct tbl *t = tbl_by_id(s, sqlite3_column_int64(e, 1));
+	struct tbl *t = sto_tbl_by_id(s, sqlite3_column_int64(e, 1));
 	struct ws_value pk[MAX_TRACKED_COLS], vals[MAX_TRACKED_COLS];
 	sqlite3_stmt *later, *row = NULL, *conf;
 	sqlite3_value *cv[MAX_TRACKED_COLS] = {0};
@@ -2977,8 +3119,8 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 	op = sqlite3_column_int(e, 2);
 	emask = sqlite3_column_int64(e, 3) | sqlite3_column_int64(e, 4);
 	for (i = 0; i < t->npk; i++)
-		value_of(sqlite3_column_value(e, 5 + (int)i), &pk[i]);
-	if ((rc = pk_blob(e, 5, t->npk, &x->pk)))
+		sto_value_of(sqlite3_column_value(e, 5 + (int)i), &pk[i]);
+	if ((rc = sto_pk_blob(e, 5, t->npk, &x->pk)))
 		return rc;
 	/* What later entries did to this row. */
 	x->q.len = 0;
@@ -2991,7 +3133,7 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 	sqlite3_bind_int64(later, 1, t->id);
 	sqlite3_bind_int64(later, 2, sqlite3_column_int64(e, 0));
 	for (i = 0; i < t->npk; i++)
-		bind_value(later, (int)i + 3, &pk[i]);
+		sto_bind_value(later, (int)i + 3, &pk[i]);
 	while ((rc = sqlite3_step(later)) == SQLITE_ROW) {
 		int lop = sqlite3_column_int(later, 0);
 
@@ -3010,10 +3152,10 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 		return add_extracted(x, t, site, &c);
 	/* Values: the current row where this entry still wins ... */
 	win = later_delete ? 0 : sqlite3_column_int64(e, 3) & ~later_mask;
-	if ((rc = tstmt(s, t, TS_ROW, 0, &row, x->err)))
+	if ((rc = sto_tstmt(s, t, TS_ROW, 0, &row, x->err)))
 		return rc;
 	for (i = 0; i < t->npk; i++)
-		bind_value(row, (int)i + 1, &pk[i]);
+		sto_bind_value(row, (int)i + 1, &pk[i]);
 	exists = sqlite3_step(row) == SQLITE_ROW;
 	/* ... the conflicts table where it lost and still stands ... */
 	if ((rc = stmt(s, "SELECT col, value FROM wsync_conflicts WHERE tbl = ?1 "
@@ -3039,11 +3181,11 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 		if (!((t->allmask >> i) & 1))
 			continue;
 		if (exists && ((win >> i) & 1))
-			value_of(sqlite3_column_value(row, (int)i), &vals[n]);
+			sto_value_of(sqlite3_column_value(row, (int)i), &vals[n]);
 		else if (cv[i])
-			value_of(cv[i], &vals[n]);
+			sto_value_of(cv[i], &vals[n]);
 		else if (c.op == WS_OP_INSERT && exists && !later_delete)
-			value_of(sqlite3_column_value(row, (int)i), &vals[n]);
+			sto_value_of(sqlite3_column_value(row, (int)i), &vals[n]);
 		else
 			continue;
 		mask[i / 8] |= (uint8_t)(1u << (i % 8));
@@ -3245,7 +3387,7 @@ int ws_store_conflicts(struct ws_store *s, ws_store_conflict_cb *cb,
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		memset(&c, 0, sizeof(c));
-		t = tbl_by_id(s, sqlite3_column_int64(st, 1));
+		t = sto_tbl_by_id(s, sqlite3_column_int64(st, 1));
 		col = sqlite3_column_int(st, 3);
 		if (!t || col < 0 || col >= (int)t->ncols ||
 		    sqlite3_column_bytes(st, 5) != WS_SITEID_LEN) {
@@ -3267,7 +3409,7 @@ int ws_store_conflicts(struct ws_store *s, ws_store_conflict_cb *cb,
 		c.kind = kind_name(sqlite3_column_int(st, 4));
 		memcpy(c.site.b, sqlite3_column_blob(st, 5), WS_SITEID_LEN);
 		c.counter = (uint64_t)sqlite3_column_int64(st, 6);
-		value_of(sqlite3_column_value(st, 7), &c.value);
+		sto_value_of(sqlite3_column_value(st, 7), &c.value);
 		if ((rc = cb(&c, clientData)))
 			goto out;
 	}
@@ -3299,7 +3441,7 @@ static int log_local(struct ws_store *s, const struct tbl *t, int op, int64_t ma
 		sqlite3_bind_int(st, 2, op);
 		sqlite3_bind_int64(st, 3, mask);
 		for (i = 0; i < t->npk; i++)
-			bind_value(st, (int)i + 4, &pk[i]);
+			sto_bind_value(st, (int)i + 4, &pk[i]);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
 		    sto_sqlerr(s, sqlite3_errcode(s->db), "log", err);
 		sqlite3_reset(st);
@@ -3314,7 +3456,7 @@ static int log_local(struct ws_store *s, const struct tbl *t, int op, int64_t ma
  */
 static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *err)
 {
-	struct tbl *t = tbl_by_id(s, sqlite3_column_int64(cf, 0));
+	struct tbl *t = sto_tbl_by_id(s, sqlite3_column_int64(cf, 0));
 	struct ws_value pk[MAX_TRACKED_COLS];
 	sqlite3_stmt *row, *w = NULL, *lost = NULL;
 	struct ws_buf q = WS_BUF_INIT;
@@ -3329,10 +3471,10 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 	for (i = 0; i < t->npk; i++)
 		if (ws_value_decode(&r, &pk[i]))
 			return ws_error(err, WS_ECORRUPT, "wsync_conflicts is damaged");
-	if ((rc = tstmt(s, t, TS_ROW, 0, &row, err)))
+	if ((rc = sto_tstmt(s, t, TS_ROW, 0, &row, err)))
 		goto out;
 	for (i = 0; i < t->npk; i++)
-		bind_value(row, (int)i + 1, &pk[i]);
+		sto_bind_value(row, (int)i + 1, &pk[i]);
 	exists = sqlite3_step(row) == SQLITE_ROW;
 	sqlite3_reset(row);
 	if ((rc = sto_exec(s, "UPDATE wsync_state SET applying = 1", err)))
@@ -3369,7 +3511,7 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 		if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &w, err)))
 			goto out;
 		for (i = 0; i < t->npk; i++)
-			bind_value(w, (int)i + 1, &pk[i]);
+			sto_bind_value(w, (int)i + 1, &pk[i]);
 		sqlite3_reset(lost);
 		for (i = t->npk + 1; sqlite3_step(lost) == SQLITE_ROW;) {
 			int lc = sqlite3_column_int(lost, 0);
@@ -3394,7 +3536,7 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 			if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &w, err)))
 				goto out;
 			for (i = 0; i < t->npk; i++)
-				bind_value(w, (int)i + 1, &pk[i]);
+				sto_bind_value(w, (int)i + 1, &pk[i]);
 			sqlite3_bind_value(w, (int)t->npk + 1, sqlite3_column_value(cf, 6));
 			if (sqlite3_step(w) != SQLITE_DONE) {
 				rc = sto_sqlerr(s, sqlite3_errcode(s->db), t->name, err);
@@ -3634,7 +3776,7 @@ static int snapshot_conflicts(struct ws_store *s, const struct ws_vclock *gc,
 	    "s.id = c.site ORDER BY c.tbl, c.lamport, c.id", &st, err)))
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		t = tbl_by_id(s, sqlite3_column_int64(st, 0));
+		t = sto_tbl_by_id(s, sqlite3_column_int64(st, 0));
 		col = sqlite3_column_int(st, 2);
 		if (!t || col < 0 || col >= (int)t->ncols || !((t->allmask >> col) & 1) ||
 		    sqlite3_column_bytes(st, 4) != WS_SITEID_LEN) {
@@ -3668,7 +3810,7 @@ static int snapshot_conflicts(struct ws_store *s, const struct ws_vclock *gc,
 				rc = ws_error(err, WS_ECORRUPT, "wsync_conflicts is damaged");
 				goto out;
 			}
-		value_of(sqlite3_column_value(st, 7), &val);
+		sto_value_of(sqlite3_column_value(st, 7), &val);
 		memset(mask, 0, sizeof(mask));
 		ws_mask_set(mask, (uint32_t)col);
 		if ((rc = ws_batch_site(&b, &site, &c.site)))
@@ -3734,11 +3876,11 @@ int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientDat
 			memset(mask, 0, sizeof(mask));
 			c.nvals = 0;
 			for (k = 0; k < t->npk; k++)
-				value_of(sqlite3_column_value(st, (int)t->pk[k]), &pk[k]);
+				sto_value_of(sqlite3_column_value(st, (int)t->pk[k]), &pk[k]);
 			for (k = 0; k < t->ncols; k++)
 				if ((t->allmask >> k) & 1) {
 					ws_mask_set(mask, k);
-					value_of(sqlite3_column_value(st, (int)k), &vals[c.nvals]);
+					sto_value_of(sqlite3_column_value(st, (int)k), &vals[c.nvals]);
 					bytes += vals[c.nvals++].n + 9;
 				}
 			c.op = WS_OP_INSERT;
@@ -3845,7 +3987,7 @@ static int snap_row(struct apply *a, const struct ws_change *c, sqlite3_stmt *ke
 	struct ws_store *s = a->s;
 	struct bmap *m;
 	struct tbl *t;
-	sqlite3_stmt *row, *w;
+	sqlite3_stmt *row;
 	int64_t keep, put = 0;
 	uint32_t i, k;
 	int rc, gone, exists;
@@ -3861,24 +4003,34 @@ static int snap_row(struct apply *a, const struct ws_change *c, sqlite3_stmt *ke
 			put |= (int64_t)1 << m->col[i];
 		}
 	if ((rc = snap_keep(a, t, c->pk, &keep, &gone)) ||
-	    (rc = tstmt(s, t, TS_ROW, 0, &row, a->err)))
+	    (rc = sto_tstmt(s, t, TS_ROW, 0, &row, a->err)))
 		return rc;
 	for (i = 0; i < t->npk; i++)
-		bind_value(row, (int)i + 1, &c->pk[i]);
+		sto_bind_value(row, (int)i + 1, &c->pk[i]);
 	exists = sqlite3_step(row) == SQLITE_ROW;
 	sqlite3_reset(row);
 	put &= t->allmask & ~keep;
-	if (!exists && !gone) {
-		if ((rc = tstmt(s, t, TS_INS, put, &w, a->err)))
-			return rc;
-		bind_write(w, t, TS_INS, put, val, c->pk);
-		if ((rc = step_write(a, t, w)))
-			return rc;
-	} else if (exists && put) {
-		if ((rc = tstmt(s, t, TS_UPD, put, &w, a->err)))
-			return rc;
-		bind_write(w, t, TS_UPD, put, val, c->pk);
-		if ((rc = step_write(a, t, w)))
+	if ((!exists && !gone) || (exists && put)) {
+		/*
+		 * The copy's rows were there first: a row of this site's own
+		 * in the way of a UNIQUE index loses to one, as it does on the
+		 * hub when it arrives there (see contest()).
+		 */
+		struct ver me = {a->origin, a->counter, a->lamport};
+
+		a->lamport = UINT64_MAX;
+		rc = write_row(a, t, c, exists ? TS_UPD : TS_INS, put, val);
+		a->origin = me.site;
+		a->counter = me.counter;
+		a->lamport = me.lamport;
+		a->gone.len = 0; /* removals are not logged: the hub never had them */
+		a->ngone = 0;
+		if (rc == CLASH)
+			return ws_error(a->err, WS_ESCHEMA, "table '%s': a row of the full "
+			    "copy breaks a %s constraint here", t->name, a->clash ==
+			    KIND_UNIQUE ? "UNIQUE" : a->clash == KIND_FK ? "FOREIGN KEY" :
+			    "CHECK or NOT NULL");
+		if (rc)
 			return rc;
 	}
 	/* Remember the key: rows the copy lacks go at the end. */
@@ -3892,6 +4044,132 @@ static int snap_row(struct apply *a, const struct ws_change *c, sqlite3_stmt *ke
 	rc = sqlite3_step(key) == SQLITE_DONE ? 0 :
 	    sto_sqlerr(s, sqlite3_errcode(s->db), "snapshot", a->err);
 	sqlite3_reset(key);
+	return rc;
+}
+
+/*
+ * Rows a full copy left without their parent, with foreign keys enforced
+ * (checked at the end: a copy writes its tables in any order).  A row of
+ * the copy whose parent this site deleted since gets what the delete's
+ * action does on the hub when the delete arrives there (SET NULL: its
+ * column emptied; otherwise it goes).  A row this site wrote itself whose
+ * parent the copy lacks loses, as it will on the hub: its values are
+ * kept as conflicts of kind fk, and it goes.  Not logged: every other
+ * copy ends the same way by itself.
+ */
+static int snap_orphans(struct apply *a)
+{
+	struct ws_store *s = a->s;
+	struct ws_buf q = WS_BUF_INIT, found = WS_BUF_INIT;
+	struct ws_value kv[MAX_TRACKED_COLS];
+	sqlite3_stmt *st = NULL, *row = NULL, *act = NULL;
+	struct history h;
+	struct tbl *t;
+	int64_t rid, fkid, *e;
+	size_t at;
+	uint32_t i;
+	int rc = 0, round, setnull;
+
+	for (round = 0; rc == 0 && round < 16; round++) {
+		found.len = 0;
+		if ((rc = sto_prep(s, "SELECT t.id, c.rowid, c.fkid FROM "
+		    "pragma_foreign_key_check AS c JOIN wsync_tables AS t ON t.name = "
+		    "c.\"table\" WHERE c.rowid IS NOT NULL", &st, a->err)))
+			break;
+		while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+			int64_t three[3] = {sqlite3_column_int64(st, 0),
+			    sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)};
+
+			rc = ws_buf_append(&found, three, sizeof(three));
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		if (rc || found.len == 0)
+			break;
+		for (at = 0; rc == 0 && at < found.len; at += 3 * sizeof(int64_t)) {
+			e = (int64_t *)(void *)(found.p + at);
+			rid = e[1];
+			fkid = e[2];
+			if (!(t = sto_tbl_by_id(s, e[0])))
+				continue;
+			/* The row's key, and its history here. */
+			q.len = 0;
+			rc = ws_buf_printf(&q, "SELECT ");
+			for (i = 0; rc == 0 && i < t->npk; i++) {
+				rc = ws_buf_printf(&q, i ? ", " : "");
+				if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
+			}
+			if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
+			if (rc == 0) rc = sto_qid(&q, t->name);
+			if (rc == 0) rc = ws_buf_printf(&q, " WHERE rowid = ?1");
+			if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &row, a->err)))
+				break;
+			sqlite3_bind_int64(row, 1, rid);
+			if (sqlite3_step(row) != SQLITE_ROW) {
+				sqlite3_finalize(row);
+				row = NULL;
+				continue;
+			}
+			for (i = 0; i < t->npk; i++)
+				sto_value_of(sqlite3_column_value(row, (int)i), &kv[i]);
+			if ((rc = load_history(a, t, kv, &h)))
+				break;
+			for (i = 0; i < t->ncols && !h.cell[i].site; i++)
+				;
+			setnull = 0;
+			if (i < t->ncols) {
+				/* Written here since the copy's horizon: it loses. */
+				a->pk.len = 0;
+				if ((rc = key_blob(t, kv, &a->pk)) ||
+				    (rc = lose_row(a, t, kv, &h, KIND_FK)))
+					break;
+			} else {
+				if ((rc = sto_prep(s, "SELECT on_delete = 'SET NULL' FROM "
+				    "pragma_foreign_key_list(?1) WHERE id = ?2", &act, a->err)))
+					break;
+				sqlite3_bind_text(act, 1, t->name, -1, SQLITE_STATIC);
+				sqlite3_bind_int64(act, 2, fkid);
+				setnull = sqlite3_step(act) == SQLITE_ROW && sqlite3_column_int(act, 0);
+				sqlite3_finalize(act);
+				act = NULL;
+			}
+			sqlite3_finalize(row);
+			row = NULL;
+			q.len = 0;
+			if (setnull) {
+				rc = ws_buf_printf(&q, "UPDATE ");
+				if (rc == 0) rc = sto_qid(&q, t->name);
+				if (rc == 0) rc = ws_buf_printf(&q, " SET (");
+				if (rc == 0 && (rc = sto_prep(s, "SELECT \"from\" FROM "
+				    "pragma_foreign_key_list(?1) WHERE id = ?2", &act, a->err)) == 0) {
+					sqlite3_bind_text(act, 1, t->name, -1, SQLITE_STATIC);
+					sqlite3_bind_int64(act, 2, fkid);
+					for (i = 0; rc == 0 && sqlite3_step(act) == SQLITE_ROW; i++) {
+						rc = ws_buf_printf(&q, i ? ", " : "");
+						if (rc == 0) rc = sto_qid(&q, (const char *)
+						    sqlite3_column_text(act, 0));
+					}
+					sqlite3_finalize(act);
+					act = NULL;
+					if (rc == 0) rc = ws_buf_printf(&q, ") = (SELECT NULL");
+					while (rc == 0 && i-- > 1)
+						rc = ws_buf_printf(&q, ", NULL");
+					if (rc == 0) rc = ws_buf_printf(&q, ")");
+				}
+			} else {
+				rc = ws_buf_printf(&q, "DELETE FROM ");
+				if (rc == 0) rc = sto_qid(&q, t->name);
+			}
+			if (rc == 0) rc = ws_buf_printf(&q, " WHERE rowid = %lld", (long long)rid);
+			if (rc == 0)
+				rc = sto_cstr(&q) ? sto_exec(s, sto_cstr(&q), a->err) : WS_ENOMEM;
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(row);
+	sqlite3_finalize(act);
+	ws_buf_release(&q);
+	ws_buf_release(&found);
 	return rc;
 }
 
@@ -3976,7 +4254,7 @@ static int snap_forget_conflicts(struct apply *a)
 	    &st, a->err)))
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		t = tbl_by_id(s, sqlite3_column_int64(st, 1));
+		t = sto_tbl_by_id(s, sqlite3_column_int64(st, 1));
 		col = sqlite3_column_int(st, 3);
 		site = sqlite3_column_int64(st, 4);
 		if (!t || col < 0 || col >= (int)t->ncols || site < 1 ||
@@ -4045,7 +4323,7 @@ static int snap_sweep(struct apply *a, struct tbl *t)
 	    (rc = sto_exec(s, "DELETE FROM temp.wsync_snap_gone", a->err)))
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((rc = pk_blob(st, 0, t->npk, &a->pk)))
+		if ((rc = sto_pk_blob(st, 0, t->npk, &a->pk)))
 			goto out;
 		sqlite3_reset(probe);
 		sqlite3_bind_int64(probe, 1, t->id);
@@ -4072,11 +4350,11 @@ static int snap_sweep(struct apply *a, struct tbl *t)
 				goto out;
 			}
 		if ((rc = snap_keep(a, t, pk, &keep, &dead)) ||
-		    (rc = tstmt(s, t, TS_ROW, 0, &row, a->err)))
+		    (rc = sto_tstmt(s, t, TS_ROW, 0, &row, a->err)))
 			goto out;
 		keep &= t->allmask;
 		for (i = 0; i < t->npk; i++)
-			bind_value(row, (int)i + 1, &pk[i]);
+			sto_bind_value(row, (int)i + 1, &pk[i]);
 		if (sqlite3_step(row) == SQLITE_ROW)
 			for (i = 0; i < t->ncols; i++)
 				if ((keep >> i) & 1) {
@@ -4086,17 +4364,17 @@ static int snap_sweep(struct apply *a, struct tbl *t)
 						rc = WS_ENOMEM;
 						goto out;
 					}
-					value_of(dup[i], &kept[i]);
+					sto_value_of(dup[i], &kept[i]);
 					val[i] = &kept[i];
 				}
 		sqlite3_reset(row);
-		if ((rc = tstmt(s, t, TS_DEL, 0, &w, a->err)))
+		if ((rc = sto_tstmt(s, t, TS_DEL, 0, &w, a->err)))
 			goto out;
 		for (i = 0; i < t->npk; i++)
-			bind_value(w, (int)i + 1, &pk[i]);
+			sto_bind_value(w, (int)i + 1, &pk[i]);
 		if ((rc = step_write(a, t, w)))
 			goto out;
-		if (keep && (rc = tstmt(s, t, TS_INS, keep, &w, a->err)) == 0) {
+		if (keep && (rc = sto_tstmt(s, t, TS_INS, keep, &w, a->err)) == 0) {
 			bind_write(w, t, TS_INS, keep, val, pk);
 			rc = step_write(a, t, w);
 		}
@@ -4136,7 +4414,9 @@ int ws_store_snapshot_end(struct ws_store *s, char *err)
 	ws_batch_init(&b);
 	if (!s->in_snap)
 		return ws_error(err, WS_EINVAL, "no full copy is being received");
-	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
+	/* Foreign keys as merges enforce them, checked at the end (orphans). */
+	if ((rc = fk_policy(s, err)) || (rc = sto_exec(s, "BEGIN IMMEDIATE", err)) ||
+	    (rc = sto_exec(s, "PRAGMA defer_foreign_keys = ON", err)))
 		goto done;
 	/* Local writes not sealed yet are newer than the copy: keep them. */
 	if ((rc = seal_locked(s, NULL, err)) || (rc = ws_store_usn(s, &usn, err)) ||
@@ -4188,6 +4468,8 @@ int ws_store_snapshot_end(struct ws_store *s, char *err)
 	a.b = &b;
 	for (i = 0; rc == 0 && i < s->nt; i++)
 		rc = snap_sweep(&a, &s->t[i]);
+	if (rc == 0)
+		rc = snap_orphans(&a);
 	/* Now every batch within the horizon counts as held here. */
 	for (i = 0; rc == 0 && i < s->snap.n; i++)
 		if ((rc = site_index(s, &s->snap.e[i].site, &site, err)) == 0 &&
@@ -4197,6 +4479,8 @@ int ws_store_snapshot_end(struct ws_store *s, char *err)
 	if (rc == 0 && (rc = gc_locked(s, &s->snap, &dropped, err)) == 0 &&
 	    (rc = ws_store_clock(s, &clock, err)) == 0 &&
 	    (rc = drain(s, &clock, err)) == 0 &&
+	    (rc = sto_fts_rebuild(s, usn + 1, err)) == 0 &&
+	    (rc = sto_scan_rebuild(s, err)) == 0 &&
 	    (rc = sto_exec(s, "UPDATE wsync_state SET applying = 0", err)) == 0)
 		rc = sto_exec(s, "COMMIT", err);
 out:

@@ -75,6 +75,8 @@ struct ws_site_opts {
 	int follow;                /* stay connected, push and pull live */
 	int local_views;           /* views and triggers stay local
 	                              (ws_store_keep_views_local()) */
+	int scan;                  /* capture by comparison too, for writers
+	                              with triggers off (ws_store_scan()) */
 	const struct ws_keypair *key;  /* a secure session; NULL: plain */
 	int has_hub_key;           /* pin the hub's key to hub_key ... */
 	uint8_t hub_key[WS_KEY_PUBLICBYTES];

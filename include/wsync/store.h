@@ -65,13 +65,14 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 void ws_store_close(struct ws_store *s);
 
 /*
- * Track tables[0..n), or, when n is 0, every ordinary table that has a
- * primary key: tables without one, views, virtual tables and their shadow
- * tables, and the internal sqlite_ and wsync_ tables are left out.
- * Idempotent.  A listed table that cannot be tracked is refused with
- * WS_ESCHEMA and its name in err: one without a primary key, a virtual
- * table, one with generated columns or more than 63 columns; a missing
- * one is WS_ENOTFOUND.  Nothing is tracked then.  Rows a table already
+ * Track tables[0..n), or, when n is 0, every ordinary table that can
+ * be: views, virtual tables and their shadow tables, and the internal
+ * sqlite_ and wsync_ tables are left out.  A rowid table without a
+ * declared primary key is keyed by its rowid, which goes first among its
+ * columns (see ROWID KEYS in wsync(7)).  Idempotent.  A listed table that
+ * cannot be tracked is refused with WS_ESCHEMA and its name in err: a
+ * virtual table, one with generated columns or more than 63 columns, one
+ * whose columns hide its rowid; a missing one is WS_ENOTFOUND.  Nothing is tracked then.  Rows a table already
  * holds are logged as inserts, so they reach the peers.
  */
 int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
@@ -79,8 +80,7 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
 
 /*
  * Callback for ws_store_untracked(): one table of the database that is
- * not tracked, and why ("it has no primary key", "it is a virtual
- * table", ...).  Strings are valid during the call only.  Return 0 to go
+ * not tracked, and why ("it is a virtual table", ...).  Strings are valid during the call only.  Return 0 to go
  * on, or a negative WS_E* code to stop (it is passed back).
  */
 typedef int ws_store_untracked_cb(const char *table, const char *why, void *clientData);
@@ -161,6 +161,20 @@ int ws_store_sealed_usn(struct ws_store *s, uint64_t *usn, char *err) WS_MUST_CH
  * made.  Clears the conflicts of every cell the batch writes.
  */
 int ws_store_seal(struct ws_store *s, int *sealed, char *err) WS_MUST_CHECK;
+
+/*
+ * Capture by comparison as well, from now on and in later runs (the
+ * choice is kept in the database).  Some writers turn triggers off for
+ * their connection (fossil, Chromium, programs that follow SQLite's
+ * security advice), so the capture triggers never see their writes.  With
+ * scanning on, the store keeps a hash of each column of each row
+ * (wsync_scan), and a seal first compares every row with it when another
+ * connection has written since the store last looked: a new row is
+ * logged as an insert, a changed one as an update of the columns that
+ * changed, a missing one as a delete.  The first seal knows no state and
+ * logs every row.  Costs a read of every tracked row per such seal.
+ */
+int ws_store_scan(struct ws_store *s, char *err) WS_MUST_CHECK;
 
 /*
  * Merge a remote batch (see above).  *applied (may be NULL) is set to 1

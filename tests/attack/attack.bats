@@ -368,3 +368,24 @@ CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT NOT NULL, n INTEGER, extra
 	assert_hub_unchanged
 	assert_still_syncs
 }
+
+@test "schema-virtual-module: a virtual table of a module other than FTS5" {
+	attack schema-virtual-module
+	assert_refused -16 "working set 'notes': virtual table 'pages': only FTS5 tables with a tracked content table travel"
+	assert_hub_unchanged
+	assert_still_syncs
+}
+
+@test "schema-fts-untracked-content: an FTS5 table over wsync's change log" {
+	attack schema-fts-untracked-content
+	assert_refused -16 "working set 'notes': virtual table 'logidx': only FTS5 tables with a tracked content table travel"
+	assert_hub_unchanged
+	assert_still_syncs
+}
+
+@test "schema-fts-disguised: another module, with fts5 and content in its arguments" {
+	attack schema-fts-disguised
+	assert_refused -16 "working set 'notes': virtual table 'pages': only FTS5 tables with a tracked content table travel"
+	assert_hub_unchanged
+	assert_still_syncs
+}

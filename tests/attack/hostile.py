@@ -444,6 +444,27 @@ def s_wrong_name(record):
                                 "CREATE TABLE b(id INTEGER PRIMARY KEY)"))
 
 
+def s_virtual_module(record):
+    # Only FTS5 on a tracked content table travels: never another module
+    # (dbstat reads every page of the file; others may write outside it).
+    return record_with(record, (OBJ_TABLE, "pages", "pages",
+                                "CREATE VIRTUAL TABLE pages USING dbstat"))
+
+
+def s_fts_untracked_content(record):
+    # An FTS5 table whose content is the change log.
+    return record_with(record, (OBJ_TABLE, "logidx", "logidx",
+                                "CREATE VIRTUAL TABLE logidx USING "
+                                "fts5(op, content='wsync_log')"))
+
+
+def s_fts_disguised(record):
+    # The text says fts5 in an argument, but the module is dbstat.
+    return record_with(record, (OBJ_TABLE, "pages", "pages",
+                                "CREATE VIRTUAL TABLE pages USING "
+                                "dbstat(fts5, content='notes')"))
+
+
 BATCHES = {
     "batch-legit": b_legit,
     "batch-70-columns": b_70_columns,
@@ -468,6 +489,9 @@ SCHEMAS = {
     "schema-wrong-name": s_wrong_name,
     "schema-create-as-select": s_create_as_select,
     "schema-index-elsewhere": s_index_elsewhere,
+    "schema-virtual-module": s_virtual_module,
+    "schema-fts-untracked-content": s_fts_untracked_content,
+    "schema-fts-disguised": s_fts_disguised,
 }
 
 

@@ -111,10 +111,10 @@ check_relative() {
 
 @test "wsync-join --help and -h" {
 	check_help wsync-join --help
-	assert_line --index 0 'usage: wsync-join [-fq] [--local-views] [--log FILE] [--sets FILE] HUB [WSID=DBFILE...]'
+	assert_line --index 0 'usage: wsync-join [-fq] [--local-views] [--scan] [--log FILE] [--sets FILE] HUB [WSID=DBFILE...]'
 	refute_output --partial 'NOT IMPLEMENTED'
 	check_help wsync-join -h
-	assert_line --index 0 'usage: wsync-join [-fq] [--local-views] [--log FILE] [--sets FILE] HUB [WSID=DBFILE...]'
+	assert_line --index 0 'usage: wsync-join [-fq] [--local-views] [--scan] [--log FILE] [--sets FILE] HUB [WSID=DBFILE...]'
 }
 
 @test "wsync-replicate --help and -h" {

@@ -285,23 +285,97 @@ cheap"
 
 @test "tables that cannot be tracked are named once on stderr, listed by wsync-inspect, and the rest syncs" {
 	sql a.db "CREATE TABLE k(id INTEGER PRIMARY KEY, v); INSERT INTO k VALUES(1, 'one');
-	    CREATE TABLE nokey(a, b); CREATE VIRTUAL TABLE docs USING fts5(body);
+	    CREATE TABLE hidden(rowid, _rowid_, oid); CREATE VIRTUAL TABLE docs USING fts5(body);
 	    CREATE TABLE g(id INTEGER PRIMARY KEY, x, y AS (x * 2))"
 	run --separate-stderr "$WS_BIN/wsync-join" "$SOCK" u=a.db
 	assert_success
-	assert_stderr "wsync-join: u: table 'docs' is not tracked: it is a virtual table
+	assert_stderr "wsync-join: u: table 'docs' is not tracked: it is a virtual table (of those, only FTS5 tables with a tracked content table travel)
 wsync-join: u: table 'g' is not tracked: column 'y' is generated
-wsync-join: u: table 'nokey' is not tracked: it has no primary key"
+wsync-join: u: table 'hidden' is not tracked: it has no primary key, and columns named rowid, _rowid_ and oid hide its rowid"
 	join "$SOCK" u=b.db
 	assert_equal "$(sqlite3 b.db 'SELECT * FROM k')" "1|one"
 	run --separate-stderr "$WS_BIN/wsync-inspect" a.db
 	assert_success
-	assert_line "untracked     docs: it is a virtual table"
+	assert_line "untracked     docs: it is a virtual table (of those, only FTS5 tables with a tracked content table travel)"
 	assert_line "untracked     g: column 'y' is generated"
-	assert_line "untracked     nokey: it has no primary key"
+	assert_line "untracked     hidden: it has no primary key, and columns named rowid, _rowid_ and oid hide its rowid"
 	run --separate-stderr "$WS_BIN/wsync-inspect" --json a.db
-	assert_equal "$(jq -c .untracked <<<"$output")" \
-	    '[{"table":"docs","why":"it is a virtual table"},{"table":"g","why":"column '"'"'y'"'"' is generated"},{"table":"nokey","why":"it has no primary key"}]'
+	assert_equal "$(jq -c '.untracked[1]' <<<"$output")" \
+	    '{"table":"g","why":"column '"'"'y'"'"' is generated"}'
 	# The hub holds none of them.
-	assert_equal "$(sqlite3 hub/u.db "SELECT count(*) FROM sqlite_schema WHERE name IN ('nokey', 'docs', 'g')")" 0
+	assert_equal "$(sqlite3 hub/u.db "SELECT count(*) FROM sqlite_schema WHERE name IN ('hidden', 'docs', 'g')")" 0
+}
+
+# rowids DB TABLE: every row of TABLE with its rowid, in rowid order.
+rowids() {
+	sqlite3 "$1" "SELECT rowid, * FROM \"$2\" ORDER BY rowid"
+}
+
+@test "a table without a primary key is keyed by its rowid: it arrives whole, converges, and VACUUM keeps its rows" {
+	sql a.db "CREATE TABLE events(at TEXT NOT NULL, what TEXT);
+	    CREATE TABLE tags(_rowid_ INTEGER, rowid TEXT, name TEXT UNIQUE);
+	    INSERT INTO events VALUES('t1', 'start'), ('t2', 'gone'), ('t3', 'stop');
+	    INSERT INTO tags VALUES(7, 'r', 'red'), (8, 's', 'blue');
+	    DELETE FROM events WHERE what = 'gone'"
+	join "$SOCK" u=a.db
+	join "$SOCK" u=b.db
+	for db in b.db hub/u.db; do
+		assert_equal "$(rowids "$db" events)" "$(rowids a.db events)"
+		assert_equal "$(sqlite3 "$db" 'SELECT oid, * FROM tags ORDER BY oid')" \
+		    "$(sqlite3 a.db 'SELECT oid, * FROM tags ORDER BY oid')"
+	done
+	assert_equal "$(rowids b.db events)" "1|t1|start
+3|t3|stop"
+	same_everywhere events a.db b.db hub/u.db
+	same_everywhere tags a.db b.db hub/u.db
+	# The rowid is the key: the columns that hide it are ordinary columns.
+	run --separate-stderr "$WS_BIN/wsync-inspect" b.db
+	assert_line "  events (rowid, at, what; primary key rowid)"
+	assert_line "  tags (oid, _rowid_, rowid, name; primary key oid)"
+	# VACUUM renumbers a rowid table without an index; wsync's empty index
+	# (wsync_pin_TABLE) keeps every row where it was.
+	sql a.db "VACUUM"
+	assert_equal "$(rowids a.db events)" "1|t1|start
+3|t3|stop"
+	sql a.db "UPDATE events SET what = 'halt' WHERE at = 't3'; INSERT INTO events VALUES('t4', 'again')"
+	sql b.db "UPDATE events SET what = 'begin' WHERE at = 't1'"
+	join "$SOCK" u=a.db
+	join "$SOCK" u=b.db
+	join "$SOCK" u=a.db
+	for db in a.db b.db hub/u.db; do
+		assert_equal "$(rowids "$db" events)" "1|t1|begin
+3|t3|halt
+4|t4|again"
+		assert_equal "$(sqlite3 "$db" 'PRAGMA integrity_check')" ok
+	done
+}
+
+@test "two sites that insert the same rowid meet as a key conflict, recorded like any other" {
+	sql a.db "CREATE TABLE notes(body TEXT)"
+	join "$SOCK" u=a.db
+	join "$SOCK" u=b.db
+	sql a.db "INSERT INTO notes VALUES('from a')"
+	sql b.db "INSERT INTO notes VALUES('from b')"
+	join "$SOCK" u=a.db
+	join "$SOCK" u=b.db
+	join "$SOCK" u=a.db
+	assert_equal "$(rowids a.db notes)" "$(rowids b.db notes)"
+	assert_equal "$(rowids hub/u.db notes)" "$(rowids a.db notes)"
+	assert_equal "$(rowids b.db notes)" "1|from a"
+	for db in a.db b.db; do
+		run --separate-stderr "$WS_BIN/wsync-join" --conflicts u=$db
+		assert_success
+		assert_output --regexp '^u	1	notes	\[1\]	body	"from b"	[0-9a-f]{32}:1	concurrent$'
+	done
+}
+
+@test "a rowid table whose pin index is gone is refused by name: its rows may have moved" {
+	sql a.db "CREATE TABLE notes(body TEXT); INSERT INTO notes VALUES('one')"
+	join "$SOCK" u=a.db
+	sql a.db "DROP INDEX wsync_pin_notes; INSERT INTO notes VALUES('two')"
+	run --separate-stderr "$WS_BIN/wsync-join" "$SOCK" u=a.db
+	assert_failure 65
+	assert_stderr "wsync-join: table 'notes' has no primary key and lost its index wsync_pin_notes: a VACUUM since may have renumbered its rows (see ROWID KEYS in wsync(7))"
+	join "$SOCK" u=b.db
+	assert_equal "$(rowids b.db notes)" "1|one"
 }

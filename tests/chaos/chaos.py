@@ -69,7 +69,18 @@ TABLES = {
     "u": ("name", ["v", "w"], ["ann", "bob", "cy", "dee", "eve"]),
 }
 SCHEMA = ("CREATE TABLE t(k INTEGER PRIMARY KEY, a TEXT, b TEXT);"
-          "CREATE TABLE u(name TEXT PRIMARY KEY, v TEXT, w TEXT);")
+          "CREATE TABLE u(name TEXT PRIMARY KEY, v TEXT, w TEXT);"
+          # An application's constraints: concurrency breaks UNIQUE (two
+          # accounts take one email); merges must settle it alike on every
+          # copy.  (Foreign keys are not here: a child written while its
+          # parent is deleted and made again elsewhere can still end
+          # differently on different copies; see wsync(7).)
+          "CREATE TABLE acct(id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE,"
+          " owner TEXT, n INTEGER NOT NULL DEFAULT 0 CHECK(n >= 0));")
+# The constrained tables: compared across copies, but outside the
+# lost-write oracle (a merge may remove a row in the way).
+CTABLES = {"acct": "id, email, owner, n"}
+EMAILS = ["ann@x", "bob@x", "cy@x", "dee@x"]
 OBSERVE = ("SELECT a FROM t UNION ALL SELECT b FROM t UNION ALL "
            "SELECT v FROM u UNION ALL SELECT w FROM u UNION ALL "
            "SELECT value FROM wsync_conflicts")
@@ -407,6 +418,9 @@ class Run:
 
     def write(self, i):
         rng = self.rng
+        if rng.random() < 0.2:
+            self.write_constrained(i)
+            return
         tbl = rng.choice(sorted(TABLES))
         kc, vc, keys = TABLES[tbl]
         key = rng.choice(keys)
@@ -456,6 +470,38 @@ class Run:
             return
         con.close()
         self.writes.append(Write(wid, i, tbl, key, op, vals, seen, time.monotonic(), "py"))
+
+    def write_constrained(self, i):
+        """A write to acct; one its own copy refuses (the email is taken
+        here) is rolled back, as an application's would be."""
+        rng = self.rng
+        try:
+            con = sqlite3.connect(self.db(i), timeout=BUSY_MS / 1000, isolation_level=None)
+        except sqlite3.Error:
+            self.failed_writes += 1
+            return
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            r = rng.random()
+            key = rng.randint(1, 6)
+            if r < 0.15:
+                con.execute("DELETE FROM acct WHERE id = ?", (key,))
+            elif r < 0.55:
+                con.execute("INSERT INTO acct(id, email, owner) VALUES(?, ?, ?) ON "
+                            "CONFLICT(id) DO UPDATE SET email = excluded.email",
+                            (key, rng.choice(EMAILS), "s%d" % i))
+            elif r < 0.8:
+                con.execute("UPDATE acct SET owner = ? WHERE id = ?", ("s%d" % i, key))
+            else:
+                con.execute("UPDATE acct SET n = n + 1 WHERE id = ?", (key,))
+            con.execute("COMMIT")
+        except sqlite3.Error:
+            self.failed_writes += 1
+            try:
+                con.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        con.close()
 
     def write_cli(self, i, tbl, key, r, cols):
         """The same through the sqlite3 shell: the operation is chosen from
@@ -660,8 +706,20 @@ class Run:
                 " FROM wsync_conflicts c JOIN wsync_sites s ON s.id = c.site"
                 " JOIN wsync_tables t ON t.id = c.tbl"
                 " ORDER BY t.name, c.pk, c.col, s.site, c.counter").fetchall()
+            # Not yet convergent (wsync(7)): which copies list a constraint
+            # clash's loser, and as which kind.  The rows must converge.
+            conflicts = [c for c in conflicts if c[0] in TABLES]
+            for tbl, cols in CTABLES.items():
+                try:
+                    tables[tbl] = con.execute("SELECT %s FROM %s ORDER BY 1" % (
+                        cols, tbl)).fetchall()
+                except sqlite3.Error:
+                    tables[tbl] = None
             pending = con.execute("SELECT count(*) FROM wsync_pending").fetchone()[0]
+            # Orphans count as damage: integrity_check's list gains them.
             integrity = con.execute("PRAGMA integrity_check").fetchall()
+            integrity += [("orphan %s rowid %s -> %s" % (r[0], r[1], r[2]),)
+                          for r in con.execute("PRAGMA foreign_key_check")]
             return tables, conflicts, pending, integrity
         finally:
             con.close()
@@ -676,7 +734,7 @@ class Run:
         ref_name, (rt, rc, _, _) = snaps[0]
         out = []
         for name, (t, c, _, _) in snaps[1:]:
-            for tbl in TABLES:
+            for tbl in list(TABLES) + list(CTABLES):
                 if t[tbl] != rt[tbl]:
                     a, b = set(rt[tbl] or []), set(t[tbl] or [])
                     out.append("%s differs from %s in table %s: only in %s %s, only in %s %s" % (
@@ -767,12 +825,14 @@ class Run:
         final = {}      # (tbl, key, col) -> value
         present = set()  # (tbl, key)
         for tbl, rows in tables.items():
+            if tbl not in TABLES:
+                continue
             _, vc, _ = TABLES[tbl]
             for row in rows or []:
                 present.add((tbl, row[0]))
                 for col, v in zip(vc, row[1:]):
                     final[(tbl, row[0], col)] = v
-        conf = {c[8] for c in conflicts}
+        conf = {c[8] for c in conflicts if c[0] in TABLES}
         byid = {w.id: w for w in self.writes}
         wrote = {}      # tag -> (tbl, key, col)
         for w in self.writes:
@@ -783,7 +843,7 @@ class Run:
         succ = {}
         for x in self.writes:
             for tag in x.seen:
-                m = TAG.match(tag)
+                m = TAG.match(tag) if isinstance(tag, str) else None
                 if not m or tag not in wrote:
                     continue
                 tbl, key, col = wrote[tag]
@@ -860,6 +920,8 @@ class Run:
                     break
         for c in conflicts:
             v = c[8]
+            if c[0] not in TABLES:
+                continue  # a constrained table's: outside the oracle
             if v not in wrote:
                 r["foreign"].append("conflict value %r" % (v,))
                 continue

@@ -828,21 +828,32 @@ out:
 }
 
 /*
- * store.h: n = 0 tracks "every table that has a primary key": a table
- * without one is left out, not an error.
+ * store.h: n = 0 tracks every ordinary table; one without a primary key
+ * is keyed by its rowid, which goes first among its columns, and gets an
+ * empty index that keeps VACUUM from renumbering it.
  */
-TEST(track_all_leaves_out_unkeyed)
+TEST(track_all_keys_by_rowid)
 {
 	struct ws_store *s = NULL;
 	char err[WS_ERRLEN] = "";
 
-	CLI_OK(tpath("allmix.db"), SCHEMA_AB "CREATE TABLE journal(line TEXT);");
+	CLI_OK(tpath("allmix.db"), SCHEMA_AB "CREATE TABLE journal(line TEXT);"
+	    "INSERT INTO journal VALUES('one'), ('two');");
 	NEED((s = store_open("allmix.db", WS_STORE_CREATE)));
 	CHECK_INT(say(ws_store_track(s, NULL, 0, err), "track", err), 0);
 	CHECK_DUMP(s, TRACKED, "'a'|'[\"id\",\"x\"]'|'[0]'\n"
-	    "'b'|'[\"k\",\"y\",\"z\"]'|'[0]'\n");
+	    "'b'|'[\"k\",\"y\",\"z\"]'|'[0]'\n"
+	    "'journal'|'[\"rowid\",\"line\"]'|'[0]'\n");
 	CHECK_INT(q_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' "
-	    "AND tbl_name = 'journal'"), 0);
+	    "AND tbl_name = 'journal'"), 3);
+	CHECK_DUMP(s, "SELECT sql FROM sqlite_schema WHERE type = 'index' AND "
+	    "tbl_name = 'journal'", "'CREATE INDEX \"wsync_pin_journal\" ON "
+	    "\"journal\"(\"line\") WHERE 0'\n");
+	/* The rows it held are logged as inserts, by rowid. */
+	CHECK_INT(q_int(s, "SELECT count(*) FROM wsync_log WHERE op = 1 AND k1 IN (1, 2) "
+	    "AND tbl = (SELECT id FROM wsync_tables WHERE name = 'journal')"), 2);
+	SQL_OK(s, "DELETE FROM journal WHERE rowid = 1");
+	CHECK_INT(q_int(s, "SELECT count(*) FROM wsync_log WHERE op = 3 AND k1 = 1"), 1);
 out:
 	ws_store_close(s);
 }
@@ -890,7 +901,7 @@ TEST(track_refused)
 	int have_fts5, have_rtree;
 
 	CLI_OK(tpath("refuse.db"), SCHEMA_AB
-	    "CREATE TABLE nokey(x, y);"
+	    "CREATE TABLE nokey(rowid, oid, _rowid_);"
 	    "CREATE TABLE gen_virtual(id INTEGER PRIMARY KEY, p, q AS (p * 2));"
 	    "CREATE TABLE gen_stored(id INTEGER PRIMARY KEY, p, "
 	    "q INTEGER GENERATED ALWAYS AS (p + 1) STORED);");
@@ -2463,7 +2474,7 @@ int main(void)
 	RUN(open_plain_database_needs_create);
 	RUN(guid);
 	RUN(track_all);
-	RUN(track_all_leaves_out_unkeyed);
+	RUN(track_all_keys_by_rowid);
 	RUN(track_list);
 	RUN(track_refused);
 	RUN(track_idempotent);
