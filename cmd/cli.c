@@ -77,26 +77,17 @@ unsigned cli_seconds(const char *opt, const char *arg)
 
 /*
  * One diagnostic line.  Messages quote names that came from the wire or
- * from a file (tables, SQL): control characters, C0 and C1, are written
- * as \xNN, so no peer can drive the terminal or forge a log line.
+ * from a file (tables, SQL): they are escaped by ws_escape_str()
+ * (escape.h), so no peer can drive the terminal or forge a log line.
  */
 static void vmsg(const char *fmt, va_list ap)
 {
-	char line[4096];
-	const unsigned char *p;
+	char line[4096], esc[4 * sizeof(line)];
 
 	fflush(stdout);
 	vsnprintf(line, sizeof(line), fmt, ap);
-	fprintf(stderr, "%s: ", cli_name());
-	for (p = (const unsigned char *)line; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			fprintf(stderr, "\\x%02x", *p);
-		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-			fprintf(stderr, "\\xc2\\x%02x", *++p);
-		else
-			fputc(*p, stderr);
-	}
-	fputc('\n', stderr);
+	ws_escape_str(esc, sizeof(esc), line);
+	fprintf(stderr, "%s: %s\n", cli_name(), esc);
 }
 
 void cli_warn(const char *fmt, ...)

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "wsync/crc32c.h"
+#include "wsync/escape.h"
 #include "wsync/inspect.h"
 #include "wsync/json.h"
 #include "wsync/schema.h"
@@ -219,15 +220,6 @@ int ws_inspect_put_time(struct ws_buf *out, uint64_t us)
 	return ws_buf_printf(out, "%s.%03uZ", s, (unsigned)(us / 1000 % 1000));
 }
 
-/* Length of the UTF-8 character at p[0..n), or 0 if it is not one. */
-static size_t utf8_char(const uint8_t *p, size_t n)
-{
-	size_t k = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 :
-	    (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
-
-	return k && k <= n && ws_utf8_valid(p, k) ? k : 0;
-}
-
 static int put_real(struct ws_buf *out, double r)
 {
 	char s[40];
@@ -247,9 +239,46 @@ static int put_real(struct ws_buf *out, double r)
 	return ws_buf_printf(out, "%s", s);
 }
 
+/*
+ * p[0..n) between single quotes, as SQL writes text: a quote doubled, a
+ * newline, tab and carriage return as \n, \t and \r, and every other
+ * character through ws_escape_char() (escape.h: control characters and
+ * bytes that are not UTF-8 as \xNN, a backslash as \\).  With cut,
+ * text over TEXT_CUT bytes ends in "...'(N bytes)".
+ */
+static int put_quoted(struct ws_buf *out, const uint8_t *p, size_t n, int cut)
+{
+	char e[WS_ESCAPE_CHARMAX];
+	size_t i, k;
+	int rc;
+
+	if ((rc = ws_buf_putc(out, '\'')))
+		return rc;
+	for (i = 0; i < n && !rc; i += k) {
+		if (cut && i >= TEXT_CUT)
+			break;
+		k = 1;
+		if (p[i] == '\'')
+			rc = ws_buf_append(out, "''", 2);
+		else if (p[i] == '\n')
+			rc = ws_buf_append(out, "\\n", 2);
+		else if (p[i] == '\t')
+			rc = ws_buf_append(out, "\\t", 2);
+		else if (p[i] == '\r')
+			rc = ws_buf_append(out, "\\r", 2);
+		else
+			rc = ws_buf_append(out, e, ws_escape_char(p + i, n - i, e, &k));
+	}
+	if (rc)
+		return rc;
+	if (i < n)
+		return ws_buf_printf(out, "...'(%zu bytes)", n);
+	return ws_buf_putc(out, '\'');
+}
+
 int ws_inspect_put_value(struct ws_buf *out, const struct ws_value *v)
 {
-	size_t i, k, n, shown;
+	size_t i, n;
 	int rc = 0;
 
 	switch (v->type) {
@@ -270,46 +299,50 @@ int ws_inspect_put_value(struct ws_buf *out, const struct ws_value *v)
 			    ws_buf_putc(out, '\'');
 		return rc;
 	case WS_TEXT:
-		break;
+		return put_quoted(out, v->p, v->n, 1);
 	default:
 		return ws_buf_printf(out, "?");
 	}
-	if ((rc = ws_buf_putc(out, '\'')))
-		return rc;
-	shown = 0;
-	for (i = 0; i < v->n && !rc; i += k) {
-		const uint8_t c = v->p[i];
+}
 
-		if (shown >= TEXT_CUT)
+/*
+ * A name from the wire, a log or a database: as it is when it is plain
+ * printable ASCII that cannot be taken for the punctuation around it,
+ * otherwise quoted and escaped, whole ('my table', 'a\x1b[2J\nb').
+ */
+static int put_name(struct ws_buf *o, const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= ' ' || c >= 0x7f || strchr("'\\,()=", c))
 			break;
-		k = utf8_char(v->p + i, v->n - i);
-		if (k > 1) {
-			rc = ws_buf_append(out, v->p + i, k);
-		} else if (k == 0) {
-			k = 1;
-			rc = ws_buf_printf(out, "\\x%02x", c);
-		} else if (c == '\'') {
-			rc = ws_buf_append(out, "''", 2);
-		} else if (c == '\\') {
-			rc = ws_buf_append(out, "\\\\", 2);
-		} else if (c == '\n') {
-			rc = ws_buf_append(out, "\\n", 2);
-		} else if (c == '\t') {
-			rc = ws_buf_append(out, "\\t", 2);
-		} else if (c == '\r') {
-			rc = ws_buf_append(out, "\\r", 2);
-		} else if (c < 0x20 || c == 0x7f) {
-			rc = ws_buf_printf(out, "\\x%02x", c);
-		} else {
-			rc = ws_buf_putc(out, c);
-		}
-		shown += k;
 	}
-	if (rc)
-		return rc;
-	if (i < v->n)
-		return ws_buf_printf(out, "...'(%zu bytes)", v->n);
-	return ws_buf_putc(out, '\'');
+	if (i > 0 && i == n)
+		return ws_buf_append(o, s, n);
+	return put_quoted(o, (const uint8_t *)s, n, 0);
+}
+
+/* put_name() of a NUL-terminated name. */
+static int put_names(struct ws_buf *o, const char *s)
+{
+	return put_name(o, s, strlen(s));
+}
+
+/*
+ * put_names(), then blanks up to width bytes (a table's column: "%-32s"
+ * for a name that may need escaping).
+ */
+static int put_cell(struct ws_buf *o, const char *s, size_t width)
+{
+	size_t start = o->len;
+	int rc = put_names(o, s);
+
+	while (!rc && o->len - start < width)
+		rc = ws_buf_putc(o, ' ');
+	return rc;
 }
 
 int ws_inspect_add_types(struct ws_inspect_filter *f, const char *list, char *err)
@@ -1066,7 +1099,8 @@ static int put_change(struct insp *x, const struct ws_change *c)
 	uint32_t i, k = 0;
 	int rc;
 
-	if ((rc = ws_buf_printf(o, "  %s pk=(", t->name)))
+	if ((rc = ws_buf_printf(o, "  ")) || (rc = put_names(o, t->name)) ||
+	    (rc = ws_buf_printf(o, " pk=(")))
 		return rc;
 	for (i = 0; i < t->npk && !rc; i++)
 		if (!(rc = i ? ws_buf_putc(o, ',') : 0))
@@ -1078,7 +1112,8 @@ static int put_change(struct insp *x, const struct ws_change *c)
 	for (i = 0; c->mask && i < t->ncols && !rc; i++) {
 		if (!ws_mask_test(c->mask, i))
 			continue;
-		if (!(rc = ws_buf_printf(o, " %s=", t->cols[i])))
+		if (!(rc = ws_buf_putc(o, ' ')) && !(rc = put_names(o, t->cols[i])) &&
+		    !(rc = ws_buf_putc(o, '=')))
 			rc = ws_inspect_put_value(o, &c->vals[k++]);
 	}
 	if (!rc && !(b->has_dot && c->counter == b->dot_counter &&
@@ -1087,30 +1122,6 @@ static int put_change(struct insp *x, const struct ws_change *c)
 		rc = ws_buf_printf(o, " dot=%s:%" PRIu64, s8, c->counter);
 	}
 	return rc ? rc : ws_buf_putc(o, '\n');
-}
-
-/*
- * A name from the wire: as it is when it is plain printable ASCII that
- * cannot be taken for the punctuation around it, otherwise quoted and
- * escaped by ws_inspect_put_value() ('my table', 'a\x1b[2Jb').
- */
-static int put_name(struct ws_buf *o, const char *s)
-{
-	struct ws_value v;
-	size_t i;
-
-	for (i = 0; s[i]; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c <= ' ' || c >= 0x7f || strchr("'\\,()=", c))
-			break;
-	}
-	if (i > 0 && !s[i])
-		return ws_buf_append(o, s, i);
-	v.type = WS_TEXT;
-	v.p = (const uint8_t *)s;
-	v.n = strlen(s);
-	return ws_inspect_put_value(o, &v);
 }
 
 /*
@@ -1149,7 +1160,7 @@ static int put_schema(struct ws_buf *o, const struct ws_schema *sc)
 				rc = ws_buf_printf(o, "...");
 				break;
 			}
-			rc = put_name(o, sc->obj[i].name);
+			rc = put_names(o, sc->obj[i].name);
 			shown++;
 		}
 		if (!rc)
@@ -1174,7 +1185,8 @@ static int put_summary(struct insp *x, const struct rec *r, const struct dec *d)
 		return ws_buf_printf(o, "  site=%s role=%s protocol=%" PRIu64, hex,
 		    d->hello.role == WS_ROLE_HUB ? "hub" : "site", d->hello.version);
 	case WS_FRAME_ADD:
-		if ((rc = ws_buf_printf(o, "  wsid=%s guid=", x->add.wsid)))
+		if ((rc = ws_buf_printf(o, "  wsid=")) || (rc = put_names(o, x->add.wsid)) ||
+		    (rc = ws_buf_printf(o, " guid=")))
 			return rc;
 		if (x->add.has_guid) {
 			struct ws_siteid g;
@@ -1286,11 +1298,13 @@ static int put_line(struct insp *x, const struct rec *r, const struct dec *d,
 	if (r->dir == DIR_NONE || r->peerlen == 0)
 		rc = ws_buf_printf(o, "  -  ");
 	else
-		rc = ws_buf_printf(o, "  %.*s  ", (int)r->peerlen, r->peer);
+		if (!(rc = ws_buf_printf(o, "  ")) &&
+		    !(rc = put_name(o, r->peer, r->peerlen)))
+			rc = ws_buf_printf(o, "  ");
 	if (rc)
 		return rc;
-	if (wsid)
-		rc = ws_buf_printf(o, "%s  ", wsid);
+	if (wsid && !(rc = put_names(o, wsid)))
+		rc = ws_buf_printf(o, "  ");
 	else if (r->f.channel == 0)
 		rc = ws_buf_printf(o, "-  ");
 	else
@@ -1918,6 +1932,7 @@ static int run_url(struct insp *x, struct sink *k)
 {
 	struct curlctx c = {x, k, 0};
 	char cerr[CURL_ERROR_SIZE] = "";
+	const char *ca;
 	CURL *h;
 	CURLcode cc;
 	long code = 0;
@@ -1941,6 +1956,9 @@ static int run_url(struct insp *x, struct sink *k)
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &c);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "wsync-inspect/" "0.1.0");
+	/* As curl(1) does: libcurl itself does not read CURL_CA_BUNDLE. */
+	if ((ca = getenv("CURL_CA_BUNDLE")) && *ca)
+		curl_easy_setopt(h, CURLOPT_CAINFO, ca);
 	cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(h);
@@ -1953,8 +1971,8 @@ static int run_url(struct insp *x, struct sink *k)
 		rc = cc == CURLE_FILE_COULDNT_READ_FILE || cc == CURLE_REMOTE_FILE_NOT_FOUND ?
 		    WS_ENOTFOUND : cc == CURLE_COULDNT_CONNECT ||
 		    cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_OPERATION_TIMEDOUT ?
-		    WS_EUNSUPP : cc == CURLE_LOGIN_DENIED || cc == CURLE_REMOTE_ACCESS_DENIED ?
-		    WS_EPERM : cc == CURLE_UNSUPPORTED_PROTOCOL ? WS_EINVAL : WS_EIO;
+		    WS_EUNSUPP : cc == CURLE_LOGIN_DENIED || cc == CURLE_REMOTE_ACCESS_DENIED ||
+		    cc == CURLE_PEER_FAILED_VERIFICATION ? WS_EPERM : cc == CURLE_UNSUPPORTED_PROTOCOL ? WS_EINVAL : WS_EIO;
 		return ws_error(x->err, rc, "cannot fetch '%s': %s", k->name,
 		    cerr[0] ? cerr : curl_easy_strerror(cc));
 	}
@@ -2162,13 +2180,15 @@ static int conflict_cb(const struct ws_conflict *c, void *cd)
 			return k->rc = WS_ENOMEM;
 		return 0;
 	}
-	if ((rc = ws_buf_printf(o, "  %" PRId64 ": %s pk=(", c->id, c->table)))
+	if ((rc = ws_buf_printf(o, "  %" PRId64 ": ", c->id)) ||
+	    (rc = put_names(o, c->table)) || (rc = ws_buf_printf(o, " pk=(")))
 		return k->rc = rc;
 	for (i = 0; i < c->npk && !rc; i++)
 		if (!(rc = i ? ws_buf_putc(o, ',') : 0))
 			rc = ws_inspect_put_value(o, &c->pk[i]);
 	short_site(&c->site, s8);
-	if (rc || (rc = ws_buf_printf(o, ") %s=", c->column)) ||
+	if (rc || (rc = ws_buf_printf(o, ") ")) || (rc = put_names(o, c->column)) ||
+	    (rc = ws_buf_putc(o, '=')) ||
 	    (rc = ws_inspect_put_value(o, &c->value)) ||
 	    (rc = ws_buf_printf(o, " dot=%s:%" PRIu64 "%s%s%s\n", s8, c->counter,
 	    !c->lost_to_delete ? "" : strcmp(c->kind, "delete") == 0 ?
@@ -2211,9 +2231,18 @@ static int db_replica(struct insp *x, sqlite3 *db, json_t *root)
 			    json_array_append_new(arr, j))
 				rc = WS_ENOMEM;
 		} else {
-			rc = ws_buf_printf(&x->out, "  %s  source=%s guid=%s usn=%" PRId64
-			    " updated=%s\n", coltext(st, 0), coltext(st, 1), coltext(st, 2),
-			    (int64_t)sqlite3_column_int64(st, 3), coltext(st, 4));
+			struct ws_buf *o = &x->out;
+
+			if (!(rc = ws_buf_printf(o, "  ")) &&
+			    !(rc = put_names(o, coltext(st, 0))) &&
+			    !(rc = ws_buf_printf(o, "  source=")) &&
+			    !(rc = put_names(o, coltext(st, 1))) &&
+			    !(rc = ws_buf_printf(o, " guid=")) &&
+			    !(rc = put_names(o, coltext(st, 2))) &&
+			    !(rc = ws_buf_printf(o, " usn=%" PRId64 " updated=",
+			    (int64_t)sqlite3_column_int64(st, 3))) &&
+			    !(rc = put_names(o, coltext(st, 4))))
+				rc = ws_buf_putc(o, '\n');
 		}
 	}
 	sqlite3_finalize(st);
@@ -2257,15 +2286,19 @@ static int db_tables(struct insp *x, sqlite3 *db, json_t *root)
 			    json_array_append_new(arr, j))
 				rc = WS_ENOMEM;
 		} else {
-			rc = ws_buf_printf(&x->out, "  %s (", coltext(st, 0));
+			if (!(rc = ws_buf_printf(&x->out, "  ")) &&
+			    !(rc = put_names(&x->out, coltext(st, 0))))
+				rc = ws_buf_printf(&x->out, " (");
 			for (i = 0; !rc && i < json_array_size(cols); i++)
-				rc = ws_buf_printf(&x->out, "%s%s", i ? ", " : "",
-				    json_string_value(json_array_get(cols, i)));
+				if (!(rc = ws_buf_printf(&x->out, "%s", i ? ", " : "")))
+					rc = put_names(&x->out, json_string_value(
+					    json_array_get(cols, i)) ?: "?");
 			if (!rc)
 				rc = ws_buf_printf(&x->out, "; primary key ");
 			for (i = 0; !rc && i < json_array_size(pkn); i++)
-				rc = ws_buf_printf(&x->out, "%s%s", i ? ", " : "",
-				    json_string_value(json_array_get(pkn, i)));
+				if (!(rc = ws_buf_printf(&x->out, "%s", i ? ", " : "")))
+					rc = put_names(&x->out, json_string_value(
+					    json_array_get(pkn, i)) ?: "?");
 			if (!rc)
 				rc = ws_buf_printf(&x->out, ")\n");
 		}
@@ -2294,14 +2327,11 @@ static int untracked_cb(const char *table, const char *why, void *cd)
 		    json_string(why)) && !json_array_append_new(u->arr, j) ? 0 :
 		    WS_ENOMEM;
 	int rc = ws_buf_printf(u->out, "untracked     ");
-	const char *p;
 
-	if (rc == 0) rc = put_name(u->out, table);
+	if (rc == 0) rc = put_names(u->out, table);
 	if (rc == 0) rc = ws_buf_printf(u->out, ": ");
-	/* why may quote a column's name: no control character gets out */
-	for (p = why; rc == 0 && *p; p++)
-		rc = ws_buf_putc(u->out, (unsigned char)*p < 0x20 || *p == 0x7f ?
-		    '?' : (uint8_t)*p);
+	/* why may quote a column's name */
+	if (rc == 0) rc = ws_escape_append(u->out, why, strlen(why));
 	return rc ? rc : ws_buf_printf(u->out, "\n");
 }
 
@@ -2339,7 +2369,8 @@ static int db_view(struct insp *x, const char *path)
 			    path, coltext(st, 0));
 			goto out;
 		}
-		rc = ws_buf_printf(&x->out, "%s: ok, an SQLite database\n", path);
+		if (!(rc = ws_escape_append(&x->out, path, strlen(path))))
+			rc = ws_buf_printf(&x->out, ": ok, an SQLite database\n");
 		goto out;
 	}
 	if (db_has_table(db, "wsync_meta") &&
@@ -2359,8 +2390,10 @@ static int db_view(struct insp *x, const char *path)
 			if (json_object_set_new(root, "wsid", json_null()))
 				rc = WS_ENOMEM;
 		} else {
-			rc = ws_buf_printf(&x->out, "database      %s\nworking set   none "
-			    "(not a wsync working set)\n", path);
+			if (!(rc = ws_buf_printf(&x->out, "database      ")) &&
+			    !(rc = ws_escape_append(&x->out, path, strlen(path))))
+				rc = ws_buf_printf(&x->out, "\nworking set   none "
+				    "(not a wsync working set)\n");
 		}
 		if (!rc)
 			rc = db_replica(x, db, root);
@@ -2423,8 +2456,10 @@ static int db_view(struct insp *x, const char *path)
 		struct ws_buf *o = &x->out;
 		size_t i;
 
-		if ((rc = ws_buf_printf(o, "database      %s\nworking set   %s\nsite          %s\n",
-		    path, wsid, hex)))
+		if ((rc = ws_buf_printf(o, "database      ")) ||
+		    (rc = ws_escape_append(o, path, strlen(path))) ||
+		    (rc = ws_buf_printf(o, "\nworking set   ")) || (rc = put_names(o, wsid)) ||
+		    (rc = ws_buf_printf(o, "\nsite          %s\n", hex)))
 			goto out;
 		if (ws_store_guid(s, guid)) {
 			memcpy(g.b, guid, WS_GUID_LEN);
@@ -2499,8 +2534,9 @@ static int put_counts(struct ws_buf *o, const char *title, struct counts *cs)
 	if ((rc = ws_buf_printf(o, "\n%-34s %10s %14s\n", title, "frames", "bytes")))
 		return rc;
 	for (i = 0; i < cs->n && !rc; i++)
-		rc = ws_buf_printf(o, "  %-32s %10" PRIu64 " %14" PRIu64 "\n",
-		    cs->c[i].name, cs->c[i].frames, cs->c[i].bytes);
+		if (!(rc = ws_buf_printf(o, "  ")) && !(rc = put_cell(o, cs->c[i].name, 32)))
+			rc = ws_buf_printf(o, " %10" PRIu64 " %14" PRIu64 "\n",
+			    cs->c[i].frames, cs->c[i].bytes);
 	return rc;
 }
 
@@ -2618,9 +2654,11 @@ static int put_stats(struct insp *x)
 	rc = ws_buf_printf(o, "\n%-34s %10s %10s %10s\n", "changes by table", "insert",
 	    "update", "delete");
 	for (i = 0; i < st->tables.n && !rc; i++)
-		rc = ws_buf_printf(o, "  %-32s %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n",
-		    st->tables.c[i].name, st->tables.c[i].ops[1], st->tables.c[i].ops[2],
-		    st->tables.c[i].ops[3]);
+		if (!(rc = ws_buf_printf(o, "  ")) &&
+		    !(rc = put_cell(o, st->tables.c[i].name, 32)))
+			rc = ws_buf_printf(o, " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n",
+			    st->tables.c[i].ops[1], st->tables.c[i].ops[2],
+			    st->tables.c[i].ops[3]);
 	return rc;
 }
 
@@ -2702,13 +2740,15 @@ int ws_inspect_run(const struct ws_inspect_opts *o, const char *const *inputs,
 		if (!rc && o->mode == WS_INSPECT_CHECK && k.kind != K_DATABASE) {
 			unsigned long bad = x->problems - problems + x->damages - damages;
 
-			if (bad)
-				rc = ws_buf_printf(&x->out, "%s: %lu problem%s, %" PRIu64 " frames, %"
-				    PRIu64 " bytes\n", k.name, bad, bad == 1 ? "" : "s",
+			if ((rc = ws_escape_append(&x->out, k.name, strlen(k.name))))
+				;
+			else if (bad)
+				rc = ws_buf_printf(&x->out, ": %lu problem%s, %" PRIu64 " frames, %"
+				    PRIu64 " bytes\n", bad, bad == 1 ? "" : "s",
 				    k.frames, k.base + k.w.len);
 			else
-				rc = ws_buf_printf(&x->out, "%s: ok, %" PRIu64 " frames, %"
-				    PRIu64 " bytes\n", k.name, k.frames, k.base + k.w.len);
+				rc = ws_buf_printf(&x->out, ": ok, %" PRIu64 " frames, %"
+				    PRIu64 " bytes\n", k.frames, k.base + k.w.len);
 		}
 		sink_release(&k);
 		x->sk = NULL;

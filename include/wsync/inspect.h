@@ -22,6 +22,18 @@
  * The library never prints on stderr: data goes to opts->out_fd, and
  * notes about damage skipped by WS_INSPECT_SALVAGE or problems found by
  * WS_INSPECT_CHECK go to opts->warn, one line each.
+ *
+ * Escaping.  Every string that came from an input (peers, working sets,
+ * tables, columns, error texts, a database's names) is escaped
+ * (escape.h) in what goes to out_fd as text: the timeline, the stats
+ * and the database view.  JSON output keeps the exact bytes in JSON's
+ * own escapes.  The lines given to opts->warn, and err, may quote such
+ * strings as they are: whoever prints them escapes them, as cli_warn()
+ * does, so that nothing is escaped twice.
+ *
+ * https: the server's certificate is checked against the system's
+ * authorities, or those in the file named by the environment variable
+ * CURL_CA_BUNDLE when it is set and not empty (as curl(1) does).
  */
 #ifndef WSYNC_INSPECT_H
 #define WSYNC_INSPECT_H
@@ -126,8 +138,9 @@ int ws_inspect_put_time(struct ws_buf *out, uint64_t us) WS_MUST_CHECK;
 
 /*
  * Append the timeline form of a value to out: NULL, 42, 1.5, 'it''s'
- * (control bytes and bytes that are not UTF-8 as \n, \t, \xNN; a
- * backslash as \\), x'00ff'.  Text over 64 bytes and blobs over 32 are
+ * (a newline, tab and CR as \n, \t, \r; other characters through
+ * ws_escape_char(): control characters, C1 ones included, and bytes that
+ * are not UTF-8 as \xNN, a backslash as \\), x'00ff'.  Text over 64 bytes and blobs over 32 are
  * cut, followed by their full size: 'abc...'(1000 bytes).
  */
 int ws_inspect_put_value(struct ws_buf *out, const struct ws_value *v) WS_MUST_CHECK;

@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "buf.h"
+#include "escape.h"
 #include "crc32c.h"
 #include "frame.h"
 #include "vclock.h"

@@ -316,6 +316,40 @@ wsync-inspect: 1 problem found"
 	assert_stderr "wsync-inspect: --follow needs a file, not a URL"
 }
 
+@test "HTTPS: a self-signed server is refused, and trusted through CURL_CA_BUNDLE" {
+	local port i
+	command -v python3 >/dev/null || fail "this test needs python3"
+	command -v openssl >/dev/null || skip "this test needs openssl"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+	    -addext subjectAltName=IP:127.0.0.1 -keyout key.pem -out cert.pem 2>/dev/null ||
+	    fail "openssl cannot make a certificate"
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	spawn https python3 -c '
+import functools, http.server, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("cert.pem", "key.pem")
+h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[2])
+s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), h)
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+s.serve_forever()' "$port" "$T"
+	for ((i = 0; i < WAIT_S * 10; i++)); do
+		python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && break
+		sleep 0.1
+	done
+	# Not signed by a known authority: the server is not who it says (77).
+	run --separate-stderr env -u CURL_CA_BUNDLE "$I" --check "https://127.0.0.1:$port/sample-site.log"
+	assert_failure 77
+	assert_output ''
+	[[ "$stderr" == "wsync-inspect: cannot fetch 'https://127.0.0.1:$port/sample-site.log': "?* ]] ||
+	    fail "stderr is '$stderr'"
+	CURL_CA_BUNDLE=$T/cert.pem run --separate-stderr "$I" --check "https://127.0.0.1:$port/sample-site.log"
+	assert_success
+	assert_output "https://127.0.0.1:$port/sample-site.log: ok, 24 frames, $SITE_SIZE bytes"
+	# An empty CURL_CA_BUNDLE is as if it were unset.
+	CURL_CA_BUNDLE= run --separate-stderr "$I" --check "https://127.0.0.1:$port/sample-site.log"
+	assert_failure 77
+}
+
 @test "--follow shows records as the log grows, and ends on SIGTERM with 0" {
 	head -c $SITE_F7 sample-site.log >grow.log
 	spawn follow "$I" --follow grow.log

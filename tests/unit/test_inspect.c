@@ -478,6 +478,113 @@ TEST(run_schema)
 	ws_buf_release(&out);
 }
 
+/* One log record of frame (type, ch, payload) from/to peer, appended to out. */
+static void put_logged(struct ws_buf *out, const char *peer, unsigned dir,
+    uint8_t type, uint32_t ch, const void *pl, size_t n)
+{
+	struct ws_log_record r = {.time_us = 1763800000000000ull, .dir = dir,
+	    .peer = peer, .peerlen = strlen(peer)};
+	struct ws_buf rec = WS_BUF_INIT;
+
+	r.frame.type = type;
+	r.frame.channel = ch;
+	r.frame.payload = pl;
+	r.frame.len = (uint32_t)n;
+	CHECK_INT(ws_log_record_encode(&r, &rec), 0);
+	CHECK_INT(ws_frame_put(out, WS_FRAME_LOG, 0, 0, rec.p, rec.len), 0);
+	ws_buf_release(&rec);
+}
+
+/*
+ * A session log whose peer, table, column, working set and error text
+ * hold ESC [2J, an 8-bit CSI and "\nforged line": every view but --json
+ * shows them escaped, one line a frame; --json keeps the exact bytes.
+ */
+TEST(run_hostile_names)
+{
+	static const char peer[] = "p\x1b[2J\nforged line";
+	static const char table[] = "t\x1b[2J\nforged line";
+	static const char *const cols[] = {"id", "c\xc2\x9b" "31m"};
+	static const char msg[] = "bye\x1b[2J\nforged line";
+	static const uint32_t pk[] = {0};
+	struct ws_add a = {.clock = WS_VCLOCK_INIT};
+	struct ws_buf s = WS_BUF_INIT, pl = WS_BUF_INIT, out = WS_BUF_INIT;
+	struct ws_value key = {.type = WS_INTEGER, .i = 7};
+	struct ws_value val = {.type = WS_TEXT, .p = (const uint8_t *)"v\\", .n = 2};
+	struct ws_change c = {0};
+	struct ws_batch b;
+	struct ws_siteid site;
+	struct lines w;
+	uint8_t mask = 2;
+	uint32_t ti, si;
+	char path[128], err[WS_ERRLEN];
+	size_t i, nl;
+
+	snprintf(path, sizeof(path), "%s/hostile.ws", tmpdir);
+	memset(site.b, 0x22, sizeof(site.b));
+	CHECK_INT(ws_frame_put_preamble(&s), 0);
+	snprintf(a.wsid, sizeof(a.wsid), "notes");
+	CHECK_INT(ws_add_encode(&a, &pl), 0);
+	put_logged(&s, peer, WS_LOG_IN, WS_FRAME_ADD, 1, pl.p, pl.len);
+	ws_batch_init(&b);
+	CHECK_INT(ws_batch_add_table(&b, table, 2, cols, 1, pk, &ti, NULL), 0);
+	CHECK_INT(ws_batch_set_dot(&b, &site, 1), 0);
+	CHECK_INT(ws_batch_site(&b, &site, &si), 0);
+	c.table = ti;
+	c.site = si;
+	c.counter = 1;
+	c.op = WS_OP_INSERT;
+	c.pk = &key;
+	c.mask = &mask;
+	c.vals = &val;
+	c.nvals = 1;
+	CHECK_INT(ws_batch_add_change(&b, &c, NULL), 0);
+	pl.len = 0;
+	CHECK_INT(ws_batch_encode(&b, &pl), 0);
+	ws_batch_release(&b);
+	put_logged(&s, peer, WS_LOG_IN, WS_FRAME_BATCH, 1, pl.p, pl.len);
+	pl.len = 0;
+	CHECK_INT(ws_buf_put_svarint(&pl, -16), 0);
+	CHECK_INT(ws_buf_append(&pl, msg, strlen(msg)), 0);
+	put_logged(&s, peer, WS_LOG_OUT, WS_FRAME_ERROR, 0, pl.p, pl.len);
+	write_file(path, s.p, s.len);
+
+	CHECK_INT(run(WS_INSPECT_TIMELINE, 0, path, &w, &out, err), 0);
+	CHECK(has(&out, "  <  'p\\x1b[2J\\nforged line'  notes  BATCH  site=22222222 "
+	    "dot=22222222:1 1 change\n"));
+	CHECK(has(&out, "  't\\x1b[2J\\nforged line' pk=(7) insert "
+	    "'c\\xc2\\x9b31m'='v\\\\'\n"));
+	CHECK(has(&out, "  >  'p\\x1b[2J\\nforged line'  -  ERROR  code=-16 "
+	    "(schema mismatch) message='bye\\x1b[2J\\nforged line'\n"));
+	for (i = nl = 0; i < out.len; i++)
+		nl += out.p[i] == '\n';
+	CHECK_INT(nl, 4); /* ADD, BATCH, its change, ERROR */
+	CHECK(memchr(out.p, 0x1b, out.len) == NULL);
+	CHECK(!has(&out, "\xc2\x9b"));
+
+	CHECK_INT(run(WS_INSPECT_STATS, 0, path, &w, &out, err), 0);
+	{
+		char row[128];
+
+		snprintf(row, sizeof(row), "\n  %-32s %10d %10d %10d\n",
+		    "'t\\x1b[2J\\nforged line'", 1, 0, 0);
+		CHECK(has(&out, row));
+	}
+	CHECK(memchr(out.p, 0x1b, out.len) == NULL);
+	CHECK(!has(&out, "\nforged"));
+
+	/* --json: the exact bytes, in JSON's own escapes. */
+	CHECK_INT(run(WS_INSPECT_JSON, 0, path, &w, &out, err), 0);
+	CHECK(has(&out, "\"peer\":\"p\\u001B[2J\\nforged line\""));
+	CHECK(has(&out, "\"t\\u001B[2J\\nforged line\""));
+	CHECK(has(&out, "\"bye\\u001B[2J\\nforged line\""));
+	CHECK(has(&out, "\"c\xc2\x9b" "31m\""));
+	ws_buf_release(&s);
+	ws_buf_release(&pl);
+	ws_buf_release(&out);
+	ws_vclock_release(&a.clock);
+}
+
 int main(void)
 {
 	TEST_MAIN_BEGIN();
@@ -492,6 +599,7 @@ int main(void)
 	RUN(run_check);
 	RUN(run_salvage);
 	RUN(run_schema);
+	RUN(run_hostile_names);
 	{
 		char cmd[128];
 
