@@ -24,7 +24,7 @@ PREFIX   ?= /usr/local
 OUT      ?= build
 BIN      ?= bin
 SAN      ?=
-PKGS      = sqlite3 jansson libsodium libcurl
+PKGS      = sqlite3 jansson libsodium libcurl libmicrohttpd
 
 OPT      ?= -O2 -g
 WARN      = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \

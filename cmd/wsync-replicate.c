@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,8 @@
 
 enum { OPT_ADD = 256, OPT_DEL, OPT_STDIO, OPT_HTTP, OPT_ARRAY, OPT_HOLD, OPT_EXEC,
 	OPT_BATCH, OPT_COMPACT, OPT_KEY, OPT_AUTHKEYS, OPT_INSECURE, OPT_HUB_KEY,
-	OPT_KNOWN_HUBS, OPT_ACCEPT_NEW };
+	OPT_KNOWN_HUBS, OPT_ACCEPT_NEW, OPT_TLS_CERT, OPT_TLS_KEY, OPT_HTTP_TOKENS,
+	OPT_HTTP_TOKEN, OPT_HTTP_MAX_BODY, OPT_HTTP_TIMEOUT };
 
 static const struct cli_opt opts[] = {
 	{"db", 'd', "FILE", "the database (publish: its table; pull: the local one)"},
@@ -26,7 +28,19 @@ static const struct cli_opt opts[] = {
 	{"del", OPT_DEL, NULL, "publish: grant, pull: ask for the right to delete rows"},
 	{"listen", 'l', "ADDR", "publish: serve the stream protocol on ADDR"},
 	{"stdio", OPT_STDIO, NULL, "publish: serve one session on stdin and stdout"},
-	{"http", OPT_HTTP, "ADDR", "publish: serve the HTTP mapping on ADDR"},
+	{"http", OPT_HTTP, "ADDR", "publish: serve the HTTP mapping on ADDR (plain HTTP: "
+	    "loopback only, unless --insecure)"},
+	{"tls-cert", OPT_TLS_CERT, "FILE", "publish: serve HTTPS with this PEM "
+	    "certificate (chain)"},
+	{"tls-key", OPT_TLS_KEY, "FILE", "publish: the certificate's PEM key (mode 0600)"},
+	{"http-tokens", OPT_HTTP_TOKENS, "FILE", "publish: bearer tokens and their rights, "
+	    "\"TOKEN GLOB=RIGHT...\" (mode 0600)"},
+	{"http-max-body", OPT_HTTP_MAX_BODY, "BYTES", "publish: longest HTTP request "
+	    "body (default 8388608)"},
+	{"http-timeout", OPT_HTTP_TIMEOUT, "SECONDS", "publish: drop an HTTP connection "
+	    "idle this long (default 30)"},
+	{"http-token", OPT_HTTP_TOKEN, "FILE", "pull: send the bearer token in FILE "
+	    "(mode 0600) over HTTP(S)"},
 	{"compact", OPT_COMPACT, NULL, "publish: collect the change log first (older "
 	    "replicators replicate in full)"},
 	{"key", OPT_KEY, "FILE", "this side's secret key (wsync-keygen): authenticated, "
@@ -39,7 +53,8 @@ static const struct cli_opt opts[] = {
 	    "~/.config/wsync/known_hubs)"},
 	{"accept-new-hub", OPT_ACCEPT_NEW, NULL, "pull: trust a publisher's key on first "
 	    "use, adding it to the known hubs"},
-	{"insecure", OPT_INSECURE, NULL, "allow plain stream sessions on TCP"},
+	{"insecure", OPT_INSECURE, NULL, "allow plain stream sessions on TCP, and plain "
+	    "HTTP beyond loopback"},
 	{"array", OPT_ARRAY, "SPEC", "pull: REMOTE=CHILD:REF, a JSON array into a table"},
 	{"follow", 'f', NULL, "pull: stay live instead of exiting up to date"},
 	{"hold-deletes", OPT_HOLD, NULL, "pull: deletes wait for the application's confirmation"},
@@ -54,10 +69,12 @@ static const struct cli cli = {
 	.synopsis = "wsync-replicate publish -d FILE -t TABLE [-c SPEC]... [--add] [--del] [-q]\n"
 	    "                       [--compact] (-l ADDR... | --http ADDR | --stdio)\n"
 	    "                       [--key FILE --authorized-keys FILE] [--insecure]\n"
+	    "                       [--tls-cert FILE --tls-key FILE] [--http-tokens FILE]\n"
+	    "                       [--http-max-body BYTES] [--http-timeout SECONDS]\n"
 	    "wsync-replicate pull SOURCE -d FILE -t TABLE [-c SPEC]... [--array SPEC]...\n"
 	    "                       [--add] [--del] [-feq] [--hold-deletes] [--exec CMD]\n"
 	    "                       [--key FILE [--hub-key KEY | --known-hubs FILE |\n"
-	    "                       --accept-new-hub]] [--insecure]",
+	    "                       --accept-new-hub]] [--insecure] [--http-token FILE]",
 	.about = "Publish one table of a SQLite database, or replicate a published table\n"
 	    "into a local one.  SOURCE is HOST:PORT, [IPv6]:PORT, unix:PATH,\n"
 	    "exec:COMMAND (for example exec:'ssh host wsync-replicate publish --stdio\n"
@@ -70,8 +87,12 @@ static const struct cli cli = {
 	    "(read, or write to send changes up) of the first glob matching TABLE;\n"
 	    "the replicator takes the publisher's key given with --hub-key or pinned\n"
 	    "for SOURCE in the known hubs.  On TCP both sides need --key, unless\n"
-	    "--insecure; unix sockets, stdio and exec: may be plain.  HTTP is\n"
-	    "protected by HTTPS instead.",
+	    "--insecure; unix sockets, stdio and exec: may be plain.\n\n"
+	    "Over HTTP the keys do not apply.  Plain HTTP listens on loopback only\n"
+	    "(unless --insecure); --tls-cert and --tls-key serve HTTPS.  An HTTP\n"
+	    "client is anonymous and may only read, unless it sends a bearer token\n"
+	    "(pull --http-token) listed in --http-tokens with the right to write;\n"
+	    "with --http-tokens every request needs a token.",
 	.opts = opts,
 	.operands = "verb:publish,pull",
 };
@@ -192,9 +213,13 @@ int main(int argc, char **argv)
 	int ch, rc, add = 0, del = 0, use_stdio = 0, follow = 0, hold = 0;
 	int pull_only = 0, compact = 0, insecure = 0, tcp = 0;
 	unsigned long batch = 0;
-	const char *keypath = NULL, *akpath = NULL;
+	const char *keypath = NULL, *akpath = NULL, *tokpath = NULL, *mytok = NULL;
+	const char *tls_cert = NULL, *tls_key = NULL;
+	unsigned long max_body = 0;
+	unsigned http_timeout = 0;
 	struct ws_keypair key;
-	struct ws_authkeys ak = {0};
+	struct ws_authkeys ak = {0}, tokens = {0};
+	char token[WS_REPLICATE_TOKEN_MAX + 1] = "";
 	char khpath[CLI_PATHMAX];
 	size_t i;
 
@@ -244,6 +269,20 @@ int main(int argc, char **argv)
 			break;
 		case OPT_KNOWN_HUBS: ro.known_hubs = arg; pull_only = 1; break;
 		case OPT_ACCEPT_NEW: ro.accept_new_pub = 1; pull_only = 1; break;
+		case OPT_TLS_CERT: tls_cert = arg; break;
+		case OPT_TLS_KEY: tls_key = arg; break;
+		case OPT_HTTP_TOKENS: tokpath = arg; break;
+		case OPT_HTTP_MAX_BODY:
+			max_body = strtoul(arg, &end, 10);
+			if (*end || end == arg || arg[0] == '-' || max_body < 1024 ||
+			    max_body > (1ul << 30))
+				cli_die(EX_USAGE, "bad --http-max-body '%s': want 1024 to "
+				    "1073741824 bytes", arg);
+			break;
+		case OPT_HTTP_TIMEOUT:
+			http_timeout = cli_seconds("--http-timeout", arg) / 1000u;
+			break;
+		case OPT_HTTP_TOKEN: mytok = arg; pull_only = 1; break;
 		}
 	}
 	if (optind >= argc) {
@@ -265,8 +304,8 @@ int main(int argc, char **argv)
 	if (strcmp(verb, "publish") == 0) {
 		if (pull_only) {
 			cli_warn("--array, --follow, --hold-deletes, --events, --exec, "
-			    "--batch, --hub-key, --known-hubs and --accept-new-hub go "
-			    "with pull");
+			    "--batch, --hub-key, --known-hubs, --accept-new-hub and "
+			    "--http-token go with pull");
 			cli_usage(&cli);
 		}
 		if (!keypath != !akpath) {
@@ -287,8 +326,18 @@ int main(int argc, char **argv)
 			cli_usage(&cli);
 		}
 		if (keypath && !nlisten && !use_stdio) {
-			cli_warn("--key protects stream sessions (-l or --stdio); HTTP is "
-			    "protected by HTTPS");
+			cli_warn("--key protects stream sessions (-l or --stdio); HTTP has "
+			    "--tls-cert, --tls-key and --http-tokens");
+			cli_usage(&cli);
+		}
+		if (!http && (tls_cert || tls_key || tokpath || max_body || http_timeout)) {
+			cli_warn("--tls-cert, --tls-key, --http-tokens, --http-max-body and "
+			    "--http-timeout go with --http");
+			cli_usage(&cli);
+		}
+		if (!tls_cert != !tls_key) {
+			cli_warn(tls_cert ? "--tls-cert needs --tls-key" :
+			    "--tls-key needs --tls-cert");
 			cli_usage(&cli);
 		}
 		for (i = 0; i < nlisten; i++)
@@ -303,6 +352,15 @@ int main(int argc, char **argv)
 			po.key = &key;
 			po.authkeys = &ak;
 		}
+		if (tokpath) {
+			if ((rc = ws_replicate_tokens_load(&tokens, tokpath, err)))
+				cli_die(ws_exitcode(rc), "%s", err);
+			po.http_tokens = &tokens;
+		}
+		po.tls_cert = tls_cert;
+		po.tls_key = tls_key;
+		po.http_max_body = max_body;
+		po.http_timeout = http_timeout;
 		po.insecure = insecure;
 		po.db = db;
 		po.table = table;
@@ -317,8 +375,11 @@ int main(int argc, char **argv)
 		po.compact = compact;
 		rc = ws_replicate_publish(&po, err);
 	} else {
-		if (nlisten || http || use_stdio || compact) {
-			cli_warn("-l, --http, --stdio and --compact go with publish");
+		if (nlisten || http || use_stdio || compact || tls_cert || tls_key ||
+		    tokpath || max_body || http_timeout) {
+			cli_warn("-l, --http, --stdio, --compact, --tls-cert, --tls-key, "
+			    "--http-tokens, --http-max-body and --http-timeout go with "
+			    "publish");
 			cli_usage(&cli);
 		}
 		if (akpath) {
@@ -345,10 +406,13 @@ int main(int argc, char **argv)
 		if (strncasecmp(ro.source, "http://", 7) == 0 ||
 		    strncasecmp(ro.source, "https://", 8) == 0) {
 			if (keypath || insecure) {
-				cli_warn("--key and --insecure go with a stream SOURCE; HTTP "
-				    "is protected by HTTPS");
+				cli_warn("--key and --insecure go with a stream SOURCE; over "
+				    "HTTP use https:// and --http-token");
 				cli_usage(&cli);
 			}
+		} else if (mytok) {
+			cli_warn("--http-token goes with an http:// or https:// SOURCE");
+			cli_usage(&cli);
 		} else if (!keypath && !insecure && strchr(ro.source, ':') &&
 		    strncmp(ro.source, "unix:", 5) != 0 &&
 		    strncmp(ro.source, "exec:", 5) != 0) {
@@ -361,6 +425,11 @@ int main(int argc, char **argv)
 			if ((rc = ws_keypair_load(&key, keypath, err)))
 				cli_die(ws_exitcode(rc), "%s", err);
 			ro.key = &key;
+		}
+		if (mytok) {
+			if ((rc = ws_replicate_token_read(token, mytok, err)))
+				cli_die(ws_exitcode(rc), "%s", err);
+			ro.http_token = token;
 		}
 		ro.db = db;
 		ro.table = table;
@@ -385,6 +454,8 @@ int main(int argc, char **argv)
 	if (keypath)
 		ws_keypair_wipe(&key);
 	ws_authkeys_release(&ak);
+	ws_authkeys_release(&tokens);
+	sodium_memzero(token, sizeof(token));
 	free(cols);
 	free(arrays);
 	free(listen);

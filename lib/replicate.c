@@ -25,11 +25,15 @@
  * correctly.  A full pass leaves guid NULL in wsync_replica until it
  * ends, so a killed full pass starts again.
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -39,6 +43,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,7 +55,6 @@
 #include "wsync/transport.h"
 
 #define WSID "replicate"
-#define HTTP_HEAD_MAX (64u << 10)
 #define HTTP_IDLE_MS (600u * 1000u)
 #define OUT_HIGH (4u << 20)        /* stop reading the log past this many queued bytes */
 #define MAX_PAGE 10000             /* rows in one ReplicateNextResult */
@@ -370,91 +375,221 @@ int ws_replicate_parse_array(char *spec, struct ws_replicate_array *a, char *err
 	return 0;
 }
 
-/* Trimmed value of header line [p, e) after the colon at c. */
-static void header_value(const char *c, const char *e, const char **v, size_t *n)
+/* --- HTTP requests and tokens ----------------------------------------------- */
+
+int ws_replicate_token_ok(const char *s, size_t n)
 {
-	c++;
-	while (c < e && (*c == ' ' || *c == '\t'))
-		c++;
-	while (e > c && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		e--;
-	*v = c;
-	*n = (size_t)(e - c);
+	size_t i = 0;
+
+	if (n < WS_REPLICATE_TOKEN_MIN || n > WS_REPLICATE_TOKEN_MAX)
+		return 0;
+	/* token68 (RFC 7235): the characters, then '='s only. */
+	while (i < n && (((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'z') ||
+	    (s[i] >= '0' && s[i] <= '9') || strchr("-._~+/", s[i])) && s[i])
+		i++;
+	while (i < n && s[i] == '=')
+		i++;
+	return i == n;
 }
 
-static int header_is(const char *p, size_t n, const char *name)
+void ws_replicate_token_hash(uint8_t out[WS_REPLICATE_TOKEN_HASHBYTES], const char *s,
+    size_t n)
 {
-	return n == strlen(name) && strncasecmp(p, name, n) == 0;
+	crypto_generichash(out, WS_REPLICATE_TOKEN_HASHBYTES, (const unsigned char *)s, n,
+	    NULL, 0);
 }
 
-int ws_replicate_http_parse(const char *p, size_t n, struct ws_replicate_http_req *r,
-    char *err)
+int ws_replicate_http_headers(const char *session, const char *wait, const char *auth,
+    struct ws_replicate_http_req *r, char *err)
 {
-	const char *end = NULL, *line, *e, *c, *sp, *v;
-	size_t i, vn;
-	char num[24];
+	size_t n;
 
 	memset(r, 0, sizeof(*r));
-	r->content_length = -1;
-	for (i = 0; i + 1 < n; i++)
-		if (p[i] == '\n' && (p[i + 1] == '\n' ||
-		    (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n'))) {
-			end = p + i + (p[i + 1] == '\n' ? 2 : 3);
-			break;
-		}
-	if (!end)
-		return n >= HTTP_HEAD_MAX ? ws_error(err, WS_ETOOBIG, "request head "
-		    "longer than %u bytes", HTTP_HEAD_MAX) : 0;
-	if ((size_t)(end - p) > HTTP_HEAD_MAX)
-		return ws_error(err, WS_ETOOBIG, "request head longer than %u bytes",
-		    HTTP_HEAD_MAX);
-	r->head_len = (size_t)(end - p);
-	/* Request line: METHOD SP PATH SP VERSION */
-	e = memchr(p, '\n', r->head_len);
-	sp = memchr(p, ' ', (size_t)(e - p));
-	if (!sp || sp == p)
-		return ws_error(err, WS_ECORRUPT, "bad request line");
-	r->method = p;
-	r->method_len = (size_t)(sp - p);
-	r->path = sp + 1;
-	c = memchr(r->path, ' ', (size_t)(e - r->path));
-	if (!c || c == r->path || (size_t)(e - c) < 9 || strncmp(c + 1, "HTTP/1.", 7) != 0)
-		return ws_error(err, WS_ECORRUPT, "bad request line");
-	r->path_len = (size_t)(c - r->path);
-	for (line = e + 1; line < end; line = e + 1) {
-		e = memchr(line, '\n', (size_t)(end - line));
-		if (!e || e == line || (e == line + 1 && line[0] == '\r'))
-			break;
-		c = memchr(line, ':', (size_t)(e - line));
-		if (!c || c == line)
-			return ws_error(err, WS_ECORRUPT, "bad header line");
-		header_value(c, e, &v, &vn);
-		if (header_is(line, (size_t)(c - line), "content-length")) {
-			if (vn == 0 || vn >= sizeof(num) || strspn(v, "0123456789") < vn)
-				return ws_error(err, WS_ECORRUPT, "bad Content-Length");
-			memcpy(num, v, vn);
-			num[vn] = 0;
-			r->content_length = strtoll(num, NULL, 10);
-			if (r->content_length < 0 || vn > 18)
-				return ws_error(err, WS_ECORRUPT, "bad Content-Length");
-		} else if (header_is(line, (size_t)(c - line), "transfer-encoding")) {
-			r->chunked = vn >= 7 && strncasecmp(v + vn - 7, "chunked", 7) == 0;
-		} else if (header_is(line, (size_t)(c - line), "wsync-session")) {
-			if (vn >= sizeof(r->session))
-				return ws_error(err, WS_ECORRUPT, "bad Wsync-Session");
-			memcpy(r->session, v, vn);
-			r->session[vn] = 0;
-		} else if (header_is(line, (size_t)(c - line), "wsync-wait")) {
-			if (vn == 0 || vn > 6 || strspn(v, "0123456789") < vn)
-				return ws_error(err, WS_ECORRUPT, "bad Wsync-Wait");
-			memcpy(num, v, vn);
-			num[vn] = 0;
-			r->wait_s = (unsigned)strtoul(num, NULL, 10);
-			if (r->wait_s > 300)
-				r->wait_s = 300;
-		}
+	if (session) {
+		n = strlen(session);
+		if (n == 0 || n >= sizeof(r->session) || strspn(session, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n)
+			return ws_error(err, WS_ECORRUPT, "bad Wsync-Session: want the "
+			    "session's name");
+		memcpy(r->session, session, n + 1);
 	}
-	return 1;
+	if (wait) {
+		n = strlen(wait);
+		if (n == 0 || n > 6 || strspn(wait, "0123456789") != n)
+			return ws_error(err, WS_ECORRUPT, "bad Wsync-Wait: want seconds");
+		r->wait_s = (unsigned)strtoul(wait, NULL, 10);
+		if (r->wait_s > WS_REPLICATE_HTTP_MAX_WAIT)
+			r->wait_s = WS_REPLICATE_HTTP_MAX_WAIT;
+	}
+	/* Bearer is ours; another scheme may be a proxy's, and is not. */
+	if (auth && strncasecmp(auth, "Bearer", 6) == 0 && (auth[6] == ' ' || !auth[6])) {
+		auth += 6;
+		auth += strspn(auth, " ");
+		n = strlen(auth);
+		while (n && auth[n - 1] == ' ')
+			n--;
+		if (!ws_replicate_token_ok(auth, n))
+			return ws_error(err, WS_ECORRUPT, "bad Authorization: want Bearer "
+			    "and a token of %d to %d characters", WS_REPLICATE_TOKEN_MIN,
+			    WS_REPLICATE_TOKEN_MAX);
+		ws_replicate_token_hash(r->token_hash, auth, n);
+		r->has_token = 1;
+	}
+	return 0;
+}
+
+/* Open path for reading a secret: WS_EPERM if group or others may read or write it. */
+static int open_secret(const char *path, const char *what, FILE **f, char *err)
+{
+	struct stat st;
+	char buf[64];
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return ws_error(err, errno == ENOENT ? WS_ENOTFOUND : errno == EACCES ?
+		    WS_EPERM : WS_EIO, "cannot open %s '%s': %s", what, path,
+		    ws_errno_text(errno, buf));
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return ws_error(err, WS_EIO, "cannot open %s '%s': %s", what, path,
+		    ws_errno_text(errno, buf));
+	}
+	if (st.st_mode & 077) {
+		close(fd);
+		return ws_error(err, WS_EPERM, "%s '%s' is accessible by others (mode "
+		    "%04o): it must be 0600 (chmod 600 '%s')", what, path,
+		    (unsigned)(st.st_mode & 07777), path);
+	}
+	if (!(*f = fdopen(fd, "r"))) {
+		close(fd);
+		return WS_ENOMEM;
+	}
+	return 0;
+}
+
+static enum ws_right right_named(const char *s)
+{
+	return strcmp(s, "read") == 0 ? WS_RIGHT_READ : strcmp(s, "write") == 0 ?
+	    WS_RIGHT_WRITE : strcmp(s, "create") == 0 ? WS_RIGHT_CREATE : WS_RIGHT_NONE;
+}
+
+/* One line of a tokens file into a new entry of t; the token is wiped. */
+static int token_line(struct ws_authkeys *t, char *line, const char *path, size_t lineno,
+    char *err)
+{
+	struct ws_authkey *k, *nk;
+	char *hash = strchr(line, '#'), *tok, *save = NULL, *eq, **g;
+	enum ws_right *r;
+	size_t i;
+
+	if (hash)
+		*hash++ = 0;
+	if (!(tok = strtok_r(line, " \t\r\n", &save)))
+		return 0; /* blank or a comment */
+	if (!(nk = realloc(t->k, (t->n + 1) * sizeof(*nk))))
+		return WS_ENOMEM;
+	t->k = nk;
+	k = &t->k[t->n];
+	memset(k, 0, sizeof(*k));
+	if (!ws_replicate_token_ok(tok, strlen(tok)))
+		return ws_error(err, WS_ECONFIG, "%s:%zu: not a token (want %d to %d "
+		    "characters of A-Z a-z 0-9 - . _ ~ + /)", path, lineno,
+		    WS_REPLICATE_TOKEN_MIN, WS_REPLICATE_TOKEN_MAX);
+	ws_replicate_token_hash(k->pk, tok, strlen(tok));
+	sodium_memzero(tok, strlen(tok));
+	for (i = 0; i < t->n; i++)
+		if (sodium_memcmp(t->k[i].pk, k->pk, sizeof(k->pk)) == 0)
+			return ws_error(err, WS_ECONFIG, "%s:%zu: the same token as an "
+			    "earlier line", path, lineno);
+	while (hash && (*hash == ' ' || *hash == '\t'))
+		hash++;
+	if (hash)
+		hash[strcspn(hash, "\r\n")] = 0;
+	if (!(k->comment = strdup(hash ? hash : "")))
+		return WS_ENOMEM;
+	t->n++;
+	while ((tok = strtok_r(NULL, " \t\r\n", &save))) {
+		eq = strrchr(tok, '=');
+		if (!eq || eq == tok || right_named(eq + 1) == WS_RIGHT_NONE)
+			return ws_error(err, WS_ECONFIG, "%s:%zu: bad right '%s' (want "
+			    "GLOB=read, GLOB=write or GLOB=create)", path, lineno, tok);
+		*eq = 0;
+		if (!(g = realloc(k->glob, (k->n + 1) * sizeof(*g))))
+			return WS_ENOMEM;
+		k->glob = g;
+		if (!(r = realloc(k->right, (k->n + 1) * sizeof(*r))))
+			return WS_ENOMEM;
+		k->right = r;
+		k->right[k->n] = right_named(eq + 1);
+		if (!(k->glob[k->n] = strdup(tok)))
+			return WS_ENOMEM;
+		k->n++;
+	}
+	return 0;
+}
+
+int ws_replicate_tokens_load(struct ws_authkeys *t, const char *path, char *err)
+{
+	char line[4096];
+	size_t lineno = 0;
+	FILE *f;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	if ((rc = open_secret(path, "tokens file", &f, err)))
+		return rc;
+	while (rc == 0 && fgets(line, sizeof(line), f)) {
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f))
+			rc = ws_error(err, WS_ECONFIG, "%s:%zu: line too long", path, lineno);
+		else
+			rc = token_line(t, line, path, lineno, err);
+	}
+	if (rc == 0 && ferror(f))
+		rc = ws_error(err, WS_EIO, "cannot read tokens file '%s'", path);
+	sodium_memzero(line, sizeof(line));
+	fclose(f);
+	if (rc)
+		ws_authkeys_release(t);
+	return rc;
+}
+
+const struct ws_authkey *ws_replicate_tokens_find(const struct ws_authkeys *t,
+    const uint8_t h[WS_REPLICATE_TOKEN_HASHBYTES])
+{
+	const struct ws_authkey *found = NULL;
+	size_t i;
+
+	for (i = 0; t && i < t->n; i++)
+		if (sodium_memcmp(t->k[i].pk, h, WS_REPLICATE_TOKEN_HASHBYTES) == 0 && !found)
+			found = &t->k[i];
+	return found;
+}
+
+int ws_replicate_token_read(char out[WS_REPLICATE_TOKEN_MAX + 1], const char *path,
+    char *err)
+{
+	char line[WS_REPLICATE_TOKEN_MAX + 8];
+	size_t n = 0;
+	FILE *f;
+	int rc;
+
+	out[0] = 0;
+	if ((rc = open_secret(path, "token file", &f, err)))
+		return rc;
+	if (fgets(line, sizeof(line), f))
+		n = strcspn(line, "\r\n");
+	if (!ws_replicate_token_ok(line, n))
+		rc = ws_error(err, WS_ECONFIG, "'%s' does not hold a token (want %d to %d "
+		    "characters of A-Z a-z 0-9 - . _ ~ + / on its first line)", path,
+		    WS_REPLICATE_TOKEN_MIN, WS_REPLICATE_TOKEN_MAX);
+	else {
+		memcpy(out, line, n);
+		out[n] = 0;
+	}
+	sodium_memzero(line, sizeof(line));
+	fclose(f);
+	return rc;
 }
 
 /* --- publisher ----------------------------------------------------------- */
@@ -500,20 +635,28 @@ struct psess {
 	struct ws_peer *peer;         /* framed (secure) sessions: frames in and out */
 	struct ws_buf raw;            /* framed: bytes read, before unframing */
 	enum ws_right right;          /* a secure session's key's; plain: all */
+	int who;                      /* HTTP: its token's entry + 1; 0 anonymous */
 };
 
-/* One HTTP connection: one request, one response, then close. */
-struct hconn {
-	struct hconn *next;
-	struct ws_conn conn;
-	struct ws_buf in, out;
-	size_t out_off;
-	int state;                    /* HC_* */
-	struct psess *s;
+/*
+ * One HTTP request, from its head to its response (libmicrohttpd's
+ * per-request context).  A long poll (Wsync-Wait) is a suspended
+ * request waiting for its session's messages or its deadline.
+ */
+struct hreq {
+	struct hreq *next;
+	struct MHD_Connection *conn;
+	struct ws_buf body;
+	size_t want;                  /* Content-Length */
+	struct ws_replicate_http_req r;
+	int who;                      /* the token: its entry + 1; 0 anonymous */
+	enum ws_right right;          /* what it may do on the table */
+	int state;                    /* HR_* */
+	struct psess *s;              /* HR_WAIT: the session waited on */
 	uint64_t deadline;
 };
 
-enum { HC_READ, HC_WAIT, HC_WRITE, HC_DONE };
+enum { HR_BODY, HR_WAIT, HR_READY };
 
 struct pub {
 	const struct ws_replicate_pub_opts *o;
@@ -525,7 +668,9 @@ struct pub {
 	size_t keys[64];              /* indexes into cols, key order */
 	char guid[2 * WS_GUID_LEN + 1];
 	struct psess *sess;
-	struct hconn *hc;
+	struct hreq *hr;              /* HTTP requests under way */
+	struct MHD_Daemon *mhd;       /* the HTTP side, or NULL */
+	size_t max_body;
 	int dirty;                    /* the table changed: pump every session */
 	struct ws_buf q, tmp;
 	char err[WS_ERRLEN];          /* a session's framing or handshake error */
@@ -827,11 +972,18 @@ static int on_start(struct psess *s, const json_t *m)
 	}
 	if (s->right < WS_RIGHT_WRITE && (add || del || any_update)) {
 		char text[WS_KEY_TEXTMAX];
+		const char *refused = add ? "add" : del ? "del" : "update";
 
+		if (s->http && !s->who)
+			return sess_error(s, "ReplicateStartResult", refused, "an anonymous "
+			    "HTTP client may only read table '%s': send a token with the "
+			    "right to write", p->o->table);
+		if (s->http)
+			return sess_error(s, "ReplicateStartResult", refused, "this token may "
+			    "only read table '%s': it cannot send changes", p->o->table);
 		ws_key_text(ws_peer_key(s->peer), text);
-		return sess_error(s, "ReplicateStartResult", add ? "add" : del ? "del" :
-		    "update", "key %s may only read table '%s': it cannot send changes",
-		    text, p->o->table);
+		return sess_error(s, "ReplicateStartResult", refused, "key %s may only read "
+		    "table '%s': it cannot send changes", text, p->o->table);
 	}
 	if (add && !p->o->add)
 		return sess_error(s, "ReplicateStartResult", "add", "the right to add "
@@ -1222,7 +1374,9 @@ static int on_upward(struct psess *s, const json_t *m, int op)
 	if (s->state == S_START)
 		return sess_error(s, res[op], NULL, "%s before ReplicateStart", mt_of(m));
 	if (s->right < WS_RIGHT_WRITE)
-		return up_reply(s, res[op], m, "this replicator's key may only read");
+		return up_reply(s, res[op], m, !s->http ? "this replicator's key may only "
+		    "read" : s->who ? "this token may only read" : "an anonymous HTTP "
+		    "client may only read");
 	if (op == WS_OP_INSERT && !s->add)
 		return up_reply(s, res[op], m, "this session has no add rights");
 	if (op == WS_OP_DELETE && !s->del)
@@ -1384,14 +1538,14 @@ static struct psess *psess_new(struct pub *p, int http, const struct ws_conn *c)
 static void psess_unlink(struct pub *p, struct psess *s)
 {
 	struct psess **pp;
-	struct hconn *h;
+	struct hreq *h;
 
 	for (pp = &p->sess; *pp; pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;
 			break;
 		}
-	for (h = p->hc; h; h = h->next)
+	for (h = p->hr; h; h = h->next)
 		if (h->s == s)
 			h->s = NULL;
 	psess_free(s);
@@ -1531,145 +1685,449 @@ static int stream_write(struct psess *s)
 
 /* --- the publisher's HTTP mapping ----------------------------------------- */
 
-static void hconn_respond(struct hconn *h, int status, const char *reason,
+/*
+ * libmicrohttpd parses the requests, bounds them (connections, memory,
+ * timeouts) and speaks TLS; it runs in external-polling mode from the
+ * publisher's loop (its epoll descriptor is one of the loop's), so every
+ * callback below runs in the loop's thread, between two polls.  A request
+ * is authorized from its head, before its body is read: the body of a
+ * refused one never is.
+ */
+
+/* The client's address as text, for the log. */
+static const char *http_peer(struct MHD_Connection *c, char buf[64])
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	snprintf(buf, 64, "?");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+		    buf, 64);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+		    buf, 64);
+	else if (sa && sa->sa_family == AF_UNIX)
+		snprintf(buf, 64, "unix");
+	return buf;
+}
+
+/* Queue a response: status, body[0..n) as JSON lines, the session's name. */
+static enum MHD_Result http_respond(struct MHD_Connection *c, unsigned status,
     const char *session, const void *body, size_t n)
 {
-	h->out.len = h->out_off = 0;
-	if (ws_buf_printf(&h->out, "HTTP/1.1 %d %s\r\nContent-Type: application/x-ndjson\r\n"
-	    "Content-Length: %zu\r\nConnection: close\r\nCache-Control: no-store\r\n",
-	    status, reason, n) ||
-	    (session && ws_buf_printf(&h->out, "Wsync-Session: %s\r\n", session)) ||
-	    ws_buf_printf(&h->out, "\r\n") || ws_buf_append(&h->out, body, n)) {
-		h->state = HC_DONE;
-		return;
-	}
-	h->state = HC_WRITE;
+	struct MHD_Response *r;
+	enum MHD_Result ok;
+
+	if (!(r = MHD_create_response_from_buffer(n, (void *)body, MHD_RESPMEM_MUST_COPY)))
+		return MHD_NO;
+	ok = MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
+	if (ok == MHD_YES)
+		ok = MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (ok == MHD_YES && session)
+		ok = MHD_add_response_header(r, "Wsync-Session", session);
+	if (ok == MHD_YES && status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		ok = MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
+	if (ok == MHD_YES && status == MHD_HTTP_UNAUTHORIZED)
+		ok = MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		    "Bearer realm=\"wsync-replicate\"");
+	if (ok == MHD_YES)
+		ok = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ok;
 }
 
-static void hconn_error(struct hconn *h, int status, const char *reason, const char *msg)
-{
-	json_t *m = json_pack("{s:s,s:s}", "mt", "ReplicateError", "error", msg);
-	struct ws_buf b = WS_BUF_INIT;
+/* Refuse a request: a ReplicateError line with the message, also logged. */
+static enum MHD_Result http_error(struct pub *p, struct MHD_Connection *c, unsigned status,
+    const char *fmt, ...) WS_PRINTF(4, 5);
 
+static enum MHD_Result http_error(struct pub *p, struct MHD_Connection *c, unsigned status,
+    const char *fmt, ...)
+{
+	char msg[WS_ERRLEN], peer[64];
+	struct ws_buf b = WS_BUF_INIT;
+	enum MHD_Result ok = MHD_NO;
+	va_list ap;
+	json_t *m;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	plog(p, "HTTP %s: %u: %s", http_peer(c, peer), status, msg);
+	m = json_pack("{s:s,s:s}", "mt", "ReplicateError", "error", msg);
 	if (m && put_msg(&b, m) == 0)
-		hconn_respond(h, status, reason, NULL, b.p, b.len);
-	else
-		h->state = HC_DONE;
+		ok = http_respond(c, status, NULL, b.p, b.len);
 	json_decref(m);
 	ws_buf_release(&b);
+	return ok;
 }
 
-/* Send what the session has queued as the response. */
-static void hconn_flush_session(struct hconn *h)
+/*
+ * Who sends request h, and its right on the table: 0, or the status that
+ * refuses it, with the reason in msg.
+ */
+static unsigned http_right(struct pub *p, struct hreq *h, char msg[WS_ERRLEN])
 {
-	struct psess *s = h->s;
+	const struct ws_authkeys *t = p->o->http_tokens;
+	const struct ws_authkey *k;
 
-	hconn_respond(h, 200, "OK", s->id, s->out.p + s->out_off, s->out.len - s->out_off);
+	if (!h->r.has_token) {
+		if (t) {
+			snprintf(msg, WS_ERRLEN, "this publisher takes HTTP requests with a "
+			    "token only: send Authorization: Bearer TOKEN");
+			return MHD_HTTP_UNAUTHORIZED;
+		}
+		h->right = WS_RIGHT_READ;
+		return 0;
+	}
+	if (!t) {
+		snprintf(msg, WS_ERRLEN, "this publisher takes no tokens (it has no "
+		    "tokens file)");
+		return MHD_HTTP_UNAUTHORIZED;
+	}
+	if (!(k = ws_replicate_tokens_find(t, h->r.token_hash))) {
+		snprintf(msg, WS_ERRLEN, "unknown token");
+		return MHD_HTTP_UNAUTHORIZED;
+	}
+	h->who = (int)(k - t->k) + 1;
+	if ((h->right = ws_authkey_right(k, p->o->table)) == WS_RIGHT_NONE) {
+		snprintf(msg, WS_ERRLEN, "this token has no rights on table '%s'", p->o->table);
+		return MHD_HTTP_FORBIDDEN;
+	}
+	return 0;
+}
+
+/* The head of a request: check it, authorize it, make its context. */
+static enum MHD_Result http_head(struct pub *p, struct MHD_Connection *c, const char *method,
+    void **ctx)
+{
+	const char *cl, *te;
+	char msg[WS_ERRLEN], *end;
+	unsigned long long n;
+	struct hreq *h;
+	unsigned status;
+
+	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+		return http_error(p, c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST with JSON lines");
+	te = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (te || !cl)
+		return http_error(p, c, MHD_HTTP_LENGTH_REQUIRED, "send a Content-Length");
+	errno = 0;
+	n = strtoull(cl, &end, 10);
+	if (!*cl || *end || errno || strspn(cl, "0123456789") != strlen(cl))
+		return http_error(p, c, MHD_HTTP_BAD_REQUEST, "bad Content-Length");
+	if (n > p->max_body)
+		return http_error(p, c, MHD_HTTP_CONTENT_TOO_LARGE, "a request body longer "
+		    "than %zu bytes", p->max_body);
+	if (!(h = calloc(1, sizeof(*h))))
+		return MHD_NO;
+	h->conn = c;
+	h->want = (size_t)n;
+	if (ws_replicate_http_headers(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "Wsync-Session"), MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Wsync-Wait"),
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+	    &h->r, msg)) {
+		free(h);
+		return http_error(p, c, MHD_HTTP_BAD_REQUEST, "%s", msg);
+	}
+	if ((status = http_right(p, h, msg))) {
+		free(h);
+		return http_error(p, c, status, "%s", msg);
+	}
+	h->next = p->hr;
+	p->hr = h;
+	*ctx = h;
+	return MHD_YES;
+}
+
+/* Answer with what session s has queued; a closing session ends. */
+static enum MHD_Result http_flush(struct pub *p, struct hreq *h, struct psess *s)
+{
+	enum MHD_Result ok;
+
+	ok = http_respond(h->conn, MHD_HTTP_OK, s->id, s->out.p + s->out_off,
+	    s->out.len - s->out_off);
 	s->out.len = s->out_off = 0;
 	h->s = NULL;
 	if (s->closing)
-		psess_unlink(s->p, s);
+		psess_unlink(p, s);
+	return ok;
 }
 
-/* A whole request arrived: run its messages on its session. */
-static void hconn_request(struct pub *p, struct hconn *h,
-    const struct ws_replicate_http_req *r)
+/* A whole request: run its messages on its session, answer or wait. */
+static enum MHD_Result http_run(struct pub *p, struct hreq *h)
 {
 	struct psess *s = NULL;
 	int rc;
 
-	if (r->method_len != 4 || strncmp(r->method, "POST", 4) != 0)
-		return hconn_error(h, 405, "Method Not Allowed", "use POST with "
-		    "JSON lines");
-	if (r->session[0]) {
+	if (h->r.session[0]) {
 		for (s = p->sess; s; s = s->next)
-			if (s->http && strcmp(s->id, r->session) == 0)
+			if (s->http && strcmp(s->id, h->r.session) == 0)
 				break;
 		if (!s)
-			return hconn_error(h, 404, "Not Found", "no such session: "
+			return http_error(p, h->conn, MHD_HTTP_NOT_FOUND, "no such session: "
 			    "start again with ReplicateStart");
-	} else if (!(s = psess_new(p, 1, NULL))) {
-		return hconn_error(h, 500, "Internal Server Error", "out of memory");
+		if (s->who != h->who)
+			return http_error(p, h->conn, MHD_HTTP_FORBIDDEN, "session %s was "
+			    "started with another token", s->id);
+	} else {
+		if (!(s = psess_new(p, 1, NULL)))
+			return http_error(p, h->conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			    "out of memory");
+		s->right = h->right;
+		s->who = h->who;
 	}
-	if (ws_buf_append(&s->in, h->in.p + r->head_len, (size_t)r->content_length) ||
-	    ws_buf_putc(&s->in, '\n')) {
+	if (ws_buf_append(&s->in, h->body.p, h->body.len) || ws_buf_putc(&s->in, '\n')) {
 		psess_unlink(p, s);
-		return hconn_error(h, 500, "Internal Server Error", "out of memory");
+		return http_error(p, h->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	}
-	h->s = s;
 	s->last_ms = ws_now_ms();
 	if ((rc = feed_lines(s)) == 0)
 		rc = pump(s);
 	s->in.len = s->in_off = 0;
 	if (rc) {
 		psess_unlink(p, s);
-		return hconn_error(h, 500, "Internal Server Error", ws_strerror(rc));
+		return http_error(p, h->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s",
+		    ws_strerror(rc));
 	}
-	if (s->out.len == s->out_off && r->wait_s && !s->closing && s->state == S_LIVE) {
-		h->state = HC_WAIT;
-		h->deadline = ws_now_ms() + r->wait_s * 1000ull;
-		return;
+	if (s->out.len == s->out_off && h->r.wait_s && !s->closing && s->state == S_LIVE) {
+		/* A long poll: http_wake() resumes it. */
+		h->state = HR_WAIT;
+		h->s = s;
+		h->deadline = ws_now_ms() + h->r.wait_s * 1000ull;
+		MHD_suspend_connection(h->conn);
+		return MHD_YES;
 	}
-	hconn_flush_session(h);
+	return http_flush(p, h, s);
 }
 
-static void hconn_read(struct pub *p, struct hconn *h)
+/* libmicrohttpd's handler: the head, then the body in parts, then the end. */
+static enum MHD_Result http_request(void *cd, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *data, size_t *size, void **ctx)
 {
-	struct ws_replicate_http_req r;
-	char err[WS_ERRLEN];
-	ssize_t n;
-	int rc;
+	struct pub *p = cd;
+	struct hreq *h = *ctx;
 
-	if (ws_buf_reserve(&h->in, 65536)) {
-		h->state = HC_DONE;
-		return;
+	(void)url;
+	(void)version;
+	if (!h)
+		return http_head(p, c, method, ctx);
+	if (*size) {
+		/* libmicrohttpd keeps to the Content-Length, checked in http_head. */
+		if (h->state != HR_BODY || *size > h->want - h->body.len ||
+		    ws_buf_append(&h->body, data, *size))
+			return MHD_NO;
+		*size = 0;
+		return MHD_YES;
 	}
-	n = read(h->conn.rfd, h->in.p + h->in.len, h->in.cap - h->in.len);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		h->state = HC_DONE;
-		return;
+	if (h->state == HR_WAIT)
+		return MHD_YES;
+	if (h->state == HR_READY) {
+		h->state = HR_BODY;
+		if (!h->s)
+			return http_error(p, c, MHD_HTTP_NOT_FOUND, "the session ended");
+		return http_flush(p, h, h->s);
 	}
-	h->in.len += (size_t)n;
-	rc = ws_replicate_http_parse((const char *)h->in.p, h->in.len, &r, err);
-	if (rc < 0)
-		return hconn_error(h, 400, "Bad Request", err);
-	if (rc == 0)
-		return;
-	if (r.method_len != 4 || strncmp(r.method, "POST", 4) != 0)
-		return hconn_error(h, 405, "Method Not Allowed", "use POST with JSON lines");
-	if (r.chunked || r.content_length < 0)
-		return hconn_error(h, 411, "Length Required", "send a Content-Length");
-	if ((unsigned long long)r.content_length > WS_REPLICATE_MAX_LINE)
-		return hconn_error(h, 413, "Payload Too Large", "request too large");
-	if (h->in.len < r.head_len + (size_t)r.content_length)
-		return;
-	hconn_request(p, h, &r);
+	return http_run(p, h);
 }
 
-static void hconn_write(struct hconn *h)
+/* A request is over (answered, or its connection gone): free its context. */
+static void http_done(void *cd, struct MHD_Connection *c, void **ctx,
+    enum MHD_RequestTerminationCode why)
 {
-	ssize_t w;
+	struct pub *p = cd;
+	struct hreq *h = *ctx, **hp;
 
-	while (h->out_off < h->out.len) {
-		w = write(h->conn.wfd, h->out.p + h->out_off, h->out.len - h->out_off);
-		if (w < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				h->state = HC_DONE;
-			return;
+	(void)c;
+	(void)why;
+	if (!h)
+		return;
+	for (hp = &p->hr; *hp; hp = &(*hp)->next)
+		if (*hp == h) {
+			*hp = h->next;
+			break;
 		}
-		h->out_off += (size_t)w;
-	}
-	h->state = HC_DONE;
+	ws_buf_release(&h->body);
+	free(h);
+	*ctx = NULL;
 }
 
-static void hconn_free(struct hconn *h)
+/* libmicrohttpd's messages: while starting, the reason it cannot; then the log. */
+static void http_log(void *cd, const char *fmt, va_list ap) WS_PRINTF(2, 0);
+
+static void http_log(void *cd, const char *fmt, va_list ap)
 {
-	ws_conn_close(&h->conn);
-	ws_buf_release(&h->in);
-	ws_buf_release(&h->out);
-	free(h);
+	struct pub *p = cd;
+	char msg[WS_ERRLEN];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '.'))
+		msg[--n] = 0;
+	/* Our messages start lowercase ("Failed to ...", not "TLS ..."). */
+	if (msg[0] >= 'A' && msg[0] <= 'Z' && msg[1] >= 'a' && msg[1] <= 'z')
+		msg[0] = (char)(msg[0] - 'A' + 'a');
+	if (!p->mhd)
+		snprintf(p->err, sizeof(p->err), "%s", msg);
+	else
+		plog(p, "HTTP: %s", msg);
+}
+
+/*
+ * Resume the long polls that have something to send, whose session
+ * ended, or whose time is up, then let libmicrohttpd answer them.
+ * With all, every one (the publisher stops).
+ */
+static void http_wake(struct pub *p, int all)
+{
+	uint64_t now = ws_now_ms();
+	struct hreq *h;
+	int any = 0;
+
+	for (h = p->hr; h; h = h->next)
+		if (h->state == HR_WAIT && (all || !h->s || h->s->closing ||
+		    h->s->out.len > h->s->out_off || now >= h->deadline)) {
+			h->state = HR_READY;
+			MHD_resume_connection(h->conn);
+			any = 1;
+		}
+	if (any)
+		MHD_run(p->mhd);
+}
+
+/* 1 when listening socket fd is reachable from this host only. */
+static int local_only(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t n = sizeof(ss);
+	const struct sockaddr_in6 *a6 = (const void *)&ss;
+	const struct sockaddr_in *a4 = (const void *)&ss;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &n) < 0)
+		return 0;
+	if (ss.ss_family == AF_UNIX)
+		return 1;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
+	if (ss.ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr) && a6->sin6_addr.s6_addr[12] == 127);
+	return 0;
+}
+
+/* Read a whole PEM file into a new string (*out, the caller frees). */
+static int read_pem(const char *path, const char *what, int secret, char **out, char *err)
+{
+	char buf[64], *s = NULL;
+	size_t n = 0, cap = 0, got;
+	FILE *f = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	if (secret) {
+		if ((rc = open_secret(path, what, &f, err)))
+			return rc;
+	} else if (!(f = fopen(path, "r"))) {
+		return ws_error(err, errno == ENOENT ? WS_ENOTFOUND : errno == EACCES ?
+		    WS_EPERM : WS_EIO, "cannot open %s '%s': %s", what, path,
+		    ws_errno_text(errno, buf));
+	}
+	do {
+		if (n + 4096 + 1 > cap) {
+			char *t;
+
+			if (cap >= (1u << 20)) {
+				rc = ws_error(err, WS_ECONFIG, "%s '%s' is longer than 1 MiB",
+				    what, path);
+				goto out;
+			}
+			cap = cap ? 2 * cap : 8192;
+			/* Grown by copying, so that a secret leaves no copy behind. */
+			if (!(t = sodium_malloc(cap))) {
+				rc = WS_ENOMEM;
+				goto out;
+			}
+			if (s) {
+				memcpy(t, s, n);
+				sodium_free(s);
+			}
+			s = t;
+		}
+		got = fread(s + n, 1, cap - n - 1, f);
+		n += got;
+	} while (got > 0);
+	if (ferror(f)) {
+		rc = ws_error(err, WS_EIO, "cannot read %s '%s'", what, path);
+		goto out;
+	}
+	s[n] = 0;
+	*out = s;
+	s = NULL;
+out:
+	if (s)
+		sodium_free(s);
+	fclose(f);
+	return rc;
+}
+
+/*
+ * Start the HTTP side on listening socket fd (libmicrohttpd owns it from
+ * then on, and closes it when stopped).  HTTPS with a certificate and
+ * key; plain HTTP only on loopback unless insecure.
+ */
+static int http_start(struct pub *p, int fd, const char *bound, char *err)
+{
+	const struct ws_replicate_pub_opts *o = p->o;
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
+	char *cert = NULL, *key = NULL;
+	int rc = 0;
+
+	if (!o->tls_cert != !o->tls_key)
+		return ws_error(err, WS_EINVAL, "HTTPS needs a certificate and its key");
+	if (!o->tls_cert && !o->insecure && !local_only(fd))
+		return ws_error(err, WS_ECONFIG, "plain HTTP on %s would be reachable from "
+		    "other hosts: serve HTTPS (--tls-cert and --tls-key), listen on "
+		    "loopback, or give --insecure", bound);
+	if (o->tls_cert) {
+		if ((rc = read_pem(o->tls_cert, "TLS certificate", 0, &cert, err)) ||
+		    (rc = read_pem(o->tls_key, "TLS key file", 1, &key, err)))
+			goto out;
+		flags |= MHD_USE_TLS;
+		tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cert};
+		tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
+	}
+	p->err[0] = 0;
+	p->mhd = MHD_start_daemon(flags, 0, NULL, NULL, http_request, p,
+	    MHD_OPTION_EXTERNAL_LOGGER, http_log, p,
+	    MHD_OPTION_NOTIFY_COMPLETED, http_done, p,
+	    MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(o->http_timeout ? o->http_timeout :
+	    WS_REPLICATE_HTTP_TIMEOUT),
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)WS_REPLICATE_HTTP_MAX_CONN,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)WS_REPLICATE_HTTP_MAX_PER_IP,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WS_REPLICATE_HTTP_MEMORY,
+	    MHD_OPTION_STRICT_FOR_CLIENT, 1,
+	    MHD_OPTION_ARRAY, tls,
+	    MHD_OPTION_END);
+	if (!p->mhd)
+		rc = o->tls_cert ? ws_error(err, WS_ECONFIG, "cannot serve HTTPS with "
+		    "certificate '%s' and key '%s': %s", o->tls_cert, o->tls_key,
+		    p->err[0] ? p->err : "libmicrohttpd refused them") :
+		    ws_error(err, WS_EIO, "cannot serve HTTP on %s: %s", bound,
+		    p->err[0] ? p->err : "libmicrohttpd failed");
+out:
+	if (key) {
+		sodium_memzero(key, strlen(key));
+		sodium_free(key);
+	}
+	if (cert)
+		sodium_free(cert);
+	return rc;
 }
 
 /* --- the publisher's loop -------------------------------------------------- */
@@ -1699,7 +2157,7 @@ static void pump_all(struct pub *p)
 	p->dirty = 0;
 }
 
-enum { K_LISTEN, K_HTTP_LISTEN, K_INOTIFY, K_SESS, K_HCONN };
+enum { K_LISTEN, K_HTTP, K_INOTIFY, K_SESS };
 
 int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 {
@@ -1708,20 +2166,38 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 	struct { int kind; void *ptr; } *what = NULL;
 	const char **bound = NULL;
 	char (*names)[WS_CONN_NAMELEN] = NULL;
-	int *lfd = NULL, hfd = -1, ifd = -1, rc, timeout;
+	char hname[WS_CONN_NAMELEN] = "";
+	int *lfd = NULL, hfd = -1, mfd = -1, ifd = -1, rc, timeout;
 	size_t i, n, cap = 0, nl = 0;
 	uint8_t g[WS_GUID_LEN];
 	struct psess *s, *nx;
-	struct hconn *h, **hp;
+	struct hreq *h;
 	struct ws_conn c;
 	char buf[4096];
 
 	memset(&p, 0, sizeof(p));
 	p.o = o;
+	p.max_body = o->http_max_body ? o->http_max_body : WS_REPLICATE_HTTP_MAX_BODY;
 	if (!o->db || !o->table)
 		return ws_error(err, WS_EINVAL, "publish needs a database and a table");
+	/* HTTP first: a refused address or certificate leaves the database be. */
+	if (o->http) {
+		const union MHD_DaemonInfo *di;
+
+		if ((rc = ws_transport_listen(o->http, &hfd, hname, err)))
+			goto out;
+		(void)!ws_fd_nonblock(hfd);
+		if ((rc = http_start(&p, hfd, hname, err)))
+			goto out;
+		hfd = -1; /* libmicrohttpd's now */
+		if (!(di = MHD_get_daemon_info(p.mhd, MHD_DAEMON_INFO_EPOLL_FD))) {
+			rc = ws_error(err, WS_EIO, "cannot serve HTTP: no epoll descriptor");
+			goto out;
+		}
+		mfd = di->epoll_fd;
+	}
 	if ((rc = ws_store_open(&p.st, o->db, WSID, WS_STORE_CREATE, err)))
-		return rc;
+		goto out;
 	p.db = ws_store_db(p.st);
 	if ((rc = pub_columns(&p, err)) ||
 	    (rc = ws_store_track(p.st, &o->table, 1, err)) ||
@@ -1749,6 +2225,8 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 		rc = WS_ENOMEM;
 		goto out;
 	}
+	for (i = 0; i < o->nlisten; i++)
+		lfd[i] = -1;
 	for (i = 0; i < o->nlisten; i++) {
 		if ((rc = ws_transport_listen(o->listen[i], &lfd[i], names[nl], err)))
 			goto out;
@@ -1757,9 +2235,7 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 		nl++;
 	}
 	if (o->http) {
-		if ((rc = ws_transport_listen(o->http, &hfd, names[nl], err)))
-			goto out;
-		(void)!ws_fd_nonblock(hfd);
+		snprintf(names[nl], sizeof(names[nl]), "%s", hname);
 		bound[nl] = names[nl];
 		nl++;
 	}
@@ -1779,7 +2255,7 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 	for (;;) {
 		if (o->stop && *o->stop)
 			break;
-		/* Sessions and connections that are over go first. */
+		/* Sessions that are over go first. */
 		for (s = p.sess; s; s = nx) {
 			nx = s->next;
 			if (s->dead || (s->closing && !s->http && !sess_pending(s)) ||
@@ -1794,24 +2270,9 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 				psess_unlink(&p, s);
 			}
 		}
-		for (hp = &p.hc; (h = *hp);) {
-			if (h->state == HC_WAIT && h->s && (h->s->out.len > h->s->out_off ||
-			    ws_now_ms() >= h->deadline || h->s->closing))
-				hconn_flush_session(h);
-			else if (h->state == HC_WAIT && !h->s)
-				hconn_error(h, 404, "Not Found", "the session ended");
-			if (h->state == HC_DONE) {
-				*hp = h->next;
-				hconn_free(h);
-				continue;
-			}
-			hp = &h->next;
-		}
-		n = o->nlisten + 2;
+		n = o->nlisten + 3;
 		for (s = p.sess; s; s = s->next)
 			n += 2;
-		for (h = p.hc; h; h = h->next)
-			n++;
 		if (n > cap) {
 			void *a = realloc(pfd, n * sizeof(*pfd)), *b;
 
@@ -1834,9 +2295,19 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 			what[n].kind = K_LISTEN;
 			what[n++].ptr = NULL;
 		}
-		if (hfd >= 0) {
-			pfd[n] = (struct pollfd){hfd, POLLIN, 0};
-			what[n].kind = K_HTTP_LISTEN;
+		if (p.mhd) {
+			MHD_UNSIGNED_LONG_LONG ms;
+			uint64_t now = ws_now_ms();
+
+			http_wake(&p, 0);
+			if (MHD_get_timeout(p.mhd, &ms) == MHD_YES && ms < (unsigned)timeout)
+				timeout = (int)ms;
+			for (h = p.hr; h; h = h->next)
+				if (h->state == HR_WAIT && h->deadline > now &&
+				    h->deadline - now < (uint64_t)timeout)
+					timeout = (int)(h->deadline - now);
+			pfd[n] = (struct pollfd){mfd, POLLIN, 0};
+			what[n].kind = K_HTTP;
 			what[n++].ptr = NULL;
 		}
 		if (ifd >= 0) {
@@ -1858,18 +2329,6 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 				what[n].kind = K_SESS;
 				what[n++].ptr = s;
 			}
-		}
-		for (h = p.hc; h; h = h->next) {
-			pfd[n] = (struct pollfd){h->conn.rfd, h->state == HC_READ ? POLLIN :
-			    h->state == HC_WRITE ? POLLOUT : 0, 0};
-			if (h->state == HC_WAIT) {
-				uint64_t now = ws_now_ms();
-
-				if (h->deadline > now && h->deadline - now < (uint64_t)timeout)
-					timeout = (int)(h->deadline - now);
-			}
-			what[n].kind = K_HCONN;
-			what[n++].ptr = h;
 		}
 		rc = poll(pfd, n, timeout);
 		if (rc < 0 && errno == EINTR)
@@ -1894,17 +2353,8 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 						plog(&p, "%s: session started", s->name);
 				}
 				break;
-			case K_HTTP_LISTEN:
-				if (ws_transport_accept(pfd[i].fd, &c, NULL) == 0) {
-					if (ws_fd_nonblock(c.rfd) || !(h = calloc(1, sizeof(*h)))) {
-						ws_conn_close(&c);
-						break;
-					}
-					h->conn = c;
-					h->next = p.hc;
-					p.hc = h;
-				}
-				break;
+			case K_HTTP:
+				break; /* MHD_run below */
 			case K_INOTIFY:
 				while (read(ifd, buf, sizeof(buf)) > 0)
 					;
@@ -1929,19 +2379,15 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 				    stream_write(s) < 0)
 					s->dead = 1;
 				break;
-			case K_HCONN:
-				h = what[i].ptr;
-				if (h->state == HC_READ)
-					hconn_read(&p, h);
-				else if (h->state == HC_WRITE)
-					hconn_write(h);
-				else if (re & (POLLHUP | POLLERR))
-					h->state = HC_DONE;
-				break;
 			}
 		}
+		/* Its descriptor readable or its timeout up: libmicrohttpd's turn. */
+		if (p.mhd)
+			MHD_run(p.mhd);
 		if (p.dirty)
 			pump_all(&p);
+		if (p.mhd)
+			http_wake(&p, 0);
 		/* Streams: write what is queued without waiting for a poll. */
 		for (s = p.sess; s; s = s->next)
 			if (!s->http && !s->dead && sess_pending(s) &&
@@ -1950,14 +2396,16 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 	}
 	rc = 0;
 out:
+	if (p.mhd) {
+		/* No suspended request may outlive the daemon. */
+		http_wake(&p, 1);
+		MHD_stop_daemon(p.mhd);
+		p.mhd = NULL;
+	}
 	while (p.sess)
 		psess_unlink(&p, p.sess);
-	while ((h = p.hc)) {
-		p.hc = h->next;
-		hconn_free(h);
-	}
 	for (i = 0; lfd && i < o->nlisten; i++)
-		if (lfd[i] > 0)
+		if (lfd[i] >= 0)
 			close(lfd[i]);
 	if (hfd >= 0)
 		close(hfd);
@@ -2055,6 +2503,23 @@ static int rep_frame(struct ws_peer *pp, const struct ws_frame *f, void *cd)
 	    ws_frame_type_name(f->type) ? ws_frame_type_name(f->type) : "unknown");
 }
 
+/* 1 when URL u names this host: localhost, 127.0.0.0/8 or ::1. */
+static int loopback_url(const char *u)
+{
+	CURLU *h = curl_url();
+	char *host = NULL;
+	int yes = 0;
+
+	if (h && curl_url_set(h, CURLUPART_URL, u, 0) == CURLUE_OK &&
+	    curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+		yes = strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+		    (strncmp(host, "127.", 4) == 0 && strspn(host, "0123456789.") ==
+		    strlen(host));
+	curl_free(host);
+	curl_url_cleanup(h);
+	return yes;
+}
+
 static int rconn_open(struct rconn *r, const struct ws_replicate_pull_opts *o, char *err)
 {
 	const char *source = o->source;
@@ -2081,6 +2546,10 @@ static int rconn_open(struct rconn *r, const struct ws_replicate_pull_opts *o, c
 		curl_easy_setopt(r->curl, CURLOPT_ERRORBUFFER, r->cerr);
 		if (ca && *ca)
 			curl_easy_setopt(r->curl, CURLOPT_CAINFO, ca);
+		if (o->http_token && strncasecmp(source, "http://", 7) == 0 &&
+		    !loopback_url(source))
+			return ws_error(err, WS_ECONFIG, "a token would cross the network in "
+			    "clear: use an https:// URL");
 		return 0;
 	}
 	if ((rc = ws_transport_connect(source, &r->conn, err)) || !o->key)
@@ -2188,6 +2657,13 @@ static int rconn_post(struct rconn *r, unsigned wait_s)
 	}
 	snprintf(h, sizeof(h), "Wsync-Wait: %u", wait_s);
 	r->hdrs = curl_slist_append(r->hdrs, h);
+	if (r->o->http_token) {
+		char a[WS_REPLICATE_TOKEN_MAX + 32];
+
+		snprintf(a, sizeof(a), "Authorization: Bearer %s", r->o->http_token);
+		r->hdrs = curl_slist_append(r->hdrs, a);
+		sodium_memzero(a, sizeof(a));
+	}
 	if (!r->hdrs)
 		return WS_ENOMEM;
 	r->resp.len = r->resp_off = 0;

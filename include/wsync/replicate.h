@@ -37,6 +37,12 @@
  * publisher grants, and a keyed publisher takes them on unix sockets and
  * stdio only, unless insecure.
  *
+ * Over HTTP a client is anonymous, with the right to read only, unless
+ * it sends a bearer token from the publisher's tokens file, whose globs
+ * give its right as an authorized key's do; with a tokens file every
+ * request needs a token.  Plain HTTP listens on loopback only, unless
+ * insecure; HTTPS (a certificate and its key) anywhere.
+ *
  * The library never prints: events, progress and log lines go through
  * callbacks.
  */
@@ -106,26 +112,87 @@ int ws_replicate_parse_array(char *spec, struct ws_replicate_array *a, char *err
 int ws_replicate_parse_msg(const char *p, size_t n, json_t **out, char *err) WS_MUST_CHECK;
 
 /*
- * The head of an HTTP request, as the publisher's HTTP mapping reads it.
- * Pointers point into the caller's bytes.
+ * The publisher's HTTP side (libmicrohttpd, run from the publisher's own
+ * poll loop, so the store is only ever used from one thread).  Requests
+ * are POSTs whose bodies are JSON lines; these bound what one may cost.
+ */
+/* Longest request body by default (ws_replicate_pub_opts.http_max_body). */
+#define WS_REPLICATE_HTTP_MAX_BODY (8u << 20)
+/* Seconds a connection may stay idle, or take to send its request, by default. */
+#define WS_REPLICATE_HTTP_TIMEOUT 30
+/* Connections at once, and from one address. */
+#define WS_REPLICATE_HTTP_MAX_CONN 256
+#define WS_REPLICATE_HTTP_MAX_PER_IP 64
+/* Bytes of a request's head and read buffer (per connection). */
+#define WS_REPLICATE_HTTP_MEMORY (64u << 10)
+/* Longest Wsync-Wait honoured, in seconds. */
+#define WS_REPLICATE_HTTP_MAX_WAIT 300
+/* A bearer token: 16 to 256 characters of A-Z a-z 0-9 - . _ ~ + / (then '='s). */
+#define WS_REPLICATE_TOKEN_MIN 16
+#define WS_REPLICATE_TOKEN_MAX 256
+/* The size of a token's hash (BLAKE2b), which is all the publisher keeps. */
+#define WS_REPLICATE_TOKEN_HASHBYTES 32
+
+/*
+ * What the publisher takes from a request's own headers, parsed by
+ * ws_replicate_http_headers.
  */
 struct ws_replicate_http_req {
-	const char *method;   size_t method_len;
-	const char *path;     size_t path_len;
-	size_t head_len;      /* bytes up to and including the blank line */
-	long long content_length; /* -1 when absent */
-	int chunked;          /* Transfer-Encoding: chunked */
 	char session[65];     /* Wsync-Session, "" when absent */
-	unsigned wait_s;      /* Wsync-Wait, 0 when absent (capped at 300) */
+	unsigned wait_s;      /* Wsync-Wait, 0 when absent (capped) */
+	int has_token;        /* Authorization: Bearer TOKEN was sent */
+	uint8_t token_hash[WS_REPLICATE_TOKEN_HASHBYTES]; /* its BLAKE2b-256 */
 };
 
 /*
- * Parse the head of a request from p[0..n).  1 with *r filled when the
- * head is complete, 0 when more bytes are needed (n < 64 KiB), or
- * WS_ECORRUPT / WS_ETOOBIG with a detail for a malformed or too long
- * head.  Header names are case-insensitive; values are trimmed.
+ * Parse the values of the headers Wsync-Session, Wsync-Wait and
+ * Authorization (each NUL-terminated, NULL when absent) into *r.  A
+ * session name is 1 to 64 of A-Z a-z 0-9 _ -; a wait is 1 to 6 digits,
+ * capped at WS_REPLICATE_HTTP_MAX_WAIT; an Authorization with a scheme
+ * other than Bearer is ignored (a proxy in front may use it), and a
+ * Bearer one must carry a token as ws_replicate_token_ok accepts.  Only
+ * the token's hash is kept, and the copy hashed is wiped.  WS_ECORRUPT
+ * with a detail that never quotes the token.
  */
-int ws_replicate_http_parse(const char *p, size_t n, struct ws_replicate_http_req *r,
+int ws_replicate_http_headers(const char *session, const char *wait, const char *auth,
+    struct ws_replicate_http_req *r, char *err) WS_MUST_CHECK;
+
+/* 1 when s[0..n) is a well-formed token (see WS_REPLICATE_TOKEN_MIN). */
+int ws_replicate_token_ok(const char *s, size_t n);
+
+/* The token's hash, as the publisher compares it. */
+void ws_replicate_token_hash(uint8_t out[WS_REPLICATE_TOKEN_HASHBYTES], const char *s,
+    size_t n);
+
+/*
+ * An HTTP tokens file, in the format of the authorized keys (secure.h)
+ * with a token in place of the key:
+ *     TOKEN GLOB=read|write|create... [# comment]
+ * The first glob matching the published table gives the token's right.
+ * It is read into a struct ws_authkeys whose entries' pk holds the
+ * token's hash (WS_REPLICATE_TOKEN_HASHBYTES == WS_KEY_PUBLICBYTES), so
+ * ws_authkey_right() and ws_authkeys_release() apply to it; the tokens
+ * themselves are wiped once hashed.  WS_EPERM when group or others may
+ * read or write the file (as for a secret key), WS_ENOTFOUND, WS_EIO,
+ * WS_ECONFIG with "FILE:LINE: ..." (never quoting a token) for a bad
+ * line or a token given twice.
+ */
+int ws_replicate_tokens_load(struct ws_authkeys *t, const char *path, char *err) WS_MUST_CHECK;
+
+/*
+ * The entry of t whose hash is h, or NULL.  Every entry is compared, in
+ * constant time (sodium_memcmp), whichever matches.
+ */
+const struct ws_authkey *ws_replicate_tokens_find(const struct ws_authkeys *t,
+    const uint8_t h[WS_REPLICATE_TOKEN_HASHBYTES]);
+
+/*
+ * Read a replicator's token from the first line of path into
+ * out[WS_REPLICATE_TOKEN_MAX + 1] (NUL-terminated).  The same refusals
+ * as ws_replicate_tokens_load: WS_EPERM for a file others may read,
+ * WS_ECONFIG for a line that is not a token.  The caller wipes out.
+ */
+int ws_replicate_token_read(char out[WS_REPLICATE_TOKEN_MAX + 1], const char *path,
     char *err) WS_MUST_CHECK;
 
 /* How progress is reported: rows so far, rows expected (0: unknown). */
@@ -150,11 +217,22 @@ struct ws_replicate_pub_opts {
 	const char *const *listen; /* stream addresses (HOST:PORT, unix:PATH) */
 	size_t nlisten;
 	const char *http;          /* HTTP address, or NULL */
+	/* HTTPS: PEM files of the certificate (chain) and its key (the key
+	 * file may not be readable by group or others).  Both or neither. */
+	const char *tls_cert, *tls_key;
+	/* HTTP bearer tokens (ws_replicate_tokens_load); NULL: none, and every
+	 * HTTP client is anonymous, with the right to read only.  With
+	 * tokens, every HTTP request needs one. */
+	const struct ws_authkeys *http_tokens;
+	size_t http_max_body;      /* longest request body; 0: the default */
+	unsigned http_timeout;     /* seconds; 0: WS_REPLICATE_HTTP_TIMEOUT */
 	int use_stdio;             /* one stream session on stdin/stdout */
 	int compact;               /* collect the whole change log before serving */
 	const struct ws_keypair *key;        /* secure stream sessions; NULL: none */
 	const struct ws_authkeys *authkeys;  /* with key: the replicators' keys */
-	int insecure;              /* a keyed publisher: plain sessions on TCP too */
+	/* A keyed publisher: plain stream sessions on TCP too.  HTTP without
+	 * TLS: on an address other than loopback too. */
+	int insecure;
 	volatile sig_atomic_t *stop;
 	ws_log_fn *log;            /* sessions and their errors; may be NULL */
 	void *log_cd;
@@ -191,6 +269,9 @@ struct ws_replicate_pull_opts {
 	uint8_t pub_key[WS_KEY_PUBLICBYTES];
 	const char *known_hubs;
 	int accept_new_pub;
+	/* HTTP: the bearer token sent in every request, or NULL.  Sent over
+	 * https:// only, or to a loopback host over http://. */
+	const char *http_token;
 	int follow;                /* stay live instead of exiting up to date */
 	int hold_deletes;          /* the application confirms deletes */
 	unsigned batch;            /* rows per ReplicateNext; 0: default */

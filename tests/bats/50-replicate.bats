@@ -4,7 +4,8 @@
 # a full replication then an incremental resume; a guid change forcing a
 # full replication that removes stale rows; refused rights (exit 77);
 # column mapping and update rights; the two-phase delete; --events read
-# with jq; the HTTP mapping through pull and through curl; a run killed
+# with jq; the HTTP mapping through pull and through curl, with tokens,
+# and natively over HTTPS; a run killed
 # mid-transfer; stdio and exec: transports; array columns; follow mode.
 #
 # Every test starts its own publisher in a fresh $BATS_TEST_TMPDIR and
@@ -239,22 +240,36 @@ wsync-replicate: --exec for event 'closed' failed"
 	jq -e 'type == "object" and (.event | type == "string")' <<<"$output" >/dev/null
 }
 
+# tokens: a tokens file (tokens) with a writer's and a reader's token, and
+# the writer's token alone in writer.tok, as pull --http-token reads it.
+WRITER=till-0123456789abcdef-writer
+READER=till-0123456789abcdef-reader
+tokens() {
+	printf '%s users=write  # the till\n%s *=read\n' "$WRITER" "$READER" >tokens
+	printf '%s\n' "$WRITER" >writer.tok
+	chmod 600 tokens writer.tok
+}
+
 @test "HTTP: pull against publish --http, and curl speaking the mapping" {
 	make_pub pub.db 120
-	start_pub pub -d pub.db -t users -c name:update -c email --http 127.0.0.1:0
+	tokens
+	start_pub pub -d pub.db -t users -c name:update -c email --http 127.0.0.1:0 \
+	    --http-tokens tokens
 	run --separate-stderr "$R" pull "http://$ADDR/replicate" -d rep.db -t users --batch 7 \
-	    -c name:update -c email
+	    -c name:update -c email --http-token writer.tok
 	assert_success
 	assert_stderr_empty
 	assert_same_rows pub.db rep.db users 'id, name, email'
 	sqlite3 pub.db "UPDATE users SET email = 'http@example.org' WHERE id = 1"
 	sqlite3 rep.db "UPDATE users SET name = 'up by http' WHERE id = 2"
-	run --separate-stderr "$R" pull "http://$ADDR/replicate" -d rep.db -t users -c name:update -c email
+	run --separate-stderr "$R" pull "http://$ADDR/replicate" -d rep.db -t users -c name:update \
+	    -c email --http-token writer.tok
 	assert_success
 	assert_equal "$(rows rep.db 'SELECT email FROM users WHERE id = 1')" http@example.org
 	assert_equal "$(rows pub.db 'SELECT name FROM users WHERE id = 2')" "up by http"
 	# curl: start, one row in the one-row form, a page, a refusal.
-	run curl -sS -D headers -H 'Content-Type: application/x-ndjson' --data-binary \
+	local auth="Authorization: Bearer $READER"
+	run curl -sS -D headers -H "$auth" -H 'Content-Type: application/x-ndjson' --data-binary \
 	    '{"mt":"ReplicateStart","guid":null,"usn":0,"columns":["name"]}' "http://$ADDR/replicate"
 	assert_success
 	assert_equal "$(jq -c '[.mt, .full, .count, [.columns[].name]]' <<<"$output")" \
@@ -262,20 +277,39 @@ wsync-replicate: --exec for event 'closed' failed"
 	local sid
 	sid=$(jq -r .session <<<"$output")
 	grep -qi "^wsync-session: $sid" headers || fail "no Wsync-Session header: $(cat headers)"
-	run curl -sS -H "Wsync-Session: $sid" --data-binary '{"mt":"ReplicateNext"}' "http://$ADDR/"
+	run curl -sS -H "$auth" -H "Wsync-Session: $sid" --data-binary '{"mt":"ReplicateNext"}' \
+	    "http://$ADDR/"
 	assert_success
 	assert_equal "$(jq -c . <<<"$output")" '{"mt":"ReplicateNextResult","columns":{"id":1,"name":"user1"}}'
-	run curl -sS -H "Wsync-Session: $sid" --data-binary '{"mt":"ReplicateNext","max":3}' "http://$ADDR/"
+	run curl -sS -H "$auth" -H "Wsync-Session: $sid" --data-binary '{"mt":"ReplicateNext","max":3}' \
+	    "http://$ADDR/"
 	assert_success
 	assert_equal "$(jq -c '[.rows[].id]' <<<"$output")" '[2,3,4]'
-	run curl -sS -o /dev/null -w '%{http_code}' -H "Wsync-Session: nosuch" --data-binary \
-	    '{"mt":"ReplicateNext"}' "http://$ADDR/"
+	# The session is the reader's: another token may not use it.
+	run curl -sS -w ' %{http_code}' -H "Authorization: Bearer $WRITER" -H "Wsync-Session: $sid" \
+	    --data-binary '{"mt":"ReplicateNext"}' "http://$ADDR/"
+	assert_output "{\"mt\":\"ReplicateError\",\"error\":\"session $sid was started with another token\"}
+ 403"
+	run curl -sS -o /dev/null -w '%{http_code}' -H "$auth" -H "Wsync-Session: nosuch" \
+	    --data-binary '{"mt":"ReplicateNext"}' "http://$ADDR/"
 	assert_output 404
-	run curl -sS -o /dev/null -w '%{http_code}' "http://$ADDR/"
+	run curl -sS -o /dev/null -w '%{http_code}' -H "$auth" "http://$ADDR/"
 	assert_output 405
-	run curl -sS --data-binary '{"mt":"ReplicateStart","guid":null,"usn":0,"add":true}' "http://$ADDR/"
+	run curl -sS -H "Authorization: Bearer $WRITER" \
+	    --data-binary '{"mt":"ReplicateStart","guid":null,"usn":0,"add":true}' "http://$ADDR/"
 	assert_success
-	assert_equal "$(jq -c '[.mt, .refused]' <<<"$output")" '["ReplicateStartResult","add"]'
+	assert_equal "$(jq -c '[.mt, .refused, .error]' <<<"$output")" \
+	    '["ReplicateStartResult","add","the right to add rows is not granted"]'
+	# The reader's token may only read.
+	(umask 077 && echo "$READER" >reader.tok)
+	run --separate-stderr "$R" pull "http://$ADDR/replicate" -d reader.db -t users -c name:update \
+	    --http-token reader.tok
+	assert_failure 77
+	assert_stderr "wsync-replicate: the publisher refused: this token may only read table 'users': it cannot send changes"
+	run --separate-stderr "$R" pull "http://$ADDR/replicate" -d reader.db -t users -c name \
+	    --http-token reader.tok
+	assert_success
+	assert_same_rows pub.db reader.db users 'id, name'
 }
 
 @test "a run killed mid-transfer, then a run that completes" {
@@ -449,70 +483,30 @@ EOF
 	assert_intact pub.db
 	run --separate-stderr "$R" pull "unix:$T/s" -d rep.db -t users --compact
 	assert_failure 64
-	assert_stderr_line 0 "wsync-replicate: -l, --http, --stdio and --compact go with publish"
+	assert_stderr_line 0 "wsync-replicate: -l, --http, --stdio, --compact, --tls-cert, --tls-key, --http-tokens, --http-max-body and --http-timeout go with publish"
 }
 
-# tls_proxy CERT KEY BACKEND: a TLS-terminating reverse proxy on loopback
-# (python3's ssl) in front of BACKEND (HOST:PORT); $TLS_PORT is its port.
-tls_proxy() {
-	cat >"$T/tlsproxy.py" <<'PY'
-import signal, socket, ssl, sys, threading
-cert, key, backend = sys.argv[1:4]
-host, port = backend.rsplit(':', 1)
-signal.alarm(120)  # a test's proxy never outlives it
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(('127.0.0.1', 0))
-ls.listen(16)
-print(ls.getsockname()[1], flush=True)
-
-def pump(a, b):
-    try:
-        while True:
-            d = a.recv(65536)
-            if not d:
-                break
-            b.sendall(d)
-    except OSError:
-        pass
-    for s in (a, b):
-        try:
-            s.close()
-        except OSError:
-            pass
-
-def serve(c):
-    try:
-        t = ctx.wrap_socket(c, server_side=True)
-    except (OSError, ssl.SSLError) as e:
-        print('handshake failed:', e, file=sys.stderr, flush=True)
-        c.close()
-        return
-    u = socket.create_connection((host, int(port)))
-    threading.Thread(target=pump, args=(t, u), daemon=True).start()
-    pump(u, t)
-
-while True:
-    c, _ = ls.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-PY
-	spawn tls python3 "$T/tlsproxy.py" "$1" "$2" "$3"
-	wait_lines "$T/tls.out" 1 '^[0-9]+$'
-	TLS_PORT=$(head -n 1 "$T/tls.out")
-}
-
-@test "https: pull through a TLS proxy with its CA in CURL_CA_BUNDLE; an untrusted one exits 77" {
+# tls_cert: a self-signed certificate for localhost and 127.0.0.1
+# (cert.pem, key.pem), and another one (other.pem) that did not sign it.
+tls_cert() {
 	command -v openssl >/dev/null || fail "this test needs the openssl CLI"
 	openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 1 \
-	    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+	    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout other-key.pem -out other.pem -days 1 \
+	    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+	chmod 600 key.pem other-key.pem
+}
+
+@test "https: publish --tls-cert, pull with its CA in CURL_CA_BUNDLE; an untrusted one exits 77" {
+	tls_cert
+	tokens
 	make_pub pub.db 30
-	start_pub pub -d pub.db -t users -c name:update -c email --http 127.0.0.1:0
-	tls_proxy cert.pem key.pem "$ADDR"
+	start_pub pub -d pub.db -t users -c name:update -c email --http 127.0.0.1:0 \
+	    --tls-cert cert.pem --tls-key key.pem --http-tokens tokens
+	local port=${ADDR##*:}
 	run --separate-stderr env -u SSL_CERT_FILE -u SSL_CERT_DIR CURL_CA_BUNDLE="$T/cert.pem" \
-	    "$R" pull "https://127.0.0.1:$TLS_PORT/replicate" -d rep.db -t users \
-	    -c name:update -c email --events
+	    "$R" pull "https://127.0.0.1:$port/replicate" -d rep.db -t users \
+	    -c name:update -c email --events --http-token writer.tok
 	assert_success
 	assert_stderr_empty
 	assert_equal "$(jq -c 'select(.event == "initialized") | [.full, .rows]' <<<"$output")" '[true,30]'
@@ -520,23 +514,64 @@ PY
 	# Both ways through TLS: a local update goes up, the publisher's comes down.
 	sqlite3 rep.db "UPDATE users SET name = 'over tls' WHERE id = 3"
 	sqlite3 pub.db "UPDATE users SET email = 'tls@example.org' WHERE id = 4"
-	run --separate-stderr env CURL_CA_BUNDLE="$T/cert.pem" \
-	    "$R" pull "https://127.0.0.1:$TLS_PORT/replicate" -d rep.db -t users -c name:update -c email
+	run --separate-stderr env CURL_CA_BUNDLE="$T/cert.pem" "$R" pull \
+	    "https://localhost:$port/replicate" -d rep.db -t users -c name:update -c email \
+	    --http-token writer.tok
 	assert_success
 	assert_stderr_empty
 	assert_equal "$(rows pub.db 'SELECT name FROM users WHERE id = 3')" "over tls"
 	assert_equal "$(rows rep.db 'SELECT email FROM users WHERE id = 4')" tls@example.org
-	# Without the CA the certificate is not trusted: nothing is replicated.
-	run --separate-stderr env -u CURL_CA_BUNDLE -u SSL_CERT_FILE -u SSL_CERT_DIR \
-	    "$R" pull "https://127.0.0.1:$TLS_PORT/replicate" -d other.db -t users
+	# curl by hand, with the CA.
+	run curl -sS --cacert cert.pem -H "Authorization: Bearer $READER" --data-binary \
+	    '{"mt":"ReplicateStart","guid":null,"usn":0}' "https://localhost:$port/replicate"
+	assert_success
+	assert_equal "$(jq -c '[.mt, .count]' <<<"$output")" '["ReplicateStartResult",30]'
+	# Plain HTTP on the HTTPS port is no request.
+	run curl -sS -o /dev/null -w '%{http_code}' --data-binary '{}' "http://127.0.0.1:$port/"
+	refute_output 200
+	# Another CA, or none: the certificate is not trusted, nothing is replicated.
+	run --separate-stderr env -u SSL_CERT_FILE -u SSL_CERT_DIR CURL_CA_BUNDLE="$T/other.pem" \
+	    "$R" pull "https://127.0.0.1:$port/replicate" -d other.db -t users
 	assert_failure 77
 	assert_output ''
+	assert_stderr "wsync-replicate: cannot verify the publisher's TLS certificate: SSL certificate problem: self-signed certificate (name its CA in CURL_CA_BUNDLE)"
+	run --separate-stderr env -u CURL_CA_BUNDLE -u SSL_CERT_FILE -u SSL_CERT_DIR \
+	    "$R" pull "https://127.0.0.1:$port/replicate" -d other.db -t users
+	assert_failure 77
 	assert_stderr "wsync-replicate: cannot verify the publisher's TLS certificate: SSL certificate problem: self-signed certificate (name its CA in CURL_CA_BUNDLE)"
 	assert_equal "$(rows other.db "SELECT count(*) FROM sqlite_master WHERE name = 'users'")" 0
 	# So does --follow, which retries other errors: this one does not pass.
 	run --separate-stderr env -u CURL_CA_BUNDLE "$R" pull -f \
-	    "https://127.0.0.1:$TLS_PORT/replicate" -d other.db -t users
+	    "https://127.0.0.1:$port/replicate" -d other.db -t users
 	assert_failure 77
+}
+
+@test "https: a certificate and key that cannot serve are configuration errors" {
+	tls_cert
+	make_pub pub.db 3
+	run --separate-stderr "$R" publish -d pub.db -t users --http 127.0.0.1:0 --tls-cert cert.pem
+	assert_failure 64
+	assert_stderr_line 0 "wsync-replicate: --tls-cert needs --tls-key"
+	run --separate-stderr "$R" publish -d pub.db -t users -l "unix:$T/s" --tls-cert cert.pem \
+	    --tls-key key.pem
+	assert_failure 64
+	assert_stderr_line 0 "wsync-replicate: --tls-cert, --tls-key, --http-tokens, --http-max-body and --http-timeout go with --http"
+	chmod 644 key.pem
+	run --separate-stderr "$R" publish -d pub.db -t users --http 127.0.0.1:0 --tls-cert cert.pem \
+	    --tls-key key.pem
+	assert_failure 77
+	assert_stderr "wsync-replicate: TLS key file 'key.pem' is accessible by others (mode 0644): it must be 0600 (chmod 600 'key.pem')"
+	# A key that is not the certificate's.
+	run --separate-stderr "$R" publish -d pub.db -t users --http 127.0.0.1:0 --tls-cert cert.pem \
+	    --tls-key other-key.pem
+	assert_failure 78
+	assert_stderr "wsync-replicate: cannot serve HTTPS with certificate 'cert.pem' and key 'other-key.pem': failed to initialize TLS support"
+	run --separate-stderr "$R" publish -d pub.db -t users --http 127.0.0.1:0 --tls-cert nosuch.pem \
+	    --tls-key other-key.pem
+	assert_failure 66
+	assert_stderr "wsync-replicate: cannot open TLS certificate 'nosuch.pem': no such file or directory"
+	# None of these touched the database.
+	assert_equal "$(rows pub.db "SELECT count(*) FROM sqlite_master WHERE name LIKE 'wsync%'")" 0
 }
 
 @test "progress on a terminal: rows, rows/s and an ETA; silent otherwise" {
@@ -920,7 +955,7 @@ start_secure_pub() {
 	assert_stderr_line 0 "wsync-replicate: --hub-key, --known-hubs and --accept-new-hub go with --key"
 	run --separate-stderr "$R" pull http://127.0.0.1:1/ -d rep.db -t users --key writer.key
 	assert_failure 64
-	assert_stderr_line 0 "wsync-replicate: --key and --insecure go with a stream SOURCE; HTTP is protected by HTTPS"
+	assert_stderr_line 0 "wsync-replicate: --key and --insecure go with a stream SOURCE; over HTTP use https:// and --http-token"
 	chmod 644 writer.key
 	run --separate-stderr "$R" pull 127.0.0.1:1 -d rep.db -t users --key writer.key \
 	    --hub-key "$PUBKEY"

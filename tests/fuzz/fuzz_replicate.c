@@ -4,8 +4,7 @@
  * (replicate.h) on hostile bytes: the input is split into lines, each
  * parsed as a message (ws_replicate_parse_msg), the column values of a
  * message's "columns", "key" and "rows" are converted as the replicator
- * binds them (ws_json_to_value), and the whole input is also parsed as
- * the head of an HTTP request (ws_replicate_http_parse).
+ * binds them (ws_json_to_value).  The HTTP side has fuzz_http.c.
  */
 #include <string.h>
 
@@ -34,7 +33,6 @@ static void values(const json_t *obj)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct ws_replicate_http_req req;
 	const char *p = (const char *)data, *nl;
 	char err[WS_ERRLEN];
 	json_t *m, *rows;
@@ -58,17 +56,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(rc == WS_EJSON && m == NULL);
 		}
 		off += n + 1;
-	}
-
-	rc = ws_replicate_http_parse(p, size, &req, err);
-	if (rc == 1) {
-		FUZZ_CHECK(req.head_len <= size);
-		FUZZ_CHECK(req.method == p && req.method_len > 0);
-		FUZZ_CHECK(req.path > p && req.path + req.path_len <= p + req.head_len);
-		FUZZ_CHECK(strlen(req.session) < sizeof(req.session));
-		FUZZ_CHECK(req.wait_s <= 300);
-	} else {
-		FUZZ_CHECK(rc == 0 || rc == WS_ECORRUPT || rc == WS_ETOOBIG);
 	}
 	return 0;
 }

@@ -6,9 +6,9 @@
 #
 #     python3 tests/fuzz/make-corpus.py [REPLICATE-LOG...]
 #
-# Seeds are named seed-<what>; regression inputs (crash-*) and the
-# replicate and http seeds, captured from a real wsync-replicate session,
-# are kept as they are.  Each REPLICATE-LOG (JSON lines a publisher and a
+# Seeds are named seed-<what>; regression inputs (crash-*), the
+# replicate seeds, captured from a real wsync-replicate session, and the
+# http seeds (header values and bodies) are kept as they are.  Each REPLICATE-LOG (JSON lines a publisher and a
 # replicator exchanged) adds its lines as one seed.  The schema seeds are
 # records made here from the layout in include/wsync/schema.h.
 import os
