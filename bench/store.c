@@ -91,12 +91,12 @@
  * made once, so the signal handler can unlink them without formatting.
  */
 enum {
-	F_BASE, F_HBASE, F_TBASE, F_RUN, F_SCRATCH, F_META_BASE, F_META,
+	F_BASE, F_HBASE, F_TBASE, F_SBASE, F_RUN, F_SCRATCH, F_META_BASE, F_META,
 	F_META_PLAIN, F_DIFF, NFILES
 };
 
 static const char *const file_names[NFILES] = {
-	"base.db", "hbase.db", "tbase.db", "run.db", "scratch.db", "meta-base.db",
+	"base.db", "hbase.db", "tbase.db", "sbase.db", "run.db", "scratch.db", "meta-base.db",
 	"meta.db", "meta-plain.db", "diff.sql",
 };
 static const char *const file_suffixes[] = {"", "-wal", "-shm", "-journal"};
@@ -1119,11 +1119,72 @@ static double run_capture(const struct upd *u, size_t n, int tracked, int autoco
 	return t;
 }
 
+/*
+ * The same updates made with triggers off (as fossil makes its writes)
+ * on a copy of F_SBASE, the tracked base with scanning on; return the
+ * time of the seal that finds them by comparing every row.
+ */
+static double run_scan(const struct upd *u, size_t n)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	struct ws_store *s;
+	int64_t logged;
+	double t0, t;
+	int sealed;
+
+	tmp_copy(F_SBASE, F_RUN);
+	db = db_open(F_RUN);
+	sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL);
+	logged = sql_int(db, "SELECT count(*) FROM wsync_log");
+	st = sql_prepare(db, "UPDATE bench SET a = ?1, c = ?2 WHERE id = ?3");
+	sql_exec(db, "BEGIN");
+	for (size_t k = 0; k < n; k++) {
+		sqlite3_bind_int64(st, 1, u[k].a);
+		sqlite3_bind_double(st, 2, u[k].c);
+		sqlite3_bind_int64(st, 3, u[k].id);
+		sql_step1(db, st);
+	}
+	sql_exec(db, "COMMIT");
+	sqlite3_finalize(st);
+	if (sql_int(db, "SELECT count(*) FROM wsync_log") != logged)
+		die("scan: the triggers ran with triggers off");
+	db_close(db);
+	s = store_open(F_RUN, 0);
+	t0 = now();
+	CK("ws_store_seal", ws_store_seal(s, &sealed, errbuf));
+	t = now() - t0;
+	if (!sealed || sql_int(ws_store_db(s), "SELECT count(*) FROM wsync_log") -
+	    logged != (int64_t)n)
+		die("scan: the seal did not find the %zu updates", n);
+	ws_store_close(s);
+	tmp_remove(F_RUN);
+	return t;
+}
+
+/* F_SBASE: F_TBASE with scanning on, its state of every row recorded. */
+static void make_scan_base(void)
+{
+	struct ws_store *s;
+	struct figure f = {0, 0, 0};
+	double t0;
+	int sealed;
+
+	tmp_copy(F_TBASE, F_SBASE);
+	s = store_open(F_SBASE, 0);
+	CK("ws_store_scan", ws_store_scan(s, errbuf));
+	t0 = now();
+	CK("ws_store_seal", ws_store_seal(s, &sealed, errbuf));
+	f.med = now() - t0;
+	row("first scan of the 1M rows (each logged)", f, 1, 3, "s", NULL, 0);
+	ws_store_close(s);
+}
+
 static void bench_capture(void)
 {
 	struct upd *u = xmalloc(CAP_TX * sizeof *u);
 	int32_t *perm = xmalloc(BASE_ROWS * sizeof *perm);
-	double tt[REPS], tp[REPS], ts[REPS], at[REPS], ap[REPS], sum[REPS];
+	double tt[REPS], tp[REPS], ts[REPS], at[REPS], ap[REPS], sum[REPS], sc[REPS];
 	struct figure f;
 	char goal[16];
 
@@ -1146,11 +1207,13 @@ static void bench_capture(void)
 	    "prepared\n   statement stepped once per row, distinct rows of %d, "
 	    "on a copy of\n   the tracked base after GC vs a copy of the untracked "
 	    "base; the seal\n   runs after, in its own transaction\n", BASE_ROWS);
+	make_scan_base();
 	for (int i = 0; i < REPS; i++) {
 		tt[i] = run_capture(u, CAP_TX, 1, 0, &ts[i]);
 		tp[i] = run_capture(u, CAP_TX, 0, 0, NULL);
 		at[i] = run_capture(u, CAP_AUTO, 1, 1, NULL);
 		ap[i] = run_capture(u, CAP_AUTO, 0, 1, NULL);
+		sc[i] = run_scan(u, CAP_TX);
 		sum[i] = tt[i] + ts[i];
 	}
 	snprintf(goal, sizeof goal, "<= %.1f", GOAL_CAPTURE);
@@ -1168,6 +1231,11 @@ static void bench_capture(void)
 	row("capture overhead, autocommit", f, 0, 2, "x", goal, f.med <= GOAL_CAPTURE);
 	summary_add("B7", "10k single-row updates, autocommit: time tracked / "
 	    "untracked", f.med, f.min, f.max, 2, "x", goal, f.med <= GOAL_CAPTURE);
+	row("seal finding the 100k by --scan", summary(sc), 0, 3, "s", NULL, 0);
+	f = ratio(sc, sum);
+	row("--scan seal / (capture + seal)", f, 0, 2, "x", NULL, 0);
+	summary_add("B7", "100k updates in 1 tx, triggers off: --scan seal / "
+	    "trigger capture + seal", f.med, f.min, f.max, 2, "x", NULL, 0);
 	free(u);
 }
 

@@ -2782,6 +2782,61 @@ static void bench_scale(void)
 	free(c);
 }
 
+/*
+ * The hub's memory for connections that never say hello: each sends the
+ * preamble and half a frame header, and waits (the hub may hold nothing
+ * for what a header announces, and drops them at its handshake deadline,
+ * 10 s, far beyond this measurement).
+ */
+static void bench_preauth(void)
+{
+	static const uint8_t half[5] = {0x01, 0, 0, 0, 0};
+	int *fd = xmalloc(IDLE_SITES * sizeof *fd);
+	double before[SCALE_REPS], after[SCALE_REPS], per[SCALE_REPS];
+	struct ws_buf pre = WS_BUF_INIT;
+
+	nofile_raise();
+	CK("ws_frame_put_preamble", ws_frame_put_preamble(&pre));
+	for (int r = 0; r < SCALE_REPS; r++) {
+		struct hub h;
+		char name[16];
+
+		snprintf(name, sizeof name, "preauth%d", r + 1);
+		hub_start(&h, name);
+		sleep_s(0.2);
+		before[r] = (double)hub_rss_kib(&h);
+		for (int i = 0; i < IDLE_SITES; i++) {
+			fd[i] = conn_open(h.sock);
+			if (write(fd[i], pre.p, pre.len) != (ssize_t)pre.len ||
+			    write(fd[i], half, sizeof half) != (ssize_t)sizeof half)
+				die("write to the hub: %s", strerror(errno));
+		}
+		sleep_s(0.5);
+		if (hub_fds(&h) < IDLE_SITES)
+			die("the hub holds %d descriptors with %d connections open",
+			    hub_fds(&h), IDLE_SITES);
+		after[r] = (double)hub_rss_kib(&h);
+		per[r] = (after[r] - before[r]) / IDLE_SITES;
+		for (int i = 0; i < IDLE_SITES; i++)
+			close(fd[i]);
+		hub_stop(&h);
+	}
+	printf("\nB5. %d connections that never say hello (the preamble and half a\n"
+	    "   frame header each), held open; the hub's VmRSS before and 0.5 s after;\n"
+	    "   a fresh hub per run\n", IDLE_SITES);
+	row("hub VmRSS before", summary(before, SCALE_REPS), 0, "KiB", NULL, 0);
+	row("hub VmRSS with them", summary(after, SCALE_REPS), 0, "KiB", NULL, 0);
+	{
+		struct figure f = summary(per, SCALE_REPS);
+
+		row("hub memory per connection before its hello", f, 2, "KiB", NULL, 0);
+		sum_fig("B5", "hub memory per connection before its hello, 1,000 open",
+		    f, 2, "KiB", NULL, 0);
+	}
+	ws_buf_release(&pre);
+	free(fd);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static void find_programs(const char *bindir)
@@ -2858,6 +2913,7 @@ int main(int argc, char **argv)
 	if (part("b5")) {
 		bench_fanout();
 		bench_scale();
+		bench_preauth();
 	}
 	printf("\n%.1f s\n", now() - t0);
 	return 0;

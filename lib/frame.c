@@ -256,10 +256,10 @@ gather:
 		pos += take;
 		d->offset += take;
 		if (d->part.len == WS_FRAME_HDRLEN) {
+			/* Checked, but not reserved: the buffer grows with the
+			 * bytes that come, never with what a header announces. */
 			if ((rc = parse_header(d->part.p, d->max, f)))
 				return fail(d, rc, d->frame_start, err);
-			if (ws_buf_reserve(&d->part, (size_t)f->len + WS_FRAME_TRAILER))
-				return fail(d, WS_ENOMEM, d->frame_start, err);
 			continue;
 		}
 		if (d->part.len == need && need > WS_FRAME_HDRLEN) {

@@ -3,6 +3,7 @@
  * hub.c - wsync-serve's event loop: sessions, working sets, catch-up,
  * forwarding.  See hub.h and session.h.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +38,7 @@ struct hws {
 struct chan {
 	uint32_t ch;
 	struct hws *ws;
+	struct ws_siteid site;   /* its add's site id: every batch's dot names it */
 	int has_known;
 	struct ws_vclock known;  /* the site's last clock report to go by */
 	enum ws_right right;     /* what the site may do with it */
@@ -45,6 +48,7 @@ struct chan {
 struct hpeer {
 	struct ws_peer p;
 	const struct ws_hub_opts *o;
+	uint64_t since_ms;      /* when it connected */
 	int hello;              /* its HELLO arrived */
 	struct ws_siteid site;  /* the site id its HELLO gave */
 	int closing;            /* flush what is queued, then close */
@@ -64,6 +68,8 @@ struct hub {
 	int *lfd;
 	size_t nlfd;
 	unsigned long sessions;  /* sessions accepted so far */
+	unsigned long refused;   /* connections refused past --max-sessions */
+	uint64_t refused_ms;     /* when that was last logged */
 	char *err;
 };
 
@@ -137,7 +143,10 @@ static int get_ws(struct hub *h, const char *wsid, int create, struct hws **out,
 	/* The sites of the set and how far each has got, for collection. */
 	if (sqlite3_exec(ws_store_db(w->st), "CREATE TABLE IF NOT EXISTS "
 	    "wsync_members(site BLOB PRIMARY KEY, clock BLOB NOT NULL, seen INTEGER "
-	    "NOT NULL) WITHOUT ROWID", NULL, NULL, NULL) != SQLITE_OK ||
+	    "NOT NULL) WITHOUT ROWID; CREATE TABLE IF NOT EXISTS wsync_site_keys("
+	    "site BLOB PRIMARY KEY, key BLOB NOT NULL) WITHOUT ROWID; CREATE INDEX "
+	    "IF NOT EXISTS wsync_site_keys_key ON wsync_site_keys(key)",
+	    NULL, NULL, NULL) != SQLITE_OK ||
 	    (rc = ws_store_stable(w->st, &w->stable, err))) {
 		if (!rc)
 			rc = ws_error(err, WS_EIO, "working set '%s': %s", wsid,
@@ -282,10 +291,11 @@ static int remember(const struct hub *h, const struct hpeer *hp,
 		return 0; /* only connected sites count */
 	if ((rc = ws_vclock_encode(&ch->known, &enc)))
 		return rc;
+	(void)hp;
 	if (sqlite3_prepare_v2(db, "INSERT INTO wsync_members VALUES(?1, ?2, ?3) ON "
 	    "CONFLICT(site) DO UPDATE SET clock = excluded.clock, seen = excluded.seen",
 	    -1, &up, NULL) == SQLITE_OK) {
-		sqlite3_bind_blob(up, 1, hp->site.b, WS_SITEID_LEN, SQLITE_STATIC);
+		sqlite3_bind_blob(up, 1, ch->site.b, WS_SITEID_LEN, SQLITE_STATIC);
 		sqlite3_bind_blob(up, 2, enc.p ? enc.p : (const uint8_t *)"",
 		    (int)enc.len, SQLITE_STATIC);
 		sqlite3_bind_int64(up, 3, (int64_t)time(NULL));
@@ -360,6 +370,60 @@ out:
 }
 
 /* A site offers a working set on channel ch. */
+/*
+ * Bind site id `site` of working set w to the session's key, or check it:
+ * a site id is bound to the first key that used it, and a key holds at
+ * most `max` of them (each holds collection back while it is
+ * remembered; wsync-serve --forget lets one go).  0, or WS_EPERM with
+ * the reason in err.
+ */
+static int bind_site(struct hws *w, const struct ws_siteid *site,
+    const struct ws_authkey *ak, size_t max, char *err)
+{
+	sqlite3 *db = ws_store_db(w->st);
+	sqlite3_stmt *st = NULL;
+	char hex[WS_SITEID_HEXLEN + 1];
+	int rc = 0, n;
+
+	ws_siteid_hex(site, hex);
+	if (sqlite3_prepare_v2(db, "SELECT key = ?2 FROM wsync_site_keys WHERE site = ?1",
+	    -1, &st, NULL) != SQLITE_OK)
+		goto sqlfail;
+	sqlite3_bind_blob(st, 1, site->b, WS_SITEID_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, ak->pk, WS_KEY_PUBLICBYTES, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		if (!sqlite3_column_int(st, 0))
+			rc = ws_error(err, WS_EPERM, "working set '%s': site %s belongs to "
+			    "another key", w->wsid, hex);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM wsync_site_keys WHERE key = ?1",
+	    -1, &st, NULL) != SQLITE_OK)
+		goto sqlfail;
+	sqlite3_bind_blob(st, 1, ak->pk, WS_KEY_PUBLICBYTES, SQLITE_STATIC);
+	n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	if ((size_t)n >= max) {
+		rc = ws_error(err, WS_EPERM, "working set '%s': this key already holds "
+		    "%zu site ids, the most one may (wsync-serve --forget lets one go)",
+		    w->wsid, max);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(db, "INSERT INTO wsync_site_keys VALUES(?1, ?2)", -1, &st,
+	    NULL) != SQLITE_OK)
+		goto sqlfail;
+	sqlite3_bind_blob(st, 1, site->b, WS_SITEID_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, ak->pk, WS_KEY_PUBLICBYTES, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		goto out;
+sqlfail:
+	rc = ws_error(err, WS_EIO, "working set '%s': %s", w->wsid, sqlite3_errmsg(db));
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
 static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 {
 	struct ws_add a = {.clock = WS_VCLOCK_INIT}, reply = {.clock = WS_VCLOCK_INIT};
@@ -396,6 +460,14 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	if ((rc = get_ws(h, a.wsid, hp->ak ? right == WS_RIGHT_CREATE : h->o->create,
 	    &w, err))) {
 		/* Refuse this working set only; the session goes on. */
+		hlog(h, "%s: %s", hp->p.conn.name, err);
+		rc = ws_peer_send_error(&hp->p, f->channel, rc, err);
+		goto out;
+	}
+	if (!a.has_site)
+		a.site = hp->site; /* an older site: its hello's id */
+	if (hp->ak && (rc = bind_site(w, &a.site, hp->ak, h->o->sites_per_key ?
+	    h->o->sites_per_key : WS_SITES_PER_KEY, err))) {
 		hlog(h, "%s: %s", hp->p.conn.name, err);
 		rc = ws_peer_send_error(&hp->p, f->channel, rc, err);
 		goto out;
@@ -462,6 +534,7 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	hp->ch = nc;
 	memset(&hp->ch[hp->nch], 0, sizeof(*nc));
 	hp->ch[hp->nch].ch = f->channel;
+	hp->ch[hp->nch].site = a.site;
 	hp->ch[hp->nch].right = right;
 	hp->ch[hp->nch++].ws = w;
 	if ((rc = report(&hp->ch[hp->nch - 1], &a.clock, err)))
@@ -513,6 +586,17 @@ static int on_batch(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	if ((rc = ws_batch_decode(&b, f->payload, f->len, err)) ||
 	    (rc = ws_store_clock(ch->ws->st, &clock, err)))
 		goto out;
+	/* A site sends its own batches only: a dot naming another site would
+	 * take that site's place, and its real batch would be skipped. */
+	if (b.has_dot && memcmp(b.dot_site.b, ch->site.b, WS_SITEID_LEN) != 0) {
+		char mine[WS_SITEID_HEXLEN + 1], other[WS_SITEID_HEXLEN + 1];
+
+		ws_siteid_hex(&ch->site, mine);
+		ws_siteid_hex(&b.dot_site, other);
+		rc = ws_error(err, WS_EPERM, "a batch of site %s from site %s: "
+		    "refused", other, mine);
+		goto out;
+	}
 	dup = b.has_dot && ws_vclock_get(&clock, &b.dot_site) >= b.dot_counter;
 	if ((rc = ws_store_apply(ch->ws->st, &b, &applied, err)))
 		goto out;
@@ -568,6 +652,7 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		}
 		hp->hello = 1;
 		hp->site = hello.site;
+		hp->p.dec.max = h->o->max_frame ? h->o->max_frame : WS_SESSION_MAX_FRAME;
 		if ((rc = ws_hello_encode(&me, &pl)) == 0)
 			rc = ws_peer_send(p, WS_FRAME_HELLO, 0, 0, pl.p, pl.len);
 		break;
@@ -645,6 +730,7 @@ static void keepalive(struct hub *h)
 	unsigned hb = h->o->heartbeat_ms ? h->o->heartbeat_ms : WS_HEARTBEAT_MS_DEFAULT;
 	unsigned idle = h->o->idle_timeout_ms ? h->o->idle_timeout_ms :
 	    WS_IDLE_TIMEOUT_MS_DEFAULT;
+	unsigned hs = h->o->handshake_ms ? h->o->handshake_ms : WS_HANDSHAKE_MS_DEFAULT;
 	uint64_t now = ws_now_ms();
 	struct ws_vclock *clocks;
 	uint32_t *chs;
@@ -656,6 +742,11 @@ static void keepalive(struct hub *h)
 
 		if (hp->dead || hp->closing)
 			continue;
+		if (!hp->hello && now - hp->since_ms > hs) {
+			snprintf(err, sizeof(err), "no hello within %u s: dropped", hs / 1000);
+			drop(h, hp, WS_EAGAIN, err);
+			continue;
+		}
 		if (now - hp->p.last_rx_ms > idle) {
 			snprintf(err, sizeof(err), "silent for %u s: presumed gone",
 			    idle / 1000);
@@ -799,6 +890,86 @@ static void collect(struct hub *h)
 	}
 }
 
+int ws_hub_forget(const char *datadir, const struct ws_siteid *site, size_t *n,
+    char *err)
+{
+	struct dirent *e;
+	char path[PATH_MAX];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	DIR *d;
+	size_t len;
+	int rc = 0, changed;
+
+	*n = 0;
+	if (!(d = opendir(datadir)))
+		return ws_error(err, errno == ENOENT ? WS_ENOTFOUND : WS_EIO, "cannot "
+		    "read data directory '%s': %s", datadir, strerror(errno));
+	while (rc == 0 && (e = readdir(d))) {
+		len = strlen(e->d_name);
+		if (len < 4 || strcmp(e->d_name + len - 3, ".db") != 0 ||
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", datadir, e->d_name) >=
+		    sizeof(path))
+			continue;
+		if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+		    sqlite3_busy_timeout(db, 5000) != SQLITE_OK) {
+			rc = ws_error(err, WS_EIO, "'%s': %s", path, sqlite3_errmsg(db));
+			break;
+		}
+		changed = 0;
+		/* A database without these tables is not a hub's: left alone. */
+		if (sqlite3_prepare_v2(db, "DELETE FROM wsync_members WHERE site = ?1",
+		    -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_blob(st, 1, site->b, WS_SITEID_LEN, SQLITE_STATIC);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				rc = ws_error(err, WS_EIO, "'%s': %s", path, sqlite3_errmsg(db));
+			changed += sqlite3_changes(db);
+			sqlite3_finalize(st);
+			st = NULL;
+		}
+		if (rc == 0 && sqlite3_prepare_v2(db, "DELETE FROM wsync_site_keys WHERE "
+		    "site = ?1", -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_blob(st, 1, site->b, WS_SITEID_LEN, SQLITE_STATIC);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				rc = ws_error(err, WS_EIO, "'%s': %s", path, sqlite3_errmsg(db));
+			changed += sqlite3_changes(db);
+			sqlite3_finalize(st);
+			st = NULL;
+		}
+		sqlite3_close(db);
+		db = NULL;
+		*n += changed > 0;
+	}
+	closedir(d);
+	return rc;
+}
+
+size_t ws_hub_default_max_sessions(void)
+{
+	struct rlimit rl;
+	rlim_t n;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 4096;
+	/* Each working set open takes three (database, WAL, shared memory),
+	 * and the listeners a few: keep room for them. */
+	n = rl.rlim_cur > 192 ? rl.rlim_cur - 128 : rl.rlim_cur / 2;
+	return n ? (size_t)n : 1;
+}
+
+/* Say, at most once a second, that connections are being refused. */
+static void refuse_session(struct hub *h, size_t max)
+{
+	uint64_t now = ws_now_ms();
+
+	h->refused++;
+	if (now - h->refused_ms < 1000)
+		return;
+	h->refused_ms = now;
+	hlog(h, "refusing connections: %zu sessions already (--max-sessions); %lu "
+	    "refused so far", max, h->refused);
+}
+
 static int add_peer(struct hub *h, const struct ws_conn *c)
 {
 	struct hpeer *hp, **p;
@@ -812,9 +983,11 @@ static int add_peer(struct hub *h, const struct ws_conn *c)
 		return WS_ENOMEM;
 	}
 	h->peers = p;
-	ws_peer_init(&hp->p, c, h->o->max_frame ? h->o->max_frame : WS_SESSION_MAX_FRAME,
-	    h->o->queue_max ? h->o->queue_max :
-	    QUEUE_MAX_DEFAULT);
+	/* Until its hello (after the key exchange, on a keyed hub), a peer
+	 * may send only frames a handshake needs: it holds next to nothing. */
+	ws_peer_init(&hp->p, c, WS_PREAUTH_MAX_FRAME, h->o->queue_max ?
+	    h->o->queue_max : QUEUE_MAX_DEFAULT);
+	hp->since_ms = ws_now_ms();
 	hp->p.log = h->o->session_log;
 	hp->o = h->o;
 	if (h->o->key && ws_peer_secure(&hp->p, 0, h->o->key, check_key, hp)) {
@@ -857,14 +1030,17 @@ int ws_hub_run(const struct ws_hub_opts *o, char *err)
 	char bound[WS_CONN_NAMELEN], why[WS_ERRLEN];
 	const char **names = NULL;
 	struct pollfd *pfd = NULL;
+	size_t *slot = NULL;
 	struct ws_conn c;
 	struct hub h;
-	size_t i, n, np, polled;
+	size_t i, n, np, polled, max_sessions = o->max_sessions;
 	int rc = 0, had_peer = 0;
 
 	memset(&h, 0, sizeof(h));
 	h.o = o;
 	h.err = err;
+	if (!max_sessions)
+		max_sessions = ws_hub_default_max_sessions();
 	ws_siteid_random(&h.id);
 	if (!o->datadir || mkdir(o->datadir, 0777) < 0) {
 		char buf[64];
@@ -880,7 +1056,8 @@ int ws_hub_run(const struct ws_hub_opts *o, char *err)
 		goto out;
 	}
 	for (i = 0; i < o->nlisten; i++) {
-		if ((rc = ws_transport_listen(o->listen[i], &h.lfd[i], bound, err)))
+		if ((rc = ws_transport_listen_mode(o->listen[i], o->socket_mode,
+		    &h.lfd[i], bound, err)))
 			goto out;
 		h.nlfd++;
 		if (ws_fd_nonblock(h.lfd[i]) || !(names[i] = strdup(bound))) {
@@ -904,7 +1081,10 @@ int ws_hub_run(const struct ws_hub_opts *o, char *err)
 		if (o->use_stdio && had_peer && h.npeers == 0)
 			break;
 		free(pfd);
-		if (!(pfd = calloc(h.nlfd + 2 * h.npeers + 1, sizeof(*pfd)))) {
+		free(slot);
+		pfd = NULL;
+		if (!(pfd = calloc(h.nlfd + 2 * h.npeers + 1, sizeof(*pfd))) ||
+		    !(slot = calloc(h.npeers + 1, sizeof(*slot)))) {
 			rc = WS_ENOMEM;
 			goto out;
 		}
@@ -912,13 +1092,24 @@ int ws_hub_run(const struct ws_hub_opts *o, char *err)
 			pfd[n].fd = h.lfd[n];
 			pfd[n].events = POLLIN;
 		}
-		/* Two slots a peer: its read fd, and its write fd while output waits. */
+		/*
+		 * A socket peer takes one slot (reading, and writing while output
+		 * waits); a stdio peer two.  Never more slots than open files, so
+		 * poll() cannot fail for their number (RLIMIT_NOFILE).
+		 */
 		for (i = 0, np = n; i < h.npeers; i++) {
 			struct hpeer *hp = h.peers[i];
+			int out = ws_peer_pending(&hp->p);
 
-			pfd[np].fd = hp->closing ? -1 : hp->p.conn.rfd;
-			pfd[np++].events = POLLIN;
-			pfd[np].fd = ws_peer_pending(&hp->p) ? hp->p.conn.wfd : -1;
+			slot[i] = np;
+			pfd[np].fd = hp->closing && !out ? -1 : hp->p.conn.rfd;
+			pfd[np].events = hp->closing ? 0 : POLLIN;
+			if (hp->p.conn.wfd == hp->p.conn.rfd) {
+				pfd[np++].events |= out ? POLLOUT : 0;
+				continue;
+			}
+			np++;
+			pfd[np].fd = out ? hp->p.conn.wfd : -1;
 			pfd[np++].events = POLLOUT;
 		}
 		polled = h.npeers; /* peers accepted below have no slots yet */
@@ -930,13 +1121,19 @@ int ws_hub_run(const struct ws_hub_opts *o, char *err)
 		}
 		for (i = 0; i < h.nlfd; i++)
 			if (pfd[i].revents & POLLIN) {
-				while (ws_transport_accept(h.lfd[i], &c, why) == 0)
-					if (add_peer(&h, &c))
+				while (ws_transport_accept(h.lfd[i], &c, why) == 0) {
+					if (h.npeers >= max_sessions) {
+						/* Refused cleanly: the hub goes on. */
+						refuse_session(&h, max_sessions);
 						ws_conn_close(&c);
+					} else if (add_peer(&h, &c)) {
+						ws_conn_close(&c);
+					}
+				}
 			}
 		for (i = 0; i < polled; i++) {
 			struct hpeer *hp = h.peers[i];
-			short re = pfd[n + 2 * i].revents;
+			short re = pfd[slot[i]].revents;
 
 			if (!hp->closing && (re & (POLLIN | POLLHUP | POLLERR))) {
 				why[0] = 0;
@@ -976,5 +1173,6 @@ out:
 	free(h.lfd);
 	free(names);
 	free(pfd);
+	free(slot);
 	return rc;
 }

@@ -1197,6 +1197,10 @@ static int put_summary(struct insp *x, const struct rec *r, const struct dec *d)
 		} else {
 			rc = ws_buf_printf(o, "none");
 		}
+		if (rc == 0 && x->add.has_site) {
+			ws_siteid_hex(&x->add.site, hex);
+			rc = ws_buf_printf(o, " site=%s", hex);
+		}
 		if (rc || (rc = ws_buf_printf(o, " clock=")))
 			return rc;
 		return put_clock(o, &x->add.clock);

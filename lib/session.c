@@ -63,9 +63,11 @@ int ws_add_encode(const struct ws_add *a, struct ws_buf *out)
 	int rc;
 
 	if ((rc = ws_buf_put_bytes(out, a->wsid, strlen(a->wsid))) ||
-	    (rc = ws_buf_put_varint(out, a->has_guid ? 1 : 0)))
+	    (rc = ws_buf_put_varint(out, (a->has_guid ? 1 : 0) | (a->has_site ? 2 : 0))))
 		return rc;
 	if (a->has_guid && (rc = ws_buf_append(out, a->guid, 16)))
+		return rc;
+	if (a->has_site && (rc = ws_buf_append(out, a->site.b, WS_SITEID_LEN)))
 		return rc;
 	return ws_vclock_encode(&a->clock, out);
 }
@@ -80,18 +82,24 @@ int ws_add_decode(struct ws_add *a, const uint8_t *p, size_t n, char *err)
 
 	ws_rd_init(&r, p, n);
 	if (ws_rd_bytes(&r, WS_WSID_MAX, &s, &len) || ws_rd_varint(&r, &flags) ||
-	    flags > 1)
+	    flags > 3)
 		return ws_error(err, WS_ECORRUPT, "bad add frame");
 	memcpy(a->wsid, s, len);
 	a->wsid[len] = 0;
 	/* A NUL inside would cut the id short: "n\0x" is not "n". */
 	if (strlen(a->wsid) != len || !ws_wsid_valid(a->wsid))
 		return ws_error(err, WS_ECORRUPT, "bad working-set id in add frame");
-	a->has_guid = (int)flags;
-	if (flags) {
+	a->has_guid = (int)(flags & 1);
+	if (a->has_guid) {
 		if (ws_rd_raw(&r, 16, &g))
 			return ws_error(err, WS_ECORRUPT, "bad add frame");
 		memcpy(a->guid, g, 16);
+	}
+	a->has_site = (int)(flags >> 1);
+	if (a->has_site) {
+		if (ws_rd_raw(&r, WS_SITEID_LEN, &g))
+			return ws_error(err, WS_ECORRUPT, "bad add frame");
+		memcpy(a->site.b, g, WS_SITEID_LEN);
 	}
 	if ((rc = ws_vclock_decode(&a->clock, &r, err)))
 		return rc == WS_ENOMEM ? rc : WS_ECORRUPT;

@@ -74,6 +74,7 @@ static struct sset *by_chan(struct site *x, uint32_t ch)
 struct sendctx {
 	struct site *x;
 	struct sset *ss;
+	uint64_t own;            /* the last own batch sent, or 0 */
 };
 
 static int send_one(const struct ws_batch *b, uint64_t usn, void *cd)
@@ -82,6 +83,9 @@ static int send_one(const struct ws_batch *b, uint64_t usn, void *cd)
 	int rc;
 
 	c->ss->sent_usn = usn;
+	if (b->has_dot && memcmp(b->dot_site.b, ws_store_site(c->ss->st)->b,
+	    WS_SITEID_LEN) == 0 && b->dot_counter > c->own)
+		c->own = b->dot_counter;
 	c->x->enc.len = 0;
 	if ((rc = ws_batch_encode(b, &c->x->enc)))
 		return rc;
@@ -104,7 +108,7 @@ static int send_schema(struct site *x, struct sset *ss, const struct ws_schema *
 static int push_local(struct site *x, char *err)
 {
 	struct ws_schema sc = WS_SCHEMA_INIT;
-	struct sendctx c = {x, NULL};
+	struct sendctx c = {x, NULL, 0};
 	size_t i;
 	int rc = 0;
 
@@ -119,12 +123,55 @@ static int push_local(struct site *x, char *err)
 			break;
 		/* Not only what this seal made: applying a remote batch seals
 		 * local writes too, and those must go out as well. */
+		c.own = 0;
 		if ((rc = ws_store_local_since(c.ss->st, c.ss->sent_usn, send_one,
-		    &c, err)))
+		    &c, err)) || (c.own && (rc = ws_store_note_sent(c.ss->st, c.own, err))))
 			break;
 	}
 	ws_schema_release(&sc);
 	return rc;
+}
+
+static int offer(struct site *x, struct sset *ss);
+
+/*
+ * The hub holds more of this set's own dots than its database does: the
+ * file is an old copy or a restored backup, and its later writes would
+ * take dots the hub already has.  It becomes a new site (its batches past
+ * the last it sent stamped anew), leaves the channel, and is offered again
+ * on a new one.
+ */
+static int renew(struct site *x, struct sset *ss, uint64_t hub_own, uint64_t sent)
+{
+	char was[WS_SITEID_HEXLEN + 1], now[WS_SITEID_HEXLEN + 1];
+	struct sset *p, *n;
+	size_t at = (size_t)(ss - x->s);
+	int rc;
+
+	ws_siteid_hex(ws_store_site(ss->st), was);
+	if ((rc = ws_store_renew_site(ss->st, sent, x->err)))
+		return rc;
+	ws_siteid_hex(ws_store_site(ss->st), now);
+	slog(x, "%s: the hub holds %llu change batches of site %s that %s never "
+	    "sent: it is an old copy or a restored backup, so it is site %s now, and "
+	    "sends its changes as such", ss->wsid, (unsigned long long)(hub_own - sent),
+	    was, ss->path, now);
+	if ((rc = ws_peer_send(&x->p, WS_FRAME_REMOVE, 0, ss->ch, NULL, 0)))
+		return rc;
+	if (!(p = realloc(x->s, (x->n + 1) * sizeof(*p))))
+		return WS_ENOMEM;
+	x->s = p;
+	n = &x->s[x->n];
+	*n = x->s[at];
+	/* The old entry keeps the retired channel (its frames are ignored). */
+	if (!(x->s[at].wsid = strdup(n->wsid)) || !(x->s[at].path = strdup(n->path)))
+		return WS_ENOMEM;
+	x->s[at].st = NULL;
+	x->s[at].gone = 1;
+	n->ch = ++x->last_ch;
+	n->accepted = n->refused = n->caught_up = n->acked = 0;
+	x->n++;
+	return offer(x, n);
 }
 
 /* The hub accepted a set: adopt its guid if new, send what it lacks. */
@@ -133,7 +180,8 @@ static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
 	struct ws_add a = {.clock = WS_VCLOCK_INIT};
 	struct ws_vclock mine = WS_VCLOCK_INIT;
 	struct ws_schema sc = WS_SCHEMA_INIT;
-	struct sendctx c = {x, ss};
+	struct sendctx c = {x, ss, 0};
+	uint64_t hub_own, own, sent;
 	uint8_t guid[16];
 	int rc;
 
@@ -142,6 +190,17 @@ static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
 	if (strcmp(a.wsid, ss->wsid) != 0 || !a.has_guid) {
 		rc = ws_error(x->err, WS_ECORRUPT, "the hub answered for another "
 		    "working set");
+		goto out;
+	}
+	if ((rc = ws_store_clock(ss->st, &mine, x->err)))
+		goto out;
+	/* The hub holding own batches this file never sent: a copy. */
+	hub_own = ws_vclock_get(&a.clock, ws_store_site(ss->st));
+	own = ws_vclock_get(&mine, ws_store_site(ss->st));
+	if (!ws_store_own_sent(ss->st, &sent))
+		sent = own; /* nothing noted yet: all it holds went out before */
+	if (hub_own > sent) {
+		rc = renew(x, ss, hub_own, sent);
 		goto out;
 	}
 	if (!ws_store_guid(ss->st, guid) &&
@@ -153,6 +212,7 @@ static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
 	    (rc = ws_store_schema(ss->st, &sc, x->err)) ||
 	    (rc = send_schema(x, ss, &sc)) ||
 	    (rc = ws_store_changes_missing(ss->st, &a.clock, send_one, &c, x->err)) ||
+	    (rc = ws_store_note_sent(ss->st, c.own > hub_own ? c.own : hub_own, x->err)) ||
 	    (rc = ws_store_sealed_usn(ss->st, &ss->sent_usn, x->err)) ||
 	    (rc = ws_store_clock(ss->st, &mine, x->err)))
 		goto out;
@@ -266,8 +326,17 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 			return on_stable(x, ss, f);
 		if (ss && (f->flags & WS_CLOCK_CAUGHT_UP))
 			ss->caught_up = 1;
-		if (ss && (f->flags & WS_CLOCK_ACK))
+		if (ss && ss->st && (f->flags & WS_CLOCK_ACK)) {
+			struct ws_vclock h = WS_VCLOCK_INIT;
+
 			ss->acked = 1;
+			/* How far the hub holds this site's own batches. */
+			if ((rc = ws_vclock_decode_all(&h, f->payload, f->len, x->err)) == 0)
+				rc = ws_store_note_sent(ss->st, ws_vclock_get(&h,
+				    ws_store_site(ss->st)), x->err);
+			ws_vclock_release(&h);
+			return rc;
+		}
 		return 0;
 	case WS_FRAME_REMOVE:
 		if (ss) {
@@ -321,6 +390,8 @@ static int offer(struct site *x, struct sset *ss)
 
 	snprintf(add.wsid, sizeof(add.wsid), "%s", ss->wsid);
 	add.has_guid = ws_store_guid(ss->st, add.guid);
+	add.has_site = 1;
+	add.site = *ws_store_site(ss->st);
 	x->enc.len = 0;
 	if ((rc = ws_store_seal(ss->st, NULL, x->err)) == 0 &&
 	    (rc = ws_store_clock(ss->st, &add.clock, x->err)) == 0 &&
@@ -348,7 +419,7 @@ static int add_set(struct site *x, const char *wsid, const char *path, int from_
 {
 	char why[WS_ERRLEN];
 	struct sset *ss, *ns;
-	int rc;
+	int rc, renewed = 0;
 
 	if (!(ns = realloc(x->s, (x->n + 1) * sizeof(*ns))))
 		return WS_ENOMEM;
@@ -374,6 +445,18 @@ static int add_set(struct site *x, const char *wsid, const char *path, int from_
 	}
 	ws_store_keep_views_local(ss->st, x->o->local_views);
 	x->cur = ss;
+	if ((rc = ws_store_check_copy(ss->st, &renewed, why))) {
+		slog(x, "%s: %s", wsid, why);
+		if (!x->result)
+			x->result = rc;
+	} else if (renewed) {
+		char hex[WS_SITEID_HEXLEN + 1];
+
+		ws_siteid_hex(ws_store_site(ss->st), hex);
+		slog(x, "%s: %s is a copy of another site's database (it is not the "
+		    "file its site id was made in), so it is site %s now", wsid, path,
+		    hex);
+	}
 	if ((rc = ws_store_untracked(ss->st, say_untracked, x, why)))
 		slog(x, "%s: %s", wsid, why);
 	watch_set(x, ss);

@@ -77,6 +77,8 @@ struct ws_store {
 int sto_sqlerr(struct ws_store *s, int src, const char *what, char *err);
 int sto_exec(struct ws_store *s, const char *sql, char *err);
 int sto_prep(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err);
+/* A statement from the store's cache, by its SQL: reset, never finalized. */
+int sto_stmt(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err);
 int sto_qid(struct ws_buf *b, const char *name);
 const char *sto_cstr(struct ws_buf *b);
 void sto_tbl_release(struct tbl *t);

@@ -68,7 +68,7 @@ static int log_change(struct ws_store *s, const struct tbl *t, int op,
     int64_t mask, sqlite3_stmt *st, int from, char *err)
 {
 	struct ws_buf q = WS_BUF_INIT;
-	sqlite3_stmt *ins = NULL;
+	sqlite3_stmt *ins;
 	uint32_t i;
 	int rc;
 
@@ -79,7 +79,7 @@ static int log_change(struct ws_store *s, const struct tbl *t, int op,
 	for (i = 0; rc == 0 && i < t->npk; i++)
 		rc = ws_buf_printf(&q, ", ?%u", i + 4);
 	if (rc == 0) rc = ws_buf_printf(&q, ")");
-	if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &ins, err)))
+	if (rc || !sto_cstr(&q) || (rc = sto_stmt(s, sto_cstr(&q), &ins, err)))
 		goto out;
 	sqlite3_bind_int64(ins, 1, t->id);
 	sqlite3_bind_int(ins, 2, op);
@@ -88,8 +88,8 @@ static int log_change(struct ws_store *s, const struct tbl *t, int op,
 		sqlite3_bind_value(ins, (int)i + 4, sqlite3_column_value(st, from + (int)i));
 	rc = sqlite3_step(ins) == SQLITE_DONE ? 0 :
 	    sto_sqlerr(s, sqlite3_errcode(s->db), "log", err);
+	sqlite3_reset(ins);
 out:
-	sqlite3_finalize(ins);
 	ws_buf_release(&q);
 	return rc;
 }
@@ -101,7 +101,7 @@ static int keep(struct ws_store *s, const struct tbl *t, const struct ws_buf *ke
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sto_prep(s, h ? "INSERT OR REPLACE INTO wsync_scan VALUES(?1, ?2, ?3)" :
+	if ((rc = sto_stmt(s, h ? "INSERT OR REPLACE INTO wsync_scan VALUES(?1, ?2, ?3)" :
 	    "DELETE FROM wsync_scan WHERE tbl = ?1 AND key = ?2", &st, err)))
 		return rc;
 	sqlite3_bind_int64(st, 1, t->id);
@@ -111,7 +111,7 @@ static int keep(struct ws_store *s, const struct tbl *t, const struct ws_buf *ke
 		sqlite3_bind_blob(st, 3, h, (int)(t->ncols * COL_HASH), SQLITE_STATIC);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
 	    sto_sqlerr(s, sqlite3_errcode(s->db), "scan", err);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc;
 }
 

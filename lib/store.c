@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "wsync/store.h"
@@ -142,6 +143,11 @@ static int stmt(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *er
 	}
 	c->st = *st;
 	return 0;
+}
+
+int sto_stmt(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err)
+{
+	return stmt(s, sql, st, err);
 }
 
 static void stmt_clear(struct ws_store *s)
@@ -1811,6 +1817,181 @@ out:
 	ws_buf_release(&pk);
 	ws_vclock_release(&clock);
 	return rc;
+}
+
+/*
+ * This database is a copy (or an old restore) of another site's: give it
+ * a site id of its own.  Its batches up to `keep` are shared history and
+ * stay the old site's; the later ones (sealed here since it was copied)
+ * are stamped anew as the new site's, 1, 2, ..., with their contexts
+ * rewritten to match; unsealed writes seal under the new id.  The old
+ * site's later batches then arrive from the hub like any other site's.
+ */
+int ws_store_renew_site(struct ws_store *s, uint64_t keep, char *err)
+{
+	struct ws_vclock ctx = WS_VCLOCK_INIT, clock = WS_VCLOCK_INIT;
+	struct ws_siteid old = s->site, id;
+	struct ws_buf enc = WS_BUF_INIT, list = WS_BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	int64_t oldix = s->self, newix;
+	uint64_t mine, k = 0, c;
+	size_t at;
+	int rc;
+
+	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
+		return rc;
+	if ((rc = ws_store_clock(s, &clock, err)))
+		goto out;
+	mine = ws_vclock_get(&clock, &old);
+	if (keep > mine)
+		keep = mine;
+	ws_siteid_random(&id);
+	if ((rc = site_index(s, &id, &newix, err)))
+		goto out;
+	/* The counters to stamp anew, in order (an UPDATE may not run under
+	 * a cursor on the same rows). */
+	if ((rc = sto_prep(s, "SELECT counter FROM wsync_batches WHERE site = ?1 AND "
+	    "counter > ?2 ORDER BY counter", &st, err)))
+		goto out;
+	sqlite3_bind_int64(st, 1, oldix);
+	sqlite3_bind_int64(st, 2, (int64_t)keep);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		c = (uint64_t)sqlite3_column_int64(st, 0);
+		if ((rc = ws_buf_append(&list, &c, sizeof(c))))
+			goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE) {
+		rc = sto_sqlerr(s, rc, "batches", err);
+		goto out;
+	}
+	rc = 0;
+	for (at = 0; at < list.len; at += sizeof(c)) {
+		memcpy(&c, list.p + at, sizeof(c));
+		k++;
+		if ((rc = sto_prep(s, "SELECT clock FROM wsync_batches WHERE site = ?1 AND "
+		    "counter = ?2", &st, err)))
+			goto out;
+		sqlite3_bind_int64(st, 1, oldix);
+		sqlite3_bind_int64(st, 2, (int64_t)c);
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			rc = sto_sqlerr(s, sqlite3_errcode(s->db), "batches", err);
+			goto out;
+		}
+		rc = ws_vclock_decode_all(&ctx, sqlite3_column_blob(st, 0),
+		    (size_t)sqlite3_column_bytes(st, 0), err);
+		sqlite3_finalize(st);
+		st = NULL;
+		enc.len = 0;
+		if (rc || (rc = ws_vclock_set(&ctx, &old, keep)) ||
+		    (rc = ws_vclock_set(&ctx, &id, k)) ||
+		    (rc = ws_vclock_encode(&ctx, &enc)) ||
+		    (rc = sto_prep(s, "UPDATE wsync_batches SET site = ?3, counter = ?4, "
+		    "clock = ?5 WHERE site = ?1 AND counter = ?2", &st, err)))
+			goto out;
+		sqlite3_bind_int64(st, 1, oldix);
+		sqlite3_bind_int64(st, 2, (int64_t)c);
+		sqlite3_bind_int64(st, 3, newix);
+		sqlite3_bind_int64(st, 4, (int64_t)k);
+		sqlite3_bind_blob(st, 5, enc.p ? enc.p : (const uint8_t *)"", (int)enc.len,
+		    SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
+		    sto_sqlerr(s, sqlite3_errcode(s->db), "batches", err);
+		sqlite3_finalize(st);
+		st = NULL;
+		if (rc)
+			goto out;
+	}
+	/* Conflicts this site's own stamped batches lost keep their dots. */
+	if ((rc = sto_prep(s, "UPDATE wsync_conflicts SET site = ?3, counter = "
+	    "counter - ?2 WHERE site = ?1 AND counter > ?2", &st, err)))
+		goto out;
+	sqlite3_bind_int64(st, 1, oldix);
+	sqlite3_bind_int64(st, 2, (int64_t)keep);
+	sqlite3_bind_int64(st, 3, newix);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
+	    sto_sqlerr(s, sqlite3_errcode(s->db), "conflicts", err);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc || (rc = clock_set(s, oldix, keep, err)) ||
+	    (k && (rc = clock_set(s, newix, k, err))) ||
+	    (rc = sto_meta_set(s, "site", id.b, WS_SITEID_LEN, 0, err)) ||
+	    (rc = sto_meta_set_int(s, "own_sent", 0, err)) ||
+	    (rc = sto_exec(s, "COMMIT", err)))
+		goto out;
+	s->site = id;
+	s->self = newix;
+out:
+	if (rc)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_finalize(st);
+	ws_buf_release(&enc);
+	ws_buf_release(&list);
+	ws_vclock_release(&ctx);
+	ws_vclock_release(&clock);
+	return rc;
+}
+
+/* "DEV:INODE" of this database's file, into out. */
+static int file_id(struct ws_store *s, char *out, size_t n)
+{
+	const char *path = sqlite3_db_filename(s->db, "main");
+	struct stat sb;
+
+	if (!path || !*path || stat(path, &sb) != 0)
+		return -1;
+	snprintf(out, n, "%llu:%llu", (unsigned long long)sb.st_dev,
+	    (unsigned long long)sb.st_ino);
+	return 0;
+}
+
+int ws_store_check_copy(struct ws_store *s, int *renewed, char *err)
+{
+	char now[64];
+	void *val = NULL;
+	size_t n = 0;
+	int rc;
+
+	*renewed = 0;
+	if (file_id(s, now, sizeof(now)))
+		return 0; /* not a file here: nothing to compare */
+	if ((rc = sto_meta_get(s, "file", &val, &n, err)))
+		return rc;
+	if (val && (n != strlen(now) || memcmp(val, now, n) != 0)) {
+		/* A copy: what it sealed was sealed before it was copied. */
+		if ((rc = ws_store_renew_site(s, UINT64_MAX >> 1, err)))
+			goto out;
+		*renewed = 1;
+	}
+	if (!val || *renewed)
+		rc = sto_meta_set(s, "file", now, strlen(now), 1, err);
+out:
+	free(val);
+	return rc;
+}
+
+int ws_store_own_sent(struct ws_store *s, uint64_t *sent)
+{
+	void *val = NULL;
+	size_t n;
+	int known;
+
+	if (sto_meta_get(s, "own_sent", &val, &n, NULL))
+		return 0;
+	known = val != NULL;
+	free(val);
+	*sent = known ? (uint64_t)sto_meta_int(s, "own_sent") : 0;
+	return known;
+}
+
+int ws_store_note_sent(struct ws_store *s, uint64_t counter, char *err)
+{
+	uint64_t was;
+
+	if (ws_store_own_sent(s, &was) && counter <= was)
+		return 0;
+	return sto_meta_set_int(s, "own_sent", (int64_t)counter, err);
 }
 
 int ws_store_seal(struct ws_store *s, int *sealed, char *err)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -208,37 +209,96 @@ static int stale_socket(const struct sockaddr_un *sa)
 	return stale;
 }
 
+/*
+ * Bind s to the unix socket path at sa, its file created with mode
+ * whatever the umask: the socket file is made by bind(2) itself, with
+ * 0777 & ~umask (fchmod on the socket before bind does nothing on
+ * Linux), so bind runs under the umask that gives mode, and the old one
+ * comes back at once.  The library is used from one thread when it
+ * listens.  0, or -1 with errno.
+ */
+static int bind_unix(int s, const struct sockaddr_un *sa, unsigned mode)
+{
+	mode_t old = umask((mode_t)(~mode & 0777));
+	int r = bind(s, (const struct sockaddr *)sa, sizeof(*sa)), e = errno;
+
+	umask(old);
+	errno = e;
+	return r;
+}
+
+static int listen_unix(const char *addr, unsigned mode, int *fd,
+    char bound[WS_CONN_NAMELEN], char *err)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	char buf[64];
+	int s, rc, e;
+
+	if ((rc = unix_addr(addr + 5, &sa, err)))
+		return rc;
+	if ((s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		goto fail;
+	if (bind_unix(s, &sa, mode) < 0) {
+		e = errno;
+		/* Only a socket is ever removed: a file of another kind at
+		 * PATH is somebody's data, not a stale socket. */
+		if (e == EADDRINUSE && lstat(sa.sun_path, &st) == 0 &&
+		    !S_ISSOCK(st.st_mode)) {
+			close(s);
+			return ws_error(err, WS_ECONFIG, "cannot listen on '%s': '%s' "
+			    "exists and is not a socket: refusing to remove it", addr,
+			    sa.sun_path);
+		}
+		if (e != EADDRINUSE || !stale_socket(&sa)) {
+			errno = e;
+			goto fail_s;
+		}
+		/* A stale socket file nobody listens on is replaced. */
+		unlink(sa.sun_path);
+		if (bind_unix(s, &sa, mode) < 0)
+			goto fail_s;
+	}
+	if (listen(s, 128) < 0) {
+		e = errno;
+		unlink(sa.sun_path);
+		errno = e;
+		goto fail_s;
+	}
+	if (bound)
+		snprintf(bound, WS_CONN_NAMELEN, "%s", addr);
+	*fd = s;
+	return 0;
+fail_s:
+	e = errno;
+	close(s);
+	errno = e;
+fail:
+	e = errno;
+	return ws_error(err, e == EACCES ? WS_EPERM : e == EADDRINUSE ? WS_EBUSY :
+	    WS_EIO, "cannot listen on '%s': %s", addr, ws_errno_text(e, buf));
+}
+
 int ws_transport_listen(const char *addr, int *fd, char bound[WS_CONN_NAMELEN],
     char *err)
+{
+	return ws_transport_listen_mode(addr, 0, fd, bound, err);
+}
+
+int ws_transport_listen_mode(const char *addr, unsigned mode, int *fd,
+    char bound[WS_CONN_NAMELEN], char *err)
 {
 	char buf[64], h[128], p[16];
 	struct addrinfo *res = NULL;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	struct sockaddr_un sa;
 	int s, rc, one = 1, e;
 
 	*fd = -1;
 	if (strncmp(addr, "unix:", 5) == 0) {
-		if ((rc = unix_addr(addr + 5, &sa, err)))
-			return rc;
-		s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (s < 0)
-			goto fail;
-		if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-			if (errno != EADDRINUSE || !stale_socket(&sa))
-				goto fail_s;
-			/* A stale socket file nobody listens on is replaced. */
-			unlink(sa.sun_path);
-			if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-				goto fail_s;
-		}
-		if (listen(s, 128) < 0)
-			goto fail_s;
-		if (bound)
-			snprintf(bound, WS_CONN_NAMELEN, "%s", addr);
-		*fd = s;
-		return 0;
+		if (mode > 0777)
+			return ws_error(err, WS_EINVAL, "bad socket mode %04o", mode);
+		return listen_unix(addr, mode ? mode : WS_SOCKET_MODE, fd, bound, err);
 	}
 	if ((rc = resolve(addr, 1, &res, err)))
 		return rc;

@@ -19,6 +19,12 @@
 #define WS_HEARTBEAT_MS_DEFAULT 15000
 #define WS_IDLE_TIMEOUT_MS_DEFAULT 60000
 #define WS_RETAIN_S_DEFAULT (7L * 86400)
+#define WS_HANDSHAKE_MS_DEFAULT 10000
+/* The largest frame before a session's hello: a handshake frame is under
+ * 200 bytes, so nobody unauthenticated makes the hub hold more. */
+#define WS_PREAUTH_MAX_FRAME 4096
+/* Site ids one key may hold in a working set (wsync-serve --forget frees one). */
+#define WS_SITES_PER_KEY 64
 
 #include <signal.h>
 #include <stddef.h>
@@ -37,9 +43,16 @@ struct ws_hub_opts {
 	size_t queue_max;          /* per-site outgoing bytes; 0: 64 MiB */
 	unsigned heartbeat_ms;     /* heartbeat an idle session; 0: 15 s */
 	unsigned idle_timeout_ms;  /* drop a session this silent; 0: 60 s */
+	unsigned handshake_ms;     /* drop a session without a hello (and, on
+	                              a keyed hub, its key) this long; 0: 10 s */
+	size_t max_sessions;       /* refuse connections past this many
+	                              sessions; 0: from RLIMIT_NOFILE */
+	size_t sites_per_key;      /* site ids a key may hold in a working
+	                              set; 0: WS_SITES_PER_KEY */
 	const struct ws_keypair *key;        /* secure sessions; NULL: none */
 	const struct ws_authkeys *authkeys;  /* who may connect, with rights */
 	int insecure;              /* allow plain sessions on TCP too */
+	unsigned socket_mode;      /* unix sockets' file mode; 0: 0600 */
 	long retain_s;             /* keep the history a departed site lacks
 	                              this long after it was last seen; 0: for
 	                              connected sites only; < 0: 7 days */
@@ -50,6 +63,18 @@ struct ws_hub_opts {
 	void (*ready)(void *clientData, const char *const *bound, size_t n);
 	                           /* called once listening, with the addresses */
 };
+
+/*
+ * wsync-serve --forget: in every working set of datadir, forget site:
+ * the record of how far it got (which holds collection back for
+ * --retain) and the key it is bound to.  *n: the working sets that knew
+ * it.  Safe while the hub runs: the hub reads both from the database.
+ */
+int ws_hub_forget(const char *datadir, const struct ws_siteid *site, size_t *n,
+    char *err) WS_MUST_CHECK;
+
+/* --max-sessions when not given: RLIMIT_NOFILE less room for databases. */
+size_t ws_hub_default_max_sessions(void);
 
 /*
  * Serve until *stop is set (or, with use_stdio, until that session

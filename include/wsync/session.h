@@ -66,6 +66,8 @@ struct ws_add {
 	char wsid[WS_WSID_MAX + 1];
 	int has_guid;
 	uint8_t guid[16];
+	int has_site;           /* a site's add: the site id of its database, */
+	struct ws_siteid site;  /* the only one its batches on the channel may name */
 	struct ws_vclock clock; /* owned; release with ws_vclock_release */
 };
 

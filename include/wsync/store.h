@@ -163,6 +163,25 @@ int ws_store_sealed_usn(struct ws_store *s, uint64_t *usn, char *err) WS_MUST_CH
 int ws_store_seal(struct ws_store *s, int *sealed, char *err) WS_MUST_CHECK;
 
 /*
+ * Copies.  A database copied from another site's (scp, a backup restored,
+ * a VM snapshot) carries that site's id; its writes would take the dots
+ * of the original's and be skipped as duplicates.  ws_store_check_copy()
+ * compares the file with the one the site id was made in (device and
+ * inode, kept in wsync_meta): a different file is a copy, and gets a new
+ * site id (*renewed set).  ws_store_renew_site() gives the new id: the
+ * batches up to own counter `keep` stay the old site's (shared history),
+ * later ones are stamped anew as the new site's.  A site notes how far
+ * it has sent its own batches (ws_store_note_sent(); ws_store_own_sent()
+ * is 0 while nothing was ever noted), and when the hub holds more of its
+ * dots than that, the file is an old restore or a copy: it renews with
+ * keep = what it had sent.
+ */
+int ws_store_check_copy(struct ws_store *s, int *renewed, char *err) WS_MUST_CHECK;
+int ws_store_renew_site(struct ws_store *s, uint64_t keep, char *err) WS_MUST_CHECK;
+int ws_store_own_sent(struct ws_store *s, uint64_t *sent);
+int ws_store_note_sent(struct ws_store *s, uint64_t counter, char *err) WS_MUST_CHECK;
+
+/*
  * Capture by comparison as well, from now on and in later runs (the
  * choice is kept in the database).  Some writers turn triggers off for
  * their connection (fossil, Chromium, programs that follow SQLite's

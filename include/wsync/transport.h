@@ -39,12 +39,23 @@ struct ws_conn {
  */
 int ws_transport_connect(const char *addr, struct ws_conn *c, char *err) WS_MUST_CHECK;
 
+/* The mode of a listening unix socket's file unless told otherwise. */
+#define WS_SOCKET_MODE 0600
+
 /*
  * Listen on addr (HOST:PORT, [IPv6]:PORT or unix:PATH; port 0 picks a
  * free port).  *fd receives the listening socket; the address actually
- * bound is written to bound[WS_CONN_NAMELEN] when bound is not NULL.  A
- * stale unix socket file (nobody listening) is replaced.
+ * bound is written to bound[WS_CONN_NAMELEN] when bound is not NULL.
+ *
+ * A unix socket's file is created with mode (0 means WS_SOCKET_MODE,
+ * 0600: only its owner may connect), whatever the umask; a mode above
+ * 0777 is WS_EINVAL.  A stale socket file at PATH (nobody listening) is
+ * replaced; anything else there, a regular file say, is left alone and
+ * refused with WS_ECONFIG.  A live socket is WS_EBUSY.
  */
+int ws_transport_listen_mode(const char *addr, unsigned mode, int *fd,
+    char bound[WS_CONN_NAMELEN], char *err) WS_MUST_CHECK;
+/* ws_transport_listen_mode() with mode 0 (WS_SOCKET_MODE). */
 int ws_transport_listen(const char *addr, int *fd, char bound[WS_CONN_NAMELEN],
     char *err) WS_MUST_CHECK;
 

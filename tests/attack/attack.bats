@@ -389,3 +389,18 @@ CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT NOT NULL, n INTEGER, extra
 	assert_hub_unchanged
 	assert_still_syncs
 }
+
+@test "batch-impersonation: a batch with another site's next dot is refused, and that site's own batch still lands" {
+	local site next
+	site=$(sqlite3 a.db "SELECT hex(value) FROM wsync_meta WHERE key = 'site'")
+	next=$(sqlite3 a.db "SELECT c.counter + 1 FROM wsync_clock c
+	    JOIN wsync_sites s ON s.id = c.site WHERE s.site = x'$site'")
+	attack batch-impersonation "$site:$next"
+	assert_line --index 0 --regexp "^error -17 working set 'notes': a batch of site ${site,,} from site [0-9a-f]{32}: refused\$"
+	assert_line --index 1 closed
+	assert_line --index 2 "forwarded 0 batch 0 schema"
+	assert_hub_unchanged
+	# a.db's real batch with that dot is taken, not skipped as a duplicate.
+	assert_still_syncs
+	assert_equal "$(sqlite3 b.db 'SELECT count(*) FROM notes WHERE id = 77')" 0
+}

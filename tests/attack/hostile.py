@@ -113,19 +113,19 @@ def value(v):
 WAIT_FOR = None
 
 
-def batch(site, tables, changes):
+def batch(site, tables, changes, counter=1):
     """
-    One batch with the dot (site, 1) and the causal context {site: 1}
-    (and WAIT_FOR), whose changes all carry that dot.  tables: (name,
-    [columns], [pk column indexes]); changes: (table index, op, [pk
-    values], {column index: value}).
+    One batch with the dot (site, counter) and the causal context {site:
+    counter} (and WAIT_FOR), whose changes all carry that dot.  tables:
+    (name, [columns], [pk column indexes]); changes: (table index, op,
+    [pk values], {column index: value}).
     """
-    context = {site: 1}
-    if WAIT_FOR:
+    context = {site: counter}
+    if WAIT_FOR and WAIT_FOR[0] != site:
         context[WAIT_FOR[0]] = WAIT_FOR[1]
     out = varint(BATCH_HAS_CLOCK | BATCH_HAS_DOT)
     out += vclock(context)
-    out += site + varint(1)
+    out += site + varint(counter)
     out += varint(len(tables))
     for name, cols, pk in tables:
         out += string(name) + varint(len(cols))
@@ -139,8 +139,8 @@ def batch(site, tables, changes):
     prev = 0
     for t, op, pk, vals in changes:
         out += varint(t << 2 | op)
-        out += svarint(1 - prev)
-        prev = 1
+        out += svarint(counter - prev)
+        prev = counter
         for v in pk:
             out += value(v)
         if op != OP_DELETE:
@@ -304,6 +304,14 @@ LEGIT = (0, OP_INSERT, [100], {1: "legit"})  # s(k = 100, v = 'legit')
 
 def b_legit(site):
     return batch(site, [S], [LEGIT])
+
+
+def b_impersonation(site):
+    # The victim's next dot (SITE:COUNTER on the command line): taken, it
+    # would make the hub skip the victim's real batch as a duplicate.
+    victim, counter = WAIT_FOR
+    return batch(victim, [S, NOTES], [LEGIT, (1, OP_INSERT, [77], {1: "forged", 2: 7})],
+                 counter)
 
 
 def b_70_columns(site):
@@ -477,6 +485,7 @@ BATCHES = {
     "batch-duplicate-column": b_duplicate_column,
     "batch-nan-in-notnull": b_nan_in_notnull,
     "batch-text-key-delete": b_text_key_delete,
+    "batch-impersonation": b_impersonation,
 }
 SCHEMAS = {
     "schema-legit": s_legit,
