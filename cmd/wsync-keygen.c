@@ -17,7 +17,7 @@ static const struct cli_opt opts[] = {
 	{"file", 'f', "FILE", "write the secret key to FILE and the public key to FILE.pub"},
 	{"comment", 'C', "TEXT", "a comment after the public key (default user@host)"},
 	{"public", 'y', NULL, "print the public key of the secret key in FILE"},
-	{"force", OPT_FORCE, NULL, "overwrite existing key files"},
+	{"force", OPT_FORCE, NULL, "replace existing key files (a symbolic link is replaced, not followed)"},
 	{"quiet", 'q', NULL, "print nothing but errors"},
 	{0}
 };

@@ -111,29 +111,86 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-/* Create path with mode and contents text[0..n). */
+/* Make sure the rename of a file in path's directory is on disk. */
+static void sync_dir(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	int fd;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash == path ? 1 : slash - path),
+		    path);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+/*
+ * Create path with mode and contents text[0..n).  Without force, path
+ * must not exist (O_EXCL: a symbolic link, even a dangling one, counts).
+ * With force, the file is written under a temporary name in the same
+ * directory and renamed over path: an existing symbolic link is
+ * replaced, never followed, so its target is neither written nor
+ * chmod'ed, and path is never half written.
+ */
 static int write_file(const char *path, mode_t mode, const char *text, size_t n,
     int force, char *err)
 {
-	char buf[64];
-	int fd, e;
+	char buf[64], *tmp = NULL;
+	int fd, e, rc = 0;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL),
-	    mode);
-	if (fd < 0)
-		return ws_error(err, errno == EACCES ? WS_EPERM : WS_EIO, "cannot "
-		    "create '%s': %s", path, ws_errno_text(errno, buf));
-	/* An existing file keeps its mode with O_TRUNC: set it. */
+	if (force) {
+		if (!(tmp = malloc(strlen(path) + 16)))
+			return WS_ENOMEM;
+		sprintf(tmp, "%s.tmp-XXXXXX", path);
+		fd = mkostemp(tmp, O_CLOEXEC);
+	} else {
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	}
+	if (fd < 0) {
+		e = errno;
+		free(tmp);
+		return ws_error(err, e == EACCES || e == EPERM ? WS_EPERM : WS_EIO,
+		    "cannot create '%s': %s", path, ws_errno_text(e, buf));
+	}
+	/* The mode whatever the umask (mkostemp makes 0600). */
 	if (fchmod(fd, mode) < 0 || write_all(fd, text, n) < 0 || fsync(fd) < 0) {
 		e = errno;
 		close(fd);
-		return ws_error(err, WS_EIO, "cannot write '%s': %s", path,
+		rc = ws_error(err, WS_EIO, "cannot write '%s': %s", path,
 		    ws_errno_text(e, buf));
+		goto out;
 	}
-	if (close(fd) < 0)
-		return ws_error(err, WS_EIO, "cannot write '%s': %s", path,
+	if (close(fd) < 0) {
+		rc = ws_error(err, WS_EIO, "cannot write '%s': %s", path,
 		    ws_errno_text(errno, buf));
-	return 0;
+		goto out;
+	}
+	if (tmp && rename(tmp, path) < 0) {
+		e = errno;
+		rc = ws_error(err, e == EACCES || e == EPERM ? WS_EPERM : WS_EIO,
+		    "cannot replace '%s': %s", path, ws_errno_text(e, buf));
+		goto out;
+	}
+	if (tmp)
+		sync_dir(path);
+out:
+	if (tmp && rc)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+/* True if something (a symbolic link included) is at path. */
+static int exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
 }
 
 int ws_keypair_save(const struct ws_keypair *kp, const char *path, const char *comment,
@@ -161,9 +218,9 @@ int ws_keypair_save(const struct ws_keypair *kp, const char *path, const char *c
 		goto out;
 	}
 	/* Neither file may exist (unless force): never half a pair. */
-	if (!force && (access(path, F_OK) == 0 || access(pubpath, F_OK) == 0)) {
+	if (!force && (exists(path) || exists(pubpath))) {
 		rc = ws_error(err, WS_EIO, "cannot create '%s': file exists",
-		    access(path, F_OK) == 0 ? path : pubpath);
+		    exists(path) ? path : pubpath);
 		goto out;
 	}
 	if ((rc = write_file(path, 0600, line, k, force, err)) == 0)
@@ -174,24 +231,76 @@ out:
 	return rc;
 }
 
+/*
+ * Open path for reading as what ("key file", "authorized keys", "known
+ * hubs") and fstat it into *st.  O_NONBLOCK, so that a FIFO cannot hang
+ * the open; anything but a regular file is refused (WS_EPERM), and with
+ * nofollow so is a symbolic link.  Returns the fd (blocking again), or a
+ * negative WS_E* code: WS_ENOTFOUND when missing, WS_EPERM, WS_EIO.
+ */
+static int open_regular(const char *path, const char *what, int nofollow,
+    struct stat *st, char *err)
+{
+	char buf[64];
+	int fd, e;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0));
+	if (fd < 0) {
+		e = errno;
+		if (e == ELOOP && nofollow)
+			return ws_error(err, WS_EPERM, "%s '%s' is a symbolic link: "
+			    "refusing it (give the file it points to)", what, path);
+		return ws_error(err, e == ENOENT ? WS_ENOTFOUND : e == EACCES ?
+		    WS_EPERM : WS_EIO, "cannot open %s '%s': %s", what, path,
+		    ws_errno_text(e, buf));
+	}
+	if (fstat(fd, st) < 0) {
+		e = errno;
+		close(fd);
+		return ws_error(err, WS_EIO, "cannot open %s '%s': %s", what, path,
+		    ws_errno_text(e, buf));
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		return ws_error(err, WS_EPERM, "%s '%s' is not a regular file: "
+		    "refusing it", what, path);
+	}
+	if (fcntl(fd, F_SETFL, 0) < 0) {
+		e = errno;
+		close(fd);
+		return ws_error(err, WS_EIO, "cannot open %s '%s': %s", what, path,
+		    ws_errno_text(e, buf));
+	}
+	return fd;
+}
+
+/*
+ * Refuse a file that group or others may write (ssh's StrictModes):
+ * whoever can write it can grant themselves rights or pin their own key.
+ */
+static int check_not_writable(const struct stat *st, const char *what,
+    const char *path, char *err)
+{
+	if (!(st->st_mode & 022))
+		return 0;
+	return ws_error(err, WS_EPERM, "%s '%s' may be written by group or others "
+	    "(mode %04o): refusing it (chmod go-w '%s')", what, path,
+	    (unsigned)(st->st_mode & 07777), path);
+}
+
 int ws_keypair_load(struct ws_keypair *kp, const char *path, char *err)
 {
-	char line[sizeof(SECRET_PREFIX) + 128], buf[64];
+	char line[sizeof(SECRET_PREFIX) + 128];
+	uint8_t seed[crypto_sign_SEEDBYTES], pk[WS_KEY_PUBLICBYTES],
+	    sk[WS_KEY_SECRETBYTES];
 	size_t k = strlen(SECRET_PREFIX), len = 0, n;
 	struct stat st;
 	const char *end;
 	int fd, rc = 0;
 	ssize_t got;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return ws_error(err, errno == ENOENT ? WS_ENOTFOUND : errno == EACCES ?
-		    WS_EPERM : WS_EIO, "cannot open key file '%s': %s", path,
-		    ws_errno_text(errno, buf));
-	if (fstat(fd, &st) < 0) {
-		rc = ws_error(err, WS_EIO, "cannot open key file '%s': %s", path,
-		    ws_errno_text(errno, buf));
-		goto out;
-	}
+	if ((fd = open_regular(path, "key file", 1, &st, err)) < 0)
+		return fd;
 	if (st.st_mode & 077) {
 		rc = ws_error(err, WS_EPERM, "key file '%s' is accessible by others "
 		    "(mode %04o): it must be 0600 (chmod 600 '%s')", path,
@@ -211,9 +320,23 @@ int ws_keypair_load(struct ws_keypair *kp, const char *path, char *err)
 		    path);
 		goto out;
 	}
-	crypto_sign_ed25519_sk_to_pk(kp->pk, kp->sk);
+	/*
+	 * The 64 bytes are the seed and the public key; signing uses both,
+	 * so a public half that is not the seed's would sign as nobody (or
+	 * claim another's name).  Recompute it from the seed.
+	 */
+	crypto_sign_ed25519_sk_to_seed(seed, kp->sk);
+	crypto_sign_seed_keypair(pk, sk, seed);
+	if (sodium_memcmp(pk, kp->sk + crypto_sign_SEEDBYTES, WS_KEY_PUBLICBYTES) != 0) {
+		rc = ws_error(err, WS_ECONFIG, "key file '%s' is damaged: its public "
+		    "half does not match its secret seed", path);
+		goto out;
+	}
+	memcpy(kp->pk, pk, WS_KEY_PUBLICBYTES);
 out:
 	sodium_memzero(line, sizeof(line));
+	sodium_memzero(seed, sizeof(seed));
+	sodium_memzero(sk, sizeof(sk));
 	close(fd);
 	if (rc)
 		ws_keypair_wipe(kp);
@@ -302,14 +425,23 @@ int ws_authkeys_load(struct ws_authkeys *a, const char *path, char *err)
 {
 	char line[4096], buf[64];
 	size_t lineno = 0;
+	struct stat st;
 	FILE *f;
-	int rc = 0;
+	int fd, e, rc = 0;
 
 	memset(a, 0, sizeof(*a));
-	if (!(f = fopen(path, "r")))
-		return ws_error(err, errno == ENOENT ? WS_ENOTFOUND : errno == EACCES ?
-		    WS_EPERM : WS_EIO, "cannot read authorized keys '%s': %s", path,
-		    ws_errno_text(errno, buf));
+	if ((fd = open_regular(path, "authorized keys", 0, &st, err)) < 0)
+		return fd;
+	if ((rc = check_not_writable(&st, "authorized keys", path, err))) {
+		close(fd);
+		return rc;
+	}
+	if (!(f = fdopen(fd, "r"))) {
+		e = errno;
+		close(fd);
+		return ws_error(err, WS_EIO, "cannot read authorized keys '%s': %s", path,
+		    ws_errno_text(e, buf));
+	}
 	while (rc == 0 && fgets(line, sizeof(line), f)) {
 		lineno++;
 		if (!strchr(line, '\n') && !feof(f))
@@ -360,33 +492,51 @@ static void mkdir_parents(char *dir)
 	mkdir(dir, 0700);
 }
 
+static int is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
 int ws_known_hubs_check(const char *path, const char *addr,
     const uint8_t pk[WS_KEY_PUBLICBYTES], int accept_new, int *added, char *err)
 {
 	char line[4096], text[WS_KEY_TEXTMAX], buf[64], *a, *k;
 	uint8_t got[WS_KEY_PUBLICBYTES];
 	size_t lineno = 0, n;
-	FILE *f;
-	int fd;
+	struct stat st;
+	FILE *f = NULL;
+	int fd, e, rc;
 
 	*added = 0;
 	ws_key_text(pk, text);
-	if ((f = fopen(path, "r"))) {
+	if ((fd = open_regular(path, "known hubs", 0, &st, err)) >= 0) {
+		if ((rc = check_not_writable(&st, "known hubs", path, err)) ||
+		    !(f = fdopen(fd, "r"))) {
+			e = errno;
+			close(fd);
+			return rc ? rc : ws_error(err, WS_EIO, "cannot read known hubs "
+			    "'%s': %s", path, ws_errno_text(e, buf));
+		}
 		while (fgets(line, sizeof(line), f)) {
 			lineno++;
-			/* "ADDR KEY": the key is the last word, the address (which
-			 * may hold blanks, as exec: ones do) all before it. */
+			/* "ADDR KEY", separated by any run of blanks: the key is
+			 * the last word, the address (which may hold blanks, as
+			 * exec: ones do) all before it. */
 			n = strcspn(line, "\r\n");
-			while (n && (line[n - 1] == ' ' || line[n - 1] == '\t' ||
-			    line[n - 1] == '\r' || line[n - 1] == '\n'))
+			while (n && is_blank(line[n - 1]))
 				n--;
 			line[n] = 0;
-			a = line + strspn(line, " \t");
-			if (!*a || *a == '#' || !(k = strrchr(a, ' ')))
+			for (a = line; is_blank(*a); a++)
+				;
+			if (!*a || *a == '#')
 				continue;
-			*k++ = 0;
-			for (n = strlen(a); n && (a[n - 1] == ' ' || a[n - 1] == '\t'); n--)
-				a[n - 1] = 0;
+			for (k = a + strlen(a); k > a && !is_blank(k[-1]); k--)
+				;
+			if (k == a)
+				continue; /* one word: no key */
+			for (n = (size_t)(k - a); n && is_blank(a[n - 1]); n--)
+				;
+			a[n] = 0;
 			if (strcmp(a, addr) != 0)
 				continue;
 			if (ws_key_parse(got, k, strlen(k), NULL) == 0 &&
@@ -400,9 +550,8 @@ int ws_known_hubs_check(const char *path, const char *addr,
 			    "really changed, edit that line)", addr, text, path, lineno);
 		}
 		fclose(f);
-	} else if (errno != ENOENT) {
-		return ws_error(err, WS_EIO, "cannot read known hubs '%s': %s", path,
-		    ws_errno_text(errno, buf));
+	} else if (fd != WS_ENOTFOUND) {
+		return fd;
 	}
 	if (!accept_new)
 		return ws_error(err, WS_EPERM, "unknown hub key %s at %s: pin it with "
@@ -414,12 +563,25 @@ int ws_known_hubs_check(const char *path, const char *addr,
 		mkdir_parents(line);
 	}
 	snprintf(line, sizeof(line), "%s %s\n", addr, text);
-	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0 ||
-	    write_all(fd, line, strlen(line)) < 0) {
-		int e = errno;
-
-		if (fd >= 0)
-			close(fd);
+	/* O_NONBLOCK: a FIFO without a reader fails instead of hanging. */
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC,
+	    0644)) < 0) {
+		e = errno;
+		return ws_error(err, e == EACCES ? WS_EPERM : WS_EIO, "cannot write "
+		    "known hubs '%s': %s", path, ws_errno_text(e, buf));
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return ws_error(err, WS_EPERM, "known hubs '%s' is not a regular file: "
+		    "refusing it", path);
+	}
+	/* A file just made under a lax umask: not writable by others, or the
+	 * next run would refuse it (and says so, if this fails). */
+	if (st.st_mode & 022)
+		(void)!fchmod(fd, st.st_mode & 0755);
+	if (fcntl(fd, F_SETFL, O_APPEND) < 0 || write_all(fd, line, strlen(line)) < 0) {
+		e = errno;
+		close(fd);
 		return ws_error(err, WS_EIO, "cannot write known hubs '%s': %s", path,
 		    ws_errno_text(e, buf));
 	}

@@ -53,14 +53,21 @@ void ws_keypair_generate(struct ws_keypair *kp);
 void ws_keypair_wipe(struct ws_keypair *kp);
 /*
  * Write kp to path (the secret, mode 0600) and path.pub (the public key's
- * text and the comment).  An existing file is WS_EIO unless force.
+ * text and the comment), whatever the umask.  An existing file (a
+ * symbolic link too, even a dangling one) is WS_EIO unless force; with
+ * force each file is written under a temporary name in its directory and
+ * renamed over the old one, so a symbolic link is replaced, never
+ * followed, and its target neither written nor chmod'ed.
  */
 int ws_keypair_save(const struct ws_keypair *kp, const char *path, const char *comment,
     int force, char *err) WS_MUST_CHECK;
 /*
- * Read a secret-key file.  WS_EPERM when group or others may read or
- * write it (as ssh refuses such keys), WS_ENOTFOUND when missing,
- * WS_ECONFIG when it is not a key file.
+ * Read a secret-key file.  It is opened with O_NOFOLLOW and O_NONBLOCK
+ * and checked with fstat: WS_EPERM when it is a symbolic link or not a
+ * regular file (a FIFO never blocks the call), or when group or others
+ * may read or write it (as ssh refuses such keys); WS_ENOTFOUND when
+ * missing; WS_ECONFIG when it is not a key file, or when its public half
+ * is not the one its seed gives (crypto_sign_seed_keypair).
  */
 int ws_keypair_load(struct ws_keypair *kp, const char *path, char *err) WS_MUST_CHECK;
 
@@ -97,8 +104,11 @@ struct ws_authkeys {
 	size_t n;
 };
 
-/* Read path into a (released with ws_authkeys_release).  WS_ECONFIG with
- * "FILE:LINE: ..." for a bad line, WS_ENOTFOUND, WS_EIO. */
+/* Read path into a (released with ws_authkeys_release).  Fields are
+ * separated by blanks (spaces and tabs, any run).  WS_EPERM when group
+ * or others may write the file (whoever can would grant any key any
+ * right; ssh's StrictModes) or it is not a regular file; WS_ECONFIG
+ * with "FILE:LINE: ..." for a bad line, WS_ENOTFOUND, WS_EIO. */
 int ws_authkeys_load(struct ws_authkeys *a, const char *path, char *err) WS_MUST_CHECK;
 void ws_authkeys_release(struct ws_authkeys *a);
 /* The entry for pk, or NULL. */
@@ -111,9 +121,11 @@ const char *ws_right_name(enum ws_right r);
 
 /*
  * Check the hub key pk presented at address addr against a known-hubs
- * file (lines "ADDR KEY"; a missing file is empty).  0 when addr is
- * listed with pk.  Listed with another key: WS_EPERM.  Not listed:
- * WS_EPERM, unless accept_new, which appends the line (*added = 1).
+ * file (lines "ADDR KEY": the key is the last word, after any run of
+ * spaces and tabs; a missing file is empty).  0 when addr is listed with
+ * pk.  Listed with another key: WS_EPERM.  Not listed: WS_EPERM, unless
+ * accept_new, which appends the line (*added = 1).  A file that group or
+ * others may write, or that is not a regular file, is WS_EPERM.
  */
 int ws_known_hubs_check(const char *path, const char *addr,
     const uint8_t pk[WS_KEY_PUBLICBYTES], int accept_new, int *added,
