@@ -2194,11 +2194,15 @@ static int conflict_cb(const struct ws_conflict *c, void *cd)
 	if (rc || (rc = ws_buf_printf(o, ") ")) || (rc = put_names(o, c->column)) ||
 	    (rc = ws_buf_putc(o, '=')) ||
 	    (rc = ws_inspect_put_value(o, &c->value)) ||
-	    (rc = ws_buf_printf(o, " dot=%s:%" PRIu64 "%s%s%s\n", s8, c->counter,
-	    !c->lost_to_delete ? "" : strcmp(c->kind, "delete") == 0 ?
-	    " (lost to a delete" : " (lost to a ", strcmp(c->kind, "delete") &&
-	    c->lost_to_delete ? c->kind : "", !c->lost_to_delete ? "" :
-	    strcmp(c->kind, "delete") == 0 ? ")" : " constraint)")))
+	    (rc = ws_buf_printf(o, " dot=%s:%" PRIu64, s8, c->counter)))
+		return k->rc = rc;
+	/* the kind is the database's text: escaped like a name */
+	if (c->lost_to_delete && strcmp(c->kind, "delete") == 0)
+		rc = ws_buf_printf(o, " (lost to a delete)");
+	else if (c->lost_to_delete && !(rc = ws_buf_printf(o, " (lost to a ")) &&
+	    !(rc = ws_escape_append(o, c->kind, strlen(c->kind))))
+		rc = ws_buf_printf(o, " constraint)");
+	if (rc || (rc = ws_buf_putc(o, '\n')))
 		return k->rc = rc;
 	return 0;
 }
