@@ -2920,6 +2920,48 @@ out:
  * 2 must wait for a batch it depends on.  WS_ECORRUPT for a batch that
  * is not a store batch (no dot or context, or dots that disagree).
  */
+/* A site id as text, in a static buffer (for one message at a time). */
+static const char *hex_of(const struct ws_siteid *id)
+{
+	static char hex[WS_SITEID_HEXLEN + 1];
+
+	ws_siteid_hex(id, hex);
+	return hex;
+}
+
+/*
+ * A batch's Lamport number is the sum of its causal context's counters
+ * (lamport_of()).  A hub that forwards it may drop context entries every
+ * copy holds (hub.c prune()) and state the number instead, so it must lie
+ * between the sum of what is left and the sum, per site, of the larger of
+ * that and what this copy holds (every dropped entry is held here).  One
+ * outside wins conflicts it never saw: refused.
+ */
+static int lamport_explained(const struct ws_batch *b, const struct ws_vclock *mine)
+{
+	uint64_t low = 0, high = 0, c, m;
+	size_t i;
+
+	for (i = 0; i < b->clock.n; i++) {
+		c = b->clock.e[i].counter;
+		m = ws_vclock_get(mine, &b->clock.e[i].site);
+		if (c > WS_VCLOCK_COUNTER_MAX - low ||
+		    (c > m ? c : m) > WS_VCLOCK_COUNTER_MAX - high)
+			return 0;
+		low += c;
+		high += c > m ? c : m;
+	}
+	for (i = 0; i < mine->n; i++) {
+		if (ws_vclock_get(&b->clock, &mine->e[i].site))
+			continue;
+		m = mine->e[i].counter;
+		if (m > WS_VCLOCK_COUNTER_MAX - high)
+			return 0;
+		high += m;
+	}
+	return b->lamport >= low && b->lamport <= high;
+}
+
 static int readiness(const struct ws_batch *b, const struct ws_vclock *clock,
     char *err)
 {
@@ -2936,6 +2978,14 @@ static int readiness(const struct ws_batch *b, const struct ws_vclock *clock,
 			    "its batch's", i);
 	if (ws_vclock_get(clock, &b->dot_site) >= b->dot_counter)
 		return 0;
+	if (b->has_lamport && !lamport_explained(b, clock))
+		return ws_error(err, WS_ECORRUPT, "a batch's Lamport number (%" PRIu64
+		    ") does not follow from its causal context", b->lamport);
+	if (b->dot_counter - ws_vclock_get(clock, &b->dot_site) > WS_PENDING_MAX)
+		return ws_error(err, WS_ECORRUPT, "a batch of site %s is %" PRIu64
+		    " batches ahead of the last one held here (at most %d may wait)",
+		    hex_of(&b->dot_site), b->dot_counter - ws_vclock_get(clock,
+		    &b->dot_site), WS_PENDING_MAX);
 	if (ws_vclock_get(clock, &b->dot_site) != b->dot_counter - 1)
 		return 2;
 	for (i = 0; i < b->clock.n; i++)
@@ -3000,8 +3050,18 @@ static int park(struct ws_store *s, const struct ws_batch *b, char *err)
 {
 	struct ws_buf enc = WS_BUF_INIT;
 	sqlite3_stmt *st;
-	int rc;
+	int rc, n;
 
+	/* A bounded wait: a site's batches cannot pile up here. */
+	if ((rc = stmt(s, "SELECT count(*) FROM wsync_pending WHERE site = ?1", &st,
+	    err)))
+		return rc;
+	sqlite3_bind_blob(st, 1, b->dot_site.b, WS_SITEID_LEN, SQLITE_STATIC);
+	n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_reset(st);
+	if (n >= WS_PENDING_MAX)
+		return ws_error(err, WS_ETOOBIG, "%d batches of site %s wait here already "
+		    "for batches they depend on: no more", n, hex_of(&b->dot_site));
 	if ((rc = ws_batch_encode(b, &enc)) ||
 	    (rc = sto_prep(s, "INSERT OR IGNORE INTO wsync_pending VALUES(?1, ?2, ?3)",
 	    &st, err)))

@@ -43,6 +43,9 @@
 #include "schema.h"
 #include "vclock.h"
 
+/* Batches of one site that may wait for batches they depend on. */
+#define WS_PENDING_MAX 1024
+
 #define WS_GUID_LEN 16
 
 struct ws_store;

@@ -404,3 +404,20 @@ CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT NOT NULL, n INTEGER, extra
 	assert_still_syncs
 	assert_equal "$(sqlite3 b.db 'SELECT count(*) FROM notes WHERE id = 77')" 0
 }
+
+@test "batch-lamport-max: a Lamport number its context cannot explain is refused" {
+	attack batch-lamport-max
+	assert_refused -8 "working set 'notes': a batch's Lamport number (18446744073709551615) does not follow from its causal context"
+	assert_hub_unchanged
+	assert_still_syncs
+	assert_equal "$(sqlite3 b.db 'SELECT title FROM notes WHERE id = 1')" one
+}
+
+@test "batch-far-future: a batch a million ahead is refused, not parked for ever" {
+	attack batch-far-future
+	assert_line --index 0 --regexp "^error -8 working set 'notes': a batch of site [0-9a-f]{32} is 1000000 batches ahead of the last one held here \(at most 1024 may wait\)$"
+	assert_line --index 1 closed
+	assert_equal "$(sqlite3 hub/notes.db 'SELECT count(*) FROM wsync_pending')" 0
+	assert_hub_unchanged
+	assert_still_syncs
+}

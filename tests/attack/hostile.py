@@ -63,7 +63,7 @@ T_HELLO, T_ERROR, T_ADD = 0x01, 0x02, 0x04
 T_BATCH, T_CLOCK, T_SCHEMA = 0x10, 0x11, 0x12
 CLOCK_CAUGHT_UP, CLOCK_SYNC, CLOCK_ACK = 0x1, 0x2, 0x4
 BATCH_HAS_CLOCK, BATCH_HAS_DOT = 0x1, 0x2
-OP_INSERT, OP_DELETE = 1, 3
+OP_INSERT, OP_UPDATE, OP_DELETE = 1, 2, 3
 OBJ_TABLE, OBJ_INDEX, OBJ_VIEW, OBJ_TRIGGER = 1, 2, 3, 4
 CH = 1        # the attacker's (and the watcher's) channel for WSID
 TIMEOUT = 10  # seconds for any one answer
@@ -113,6 +113,9 @@ def value(v):
 WAIT_FOR = None
 
 
+LAMPORT = None  # a Lamport number to state in the batch (batch-lamport-*)
+
+
 def batch(site, tables, changes, counter=1):
     """
     One batch with the dot (site, counter) and the causal context {site:
@@ -123,9 +126,11 @@ def batch(site, tables, changes, counter=1):
     context = {site: counter}
     if WAIT_FOR and WAIT_FOR[0] != site:
         context[WAIT_FOR[0]] = WAIT_FOR[1]
-    out = varint(BATCH_HAS_CLOCK | BATCH_HAS_DOT)
+    out = varint(BATCH_HAS_CLOCK | BATCH_HAS_DOT | (0x4 if LAMPORT is not None else 0))
     out += vclock(context)
     out += site + varint(counter)
+    if LAMPORT is not None:
+        out += varint(LAMPORT)
     out += varint(len(tables))
     for name, cols, pk in tables:
         out += string(name) + varint(len(cols))
@@ -314,6 +319,18 @@ def b_impersonation(site):
                  counter)
 
 
+def b_lamport_max(site):
+    # A Lamport number of 2^64 - 1 would win every conflict for ever.
+    global LAMPORT
+    LAMPORT = 2 ** 64 - 1
+    return batch(site, [S, NOTES], [LEGIT, (1, OP_UPDATE, [1], {1: "forever"})])
+
+
+def b_far_future(site):
+    # A dot a million batches ahead: it could only wait, for ever.
+    return batch(site, [S], [LEGIT], 1000000)
+
+
 def b_70_columns(site):
     cols = ["id", "title", "n"] + ["c%d" % i for i in range(3, 70)]
     return batch(site, [S, ("notes", cols, [0])],
@@ -486,6 +503,8 @@ BATCHES = {
     "batch-nan-in-notnull": b_nan_in_notnull,
     "batch-text-key-delete": b_text_key_delete,
     "batch-impersonation": b_impersonation,
+    "batch-lamport-max": b_lamport_max,
+    "batch-far-future": b_far_future,
 }
 SCHEMAS = {
     "schema-legit": s_legit,
