@@ -195,13 +195,14 @@ static void broadcast(struct hub *h, struct hpeer *from, struct hws *w,
 }
 
 /* Tell the other sessions of w that hp's site joined or left it. */
-static void notice(struct hub *h, struct hpeer *hp, struct hws *w, uint8_t kind)
+static void notice(struct hub *h, struct hpeer *hp, const struct chan *ch,
+    uint8_t kind)
 {
 	uint8_t pl[1 + WS_SITEID_LEN];
 
 	pl[0] = kind;
-	memcpy(pl + 1, hp->site.b, WS_SITEID_LEN);
-	broadcast(h, hp, w, WS_FRAME_NOTICE, pl, sizeof(pl));
+	memcpy(pl + 1, ch->site.b, WS_SITEID_LEN);
+	broadcast(h, hp, ch->ws, WS_FRAME_NOTICE, pl, sizeof(pl));
 }
 
 /*
@@ -285,6 +286,19 @@ static int remember(const struct hub *h, const struct hpeer *hp,
 	sqlite3_stmt *up = NULL;
 	int rc;
 
+	if (departing && ch->right < WS_RIGHT_WRITE) {
+		/* A reader left nothing unsent: it may come back to a full
+		 * copy, so it holds nothing back once gone (and a read-only key
+		 * cannot pin the history by inventing site ids). */
+		if (sqlite3_prepare_v2(db, "DELETE FROM wsync_members WHERE site = ?1",
+		    -1, &up, NULL) != SQLITE_OK)
+			return ws_error(err, WS_EIO, "%s", sqlite3_errmsg(db));
+		sqlite3_bind_blob(up, 1, ch->site.b, WS_SITEID_LEN, SQLITE_STATIC);
+		rc = sqlite3_step(up) == SQLITE_DONE ? 0 :
+		    ws_error(err, WS_EIO, "%s", sqlite3_errmsg(db));
+		sqlite3_finalize(up);
+		return rc;
+	}
 	if (!ch->has_known)
 		return 0;
 	if (departing && h->o->retain_s == 0)
@@ -539,7 +553,7 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	hp->ch[hp->nch++].ws = w;
 	if ((rc = report(&hp->ch[hp->nch - 1], &a.clock, err)))
 		goto out;
-	notice(h, hp, w, WS_NOTICE_JOINED);
+	notice(h, hp, &hp->ch[hp->nch - 1], WS_NOTICE_JOINED);
 	hlog(h, "%s: joined working set '%s' on channel %" PRIu32, hp->p.conn.name,
 	    a.wsid, f->channel);
 out:
@@ -661,7 +675,7 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		break;
 	case WS_FRAME_REMOVE:
 		if ((ch = find_chan(hp, f->channel))) {
-			notice(h, hp, ch->ws, WS_NOTICE_LEFT);
+			notice(h, hp, ch, WS_NOTICE_LEFT);
 			if (remember(h, hp, ch, 1, err))
 				hlog(h, "%s: %s", p->conn.name, err);
 			ws_vclock_release(&ch->known);
@@ -1013,7 +1027,7 @@ static void free_peer(struct hub *h, size_t i)
 	size_t k;
 
 	for (k = 0; k < hp->nch; k++) {
-		notice(h, hp, hp->ch[k].ws, WS_NOTICE_LEFT);
+		notice(h, hp, &hp->ch[k], WS_NOTICE_LEFT);
 		if (remember(h, hp, &hp->ch[k], 1, err))
 			hlog(h, "%s: %s", hp->p.conn.name, err);
 		ws_vclock_release(&hp->ch[k].known);

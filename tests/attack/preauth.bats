@@ -111,11 +111,11 @@ error no hello within 1 s: dropped"
 # sites that may create and write working set u.
 keyed_hub() {
 	local k
-	for k in hub one two; do
+	for k in hub one two ro; do
 		"$WS_BIN/wsync-keygen" -q -f "$k.key" -C "$k"
 	done
-	printf '%s u=create\n%s u=create\n' "$(cut -d' ' -f1 one.key.pub)" \
-	    "$(cut -d' ' -f1 two.key.pub)" >sites
+	printf '%s u=create\n%s u=create\n%s u=read\n' "$(cut -d' ' -f1 one.key.pub)" \
+	    "$(cut -d' ' -f1 two.key.pub)" "$(cut -d' ' -f1 ro.key.pub)" >sites
 	PORT=$(free_port)
 	start_hub hub -d hub -l "127.0.0.1:$PORT" --key hub.key --authorized-keys sites "$@"
 	ADDR="127.0.0.1:$PORT"
@@ -170,4 +170,20 @@ wsync-join: some working sets were not synced"
 	run --separate-stderr "$WS_BIN/wsync-serve" -d hub --forget 00000000000000000000000000000000
 	assert_failure 65
 	assert_stderr "wsync-serve: site 00000000000000000000000000000000 is not known in 'hub'"
+}
+
+@test "a read-only key that invents site ids holds no history back once they leave" {
+	keyed_hub --retain 3600 --heartbeat 1
+	kjoin one.key u=a.db
+	assert_success
+	local reader
+	for reader in r1 r2 r3; do
+		kjoin ro.key u="$reader.db"
+		assert_success
+		assert_equal "$(sqlite3 "$reader.db" 'SELECT count(*) FROM notes')" 1
+	done
+	# Only the writer is remembered for --retain; the readers are not.
+	sleep 1.5
+	mine=$(sqlite3 a.db "SELECT hex(value) FROM wsync_meta WHERE key = 'site'")
+	assert_equal "$(sqlite3 hub/u.db "SELECT hex(site) FROM wsync_members")" "$mine"
 }
