@@ -136,7 +136,9 @@ replay build/asan/fuzz asan
 batsrun build/asan/bin asan tests/attack
 echo "chaos (a hub and 3 sites under faults, seeded, 15 s each):"
 chaos "seed 1, --retain 0" --seed 1 --sites 3 --duration 15 --retain 0 --cron 0
-chaos "seed 2, --retain 3600, cron" --seed 2 --sites 3 --duration 15 --retain 3600 --cron 1
+# Seed 2 (--retain 3600) runs with keys: encrypted sessions under faults.
+chaos "seed 2, --keys, cron" --seed 2 --sites 3 --duration 15 --retain 3600 \
+	--cron 1 --keys
 chaos "seed 3, asan binaries" --seed 3 --sites 3 --duration 15 --retain 0 --cron 1 \
 	--bin build/asan/bin
 # The checks themselves: a spoilt final state must fail them.

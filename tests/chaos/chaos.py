@@ -36,6 +36,17 @@ write may legitimately replace, without a conflict, a concurrent version
 whose history the hub already collected (wsync(7)); such overwrites are
 counted apart ("overwritten after gc"), not as lost writes.
 
+Sessions are plain (--insecure) unless --keys: then the hub has a key
+and an authorized-keys file that gives each site's own key the create
+right on the working set, and every site, on each of the three routes
+and in every one-shot sync, connects with its key and the hub's public
+key pinned, so the faults (kills, drops and stalls of the proxy) hit
+authenticated, encrypted sessions.  A connection cut during the handshake
+then ends wsync-join, even a follower, with status 77 where a plain one
+would reconnect or exit 74 (CAVEATS in wsync-join(1)); the harness counts
+those exits as "handshake cut" and restarts a follower, as it does one
+that exits 75.
+
 The seed fixes the configuration, the workload's choices and the fault
 schedule; process timing is the machine's, so a seed reproduces the same
 storm, not always the same interleaving.  On failure the run directory is
@@ -43,6 +54,7 @@ kept and the exact command that repeats the run is printed.
 
 Usage: chaos.py [--seed N] [--runs N] [--sites N] [--duration S]
                 [--retain S] [--bin DIR] [--keep] [--check] [--constraints]
+                [--keys]
 """
 
 import argparse
@@ -330,13 +342,18 @@ class Run:
         self.sock = "unix:" + os.path.join(self.dir, "hub.sock")
         self.port = free_port()
         self.tcp = "127.0.0.1:%d" % self.port
-        # Plain sessions on TCP too (--insecure): the harness is about
-        # convergence; 70-secure.bats covers the encrypted sessions.
+        # Plain sessions (--insecure) unless --keys, where every session,
+        # on the unix socket too, is authenticated and encrypted.
+        if c.keys:
+            self.make_keys()
+            auth = ["--key", os.path.join(self.dir, "hub.key"),
+                    "--authorized-keys", os.path.join(self.dir, "authorized_keys")]
+        else:
+            auth = ["--insecure"]
         hubargv = [os.path.join(self.bin, "wsync-serve"), "-l", self.sock, "-l", self.tcp,
-                   "--insecure",
                    "-d", os.path.join(self.dir, "hub"), "--create", "--heartbeat", "1",
                    "--idle-timeout", "5", "--retain", str(c.retain),
-                   "--log", os.path.join(self.dir, "hub.log")]
+                   "--log", os.path.join(self.dir, "hub.log")] + auth
         self.hub = Proc("hub", hubargv, os.path.join(self.dir, "hub.err"))
         self.start_hub()
         self.proxy = Proxy(("127.0.0.1", self.port))
@@ -355,8 +372,9 @@ class Run:
             # The last site may be a "cron" site: a one-shot wsync-join
             # now and then instead of a follower, so sites come and go.
             cron = c.cron and i == c.sites - 1
-            argv = [os.path.join(self.bin, "wsync-join")] + ([] if cron else ["-f"]) + [
-                "--insecure", "--heartbeat", "1", "--idle-timeout", "5",
+            argv = [os.path.join(self.bin, "wsync-join")] + ([] if cron else ["-f"]) + \
+                self.site_auth(i) + [
+                "--heartbeat", "1", "--idle-timeout", "5",
                 "--log", os.path.join(self.dir, "s%d.log" % i), addr, "chaos=" + self.db(i)]
             p = Proc("s%d" % i, argv, os.path.join(self.dir, "s%d.err" % i))
             p.cron = cron
@@ -365,6 +383,32 @@ class Run:
         for s in self.sites:
             if not s.cron:
                 s.start()
+
+    def make_keys(self):
+        """--keys: a key for the hub and one for each site, made with
+        wsync-keygen in the run directory, and the hub's authorized keys,
+        which give each site's key the create right on "chaos"."""
+        names = ["hub"] + ["s%d" % i for i in range(self.cfg.sites)]
+        for name in names:
+            subprocess.run([os.path.join(self.bin, "wsync-keygen"), "-q", "-f", name + ".key",
+                            "-C", name], cwd=self.dir, check=True, stdin=subprocess.DEVNULL)
+        pub = {}
+        for name in names:
+            with open(os.path.join(self.dir, name + ".key.pub")) as f:
+                pub[name] = f.read().split()[0]
+        self.hubkey = pub["hub"]
+        path = os.path.join(self.dir, "authorized_keys")
+        # The hub refuses a file group or others may write.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            for name in names[1:]:
+                f.write("%s chaos=create # %s\n" % (pub[name], name))
+
+    def site_auth(self, i):
+        """Site i's session options: its key and the hub's, or --insecure."""
+        if not self.cfg.keys:
+            return ["--insecure"]
+        return ["--key", os.path.join(self.dir, "s%d.key" % i), "--hub-key", self.hubkey]
 
     def local_insert(self, con, site, tbl, key):
         """Set-up rows, written as ordinary tagged writes."""
@@ -391,8 +435,8 @@ class Run:
             return 0
 
     def oneshot(self, i, addr, why, tries=4):
-        argv = [os.path.join(self.bin, "wsync-join"), "--insecure", "--idle-timeout", "10", addr,
-                "chaos=" + self.db(i)]
+        argv = [os.path.join(self.bin, "wsync-join")] + self.site_auth(i) + [
+            "--idle-timeout", "10", addr, "chaos=" + self.db(i)]
         for n in range(tries):
             with open(os.path.join(self.dir, "s%d.err" % i), "a") as err:
                 err.write("=== one-shot (%s): %s\n" % (why, " ".join(argv)))
@@ -613,8 +657,9 @@ class Run:
                 rc = p.p.returncode
                 p.p = None
                 # Under faults a one-shot sync may find no hub (69), lose
-                # the connection (74) or a silent hub (75).
-                if rc not in (0, 69, 74, 75):
+                # the connection (74) or a silent hub (75); with --keys,
+                # lose it during the handshake (77).
+                if rc not in (0, 69, 74, 75) and not self.handshake_cut(rc, p.errpath):
                     self.problems.append("%s: one-shot wsync-join exited %s: %s" % (
                         p.name, rc, tail(p.errpath, 1).strip()))
                     # The database as that run found it, for a post-mortem.
@@ -639,6 +684,20 @@ class Run:
         except sqlite3.Error:
             pass
 
+    def handshake_cut(self, rc, errpath):
+        """Did wsync-join exit 77 because its connection ended during the
+        handshake?  With --keys a proxy drop or a hub killed at that moment
+        does so, as a refusal would (CAVEATS in wsync-join(1)), where a
+        plain session's would exit 74 or 75.  A refusal of the key or of
+        the working set says otherwise, and stays a failure."""
+        if not self.cfg.keys or rc != 77:
+            return False
+        last = tail(errpath, 1).strip()
+        if not last.endswith(" closed the connection during the handshake"):
+            return False
+        self.count("handshake cut (exit 77)")
+        return True
+
     def reap_unexpected(self):
         self.cron_tick()
         for p in [self.hub] + self.sites:
@@ -647,8 +706,11 @@ class Run:
             if p.check_exit():
                 rc, why = p.unexpected[-1]
                 # A site dropped by the hub (silent while stopped) exits 75
-                # by design; anything else is worth a look.
-                (self.notes if rc == 75 and p is not self.hub else self.problems).append(
+                # by design, and one whose connection was cut during the
+                # handshake 77; anything else is worth a look.
+                expected = p is not self.hub and (
+                    rc == 75 or self.handshake_cut(rc, p.errpath))
+                (self.notes if expected else self.problems).append(
                     "%s exited by itself with status %s: %s" % (p.name, rc, why.strip()))
                 if p is self.hub:
                     self.start_hub()
@@ -1025,6 +1087,8 @@ def repro(cfg):
            "--cron %d" % (cfg.seed, cfg.sites, cfg.duration, cfg.retain, cfg.cron))
     if cfg.constraints:
         cmd += " --constraints"
+    if cfg.keys:
+        cmd += " --keys"
     if os.path.realpath(cfg.bin) != os.path.realpath(os.path.join(TOP, "bin")):
         cmd += " --bin %s" % os.path.relpath(cfg.bin, TOP)
     return cmd
@@ -1047,6 +1111,9 @@ def main():
     ap.add_argument("--constraints", action="store_true",
                     help="add a table with UNIQUE, NOT NULL and CHECK constraints "
                     "(a fifth of the writes)")
+    ap.add_argument("--keys", action="store_true",
+                    help="authenticated, encrypted sessions: keys for the hub and "
+                    "every site")
     ap.add_argument("--tamper", action="store_true",
                     help="self-test: spoil the final state; the run passes if the "
                     "checks notice")
@@ -1097,10 +1164,12 @@ def main():
             else:
                 failed = failed or bool(bad)
             totals["writes"] += r["writes"]
-            line = ("seed %d: %d sites%s, retain %d, %.0f s: %d writes (%d failed busy), "
+            line = ("seed %d: %d sites%s,%s retain %d, %.0f s: %d writes (%d failed busy), "
                     "%d values: %d current, %d in conflicts, %d superseded, %d overwritten "
                     "after gc; lost %d; %s; faults %s" % (
-                        cfg.seed, cfg.sites, " (1 cron)" if cfg.cron else "", cfg.retain, took, r["writes"], run.failed_writes,
+                        cfg.seed, cfg.sites, " (1 cron)" if cfg.cron else "",
+                        " keys," if cfg.keys else "", cfg.retain, took, r["writes"],
+                        run.failed_writes,
                         r["tags"], r["current"], r["conflict"], r["superseded"],
                         r["gc_overwritten"], lost, run.coverage,
                         ", ".join("%s %d" % kv for kv in sorted(run.faults.items()))))
