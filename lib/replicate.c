@@ -2092,7 +2092,7 @@ static int http_start(struct pub *p, int fd, const char *bound, char *err)
 	if (!o->tls_cert && !o->insecure && !local_only(fd))
 		return ws_error(err, WS_ECONFIG, "plain HTTP on %s would be reachable from "
 		    "other hosts: serve HTTPS (--tls-cert and --tls-key), listen on "
-		    "loopback, or give --insecure", bound);
+		    "loopback, or give --insecure", o->http);
 	if (o->tls_cert) {
 		if ((rc = read_pem(o->tls_cert, "TLS certificate", 0, &cert, err)) ||
 		    (rc = read_pem(o->tls_key, "TLS key file", 1, &key, err)))
@@ -2546,10 +2546,6 @@ static int rconn_open(struct rconn *r, const struct ws_replicate_pull_opts *o, c
 		curl_easy_setopt(r->curl, CURLOPT_ERRORBUFFER, r->cerr);
 		if (ca && *ca)
 			curl_easy_setopt(r->curl, CURLOPT_CAINFO, ca);
-		if (o->http_token && strncasecmp(source, "http://", 7) == 0 &&
-		    !loopback_url(source))
-			return ws_error(err, WS_ECONFIG, "a token would cross the network in "
-			    "clear: use an https:// URL");
 		return 0;
 	}
 	if ((rc = ws_transport_connect(source, &r->conn, err)) || !o->key)
@@ -4723,6 +4719,11 @@ int ws_replicate_pull(const struct ws_replicate_pull_opts *o, char *err)
 			return ws_error(err, WS_EINTERNAL, "cannot initialise libcurl");
 		curl_ready = 1;
 	}
+	if (o->http_token && (strncasecmp(o->source, "https://", 8) != 0 &&
+	    (strncasecmp(o->source, "http://", 7) != 0 || !loopback_url(o->source))))
+		return ws_error(err, strncasecmp(o->source, "http://", 7) == 0 ? WS_ECONFIG :
+		    WS_EINVAL, "a token would cross the network in clear: use an https:// "
+		    "URL");
 	if (!(x.events = json_array()))
 		return WS_ENOMEM;
 	rc = sqlite3_open_v2(o->db, &x.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
