@@ -991,3 +991,33 @@ start_secure_pub() {
 	assert_stderr_empty
 	assert_same_rows pub.db exec.db users 'id, name'
 }
+
+@test "the HTTPS example of EXAMPLES in wsync-replicate(1) works as written" {
+	command -v openssl >/dev/null || fail "this test needs the openssl CLI"
+	sqlite3 shop.db "CREATE TABLE prices(sku TEXT PRIMARY KEY, price REAL, stock INTEGER);
+	    INSERT INTO prices VALUES ('apple', 0.5, 10), ('pear', 0.75, 4)"
+	local port
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	# The commands of the example, one a line, shop.example.org being this host.
+	sed -n '/^Over HTTPS on every address/,/^\.Ed/p' "$BATS_TEST_DIRNAME/../../man/wsync-replicate.1" |
+	    sed -n '/^\.Bd/,/^\.Ed/p' | sed '1d;$d' | sed 's/\\e$/\\/' |
+	    sed -e ':a' -e '/\\$/N; s/\\\n *//; ta' | sed 's/^\$ //' |
+	    sed "s/shop\.example\.org/localhost/g; s/8443/$port/g" >steps.sh
+	assert_equal "$(wc -l <steps.sh)" 7
+	run bash -c "cd '$T' && PATH='$WS_BIN':\$PATH && sed -n '1,4p' steps.sh | bash -e"
+	assert_success
+	spawn shop bash -c "cd '$T' && PATH='$WS_BIN':\$PATH && sed -n '5p' steps.sh | bash -e"
+	wait_lines "$T/shop.err" 1 '^wsync-replicate: listening on '
+	run --separate-stderr bash -c "cd '$T' && PATH='$WS_BIN':\$PATH && sed -n '6p' steps.sh | bash -e"
+	assert_success
+	assert_equal "$(rows till.db 'SELECT sku, stock FROM prices ORDER BY sku')" \
+	    "$(rows shop.db 'SELECT sku, stock FROM prices ORDER BY sku')"
+	# The till's token may write: its stock goes up.
+	sqlite3 till.db "UPDATE prices SET stock = 3 WHERE sku = 'pear'"
+	run --separate-stderr bash -c "cd '$T' && PATH='$WS_BIN':\$PATH && sed -n '6p' steps.sh | bash -e"
+	assert_success
+	assert_equal "$(rows shop.db "SELECT stock FROM prices WHERE sku = 'pear'")" 3
+	run bash -c "cd '$T' && sed -n '7p' steps.sh | bash -e"
+	assert_success
+	assert_equal "$(jq -c '[.mt, .count]' <<<"$output")" '["ReplicateStartResult",2]'
+}
