@@ -334,9 +334,11 @@ int ws_peer_read(struct ws_peer *p, ws_frame_cb *cb, void *clientData, char *err
 		p->last_rx_ms = ws_now_ms();
 		if (n == 0) {
 			p->eof = 1;
+			/* A refusal comes as an error frame first; a bare end is
+			 * the network's or a stopped peer's: worth another try. */
 			if ((rc = ws_frame_decoder_finish(&p->dec, err)) == 0 && p->sec &&
 			    !ws_secure_ready(p))
-				rc = ws_error(err, WS_EPERM, "%s closed the connection "
+				rc = ws_error(err, WS_EIO, "%s closed the connection "
 				    "during the handshake", p->conn.name);
 			return rc;
 		}

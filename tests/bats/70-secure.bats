@@ -216,12 +216,12 @@ still_serving() {
 	still_serving
 }
 
-@test "secure: a truncated handshake is refused (77), the hub goes on" {
+@test "secure: a truncated handshake ends the run as a lost connection (74), the hub goes on" {
 	start_hub
 	mitm cut-auth
 	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --hub-key "$HUBKEY" \
 	    "127.0.0.1:$MPORT" notes=b.db
-	assert_failure 77
+	assert_failure 74
 	assert_stderr "wsync-join: 127.0.0.1:$MPORT closed the connection during the handshake"
 	wait_lines hub.err 1 ': disconnected$'
 	still_serving

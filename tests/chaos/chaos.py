@@ -42,10 +42,8 @@ right on the working set, and every site, on each of the three routes
 and in every one-shot sync, connects with its key and the hub's public
 key pinned, so the faults (kills, drops and stalls of the proxy) hit
 authenticated, encrypted sessions.  A connection cut during the handshake
-then ends wsync-join, even a follower, with status 77 where a plain one
-would reconnect or exit 74 (CAVEATS in wsync-join(1)); the harness counts
-those exits as "handshake cut" and restarts a follower, as it does one
-that exits 75.
+is a lost connection like any other: a follower reconnects, a one-shot
+sync exits 74.
 
 The seed fixes the configuration, the workload's choices and the fault
 schedule; process timing is the machine's, so a seed reproduces the same
@@ -657,9 +655,8 @@ class Run:
                 rc = p.p.returncode
                 p.p = None
                 # Under faults a one-shot sync may find no hub (69), lose
-                # the connection (74) or a silent hub (75); with --keys,
-                # lose it during the handshake (77).
-                if rc not in (0, 69, 74, 75) and not self.handshake_cut(rc, p.errpath):
+                # the connection (74) or a silent hub (75).
+                if rc not in (0, 69, 74, 75):
                     self.problems.append("%s: one-shot wsync-join exited %s: %s" % (
                         p.name, rc, tail(p.errpath, 1).strip()))
                     # The database as that run found it, for a post-mortem.
@@ -684,20 +681,6 @@ class Run:
         except sqlite3.Error:
             pass
 
-    def handshake_cut(self, rc, errpath):
-        """Did wsync-join exit 77 because its connection ended during the
-        handshake?  With --keys a proxy drop or a hub killed at that moment
-        does so, as a refusal would (CAVEATS in wsync-join(1)), where a
-        plain session's would exit 74 or 75.  A refusal of the key or of
-        the working set says otherwise, and stays a failure."""
-        if not self.cfg.keys or rc != 77:
-            return False
-        last = tail(errpath, 1).strip()
-        if not last.endswith(" closed the connection during the handshake"):
-            return False
-        self.count("handshake cut (exit 77)")
-        return True
-
     def reap_unexpected(self):
         self.cron_tick()
         for p in [self.hub] + self.sites:
@@ -706,10 +689,8 @@ class Run:
             if p.check_exit():
                 rc, why = p.unexpected[-1]
                 # A site dropped by the hub (silent while stopped) exits 75
-                # by design, and one whose connection was cut during the
-                # handshake 77; anything else is worth a look.
-                expected = p is not self.hub and (
-                    rc == 75 or self.handshake_cut(rc, p.errpath))
+                # by design; anything else is worth a look.
+                expected = p is not self.hub and rc == 75
                 (self.notes if expected else self.problems).append(
                     "%s exited by itself with status %s: %s" % (p.name, rc, why.strip()))
                 if p is self.hub:
