@@ -142,7 +142,7 @@ int main(int argc, char **argv)
 		case OPT_SCAN: o.scan = 1; break;
 		case OPT_KEY: keypath = arg; break;
 		case OPT_HUB_KEY:
-			if (ws_key_parse(o.hub_key, arg, strlen(arg), err))
+			if (ws_key_arg(o.hub_key, arg, err))
 				cli_die(EX_USAGE, "bad --hub-key: %s", err);
 			o.has_hub_key = 1;
 			break;
@@ -224,8 +224,8 @@ int main(int argc, char **argv)
 	/* HOST:PORT (a malformed address is reported when connecting). */
 	if (o.hub && !keypath && !insecure && strchr(o.hub, ':') &&
 	    strncmp(o.hub, "unix:", 5) != 0 && strncmp(o.hub, "exec:", 5) != 0)
-		cli_die(EX_CONFIG, "a hub on TCP needs --key FILE (or --insecure for a "
-		    "plain session)");
+		cli_die(EX_CONFIG, "a hub on TCP needs --key FILE (make one with "
+		    "wsync-keygen -f FILE), or --insecure for a plain session");
 	cli_catch_signals();
 	if (ws_init())
 		cli_die(EX_SOFTWARE, "cannot initialise libsodium");

@@ -262,7 +262,7 @@ int main(int argc, char **argv)
 		case OPT_AUTHKEYS: akpath = arg; break;
 		case OPT_INSECURE: insecure = 1; break;
 		case OPT_HUB_KEY:
-			if (ws_key_parse(ro.pub_key, arg, strlen(arg), err))
+			if (ws_key_arg(ro.pub_key, arg, err))
 				cli_die(EX_USAGE, "bad --hub-key: %s", err);
 			ro.has_pub_key = 1;
 			pull_only = 1;
@@ -344,7 +344,8 @@ int main(int argc, char **argv)
 			tcp |= strncmp(listen[i], "unix:", 5) != 0;
 		if (tcp && !keypath && !insecure)
 			cli_die(EX_CONFIG, "listening on TCP needs --key FILE and "
-			    "--authorized-keys FILE (or --insecure for plain sessions)");
+			    "--authorized-keys FILE (make a key with wsync-keygen -f FILE), "
+			    "or --insecure for plain sessions");
 		if (keypath) {
 			if ((rc = ws_keypair_load(&key, keypath, err)) ||
 			    (rc = ws_authkeys_load(&ak, akpath, err)))
@@ -416,8 +417,8 @@ int main(int argc, char **argv)
 		} else if (!keypath && !insecure && strchr(ro.source, ':') &&
 		    strncmp(ro.source, "unix:", 5) != 0 &&
 		    strncmp(ro.source, "exec:", 5) != 0) {
-			cli_die(EX_CONFIG, "a publisher on TCP needs --key FILE (or "
-			    "--insecure for a plain session)");
+			cli_die(EX_CONFIG, "a publisher on TCP needs --key FILE (make one "
+			    "with wsync-keygen -f FILE), or --insecure for a plain session");
 		}
 		if (keypath && !ro.has_pub_key && !ro.known_hubs)
 			ro.known_hubs = cli_known_hubs(khpath);

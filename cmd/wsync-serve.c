@@ -207,7 +207,8 @@ int main(int argc, char **argv)
 		tcp |= strncmp(listen[i], "unix:", 5) != 0;
 	if (tcp && !keypath && !o.insecure)
 		cli_die(EX_CONFIG, "listening on TCP needs --key FILE and "
-		    "--authorized-keys FILE (or --insecure for plain sessions)");
+		    "--authorized-keys FILE (make a key with wsync-keygen -f FILE), or "
+		    "--insecure for plain sessions");
 	o.listen = listen;
 	cli_catch_signals();
 	if (ws_init())

@@ -288,6 +288,33 @@ static int check_not_writable(const struct stat *st, const char *what,
 	    (unsigned)(st->st_mode & 07777), path);
 }
 
+int ws_key_arg(uint8_t pk[WS_KEY_PUBLICBYTES], const char *arg, char *err)
+{
+	char line[512], *e;
+	struct stat st;
+	ssize_t got;
+	size_t n;
+	int fd;
+
+	/* A key, alone or as the whole line of a .pub file (with its comment). */
+	if (strncmp(arg, WS_KEY_PREFIX, strlen(WS_KEY_PREFIX)) == 0)
+		return ws_key_parse(pk, arg, strcspn(arg, " \t\r\n"), err);
+	/* Or the .pub file itself. */
+	if ((fd = open_regular(arg, "public key file", 0, &st, NULL)) < 0)
+		return ws_error(err, WS_ECONFIG, "'%.80s' is not a wsync public key "
+		    "(want " WS_KEY_PREFIX "BASE64, or a .pub file)", arg);
+	got = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	n = got > 0 ? (size_t)got : 0;
+	line[n] = 0;
+	e = line + strspn(line, " \t");
+	if (strncmp(e, WS_KEY_PREFIX, strlen(WS_KEY_PREFIX)) != 0 ||
+	    ws_key_parse(pk, e, strcspn(e, " \t\r\n"), NULL))
+		return ws_error(err, WS_ECONFIG, "'%s' holds no wsync public key "
+		    "(a .pub file made by wsync-keygen)", arg);
+	return 0;
+}
+
 int ws_keypair_load(struct ws_keypair *kp, const char *path, char *err)
 {
 	char line[sizeof(SECRET_PREFIX) + 128];
@@ -301,17 +328,27 @@ int ws_keypair_load(struct ws_keypair *kp, const char *path, char *err)
 
 	if ((fd = open_regular(path, "key file", 1, &st, err)) < 0)
 		return fd;
+	got = read(fd, line, sizeof(line) - 1);
+	n = got > 0 ? (size_t)got : 0;
+	line[n] = 0;
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = 0;
+	/* The usual slip: the .pub file where the secret one belongs. */
+	if (strncmp(line, WS_KEY_PREFIX, strlen(WS_KEY_PREFIX)) == 0) {
+		k = strlen(path);
+		rc = ws_error(err, WS_ECONFIG, "'%s' is a public key; --key wants the "
+		    "secret key file%s%.*s%s (made by wsync-keygen -f FILE)", path,
+		    k > 4 && strcmp(path + k - 4, ".pub") == 0 ? ", '" : "",
+		    k > 4 && strcmp(path + k - 4, ".pub") == 0 ? (int)(k - 4) : 0, path,
+		    k > 4 && strcmp(path + k - 4, ".pub") == 0 ? "'" : "");
+		goto out;
+	}
 	if (st.st_mode & 077) {
 		rc = ws_error(err, WS_EPERM, "key file '%s' is accessible by others "
 		    "(mode %04o): it must be 0600 (chmod 600 '%s')", path,
 		    (unsigned)(st.st_mode & 07777), path);
 		goto out;
 	}
-	got = read(fd, line, sizeof(line) - 1);
-	n = got > 0 ? (size_t)got : 0;
-	line[n] = 0;
-	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = 0;
 	if (n <= k || memcmp(line, SECRET_PREFIX, k) != 0 ||
 	    sodium_base642bin(kp->sk, WS_KEY_SECRETBYTES, line + k, n - k, NULL, &len,
 	    &end, sodium_base64_VARIANT_ORIGINAL) != 0 || len != WS_KEY_SECRETBYTES ||

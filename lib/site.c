@@ -31,6 +31,9 @@
 
 struct sset {
 	char *wsid, *path;       /* owned copies */
+	int created;             /* this run made the file (it goes again if
+	                            the hub never took the set) */
+	int taken;               /* the hub accepted the set at least once */
 	int from_file;           /* listed in the sets file, not an operand */
 	int gone;                /* removed: its channel is retired */
 	struct ws_store *st;     /* NULL when it could not be opened, or gone */
@@ -206,7 +209,7 @@ static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
 	if (!ws_store_guid(ss->st, guid) &&
 	    (rc = ws_store_set_guid(ss->st, a.guid, x->err)))
 		goto out;
-	ss->accepted = 1;
+	ss->accepted = ss->taken = 1;
 	/* This copy's schema, then what the hub lacks. */
 	if ((rc = ws_store_seal(ss->st, NULL, x->err)) ||
 	    (rc = ws_store_schema(ss->st, &sc, x->err)) ||
@@ -433,6 +436,7 @@ static int add_set(struct site *x, const char *wsid, const char *path, int from_
 	x->n++;
 	ss->from_file = from_file;
 	ss->ch = ++x->last_ch;
+	ss->created = access(path, F_OK) != 0;
 	if ((rc = ws_store_open(&ss->st, path, wsid, WS_STORE_CREATE, why)) ||
 	    (rc = ws_store_track(ss->st, NULL, 0, why)) ||
 	    (x->o->scan && (rc = ws_store_scan(ss->st, why)))) {
@@ -830,6 +834,19 @@ out:
 	return rc;
 }
 
+/* Remove the database file path and SQLite's companions of it. */
+static void forget_file(const char *path)
+{
+	static const char *const ext[] = {"", "-wal", "-shm", "-journal"};
+	char name[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < 4; i++)
+		if ((size_t)snprintf(name, sizeof(name), "%s%s", path, ext[i]) <
+		    sizeof(name))
+			unlink(name);
+}
+
 int ws_site_run(const struct ws_site_opts *o, char *err)
 {
 	struct site x;
@@ -878,6 +895,9 @@ int ws_site_run(const struct ws_site_opts *o, char *err)
 out:
 	for (i = 0; i < x.n; i++) {
 		ws_store_close(x.s[i].st);
+		/* A run that failed before the hub took a set leaves no new file. */
+		if (x.s[i].created && !x.s[i].taken && !x.s[i].gone)
+			forget_file(x.s[i].path);
 		free(x.s[i].wsid);
 		free(x.s[i].path);
 	}

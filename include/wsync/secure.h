@@ -75,6 +75,12 @@ int ws_keypair_load(struct ws_keypair *kp, const char *path, char *err) WS_MUST_
 void ws_key_text(const uint8_t pk[WS_KEY_PUBLICBYTES], char out[WS_KEY_TEXTMAX]);
 /* Parse a public key's text form (s[0..n)).  WS_ECONFIG if it is not one. */
 int ws_key_parse(uint8_t pk[WS_KEY_PUBLICBYTES], const char *s, size_t n, char *err) WS_MUST_CHECK;
+/*
+ * A public key as a user gives it on the command line: the key text, the
+ * whole line of a .pub file (its comment is ignored), or the path of a
+ * .pub file.  WS_ECONFIG with a message otherwise.
+ */
+int ws_key_arg(uint8_t pk[WS_KEY_PUBLICBYTES], const char *arg, char *err) WS_MUST_CHECK;
 
 /* Rights on a working set, weakest first. */
 enum ws_right {

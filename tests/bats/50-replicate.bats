@@ -943,10 +943,10 @@ start_secure_pub() {
 	make_pub pub.db 5
 	run --separate-stderr "$R" publish -d pub.db -t users -l 127.0.0.1:0
 	assert_failure 78
-	assert_stderr "wsync-replicate: listening on TCP needs --key FILE and --authorized-keys FILE (or --insecure for plain sessions)"
+	assert_stderr "wsync-replicate: listening on TCP needs --key FILE and --authorized-keys FILE (make a key with wsync-keygen -f FILE), or --insecure for plain sessions"
 	run --separate-stderr "$R" pull 127.0.0.1:1 -d rep.db -t users
 	assert_failure 78
-	assert_stderr "wsync-replicate: a publisher on TCP needs --key FILE (or --insecure for a plain session)"
+	assert_stderr "wsync-replicate: a publisher on TCP needs --key FILE (make one with wsync-keygen -f FILE), or --insecure for a plain session"
 	run --separate-stderr "$R" publish -d pub.db -t users -l 127.0.0.1:0 --key pub.key
 	assert_failure 64
 	assert_stderr_line 0 "wsync-replicate: --key needs --authorized-keys"

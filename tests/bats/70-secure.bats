@@ -338,19 +338,19 @@ still_serving() {
 @test "plain sessions: TCP needs keys unless --insecure; unix sockets may be plain" {
 	run --separate-stderr "$WS_BIN/wsync-serve" -l 127.0.0.1:0 -d hub
 	assert_failure 78
-	assert_stderr "wsync-serve: listening on TCP needs --key FILE and --authorized-keys FILE (or --insecure for plain sessions)"
+	assert_stderr "wsync-serve: listening on TCP needs --key FILE and --authorized-keys FILE (make a key with wsync-keygen -f FILE), or --insecure for plain sessions"
 	run --separate-stderr "$WS_BIN/wsync-serve" -l 127.0.0.1:0 --key hub.key
 	assert_failure 64
 	assert_stderr_line 0 "wsync-serve: --key needs --authorized-keys"
 	run --separate-stderr "$WS_BIN/wsync-join" 127.0.0.1:1 notes=a.db
 	assert_failure 78
-	assert_stderr "wsync-join: a hub on TCP needs --key FILE (or --insecure for a plain session)"
+	assert_stderr "wsync-join: a hub on TCP needs --key FILE (make one with wsync-keygen -f FILE), or --insecure for a plain session"
 	run --separate-stderr "$WS_BIN/wsync-join" --hub-key "$HUBKEY" 127.0.0.1:1 notes=a.db
 	assert_failure 64
 	assert_stderr_line 0 "wsync-join: --hub-key, --known-hubs and --accept-new-hub go with --key"
 	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --hub-key nonsense 127.0.0.1:1 notes=a.db
 	assert_failure 64
-	assert_stderr_line 0 "wsync-join: bad --hub-key: 'nonsense' is not a wsync public key (want wsync-ed25519:BASE64)"
+	assert_stderr_line 0 "wsync-join: bad --hub-key: 'nonsense' is not a wsync public key (want wsync-ed25519:BASE64, or a .pub file)"
 	# A keyed hub on a unix socket takes plain and secure sessions alike.
 	spawn hub "$WS_BIN/wsync-serve" -l "unix:$T/h.sock" -d hub --create --key hub.key \
 	    --authorized-keys authorized
@@ -361,4 +361,35 @@ still_serving() {
 	    "unix:$T/h.sock" notes=b.db
 	assert_success
 	assert_equal "$(sqlite3 b.db 'SELECT count(*) FROM notes')" 2
+}
+
+@test "keys as a newcomer gives them: --hub-key takes the .pub line or file; --key a .pub file is named as such" {
+	start_hub
+	# The whole line of hub.key.pub, comment and all, and the file itself.
+	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --hub-key "$(cat hub.key.pub)" \
+	    "127.0.0.1:$PORT" notes=b.db
+	assert_success
+	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --hub-key hub.key.pub \
+	    "127.0.0.1:$PORT" notes=c.db
+	assert_success
+	assert_equal "$(sqlite3 c.db 'SELECT count(*) FROM notes')" 2
+	run --separate-stderr "$WS_BIN/wsync-join" --key site.key.pub --hub-key hub.key.pub \
+	    "127.0.0.1:$PORT" notes=d.db
+	assert_failure 78
+	assert_stderr "wsync-join: 'site.key.pub' is a public key; --key wants the secret key file, 'site.key' (made by wsync-keygen -f FILE)"
+	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --hub-key nosuch.pub \
+	    "127.0.0.1:$PORT" notes=d.db
+	assert_failure 64
+	assert_stderr_line 0 "wsync-join: bad --hub-key: 'nosuch.pub' is not a wsync public key (want wsync-ed25519:BASE64, or a .pub file)"
+	[ ! -e d.db ] || fail "a refused run left d.db"
+}
+
+@test "a run that fails before the hub takes a set leaves no new file, and binds nothing" {
+	run --separate-stderr "$WS_BIN/wsync-join" "unix:$T/nosuch.sock" n=new.db
+	assert_failure 69
+	[ ! -e new.db ] || fail "the failed run left new.db"
+	# An existing database stays, as it was.
+	run --separate-stderr "$WS_BIN/wsync-join" "unix:$T/nosuch.sock" n=a.db
+	assert_failure 69
+	assert_equal "$(sqlite3 a.db 'SELECT count(*) FROM notes')" 2
 }
