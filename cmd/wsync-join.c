@@ -103,7 +103,9 @@ static int local_only(const struct ws_site_set *sets, size_t n, long long resolv
 	int rc = 0;
 
 	for (i = 0; rc == 0 && i < n; i++) {
-		if ((rc = ws_store_open(&s, sets[i].path, sets[i].wsid, 0, err)))
+		/* Listing needs only read access; resolving writes. */
+		if ((rc = ws_store_open(&s, sets[i].path, sets[i].wsid, resolve ? 0 :
+		    WS_STORE_READONLY, err)))
 			break;
 		rc = resolve ? ws_store_resolve(s, resolve, keep, err) :
 		    ws_store_conflicts(s, print_conflict, (void *)sets[i].wsid, err);

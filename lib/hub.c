@@ -78,7 +78,14 @@ struct hub {
 /* End a session: log why, tell the peer (best effort), close after flush. */
 static void drop(struct hub *h, struct hpeer *hp, int code, const char *why)
 {
-	hlog(h, "%s: %s", hp->p.conn.name, why);
+	size_t n = strlen(hp->p.conn.name);
+
+	/* Messages from the session layer name the peer already: once is
+	 * enough ("PEER: closed the connection", not "PEER: PEER closed"). */
+	if (strncmp(why, hp->p.conn.name, n) == 0 && why[n] == ' ')
+		hlog(h, "%s: %s", hp->p.conn.name, why + n + 1);
+	else
+		hlog(h, "%s: %s", hp->p.conn.name, why);
 	if (!hp->closing && !hp->dead && code &&
 	    ws_peer_send_error(&hp->p, 0, code, why) == 0)
 		hp->closing = 1;
@@ -1059,10 +1066,16 @@ int ws_hub_run(const struct ws_hub_opts *o, char *err)
 	if (!o->datadir || mkdir(o->datadir, 0777) < 0) {
 		char buf[64];
 
+		struct stat sb;
+
 		if (!o->datadir || errno != EEXIST)
 			return ws_error(err, o->datadir && errno == EACCES ? WS_EPERM :
 			    WS_EIO, "cannot create data directory '%s': %s",
 			    o->datadir ? o->datadir : "", ws_errno_text(errno, buf));
+		/* There already: it must be a directory the hub can use. */
+		if (stat(o->datadir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+			return ws_error(err, WS_ECONFIG, "data directory '%s' is not a "
+			    "directory", o->datadir);
 	}
 	if (!(h.lfd = calloc(o->nlisten + 1, sizeof(*h.lfd))) ||
 	    !(names = calloc(o->nlisten + 1, sizeof(*names)))) {

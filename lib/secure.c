@@ -217,6 +217,16 @@ int ws_keypair_save(const struct ws_keypair *kp, const char *path, const char *c
 		rc = ws_error(err, WS_EINVAL, "comment too long");
 		goto out;
 	}
+	/* A directory is never a key file, forced or not. */
+	{
+		struct stat sb;
+
+		if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+			rc = ws_error(err, WS_EIO, "cannot create '%s': it is a directory "
+			    "(name the key file in it, e.g. '%s/site.key')", path, path);
+			goto out;
+		}
+	}
 	/* Neither file may exist (unless force): never half a pair. */
 	if (!force && (exists(path) || exists(pubpath))) {
 		rc = ws_error(err, WS_EIO, "cannot create '%s': file exists",

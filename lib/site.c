@@ -811,8 +811,14 @@ static int session(struct site *x)
 				goto out;
 		}
 		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			if ((rc = ws_peer_read(&x->p, on_frame, x, x->err)))
+			if ((rc = ws_peer_read(&x->p, on_frame, x, x->err))) {
+				/* The hub gone in the middle of a frame is a lost
+				 * connection (74), not bad data (65). */
+				if (rc == WS_ETRUNC && x->p.eof)
+					rc = ws_error(x->err, WS_EIO, "the hub closed the "
+					    "connection in the middle of a frame");
 				goto out;
+			}
 			if (x->p.eof) {
 				rc = ws_error(x->err, WS_EIO, "the hub closed the connection");
 				goto out;

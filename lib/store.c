@@ -32,6 +32,7 @@
  * change replaces.
  */
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <sqlite3.h>
@@ -97,6 +98,11 @@ int sto_sqlerr(struct ws_store *s, int src, const char *what, char *err)
 	if (rc == WS_EBUSY && s && s->db)
 		return ws_error(err, rc, "'%s' is locked by another writer",
 		    db_name(s, what));
+	/* Which file, when the file is the trouble. */
+	if (rc == WS_EPERM && s && s->db && sqlite3_db_filename(s->db, "main") &&
+	    *sqlite3_db_filename(s->db, "main"))
+		return ws_error(err, rc, "cannot write '%s': %s", db_name(s, what),
+		    sqlite3_errmsg(s->db));
 	return ws_error(err, rc, "%s: %s", what, s && s->db ?
 	    sqlite3_errmsg(s->db) : sqlite3_errstr(src));
 }
@@ -633,9 +639,26 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 	    SQLITE_OPEN_READWRITE | (flags & WS_STORE_CREATE ? SQLITE_OPEN_CREATE : 0);
 	rc = sqlite3_open_v2(path, &s->db, oflags, NULL);
 	if (rc != SQLITE_OK) {
+		int e = s->db ? sqlite3_system_errno(s->db) : 0, there = access(path, F_OK) == 0;
+		char buf[64], dir[PATH_MAX], *slash;
+
+		/* SQLite's errno may be a later call's: ask the directory too. */
+		snprintf(dir, sizeof(dir), "%s", path);
+		slash = strrchr(dir, '/');
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = 0;
+		if (!there && access(slash ? dir : ".", W_OK) != 0 &&
+		    (errno == EACCES || errno == EPERM || errno == EROFS))
+			e = errno;
+
 		rc = sto_sqlerr(s, rc, "cannot open database", err);
-		if (rc == WS_EPERM)
-			ws_error(err, rc, "cannot open '%s': permission denied", path);
+		/* Name the file, and say whether it was opening or creating. */
+		if (rc == WS_EPERM || e == EACCES || e == EPERM)
+			rc = ws_error(err, WS_EPERM, "cannot %s '%s': permission denied",
+			    there ? "open" : "create", path);
+		else if (e)
+			rc = ws_error(err, rc, "cannot %s '%s': %s", there ? "open" : "create",
+			    path, ws_errno_text(e, buf));
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 0);
