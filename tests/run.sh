@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 pass=0
 fail=0
+start=$(date +%s)
 log=$(mktemp -d "${TMPDIR:-/tmp}/wsync-check.XXXXXX")
 trap 'rm -rf "$log"' EXIT
 
@@ -145,5 +146,7 @@ chaos "seed 3, asan binaries" --seed 3 --sites 3 --duration 15 --retain 0 --cron
 chaos "self-test (--tamper)" --seed 9 --sites 3 --duration 6 --retain 3600 \
 	--cron 0 --tamper
 
+t=$(($(date +%s) - start))
+echo "took $((t / 60)) min $((t % 60)) s"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
