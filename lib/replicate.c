@@ -4454,13 +4454,41 @@ static int live_msg(struct rep *x, const json_t *m, json_t *acks)
 	return ws_error(x->err, WS_ECORRUPT, "unexpected message '%s' from the publisher", mt);
 }
 
-/* Remove the deletes the application confirmed (--hold-deletes). */
+/*
+ * Whether the application confirmed a held delete: 1, 0 or <0.  A plain
+ * read, its statement finalized at once, so that a replicator waiting
+ * for the confirmation holds no lock between its looks.
+ */
+static int any_confirmed(struct rep *x)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = prepare(x->db, "SELECT 1 FROM wsync_replica_deleted WHERE local_table = ?1"
+	    " AND state = 'confirmed' LIMIT 1", &st, x->err)))
+		return rc;
+	sqlite3_bind_text(st, 1, x->o->table, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 :
+	    sqlfail(x->db, rc, "wsync_replica_deleted", x->err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/*
+ * Remove the deletes the application confirmed (--hold-deletes).  Only
+ * when there is one does it write: a write of its own would wake the
+ * watch on the database (watch_db()) and call it again, a busy loop
+ * holding the write lock that locked the application out.
+ */
 static int settle(struct rep *x)
 {
 	int rc;
 
-	if (x->ndeleted <= 0)
+	if (x->ndeleted <= 0 || (rc = any_confirmed(x)) == 0)
 		return 0;
+	if (rc < 0)
+		return rc;
 	if ((rc = tx_begin(x)))
 		return rc;
 	if ((rc = remove_confirmed(x)) || (rc = tx_commit(x))) {

@@ -223,6 +223,46 @@ wsync-replicate: --exec for event 'closed' failed"
 	assert_same_rows pub.db rep.db users 'id, name'
 }
 
+# cpu_ticks PID: the user and system time PID has used, in clock ticks
+# (fields 14 and 15 of /proc/PID/stat, counted after the command name).
+cpu_ticks() {
+	local s
+	s=$(cat "/proc/$1/stat") || fail "no process $1"
+	s=${s##*) }
+	awk '{ print $12 + $13 }' <<<"$s"
+}
+
+@test "--follow --hold-deletes: a held delete waits asleep and holds no lock" {
+	make_pub pub.db 10
+	start_pub pub -d pub.db -t users -l "unix:$T/s"
+	spawn rep "$R" pull "unix:$T/s" -d rep.db -t users -f --hold-deletes -e
+	local rep=$PID t0 t1 i failed=0
+	wait_lines "$T/rep.out" 1 '"event":"initialized"'
+	sqlite3 pub.db "DELETE FROM users WHERE id = 3"
+	wait_lines "$T/rep.out" 1 '"event":"deleted"'
+	# While the delete waits for the application, the replicator sleeps
+	# and the application can read at any time.  The CLI itself, not the
+	# helper: plain sqlite3 sets no busy timeout, so any lock held by the
+	# replicator fails the read at once.
+	t0=$(cpu_ticks "$rep")
+	for ((i = 0; i < 20; i++)); do
+		command sqlite3 rep.db 'SELECT count(*) FROM wsync_replica_deleted' \
+		    >/dev/null 2>&1 || failed=$((failed + 1))
+		sleep 0.15
+	done
+	t1=$(cpu_ticks "$rep")
+	assert_equal "$failed of 20 reads failed" "0 of 20 reads failed"
+	[ $((t1 - t0)) -lt 20 ] ||
+	    fail "the replicator used $((t1 - t0)) clock ticks in 3 s while waiting"
+	# The confirmation still ends the wait.
+	sqlite3 rep.db "UPDATE wsync_replica_deleted SET state = 'confirmed'"
+	wait_lines "$T/rep.out" 1 '"event":"removed"'
+	assert_equal "$(rows rep.db 'SELECT count(*) FROM users WHERE id = 3')" 0
+	kill -TERM "$rep"
+	reap "$rep"
+	assert_equal "$REAPED" 0
+}
+
 @test "--events prints one JSON line per event" {
 	make_pub pub.db 3
 	start_pub pub -d pub.db -t users -l "unix:$T/s"
