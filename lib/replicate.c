@@ -2180,6 +2180,11 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 	p.max_body = o->http_max_body ? o->http_max_body : WS_REPLICATE_HTTP_MAX_BODY;
 	if (!o->db || !o->table)
 		return ws_error(err, WS_EINVAL, "publish needs a database and a table");
+	/* The table is in the database: a missing file is a missing table,
+	 * and no reason to create the file. */
+	if (access(o->db, F_OK) != 0)
+		return ws_error(err, errno == ENOENT ? WS_ENOTFOUND : WS_EIO,
+		    "cannot open '%s': %s", o->db, ws_errno_text(errno, buf));
 	/* HTTP first: a refused address or certificate leaves the database be. */
 	if (o->http) {
 		const union MHD_DaemonInfo *di;
@@ -2829,6 +2834,8 @@ struct rep {
 	uint64_t new_usn;
 	int have_usn, got_sync, initialized;
 	int64_t ndeleted;             /* markers of this table */
+	int created;                  /* this run made the database file */
+	int bound;                    /* a session set the table up (setup()) */
 	unsigned inflight;            /* upward changes waiting for a result */
 	uint64_t t0;
 	char *mapping;                /* the requested columns, as mapping_of() */
@@ -4704,6 +4711,7 @@ static int session(struct rep *x)
 	rcols_free(x);
 	if ((rc = setup(x, sr)))
 		goto out;
+	x->bound = 1;
 	x->initialized = !x->full;
 	if ((rc = event(x, "started", json_pack("{s:s,s:s,s:I,s:b,s:I}", "source", o->source,
 	    "guid", x->pguid, "usn", (json_int_t)x->start_usn, "full", x->full, "count",
@@ -4726,6 +4734,19 @@ out:
 	json_decref(sr);
 	rconn_close(&x->c);
 	return rc;
+}
+
+/* Remove the database file path and SQLite's companions of it. */
+static void forget_file(const char *path)
+{
+	static const char *const ext[] = {"", "-wal", "-shm", "-journal"};
+	char name[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < 4; i++)
+		if ((size_t)snprintf(name, sizeof(name), "%s%s", path, ext[i]) <
+		    sizeof(name))
+			unlink(name);
 }
 
 int ws_replicate_pull(const struct ws_replicate_pull_opts *o, char *err)
@@ -4754,6 +4775,7 @@ int ws_replicate_pull(const struct ws_replicate_pull_opts *o, char *err)
 		    "URL");
 	if (!(x.events = json_array()))
 		return WS_ENOMEM;
+	x.created = access(o->db, F_OK) != 0 && errno == ENOENT;
 	rc = sqlite3_open_v2(o->db, &x.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK) {
 		rc = sqlfail(x.db, rc, "cannot open database", err);
@@ -4796,5 +4818,9 @@ out:
 	ws_buf_release(&x.q);
 	ws_buf_release(&x.tmp);
 	sqlite3_close(x.db);
+	/* A run that failed before any session set the table up, in a file
+	 * it made, leaves no file behind: not one bound to no publisher. */
+	if (rc && x.created && !x.bound)
+		forget_file(o->db);
 	return rc;
 }

@@ -248,7 +248,9 @@ struct ws_replicate_pub_opts {
  * older than the current one then replicates in full; one that is up to
  * date goes on incrementally.  0, or the error that stopped the publisher itself (cannot open
  * the database, no such table, cannot listen).  A session's errors end
- * that session only; the replicator is told, and they are logged.
+ * that session only; the replicator is told, and they are logged.  A
+ * missing database file is WS_ENOTFOUND, like a missing table: it is
+ * never created.
  */
 int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err) WS_MUST_CHECK;
 
@@ -289,7 +291,10 @@ struct ws_replicate_pull_opts {
 };
 
 /*
- * Replicate into o->table of o->db, creating it if missing.  Without
+ * Replicate into o->table of o->db, creating them if missing.  A file
+ * this call created is removed again when it fails before a session set
+ * the table up (cannot connect, refused), so no empty database is left
+ * behind.  Without
  * follow: return 0 once the table is up to date.  With follow: until
  * *stop.  Errors: WS_EPERM (the publisher refused the rights asked for,
  * or the key; a secure session failed its handshake or was tampered with),

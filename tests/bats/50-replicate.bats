@@ -473,6 +473,18 @@ EOF
 	run --separate-stderr "$R" publish -d pub.db -t nosuch --stdio </dev/null
 	assert_failure 66
 	assert_stderr "wsync-replicate: no table 'nosuch' in 'pub.db'"
+	run --separate-stderr "$R" publish -d nosuch.db -t users --stdio </dev/null
+	assert_failure 66
+	assert_stderr "wsync-replicate: cannot open 'nosuch.db': no such file or directory"
+	# Runs that failed before doing any work leave no new file, and no
+	# empty database bound to no publisher.
+	[ ! -e nosuch.db ] || fail "a failed publish created nosuch.db"
+	[ ! -e rep.db ] || fail "a pull that could not connect created rep.db"
+	# A database that was there stays, with its tables.
+	sqlite3 mine.db 'CREATE TABLE notes(x); INSERT INTO notes VALUES (1)'
+	run --separate-stderr "$R" pull "unix:$T/nobody" -d mine.db -t users
+	assert_failure 69
+	assert_equal "$(rows mine.db 'SELECT x FROM notes')" 1
 }
 
 @test "publish --compact: a replicator behind the collected log replicates in full" {
