@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "wsync/wsync.h"
@@ -115,6 +116,48 @@ static int local_only(const struct ws_site_set *sets, size_t n, long long resolv
 		rc = ws_error(err, WS_EIO, "cannot write the list: %s",
 		    cli_strerror(errno));
 	return rc;
+}
+
+/*
+ * Follow on a terminal: the session's state on one line of stderr,
+ * rewritten in place; other messages clear it, print, and put it back.
+ */
+static char status_line[256];
+static int status_shown;
+
+static void show_status(void)
+{
+	if (status_line[0]) {
+		fprintf(stderr, "\r\033[Kwsync-join: %s", status_line);
+		fflush(stderr);
+		status_shown = 1;
+	}
+}
+
+static void clear_status(void)
+{
+	if (status_shown) {
+		fputs("\r\033[K", stderr);
+		status_shown = 0;
+	}
+}
+
+static void on_status(void *cd, const char *line)
+{
+	(void)cd;
+	if (cli_quiet)
+		return;
+	/* The line is the library's own text about this session: names it
+	 * holds (the hub's address) were given here, on the command line. */
+	snprintf(status_line, sizeof(status_line), "%s", line);
+	show_status();
+}
+
+static void on_log(void *cd, const char *line)
+{
+	clear_status();
+	cli_log_line(cd, line);
+	show_status();
 }
 
 int main(int argc, char **argv)
@@ -241,8 +284,13 @@ int main(int argc, char **argv)
 			cli_die(ws_exitcode(rc), "%s", err);
 		o.session_log = &slog;
 	}
+	if (o.follow && isatty(STDERR_FILENO)) {
+		o.log = on_log;
+		o.status = on_status;
+	}
 	rc = conflicts || resolve ? local_only(sets, o.nsets, resolve, keep, err) :
 	    ws_site_run(&o, err);
+	clear_status();
 	if (o.session_log) {
 		if (slog.failed && !rc)
 			cli_warn("cannot write log '%s': some frames are missing", logpath);

@@ -58,11 +58,39 @@ struct site {
 	int was_live;            /* the last session completed its catch-up */
 	int fatal;               /* the session is over */
 	struct sset *cur;        /* the set add_set() reports on */
+	uint64_t sent, received; /* batches, this session */
+	char said[160];          /* the last status line given */
 	struct ws_buf enc;
 	char *err;
 };
 
 #define slog(x, ...) ws_log_printf((x)->o->log, (x)->o->log_cd, __VA_ARGS__)
+
+/* Give the session's state to o->status when it changed. */
+static void status(struct site *x)
+{
+	char line[sizeof(x->said)];
+	size_t i, sets = 0, up = 0;
+
+	if (!x->o->status || !x->o->follow)
+		return;
+	for (i = 0; i < x->n; i++)
+		if (x->s[i].st && !x->s[i].refused && !x->s[i].gone) {
+			sets++;
+			up += x->s[i].caught_up;
+		}
+	if (!x->connected || !x->hello)
+		snprintf(line, sizeof(line), "connecting to %s", x->o->hub);
+	else
+		snprintf(line, sizeof(line), "connected to %s: %zu set%s, %zu caught up; "
+		    "%llu batch%s sent, %llu received", x->o->hub, sets,
+		    sets == 1 ? "" : "s", up, (unsigned long long)x->sent,
+		    x->sent == 1 ? "" : "es", (unsigned long long)x->received);
+	if (strcmp(line, x->said) == 0)
+		return;
+	snprintf(x->said, sizeof(x->said), "%s", line);
+	x->o->status(x->o->log_cd, line);
+}
 
 static struct sset *by_chan(struct site *x, uint32_t ch)
 {
@@ -92,6 +120,7 @@ static int send_one(const struct ws_batch *b, uint64_t usn, void *cd)
 	c->x->enc.len = 0;
 	if ((rc = ws_batch_encode(b, &c->x->enc)))
 		return rc;
+	c->x->sent++;
 	return ws_peer_send(&c->x->p, WS_FRAME_BATCH, 0, c->ss->ch, c->x->enc.p,
 	    c->x->enc.len);
 }
@@ -132,6 +161,7 @@ static int push_local(struct site *x, char *err)
 			break;
 	}
 	ws_schema_release(&sc);
+	status(x);
 	return rc;
 }
 
@@ -284,6 +314,7 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		if (hello.role != WS_ROLE_HUB)
 			return ws_error(x->err, WS_ECORRUPT, "the peer is not a hub");
 		x->hello = 1;
+		status(x);
 		return 0;
 	case WS_FRAME_ERROR:
 		ws_rd_init(&r, f->payload, f->len);
@@ -313,6 +344,8 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 			rc = ss->in_copy ? ws_store_snapshot_add(ss->st, &b, x->err) :
 			    ws_store_apply(ss->st, &b, NULL, x->err);
 		ws_batch_release(&b);
+		x->received++;
+		status(x);
 		return rc;
 	case WS_FRAME_SCHEMA: {
 		struct ws_schema sc = WS_SCHEMA_INIT;
@@ -327,8 +360,10 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 	case WS_FRAME_CLOCK:
 		if (ss && ss->accepted && (f->flags & WS_CLOCK_STABLE))
 			return on_stable(x, ss, f);
-		if (ss && (f->flags & WS_CLOCK_CAUGHT_UP))
+		if (ss && (f->flags & WS_CLOCK_CAUGHT_UP)) {
 			ss->caught_up = 1;
+			status(x);
+		}
 		if (ss && ss->st && (f->flags & WS_CLOCK_ACK)) {
 			struct ws_vclock h = WS_VCLOCK_INIT;
 
@@ -715,6 +750,8 @@ static int session(struct site *x)
 	x->hello = 0;
 	x->fatal = 0;
 	x->was_live = 0;
+	x->sent = x->received = 0;
+	status(x);
 	for (i = 0; i < x->n; i++) {
 		x->s[i].accepted = x->s[i].refused = 0;
 		x->s[i].caught_up = x->s[i].acked = 0;

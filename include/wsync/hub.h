@@ -102,6 +102,10 @@ struct ws_site_opts {
 	                              (ws_store_keep_views_local()) */
 	int scan;                  /* capture by comparison too, for writers
 	                              with triggers off (ws_store_scan()) */
+	ws_log_fn *status;         /* follow: the session's state in one line
+	                              ("connected to HUB: 2 sets, 2 caught up;
+	                              3 batches sent, 5 received"), each time
+	                              it changes; may be NULL */
 	const struct ws_keypair *key;  /* a secure session; NULL: plain */
 	int has_hub_key;           /* pin the hub's key to hub_key ... */
 	uint8_t hub_key[WS_KEY_PUBLICBYTES];

@@ -135,3 +135,23 @@ EOF
 	run grep -cE "127\.0\.0\.1:[0-9]+.*127\.0\.0\.1:[0-9]+" hub.err
 	assert_output 0
 }
+
+@test "wsync-join -f on a terminal keeps one status line up to date; -q silences it" {
+	command -v script >/dev/null || skip "script(1) is not installed"
+	start_hub hub -d hub --create -l "$SOCK"
+	sql a.db "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES(1, 'x')"
+	join "$SOCK" u=a.db
+	sql b.db "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"
+	# script(1) gives the follower a terminal; SIGINT ends it cleanly.
+	run timeout -s INT 3 script -qfec "'$WS_BIN/wsync-join' -f '$SOCK' u=b.db" /dev/null
+	line="wsync-join: connected to $SOCK: 1 set, 1 caught up; 0 batches sent, 1 received"
+	[[ "$output" == *$'\r\033[K'"$line"* ]] || fail "no status line '$line' in: $(cat -v <<<"$output")"
+	# Nothing but the status line, and it is cleared on the way out.
+	[[ "$output" != *$'\n'wsync-join:* ]] || fail "more than the status line: $(cat -v <<<"$output")"
+	run timeout -s INT 3 script -qfec "'$WS_BIN/wsync-join' -q -f '$SOCK' u=c.db" /dev/null
+	[[ "$output" != *wsync-join:* ]] || fail "-q printed: $(cat -v <<<"$output")"
+	# Not a terminal: no status line, as before.
+	spawn plain "$WS_BIN/wsync-join" -f "$SOCK" u=d.db
+	wait_sql d.db "SELECT count(*) FROM t" 1
+	assert_equal "$(cat plain.err)" ""
+}
