@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "wsync/delta.h"
+#include "wsync/escape.h"
 #include "wsync/json.h"
 #include "wsync/replicate.h"
 #include "wsync/store.h"
@@ -4736,6 +4737,22 @@ out:
 	return rc;
 }
 
+/*
+ * The "waiting" event: no session, the next attempt in retry_ms.  What a
+ * failed session left queued is dropped (its deletes come again).
+ */
+static int waiting(struct rep *x, int why, int retry_ms)
+{
+	char text[4 * WS_ERRLEN];
+
+	json_array_clear(x->events);
+	ws_escape_str(text, sizeof(text), x->err && *x->err ? x->err : ws_strerror(why));
+	if (event(x, "waiting", json_pack("{s:s,s:s,s:i}", "source", x->o->source,
+	    "error", text, "retry_ms", retry_ms)))
+		return WS_ENOMEM;
+	return deliver(x);
+}
+
 /* Remove the database file path and SQLite's companions of it. */
 static void forget_file(const char *path)
 {
@@ -4803,6 +4820,8 @@ int ws_replicate_pull(const struct ws_replicate_pull_opts *o, char *err)
 		if (ws_now_ms() - t0 > 10000)
 			backoff = 250; /* it worked for a while: start over */
 		ws_log_printf(o->log, o->log_cd, "%s; reconnecting in %d ms", err, backoff);
+		if ((rc = waiting(&x, rc, backoff)))
+			break;
 		ts.tv_sec = backoff / 1000;
 		ts.tv_nsec = (long)(backoff % 1000) * 1000000L;
 		nanosleep(&ts, NULL);

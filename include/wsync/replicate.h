@@ -202,7 +202,9 @@ typedef void ws_replicate_progress_fn(void *clientData, uint64_t rows, uint64_t 
 /*
  * An event, as one JSON object (compact, no newline): {"event":NAME,...}
  * with NAME one of started, added, updated, deleted, removed,
- * initialized, closed.  Return 0 when handled; for "deleted", 0 also
+ * initialized, closed, or (follow only) waiting: no session, the next
+ * attempt to connect in "retry_ms", after "error".  Return 0 when
+ * handled; for "deleted", 0 also
  * confirms the delete (unless hold_deletes), and non-zero leaves the row
  * marked deleted.  `name` is the event's NAME.
  */

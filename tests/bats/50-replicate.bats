@@ -438,6 +438,24 @@ EOF
 	assert_equal "$(tail -n 1 "$T/rep.out" | jq -r .event)" closed
 }
 
+@test "--follow before the publisher is up: waiting events, then it connects" {
+	make_pub pub.db 3
+	spawn rep "$R" pull "unix:$T/s" -d rep.db -t users -f -e -q
+	local rep=$PID
+	wait_lines "$T/rep.out" 2 '"event":"waiting"'
+	jq -e --arg src "unix:$T/s" 'select(.event == "waiting") | .table == "users" and
+	    .source == $src and (.error | test("cannot connect")) and .retry_ms >= 250' \
+	    "$T/rep.out" >/dev/null || fail "bad waiting events: $(cat "$T/rep.out")"
+	start_pub pub -d pub.db -t users -l "unix:$T/s"
+	wait_lines "$T/rep.out" 1 '"event":"initialized"'
+	assert_same_rows pub.db rep.db users 'id, name'
+	assert_equal "$(jq -r .event "$T/rep.out" | uniq | tr '\n' ' ')" \
+	    "waiting started added initialized "
+	kill -TERM "$rep"
+	reap "$rep"
+	assert_equal "$REAPED" 0
+}
+
 @test "usage errors exit 64" {
 	run --separate-stderr "$R"
 	assert_failure 64
