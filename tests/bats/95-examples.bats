@@ -1,0 +1,313 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# 95-examples.bats - every shell example of README.md and of the EXAMPLES
+# sections of the manual pages, run as written, so that a stale example
+# fails make check.
+#
+# examples.py says what an example is and splits it into commands (read
+# its header).  Each test here takes one example, or a few that tell one
+# story, and:
+#   - asserts how many commands it has, so that a changed example is
+#     looked at again here;
+#   - replaces only addresses and paths: a TCP hub or publisher
+#     (hub.example.org:7000, 0.0.0.0:7000, shop.example.org:7878...) is
+#     127.0.0.1:$PORT, absolute paths (/etc/wsync, /var/lib/wsync,
+#     /run/wsync, /tmp, /srv/wsync) are relative ones in $T, the example
+#     keys are the ones made here, and "ssh HOST" in an exec: command is
+#     dropped (the command runs here, as sshd would run it there);
+#   - runs a "HOST$" command in $T/HOST with HOME=$T/HOST, a "$" command
+#     in $T with HOME=$T, and a command that ends in "&" in the
+#     background (stopped by teardown);
+#   - compares the output the page shows (examples.py match).
+# The first test counts the examples of each file, so a new example needs
+# a test here.  Exempt, and why, are said where they are.
+
+bats_require_minimum_version 1.5.0
+load helper
+
+WAIT_S=${WAIT_S:-10}
+ROOT="$BATS_TEST_DIRNAME/../.."
+EXPY="$BATS_TEST_DIRNAME/examples.py"
+
+# The public keys the pages show.
+HUBKEY_EX='wsync-ed25519:xG2HZRY+2mRS0A3D8hb2A21sFYl2OtH8KyWJenn4D8E='
+LAPTOP_EX='wsync-ed25519:+B2WDekmX0eFGht+QEjTGynS+REpkmywMj4bRhwLCKM='
+DESKTOP_EX='wsync-ed25519:jzro5wY02JMSfnVQKSz9J2LIZSGAZ8OdxSrPPZiCRMA='
+
+setup() {
+	T=$BATS_TEST_TMPDIR
+	cd "$T"
+	: >"$T/pids"
+	local t
+	for t in $WS_TOOLS; do
+		ws_need "$t"
+	done
+	command -v sqlite3 >/dev/null || fail "these tests need the sqlite3 CLI"
+	command -v jq >/dev/null || fail "these tests need jq"
+	PATH="$WS_BIN:$PATH"
+	export PATH
+	PORT=$(free_port)
+}
+
+teardown() {
+	proc_teardown
+}
+
+# ex FILE N [FROM TO]...: split example N of FILE (from the top of the
+# tree) into $EX/I.sh, I.host, I.out; $EX_N is its number of commands.
+ex() {
+	local file=$1 n=$2
+	shift 2
+	EX="$T/ex.${file//\//_}.$n"
+	mkdir -p "$EX"
+	EX_N=$(python3 "$EXPY" split "$ROOT/$file" "$n" "$EX" "$@") ||
+	    fail "examples.py split $file $n failed"
+}
+
+# ex_dir I: where command I runs, made if need be.
+ex_dir() {
+	local h
+	h=$(cat "$EX/$1.host")
+	mkdir -p "$T/$h"
+	(cd "$T/$h" && pwd)
+}
+
+ex_sh() {
+	cd "$1" && HOME="$1" bash -e "$2"
+}
+
+# ex_run I: run command I (as run --separate-stderr does).
+ex_run() {
+	run --separate-stderr ex_sh "$(ex_dir "$1")" "$EX/$1.sh"
+}
+
+# ex_ok I: command I succeeds.
+ex_ok() {
+	ex_run "$1"
+	assert_success
+}
+
+# ex_bg I NAME: command I, which ends in "&", in the background as NAME.
+ex_bg() {
+	local d
+	d=$(ex_dir "$1")
+	grep -q '&[[:space:]]*$' "$EX/$1.sh" || fail "command $1 does not end in '&'"
+	{ printf 'exec '; sed 's/[[:space:]]*&[[:space:]]*$//' "$EX/$1.sh"; } >"$EX/$1.bg"
+	spawn "$2" ex_sh "$d" "$EX/$1.bg"
+}
+
+# ex_daemon I NAME: command I, which runs until stopped, as NAME.
+ex_daemon() {
+	local d
+	d=$(ex_dir "$1")
+	{ printf 'exec '; cat "$EX/$1.sh"; } >"$EX/$1.bg"
+	spawn "$2" ex_sh "$d" "$EX/$1.bg"
+}
+
+# ex_expect I [FILE]: stdout of the last ex_run (or FILE) is what the
+# page shows after command I.
+ex_expect() {
+	local got="$T/got.$$"
+	if [ $# -ge 2 ]; then
+		got=$2
+	else
+		printf '%s\n' "$output" >"$got"
+	fi
+	run python3 "$EXPY" match "$EX/$1.out" "$got"
+	assert_success
+}
+
+# ex_no_output I: the page shows no output after command I.
+ex_no_output() {
+	assert_equal "$(cat "$EX/$1.out")" ""
+}
+
+# pub FILE: the public key of key FILE, without its comment.
+pub() {
+	cut -d' ' -f1 "$1.pub"
+}
+
+# listening NAME: wait for NAME's "listening on" line.
+listening() {
+	wait_lines "$T/$1.err" 1 'listening on '
+}
+
+# notes DB: a notes table with two rows.
+notes() {
+	sql "$1" "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT, body TEXT);
+	    INSERT INTO notes VALUES (1, 'groceries', 'milk'), (2, 'books', NULL)"
+}
+
+@test "examples: each file has the examples this suite runs" {
+	# FILE COUNT: a new example needs a test below.
+	while read -r f n; do
+		assert_equal "$f: $(python3 "$EXPY" list "$ROOT/$f" | wc -l)" "$f: $n"
+	done <<-EOF
+	README.md 13
+	man/wsync-inspect.1 10
+	man/wsync-join.1 11
+	man/wsync-keygen.1 5
+	man/wsync-protocol.5 0
+	man/wsync-replicate.1 5
+	man/wsync-serve.1 10
+	man/wsync.7 0
+	EOF
+}
+
+# --- README.md ---------------------------------------------------------------
+
+@test "README: the make examples are exempt, and are only make" {
+	# make deps, make, make install, make clean, make demo, make check and
+	# make chaos build in, install from or test the working tree itself,
+	# which this suite must not write into (and make check runs it).
+	local n i
+	for n in 1 7 12 13; do
+		ex README.md "$n"
+		for ((i = 1; i <= EX_N; i++)); do
+			assert_equal "$(sed 's/^ *//' "$EX/$i.sh" | cut -c1-5)" "make "
+		done
+	done
+}
+
+@test "README: Quick start, one-shot and follow mode, and the log of the sync" {
+	ex README.md 2 bin/wsync- wsync-
+	assert_equal "$EX_N" 5
+	ex_bg 1 hub
+	wait_lines "$T/hub.err" 1 '.'
+	assert_equal "$(head -n 1 "$T/hub.err")" "wsync-serve: listening on unix:hub.sock"
+	grep -q '^# wsync-serve: listening on unix:hub.sock$' "$ROOT/README.md"
+	ex_ok 2
+	ex_ok 3
+	assert_output ''
+	assert_stderr_empty
+	ex_ok 4
+	assert_stderr_empty
+	ex_ok 5
+	assert_output '1|groceries'
+	local quick=$EX
+	# The batch that carried the row, from site.log.
+	ex README.md 3 bin/wsync- wsync-
+	assert_equal "$EX_N" 1
+	ex_ok 1
+	assert_equal "${#lines[@]}" 1
+	assert_equal "$(jq -r '.frame.changes[0].set.title' <<<"$output")" groceries
+	# Follow mode: the update reaches copy.db a moment later.
+	ex README.md 4 bin/wsync- wsync-
+	assert_equal "$EX_N" 4
+	ex_bg 1 site1
+	ex_bg 2 site2
+	sleep 0.5
+	ex_ok 3
+	wait_sql copy.db 'SELECT * FROM notes' '1|shopping'
+	ex_ok 4
+	assert_output '1|shopping'
+	: "$quick"
+}
+
+@test "README: over ssh, no listening hub (exec: runs the command here)" {
+	ex README.md 5 bin/wsync- wsync- 'ssh host ' '' /srv/wsync srv
+	assert_equal "$EX_N" 1
+	notes notes.db
+	ex_ok 1
+	assert_stderr_empty
+	assert_equal "$(sqlite3 srv/notes.db 'SELECT title FROM notes ORDER BY id')" "groceries
+books"
+}
+
+@test "README: list the conflicts and resolve one" {
+	ex README.md 6 bin/wsync- wsync-
+	assert_equal "$EX_N" 2
+	start_hub hub -l "unix:$T/hub.sock" -d hubdata --create
+	notes notes.db
+	join "unix:$T/hub.sock" notes=notes.db
+	join "unix:$T/hub.sock" notes=other.db
+	sql notes.db "UPDATE notes SET body = 'mine' WHERE id = 1"
+	sql other.db "UPDATE notes SET body = 'theirs' WHERE id = 1"
+	join "unix:$T/hub.sock" notes=other.db
+	join "unix:$T/hub.sock" notes=notes.db
+	ex_ok 1
+	assert_equal "${#lines[@]}" 1
+	local lost
+	lost=$(cut -f6 <<<"$output")
+	ex_ok 2
+	assert_equal "$(sqlite3 notes.db 'SELECT body FROM notes WHERE id = 1')" "${lost//\"/}"
+	ex_ok 1
+	assert_output ''
+}
+
+@test "README: Security, keys made, a keyed hub, and the first site" {
+	ex README.md 8 bin/wsync- wsync-
+	assert_equal "$EX_N" 2
+	ex_ok 1
+	assert_output --regexp '^wsync-ed25519:[A-Za-z0-9+/]{43}= hub$'
+	ex_ok 2
+	assert_output --regexp '^wsync-ed25519:[A-Za-z0-9+/]{43}= laptop$'
+	# The authorized keys as the README shows them, with this key.
+	grep "^$LAPTOP_EX .* # laptop\$" "$ROOT/README.md" |
+	    sed "s|$LAPTOP_EX|$(pub site.key)|" >sites
+	grep -q 'notes=create' sites
+	ex README.md 9 bin/wsync- wsync- 0.0.0.0:7000 "127.0.0.1:$PORT" \
+	    hub.example.org:7000 "127.0.0.1:$PORT" "$HUBKEY_EX" "$(pub hub.key)"
+	assert_equal "$EX_N" 2
+	notes notes.db
+	ex_bg 1 hub
+	listening hub
+	ex_ok 2
+	assert_stderr_empty
+	assert_equal "$(sqlite3 hubdata/notes.db 'SELECT count(*) FROM notes')" 2
+}
+
+# logs: a hub with a log rotated once (hub.log.1, hub.log), a site's log,
+# a damaged copy and a database, as the README's and wsync-inspect(1)'s
+# examples read them.
+logs() {
+	start_hub hub1 -l "unix:$T/hub.sock" -d hubdata --create --log hub.log.1
+	notes notes.db
+	sql notes.db "CREATE TABLE secrets(id INTEGER PRIMARY KEY, pin);
+	    INSERT INTO secrets VALUES (1, 1234)"
+	join --log site.log "unix:$T/hub.sock" notes=notes.db
+	kill "$HUB_PID"
+	reap "$HUB_PID"
+	start_hub hub2 -l "unix:$T/hub.sock" -d hubdata --log hub.log
+	sql notes.db "UPDATE notes SET title = 'x' WHERE id = 1"
+	join --log site.log "unix:$T/hub.sock" notes=notes.db
+	cp hub.log damaged.log
+	flip_byte damaged.log 40
+	# A stream of frames: the frames of the site's log.
+	wsync-inspect --json site.log | jq -c .frame | wsync-inspect --encode >log.ws
+}
+
+@test "README: looking at logs and databases" {
+	ex README.md 10
+	assert_equal "$EX_N" 6
+	logs
+	ex_ok 1
+	assert_line --regexp '  notes  BATCH  site=[0-9a-f]{8} '
+	ex_daemon 2 follow
+	wait_lines "$T/follow.out" 1 ' BATCH '
+	sql notes.db "UPDATE notes SET title = 'y' WHERE id = 1"
+	join "unix:$T/hub.sock" notes=notes.db
+	wait_lines "$T/follow.out" 2 ' BATCH '
+	ex_ok 3
+	ex_ok 4
+	assert_output --partial 'batch'
+	# Status 65: damage skipped (EXIT STATUS in wsync-inspect(1)).
+	ex_run 5
+	assert_failure 65
+	[ -s clean.log ]
+	ex_ok 6
+	assert_output --partial 'notes'
+}
+
+@test "README: piping deltas through jq" {
+	ex README.md 11
+	assert_equal "$EX_N" 2
+	logs
+	ex_ok 1
+	assert_line --partial '"table": "secrets"'
+	ex_ok 2
+	[ -s clean.ws ]
+	run bash -c "wsync-inspect --json clean.ws | jq -r 'select(.type == \"batch\") | .changes[].table' | sort | uniq -c"
+	assert_success
+	assert_output --regexp '^ *3 notes$'
+}
