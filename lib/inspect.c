@@ -24,7 +24,11 @@
  * of the same session and working set (no coordinate may go back), and
  * each batch's dot with the previous dot of the same origin site (no
  * repeat, no gap; the first one must follow the clock the receiver
- * announced in its ADD).
+ * announced in its ADD, or the horizon of a full copy).  A STABLE clock
+ * is the hub's collected horizon, compared only with the horizon before
+ * it; the batches of a full copy (STABLE|SNAPSHOT, up to the next clock)
+ * carry no dots of their own and are not checked.  Batch clocks are not
+ * compared, so the entries a hub prunes from them do not matter.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -451,6 +455,11 @@ struct wsstate {
 	struct ws_vclock dots;  /* last dot counter seen per origin site */
 	int has_adv;
 	struct ws_vclock adv;   /* the clock this side announced in its ADD */
+	int has_stable;
+	struct ws_vclock stable; /* the last collected horizon (STABLE) sent */
+	int has_snap;
+	struct ws_vclock snap;  /* the horizon of the last full copy sent */
+	int copy;               /* a full copy is under way (SNAPSHOT seen) */
 };
 
 struct chmap {
@@ -480,6 +489,8 @@ static void sess_reset(struct sess *s)
 		ws_vclock_release(&s->ws[i].clock);
 		ws_vclock_release(&s->ws[i].dots);
 		ws_vclock_release(&s->ws[i].adv);
+		ws_vclock_release(&s->ws[i].stable);
+		ws_vclock_release(&s->ws[i].snap);
 	}
 	free(s->ws);
 	free(s->ch);
@@ -821,6 +832,40 @@ static int check_clock(struct insp *x, const struct rec *r, struct wsstate *w,
 	return ws_vclock_copy(&w->clock, vc);
 }
 
+/*
+ * --check: a STABLE clock holds the hub's collected horizon, not its
+ * clock, so it is compared only with the horizon before it, which never
+ * goes back.  With SNAPSHOT, a full copy follows up to the next clock
+ * frame on the channel, and the receiver then holds the horizon.
+ */
+static int check_stable(struct insp *x, const struct rec *r, struct wsstate *w,
+    const struct ws_vclock *vc, int snapshot)
+{
+	char s8[9];
+	size_t i;
+	uint64_t old;
+	int rc;
+
+	if (w->has_stable)
+		for (i = 0; i < vc->n; i++) {
+			old = ws_vclock_get(&w->stable, &vc->e[i].site);
+			if (vc->e[i].counter < old) {
+				short_site(&vc->e[i].site, s8);
+				problem(x, r, w->wsid, "the collected horizon went back: "
+				    "site %s from %" PRIu64 " to %" PRIu64, s8, old,
+				    vc->e[i].counter);
+			}
+		}
+	w->has_stable = 1;
+	if ((rc = ws_vclock_copy(&w->stable, vc)))
+		return rc;
+	if (!snapshot)
+		return 0;
+	w->copy = 1;
+	w->has_snap = 1;
+	return ws_vclock_copy(&w->snap, vc);
+}
+
 /* "batch 6 is missing" or "batches 6 to 9 are missing" into buf. */
 static const char *missing(char buf[96], uint64_t from, uint64_t to)
 {
@@ -841,7 +886,10 @@ static int check_dot(struct insp *x, const struct rec *r, struct wsstate *w,
 
 	short_site(site, s8);
 	if (last == 0) {
+		/* What the receiver announced, and what a full copy gave it. */
 		had = recv && recv->has_adv ? ws_vclock_get(&recv->adv, site) : 0;
+		if (w->has_snap && ws_vclock_get(&w->snap, site) > had)
+			had = ws_vclock_get(&w->snap, site);
 		if (recv && recv->has_adv && c > had + 1)
 			problem(x, r, w->wsid, "site %s: batch %" PRIu64 " comes first, "
 			    "but the receiver had only up to %" PRIu64 ": %s", s8, c, had,
@@ -997,9 +1045,16 @@ static int follow_session(struct insp *x, const struct rec *r, struct sess *s,
 		}
 		if (!w || x->o->mode != WS_INSPECT_CHECK)
 			break;
-		if (r->f.type == WS_FRAME_CLOCK)
-			rc = check_clock(x, r, w, &x->vc);
-		else if (r->f.type == WS_FRAME_BATCH) {
+		if (r->f.type == WS_FRAME_CLOCK) {
+			w->copy = 0; /* any clock frame ends a full copy */
+			if (r->f.flags & WS_CLOCK_STABLE)
+				rc = check_stable(x, r, w, &x->vc,
+				    r->f.flags & WS_CLOCK_SNAPSHOT);
+			else
+				rc = check_clock(x, r, w, &x->vc);
+		} else if (r->f.type == WS_FRAME_BATCH && !w->copy) {
+			/* A full copy's batches carry no dot of their own: their
+			 * changes name the hub's copy, or a conflict's loser. */
 			struct sess *o = sess_other(x, r);
 
 			rc = check_batch(x, r, w, o ? sess_chan(o, r->f.channel) : NULL);

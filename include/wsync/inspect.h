@@ -101,8 +101,10 @@ void ws_inspect_opts_init(struct ws_inspect_opts *o);
  *     was written.  With it, each damaged range is passed to o->warn and
  *     skipped, and the run returns WS_ECORRUPT at its end.
  *   WS_ECORRUPT from WS_INSPECT_CHECK when the frames are intact but a
- *     clock went back or a site's dots have a gap (each one was passed to
- *     o->warn);
+ *     clock (or a hub's collected horizon, in STABLE clocks) went back or
+ *     a site's dots have a gap (each one was passed to o->warn); the
+ *     batches of a full copy (STABLE|SNAPSHOT up to the next clock) have
+ *     no dots to check, and after it the receiver holds the horizon;
  *   WS_ENOTFOUND (66) for a missing file or URL, WS_EPERM, WS_EIO (a read
  *     or a write failed, EPIPE included; err names the file), WS_EUNSUPP
  *     (a server that cannot be reached), WS_EINVAL (an unsupported URL

@@ -266,6 +266,58 @@ wsync-inspect: 2 problems found"
 wsync-inspect: 1 problem found"
 }
 
+@test "--check of real logs with collected history, a full copy and pruned clocks" {
+	command -v sqlite3 >/dev/null || fail "this test needs sqlite3"
+	ws_need wsync-serve
+	ws_need wsync-join
+	local sock="unix:$T/hub.sock" j="$WS_BIN/wsync-join"
+	start_hub hub -l "$sock" -d hub --create --heartbeat 1 --retain 0 --log hub.log
+	sql a.db "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT, body);
+	    INSERT INTO notes VALUES(1, 'one', 'first'), (2, 'two', NULL)"
+	spawn fa "$j" -f --heartbeat 1 --log a.log "$sock" notes=a.db
+	wait_lines hub.err 1 "joined working set 'notes'"
+	# c writes once and leaves; a writes over c's row, after seeing it.
+	sql c.db "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT, body)"
+	"$j" "$sock" notes=c.db
+	sql c.db "INSERT INTO notes VALUES(3, 'from c', NULL)"
+	"$j" "$sock" notes=c.db
+	wait_sql a.db "SELECT title FROM notes WHERE id = 3" 'from c'
+	sql a.db "UPDATE notes SET title = 'uno' WHERE id = 1"
+	# The hub collects; then b joins and gets a full copy.
+	wait_lines hub.err 1 "collected [0-9]+ change-log entries every site holds"
+	wait_sql hub/notes.db "SELECT count(*) FROM wsync_log WHERE tbl != 0" 0
+	spawn fb "$j" -f --heartbeat 1 --log b.log "$sock" notes=b.db
+	wait_lines hub.err 1 "sending a full copy of working set 'notes'"
+	wait_sql b.db "SELECT title FROM notes WHERE id = 1" uno
+	# a's next batch reaches b with a pruned clock: c's entry is within
+	# the collected horizon, and its Lamport number is stated.
+	sleep 1.5
+	sql a.db "UPDATE notes SET body = 'seen c' WHERE id = 3"
+	wait_sql b.db "SELECT body FROM notes WHERE id = 3" 'seen c'
+	sleep 1.5
+	kill -TERM "$PID"
+	reap "$PID"
+	"$I" --json -t clock b.log | jq -s -e 'any(.frame.flags == 24)' >/dev/null ||
+	    fail "no full copy in b.log: $("$I" b.log)"
+	"$I" --json -t batch b.log | jq -s -e 'any(.frame.lamport != null)' >/dev/null ||
+	    fail "no pruned clock in b.log: $("$I" b.log)"
+	run --separate-stderr "$I" --check a.log b.log hub.log
+	assert_success
+	assert_stderr_empty
+	assert_line --index 0 --regexp '^a\.log: ok, [0-9]+ frames, [0-9]+ bytes$'
+	assert_line --index 1 --regexp '^b\.log: ok, [0-9]+ frames, [0-9]+ bytes$'
+	assert_line --index 2 --regexp '^hub\.log: ok, [0-9]+ frames, [0-9]+ bytes$'
+	# A full copy does not hide real damage: a hub batch after the copy
+	# that skips a counter is still a gap.
+	"$I" --json b.log | jq -c 'if .frame.type == "batch" and .dir == "in" and
+	    (.frame.dot // "" | length) > 0 then .frame.dot |= sub(":[0-9]+$"; ":9")
+	    | .frame.changes[].dot |= sub(":[0-9]+$"; ":9") else . end' |
+	    "$I" --encode >gap.log
+	run --separate-stderr "$I" --check gap.log
+	assert_failure 65
+	assert_stderr_contains ": batch 9 comes first, but the receiver had only up to "
+}
+
 # --- inputs --------------------------------------------------------------------------
 
 @test "stdin, several inputs in order, and a missing one (66)" {

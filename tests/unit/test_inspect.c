@@ -478,21 +478,141 @@ TEST(run_schema)
 	ws_buf_release(&out);
 }
 
-/* One log record of frame (type, ch, payload) from/to peer, appended to out. */
-static void put_logged(struct ws_buf *out, const char *peer, unsigned dir,
-    uint8_t type, uint32_t ch, const void *pl, size_t n)
+/* One log record of frame (type, flags, ch, payload) from/to peer,
+ * appended to out. */
+static void put_logged_flags(struct ws_buf *out, const char *peer, unsigned dir,
+    uint8_t type, uint8_t flags, uint32_t ch, const void *pl, size_t n)
 {
 	struct ws_log_record r = {.time_us = 1763800000000000ull, .dir = dir,
 	    .peer = peer, .peerlen = strlen(peer)};
 	struct ws_buf rec = WS_BUF_INIT;
 
 	r.frame.type = type;
+	r.frame.flags = flags;
 	r.frame.channel = ch;
 	r.frame.payload = pl;
 	r.frame.len = (uint32_t)n;
 	CHECK_INT(ws_log_record_encode(&r, &rec), 0);
 	CHECK_INT(ws_frame_put(out, WS_FRAME_LOG, 0, 0, rec.p, rec.len), 0);
 	ws_buf_release(&rec);
+}
+
+static void put_logged(struct ws_buf *out, const char *peer, unsigned dir,
+    uint8_t type, uint32_t ch, const void *pl, size_t n)
+{
+	put_logged_flags(out, peer, dir, type, 0, ch, pl, n);
+}
+
+/* A CLOCK frame from the hub with these flags and the clock {s: counter}. */
+static void put_hub_clock(struct ws_buf *out, uint8_t flags,
+    const struct ws_siteid *s, uint64_t counter)
+{
+	struct ws_vclock vc = WS_VCLOCK_INIT;
+	struct ws_buf pl = WS_BUF_INIT;
+
+	CHECK_INT(ws_vclock_set(&vc, s, counter), 0);
+	CHECK_INT(ws_vclock_encode(&vc, &pl), 0);
+	put_logged_flags(out, "hub", WS_LOG_IN, WS_FRAME_CLOCK, flags, 1, pl.p, pl.len);
+	ws_vclock_release(&vc);
+	ws_buf_release(&pl);
+}
+
+/*
+ * A BATCH frame from the hub: one insert of site s, counter c; with the
+ * batch's own dot and clock {s: c}, or (a full copy's) without them.
+ */
+static void put_hub_batch(struct ws_buf *out, const struct ws_siteid *s,
+    uint64_t c, int dot)
+{
+	static const char *const cols[] = {"id", "v"};
+	static const uint32_t pk[] = {0};
+	struct ws_value key = {.type = WS_INTEGER, .i = (int64_t)c};
+	struct ws_value val = {.type = WS_TEXT, .p = (const uint8_t *)"v", .n = 1};
+	struct ws_change ch = {0};
+	struct ws_vclock vc = WS_VCLOCK_INIT;
+	struct ws_buf pl = WS_BUF_INIT;
+	struct ws_batch b;
+	uint8_t mask = 2;
+	uint32_t ti, si;
+
+	ws_batch_init(&b);
+	CHECK_INT(ws_batch_add_table(&b, "t", 2, cols, 1, pk, &ti, NULL), 0);
+	if (dot) {
+		CHECK_INT(ws_batch_set_dot(&b, s, c), 0);
+		CHECK_INT(ws_vclock_set(&vc, s, c), 0);
+		CHECK_INT(ws_batch_set_clock(&b, &vc), 0);
+	}
+	CHECK_INT(ws_batch_site(&b, s, &si), 0);
+	ch.table = ti;
+	ch.site = si;
+	ch.counter = c;
+	ch.op = WS_OP_INSERT;
+	ch.pk = &key;
+	ch.mask = &mask;
+	ch.vals = &val;
+	ch.nvals = 1;
+	CHECK_INT(ws_batch_add_change(&b, &ch, NULL), 0);
+	CHECK_INT(ws_batch_encode(&b, &pl), 0);
+	put_logged(out, "hub", WS_LOG_IN, WS_FRAME_BATCH, 1, pl.p, pl.len);
+	ws_batch_release(&b);
+	ws_vclock_release(&vc);
+	ws_buf_release(&pl);
+}
+
+/*
+ * A site's log of a catch-up after the hub collected history: a STABLE
+ * clock is the collected horizon, not the hub's clock, and a full copy's
+ * batches (STABLE|SNAPSHOT up to the next clock) carry no dots of their
+ * own; after the copy the site holds the horizon.  None of that is a
+ * problem; a horizon that goes back and a gap after the copy are.
+ */
+TEST(run_check_full_copy)
+{
+	struct ws_add a = {.clock = WS_VCLOCK_INIT};
+	struct ws_buf s = WS_BUF_INIT, pl = WS_BUF_INIT, out = WS_BUF_INIT;
+	struct ws_siteid site, copy;
+	struct lines w;
+	char path[128], err[WS_ERRLEN];
+
+	snprintf(path, sizeof(path), "%s/copy.log", tmpdir);
+	memset(site.b, 0x11, sizeof(site.b));
+	memset(copy.b, 0x99, sizeof(copy.b));
+	CHECK_INT(ws_frame_put_preamble(&s), 0);
+	snprintf(a.wsid, sizeof(a.wsid), "notes");
+	CHECK_INT(ws_add_encode(&a, &pl), 0);
+	put_logged(&s, "hub", WS_LOG_OUT, WS_FRAME_ADD, 1, pl.p, pl.len);
+	CHECK_INT(ws_vclock_set(&a.clock, &site, 5), 0);
+	pl.len = 0;
+	CHECK_INT(ws_add_encode(&a, &pl), 0);
+	put_logged(&s, "hub", WS_LOG_IN, WS_FRAME_ADD, 1, pl.p, pl.len);
+	put_hub_clock(&s, 0, &site, 5);
+	put_hub_clock(&s, WS_CLOCK_STABLE | WS_CLOCK_SNAPSHOT, &site, 3);
+	put_hub_batch(&s, &copy, 1, 0);
+	put_hub_batch(&s, &copy, 1, 0);
+	put_hub_clock(&s, WS_CLOCK_STABLE, &site, 3);
+	put_hub_batch(&s, &site, 4, 1);
+	put_hub_batch(&s, &site, 5, 1);
+	put_hub_clock(&s, WS_CLOCK_CAUGHT_UP, &site, 5);
+	write_file(path, s.p, s.len);
+	CHECK_INT(run(WS_INSPECT_CHECK, 0, path, &w, &out, err), 0);
+	CHECK_INT(w.n, 0);
+	if (w.n)
+		fprintf(stderr, "%s", w.text);
+
+	/* Real damage is still found. */
+	put_hub_clock(&s, WS_CLOCK_STABLE, &site, 2);
+	put_hub_batch(&s, &site, 7, 1);
+	write_file(path, s.p, s.len);
+	CHECK_INT(run(WS_INSPECT_CHECK, 0, path, &w, &out, err), WS_ECORRUPT);
+	CHECK_INT(w.n, 2);
+	CHECK(strstr(w.text, "the collected horizon went back: site 11111111 "
+	    "from 3 to 2\n") != NULL);
+	CHECK(strstr(w.text, "site 11111111: batch 7 after batch 5: batch 6 is "
+	    "missing\n") != NULL);
+	ws_buf_release(&s);
+	ws_buf_release(&pl);
+	ws_buf_release(&out);
+	ws_vclock_release(&a.clock);
 }
 
 /*
@@ -597,6 +717,7 @@ int main(void)
 	RUN(put_value);
 	RUN(types_urls_databases);
 	RUN(run_check);
+	RUN(run_check_full_copy);
 	RUN(run_salvage);
 	RUN(run_schema);
 	RUN(run_hostile_names);
