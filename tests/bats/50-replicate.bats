@@ -149,7 +149,13 @@ assert_intact() {
 	run --separate-stderr "$R" pull "unix:$T/s" -d rep.db -t users -c tags
 	assert_failure 65
 	assert_stderr "wsync-replicate: the publisher refused: no published column 'tags'"
-	# Replication did not start: no table, no state.
+	# Replication did not start: no table, no state, not even the file
+	# these runs would have made.
+	[ ! -e rep.db ] || fail "refused runs left rep.db: $(rows rep.db .schema)"
+	# In a database that was there: no table, no state.
+	sqlite3 rep.db 'CREATE TABLE other(x)'
+	run --separate-stderr "$R" pull "unix:$T/s" -d rep.db -t users --add
+	assert_failure 77
 	assert_equal "$(rows rep.db "SELECT count(*) FROM sqlite_master WHERE name = 'users'")" 0
 	assert_equal "$(rows rep.db 'SELECT count(*) FROM wsync_replica')" 0
 	# Granted rights are accepted.
