@@ -1224,6 +1224,39 @@ static int put_schema(struct ws_buf *o, const struct ws_schema *sc)
 	return rc;
 }
 
+/*
+ * "flags=" and the names of a CLOCK frame's flags (session.h), comma-
+ * separated, with any bit this build does not know as hex at the end:
+ * "flags=stable,snapshot", "flags=ack,0x80".
+ */
+static int put_clock_flags(struct ws_buf *o, unsigned flags)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = {
+		{WS_CLOCK_CAUGHT_UP, "caught-up"},
+		{WS_CLOCK_SYNC, "sync"},
+		{WS_CLOCK_ACK, "ack"},
+		{WS_CLOCK_STABLE, "stable"},
+		{WS_CLOCK_SNAPSHOT, "snapshot"},
+	};
+	const char *sep = "";
+	size_t i;
+	int rc;
+
+	if ((rc = ws_buf_printf(o, "flags=")))
+		return rc;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (flags & names[i].bit) {
+			if ((rc = ws_buf_printf(o, "%s%s", sep, names[i].name)))
+				return rc;
+			flags &= ~names[i].bit;
+			sep = ",";
+		}
+	return flags ? ws_buf_printf(o, "%s0x%x", sep, flags) : 0;
+}
+
 static int put_summary(struct insp *x, const struct rec *r, const struct dec *d)
 {
 	const struct ws_frame *f = &r->f;
@@ -1262,25 +1295,9 @@ static int put_summary(struct insp *x, const struct rec *r, const struct dec *d)
 	case WS_FRAME_CLOCK:
 		if ((rc = ws_buf_printf(o, "  ")))
 			return rc;
-		if (f->flags) {
-			const char *sep = "";
-
-			if ((rc = ws_buf_printf(o, "flags=")))
-				return rc;
-			if (f->flags & WS_CLOCK_CAUGHT_UP && !(rc = ws_buf_printf(o,
-			    "%scaught-up", sep)))
-				sep = ",";
-			if (!rc && f->flags & WS_CLOCK_SYNC && !(rc = ws_buf_printf(o,
-			    "%ssync", sep)))
-				sep = ",";
-			if (!rc && f->flags & WS_CLOCK_ACK && !(rc = ws_buf_printf(o,
-			    "%sack", sep)))
-				sep = ",";
-			if (!rc && f->flags & ~7u)
-				rc = ws_buf_printf(o, "%s0x%x", sep, f->flags & ~7u);
-			if (rc || (rc = ws_buf_putc(o, ' ')))
-				return rc;
-		}
+		if (f->flags && ((rc = put_clock_flags(o, f->flags)) ||
+		    (rc = ws_buf_putc(o, ' '))))
+			return rc;
 		if ((rc = ws_buf_printf(o, "clock=")))
 			return rc;
 		return put_clock(o, &x->vc);

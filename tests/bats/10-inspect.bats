@@ -68,6 +68,24 @@ setup() {
 -  -  -  #1  CLOCK  clock=01234567:1"
 }
 
+@test "the timeline names CLOCK flags, and shows unnamed bits in hex" {
+	local f
+	for f in 1 2 4 8 24 5 132 128; do
+		printf '{"type":"clock","ch":0,"flags":%d,"clock":{}}\n' "$f"
+	done >flags.json
+	run --separate-stderr "$I" flags.json
+	assert_success
+	assert_stderr_empty
+	assert_output "-  -  -  -  CLOCK  flags=caught-up clock={}
+-  -  -  -  CLOCK  flags=sync clock={}
+-  -  -  -  CLOCK  flags=ack clock={}
+-  -  -  -  CLOCK  flags=stable clock={}
+-  -  -  -  CLOCK  flags=stable,snapshot clock={}
+-  -  -  -  CLOCK  flags=caught-up,ack clock={}
+-  -  -  -  CLOCK  flags=ack,0x80 clock={}
+-  -  -  -  CLOCK  flags=0x80 clock={}"
+}
+
 # --- JSON lines to binary and back -------------------------------------------
 
 @test "--encode writes the preamble, then the frames (golden bytes)" {
