@@ -93,7 +93,7 @@ ex_bg() {
 	d=$(ex_dir "$1")
 	grep -q '&[[:space:]]*$' "$EX/$1.sh" || fail "command $1 does not end in '&'"
 	{ printf 'exec '; sed 's/[[:space:]]*&[[:space:]]*$//' "$EX/$1.sh"; } >"$EX/$1.bg"
-	spawn "$2" ex_sh "$d" "$EX/$1.bg"
+	spawn "$2" bash -c 'cd "$1" && HOME=$1 exec bash -e "$2"' ex "$d" "$EX/$1.bg"
 }
 
 # ex_daemon I NAME: command I, which runs until stopped, as NAME.
@@ -101,7 +101,7 @@ ex_daemon() {
 	local d
 	d=$(ex_dir "$1")
 	{ printf 'exec '; cat "$EX/$1.sh"; } >"$EX/$1.bg"
-	spawn "$2" ex_sh "$d" "$EX/$1.bg"
+	spawn "$2" bash -c 'cd "$1" && HOME=$1 exec bash -e "$2"' ex "$d" "$EX/$1.bg"
 }
 
 # ex_expect I [FILE]: stdout of the last ex_run (or FILE) is what the
@@ -310,4 +310,144 @@ logs() {
 	run bash -c "wsync-inspect --json clean.ws | jq -r 'select(.type == \"batch\") | .changes[].table' | sort | uniq -c"
 	assert_success
 	assert_output --regexp '^ *3 notes$'
+}
+
+# --- wsync-serve(1) ----------------------------------------------------------
+
+# site_keys: laptop/site.key and desktop/site.key; $LAPTOP and $DESKTOP
+# are their public keys.
+site_keys() {
+	mkdir -p laptop desktop
+	wsync-keygen -q -f laptop/site.key -C laptop
+	wsync-keygen -q -f desktop/site.key -C desktop
+	LAPTOP=$(pub laptop/site.key)
+	DESKTOP=$(pub desktop/site.key)
+}
+
+# wait_socket PATH: wait until PATH is a socket.
+wait_socket() {
+	local i
+	for ((i = 0; i < WAIT_S * 10; i++)); do
+		[ -S "$1" ] && return 0
+		sleep 0.1
+	done
+	fail "no socket at $1 after $WAIT_S s"
+}
+
+SERVE_SUBS=(/etc/wsync/ etc/ /var/lib/wsync hubdata /run/wsync/ run/
+	/tmp/hub.sock hub.sock /srv/wsync srv 'ssh hub.example.org ' '')
+
+@test "wsync-serve(1): a keyed hub, its sites, and the same hub on a socket" {
+	site_keys
+	mkdir -p etc run
+	ex man/wsync-serve.1 1 "${SERVE_SUBS[@]}" 0.0.0.0:7000 "127.0.0.1:$PORT" \
+	    "$LAPTOP_EX" "$LAPTOP" "$DESKTOP_EX" "$DESKTOP"
+	assert_equal "$EX_N" 3
+	ex_ok 1
+	assert_output --regexp '^wsync-ed25519:[A-Za-z0-9+/]{43}= hub.example.org$'
+	# The sites file the page shows, with these keys.
+	cp "$EX/2.out" etc/sites
+	ex_ok 2
+	ex_expect 2
+	ex_daemon 3 hub
+	listening hub
+	ex_expect 3 "$T/hub.err"
+	# Two sites with their keys; the second receives the first's rows.
+	ex man/wsync-serve.1 2 hub.example.org:7000 "127.0.0.1:$PORT" \
+	    "$HUBKEY_EX" "$(pub etc/hub.key)"
+	assert_equal "$EX_N" 2
+	notes laptop/notes.db
+	ex_ok 1
+	assert_stderr_empty
+	ex_ok 2
+	assert_stderr_empty
+	assert_equal "$(sqlite3 desktop/notes.db 'SELECT title FROM notes ORDER BY id')" "groceries
+books"
+	kill "$PID"
+	reap "$PID"
+	# The same hub on loopback and a socket: plain sessions on the socket,
+	# and only the working sets it holds.
+	ex man/wsync-serve.1 3 "${SERVE_SUBS[@]}" 127.0.0.1:7000 "127.0.0.1:$PORT"
+	assert_equal "$EX_N" 1
+	ex_daemon 1 hub2
+	wait_socket run/hub.sock
+	join unix:run/hub.sock notes=laptop/notes.db
+	run --separate-stderr wsync-join unix:run/hub.sock todo=todo.db
+	assert_failure 66
+}
+
+@test "wsync-serve(1): no listening hub, each site starts one (exec: runs it here)" {
+	ex man/wsync-serve.1 4 "${SERVE_SUBS[@]}"
+	assert_equal "$EX_N" 1
+	# The hubs share /srv/wsync, where the working set already is.
+	notes notes.db
+	join "exec:wsync-serve --stdio -q -d srv --create" notes=notes.db
+	sql notes.db "UPDATE notes SET title = 'x' WHERE id = 1"
+	ex_ok 1
+	assert_stderr_empty
+	assert_equal "$(sqlite3 srv/notes.db 'SELECT title FROM notes WHERE id = 1')" x
+}
+
+@test "wsync-serve(1): sites that stay connected with -f" {
+	ex man/wsync-serve.1 5 "${SERVE_SUBS[@]}"
+	assert_equal "$EX_N" 6
+	ex_ok 1
+	ex_bg 2 hub
+	listening hub
+	ex_bg 3 a
+	ex_bg 4 b
+	sleep 0.5
+	ex_ok 5
+	wait_sql b.db 'SELECT title FROM notes' hello
+	ex_ok 6
+	ex_expect 6
+}
+
+@test "wsync-serve(1): a hub that logs every frame, and the batches in it" {
+	ex man/wsync-serve.1 6 "${SERVE_SUBS[@]}"
+	assert_equal "$EX_N" 3
+	notes a.db
+	ex_bg 1 hub
+	wait_socket hub.sock
+	ex_ok 2
+	ex_no_output 2
+	ex_ok 3
+	ex_expect 3
+}
+
+@test "wsync-serve(1): hubs with heartbeats, a long retention, none" {
+	wsync-keygen -q -f hub.key
+	site_keys
+	echo "$LAPTOP notes=create # laptop" >sites
+	notes laptop/notes.db
+	local n
+	for n in 7 8; do
+		ex man/wsync-serve.1 "$n" "${SERVE_SUBS[@]}" 0.0.0.0:7000 "127.0.0.1:$PORT"
+		assert_equal "$EX_N" 1
+		ex_daemon 1 "hub$n"
+		listening "hub$n"
+		(cd laptop && join --key site.key --hub-key "$(pub ../hub.key)" \
+		    "127.0.0.1:$PORT" notes=notes.db)
+		kill "$PID"
+		reap "$PID"
+	done
+	ex man/wsync-serve.1 9 "${SERVE_SUBS[@]}"
+	assert_equal "$EX_N" 1
+	ex_daemon 1 hub9
+	listening hub9
+	join unix:hub.sock notes=laptop/notes.db
+}
+
+@test "wsync-serve(1): a hub on a free port, for tests" {
+	ex man/wsync-serve.1 10 "${SERVE_SUBS[@]}"
+	assert_equal "$EX_N" 1
+	ex_daemon 1 hub
+	listening hub
+	local want got
+	want=$(sed 's/:[0-9]*$/:PORT/' "$EX/1.out")
+	got=$(sed 's/:[0-9]*$/:PORT/' "$T/hub.err")
+	assert_equal "$got" "$want"
+	port=$(sed -n 's/.*listening on 127.0.0.1://p' "$T/hub.err")
+	notes notes.db
+	join --insecure "127.0.0.1:$port" notes=notes.db
 }
