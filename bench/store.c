@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <math.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -549,18 +550,18 @@ static void plain_apply(sqlite3 *db, const struct change *ch, size_t n, int mode
  * The planned changes as one batch from `site` with dot (site, 1) and
  * context {site:1}, plus {local:1} when local is not NULL.
  */
-static void build_batch(struct ws_batch *b, const struct change *ch, size_t n,
-    const struct ws_siteid *site, const struct ws_siteid *local)
+static void build_batch_at(struct ws_batch *b, const struct change *ch, size_t n,
+    const struct ws_siteid *site, const struct ws_siteid *local, uint64_t counter)
 {
 	struct ws_vclock clock = WS_VCLOCK_INIT;
 	uint32_t t, s;
 
 	ws_batch_init(b);
-	CK("ws_vclock_set", ws_vclock_set(&clock, site, 1));
+	CK("ws_vclock_set", ws_vclock_set(&clock, site, counter));
 	if (local)
 		CK("ws_vclock_set", ws_vclock_set(&clock, local, 1));
 	CK("ws_batch_set_clock", ws_batch_set_clock(b, &clock));
-	CK("ws_batch_set_dot", ws_batch_set_dot(b, site, 1));
+	CK("ws_batch_set_dot", ws_batch_set_dot(b, site, counter));
 	CK("ws_batch_add_table", ws_batch_add_table(b, "bench", NCOLS, bench_cols,
 	    1, bench_pk, &t, errbuf));
 	for (size_t k = 0; k < n; k++) {
@@ -597,7 +598,7 @@ static void build_batch(struct ws_batch *b, const struct change *ch, size_t n,
 		c.table = t;
 		c.op = ch[k].op;
 		c.site = s;
-		c.counter = 1;
+		c.counter = counter;
 		c.pk = &pk;
 		c.mask = ch[k].op == WS_OP_DELETE ? NULL : &ch[k].mask;
 		c.vals = vals;
@@ -605,6 +606,12 @@ static void build_batch(struct ws_batch *b, const struct change *ch, size_t n,
 		CK("ws_batch_add_change", ws_batch_add_change(b, &c, errbuf));
 	}
 	ws_vclock_release(&clock);
+}
+
+static void build_batch(struct ws_batch *b, const struct change *ch, size_t n,
+    const struct ws_siteid *site, const struct ws_siteid *local)
+{
+	build_batch_at(b, ch, n, site, local, 1);
 }
 
 /* ---------------------------------------------------------------- output */
@@ -954,6 +961,65 @@ static void make_tracked_bases(struct ws_siteid *local)
 	ws_vclock_release(&clock);
 }
 
+/*
+ * How long a site holds the database's write lock for one applied batch
+ * of one change (ws_store_apply() is one IMMEDIATE transaction, and its
+ * time is the lock's): an application writing meanwhile waits that long,
+ * given a busy timeout.  LOCK_BATCHES batches in a row on one copy.
+ */
+#define LOCK_BATCHES 2000
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void bench_lock_hold(const struct change *ch)
+{
+	double *t = xmalloc(LOCK_BATCHES * sizeof *t);
+	struct ws_siteid site;
+	struct ws_store *s;
+	struct ws_batch b;
+	struct figure f;
+	int applied;
+
+	for (size_t i = 0; i < sizeof site.b; i++)
+		site.b[i] = (uint8_t)(rnd() >> 56);
+	tmp_copy(F_TBASE, F_RUN);
+	s = store_open(F_RUN, 0);
+	for (int k = 0; k < LOCK_BATCHES; k++) {
+		double t0;
+
+		build_batch_at(&b, &ch[k], 1, &site, NULL, (uint64_t)k + 1);
+		t0 = now();
+		CK("ws_store_apply", ws_store_apply(s, &b, &applied, errbuf));
+		t[k] = (now() - t0) * 1e3;
+		if (!applied)
+			die("ws_store_apply: batch %d not applied", k + 1);
+		ws_batch_release(&b);
+	}
+	ws_store_close(s);
+	tmp_remove(F_RUN);
+	qsort(t, LOCK_BATCHES, sizeof *t, cmp_dbl);
+	printf("\nB2. the write lock a site holds per applied batch of one change:\n"
+	    "   %d batches (dots 1, 2, ...) applied in a row into the tracked base\n"
+	    "   after GC, each ws_store_apply() (one IMMEDIATE transaction) timed\n",
+	    LOCK_BATCHES);
+	f.med = t[LOCK_BATCHES / 2];
+	f.min = t[0];
+	f.max = t[LOCK_BATCHES - 1];
+	row("write lock held, median (min, max)", f, 0, 3, "ms", NULL, 0);
+	summary_add("B2", "write lock held per applied 1-change batch: median", f.med,
+	    f.min, f.max, 3, "ms", NULL, 0);
+	f.med = t[LOCK_BATCHES * 99 / 100];
+	row("write lock held, p99", f, 1, 3, "ms", NULL, 0);
+	summary_add("B2", "write lock held per applied 1-change batch: p99", f.med,
+	    NAN, NAN, 3, "ms", NULL, 0);
+	free(t);
+}
+
 static void bench_apply(const struct brow *base)
 {
 	static struct apply_ctx c;
@@ -1056,6 +1122,7 @@ static void bench_apply(const struct brow *base)
 	    (long long)inexact, (long long)sqldiff_rows);
 	tmp_remove(F_SCRATCH);
 	tmp_remove(F_DIFF);
+	bench_lock_hold(ch);
 
 	ws_batch_release(&c.batch);
 	ws_batch_release(&c.hbatch);
