@@ -45,7 +45,9 @@ setup() {
 	command -v sqlite3 >/dev/null || fail "these tests need the sqlite3 CLI"
 	command -v jq >/dev/null || fail "these tests need jq"
 	PATH="$WS_BIN:$PATH"
-	export PATH
+	# Known hubs and keys under ~ are this test's.
+	HOME=$T
+	export PATH HOME
 	PORT=$(free_port)
 }
 
@@ -120,6 +122,11 @@ ex_expect() {
 # ex_no_output I: the page shows no output after command I.
 ex_no_output() {
 	assert_equal "$(cat "$EX/$1.out")" ""
+}
+
+# ere TEXT: TEXT as an extended regular expression that matches it.
+ere() {
+	sed 's/[][\.*^$()+?{}|]/\\&/g' <<<"$1"
 }
 
 # pub FILE: the public key of key FILE, without its comment.
@@ -450,4 +457,157 @@ books"
 	port=$(sed -n 's/.*listening on 127.0.0.1://p' "$T/hub.err")
 	notes notes.db
 	join --insecure "127.0.0.1:$port" notes=notes.db
+}
+
+# --- wsync-join(1) -----------------------------------------------------------
+
+JOIN_SUBS=(/var/lib/wsync hubdata /run/wsync/ run/ /tmp/hub.sock hub.sock
+	/srv/wsync srv 'ssh hub.example.org ' '')
+
+# keyed_hub: a hub on 127.0.0.1:$PORT with hub.key, whose sites file lets
+# site.key create any working set; $HUBKEY is its public key.
+keyed_hub() {
+	wsync-keygen -q -f hub.key
+	wsync-keygen -q -f site.key
+	HUBKEY=$(pub hub.key)
+	echo "$(pub site.key) *=create # site" >sites
+	start_hub hub -l "127.0.0.1:$PORT" -d hubdata --key hub.key --authorized-keys sites
+}
+
+@test "wsync-join(1): a keyed hub and two sites, the second from nothing" {
+	mkdir -p hub
+	wsync-keygen -q -f hub/hub.key
+	ex man/wsync-join.1 1 "${JOIN_SUBS[@]}" 0.0.0.0:7000 "127.0.0.1:$PORT" \
+	    hub.example.org:7000 "127.0.0.1:$PORT" "$HUBKEY_EX" "$(pub hub/hub.key)"
+	assert_equal "$EX_N" 5
+	assert_equal "$(cat "$EX/1.host") $(cat "$EX/3.host") $(cat "$EX/5.host")" "hub laptop desktop"
+	# The keys first, so that the hub's sites file can list them.
+	ex_ok 2
+	ex_ok 4
+	echo "$(pub laptop/site.key) *=create # laptop" >hub/sites
+	echo "$(pub desktop/site.key) notes=write # desktop" >>hub/sites
+	ex_daemon 1 hub
+	listening hub
+	notes laptop/notes.db
+	ex_ok 3
+	assert_stderr_empty
+	ex_ok 5
+	assert_stderr_empty
+	assert_equal "$(sqlite3 desktop/notes.db 'SELECT title FROM notes ORDER BY id')" "groceries
+books"
+}
+
+@test "wsync-join(1): the hub's key pinned on first use, two working sets, conflicts" {
+	keyed_hub
+	notes notes.db
+	ex man/wsync-join.1 2 "${JOIN_SUBS[@]}" hub.example.org:7000 "127.0.0.1:$PORT" \
+	    "$HUBKEY_EX" "$HUBKEY" /home/ann "$T"
+	assert_equal "$EX_N" 2
+	ex_ok 1
+	printf '%s\n' "$stderr" >stderr.txt
+	ex_expect 1 stderr.txt
+	ex_ok 2
+	assert_stderr_empty
+	ex man/wsync-join.1 3 hub.example.org:7000 "127.0.0.1:$PORT"
+	assert_equal "$EX_N" 1
+	sql todo.db "CREATE TABLE todo(id INTEGER PRIMARY KEY, what)"
+	ex_ok 1
+	assert_stderr_empty
+	[ -f hubdata/todo.db ]
+	# A conflict: another site changes the same cell first.
+	join --key site.key "127.0.0.1:$PORT" notes=other.db
+	sql other.db "UPDATE notes SET body = 'milk, eggs, bread' WHERE id = 1"
+	sql notes.db "UPDATE notes SET body = 'eggs' WHERE id = 1"
+	join --key site.key "127.0.0.1:$PORT" notes=other.db
+	join --key site.key "127.0.0.1:$PORT" notes=notes.db
+	ex man/wsync-join.1 11 hub.example.org:7000 "127.0.0.1:$PORT"
+	assert_equal "$EX_N" 3
+	ex_ok 1
+	# Which value loses depends on the site ids: the page shows one.
+	local want
+	want=$(sed 's/"milk, eggs, bread"/.../; s/[0-9a-f]*\.\.\.:2/...:.../' "$EX/1.out")
+	printf '%s\n' "$want" >"$EX/1.out"
+	ex_expect 1
+	ex_ok 2
+	ex_no_output 2
+	ex_ok 3
+	run wsync-join --conflicts notes=notes.db
+	assert_output ''
+}
+
+@test "wsync-join(1): a plain session on loopback, and one over ssh (exec: runs the hub here)" {
+	start_hub hub -l "127.0.0.1:$PORT" -d hubdata --create --insecure
+	ex man/wsync-join.1 4 127.0.0.1:7000 "127.0.0.1:$PORT"
+	assert_equal "$EX_N" 1
+	notes notes.db
+	ex_ok 1
+	assert_stderr_empty
+	[ -f hubdata/notes.db ]
+	ex man/wsync-join.1 5 "${JOIN_SUBS[@]}"
+	assert_equal "$EX_N" 1
+	# --create is needed the first time, as the page says.
+	ex_run 1
+	assert_failure 66
+	join "exec:wsync-serve --stdio -q -d srv --create" notes=notes.db
+	ex_ok 1
+	assert_stderr_empty
+}
+
+@test "wsync-join(1): follow mode, and working sets in a file" {
+	mkdir -p run
+	start_hub hub -l unix:run/hub.sock -d hubdata --create
+	notes notes.db
+	join unix:run/hub.sock notes=notes.db
+	ex man/wsync-join.1 6 "${JOIN_SUBS[@]}"
+	assert_equal "$EX_N" 2
+	ex_bg 1 follow
+	sleep 0.5
+	ex_ok 2
+	wait_sql hubdata/notes.db 'SELECT body FROM notes WHERE id = 1' eggs
+	kill "$PID"
+	reap "$PID"
+	kill "$HUB_PID"
+	reap "$HUB_PID"
+	# The sets file, with a keyed hub pinned before.
+	keyed_hub
+	run --separate-stderr wsync-join --key site.key --accept-new-hub "127.0.0.1:$PORT" notes=notes.db
+	assert_success
+	ex man/wsync-join.1 7 host:7000 "127.0.0.1:$PORT"
+	assert_equal "$EX_N" 4
+	sed -n '1,2p' "$EX/1.out" >sets.txt
+	ex_ok 1
+	ex_expect 1
+	sql todo.db "CREATE TABLE todo(id INTEGER PRIMARY KEY, what)"
+	ex_bg 2 sets
+	sleep 0.5
+	ex_ok 3
+	wait_lines "$T/sets.err" 1 "^$(ere "$(cat "$EX/3.out")")\$"
+	ex_ok 4
+	wait_lines "$T/sets.err" 1 "^$(ere "$(cat "$EX/4.out")")\$"
+	[ -f hubdata/todo.db ]
+	kill "$PID"
+	reap "$PID"
+	# Follow mode with heartbeats.
+	ex man/wsync-join.1 8 hub.example.org:7000 "127.0.0.1:$PORT"
+	assert_equal "$EX_N" 1
+	ex_daemon 1 hb
+	sql notes.db "UPDATE notes SET title = 'hb' WHERE id = 2"
+	wait_sql hubdata/notes.db 'SELECT title FROM notes WHERE id = 2' hb
+}
+
+@test "wsync-join(1): a sync recorded at the site and at the hub in one file" {
+	ex man/wsync-join.1 9 "${JOIN_SUBS[@]}"
+	assert_equal "$EX_N" 3
+	notes notes.db
+	ex_bg 1 hub
+	wait_socket hub.sock
+	ex_ok 2
+	ex_no_output 2
+	ex_ok 3
+	ex_expect 3
+	ex man/wsync-join.1 10
+	assert_equal "$EX_N" 1
+	ex_ok 1
+	assert_line --regexp $'^[0-9]+\tunix:hub.sock\tout\thello\t0$'
+	assert_line --regexp $'^[0-9]+\tunix#1\tin\tbatch\t1$'
 }
