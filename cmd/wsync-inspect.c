@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,10 +57,27 @@ static uint64_t parse_time(const char *opt, const char *arg)
 {
 	uint64_t us;
 
-	if (ws_inspect_parse_time(arg, &us))
+	if ((strcmp(opt, "--until") == 0 ? ws_inspect_parse_until(arg, &us) :
+	    ws_inspect_parse_time(arg, &us)))
 		cli_die(EX_USAGE, "bad %s '%s': want ISO-8601 (2026-11-22T10:15:02Z) "
 		    "or seconds since the epoch", opt, arg);
 	return us;
+}
+
+/*
+ * Hidden, for the completions: "--list-values TYPE" prints the frame type
+ * names --type takes, one a line.  Another ARG has no list: exit 64.
+ */
+static int list_values(const char *what)
+{
+	unsigned t;
+
+	if (strcmp(what, "TYPE") != 0)
+		cli_die(EX_USAGE, "no list of values for '%s'", what);
+	for (t = 1; t < 256; t++)
+		if (ws_frame_type_name(t))
+			printf("%s\n", ws_frame_type_name(t));
+	return fflush(stdout) == 0 ? 0 : EX_IOERR;
 }
 
 int main(int argc, char **argv)
@@ -70,6 +88,8 @@ int main(int argc, char **argv)
 	char err[WS_ERRLEN] = "", *end, *p;
 	int ch, rc, fd, json = 0, encode = 0, stats = 0, check = 0;
 
+	if (argc == 3 && strcmp(argv[1], "--list-values") == 0)
+		return list_values(argv[2]);
 	ws_inspect_opts_init(&o);
 	while ((ch = cli_next(&cli, argc, argv, &arg)) != -1) {
 		switch (ch) {

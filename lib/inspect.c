@@ -130,24 +130,28 @@ static int digits(const char **s, int n, int *v)
 	return 0;
 }
 
-/* Fraction digits at *s (after '.') as microseconds. */
-static int fraction(const char **s, uint64_t *us)
+/* Fraction digits at *s (after '.') as microseconds; *n gets their count. */
+static int fraction(const char **s, uint64_t *us, int *n)
 {
 	uint64_t scale = 100000;
-	int n = 0;
 
 	*us = 0;
+	*n = 0;
 	while (**s >= '0' && **s <= '9') {
-		if (++n > 6)
+		if (++*n > 6)
 			return -1;
 		*us += (uint64_t)(**s - '0') * scale;
 		scale /= 10;
 		(*s)++;
 	}
-	return n ? 0 : -1;
+	return *n ? 0 : -1;
 }
 
-int ws_inspect_parse_time(const char *s, uint64_t *us)
+/*
+ * ws_inspect_parse_time(), and in *fdigits the number of fraction digits
+ * given (0 to 6), which says how precise the time is.
+ */
+static int parse_time(const char *s, uint64_t *us, int *fdigits)
 {
 	int y, mo, d, h = 0, mi = 0, sec = 0, zh, zm, sign;
 	uint64_t frac = 0, v = 0;
@@ -155,6 +159,7 @@ int ws_inspect_parse_time(const char *s, uint64_t *us)
 	struct tm tm;
 	int64_t t;
 
+	*fdigits = 0;
 	if (!*s)
 		return WS_EINVAL;
 	if (strspn(s, "0123456789") == strlen(s) ||
@@ -166,7 +171,7 @@ int ws_inspect_parse_time(const char *s, uint64_t *us)
 				return WS_EINVAL;
 			v = v * 10 + (uint64_t)(*p++ - '0');
 		}
-		if (*p == '.' && (++p, fraction(&p, &frac) || *p))
+		if (*p == '.' && (++p, fraction(&p, &frac, fdigits) || *p))
 			return WS_EINVAL;
 		*us = v * 1000000 + frac;
 		return 0;
@@ -183,7 +188,7 @@ int ws_inspect_parse_time(const char *s, uint64_t *us)
 			p++;
 			if (digits(&p, 2, &sec) || sec > 60)
 				return WS_EINVAL;
-			if (*p == '.' && (++p, fraction(&p, &frac)))
+			if (*p == '.' && (++p, fraction(&p, &frac, fdigits)))
 				return WS_EINVAL;
 		}
 	}
@@ -211,6 +216,24 @@ int ws_inspect_parse_time(const char *s, uint64_t *us)
 		return WS_EINVAL;
 	*us = (uint64_t)t * 1000000 + frac;
 	return 0;
+}
+
+int ws_inspect_parse_time(const char *s, uint64_t *us)
+{
+	int fdigits;
+
+	return parse_time(s, us, &fdigits);
+}
+
+int ws_inspect_parse_until(const char *s, uint64_t *us)
+{
+	int fdigits, rc;
+
+	/* The timeline shows milliseconds, cut: its .123 stands for .123000
+	 * to .123999.  (The parsed value is far below UINT64_MAX - 999.) */
+	if ((rc = parse_time(s, us, &fdigits)) == 0 && fdigits <= 3)
+		*us += 999;
+	return rc;
 }
 
 int ws_inspect_put_time(struct ws_buf *out, uint64_t us)

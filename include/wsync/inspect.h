@@ -133,6 +133,16 @@ int ws_inspect_is_url(const char *name);
 int ws_inspect_parse_time(const char *s, uint64_t *us) WS_MUST_CHECK;
 
 /*
+ * Parse a time for --until, as ws_inspect_parse_time() does, into the
+ * last microsecond it includes: a time given to the millisecond or less
+ * precisely (up to 3 fraction digits, or none) includes the whole of its
+ * millisecond, as the timeline shows times cut to the millisecond, so
+ * "...:02.123" gives ...:02.123999 and "...:02" ...:02.000999; with 4 to
+ * 6 fraction digits the time is exact.  0 or WS_EINVAL.
+ */
+int ws_inspect_parse_until(const char *s, uint64_t *us) WS_MUST_CHECK;
+
+/*
  * Append t (microseconds since the epoch) as "2026-11-22T10:15:02.123Z"
  * (UTC, milliseconds) to out.  0 or WS_ENOMEM.
  */

@@ -115,12 +115,28 @@ sample-site.log: ok, 24 frames, $SITE_SIZE bytes"
 	run --separate-stderr "$I" --until 1795307098 sample-hub.log
 	assert_success
 	assert_output ''
-	run --separate-stderr "$I" --since 1795307098.672 --until 1795307098.673 -t clock sample-hub.log
+	run --separate-stderr "$I" --since 1795307098.672 --until 1795307098.672 -t clock sample-hub.log
 	assert_success
 	assert_output "2026-11-22T00:24:58.672Z  >  unix#3  notes  CLOCK  flags=caught-up clock=27cb02e3:1"
-	run --separate-stderr "$I" --since 1795307098.672 --until 1795307098.674 -t clock sample-hub.log
+	run --separate-stderr "$I" --since 1795307098.672 --until 1795307098.673 -t clock sample-hub.log
 	assert_success
 	assert_equal "${#lines[@]}" 3
+	# A time copied from the timeline (milliseconds, cut) includes its
+	# whole millisecond: the frames at 58.673886 and 58.673906 too.
+	run --separate-stderr "$I" --since 2026-11-22T00:24:58.673Z \
+	    --until 2026-11-22T00:24:58.673Z -t clock sample-hub.log
+	assert_success
+	assert_output "2026-11-22T00:24:58.673Z  <  unix#3  notes  CLOCK  flags=sync clock=27cb02e3:2
+2026-11-22T00:24:58.673Z  >  unix#3  notes  CLOCK  flags=ack clock=27cb02e3:2"
+	# With microseconds the bound is exact.
+	run --separate-stderr "$I" --until 2026-11-22T00:24:58.673886Z -t clock sample-hub.log
+	assert_success
+	assert_equal "${#lines[@]}" 8
+	assert_line --index 7 --partial "  flags=sync clock=27cb02e3:2"
+	run --separate-stderr "$I" --until 2026-11-22T00:24:58.673885Z -t clock sample-hub.log
+	assert_success
+	assert_equal "${#lines[@]}" 7
+	assert_line --index 6 --partial "  flags=caught-up clock=27cb02e3:1"
 	# Filters apply to --json and --encode too.
 	run --separate-stderr "$I" --json -t batch sample-hub.log
 	assert_success

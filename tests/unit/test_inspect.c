@@ -46,6 +46,21 @@ TEST(parse_time)
 	CHECK_INT(ws_inspect_parse_time("12x", &us), WS_EINVAL);
 	CHECK_INT(ws_inspect_parse_time("1.", &us), WS_EINVAL);
 	CHECK_INT(ws_inspect_parse_time("99999999999999999999", &us), WS_EINVAL);
+
+	/* --until: a time to the millisecond includes all of it. */
+	CHECK_INT(ws_inspect_parse_until("2026-11-22T00:24:58.651Z", &us), 0);
+	CHECK_INT(us, 1795307098651999ll);
+	CHECK_INT(ws_inspect_parse_until("2026-11-22T00:24:58.6Z", &us), 0);
+	CHECK_INT(us, 1795307098600999ll);
+	CHECK_INT(ws_inspect_parse_until("2026-11-22T00:24:58", &us), 0);
+	CHECK_INT(us, 1795307098000999ll);
+	CHECK_INT(ws_inspect_parse_until("1795307098.651", &us), 0);
+	CHECK_INT(us, 1795307098651999ll);
+	CHECK_INT(ws_inspect_parse_until("2026-11-22T00:24:58.6515Z", &us), 0);
+	CHECK_INT(us, 1795307098651500ll);
+	CHECK_INT(ws_inspect_parse_until("1795307098.651587", &us), 0);
+	CHECK_INT(us, 1795307098651587ll);
+	CHECK_INT(ws_inspect_parse_until("1795307098.", &us), WS_EINVAL);
 }
 
 TEST(put_time)
