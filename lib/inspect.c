@@ -632,7 +632,9 @@ struct stats {
 	uint64_t frames, bytes, inputs;
 	uint64_t type_frames[256], type_bytes[256];
 	struct counts sites, wsids, tables;
-	uint64_t batches, distinct, changes, conflicts;
+	uint64_t batches, distinct, copies;  /* batch frames: all, first, again */
+	uint64_t changes, dchanges;          /* in all batches, in distinct ones */
+	uint64_t conflicts;
 	int has_time;
 	uint64_t t_first, t_last;
 	struct u64map seen;  /* distinct batches: hash of (wsid, dot) */
@@ -1588,31 +1590,40 @@ static int stats_frame(struct insp *x, const struct rec *r, struct sess *s,
 	if (r->f.type != WS_FRAME_BATCH)
 		return 0;
 	st->batches++;
+	st->changes += b->nchanges;
+	/*
+	 * Distinct batches, by working set and dot: the copies a hub forwards
+	 * (their clocks maybe pruned), or the same batch in another log, are
+	 * copies.  A batch without a dot of its own (a full copy's) is known
+	 * by its bytes.  Tables and conflicts count distinct batches only.
+	 */
+	{
+		uint64_t h = fnv(FNV0, wsid ? wsid : "", wsid ? strlen(wsid) : 0);
+		int created;
+
+		if (b->has_dot)
+			h = fnv(fnv(h, b->dot_site.b, WS_SITEID_LEN), &b->dot_counter,
+			    sizeof(b->dot_counter));
+		else
+			h = fnv(fnv(h, "-", 1), r->f.payload, r->f.len);
+		if (!u64map_get(&st->seen, h | 1, &created))
+			return WS_ENOMEM;
+		if (!created) {
+			st->copies++;
+			return 0;
+		}
+	}
+	st->distinct++;
+	st->dchanges += b->nchanges;
 	for (i = 0; i < b->nchanges; i++) {
 		struct count *c = count_get(&st->tables, b->tables[b->changes[i].table].name);
 
 		if (!c)
 			return WS_ENOMEM;
 		c->ops[b->changes[i].op]++;
-		st->changes++;
 	}
-	/* Distinct batches, by working set and dot, for the conflicts. */
-	if (b->has_dot || b->nchanges) {
-		const struct ws_siteid *site = b->has_dot ? &b->dot_site :
-		    &b->sites[b->changes[0].site];
-		uint64_t c = b->has_dot ? b->dot_counter : b->changes[0].counter;
-		uint64_t h = fnv(fnv(fnv(FNV0, wsid ? wsid : "", wsid ? strlen(wsid) : 0),
-		    site->b, WS_SITEID_LEN), &c, sizeof(c)) | 1;
-		int created;
-
-		if (!u64map_get(&st->seen, h, &created))
-			return WS_ENOMEM;
-		if (created) {
-			st->distinct++;
-			if (b->has_clock && (rc = stats_conflicts(x, wsid ? wsid : "")))
-				return rc;
-		}
-	}
+	if (b->has_clock && (rc = stats_conflicts(x, wsid ? wsid : "")))
+		return rc;
 	return 0;
 }
 
@@ -2690,14 +2701,16 @@ static int put_stats(struct insp *x)
 			    json_object_set_new(types, name, t))
 				rc = WS_ENOMEM;
 		}
-		root = json_pack("{sIsIsIsosIsIsIsIsIsosososo}",
+		root = json_pack("{sIsIsIsosIsIsIsIsIsIsIsosososo}",
 		    "inputs", (json_int_t)st->inputs, "frames", (json_int_t)st->frames,
 		    "bytes", (json_int_t)st->bytes,
 		    "time", st->has_time ? json_pack("{sIsIsf}", "first",
 		    (json_int_t)st->t_first, "last", (json_int_t)st->t_last, "seconds",
 		    secs) : json_null(),
 		    "batches", (json_int_t)st->batches, "distinct_batches",
-		    (json_int_t)st->distinct, "changes", (json_int_t)st->changes,
+		    (json_int_t)st->distinct, "copies", (json_int_t)st->copies,
+		    "changes", (json_int_t)st->changes,
+		    "distinct_changes", (json_int_t)st->dchanges,
 		    "conflicts", (json_int_t)st->conflicts,
 		    "damaged", (json_int_t)x->damages,
 		    "types", types, "sites", counts_json(&st->sites, 0),
@@ -2728,9 +2741,12 @@ static int put_stats(struct insp *x)
 		rc = ws_buf_printf(o, "time          - (no log records)\n");
 	}
 	if (!rc)
-		rc = ws_buf_printf(o, "batches       %" PRIu64 " (%" PRIu64 " distinct), %"
-		    PRIu64 " change%s\nconflicts     %" PRIu64 "\n", st->batches,
-		    st->distinct, st->changes, st->changes == 1 ? "" : "s", st->conflicts);
+		rc = ws_buf_printf(o, "batches       %" PRIu64 " logged: %" PRIu64
+		    " distinct, %" PRIu64 " cop%s (forwarded, or logged again)\n"
+		    "changes       %" PRIu64 " logged: %" PRIu64 " in distinct batches, %"
+		    PRIu64 " in copies\nconflicts     %" PRIu64 "\n", st->batches,
+		    st->distinct, st->copies, st->copies == 1 ? "y" : "ies", st->changes,
+		    st->dchanges, st->changes - st->dchanges, st->conflicts);
 	if (!rc && x->damages)
 		rc = ws_buf_printf(o, "damaged       %lu range%s skipped\n", x->damages,
 		    x->damages == 1 ? "" : "s");
@@ -2754,7 +2770,7 @@ static int put_stats(struct insp *x)
 		return rc;
 	if (st->tables.n)
 		qsort(st->tables.c, st->tables.n, sizeof(*st->tables.c), count_cmp);
-	rc = ws_buf_printf(o, "\n%-34s %10s %10s %10s\n", "changes by table", "insert",
+	rc = ws_buf_printf(o, "\n%-34s %10s %10s %10s\n", "changes by table (distinct)", "insert",
 	    "update", "delete");
 	for (i = 0; i < st->tables.n && !rc; i++)
 		if (!(rc = ws_buf_printf(o, "  ")) &&

@@ -75,11 +75,20 @@ $(diff "$DATA/$name" out | head -n 40)"
 @test "--stats of two logs (golden), as text and as JSON" {
 	golden sample-stats.txt --stats sample-hub.log sample-site.log
 	golden sample-stats.json --stats --json sample-hub.log sample-site.log
-	run jq -r '"\(.frames) \(.batches) \(.distinct_batches) \(.changes) \(.conflicts)"' \
+	# The hub's log holds each of the 3 batches twice (received, then
+	# forwarded), and the site's log once more: 6 copies.  Tables count
+	# distinct batches only.
+	run jq -r '"\(.frames) \(.batches) \(.distinct_batches) \(.copies) \(.changes) \(.distinct_changes) \(.conflicts)"' \
 	    "$DATA/sample-stats.json"
-	assert_output "65 9 3 21 1"
+	assert_output "65 9 3 6 21 7 1"
 	run jq -r '.tables.notes | "\(.insert) \(.update) \(.delete)"' "$DATA/sample-stats.json"
-	assert_output "12 6 3"
+	assert_output "4 2 1"
+	run --separate-stderr "$I" --stats sample-hub.log sample-site.log
+	assert_line --index 4 "batches       9 logged: 3 distinct, 6 copies (forwarded, or logged again)"
+	assert_line --index 5 "changes       21 logged: 7 in distinct batches, 14 in copies"
+	# One log alone: the site's own batches and the ones it received.
+	run --separate-stderr "$I" --stats sample-site.log
+	assert_line --index 4 "batches       3 logged: 3 distinct, 0 copies (forwarded, or logged again)"
 }
 
 @test "--check of intact logs: one line each, exit 0" {
