@@ -191,7 +191,6 @@ notes() {
 	assert_stderr_empty
 	ex_ok 5
 	assert_output '1|groceries'
-	local quick=$EX
 	# The batch that carried the row, from site.log.
 	ex README.md 3 bin/wsync- wsync-
 	assert_equal "$EX_N" 1
@@ -208,7 +207,6 @@ notes() {
 	wait_sql copy.db 'SELECT * FROM notes' '1|shopping'
 	ex_ok 4
 	assert_output '1|shopping'
-	: "$quick"
 }
 
 @test "README: over ssh, no listening hub (exec: runs the command here)" {
@@ -743,4 +741,93 @@ REPL_SUBS=(0.0.0.0:7878 127.0.0.1:PORT shop.example.org:7878 127.0.0.1:PORT
 	grep -q '^@test "the HTTPS example of EXAMPLES in wsync-replicate(1) works as written"' \
 	    "$BATS_TEST_DIRNAME/50-replicate.bats"
 	grep -q 'openssl req' "$EX/1.sh"
+}
+
+# --- wsync-inspect(1) --------------------------------------------------------
+
+@test "wsync-inspect(1): what a site sent and received, as it happens" {
+	keyed_hub
+	sql notes.db "CREATE TABLE items(id INTEGER PRIMARY KEY, name, qty);
+	    INSERT INTO items VALUES (7, 'y', 1)"
+	run --separate-stderr wsync-join --key site.key --accept-new-hub "127.0.0.1:$PORT" notes=notes.db
+	assert_success
+	ex man/wsync-inspect.1 1 hub.example.org:7000 "127.0.0.1:$PORT"
+	assert_equal "$EX_N" 2
+	ex_bg 1 site
+	ex_daemon 2 timeline
+	sleep 0.5
+	sql notes.db "UPDATE items SET name = 'x', qty = 3 WHERE id = 7"
+	wait_lines "$T/timeline.out" 1 ' BATCH '
+	# The page's lines, its time, site id and counters being any.
+	local re
+	re=$(ere "$(sed -n 1p "$EX/2.out")")
+	re=$(sed -E 's/^2026-11-22T10:15:02\\\.123Z/[0-9]{4}-[0-9-]{5}T[0-9:]{8}\\.[0-9]{3}Z/; s/ab12cd34/[0-9a-f]{8}/g; s/:7 /:[0-9]+ /g' <<<"$re")
+	wait_lines "$T/timeline.out" 1 "^$re\$"
+	grep -qxF "$(sed -n 2p "$EX/2.out")" "$T/timeline.out"
+}
+
+@test "wsync-inspect(1): filters, checks, statistics and salvage of hub logs" {
+	logs
+	ex man/wsync-inspect.1 2
+	assert_equal "$EX_N" 1
+	ex_ok 1
+	ex man/wsync-inspect.1 3 https://logs.example.org/hub-2026-11-22.log "file://$T/hub.log"
+	assert_equal "$EX_N" 2
+	# (a file: URL: libcurl fetches it as it would the https: one)
+	ex_ok 1
+	ex_ok 2
+	assert_output --partial batch
+	ex man/wsync-inspect.1 4
+	assert_equal "$EX_N" 1
+	# Status 65: damage skipped (EXIT STATUS).
+	ex_run 1
+	assert_failure 65
+	run wsync-inspect --check clean.log
+	assert_success
+}
+
+@test "wsync-inspect(1): a working-set database" {
+	logs
+	ex man/wsync-inspect.1 5
+	assert_equal "$EX_N" 2
+	ex_ok 1
+	assert_output --partial notes
+	ex_ok 2
+	assert_output '[]'
+}
+
+@test "wsync-inspect(1): streams through jq, joined, and round trips" {
+	logs
+	wsync-inspect --json log.ws >d.jsonl
+	sql items.db "CREATE TABLE items(id INTEGER PRIMARY KEY, price REAL)"
+	ex man/wsync-inspect.1 6
+	assert_equal "$EX_N" 1
+	ex_ok 1
+	assert_line --partial '"table": "secrets"'
+	ex man/wsync-inspect.1 7
+	assert_equal "$EX_N" 1
+	ex_ok 1
+	run bash -c "wsync-inspect --json d.ws | jq -r 'select(.type == \"batch\") | .changes[].table' | sort -u"
+	assert_output notes
+	# A REAL that jq would write as 1.
+	jq -c 'if .type == "batch" then .tables = [{"name":"items","cols":["id","price"],"pk":["id"]}] |
+	    .changes = [{"table":"items","op":"insert","dot":.dot,"pk":[1],"set":{"price":{"real":1}}}]
+	    else . end' d.jsonl | wsync-inspect --encode | wsync-inspect --json >d2.jsonl
+	jq -c . d2.jsonl >d.jsonl
+	ex man/wsync-inspect.1 8
+	assert_equal "$EX_N" 1
+	ex_ok 1
+	# jq wrote it as 1; the example makes it a REAL again.
+	grep -q '"price":1[,}]' d.jsonl
+	run bash -c "wsync-inspect --json d.ws | grep -o '\"price\":[^,}]*' | sort -u"
+	assert_output '"price":1.0'
+	ex man/wsync-inspect.1 9
+	assert_equal "$EX_N" 1
+	cp log.ws monday.ws
+	wsync-inspect --json log.ws >tuesday.jsonl
+	ex_ok 1
+	assert_equal "$(wsync-inspect --json all.ws | wc -l)" $((2 * $(wc -l <tuesday.jsonl)))
+	ex man/wsync-inspect.1 10
+	assert_equal "$EX_N" 1
+	ex_ok 1
 }
