@@ -157,8 +157,43 @@ static void help(const struct cli *c)
 	printf("\nSee %s(1).\n", cli_name());
 }
 
-/* One line per option, "--name" or "--name=ARG", then the short forms. */
-static void list_options(const struct cli *c)
+/*
+ * The verb of c ("verb:publish,pull") that s is, or that s starts with
+ * followed by ": " when prefix is set; NULL if none.  Points into c.
+ */
+static const char *verb_is(const struct cli *c, const char *s, int prefix)
+{
+	const char *v, *e;
+	size_t n;
+
+	if (!c->operands || strncmp(c->operands, "verb:", 5) != 0)
+		return NULL;
+	for (v = c->operands + 5; *v; v = *e ? e + 1 : e) {
+		e = v + strcspn(v, ",");
+		n = (size_t)(e - v);
+		if (n && strncmp(s, v, n) == 0 &&
+		    (prefix ? strncmp(s + n, ": ", 2) == 0 : s[n] == '\0'))
+			return v;
+	}
+	return NULL;
+}
+
+/* The first of argv's words that is a verb of c, or NULL. */
+static const char *verb_of(const struct cli *c, int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (verb_is(c, argv[i], 0))
+			return argv[i];
+	return NULL;
+}
+
+/*
+ * One line per option, "--name" or "--name=ARG", then the short forms;
+ * with verb, only the options that go with it.
+ */
+static void list_options(const struct cli *c, const char *verb)
 {
 	const struct cli_opt *tabs[] = {c->opts, common};
 	const struct cli_opt *o;
@@ -166,6 +201,11 @@ static void list_options(const struct cli *c)
 
 	for (t = 0; t < 2; t++)
 		for (o = tabs[t]; o->name; o++) {
+			/* "pull: ..." goes with pull alone. */
+			if (verb && verb_is(c, o->help, 1) &&
+			    (strncmp(o->help, verb, strlen(verb)) != 0 ||
+			    strncmp(o->help + strlen(verb), ": ", 2) != 0))
+				continue;
 			printf("--%s%s%s\n", o->name, o->arg ? "=" : "",
 			    o->arg ? o->arg : "");
 			if (o->val > 0 && o->val < 256)
@@ -222,7 +262,7 @@ int cli_next(const struct cli *c, int argc, char **argv, const char **arg)
 		printf("%s %s\n", cli_name(), WSYNC_VERSION);
 		exit(0);
 	case OPT_LIST_OPTIONS:
-		list_options(c);
+		list_options(c, verb_of(c, argc, argv));
 		exit(0);
 	case '?':
 		if (strncmp(argv[optind - 1], "--", 2) == 0 &&

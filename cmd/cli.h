@@ -12,7 +12,13 @@
 #include <stdnoreturn.h>
 #include <sysexits.h>
 
-/* One option.  `arg` names the argument (NULL for a flag). */
+/*
+ * One option.  `arg` names the argument (NULL for a flag).  In a tool
+ * with verbs (operands "verb:..."), a help line that starts with a verb
+ * and ": " ("pull: stay live") marks an option of that verb alone, as
+ * --help shows it: "--list-options VERB" leaves it out for the other
+ * verbs.  An option of several verbs says so in other words.
+ */
 struct cli_opt {
 	const char *name;  /* long name without "--" */
 	int val;           /* short letter, or a value >= 256 for long-only */
@@ -31,7 +37,8 @@ struct cli {
  * Next option, getopt_long style: its val, or -1 after the last one
  * (then optind is the first operand; *arg gets the option's argument).
  * Handles -h/--help (stdout, exit 0), -V/--version (exit 0) and the
- * hidden --list-options (the completions' source), and exits 64 with a
+ * hidden --list-options (the completions' source; with a verb among the
+ * operands, only the options that go with it), and exits 64 with a
  * message and the synopsis on an unknown option or a missing argument.
  */
 int cli_next(const struct cli *c, int argc, char **argv, const char **arg);

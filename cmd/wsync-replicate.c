@@ -24,8 +24,9 @@ static const struct cli_opt opts[] = {
 	{"db", 'd', "FILE", "the database (publish: its table; pull: the local one)"},
 	{"table", 't', "TABLE", "the table published, or the local table"},
 	{"column", 'c', "SPEC", "NAME[=OTHER][:update]: a column, renamed, updatable"},
-	{"add", OPT_ADD, NULL, "publish: grant, pull: ask for the right to add rows"},
-	{"del", OPT_DEL, NULL, "publish: grant, pull: ask for the right to delete rows"},
+	{"add", OPT_ADD, NULL, "grant (publish) or ask for (pull) the right to add rows"},
+	{"del", OPT_DEL, NULL, "grant (publish) or ask for (pull) the right to delete "
+	    "rows"},
 	{"listen", 'l', "ADDR", "publish: serve the stream protocol on ADDR"},
 	{"stdio", OPT_STDIO, NULL, "publish: serve one session on stdin and stdout"},
 	{"http", OPT_HTTP, "ADDR", "publish: serve the HTTP mapping on ADDR (plain HTTP: "

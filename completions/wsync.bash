@@ -13,8 +13,12 @@
 #     operands file      last line: what the operands are ("file", "",
 #                        or "verb:publish,pull": a verb, then files)
 #
-# Arguments of options complete as files (directories when the argument's
-# name says DIR); operands complete as files when the hint is "file".
+# Once a verb is on the line, "TOOL --list-options VERB" lists only the
+# options that go with it.  The argument of an option, named ARG in the
+# list, completes as the words "TOOL --list-values ARG" prints (the frame
+# types of wsync-inspect -t TYPE); a tool that has no such list fails,
+# and the argument completes as files (directories when ARG says DIR).
+# Operands complete as files when the hint is "file".
 
 # _wsync_files CUR [dirs]: file (or directory) names for CUR into COMPREPLY.
 _wsync_files()
@@ -27,31 +31,28 @@ _wsync_files()
 	fi
 }
 
-# _wsync_argfiles ARG CUR: complete CUR as the argument named ARG.
+# _wsync_argfiles ARG CUR: complete CUR as the argument named ARG: one
+# of the words "$cmd --list-values ARG" prints, or a file.
 _wsync_argfiles()
 {
+	local values
+	if values=$("$cmd" --list-values "$1" 2>/dev/null) && [[ -n $values ]]; then
+		local IFS=$'\n'
+		mapfile -t COMPREPLY < <(compgen -W "$values" -- "$2")
+		return 0
+	fi
 	case $1 in
 	*DIR*) _wsync_files "$2" dirs ;;
 	*) _wsync_files "$2" ;;
 	esac
 }
 
-_wsync()
+# _wsync_parse: the --list-options lines in $out into words, argof, hint.
+_wsync_parse()
 {
-	local cmd=$1 cur=${COMP_WORDS[COMP_CWORD]} prev="" line name i
-	local hint="" words=() out
-	local -A argof=()
-
-	COMPREPLY=()
-	((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
-	# The command word as typed; expand a leading ~ the way the shell would.
-	# shellcheck disable=SC2088
-	[[ $cmd == "~/"* ]] && cmd=$HOME/${cmd#"~/"}
-
-	if ! out=$("$cmd" --list-options 2>/dev/null) || [[ -z $out ]]; then
-		_wsync_files "$cur"
-		return 0
-	fi
+	local line name
+	words=() hint=""
+	argof=()
 	while IFS= read -r line; do
 		case $line in
 		"operands "*)
@@ -72,6 +73,58 @@ _wsync()
 			;;
 		esac
 	done <<<"$out"
+}
+
+# _wsync_verb: the verb (of hint "verb:V1,V2") on the line before the
+# current word, skipping the arguments of options, into verb.
+_wsync_verb()
+{
+	local verbs=${hint#verb:} w i
+	verb=""
+	[[ $hint == verb:* ]] || return 0
+	verbs=" ${verbs//,/ } "
+	for ((i = 1; i < COMP_CWORD; i++)); do
+		w=${COMP_WORDS[i]}
+		[[ $w == -- ]] && return 0
+		if [[ -n ${argof[$w]+x} ]]; then
+			# "-o FILE", or "--output = FILE" as bash splits it.
+			if [[ ${COMP_WORDS[i + 1]-} == "=" ]]; then
+				((i += 2))
+			else
+				((i += 1))
+			fi
+			continue
+		fi
+		if [[ $verbs == *" $w "* ]]; then
+			verb=$w
+			return 0
+		fi
+	done
+}
+
+_wsync()
+{
+	local cmd=$1 cur=${COMP_WORDS[COMP_CWORD]} prev="" name i
+	local hint="" words=() out verb=""
+	local -A argof=()
+
+	COMPREPLY=()
+	((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
+	# The command word as typed; expand a leading ~ the way the shell would.
+	# shellcheck disable=SC2088
+	[[ $cmd == "~/"* ]] && cmd=$HOME/${cmd#"~/"}
+
+	if ! out=$("$cmd" --list-options 2>/dev/null) || [[ -z $out ]]; then
+		_wsync_files "$cur"
+		return 0
+	fi
+	_wsync_parse
+	# After a verb, only its options.
+	_wsync_verb
+	if [[ -n $verb ]] && out=$("$cmd" --list-options "$verb" 2>/dev/null) &&
+	    [[ -n $out ]]; then
+		_wsync_parse
+	fi
 
 	# Is this word an operand because "--" came before it?
 	for ((i = 1; i < COMP_CWORD; i++)); do
@@ -127,17 +180,12 @@ _wsync()
 
 	# An operand: a verb first when the hint is "verb:V1,V2", then files.
 	if [[ $hint == verb:* ]]; then
-		local verbs=${hint#verb:} w
-		verbs=${verbs//,/ }
-		for ((i = 1; i < COMP_CWORD; i++)); do
-			for w in $verbs; do
-				if [[ ${COMP_WORDS[i]} == "$w" ]]; then
-					_wsync_files "$cur"
-					return 0
-				fi
-			done
-		done
-		mapfile -t COMPREPLY < <(compgen -W "$verbs" -- "$cur")
+		if [[ -n $verb ]]; then
+			_wsync_files "$cur"
+			return 0
+		fi
+		local verbs=${hint#verb:}
+		mapfile -t COMPREPLY < <(compgen -W "${verbs//,/ }" -- "$cur")
 		return 0
 	fi
 	[[ $hint == file ]] && _wsync_files "$cur"

@@ -10,7 +10,7 @@ hint="run 'make deps' as root"
 pkgs="gcc make pkg-config libsqlite3-dev libjansson-dev libsodium-dev
 libcurl4-openssl-dev libmicrohttpd-dev bats bats-assert bats-support sqlite3 mandoc jq
 python3 util-linux bsdutils rsync openssl clang-14 libclang-rt-14-dev valgrind
-fossil parallel"
+fossil parallel zsh"
 if [ $# -gt 0 ]; then
 	pkgs="$*"
 	hint="install them as root"
