@@ -914,12 +914,15 @@ static void collect(struct hub *h)
 int ws_hub_forget(const char *datadir, const struct ws_siteid *site, size_t *n,
     char *err)
 {
+	static const char *const forget_sql[2] = {
+	    "DELETE FROM wsync_members WHERE site = ?1",
+	    "DELETE FROM wsync_site_keys WHERE site = ?1"};
 	struct dirent *e;
 	char path[PATH_MAX];
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	DIR *d;
-	size_t len;
+	size_t len, k;
 	int rc = 0, changed;
 
 	*n = 0;
@@ -939,17 +942,9 @@ int ws_hub_forget(const char *datadir, const struct ws_siteid *site, size_t *n,
 		}
 		changed = 0;
 		/* A database without these tables is not a hub's: left alone. */
-		if (sqlite3_prepare_v2(db, "DELETE FROM wsync_members WHERE site = ?1",
-		    -1, &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_blob(st, 1, site->b, WS_SITEID_LEN, SQLITE_STATIC);
-			if (sqlite3_step(st) != SQLITE_DONE)
-				rc = ws_error(err, WS_EIO, "'%s': %s", path, sqlite3_errmsg(db));
-			changed += sqlite3_changes(db);
-			sqlite3_finalize(st);
-			st = NULL;
-		}
-		if (rc == 0 && sqlite3_prepare_v2(db, "DELETE FROM wsync_site_keys WHERE "
-		    "site = ?1", -1, &st, NULL) == SQLITE_OK) {
+		for (k = 0; rc == 0 && k < 2; k++) {
+			if (sqlite3_prepare_v2(db, forget_sql[k], -1, &st, NULL) != SQLITE_OK)
+				continue;
 			sqlite3_bind_blob(st, 1, site->b, WS_SITEID_LEN, SQLITE_STATIC);
 			if (sqlite3_step(st) != SQLITE_DONE)
 				rc = ws_error(err, WS_EIO, "'%s': %s", path, sqlite3_errmsg(db));
