@@ -2218,6 +2218,20 @@ static const char *coltext(sqlite3_stmt *st, int i)
 	return s ? (const char *)s : "";
 }
 
+/* Column i as text, or `none` when it is NULL. */
+static const char *coltext_or(sqlite3_stmt *st, int i, const char *none)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? none : coltext(st, i);
+}
+
+/* Column i as a new JSON string, or JSON null when it is NULL; NULL when
+ * out of memory. */
+static json_t *colstring(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() :
+	    json_string(coltext(st, i));
+}
+
 static int db_fail(struct insp *x, sqlite3 *db, const char *path, const char *what)
 {
 	return ws_error(x->err, WS_ECORRUPT, "'%s': %s: %s", path, what,
@@ -2322,7 +2336,8 @@ static int db_replica(struct insp *x, sqlite3 *db, json_t *root)
 	int rc = 0;
 
 	if (!db_has_table(db, "wsync_replica"))
-		return root ? 0 : ws_buf_printf(&x->out, "replicator    none\n");
+		return root ? (json_object_set_new(root, "replicator", json_null()) ?
+		    WS_ENOMEM : 0) : ws_buf_printf(&x->out, "replicator    none\n");
 	if (sqlite3_prepare_v2(db, "SELECT local_table, source, guid, usn, updated "
 	    "FROM wsync_replica ORDER BY local_table", -1, &st, NULL) != SQLITE_OK)
 		return db_fail(x, db, "?", "cannot read wsync_replica");
@@ -2338,10 +2353,10 @@ static int db_replica(struct insp *x, sqlite3 *db, json_t *root)
 			json_t *j = json_object();
 
 			if (!j || json_object_set_new(j, "table", json_string(coltext(st, 0))) ||
-			    json_object_set_new(j, "source", json_string(coltext(st, 1))) ||
-			    json_object_set_new(j, "guid", json_string(coltext(st, 2))) ||
+			    json_object_set_new(j, "source", colstring(st, 1)) ||
+			    json_object_set_new(j, "guid", colstring(st, 2)) ||
 			    json_object_set_new(j, "usn", json_integer(sqlite3_column_int64(st, 3))) ||
-			    json_object_set_new(j, "updated", json_string(coltext(st, 4))) ||
+			    json_object_set_new(j, "updated", colstring(st, 4)) ||
 			    json_array_append_new(arr, j))
 				rc = WS_ENOMEM;
 		} else {
@@ -2350,12 +2365,12 @@ static int db_replica(struct insp *x, sqlite3 *db, json_t *root)
 			if (!(rc = ws_buf_printf(o, "  ")) &&
 			    !(rc = put_names(o, coltext(st, 0))) &&
 			    !(rc = ws_buf_printf(o, "  source=")) &&
-			    !(rc = put_names(o, coltext(st, 1))) &&
+			    !(rc = put_names(o, coltext_or(st, 1, "none"))) &&
 			    !(rc = ws_buf_printf(o, " guid=")) &&
-			    !(rc = put_names(o, coltext(st, 2))) &&
+			    !(rc = put_names(o, coltext_or(st, 2, "none"))) &&
 			    !(rc = ws_buf_printf(o, " usn=%" PRId64 " updated=",
 			    (int64_t)sqlite3_column_int64(st, 3))) &&
-			    !(rc = put_names(o, coltext(st, 4))))
+			    !(rc = put_names(o, coltext_or(st, 4, "none"))))
 				rc = ws_buf_putc(o, '\n');
 		}
 	}

@@ -472,6 +472,29 @@ s.serve_forever()' "$port" "$T"
 	assert_stderr "wsync-inspect: standard input holds an SQLite database: give its file name"
 }
 
+@test "--json of a database always has the replicator key" {
+	command -v sqlite3 >/dev/null || fail "this test needs sqlite3"
+	# None: null, as the text view's "replicator    none".
+	run --separate-stderr "$I" --json sample-site.db
+	assert_success
+	assert_equal "$(jq -c '[has("replicator"), .replicator]' <<<"$output")" '[true,null]'
+	run --separate-stderr "$I" sample-site.db
+	assert_line "replicator    none"
+	# A working set that is also a replica; a full pass under way leaves
+	# its guid NULL.
+	sqlite3 sample-site.db "CREATE TABLE wsync_replica(local_table TEXT PRIMARY KEY,
+	    source TEXT, guid TEXT, usn INTEGER NOT NULL, updated TEXT, mapping TEXT);
+	    INSERT INTO wsync_replica VALUES('items', 'hub:7000/items', NULL, 0, NULL, NULL)"
+	run --separate-stderr "$I" --json sample-site.db
+	assert_success
+	assert_equal "$(jq -c .replicator <<<"$output")" \
+	    '[{"table":"items","source":"hub:7000/items","guid":null,"usn":0,"updated":null}]'
+	run --separate-stderr "$I" sample-site.db
+	assert_success
+	assert_line "replicator    1 table"
+	assert_line "  items  source=hub:7000/items guid=none usn=0 updated=none"
+}
+
 @test "a database that is not a working set, with a replicator's state" {
 	command -v sqlite3 >/dev/null || fail "this test needs sqlite3"
 	sqlite3 r.db "CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT);
