@@ -468,19 +468,12 @@ static int open_secret(const char *path, const char *what, FILE **f, char *err)
 	return 0;
 }
 
-static enum ws_right right_named(const char *s)
-{
-	return strcmp(s, "read") == 0 ? WS_RIGHT_READ : strcmp(s, "write") == 0 ?
-	    WS_RIGHT_WRITE : strcmp(s, "create") == 0 ? WS_RIGHT_CREATE : WS_RIGHT_NONE;
-}
-
 /* One line of a tokens file into a new entry of t; the token is wiped. */
 static int token_line(struct ws_authkeys *t, char *line, const char *path, size_t lineno,
     char *err)
 {
 	struct ws_authkey *k, *nk;
-	char *hash = strchr(line, '#'), *tok, *save = NULL, *eq, **g;
-	enum ws_right *r;
+	char *hash = strchr(line, '#'), *tok, *save = NULL;
 	size_t i;
 
 	if (hash)
@@ -502,31 +495,8 @@ static int token_line(struct ws_authkeys *t, char *line, const char *path, size_
 		if (sodium_memcmp(t->k[i].pk, k->pk, sizeof(k->pk)) == 0)
 			return ws_error(err, WS_ECONFIG, "%s:%zu: the same token as an "
 			    "earlier line", path, lineno);
-	while (hash && (*hash == ' ' || *hash == '\t'))
-		hash++;
-	if (hash)
-		hash[strcspn(hash, "\r\n")] = 0;
-	if (!(k->comment = strdup(hash ? hash : "")))
-		return WS_ENOMEM;
 	t->n++;
-	while ((tok = strtok_r(NULL, " \t\r\n", &save))) {
-		eq = strrchr(tok, '=');
-		if (!eq || eq == tok || right_named(eq + 1) == WS_RIGHT_NONE)
-			return ws_error(err, WS_ECONFIG, "%s:%zu: bad right '%s' (want "
-			    "GLOB=read, GLOB=write or GLOB=create)", path, lineno, tok);
-		*eq = 0;
-		if (!(g = realloc(k->glob, (k->n + 1) * sizeof(*g))))
-			return WS_ENOMEM;
-		k->glob = g;
-		if (!(r = realloc(k->right, (k->n + 1) * sizeof(*r))))
-			return WS_ENOMEM;
-		k->right = r;
-		k->right[k->n] = right_named(eq + 1);
-		if (!(k->glob[k->n] = strdup(tok)))
-			return WS_ENOMEM;
-		k->n++;
-	}
-	return 0;
+	return ws_authkey_rest(k, hash, &save, path, lineno, err);
 }
 
 int ws_replicate_tokens_load(struct ws_authkeys *t, const char *path, char *err)

@@ -425,9 +425,7 @@ static int authkey_line(struct ws_authkeys *a, char *line, const char *path,
     size_t lineno, char *err)
 {
 	struct ws_authkey *k, *nk;
-	char *hash = strchr(line, '#'), *tok, *save = NULL, *eq, **g;
-	enum ws_right *r;
-	int rc = 0;
+	char *hash = strchr(line, '#'), *tok, *save = NULL;
 
 	if (hash)
 		*hash++ = 0;
@@ -441,14 +439,23 @@ static int authkey_line(struct ws_authkeys *a, char *line, const char *path,
 	if (ws_key_parse(k->pk, tok, strlen(tok), NULL))
 		return ws_error(err, WS_ECONFIG, "%s:%zu: '%s' is not a wsync public "
 		    "key", path, lineno, tok);
-	while (hash && (*hash == ' ' || *hash == '\t'))
-		hash++;
-	if (hash)
-		hash[strcspn(hash, "\r\n")] = 0;
-	if (!(k->comment = strdup(hash ? hash : "")))
-		return WS_ENOMEM;
 	a->n++;
-	while (rc == 0 && (tok = strtok_r(NULL, " \t\r\n", &save))) {
+	return ws_authkey_rest(k, hash, &save, path, lineno, err);
+}
+
+int ws_authkey_rest(struct ws_authkey *k, char *comment, char **save,
+    const char *path, size_t lineno, char *err)
+{
+	char *tok, *eq, **g;
+	enum ws_right *r;
+
+	while (comment && (*comment == ' ' || *comment == '\t'))
+		comment++;
+	if (comment)
+		comment[strcspn(comment, "\r\n")] = 0;
+	if (!(k->comment = strdup(comment ? comment : "")))
+		return WS_ENOMEM;
+	while ((tok = strtok_r(NULL, " \t\r\n", save))) {
 		eq = strrchr(tok, '=');
 		if (!eq || eq == tok || right_of(eq + 1) == WS_RIGHT_NONE)
 			return ws_error(err, WS_ECONFIG, "%s:%zu: bad right '%s' (want "
@@ -465,7 +472,7 @@ static int authkey_line(struct ws_authkeys *a, char *line, const char *path,
 			return WS_ENOMEM;
 		k->n++;
 	}
-	return rc;
+	return 0;
 }
 
 int ws_authkeys_load(struct ws_authkeys *a, const char *path, char *err)

@@ -110,6 +110,15 @@ struct ws_authkeys {
 	size_t n;
 };
 
+/*
+ * The rest of a rights line, after its first field (a key, or a token
+ * for wsync-replicate's --http-tokens): comment, the text after '#' (or
+ * NULL), becomes k->comment, and the GLOB=RIGHT fields that strtok_r()
+ * state *save holds become k's rights.  WS_ECONFIG naming path:lineno.
+ */
+int ws_authkey_rest(struct ws_authkey *k, char *comment, char **save,
+    const char *path, size_t lineno, char *err) WS_MUST_CHECK;
+
 /* Read path into a (released with ws_authkeys_release).  Fields are
  * separated by blanks (spaces and tabs, any run).  WS_EPERM when group
  * or others may write the file (whoever can would grant any key any
