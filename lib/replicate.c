@@ -4723,19 +4723,6 @@ static int waiting(struct rep *x, int why, int retry_ms)
 	return deliver(x);
 }
 
-/* Remove the database file path and SQLite's companions of it. */
-static void forget_file(const char *path)
-{
-	static const char *const ext[] = {"", "-wal", "-shm", "-journal"};
-	char name[PATH_MAX];
-	size_t i;
-
-	for (i = 0; i < 4; i++)
-		if ((size_t)snprintf(name, sizeof(name), "%s%s", path, ext[i]) <
-		    sizeof(name))
-			unlink(name);
-}
-
 int ws_replicate_pull(const struct ws_replicate_pull_opts *o, char *err)
 {
 	static int curl_ready;
@@ -4810,6 +4797,6 @@ out:
 	/* A run that failed before any session set the table up, in a file
 	 * it made, leaves no file behind: not one bound to no publisher. */
 	if (rc && x.created && !x.bound)
-		forget_file(o->db);
+		ws_store_remove_files(o->db);
 	return rc;
 }

@@ -877,19 +877,6 @@ out:
 	return rc;
 }
 
-/* Remove the database file path and SQLite's companions of it. */
-static void forget_file(const char *path)
-{
-	static const char *const ext[] = {"", "-wal", "-shm", "-journal"};
-	char name[PATH_MAX];
-	size_t i;
-
-	for (i = 0; i < 4; i++)
-		if ((size_t)snprintf(name, sizeof(name), "%s%s", path, ext[i]) <
-		    sizeof(name))
-			unlink(name);
-}
-
 int ws_site_run(const struct ws_site_opts *o, char *err)
 {
 	struct site x;
@@ -940,7 +927,7 @@ out:
 		ws_store_close(x.s[i].st);
 		/* A run that failed before the hub took a set leaves no new file. */
 		if (x.s[i].created && !x.s[i].taken && !x.s[i].gone)
-			forget_file(x.s[i].path);
+			ws_store_remove_files(x.s[i].path);
 		free(x.s[i].wsid);
 		free(x.s[i].path);
 	}

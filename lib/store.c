@@ -611,6 +611,18 @@ struct tbl *sto_tbl_by_id(struct ws_store *s, int64_t id)
 	return NULL;
 }
 
+void ws_store_remove_files(const char *path)
+{
+	static const char *const ext[] = {"", "-wal", "-shm", "-journal"};
+	char name[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < 4; i++)
+		if ((size_t)snprintf(name, sizeof(name), "%s%s", path, ext[i]) <
+		    sizeof(name))
+			unlink(name);
+}
+
 int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
     unsigned flags, char *err)
 {

@@ -64,6 +64,12 @@ struct ws_store;
  */
 int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
     unsigned flags, char *err) WS_MUST_CHECK;
+/*
+ * Remove database file path and SQLite's companions of it (-wal, -shm,
+ * -journal): what a run that created the file and then failed before it
+ * did any work leaves no trace of.  Close the store first.
+ */
+void ws_store_remove_files(const char *path);
 /* Close the connection and free s.  NULL is allowed. */
 void ws_store_close(struct ws_store *s);
 
