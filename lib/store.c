@@ -4264,7 +4264,7 @@ static int snap_row(struct apply *a, const struct ws_change *c, sqlite3_stmt *ke
 	struct bmap *m;
 	struct tbl *t;
 	sqlite3_stmt *row;
-	int64_t keep, put = 0;
+	int64_t keep, put = 0, full;
 	uint32_t i, k;
 	int rc, gone, exists;
 
@@ -4285,6 +4285,7 @@ static int snap_row(struct apply *a, const struct ws_change *c, sqlite3_stmt *ke
 		sto_bind_value(row, (int)i + 1, &c->pk[i]);
 	exists = sqlite3_step(row) == SQLITE_ROW;
 	sqlite3_reset(row);
+	full = put & t->allmask;
 	put &= t->allmask & ~keep;
 	if ((!exists && !gone) || (exists && put)) {
 		/*
@@ -4296,16 +4297,19 @@ static int snap_row(struct apply *a, const struct ws_change *c, sqlite3_stmt *ke
 
 		a->lamport = UINT64_MAX;
 		rc = write_row(a, t, c, exists ? TS_UPD : TS_INS, put, val);
+		/* A new row whose own cells this site keeps may lack one that
+		 * NOT NULL or a CHECK wants: the copy's whole row, then. */
+		if (rc == CLASH && !exists && a->clash != KIND_UNIQUE && put != full)
+			rc = write_row(a, t, c, TS_INS, full, val);
 		a->origin = me.site;
 		a->counter = me.counter;
 		a->lamport = me.lamport;
 		a->gone.len = 0; /* removals are not logged: the hub never had them */
 		a->ngone = 0;
+		/* Still in the way: its values are kept as conflicts, and the
+		 * site goes on (never stalled by a full copy). */
 		if (rc == CLASH)
-			return ws_error(a->err, WS_ESCHEMA, "table '%s': a row of the full "
-			    "copy breaks a %s constraint here", t->name, a->clash ==
-			    KIND_UNIQUE ? "UNIQUE" : a->clash == KIND_FK ? "FOREIGN KEY" :
-			    "CHECK or NOT NULL");
+			rc = lose_change(a, t, c, val);
 		if (rc)
 			return rc;
 	}
