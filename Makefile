@@ -7,7 +7,9 @@
 #   make fuzz       SECONDS=60: build the libFuzzer targets (tests/fuzz/) with
 #                   clang-14 and run each that long, printing executions
 #   make check-valgrind  unit tests and end-to-end bats suites under valgrind
-#   make demo       a hub and sites on loopback syncing a sample database
+#   make demo       a hub and two sites on a unix socket syncing a sample
+#                   database: each command, its output and a row diff of
+#                   every copy after each step (tests/demo.sh)
 #   make bench      micro-benchmarks (figures, never pass/fail)
 #   make chaos      RUNS=20 SEED=N DURATION=60: a campaign of seeded chaos runs
 #                   (tests/chaos/chaos.py: a hub and sites under kill -9,
@@ -128,7 +130,7 @@ check-valgrind: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@tests/demo.sh
+	@WS_BIN=$(BIN) tests/demo.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all
