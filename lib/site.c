@@ -105,7 +105,6 @@ static struct sset *by_chan(struct site *x, uint32_t ch)
 struct sendctx {
 	struct site *x;
 	struct sset *ss;
-	uint64_t own;            /* the last own batch sent, or 0 */
 };
 
 static int send_one(const struct ws_batch *b, uint64_t usn, void *cd)
@@ -114,9 +113,6 @@ static int send_one(const struct ws_batch *b, uint64_t usn, void *cd)
 	int rc;
 
 	c->ss->sent_usn = usn;
-	if (b->has_dot && memcmp(b->dot_site.b, ws_store_site(c->ss->st)->b,
-	    WS_SITEID_LEN) == 0 && b->dot_counter > c->own)
-		c->own = b->dot_counter;
 	c->x->enc.len = 0;
 	if ((rc = ws_batch_encode(b, &c->x->enc)))
 		return rc;
@@ -136,11 +132,24 @@ static int send_schema(struct site *x, struct sset *ss, const struct ws_schema *
 	return ws_peer_send(&x->p, WS_FRAME_SCHEMA, 0, ss->ch, x->enc.p, x->enc.len);
 }
 
+/* Note every batch this set sealed as sent (before it is sent). */
+static int note_own(struct sset *ss, char *err)
+{
+	struct ws_vclock mine = WS_VCLOCK_INIT;
+	int rc;
+
+	if ((rc = ws_store_clock(ss->st, &mine, err)) == 0)
+		rc = ws_store_note_sent(ss->st, ws_vclock_get(&mine, ws_store_site(ss->st)),
+		    err);
+	ws_vclock_release(&mine);
+	return rc;
+}
+
 /* Follow: seal local commits and send the new batches of every set. */
 static int push_local(struct site *x, char *err)
 {
 	struct ws_schema sc = WS_SCHEMA_INIT;
-	struct sendctx c = {x, NULL, 0};
+	struct sendctx c = {x, NULL};
 	size_t i;
 	int rc = 0;
 
@@ -154,10 +163,12 @@ static int push_local(struct site *x, char *err)
 		    (rc && (rc = send_schema(x, c.ss, &sc))))
 			break;
 		/* Not only what this seal made: applying a remote batch seals
-		 * local writes too, and those must go out as well. */
-		c.own = 0;
-		if ((rc = ws_store_local_since(c.ss->st, c.ss->sent_usn, send_one,
-		    &c, err)) || (c.own && (rc = ws_store_note_sent(c.ss->st, c.own, err))))
+		 * local writes too, and those must go out as well.  Noted as
+		 * sent before they go: a kill between the send and the note
+		 * must not make this file look like a copy next time. */
+		if ((rc = note_own(c.ss, err)) ||
+		    (rc = ws_store_local_since(c.ss->st, c.ss->sent_usn, send_one,
+		    &c, err)))
 			break;
 	}
 	ws_schema_release(&sc);
@@ -213,7 +224,7 @@ static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
 	struct ws_add a = {.clock = WS_VCLOCK_INIT};
 	struct ws_vclock mine = WS_VCLOCK_INIT;
 	struct ws_schema sc = WS_SCHEMA_INIT;
-	struct sendctx c = {x, ss, 0};
+	struct sendctx c = {x, ss};
 	uint64_t hub_own, own, sent;
 	uint8_t guid[16];
 	int rc;
@@ -240,12 +251,12 @@ static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
 	    (rc = ws_store_set_guid(ss->st, a.guid, x->err)))
 		goto out;
 	ss->accepted = ss->taken = 1;
-	/* This copy's schema, then what the hub lacks. */
+	/* This copy's schema, then what the hub lacks (noted as sent first). */
 	if ((rc = ws_store_seal(ss->st, NULL, x->err)) ||
 	    (rc = ws_store_schema(ss->st, &sc, x->err)) ||
 	    (rc = send_schema(x, ss, &sc)) ||
+	    (rc = note_own(ss, x->err)) ||
 	    (rc = ws_store_changes_missing(ss->st, &a.clock, send_one, &c, x->err)) ||
-	    (rc = ws_store_note_sent(ss->st, c.own > hub_own ? c.own : hub_own, x->err)) ||
 	    (rc = ws_store_sealed_usn(ss->st, &ss->sent_usn, x->err)) ||
 	    (rc = ws_store_clock(ss->st, &mine, x->err)))
 		goto out;
