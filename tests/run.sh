@@ -98,7 +98,7 @@ batsrun() {
 	fi
 	tally "bats $label" "$p" "$f"
 	if [ "$f" -ne 0 ]; then
-		grep -A 12 '^not ok ' "$out" | sed 's/^/    | /' | head -n 120
+		grep -A 40 '^not ok ' "$out" | sed 's/^/    | /' | head -n 200
 		grep -q '^1\.\.' "$out" || sed 's/^/    | /' "$out" | tail -n 20
 	fi
 }

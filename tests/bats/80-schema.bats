@@ -269,9 +269,11 @@ cheap"
 	spawn fa "$WS_BIN/wsync-join" -f "$SOCK" w=a.db
 	spawn fb "$WS_BIN/wsync-join" -f "$SOCK" w=b.db
 	wait_sql b.db "SELECT t FROM n" x
-	sql a.db "ALTER TABLE n ADD COLUMN c TEXT DEFAULT 'd'; UPDATE n SET c = 'live';
+	# One transaction: a follower that saw its statements one by one would
+	# rightly send two schema changes.
+	sql a.db "BEGIN; ALTER TABLE n ADD COLUMN c TEXT DEFAULT 'd'; UPDATE n SET c = 'live';
 	    CREATE TABLE m(k TEXT PRIMARY KEY, v); INSERT INTO m VALUES('a', 1);
-	    CREATE INDEX n_c ON n(c)"
+	    CREATE INDEX n_c ON n(c); COMMIT"
 	wait_sql b.db "SELECT c FROM n" live
 	wait_sql b.db "SELECT v FROM m" 1
 	same_everywhere n a.db b.db hub/w.db
