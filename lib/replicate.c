@@ -51,6 +51,7 @@
 #include "wsync/delta.h"
 #include "wsync/escape.h"
 #include "wsync/json.h"
+#include "wsync/hub.h"
 #include "wsync/replicate.h"
 #include "wsync/store.h"
 #include "wsync/transport.h"
@@ -587,6 +588,7 @@ struct psess {
 	size_t in_off, out_off;
 	char id[33];                  /* HTTP: the session's name */
 	uint64_t last_ms;
+	uint64_t since_ms;            /* when it connected */
 	int state;
 	int full;
 	size_t *cols;                 /* session columns: indexes into p->cols */
@@ -1484,6 +1486,20 @@ static int feed_lines(struct psess *s)
 	return 0;
 }
 
+/* A stream session must start (ReplicateStart) within this long. */
+#define PUB_START_MS 10000u
+
+/* The stream sessions open now (HTTP ones have libmicrohttpd's limits). */
+static size_t stream_sessions(const struct pub *p)
+{
+	const struct psess *s;
+	size_t n = 0;
+
+	for (s = p->sess; s; s = s->next)
+		n += !s->http;
+	return n;
+}
+
 static struct psess *psess_new(struct pub *p, int http, const struct ws_conn *c)
 {
 	struct psess *s = calloc(1, sizeof(*s));
@@ -1496,7 +1512,7 @@ static struct psess *psess_new(struct pub *p, int http, const struct ws_conn *c)
 	s->conn.rfd = s->conn.wfd = -1;
 	if (c)
 		s->conn = *c;
-	s->last_ms = ws_now_ms();
+	s->last_ms = s->since_ms = ws_now_ms();
 	s->right = WS_RIGHT_CREATE;
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(s->id, sizeof(s->id), rnd, sizeof(rnd));
@@ -2139,7 +2155,8 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 	char (*names)[WS_CONN_NAMELEN] = NULL;
 	char hname[WS_CONN_NAMELEN] = "";
 	int *lfd = NULL, hfd = -1, mfd = -1, ifd = -1, rc, timeout;
-	size_t i, n, cap = 0, nl = 0;
+	size_t i, n, cap = 0, nl = 0, max_sessions = ws_hub_default_max_sessions();
+	uint64_t refused_ms = 0;
 	uint8_t g[WS_GUID_LEN];
 	struct psess *s, *nx;
 	struct hreq *h;
@@ -2231,9 +2248,17 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 	for (;;) {
 		if (o->stop && *o->stop)
 			break;
-		/* Sessions that are over go first. */
+		/* Sessions that are over go first; a stream that has not started
+		 * within PUB_START_MS (no ReplicateStart: on a keyed publisher,
+		 * no finished handshake either) is over too. */
 		for (s = p.sess; s; s = nx) {
 			nx = s->next;
+			if (!s->http && !s->dead && s->state == S_START && s->conn.rfd != 0 &&
+			    ws_now_ms() - s->since_ms > PUB_START_MS) {
+				plog(&p, "%s: no ReplicateStart within %u s: dropped", s->name,
+				    PUB_START_MS / 1000);
+				s->dead = 1;
+			}
 			if (s->dead || (s->closing && !s->http && !sess_pending(s)) ||
 			    (s->http && ws_now_ms() - s->last_ms > HTTP_IDLE_MS)) {
 				if (!s->http && !s->dead)
@@ -2323,10 +2348,21 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 			switch (what[i].kind) {
 			case K_LISTEN:
 				if (ws_transport_accept(pfd[i].fd, &c, NULL) == 0) {
-					if (ws_fd_nonblock(c.rfd) || !(s = psess_new(&p, 0, &c)))
+					/* Bounded before anyone is known: a cap on
+					 * sessions, as the hub has (wsync-serve(1)). */
+					if (stream_sessions(&p) >= max_sessions) {
 						ws_conn_close(&c);
-					else
+						if (ws_now_ms() - refused_ms >= 1000) {
+							refused_ms = ws_now_ms();
+							plog(&p, "refusing connections: %zu sessions "
+							    "already", max_sessions);
+						}
+					} else if (ws_fd_nonblock(c.rfd) ||
+					    !(s = psess_new(&p, 0, &c))) {
+						ws_conn_close(&c);
+					} else {
 						plog(&p, "%s: session started", s->name);
+					}
 				}
 				break;
 			case K_HTTP:

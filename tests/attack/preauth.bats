@@ -187,3 +187,21 @@ wsync-join: some working sets were not synced"
 	mine=$(sqlite3 a.db "SELECT hex(value) FROM wsync_meta WHERE key = 'site'")
 	assert_equal "$(sqlite3 hub/u.db "SELECT hex(site) FROM wsync_members")" "$mine"
 }
+
+@test "a publisher's stream session that never starts is dropped after 10 s; a replicator is served meanwhile" {
+	ws_need wsync-replicate
+	sql pub.db "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES(1, 'ann')"
+	spawn pub "$WS_BIN/wsync-replicate" publish -d pub.db -t users -l "unix:$T/pub.sock"
+	wait_lines "$T/pub.err" 1 '^wsync-replicate: listening on '
+	python3 "$PREAUTH" "unix:$T/pub.sock" idle 3 12 >idle.out &
+	local idle=$!
+	# While they hang there, a replicator gets its rows.
+	sleep 1
+	run --separate-stderr "$WS_BIN/wsync-replicate" pull "unix:$T/pub.sock" -d rep.db -t users
+	assert_success
+	assert_equal "$(sqlite3 rep.db 'SELECT name FROM users')" ann
+	wait "$idle"
+	assert_equal "$(head -n 1 idle.out)" "closed 3 of 3"
+	run grep -cE "^wsync-replicate: unix[^ ]*: no ReplicateStart within 10 s: dropped$" pub.err
+	assert_output 3
+}
