@@ -2472,6 +2472,21 @@ out:
 	return rc;
 }
 
+/* Append "SELECT key columns FROM t". */
+static int put_select_key(struct ws_buf *q, const struct tbl *t)
+{
+	uint32_t i;
+	int rc = ws_buf_printf(q, "SELECT ");
+
+	for (i = 0; rc == 0 && i < t->npk; i++) {
+		rc = ws_buf_printf(q, i ? ", " : "");
+		if (rc == 0) rc = sto_qid(q, t->cols[t->pk[i]]);
+	}
+	if (rc == 0) rc = ws_buf_printf(q, " FROM ");
+	if (rc == 0) rc = sto_qid(q, t->name);
+	return rc;
+}
+
 /*
  * A write of change c (values val) broke a UNIQUE constraint: find the
  * rows that hold its values in a unique index, and hold the contest the
@@ -2507,13 +2522,7 @@ static int contest(struct apply *a, const struct tbl *t, const struct ws_change 
 		sqlite3_bind_text(cols, 1, (const char *)sqlite3_column_text(ix, 0), -1,
 		    SQLITE_TRANSIENT);
 		q.len = 0;
-		rc = ws_buf_printf(&q, "SELECT ");
-		for (i = 0; rc == 0 && i < t->npk; i++) {
-			rc = ws_buf_printf(&q, i ? ", " : "");
-			if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
-		}
-		if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
-		if (rc == 0) rc = sto_qid(&q, t->name);
+		rc = put_select_key(&q, t);
 		if (rc == 0) rc = ws_buf_printf(&q, " WHERE NOT (1");
 		for (i = 0; rc == 0 && i < t->npk; i++) {
 			rc = ws_buf_printf(&q, " AND ");
@@ -4374,13 +4383,7 @@ static int snap_orphans(struct apply *a)
 				continue;
 			/* The row's key, and its history here. */
 			q.len = 0;
-			rc = ws_buf_printf(&q, "SELECT ");
-			for (i = 0; rc == 0 && i < t->npk; i++) {
-				rc = ws_buf_printf(&q, i ? ", " : "");
-				if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
-			}
-			if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
-			if (rc == 0) rc = sto_qid(&q, t->name);
+			rc = put_select_key(&q, t);
 			if (rc == 0) rc = ws_buf_printf(&q, " WHERE rowid = ?1");
 			if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &row, a->err)))
 				break;
