@@ -63,15 +63,18 @@ static int64_t changed_mask(const uint8_t *now, uint32_t ncols, const uint8_t *o
 	return mask;
 }
 
-/* Log one change of t, its key the npk values of st from column from. */
-static int log_change(struct ws_store *s, const struct tbl *t, int op,
-    int64_t mask, sqlite3_stmt *st, int from, char *err)
+/*
+ * The statement that logs changes of t (prepared once for a pass over t;
+ * the caller finalizes it).
+ */
+static int log_stmt(struct ws_store *s, const struct tbl *t, sqlite3_stmt **ins,
+    char *err)
 {
 	struct ws_buf q = WS_BUF_INIT;
-	sqlite3_stmt *ins;
 	uint32_t i;
 	int rc;
 
+	*ins = NULL;
 	rc = ws_buf_printf(&q, "INSERT INTO wsync_log(tbl, op, mask");
 	for (i = 0; rc == 0 && i < t->npk; i++)
 		rc = ws_buf_printf(&q, ", k%u", i + 1);
@@ -79,8 +82,19 @@ static int log_change(struct ws_store *s, const struct tbl *t, int op,
 	for (i = 0; rc == 0 && i < t->npk; i++)
 		rc = ws_buf_printf(&q, ", ?%u", i + 4);
 	if (rc == 0) rc = ws_buf_printf(&q, ")");
-	if (rc || !sto_cstr(&q) || (rc = sto_stmt(s, sto_cstr(&q), &ins, err)))
-		goto out;
+	if (rc == 0)
+		rc = sto_cstr(&q) ? sto_prep(s, sto_cstr(&q), ins, err) : WS_ENOMEM;
+	ws_buf_release(&q);
+	return rc;
+}
+
+/* Log one change of t with ins, its key the npk values of st from column from. */
+static int log_change(struct ws_store *s, sqlite3_stmt *ins, const struct tbl *t,
+    int op, int64_t mask, sqlite3_stmt *st, int from, char *err)
+{
+	uint32_t i;
+	int rc;
+
 	sqlite3_bind_int64(ins, 1, t->id);
 	sqlite3_bind_int(ins, 2, op);
 	sqlite3_bind_int64(ins, 3, mask);
@@ -89,8 +103,6 @@ static int log_change(struct ws_store *s, const struct tbl *t, int op,
 	rc = sqlite3_step(ins) == SQLITE_DONE ? 0 :
 	    sto_sqlerr(s, sqlite3_errcode(s->db), "log", err);
 	sqlite3_reset(ins);
-out:
-	ws_buf_release(&q);
 	return rc;
 }
 
@@ -147,7 +159,7 @@ static int rows_stmt(struct ws_store *s, const struct tbl *t, sqlite3_stmt **st,
 static int new_rows(struct ws_store *s, const struct tbl *t, int log, char *err)
 {
 	struct ws_buf key = WS_BUF_INIT, tmp = WS_BUF_INIT;
-	sqlite3_stmt *st = NULL, *old = NULL;
+	sqlite3_stmt *st = NULL, *old = NULL, *ins = NULL;
 	uint8_t *h = NULL;
 	int64_t mask;
 	int rc;
@@ -155,7 +167,8 @@ static int new_rows(struct ws_store *s, const struct tbl *t, int log, char *err)
 	if (!(h = malloc((size_t)t->ncols * COL_HASH)))
 		return WS_ENOMEM;
 	if ((rc = rows_stmt(s, t, &st, err)) || (rc = sto_prep(s, "SELECT h FROM "
-	    "wsync_scan WHERE tbl = ?1 AND key = ?2", &old, err)))
+	    "wsync_scan WHERE tbl = ?1 AND key = ?2", &old, err)) ||
+	    (log && (rc = log_stmt(s, t, &ins, err))))
 		goto out;
 	sqlite3_bind_int64(old, 1, t->id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -166,7 +179,7 @@ static int new_rows(struct ws_store *s, const struct tbl *t, int log, char *err)
 		sqlite3_bind_blob(old, 2, key.p ? key.p : (const uint8_t *)"",
 		    (int)key.len, SQLITE_STATIC);
 		if (sqlite3_step(old) != SQLITE_ROW) {
-			if (log && (rc = log_change(s, t, WS_OP_INSERT, t->allmask, st, 0, err)))
+			if (log && (rc = log_change(s, ins, t, WS_OP_INSERT, t->allmask, st, 0, err)))
 				goto out;
 		} else {
 			size_t nold = (size_t)sqlite3_column_bytes(old, 0);
@@ -176,7 +189,7 @@ static int new_rows(struct ws_store *s, const struct tbl *t, int log, char *err)
 				continue;
 			mask = changed_mask(h, t->ncols, sqlite3_column_blob(old, 0), nold) &
 			    t->allmask;
-			if (log && mask && (rc = log_change(s, t, WS_OP_UPDATE, mask, st, 0, err)))
+			if (log && mask && (rc = log_change(s, ins, t, WS_OP_UPDATE, mask, st, 0, err)))
 				goto out;
 		}
 		sqlite3_reset(old);
@@ -187,6 +200,7 @@ static int new_rows(struct ws_store *s, const struct tbl *t, int log, char *err)
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(old);
+	sqlite3_finalize(ins);
 	ws_buf_release(&key);
 	ws_buf_release(&tmp);
 	free(h);
@@ -197,7 +211,7 @@ out:
 static int gone_rows(struct ws_store *s, struct tbl *t, char *err)
 {
 	struct ws_buf gone = WS_BUF_INIT, key = WS_BUF_INIT;
-	sqlite3_stmt *st = NULL, *row, *vals = NULL;
+	sqlite3_stmt *st = NULL, *row, *vals = NULL, *ins = NULL;
 	struct ws_value v;
 	struct ws_rd r;
 	uint32_t i;
@@ -244,7 +258,8 @@ static int gone_rows(struct ws_store *s, struct tbl *t, char *err)
 	    "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, "
 	    "?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39, "
 	    "?40, ?41, ?42, ?43, ?44, ?45, ?46, ?47, ?48, ?49, ?50, ?51, ?52, ?53, "
-	    "?54, ?55, ?56, ?57, ?58, ?59, ?60, ?61, ?62, ?63", &vals, err)))
+	    "?54, ?55, ?56, ?57, ?58, ?59, ?60, ?61, ?62, ?63", &vals, err)) ||
+	    (gone.len && (rc = log_stmt(s, t, &ins, err))))
 		goto out;
 	for (at = 0; rc == 0 && at < gone.len; at += n) {
 		memcpy(&n, gone.p + at, sizeof(n));
@@ -262,12 +277,13 @@ static int gone_rows(struct ws_store *s, struct tbl *t, char *err)
 			rc = rc ? rc : sto_sqlerr(s, sqlite3_errcode(s->db), "scan", err);
 			break;
 		}
-		if ((rc = log_change(s, t, WS_OP_DELETE, 0, vals, 0, err)) == 0)
+		if ((rc = log_change(s, ins, t, WS_OP_DELETE, 0, vals, 0, err)) == 0)
 			rc = keep(s, t, &key, NULL, err);
 	}
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(vals);
+	sqlite3_finalize(ins);
 	ws_buf_release(&gone);
 	ws_buf_release(&key);
 	return rc;
