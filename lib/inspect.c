@@ -37,7 +37,6 @@
 #include <jansson.h>
 #include <math.h>
 #include <poll.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2210,62 +2209,6 @@ out:
 
 /* --- the database view --------------------------------------------------------- */
 
-/* Text of column i, or "" */
-static const char *coltext(sqlite3_stmt *st, int i)
-{
-	const unsigned char *s = sqlite3_column_text(st, i);
-
-	return s ? (const char *)s : "";
-}
-
-/* Column i as text, or `none` when it is NULL. */
-static const char *coltext_or(sqlite3_stmt *st, int i, const char *none)
-{
-	return sqlite3_column_type(st, i) == SQLITE_NULL ? none : coltext(st, i);
-}
-
-/* Column i as a new JSON string, or JSON null when it is NULL; NULL when
- * out of memory. */
-static json_t *colstring(sqlite3_stmt *st, int i)
-{
-	return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() :
-	    json_string(coltext(st, i));
-}
-
-static int db_fail(struct insp *x, sqlite3 *db, const char *path, const char *what)
-{
-	return ws_error(x->err, WS_ECORRUPT, "'%s': %s: %s", path, what,
-	    db ? sqlite3_errmsg(db) : "cannot open");
-}
-
-/* Scalar integer query; -1 when it fails. */
-static int64_t db_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st;
-	int64_t v = -1;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
-static int db_has_table(sqlite3 *db, const char *name)
-{
-	sqlite3_stmt *st;
-	int yes = 0;
-
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' "
-	    "AND name = ?1", -1, &st, NULL) != SQLITE_OK)
-		return 0;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	yes = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
-	return yes;
-}
-
 struct confl {
 	struct insp *x;
 	json_t *arr;
@@ -2327,115 +2270,139 @@ static int conflict_cb(const struct ws_conflict *c, void *cd)
 	return 0;
 }
 
-/* The replicator's state, if the database has its table. */
-static int db_replica(struct insp *x, sqlite3 *db, json_t *root)
+/* Collects the replicator's tables, for db_replica(). */
+struct replica_out {
+	struct insp *x;
+	json_t *arr;          /* JSON: one object each; NULL for text */
+};
+
+/* A field of the replicator's state as a new JSON string, or JSON null
+ * when it is not set; NULL when out of memory. */
+static json_t *jstring_or_null(const char *s)
 {
-	sqlite3_stmt *st;
-	json_t *arr = NULL;
-	size_t n = 0;
-	int rc = 0;
+	return s ? json_string(s) : json_null();
+}
 
-	if (!db_has_table(db, "wsync_replica"))
-		return root ? (json_object_set_new(root, "replicator", json_null()) ?
-		    WS_ENOMEM : 0) : ws_buf_printf(&x->out, "replicator    none\n");
-	if (sqlite3_prepare_v2(db, "SELECT local_table, source, guid, usn, updated "
-	    "FROM wsync_replica ORDER BY local_table", -1, &st, NULL) != SQLITE_OK)
-		return db_fail(x, db, "?", "cannot read wsync_replica");
-	if (root && (!(arr = json_array()) || json_object_set_new(root, "replicator", arr)))
-		rc = WS_ENOMEM;
-	else if (!root)
-		rc = ws_buf_printf(&x->out, "replicator    %s\n",
-		    db_int(db, "SELECT count(*) FROM wsync_replica") == 1 ? "1 table" :
-		    "tables:");
-	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-		n++;
-		if (root) {
-			json_t *j = json_object();
+static int replica_cb(const struct ws_store_replica *r, void *cd)
+{
+	struct replica_out *ro = cd;
+	struct ws_buf *o = &ro->x->out;
+	json_t *j;
+	int rc;
 
-			if (!j || json_object_set_new(j, "table", json_string(coltext(st, 0))) ||
-			    json_object_set_new(j, "source", colstring(st, 1)) ||
-			    json_object_set_new(j, "guid", colstring(st, 2)) ||
-			    json_object_set_new(j, "usn", json_integer(sqlite3_column_int64(st, 3))) ||
-			    json_object_set_new(j, "updated", colstring(st, 4)) ||
-			    json_array_append_new(arr, j))
-				rc = WS_ENOMEM;
-		} else {
-			struct ws_buf *o = &x->out;
-
-			if (!(rc = ws_buf_printf(o, "  ")) &&
-			    !(rc = put_names(o, coltext(st, 0))) &&
-			    !(rc = ws_buf_printf(o, "  source=")) &&
-			    !(rc = put_names(o, coltext_or(st, 1, "none"))) &&
-			    !(rc = ws_buf_printf(o, " guid=")) &&
-			    !(rc = put_names(o, coltext_or(st, 2, "none"))) &&
-			    !(rc = ws_buf_printf(o, " usn=%" PRId64 " updated=",
-			    (int64_t)sqlite3_column_int64(st, 3))) &&
-			    !(rc = put_names(o, coltext_or(st, 4, "none"))))
-				rc = ws_buf_putc(o, '\n');
-		}
-	}
-	sqlite3_finalize(st);
+	if (ro->arr)
+		return (j = json_object()) &&
+		    !json_object_set_new(j, "table", json_string(r->table)) &&
+		    !json_object_set_new(j, "source", jstring_or_null(r->source)) &&
+		    !json_object_set_new(j, "guid", jstring_or_null(r->guid)) &&
+		    !json_object_set_new(j, "usn", json_integer(r->usn)) &&
+		    !json_object_set_new(j, "updated", jstring_or_null(r->updated)) &&
+		    !json_array_append_new(ro->arr, j) ? 0 : WS_ENOMEM;
+	if (!(rc = ws_buf_printf(o, "  ")) &&
+	    !(rc = put_names(o, r->table)) &&
+	    !(rc = ws_buf_printf(o, "  source=")) &&
+	    !(rc = put_names(o, r->source ? r->source : "none")) &&
+	    !(rc = ws_buf_printf(o, " guid=")) &&
+	    !(rc = put_names(o, r->guid ? r->guid : "none")) &&
+	    !(rc = ws_buf_printf(o, " usn=%" PRId64 " updated=", r->usn)) &&
+	    !(rc = put_names(o, r->updated ? r->updated : "none")))
+		rc = ws_buf_putc(o, '\n');
 	return rc;
 }
 
-static int db_tables(struct insp *x, sqlite3 *db, json_t *root)
+/* The replicator's state, if the database has its table. */
+static int db_replica(struct insp *x, struct ws_store_file *f, json_t *root)
 {
-	sqlite3_stmt *st;
-	json_t *arr = NULL;
+	struct replica_out ro = {x, NULL};
+	char e[WS_ERRLEN] = "";
+	int64_t n;
+	int rc;
+
+	if ((rc = ws_store_file_replica(f, &n, NULL, NULL, e)))
+		return ws_error(x->err, rc, "'?': %s", e);
+	if (n < 0)
+		return root ? (json_object_set_new(root, "replicator", json_null()) ?
+		    WS_ENOMEM : 0) : ws_buf_printf(&x->out, "replicator    none\n");
+	if (root && (!(ro.arr = json_array()) ||
+	    json_object_set_new(root, "replicator", ro.arr)))
+		return WS_ENOMEM;
+	if (!root && (rc = ws_buf_printf(&x->out, "replicator    %s\n",
+	    n == 1 ? "1 table" : "tables:")))
+		return rc;
+	if ((rc = ws_store_file_replica(f, &n, replica_cb, &ro, e)) && *e)
+		rc = ws_error(x->err, rc, "'?': %s", e);
+	return rc;
+}
+
+/* Collects the tracked tables, for db_tables(). */
+struct tables_out {
+	struct insp *x;
+	json_t *arr;          /* JSON: one object each; NULL for text */
+};
+
+/* A new JSON array of the strings s[0..n); NULL when out of memory. */
+static json_t *jstrings(const char *const *s, size_t n)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; a && i < n; i++)
+		if (json_array_append_new(a, json_string(s[i]))) {
+			json_decref(a);
+			a = NULL;
+		}
+	return a;
+}
+
+/* Append names[0..n), escaped, separated by ", ". */
+static int put_list(struct ws_buf *o, const char *const *names, size_t n)
+{
+	size_t i;
 	int rc = 0;
 
-	if (sqlite3_prepare_v2(db, "SELECT name, cols, pk FROM wsync_tables ORDER BY name",
-	    -1, &st, NULL) != SQLITE_OK)
-		return db_fail(x, db, "?", "cannot read wsync_tables");
-	if (root && (!(arr = json_array()) || json_object_set_new(root, "tables", arr)))
-		rc = WS_ENOMEM;
-	if (!root)
-		rc = ws_buf_printf(&x->out, "tracked       %" PRId64 " table%s\n",
-		    db_int(db, "SELECT count(*) FROM wsync_tables"),
-		    db_int(db, "SELECT count(*) FROM wsync_tables") == 1 ? "" : "s");
-	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-		json_t *cols = json_loads(coltext(st, 1), 0, NULL);
-		json_t *pk = json_loads(coltext(st, 2), 0, NULL), *pkn = json_array();
-		size_t i;
+	for (i = 0; !rc && i < n; i++)
+		if (!(rc = ws_buf_printf(o, "%s", i ? ", " : "")))
+			rc = put_names(o, names[i]);
+	return rc;
+}
 
-		for (i = 0; pkn && i < json_array_size(pk); i++) {
-			json_t *c = json_array_get(cols,
-			    (size_t)json_integer_value(json_array_get(pk, i)));
+static int table_cb(const struct ws_store_table *t, void *cd)
+{
+	struct tables_out *to = cd;
+	struct ws_buf *o = &to->x->out;
+	json_t *j;
+	int rc;
 
-			json_array_append_new(pkn, json_string(c && json_is_string(c) ?
-			    json_string_value(c) : "?"));
-		}
-		if (!cols || !pkn) {
-			rc = WS_ENOMEM;
-		} else if (root) {
-			json_t *j = json_object();
+	if (to->arr)
+		return (j = json_object()) &&
+		    !json_object_set_new(j, "name", json_string(t->name)) &&
+		    !json_object_set_new(j, "cols", jstrings(t->cols, t->ncols)) &&
+		    !json_object_set_new(j, "pk", jstrings(t->pk, t->npk)) &&
+		    !json_array_append_new(to->arr, j) ? 0 : WS_ENOMEM;
+	if (!(rc = ws_buf_printf(o, "  ")) && !(rc = put_names(o, t->name)) &&
+	    !(rc = ws_buf_printf(o, " (")) && !(rc = put_list(o, t->cols, t->ncols)) &&
+	    !(rc = ws_buf_printf(o, "; primary key ")) &&
+	    !(rc = put_list(o, t->pk, t->npk)))
+		rc = ws_buf_printf(o, ")\n");
+	return rc;
+}
 
-			if (!j || json_object_set_new(j, "name", json_string(coltext(st, 0))) ||
-			    json_object_set(j, "cols", cols) || json_object_set(j, "pk", pkn) ||
-			    json_array_append_new(arr, j))
-				rc = WS_ENOMEM;
-		} else {
-			if (!(rc = ws_buf_printf(&x->out, "  ")) &&
-			    !(rc = put_names(&x->out, coltext(st, 0))))
-				rc = ws_buf_printf(&x->out, " (");
-			for (i = 0; !rc && i < json_array_size(cols); i++)
-				if (!(rc = ws_buf_printf(&x->out, "%s", i ? ", " : "")))
-					rc = put_names(&x->out, json_string_value(
-					    json_array_get(cols, i)) ?: "?");
-			if (!rc)
-				rc = ws_buf_printf(&x->out, "; primary key ");
-			for (i = 0; !rc && i < json_array_size(pkn); i++)
-				if (!(rc = ws_buf_printf(&x->out, "%s", i ? ", " : "")))
-					rc = put_names(&x->out, json_string_value(
-					    json_array_get(pkn, i)) ?: "?");
-			if (!rc)
-				rc = ws_buf_printf(&x->out, ")\n");
-		}
-		json_decref(cols);
-		json_decref(pk);
-		json_decref(pkn);
-	}
-	sqlite3_finalize(st);
+/* The tracked tables: a "tables" array in root, or text lines. */
+static int db_tables(struct insp *x, struct ws_store_file *f,
+    const struct ws_store_stats *ss, json_t *root)
+{
+	struct tables_out to = {x, NULL};
+	char e[WS_ERRLEN] = "";
+	int rc = 0;
+
+	if (root && (!(to.arr = json_array()) ||
+	    json_object_set_new(root, "tables", to.arr)))
+		return WS_ENOMEM;
+	if (!root && (rc = ws_buf_printf(&x->out, "tracked       %" PRId64 " table%s\n",
+	    ss->tables, ss->tables == 1 ? "" : "s")))
+		return rc;
+	if ((rc = ws_store_file_tables(f, table_cb, &to, e)) && *e)
+		rc = ws_error(x->err, rc, "'?': %s", e);
 	return rc;
 }
 
@@ -2468,12 +2435,11 @@ static int db_view(struct insp *x, const char *path)
 {
 	struct ws_vclock vc = WS_VCLOCK_INIT;
 	struct ws_store *s = NULL;
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
+	struct ws_store_file *f = NULL;
+	struct ws_store_stats ss;
 	json_t *root = NULL;
 	char wsid[WS_WSID_MAX + 1] = "", hex[WS_SITEID_HEXLEN + 1], e[WS_ERRLEN] = "";
 	int asjson = x->o->flags & WS_INSPECT_AS_JSON, rc = 0;
-	int64_t entries, lo, hi, batches, bytes;
 	uint8_t guid[WS_GUID_LEN];
 	size_t pending = 0;
 	struct confl cf = {x, NULL, 0, 0};
@@ -2482,32 +2448,20 @@ static int db_view(struct insp *x, const char *path)
 	if (x->o->mode == WS_INSPECT_ENCODE)
 		return ws_error(x->err, WS_EINVAL, "'%s' is an SQLite database, not a "
 		    "stream: --encode cannot write it", path);
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		rc = db_fail(x, db, path, "cannot open database");
+	if ((rc = ws_store_file_open(&f, path, e))) {
+		rc = ws_error(x->err, rc, "'%s': %s", path, e);
 		goto out;
 	}
-	sqlite3_busy_timeout(db, 5000);
 	if (x->o->mode == WS_INSPECT_CHECK) {
-		if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
-		    sqlite3_step(st) != SQLITE_ROW) {
-			rc = db_fail(x, db, path, "cannot check");
-			goto out;
-		}
-		if (strcmp(coltext(st, 0), "ok") != 0) {
-			rc = ws_error(x->err, WS_ECORRUPT, "'%s': damaged database: %s",
-			    path, coltext(st, 0));
+		if ((rc = ws_store_file_check(f, e))) {
+			rc = ws_error(x->err, rc, "'%s': %s", path, e);
 			goto out;
 		}
 		if (!(rc = ws_escape_append(&x->out, path, strlen(path))))
 			rc = ws_buf_printf(&x->out, ": ok, an SQLite database\n");
 		goto out;
 	}
-	if (db_has_table(db, "wsync_meta") &&
-	    sqlite3_prepare_v2(db, "SELECT value FROM wsync_meta WHERE key = 'wsid'",
-	    -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		snprintf(wsid, sizeof(wsid), "%s", coltext(st, 0));
-	sqlite3_finalize(st);
-	st = NULL;
+	ws_store_file_wsid(f, wsid, sizeof(wsid));
 	if (asjson && (!(root = json_object()) ||
 	    json_object_set_new(root, "database", json_string(path)))) {
 		rc = WS_ENOMEM;
@@ -2525,7 +2479,7 @@ static int db_view(struct insp *x, const char *path)
 				    "(not a wsync working set)\n");
 		}
 		if (!rc)
-			rc = db_replica(x, db, root);
+			rc = db_replica(x, f, root);
 		goto done;
 	}
 	if ((rc = ws_store_open(&s, path, wsid, WS_STORE_READONLY, e))) {
@@ -2537,12 +2491,7 @@ static int db_view(struct insp *x, const char *path)
 		rc = ws_error(x->err, rc, "'%s': %s", path, e);
 		goto out;
 	}
-	entries = db_int(db, "SELECT count(*) FROM wsync_log");
-	lo = db_int(db, "SELECT min(usn) FROM wsync_log");
-	hi = db_int(db, "SELECT max(usn) FROM wsync_log");
-	batches = db_int(db, "SELECT count(*) FROM wsync_batches");
-	bytes = db_int(db, "SELECT sum(pgsize) FROM dbstat WHERE name IN ('wsync_log', "
-	    "'wsync_log_key', 'wsync_batches', 'wsync_batches_usn')");
+	ws_store_file_stats(f, &ss);
 	if (root) {
 		json_t *log = json_object();
 		int has_guid = ws_store_guid(s, guid);
@@ -2557,11 +2506,14 @@ static int db_view(struct insp *x, const char *path)
 		    json_object_set_new(root, "guid", has_guid ? json_string(e) :
 		    json_null()) ||
 		    json_object_set_new(root, "clock", ws_json_from_vclock(&vc)) ||
-		    json_object_set_new(log, "entries", json_integer(entries)) ||
-		    json_object_set_new(log, "first_usn", lo < 0 ? json_null() : json_integer(lo)) ||
-		    json_object_set_new(log, "last_usn", hi < 0 ? json_null() : json_integer(hi)) ||
-		    json_object_set_new(log, "batches", json_integer(batches)) ||
-		    json_object_set_new(log, "bytes", bytes < 0 ? json_null() : json_integer(bytes)) ||
+		    json_object_set_new(log, "entries", json_integer(ss.entries)) ||
+		    json_object_set_new(log, "first_usn", ss.first_usn < 0 ? json_null() :
+		    json_integer(ss.first_usn)) ||
+		    json_object_set_new(log, "last_usn", ss.last_usn < 0 ? json_null() :
+		    json_integer(ss.last_usn)) ||
+		    json_object_set_new(log, "batches", json_integer(ss.batches)) ||
+		    json_object_set_new(log, "bytes", ss.bytes < 0 ? json_null() :
+		    json_integer(ss.bytes)) ||
 		    json_object_set_new(root, "log", log) ||
 		    json_object_set_new(root, "pending", json_integer((json_int_t)pending)) ||
 		    !(cf.arr = json_array()) ||
@@ -2569,7 +2521,7 @@ static int db_view(struct insp *x, const char *path)
 			rc = WS_ENOMEM;
 			goto out;
 		}
-		if ((rc = db_tables(x, db, root)))
+		if ((rc = db_tables(x, f, &ss, root)))
 			goto out;
 		if (!(un.arr = json_array()) ||
 		    json_object_set_new(root, "untracked", un.arr)) {
@@ -2605,27 +2557,27 @@ static int db_view(struct insp *x, const char *path)
 			    vc.e[i].counter);
 		}
 		if (rc || (rc = ws_buf_printf(o, "%s\n", vc.n ? "" : "empty")) ||
-		    (rc = db_tables(x, db, NULL)))
+		    (rc = db_tables(x, f, &ss, NULL)))
 			goto out;
 		if ((rc = ws_store_untracked(s, untracked_cb, &un, e))) {
 			rc = ws_error(x->err, rc, "'%s': %s", path, e);
 			goto out;
 		}
-		rc = ws_buf_printf(o, "change log    %" PRId64 " entr%s", entries,
-		    entries == 1 ? "y" : "ies");
-		if (!rc && entries > 0)
-			rc = ws_buf_printf(o, " (usn %" PRId64 " to %" PRId64 ")", lo, hi);
+		rc = ws_buf_printf(o, "change log    %" PRId64 " entr%s", ss.entries,
+		    ss.entries == 1 ? "y" : "ies");
+		if (!rc && ss.entries > 0)
+			rc = ws_buf_printf(o, " (usn %" PRId64 " to %" PRId64 ")",
+			    ss.first_usn, ss.last_usn);
 		if (!rc)
-			rc = ws_buf_printf(o, ", %" PRId64 " batch%s", batches,
-			    batches == 1 ? "" : "es");
-		if (!rc && bytes >= 0)
-			rc = ws_buf_printf(o, ", %" PRId64 " bytes", bytes);
+			rc = ws_buf_printf(o, ", %" PRId64 " batch%s", ss.batches,
+			    ss.batches == 1 ? "" : "es");
+		if (!rc && ss.bytes >= 0)
+			rc = ws_buf_printf(o, ", %" PRId64 " bytes", ss.bytes);
 		if (!rc)
 			rc = ws_buf_printf(o, "\npending       %zu batch%s waiting\n", pending,
 			    pending == 1 ? "" : "es");
 		if (!rc)
-			rc = ws_buf_printf(o, "conflicts     %" PRId64 "\n",
-			    db_int(db, "SELECT count(*) FROM wsync_conflicts"));
+			rc = ws_buf_printf(o, "conflicts     %" PRId64 "\n", ss.conflicts);
 		if (rc)
 			goto out;
 	}
@@ -2633,7 +2585,7 @@ static int db_view(struct insp *x, const char *path)
 		rc = cf.rc ? cf.rc : ws_error(x->err, rc, "'%s': %s", path, e);
 		goto out;
 	}
-	rc = db_replica(x, db, root);
+	rc = db_replica(x, f, root);
 done:
 	if (!rc && root) {
 		char *j = json_dumps(root, JSON_COMPACT);
@@ -2642,10 +2594,9 @@ done:
 		free(j);
 	}
 out:
-	sqlite3_finalize(st);
 	json_decref(root);
 	ws_store_close(s);
-	sqlite3_close(db);
+	ws_store_file_close(f);
 	ws_vclock_release(&vc);
 	return rc;
 }

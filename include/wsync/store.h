@@ -358,6 +358,129 @@ int ws_store_snapshot_add(struct ws_store *s, const struct ws_batch *b, char *er
 int ws_store_snapshot_end(struct ws_store *s, char *err) WS_MUST_CHECK;
 void ws_store_snapshot_abort(struct ws_store *s);
 
+/*
+ * Reading a database file as it stands, for inspection (store-info.c):
+ * any SQLite file, a working set or not, opened read-only without
+ * opening a store.  One struct ws_store_file is one connection, freed
+ * with ws_store_file_close() (NULL is allowed).  Messages in err do not
+ * name the file: the caller does.
+ */
+struct ws_store_file;
+
+/* Open path read-only.  WS_ECORRUPT ("cannot open database: why"). */
+int ws_store_file_open(struct ws_store_file **out, const char *path,
+    char *err) WS_MUST_CHECK;
+void ws_store_file_close(struct ws_store_file *f);
+/*
+ * SQLite's quick check of the whole file: 0 when it passes; WS_ECORRUPT
+ * with "damaged database: what" or "cannot check: why" in err.
+ */
+int ws_store_file_check(struct ws_store_file *f, char *err) WS_MUST_CHECK;
+/* The working-set id into wsid[0..size), or "" when the file is not one. */
+void ws_store_file_wsid(struct ws_store_file *f, char *wsid, size_t size);
+
+/* Sizes of a working set's metadata; each is -1 when it cannot be read. */
+struct ws_store_stats {
+	int64_t tables;    /* tracked tables */
+	int64_t entries;   /* change-log entries */
+	int64_t first_usn; /* lowest usn in the log (-1: empty) */
+	int64_t last_usn;  /* highest usn in the log (-1: empty) */
+	int64_t batches;   /* batch records */
+	int64_t bytes;     /* bytes of the log and batch tables (dbstat) */
+	int64_t conflicts; /* conflicts not resolved */
+};
+void ws_store_file_stats(struct ws_store_file *f, struct ws_store_stats *out);
+
+/*
+ * A tracked table as wsync_tables records it: cols[0..ncols) its
+ * columns, pk[0..npk) its key's ("?" for a name the record lacks).
+ */
+struct ws_store_table {
+	const char *name;
+	size_t ncols;
+	const char *const *cols;
+	size_t npk;
+	const char *const *pk;
+};
+/* Callback: strings valid during the call only; non-zero stops (passed back). */
+typedef int ws_store_table_cb(const struct ws_store_table *t, void *clientData);
+/*
+ * Call cb for each tracked table, by name.  WS_ECORRUPT ("cannot read
+ * wsync_tables: why") when the file has no such record.
+ */
+int ws_store_file_tables(struct ws_store_file *f, ws_store_table_cb *cb,
+    void *clientData, char *err) WS_MUST_CHECK;
+
+/* One table a replicator fills (replicate.h); NULL for a field not set. */
+struct ws_store_replica {
+	const char *table;   /* the local table */
+	const char *source;
+	const char *guid;
+	int64_t usn;
+	const char *updated;
+};
+typedef int ws_store_replica_cb(const struct ws_store_replica *r, void *clientData);
+/*
+ * The replicator's state: *n is the number of its tables, or -1 when the
+ * file has no replicator state (cb is not called then); cb (may be NULL
+ * to count only) gets each table, by local name.  Non-zero from cb stops
+ * and is passed back.  WS_ECORRUPT ("cannot read wsync_replica: why").
+ */
+int ws_store_file_replica(struct ws_store_file *f, int64_t *n,
+    ws_store_replica_cb *cb, void *clientData, char *err) WS_MUST_CHECK;
+
+/*
+ * The hub's tables (store-info.c).  A hub remembers, per working set,
+ * how far each site has got (wsync_members: the site's clock and when it
+ * was last seen), so that collection keeps counting a site after it
+ * leaves, and which key owns which site id (wsync_site_keys).  Errors are
+ * WS_EIO with SQLite's reason in err, unless said otherwise.
+ *
+ * ws_store_hub_init(): make the tables (idempotent) and put the file in
+ * WAL mode, one sync a commit instead of a journal's four (the hub
+ * commits every batch before it forwards it); err names the working set.
+ */
+int ws_store_hub_init(struct ws_store *s, char *err) WS_MUST_CHECK;
+/*
+ * A write transaction around several member updates: begin (BEGIN
+ * IMMEDIATE), commit; rollback undoes an open one and does nothing when
+ * none is open.  Not around the store's other calls, which run their own.
+ */
+int ws_store_hub_begin(struct ws_store *s, char *err) WS_MUST_CHECK;
+int ws_store_hub_commit(struct ws_store *s, char *err) WS_MUST_CHECK;
+void ws_store_hub_rollback(struct ws_store *s);
+/* Record that site has reached clock, seen at `seen` (seconds since the epoch). */
+int ws_store_member_put(struct ws_store *s, const struct ws_siteid *site,
+    const struct ws_vclock *clock, int64_t seen, char *err) WS_MUST_CHECK;
+/* Forget site (absent is fine). */
+int ws_store_member_forget(struct ws_store *s, const struct ws_siteid *site,
+    char *err) WS_MUST_CHECK;
+/* Forget the sites last seen before `before`, or every site when all != 0. */
+int ws_store_members_expire(struct ws_store *s, int64_t before, int all,
+    char *err) WS_MUST_CHECK;
+/*
+ * Lower *h to what every remembered site holds (ws_vclock_meet with each
+ * member's clock); *any is 1 when there was at least one member.  A
+ * member's clock that does not decode is its decoder's error.
+ */
+int ws_store_members_meet(struct ws_store *s, struct ws_vclock *h, int *any,
+    char *err) WS_MUST_CHECK;
+/*
+ * Bind site to the public key key[0..keylen), or check it: a site id
+ * belongs to the first key that used it, and a key holds at most `max`
+ * site ids.  WS_EPERM with the reason (naming the working set) when the
+ * site is another key's or the key holds `max` already.
+ */
+int ws_store_site_key_bind(struct ws_store *s, const struct ws_siteid *site,
+    const uint8_t *key, size_t keylen, size_t max, char *err) WS_MUST_CHECK;
+/*
+ * Forget site in the hub's database at path, opened for this call only
+ * (wsync-serve --forget): both tables; a file without them is left
+ * alone.  *changed is 1 when a row went.  err names the file.
+ */
+int ws_store_forget_site(const char *path, const struct ws_siteid *site,
+    int *changed, char *err) WS_MUST_CHECK;
+
 /* The underlying connection, for tools and tests that read the database. */
 struct sqlite3 *ws_store_db(struct ws_store *s);
 
