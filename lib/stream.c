@@ -1,20 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stream.c - one reader for binary frames and JSON lines, and the
- * converter behind wsync-inspect --json and --encode.
+ * stream.c - one reader for binary frames and JSON lines (stream.h):
+ * every tool that reads a delta stream goes through it.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "wsync/json.h"
 #include "wsync/stream.h"
-
-#define READ_CHUNK (256u << 10)
 
 static int is_space(uint8_t c)
 {
@@ -204,140 +199,5 @@ int ws_reader_finish(struct ws_reader *r, struct ws_frame *f, char *err)
 	start = r->offset - r->line.len;
 	rc = json_line(r, r->line.p, r->line.len, start, f, err);
 	r->line.len = 0;
-	return rc;
-}
-
-/* Write all of p[0..n) to cv's output; err names the output. */
-static int write_all(const struct ws_convert *cv, const uint8_t *p, size_t n,
-    char *err)
-{
-	char buf[64];
-	ssize_t k;
-
-	while (n) {
-		k = write(cv->out_fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return ws_error(err, errno == ENOSPC ? WS_ENOSPC : WS_EIO,
-			    "cannot write '%s': %s", cv->out_name ? cv->out_name :
-			    "-", ws_errno_text(errno, buf));
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-/* Convert one frame into out in cv's form. */
-static int emit(const struct ws_convert *cv, const struct ws_frame *f,
-    struct ws_buf *out, char *err)
-{
-	if (cv->mode == WS_CONVERT_JSON)
-		return ws_json_put_frame(f, out, err);
-	return ws_frame_put(out, f->type, f->flags, f->channel, f->payload, f->len);
-}
-
-static int open_input(const char *path, int *fd, char *err)
-{
-	if (strcmp(path, "-") == 0) {
-		*fd = STDIN_FILENO;
-		return 0;
-	}
-	if ((*fd = open(path, O_RDONLY)) >= 0)
-		return 0;
-	char buf[64];
-
-	return ws_error(err, errno == ENOENT ? WS_ENOTFOUND :
-	    errno == EACCES || errno == EPERM ? WS_EPERM : WS_EIO,
-	    "cannot open '%s': %s", path, ws_errno_text(errno, buf));
-}
-
-/* Convert one input into out, flushing to cv->out_fd as it goes. */
-static int convert_one(const struct ws_convert *cv, const char *path,
-    struct ws_buf *out, uint8_t *chunk, char *err)
-{
-	struct ws_reader r;
-	struct ws_frame f;
-	char why[WS_ERRLEN] = "";
-	size_t off, used;
-	ssize_t n;
-	int fd, rc;
-
-	if ((rc = open_input(path, &fd, err)))
-		return rc;
-	ws_reader_init(&r, cv->max);
-	for (;;) {
-		n = read(fd, chunk, READ_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			char buf[64];
-
-			rc = ws_error(why, WS_EIO, "read error: %s",
-			    ws_errno_text(errno, buf));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		for (off = 0; off < (size_t)n; off += used) {
-			rc = ws_reader_feed(&r, chunk + off, (size_t)n - off, &used,
-			    &f, why);
-			if (rc < 0)
-				goto out;
-			if (rc == 1 && (rc = emit(cv, &f, out, why)))
-				goto out;
-		}
-		if (out->len >= READ_CHUNK) {
-			if ((rc = write_all(cv, out->p, out->len, err)))
-				goto out_written;
-			out->len = 0;
-		}
-	}
-	while ((rc = ws_reader_finish(&r, &f, why)) == 1)
-		if ((rc = emit(cv, &f, out, why)))
-			goto out;
-out:
-	ws_reader_release(&r);
-	if (fd != STDIN_FILENO)
-		close(fd);
-	if (rc)
-		ws_error(err, rc, "'%s': %s", path, why);
-	return rc;
-out_written:
-	/* A write error names the output, not this input. */
-	ws_reader_release(&r);
-	if (fd != STDIN_FILENO)
-		close(fd);
-	return rc;
-}
-
-int ws_convert_files(const struct ws_convert *cv, const char *const *paths,
-    size_t n, char *err)
-{
-	static const char *const stdin_only[] = {"-"};
-	struct ws_buf out = WS_BUF_INIT;
-	uint8_t *chunk = NULL;
-	char why[WS_ERRLEN] = "";
-	size_t i;
-	int rc = 0, wrc;
-
-	if (cv->mode != WS_CONVERT_JSON && cv->mode != WS_CONVERT_BINARY)
-		return ws_error(err, WS_EINVAL, "bad conversion mode");
-	if (n == 0) {
-		paths = stdin_only;
-		n = 1;
-	}
-	if (!(chunk = malloc(READ_CHUNK)))
-		return WS_ENOMEM;
-	if (cv->mode == WS_CONVERT_BINARY && (rc = ws_frame_put_preamble(&out)))
-		goto out;
-	for (i = 0; i < n && rc == 0; i++)
-		rc = convert_one(cv, paths[i], &out, chunk, err);
-	/* Frames before any damage are still written. */
-	if ((wrc = write_all(cv, out.p, out.len, why)) && rc == 0)
-		rc = ws_error(err, wrc, "%s", why);
-out:
-	free(chunk);
-	ws_buf_release(&out);
 	return rc;
 }

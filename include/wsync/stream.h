@@ -50,6 +50,7 @@ struct ws_reader {
 
 /* Prepare r; max as for ws_frame_decoder_init().  Owns nothing yet. */
 void ws_reader_init(struct ws_reader *r, size_t max);
+/* Free what r holds; r may be initialised again. */
 void ws_reader_release(struct ws_reader *r);
 
 /*
@@ -75,30 +76,5 @@ int ws_reader_resume(struct ws_reader *r) WS_MUST_CHECK;
  * end; WS_ETRUNC (binary) or a parse error otherwise.
  */
 int ws_reader_finish(struct ws_reader *r, struct ws_frame *f, char *err) WS_MUST_CHECK;
-
-/* Output forms for ws_convert_files(). */
-enum ws_convert_mode {
-	WS_CONVERT_JSON = 1,   /* JSON lines */
-	WS_CONVERT_BINARY = 2, /* a binary stream: preamble, then frames */
-};
-
-struct ws_convert {
-	int mode;     /* enum ws_convert_mode */
-	size_t max;   /* largest payload accepted; 0 for the default */
-	int out_fd;   /* where to write; not closed */
-	const char *out_name; /* the output's name in messages; NULL is "-" */
-};
-
-/*
- * Read paths[0..n) in order ("-" is stdin; n == 0 reads stdin), each
- * holding binary frames or JSON lines, and write every frame to
- * cv->out_fd in cv->mode's form.  Binary output gets one preamble at its
- * start.  Errors, with err naming the file and the byte offset or line:
- * WS_ENOTFOUND (missing file), WS_EPERM, WS_EIO (read or write failed,
- * EPIPE included), and the decoders' WS_EMAGIC, WS_ETRUNC, WS_ECHECKSUM,
- * WS_ECORRUPT, WS_EJSON, ...  Frames before the damage are written.
- */
-int ws_convert_files(const struct ws_convert *cv, const char *const *paths,
-    size_t n, char *err) WS_MUST_CHECK;
 
 #endif
