@@ -71,7 +71,7 @@ void ws_vclock_release(struct ws_vclock *vc)
 	ws_vclock_init(vc);
 }
 
-void ws_vclock_clear(struct ws_vclock *vc)
+void ws_vclock_reset(struct ws_vclock *vc)
 {
 	vc->n = 0;
 }
@@ -354,7 +354,7 @@ int ws_vclock_decode(struct ws_vclock *vc, struct ws_rd *r, char *err)
 	size_t off;
 	int rc;
 
-	ws_vclock_clear(vc);
+	ws_vclock_reset(vc);
 	off = ws_rd_offset(r);
 	if ((rc = ws_rd_varint(r, &n))) {
 		if (rc == WS_ETRUNC)
@@ -423,7 +423,7 @@ int ws_vclock_decode(struct ws_vclock *vc, struct ws_rd *r, char *err)
 	}
 out:
 	if (rc) {
-		ws_vclock_clear(vc);
+		ws_vclock_reset(vc);
 		r->p = start;
 	}
 	return rc;
@@ -438,7 +438,7 @@ int ws_vclock_decode_all(struct ws_vclock *vc, const uint8_t *p, size_t n, char 
 	if ((rc = ws_vclock_decode(vc, &r, err)))
 		return rc;
 	if (ws_rd_left(&r)) {
-		ws_vclock_clear(vc);
+		ws_vclock_reset(vc);
 		return ws_error(err, WS_ECORRUPT, "vclock: %zu trailing bytes at byte %zu",
 		    ws_rd_left(&r), ws_rd_offset(&r));
 	}
@@ -618,7 +618,7 @@ int ws_vclock_parse(struct ws_vclock *vc, const char *s, size_t len,
 	size_t nitems = 0, max = 1, nz = 0, i, j;
 	int rc = 0;
 
-	ws_vclock_clear(vc);
+	ws_vclock_reset(vc);
 	while (len > 0 && is_space(*s)) {
 		s++;
 		len--;
@@ -671,6 +671,6 @@ int ws_vclock_parse(struct ws_vclock *vc, const char *s, size_t len,
 out:
 	free(items);
 	if (rc)
-		ws_vclock_clear(vc);
+		ws_vclock_reset(vc);
 	return rc;
 }

@@ -163,10 +163,14 @@ const char *ws_op_name(unsigned op);
 /* Op for a name, or 0. */
 unsigned ws_op_from_name(const char *name);
 
+/* Make b an empty batch that owns nothing. */
 void ws_batch_init(struct ws_batch *b);
 /* Free everything the batch owns; b is empty afterwards. */
 void ws_batch_release(struct ws_batch *b);
-/* Same as release; kept for symmetry with the other modules. */
+/*
+ * The same: free everything, leaving b empty and ready for reuse, which
+ * is what _clear means throughout (to keep memory, a type has _reset).
+ */
 void ws_batch_clear(struct ws_batch *b);
 
 /* Set the batch's own dot.  WS_EINVAL for a counter out of range. */

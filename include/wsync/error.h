@@ -64,12 +64,18 @@ const char *ws_strerror(int rc);
 
 /*
  * Map a WS_E* code to a sysexits(3) exit status: 0 for WS_OK, 64 for a
- * bad argument, 65 for bad
- * data, 66 for missing input, 69 unavailable, 70 software, 74 I/O,
- * 75 try again, 77 permission, 78 configuration.  Binaries call this in
- * one place so every tool documents the same statuses.
+ * bad argument, 65 for bad data, 66 for missing input, 69 unavailable,
+ * 70 software, 74 I/O, 75 try again, 77 permission, 78 configuration.
+ * Binaries call this in one place so every tool documents the same
+ * statuses.
  */
 int ws_exitcode(int rc);
+
+/*
+ * strerror(e) with its first letter lowercased, as messages want ("no
+ * such file or directory"), written into buf and returned.
+ */
+const char *ws_errno_text(int e, char buf[64]);
 
 /*
  * Fill the optional detail buffer `err` (may be NULL) with a formatted
@@ -77,12 +83,6 @@ int ws_exitcode(int rc);
  *     return ws_error(err, WS_ECORRUPT, "bad varint at byte %zu", off);
  * The message is truncated to WS_ERRLEN-1 bytes.
  */
-/*
- * strerror(e) with its first letter lowercased, as messages want ("no
- * such file or directory"), written into buf and returned.
- */
-const char *ws_errno_text(int e, char buf[64]);
-
 int ws_error(char *err, int rc, const char *fmt, ...) WS_PRINTF(3, 4);
 
 #endif

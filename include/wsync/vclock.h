@@ -70,11 +70,21 @@ enum ws_vclock_order {
 	WS_VCLOCK_CONCURRENT = 3, /* neither */
 };
 
+/* Make vc empty, owning nothing (as WS_VCLOCK_INIT does). */
 void ws_vclock_init(struct ws_vclock *vc);
 /* Free the entries and make vc empty. */
 void ws_vclock_release(struct ws_vclock *vc);
-/* Remove all entries (keeps the allocation). */
-void ws_vclock_clear(struct ws_vclock *vc);
+/* Remove all entries but keep the allocation, for reuse. */
+void ws_vclock_reset(struct ws_vclock *vc);
+/*
+ * The old name of ws_vclock_reset().  Everywhere else _clear frees
+ * (ws_batch_clear(), as git's _clear does), so this name goes once no
+ * caller is left.
+ */
+static inline void ws_vclock_clear(struct ws_vclock *vc)
+{
+	ws_vclock_reset(vc);
+}
 /* Make dst a copy of src.  0 or WS_ENOMEM (dst unchanged). */
 int ws_vclock_copy(struct ws_vclock *dst, const struct ws_vclock *src) WS_MUST_CHECK;
 
@@ -97,9 +107,9 @@ int ws_vclock_merge(struct ws_vclock *dst, const struct ws_vclock *src) WS_MUST_
  * entries that become 0 go.  Never allocates.
  */
 void ws_vclock_meet(struct ws_vclock *dst, const struct ws_vclock *src);
-/* Compare a with b; see enum ws_vclock_order. */
 /* 1 if a has reached b: a[s] >= b[s] for every s (a >= b). */
 int ws_vclock_reaches(const struct ws_vclock *a, const struct ws_vclock *b);
+/* Compare a with b; see enum ws_vclock_order. */
 enum ws_vclock_order ws_vclock_compare(const struct ws_vclock *a, const struct ws_vclock *b);
 /* Drop site's entry (the hub prunes departed sites).  Absent is fine. */
 void ws_vclock_remove(struct ws_vclock *vc, const struct ws_siteid *site);

@@ -129,7 +129,7 @@ static void rand_pool_clock(struct ws_vclock *vc, uint64_t m[NPOOL])
 {
 	int i;
 
-	ws_vclock_clear(vc);
+	ws_vclock_reset(vc);
 	for (i = 0; i < NPOOL; i++) {
 		m[i] = t_below(2) ? rand_counter() : 0;
 		CHECK_INT(ws_vclock_set(vc, &pool[i], m[i]), 0);
@@ -142,7 +142,7 @@ static void rand_big_clock(struct ws_vclock *vc, size_t maxn)
 	struct ws_siteid s;
 	size_t i, n = t_below(maxn + 1);
 
-	ws_vclock_clear(vc);
+	ws_vclock_reset(vc);
 	for (i = 0; i < n; i++) {
 		site_rand(&s);
 		CHECK_INT(ws_vclock_set(vc, &s, rand_counter()), 0);
@@ -167,7 +167,7 @@ static void golden_clock(struct ws_vclock *vc)
 
 	site_seq(&a, 0x00);
 	site_seq(&b, 0xf0);
-	ws_vclock_clear(vc);
+	ws_vclock_reset(vc);
 	/* Insert out of order: the clock sorts. */
 	CHECK_INT(ws_vclock_set(vc, &b, 300), 0);
 	CHECK_INT(ws_vclock_set(vc, &a, 1), 0);
@@ -371,7 +371,7 @@ TEST(test_ops_vs_model)
 		}
 		CHECK(matches_model(&vc, m));
 		if (t_below(500) == 0) {
-			ws_vclock_clear(&vc);
+			ws_vclock_reset(&vc);
 			memset(m, 0, sizeof m);
 		}
 	}
@@ -395,7 +395,7 @@ TEST(test_copy_clear)
 		CHECK(matches_model(&a, m));
 	}
 	cap = a.cap;
-	ws_vclock_clear(&a);
+	ws_vclock_reset(&a);
 	CHECK_INT(a.n, 0);
 	CHECK_INT(a.cap, cap);
 	CHECK_INT(ws_vclock_copy(&b, &a), 0);
@@ -446,7 +446,7 @@ TEST(test_merge_laws)
 		CHECK(clock_eq(&x, &ab));
 		CHECK_INT(ws_vclock_merge(&x, &e), 0);
 		CHECK(clock_eq(&x, &ab));
-		ws_vclock_clear(&y);
+		ws_vclock_reset(&y);
 		CHECK_INT(ws_vclock_merge(&y, &a), 0);
 		CHECK(clock_eq(&y, &a));
 	}
@@ -511,7 +511,7 @@ TEST(test_compare_laws)
 				mb[s] = t_below(2) && mb[s] ? mb[s] - 1 :
 				    mb[s] < (uint64_t)MAXC ? mb[s] + 1 : mb[s];
 			}
-			ws_vclock_clear(&b);
+			ws_vclock_reset(&b);
 			for (k = 0; k < NPOOL; k++)
 				CHECK_INT(ws_vclock_set(&b, &pool[k], mb[k]), 0);
 		} else {
@@ -544,8 +544,8 @@ TEST(test_compare_laws)
 		CHECK(counts[k] > 100);
 
 	/* A missing entry counts as 0. */
-	ws_vclock_clear(&a);
-	ws_vclock_clear(&b);
+	ws_vclock_reset(&a);
+	ws_vclock_reset(&b);
 	CHECK_INT(ws_vclock_set(&a, &pool[0], 1), 0);
 	CHECK_INT(ws_vclock_compare(&a, &b), WS_VCLOCK_AFTER);
 	CHECK_INT(ws_vclock_set(&b, &pool[1], 1), 0);
@@ -627,7 +627,7 @@ TEST(test_encode_golden)
 	/* Encoding appends. */
 	b.len = 0;
 	CHECK_INT(ws_buf_putc(&b, 0x55), 0);
-	ws_vclock_clear(&vc);
+	ws_vclock_reset(&vc);
 	CHECK_INT(ws_vclock_encode(&vc, &b), 0);
 	CHECK_MEM(b.p + 1, b.len - 1, empty, sizeof empty);
 	CHECK_INT(b.p[0], 0x55);
@@ -1019,7 +1019,7 @@ TEST(test_format_parse)
 	CHECK(clock_eq(&a, &c));
 
 	/* Empty and blank strings are the empty clock. */
-	ws_vclock_clear(&a);
+	ws_vclock_reset(&a);
 	x.len = 0;
 	CHECK_INT(ws_vclock_format(&a, &x), 0);
 	CHECK_INT(x.len, 0);
@@ -1298,7 +1298,7 @@ TEST(test_parse_prefix)
 		}
 
 		/* The whole known set, each by its shortest unique prefix. */
-		ws_vclock_clear(&a);
+		ws_vclock_reset(&a);
 		for (k = 0; k < nk; k++) {
 			if (ws_vclock_get(&a, &rk[k]))
 				continue;
