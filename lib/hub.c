@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 
 #include "wsync/delta.h"
 #include "wsync/hub.h"
+#include "wsync/loop.h"
 #include "wsync/session.h"
 #include "wsync/store.h"
 
@@ -46,11 +46,8 @@ struct chan {
 };
 
 struct hpeer {
-	struct ws_peer p;
+	struct ws_proto s;      /* first: the frame callback's peer is hp */
 	const struct ws_hub_opts *o;
-	uint64_t since_ms;      /* when it connected */
-	int hello;              /* its HELLO arrived */
-	struct ws_siteid site;  /* the site id its HELLO gave */
 	int closing;            /* flush what is queued, then close */
 	const struct ws_authkey *ak; /* a secure session's key entry */
 	int dead;               /* close now */
@@ -67,6 +64,9 @@ struct hub {
 	size_t npeers;
 	int *lfd;
 	size_t nlfd;
+	struct ws_loop *loop;
+	size_t max_sessions;
+	int had_peer;            /* --stdio: its session started */
 	unsigned long sessions;  /* sessions accepted so far */
 	unsigned long refused;   /* connections refused past --max-sessions */
 	uint64_t refused_ms;     /* when that was last logged */
@@ -78,16 +78,16 @@ struct hub {
 /* End a session: log why, tell the peer (best effort), close after flush. */
 static void drop(struct hub *h, struct hpeer *hp, int code, const char *why)
 {
-	size_t n = strlen(hp->p.conn.name);
+	size_t n = strlen(hp->s.p.conn.name);
 
 	/* Messages from the session layer name the peer already: once is
 	 * enough ("PEER: closed the connection", not "PEER: PEER closed"). */
-	if (strncmp(why, hp->p.conn.name, n) == 0 && why[n] == ' ')
-		hlog(h, "%s: %s", hp->p.conn.name, why + n + 1);
+	if (strncmp(why, hp->s.p.conn.name, n) == 0 && why[n] == ' ')
+		hlog(h, "%s: %s", hp->s.p.conn.name, why + n + 1);
 	else
-		hlog(h, "%s: %s", hp->p.conn.name, why);
+		hlog(h, "%s: %s", hp->s.p.conn.name, why);
 	if (!hp->closing && !hp->dead && code &&
-	    ws_peer_send_error(&hp->p, 0, code, why) == 0)
+	    ws_peer_send_error(&hp->s.p, 0, code, why) == 0)
 		hp->closing = 1;
 	else
 		hp->dead = 1;
@@ -196,7 +196,7 @@ static void broadcast(struct hub *h, struct hpeer *from, struct hws *w,
 			continue;
 		for (k = 0; k < hp->nch; k++)
 			if (hp->ch[k].ws == w &&
-			    ws_peer_send(&hp->p, type, 0, hp->ch[k].ch, p, n))
+			    ws_peer_send(&hp->s.p, type, 0, hp->ch[k].ch, p, n))
 				drop(h, hp, 0, QUEUE_FULL);
 	}
 }
@@ -245,21 +245,16 @@ struct catchup {
 	struct hpeer *hp;
 	struct hws *w;
 	uint32_t ch;
-	struct ws_buf enc;
 };
 
 static int send_batch(const struct ws_batch *b, uint64_t usn, void *cd)
 {
 	struct catchup *c = cd;
-	int rc;
 
 	(void)usn;
 	/* The store lends b for the call: prune it in place, it is not reused. */
 	prune(c->w, (struct ws_batch *)b);
-	c->enc.len = 0;
-	if ((rc = ws_batch_encode(b, &c->enc)))
-		return rc;
-	return ws_peer_send(&c->hp->p, WS_FRAME_BATCH, 0, c->ch, c->enc.p, c->enc.len);
+	return ws_proto_send_batch(&c->hp->s, c->ch, b);
 }
 
 /*
@@ -380,7 +375,7 @@ static int on_schema(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	    (rc = ws_store_adopt_schema(ch->ws->st, &sc, 1, &changed, err)) ||
 	    !changed || (rc = schema_payload(ch->ws, &pl, err)))
 		goto out;
-	hlog(h, "%s: working set '%s' has a new schema", hp->p.conn.name, ch->ws->wsid);
+	hlog(h, "%s: working set '%s' has a new schema", hp->s.p.conn.name, ch->ws->wsid);
 	broadcast(h, NULL, ch->ws, WS_FRAME_SCHEMA, pl.p, pl.len);
 out:
 	if (rc)
@@ -390,7 +385,6 @@ out:
 	return 0;
 }
 
-/* A site offers a working set on channel ch. */
 /*
  * Bind site id `site` of working set w to the session's key, or check it:
  * a site id is bound to the first key that used it, and a key holds at
@@ -445,10 +439,16 @@ out:
 	return rc;
 }
 
-static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
+/*
+ * A site offers working set a on channel chn: refuse it (the session goes
+ * on), or take it: the schema, the hub's add, then the catch-up.
+ */
+static int on_add(struct ws_proto *s, uint32_t chn, struct ws_add *a, char *unused)
 {
-	struct ws_add a = {.clock = WS_VCLOCK_INIT}, reply = {.clock = WS_VCLOCK_INIT};
-	struct catchup c = {hp, NULL, f->channel, WS_BUF_INIT};
+	struct hub *h = s->clientData;
+	struct hpeer *hp = (struct hpeer *)s;
+	struct ws_add reply = {.clock = WS_VCLOCK_INIT};
+	struct catchup c = {hp, NULL, chn};
 	struct ws_buf pl = WS_BUF_INIT;
 	char err[WS_ERRLEN] = "";
 	struct chan *ch, *nc;
@@ -456,67 +456,62 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	int rc = 0, full;
 	enum ws_right right;
 
-	if ((rc = ws_add_decode(&a, f->payload, f->len, err)))
-		goto out;
-	if (f->channel == 0) {
-		rc = ws_error(err, WS_ECORRUPT, "add frame on channel 0");
-		goto out;
-	}
-	if ((ch = find_chan(hp, f->channel)) && strcmp(ch->ws->wsid, a.wsid) == 0)
+	(void)unused; /* errors are dealt with here: the session may go on */
+	if ((ch = find_chan(hp, chn)) && strcmp(ch->ws->wsid, a->wsid) == 0)
 		goto out; /* already synced: ignored */
 	if (ch) {
 		rc = ws_error(err, WS_ECORRUPT, "channel %" PRIu32 " already carries "
-		    "'%s'", f->channel, ch->ws->wsid);
+		    "'%s'", chn, ch->ws->wsid);
 		goto out;
 	}
-	right = hp->ak ? ws_authkey_right(hp->ak, a.wsid) : WS_RIGHT_CREATE;
+	right = hp->ak ? ws_authkey_right(hp->ak, a->wsid) : WS_RIGHT_CREATE;
 	if (right == WS_RIGHT_NONE) {
 		snprintf(err, sizeof(err), "working set '%s': this site's key%s%s%s has "
-		    "no rights on it", a.wsid, hp->ak->comment[0] ? " (" : "",
+		    "no rights on it", a->wsid, hp->ak->comment[0] ? " (" : "",
 		    hp->ak->comment, hp->ak->comment[0] ? ")" : "");
-		hlog(h, "%s: %s", hp->p.conn.name, err);
-		rc = ws_peer_send_error(&hp->p, f->channel, WS_EPERM, err);
+		hlog(h, "%s: %s", hp->s.p.conn.name, err);
+		rc = ws_peer_send_error(&hp->s.p, chn, WS_EPERM, err);
 		goto out;
 	}
-	if ((rc = get_ws(h, a.wsid, hp->ak ? right == WS_RIGHT_CREATE : h->o->create,
+	if ((rc = get_ws(h, a->wsid, hp->ak ? right == WS_RIGHT_CREATE : h->o->create,
 	    &w, err))) {
 		/* Refuse this working set only; the session goes on. */
-		hlog(h, "%s: %s", hp->p.conn.name, err);
-		rc = ws_peer_send_error(&hp->p, f->channel, rc, err);
+		hlog(h, "%s: %s", hp->s.p.conn.name, err);
+		rc = ws_peer_send_error(&hp->s.p, chn, rc, err);
 		goto out;
 	}
-	if (!a.has_site)
-		a.site = hp->site; /* an older site: its hello's id */
-	if (hp->ak && (rc = bind_site(w, &a.site, hp->ak, h->o->sites_per_key ?
+	if (!a->has_site)
+		a->site = hp->s.peer_site; /* an older site: its hello's id */
+	if (hp->ak && (rc = bind_site(w, &a->site, hp->ak, h->o->sites_per_key ?
 	    h->o->sites_per_key : WS_SITES_PER_KEY, err))) {
-		hlog(h, "%s: %s", hp->p.conn.name, err);
-		rc = ws_peer_send_error(&hp->p, f->channel, rc, err);
+		hlog(h, "%s: %s", hp->s.p.conn.name, err);
+		rc = ws_peer_send_error(&hp->s.p, chn, rc, err);
 		goto out;
 	}
 	reply.has_guid = ws_store_guid(w->st, reply.guid);
-	if (a.has_guid && reply.has_guid && memcmp(a.guid, reply.guid, 16) != 0) {
+	if (a->has_guid && reply.has_guid && memcmp(a->guid, reply.guid, 16) != 0) {
 		snprintf(err, sizeof(err), "working set '%s': the site's dataset guid "
-		    "differs from the hub's: different data, not synced", a.wsid);
-		hlog(h, "%s: %s", hp->p.conn.name, err);
-		rc = ws_peer_send_error(&hp->p, f->channel, WS_ECONFIG, err);
+		    "differs from the hub's: different data, not synced", a->wsid);
+		hlog(h, "%s: %s", hp->s.p.conn.name, err);
+		rc = ws_peer_send_error(&hp->s.p, chn, WS_ECONFIG, err);
 		goto out;
 	}
 	if (!reply.has_guid) {
 		/* A new set adopts the site's guid, or gets a fresh one. */
-		if ((rc = a.has_guid ? ws_store_set_guid(w->st, a.guid, err) :
+		if ((rc = a->has_guid ? ws_store_set_guid(w->st, a->guid, err) :
 		    ws_store_new_guid(w->st, err)))
 			goto out;
 		reply.has_guid = ws_store_guid(w->st, reply.guid);
 	}
-	snprintf(reply.wsid, sizeof(reply.wsid), "%s", a.wsid);
+	snprintf(reply.wsid, sizeof(reply.wsid), "%s", a->wsid);
 	/* The working set's schema comes first: every batch needs it. */
 	if ((rc = schema_payload(w, &pl, err)) ||
-	    (rc = ws_peer_send(&hp->p, WS_FRAME_SCHEMA, 0, f->channel, pl.p, pl.len)))
+	    (rc = ws_peer_send(&hp->s.p, WS_FRAME_SCHEMA, 0, chn, pl.p, pl.len)))
 		goto out;
 	pl.len = 0;
 	if ((rc = ws_store_clock(w->st, &reply.clock, err)) ||
 	    (rc = ws_add_encode(&reply, &pl)) ||
-	    (rc = ws_peer_send(&hp->p, WS_FRAME_ADD, 0, f->channel, pl.p, pl.len)))
+	    (rc = ws_peer_send(&hp->s.p, WS_FRAME_ADD, 0, chn, pl.p, pl.len)))
 		goto out;
 	/*
 	 * Catch-up: the collected horizon first (the site collects as far),
@@ -529,23 +524,23 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	/* Another hub process on the same data (--stdio) may have collected. */
 	if ((rc = ws_store_stable(w->st, &w->stable, err)))
 		goto out;
-	full = !ws_vclock_reaches(&a.clock, &w->stable);
-	hp->p.out_max = 0;
+	full = !ws_vclock_reaches(&a->clock, &w->stable);
+	hp->s.p.out_max = 0;
 	if (w->stable.n)
-		rc = ws_peer_send_clock(&hp->p, f->channel, WS_CLOCK_STABLE |
+		rc = ws_peer_send_clock(&hp->s.p, chn, WS_CLOCK_STABLE |
 		    (full ? WS_CLOCK_SNAPSHOT : 0), &w->stable);
 	if (rc == 0 && full) {
 		hlog(h, "%s: sending a full copy of working set '%s' (the site lacks "
-		    "history collected here)", hp->p.conn.name, a.wsid);
+		    "history collected here)", hp->s.p.conn.name, a->wsid);
 		if ((rc = ws_store_snapshot(w->st, send_batch, &c, err)) == 0 &&
-		    (rc = ws_peer_send_clock(&hp->p, f->channel, WS_CLOCK_STABLE,
+		    (rc = ws_peer_send_clock(&hp->s.p, chn, WS_CLOCK_STABLE,
 		    &w->stable)) == 0)
-			rc = ws_vclock_merge(&a.clock, &w->stable);
+			rc = ws_vclock_merge(&a->clock, &w->stable);
 	}
 	if (rc == 0)
-		rc = ws_store_changes_missing(w->st, &a.clock, send_batch, &c, err);
-	hp->p.out_max = h->o->queue_max ? h->o->queue_max : QUEUE_MAX_DEFAULT;
-	if (rc || (rc = ws_peer_send_clock(&hp->p, f->channel, WS_CLOCK_CAUGHT_UP,
+		rc = ws_store_changes_missing(w->st, &a->clock, send_batch, &c, err);
+	hp->s.p.out_max = h->o->queue_max ? h->o->queue_max : QUEUE_MAX_DEFAULT;
+	if (rc || (rc = ws_peer_send_clock(&hp->s.p, chn, WS_CLOCK_CAUGHT_UP,
 	    &reply.clock)))
 		goto out;
 	if (!(nc = realloc(hp->ch, (hp->nch + 1) * sizeof(*nc)))) {
@@ -554,24 +549,22 @@ static int on_add(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	}
 	hp->ch = nc;
 	memset(&hp->ch[hp->nch], 0, sizeof(*nc));
-	hp->ch[hp->nch].ch = f->channel;
-	hp->ch[hp->nch].site = a.site;
+	hp->ch[hp->nch].ch = chn;
+	hp->ch[hp->nch].site = a->site;
 	hp->ch[hp->nch].right = right;
 	hp->ch[hp->nch++].ws = w;
-	if ((rc = report(&hp->ch[hp->nch - 1], &a.clock, err)))
+	if ((rc = report(&hp->ch[hp->nch - 1], &a->clock, err)))
 		goto out;
 	notice(h, hp, &hp->ch[hp->nch - 1], WS_NOTICE_JOINED);
-	hlog(h, "%s: joined working set '%s' on channel %" PRIu32, hp->p.conn.name,
-	    a.wsid, f->channel);
+	hlog(h, "%s: joined working set '%s' on channel %" PRIu32, hp->s.p.conn.name,
+	    a->wsid, chn);
 out:
 	if (rc && rc != WS_EBUSY && err[0])
 		drop(h, hp, rc, err);
 	else if (rc == WS_EBUSY)
 		drop(h, hp, 0, QUEUE_FULL);
-	ws_vclock_release(&a.clock);
 	ws_vclock_release(&reply.clock);
 	ws_buf_release(&pl);
-	ws_buf_release(&c.enc);
 	return rc && rc != WS_EBUSY && !err[0] ? rc : 0;
 }
 
@@ -596,8 +589,8 @@ static int on_batch(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 			ch->told_readonly = 1;
 			snprintf(err, sizeof(err), "working set '%s' is read-only for "
 			    "this site: its changes are refused", ch->ws->wsid);
-			hlog(h, "%s: %s", hp->p.conn.name, err);
-			if (ws_peer_send_error(&hp->p, f->channel, WS_EPERM, err))
+			hlog(h, "%s: %s", hp->s.p.conn.name, err);
+			if (ws_peer_send_error(&hp->s.p, f->channel, WS_EPERM, err))
 				drop(h, hp, 0, QUEUE_FULL);
 		}
 		return 0;
@@ -638,158 +631,151 @@ out:
 	return 0;
 }
 
+/* The site's hello: on TCP a plain session only with --insecure. */
+static int on_hello(struct ws_proto *s, const struct ws_hello *hello, char *err)
+{
+	const struct ws_hub_opts *o = ((struct hpeer *)s)->o;
+
+	(void)hello;
+	if (!s->p.sec && s->p.conn.kind == WS_CONN_TCP && !o->insecure)
+		return ws_error(err, WS_EPERM, "this hub takes authenticated sessions "
+		    "only: connect with wsync-join --key");
+	s->p.dec.max = o->max_frame ? o->max_frame : WS_SESSION_MAX_FRAME;
+	return 0;
+}
+
+/* The site's error ends its session; nothing is sent back. */
+static int on_error(struct ws_proto *s, uint32_t chn, int has_code, int64_t code,
+    const char *msg, size_t n, char *err)
+{
+	(void)chn;
+	(void)code;
+	snprintf(err, WS_ERRLEN, "the site reports: %.*s", has_code ? (int)n : 0, msg);
+	drop(s->clientData, (struct hpeer *)s, 0, err);
+	return 0;
+}
+
+/* A site's REMOVE: it leaves the working set on that channel. */
+static void on_remove(struct hub *h, struct hpeer *hp, uint32_t chn)
+{
+	struct chan *ch = find_chan(hp, chn);
+	char err[WS_ERRLEN];
+
+	if (!ch)
+		return;
+	notice(h, hp, ch, WS_NOTICE_LEFT);
+	if (remember(h, hp, ch, 1, err))
+		hlog(h, "%s: %s", hp->s.p.conn.name, err);
+	ws_vclock_release(&ch->known);
+	*ch = hp->ch[--hp->nch];
+	hlog(h, "%s: left channel %" PRIu32, hp->s.p.conn.name, chn);
+}
+
+/* A site's CLOCK: a progress report, and with SYNC a request for an ACK. */
+static int on_clock(struct hub *h, struct hpeer *hp, const struct ws_frame *f,
+    char *err)
+{
+	struct ws_vclock clock = WS_VCLOCK_INIT;
+	struct chan *ch;
+	int rc;
+
+	if (f->flags & ~WS_CLOCK_SYNC)
+		return 0; /* not a site's */
+	if (!(ch = find_chan(hp, f->channel))) {
+		/* A progress report may cross a refusal: only SYNC must not. */
+		if (f->flags & WS_CLOCK_SYNC)
+			drop(h, hp, WS_ECORRUPT, "clock on a channel without a "
+			    "working set");
+		return 0;
+	}
+	if ((rc = ws_vclock_decode_all(&clock, f->payload, f->len, err)) == 0 &&
+	    (rc = report(ch, &clock, err)) == 0 && (f->flags & WS_CLOCK_SYNC) &&
+	    (rc = ws_store_clock(ch->ws->st, &clock, err)) == 0)
+		rc = ws_peer_send_clock(&hp->s.p, f->channel, WS_CLOCK_ACK, &clock);
+	ws_vclock_release(&clock);
+	return rc;
+}
+
+static int on_other(struct ws_proto *s, const struct ws_frame *f, char *err)
+{
+	struct hub *h = s->clientData;
+	struct hpeer *hp = (struct hpeer *)s;
+
+	switch (f->type) {
+	case WS_FRAME_REMOVE:
+		on_remove(h, hp, f->channel);
+		return 0;
+	case WS_FRAME_BATCH:
+		return on_batch(h, hp, f);
+	case WS_FRAME_SCHEMA:
+		return on_schema(h, hp, f);
+	case WS_FRAME_CLOCK:
+		return on_clock(h, hp, f, err);
+	default:
+		return WS_PROTO_UNKNOWN;
+	}
+}
+
+/* The heartbeat's channels: every working set of the session. */
+static size_t nchan(struct ws_proto *s)
+{
+	return ((struct hpeer *)s)->nch;
+}
+
+static int chan_clock(struct ws_proto *s, size_t i, uint32_t *chn,
+    struct ws_vclock *vc, char *err)
+{
+	const struct chan *ch = &((struct hpeer *)s)->ch[i];
+
+	*chn = ch->ch;
+	return ws_store_clock(ch->ws->st, vc, err);
+}
+
+static const struct ws_proto_ops hub_ops = {
+	.hello = on_hello,
+	.add = on_add,
+	.error = on_error,
+	.frame = on_other,
+	.nchan = nchan,
+	.clock = chan_clock,
+};
+
+/* A frame from a site: a session's errors drop that session only. */
 static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 {
-	struct hub *h = cd;
 	struct hpeer *hp = (struct hpeer *)p;
-	struct ws_hello hello = {0}, me = {WS_PROTOCOL_VERSION, WS_ROLE_HUB, h->id};
-	struct ws_vclock clock = WS_VCLOCK_INIT;
-	struct ws_buf pl = WS_BUF_INIT;
 	char err[WS_ERRLEN] = "";
-	struct chan *ch;
-	int rc = 0;
+	int rc;
 
 	if (hp->dead || hp->closing)
 		return 0;
-	if (!hp->hello && f->type != WS_FRAME_HELLO) {
-		drop(h, hp, WS_ECORRUPT, "the session must start with a hello frame");
-		return 0;
-	}
-	switch (f->type) {
-	case WS_FRAME_HELLO:
-		if (hp->hello) {
-			drop(h, hp, WS_ECORRUPT, "a second hello frame");
-			break;
-		}
-		if ((rc = ws_hello_decode(&hello, f->payload, f->len, err))) {
-			drop(h, hp, rc, err);
-			rc = 0; /* dropped once is enough */
-			break;
-		}
-		if (!hp->p.sec && hp->p.conn.kind == WS_CONN_TCP && !h->o->insecure) {
-			drop(h, hp, WS_EPERM, "this hub takes authenticated sessions "
-			    "only: connect with wsync-join --key");
-			break;
-		}
-		hp->hello = 1;
-		hp->site = hello.site;
-		hp->p.dec.max = h->o->max_frame ? h->o->max_frame : WS_SESSION_MAX_FRAME;
-		if ((rc = ws_hello_encode(&me, &pl)) == 0)
-			rc = ws_peer_send(p, WS_FRAME_HELLO, 0, 0, pl.p, pl.len);
-		break;
-	case WS_FRAME_ADD:
-		rc = on_add(h, hp, f);
-		break;
-	case WS_FRAME_REMOVE:
-		if ((ch = find_chan(hp, f->channel))) {
-			notice(h, hp, ch, WS_NOTICE_LEFT);
-			if (remember(h, hp, ch, 1, err))
-				hlog(h, "%s: %s", p->conn.name, err);
-			ws_vclock_release(&ch->known);
-			*ch = hp->ch[--hp->nch];
-			hlog(h, "%s: left channel %" PRIu32, p->conn.name, f->channel);
-		}
-		break;
-	case WS_FRAME_BATCH:
-		rc = on_batch(h, hp, f);
-		break;
-	case WS_FRAME_SCHEMA:
-		rc = on_schema(h, hp, f);
-		break;
-	case WS_FRAME_CLOCK:
-		if (f->flags & ~WS_CLOCK_SYNC)
-			break; /* not a site's */
-		if (!(ch = find_chan(hp, f->channel))) {
-			/* A progress report may cross a refusal: only SYNC must not. */
-			if (f->flags & WS_CLOCK_SYNC)
-				drop(h, hp, WS_ECORRUPT, "clock on a channel without a "
-				    "working set");
-			break;
-		}
-		if ((rc = ws_vclock_decode_all(&clock, f->payload, f->len, err)) ||
-		    (rc = report(ch, &clock, err)))
-			break;
-		if ((f->flags & WS_CLOCK_SYNC) &&
-		    (rc = ws_store_clock(ch->ws->st, &clock, err)) == 0)
-			rc = ws_peer_send_clock(p, f->channel, WS_CLOCK_ACK, &clock);
-		break;
-	case WS_FRAME_HEARTBEAT:
-		break;
-	case WS_FRAME_ERROR: {
-		struct ws_rd r;
-		int64_t code;
-
-		ws_rd_init(&r, f->payload, f->len);
-		if (ws_rd_svarint(&r, &code))
-			ws_rd_init(&r, f->payload, 0);
-		snprintf(err, sizeof(err), "the site reports: %.*s",
-		    (int)ws_rd_left(&r), (const char *)r.p);
-		drop(h, hp, 0, err);
-		break;
-	}
-	default:
-		snprintf(err, sizeof(err), "unknown frame type %u", f->type);
-		drop(h, hp, WS_EUNSUPP, err);
-		break;
-	}
-	if (rc == WS_EBUSY)
-		drop(h, hp, 0, QUEUE_FULL);
+	if ((rc = ws_proto_frame(&hp->s, f, err)) == WS_EBUSY)
+		drop(cd, hp, 0, QUEUE_FULL);
 	else if (rc)
-		drop(h, hp, rc, err[0] ? err : ws_strerror(rc));
-	ws_buf_release(&pl);
-	ws_vclock_release(&clock);
+		drop(cd, hp, rc, err[0] ? err : ws_strerror(rc));
 	return 0;
 }
 
 /*
- * Heartbeat the sessions the hub has not written to for a while, with the
- * clock of each working set they carry, and drop those silent for longer
- * than the idle timeout: dead peers are noticed without waiting for TCP.
+ * Heartbeat the sessions the hub has not written to for a while, and
+ * drop those without a hello in time or silent for longer than the idle
+ * timeout: dead peers are noticed without waiting for TCP.
  */
 static void keepalive(struct hub *h)
 {
-	unsigned hb = h->o->heartbeat_ms ? h->o->heartbeat_ms : WS_HEARTBEAT_MS_DEFAULT;
-	unsigned idle = h->o->idle_timeout_ms ? h->o->idle_timeout_ms :
-	    WS_IDLE_TIMEOUT_MS_DEFAULT;
-	unsigned hs = h->o->handshake_ms ? h->o->handshake_ms : WS_HANDSHAKE_MS_DEFAULT;
 	uint64_t now = ws_now_ms();
-	struct ws_vclock *clocks;
-	uint32_t *chs;
 	char err[WS_ERRLEN];
-	size_t i, k;
+	size_t i;
 
 	for (i = 0; i < h->npeers; i++) {
 		struct hpeer *hp = h->peers[i];
 
-		if (hp->dead || hp->closing)
+		if (hp->dead || hp->closing || !ws_proto_keepalive(&hp->s, now, err))
 			continue;
-		if (!hp->hello && now - hp->since_ms > hs) {
-			snprintf(err, sizeof(err), "no hello within %u s: dropped", hs / 1000);
+		if (hp->s.expired)
 			drop(h, hp, WS_EAGAIN, err);
-			continue;
-		}
-		if (now - hp->p.last_rx_ms > idle) {
-			snprintf(err, sizeof(err), "silent for %u s: presumed gone",
-			    idle / 1000);
-			drop(h, hp, WS_EAGAIN, err);
-			continue;
-		}
-		if (now - hp->p.last_tx_ms < hb || !hp->hello)
-			continue;
-		clocks = calloc(hp->nch + 1, sizeof(*clocks));
-		chs = calloc(hp->nch + 1, sizeof(*chs));
-		for (k = 0; clocks && chs && k < hp->nch; k++) {
-			chs[k] = hp->ch[k].ch;
-			if (ws_store_clock(hp->ch[k].ws->st, &clocks[k], err))
-				break;
-		}
-		if (!clocks || !chs || k < hp->nch ||
-		    ws_peer_send_heartbeat(&hp->p, chs, clocks, hp->nch))
+		else
 			drop(h, hp, 0, "cannot send a heartbeat");
-		for (k = 0; clocks && k < hp->nch; k++)
-			ws_vclock_release(&clocks[k]);
-		free(clocks);
-		free(chs);
 	}
 }
 
@@ -877,7 +863,7 @@ static int collect_ws(struct hub *h, struct hws *w, char *err)
 			struct hpeer *hp = h->peers[i];
 
 			if (hp->ch[k].ws == w && !hp->dead && !hp->closing &&
-			    ws_peer_send_clock(&hp->p, hp->ch[k].ch, WS_CLOCK_STABLE,
+			    ws_peer_send_clock(&hp->s.p, hp->ch[k].ch, WS_CLOCK_STABLE,
 			    &w->stable))
 				drop(h, hp, 0, QUEUE_FULL);
 		}
@@ -986,6 +972,23 @@ static void refuse_session(struct hub *h, size_t max)
 	    "refused so far", max, h->refused);
 }
 
+/* A peer's fd is ready: read what it sent (the before hook writes). */
+static void peer_io(struct ws_loop *l, int fd, void *cd, int mask)
+{
+	struct hpeer *hp = cd;
+	struct hub *h = hp->s.clientData;
+	char why[WS_ERRLEN] = "";
+	int rc;
+
+	(void)l;
+	if (hp->closing || hp->dead || fd != hp->s.p.conn.rfd || !(mask & WS_LOOP_READ))
+		return;
+	if ((rc = ws_peer_read(&hp->s.p, on_frame, h, why)))
+		drop(h, hp, rc, why);
+	else if (hp->s.p.eof)
+		hp->dead = 1;
+}
+
 static int add_peer(struct hub *h, const struct ws_conn *c)
 {
 	struct hpeer *hp, **p;
@@ -1001,24 +1004,35 @@ static int add_peer(struct hub *h, const struct ws_conn *c)
 	h->peers = p;
 	/* Until its hello (after the key exchange, on a keyed hub), a peer
 	 * may send only frames a handshake needs: it holds next to nothing. */
-	ws_peer_init(&hp->p, c, WS_PREAUTH_MAX_FRAME, h->o->queue_max ?
-	    h->o->queue_max : QUEUE_MAX_DEFAULT);
-	hp->since_ms = ws_now_ms();
-	hp->p.log = h->o->session_log;
+	ws_proto_init(&hp->s, c, WS_PREAUTH_MAX_FRAME, h->o->queue_max ?
+	    h->o->queue_max : QUEUE_MAX_DEFAULT, WS_ROLE_HUB, &h->id, &hub_ops, h);
+	hp->s.heartbeat_ms = h->o->heartbeat_ms ? h->o->heartbeat_ms :
+	    WS_HEARTBEAT_MS_DEFAULT;
+	hp->s.idle_ms = h->o->idle_timeout_ms ? h->o->idle_timeout_ms :
+	    WS_IDLE_TIMEOUT_MS_DEFAULT;
+	hp->s.handshake_ms = h->o->handshake_ms ? h->o->handshake_ms :
+	    WS_HANDSHAKE_MS_DEFAULT;
+	hp->s.p.log = h->o->session_log;
 	hp->o = h->o;
-	if (h->o->key && ws_peer_secure(&hp->p, 0, h->o->key, check_key, hp)) {
-		hp->p.conn.rfd = hp->p.conn.wfd = -1; /* the caller closes c */
-		ws_peer_release(&hp->p);
+	if (h->o->key && ws_peer_secure(&hp->s.p, 0, h->o->key, check_key, hp)) {
+		hp->s.p.conn.rfd = hp->s.p.conn.wfd = -1; /* the caller closes c */
+		ws_proto_release(&hp->s);
 		free(hp);
 		return WS_ENOMEM;
 	}
 	/* Unix peers have no address: number the sessions instead. */
 	h->sessions++;
 	if (strcmp(c->name, "unix") == 0)
-		snprintf(hp->p.conn.name, sizeof(hp->p.conn.name), "unix#%lu",
+		snprintf(hp->s.p.conn.name, sizeof(hp->s.p.conn.name), "unix#%lu",
 		    h->sessions);
+	if (ws_loop_add_fd(h->loop, hp->s.p.conn.rfd, WS_LOOP_READ, peer_io, hp)) {
+		hp->s.p.conn.rfd = hp->s.p.conn.wfd = -1; /* the caller closes c */
+		ws_proto_release(&hp->s);
+		free(hp);
+		return WS_ENOMEM;
+	}
 	h->peers[h->npeers++] = hp;
-	hlog(h, "%s: connected", hp->p.conn.name);
+	hlog(h, "%s: connected", hp->s.p.conn.name);
 	return 0;
 }
 
@@ -1031,32 +1045,105 @@ static void free_peer(struct hub *h, size_t i)
 	for (k = 0; k < hp->nch; k++) {
 		notice(h, hp, &hp->ch[k], WS_NOTICE_LEFT);
 		if (remember(h, hp, &hp->ch[k], 1, err))
-			hlog(h, "%s: %s", hp->p.conn.name, err);
+			hlog(h, "%s: %s", hp->s.p.conn.name, err);
 		ws_vclock_release(&hp->ch[k].known);
 	}
-	hlog(h, "%s: disconnected", hp->p.conn.name);
-	ws_peer_release(&hp->p);
+	hlog(h, "%s: disconnected", hp->s.p.conn.name);
+	ws_loop_del_fd(h->loop, hp->s.p.conn.rfd, WS_LOOP_READ | WS_LOOP_WRITE);
+	ws_loop_del_fd(h->loop, hp->s.p.conn.wfd, WS_LOOP_READ | WS_LOOP_WRITE);
+	ws_proto_release(&hp->s);
 	free(hp->ch);
 	free(hp);
 	h->peers[i] = h->peers[--h->npeers];
 }
 
+/* A listening socket is ready: take the connections, up to the cap. */
+static void on_accept(struct ws_loop *l, int fd, void *cd, int mask)
+{
+	struct hub *h = cd;
+	char why[WS_ERRLEN];
+	struct ws_conn c;
+
+	(void)l;
+	(void)mask;
+	while (ws_transport_accept(fd, &c, why) == 0) {
+		if (h->npeers >= h->max_sessions) {
+			/* Refused cleanly: the hub goes on. */
+			refuse_session(h, h->max_sessions);
+			ws_conn_close(&c);
+		} else if (add_peer(h, &c)) {
+			ws_conn_close(&c);
+		}
+	}
+}
+
+/* Wake at least once a second: keepalive and collection run then. */
+static long tick(struct ws_loop *l, long long id, void *cd)
+{
+	(void)l;
+	(void)id;
+	(void)cd;
+	return 1000;
+}
+
+/*
+ * Before each wait: write what is queued, end the sessions that are
+ * over, heartbeat and collect, and wait for output room only where
+ * output waits.
+ */
+static void before_wait(struct ws_loop *l, void *cd)
+{
+	struct hub *h = cd;
+	char why[WS_ERRLEN];
+	size_t i;
+
+	for (i = 0; i < h->npeers; i++) {
+		struct hpeer *hp = h->peers[i];
+
+		if (ws_peer_flush(&hp->s.p, why)) {
+			hlog(h, "%s: %s", hp->s.p.conn.name, why);
+			hp->dead = 1;
+		}
+		if (hp->closing && !ws_peer_pending(&hp->s.p))
+			hp->dead = 1;
+	}
+	keepalive(h);
+	collect(h);
+	for (i = h->npeers; i-- > 0;)
+		if (h->peers[i]->dead)
+			free_peer(h, i);
+	if ((h->o->stop && *h->o->stop) || (h->o->use_stdio && h->had_peer &&
+	    h->npeers == 0)) {
+		ws_loop_stop(l);
+		return;
+	}
+	for (i = 0; i < h->npeers; i++) {
+		struct hpeer *hp = h->peers[i];
+		int rfd = hp->s.p.conn.rfd, wfd = hp->s.p.conn.wfd;
+
+		if (hp->closing)
+			ws_loop_del_fd(l, rfd, WS_LOOP_READ);
+		if (!ws_peer_pending(&hp->s.p))
+			ws_loop_del_fd(l, wfd, WS_LOOP_WRITE);
+		else if (ws_loop_add_fd(l, wfd, WS_LOOP_WRITE, peer_io, hp))
+			hp->dead = 1;
+	}
+}
+
 int ws_hub_run(const struct ws_hub_opts *o, char *err)
 {
-	char bound[WS_CONN_NAMELEN], why[WS_ERRLEN];
+	char bound[WS_CONN_NAMELEN];
 	const char **names = NULL;
-	struct pollfd *pfd = NULL;
-	size_t *slot = NULL;
 	struct ws_conn c;
 	struct hub h;
-	size_t i, n, np, polled, max_sessions = o->max_sessions;
-	int rc = 0, had_peer = 0;
+	size_t i;
+	int rc = 0;
 
 	memset(&h, 0, sizeof(h));
 	h.o = o;
 	h.err = err;
-	if (!max_sessions)
-		max_sessions = ws_hub_default_max_sessions();
+	h.max_sessions = o->max_sessions ? o->max_sessions :
+	    ws_hub_default_max_sessions();
 	ws_siteid_random(&h.id);
 	if (!o->datadir || mkdir(o->datadir, 0777) < 0) {
 		char buf[64];
@@ -1072,6 +1159,13 @@ int ws_hub_run(const struct ws_hub_opts *o, char *err)
 			return ws_error(err, WS_ECONFIG, "data directory '%s' is not a "
 			    "directory", o->datadir);
 	}
+	if ((rc = ws_loop_new(&h.loop, err)))
+		goto out;
+	if (ws_loop_add_timer(h.loop, 1000, tick, &h) < 0) {
+		rc = WS_ENOMEM;
+		goto out;
+	}
+	ws_loop_set_before(h.loop, before_wait, &h);
 	if (!(h.lfd = calloc(o->nlisten + 1, sizeof(*h.lfd))) ||
 	    !(names = calloc(o->nlisten + 1, sizeof(*names)))) {
 		rc = WS_ENOMEM;
@@ -1082,7 +1176,8 @@ int ws_hub_run(const struct ws_hub_opts *o, char *err)
 		    &h.lfd[i], bound, err)))
 			goto out;
 		h.nlfd++;
-		if (ws_fd_nonblock(h.lfd[i]) || !(names[i] = strdup(bound))) {
+		if (ws_fd_nonblock(h.lfd[i]) || !(names[i] = strdup(bound)) ||
+		    ws_loop_add_fd(h.loop, h.lfd[i], WS_LOOP_READ, on_accept, &h)) {
 			rc = WS_ENOMEM;
 			goto out;
 		}
@@ -1095,92 +1190,15 @@ int ws_hub_run(const struct ws_hub_opts *o, char *err)
 		snprintf(c.name, sizeof(c.name), "stdio");
 		if ((rc = add_peer(&h, &c)))
 			goto out;
-		had_peer = 1;
+		h.had_peer = 1;
 	}
 	if (o->ready)
 		o->ready(o->log_cd, names, o->nlisten);
-	while (!(o->stop && *o->stop)) {
-		if (o->use_stdio && had_peer && h.npeers == 0)
-			break;
-		free(pfd);
-		free(slot);
-		pfd = NULL;
-		if (!(pfd = calloc(h.nlfd + 2 * h.npeers + 1, sizeof(*pfd))) ||
-		    !(slot = calloc(h.npeers + 1, sizeof(*slot)))) {
-			rc = WS_ENOMEM;
-			goto out;
-		}
-		for (n = 0; n < h.nlfd; n++) {
-			pfd[n].fd = h.lfd[n];
-			pfd[n].events = POLLIN;
-		}
-		/*
-		 * A socket peer takes one slot (reading, and writing while output
-		 * waits); a stdio peer two.  Never more slots than open files, so
-		 * poll() cannot fail for their number (RLIMIT_NOFILE).
-		 */
-		for (i = 0, np = n; i < h.npeers; i++) {
-			struct hpeer *hp = h.peers[i];
-			int out = ws_peer_pending(&hp->p);
-
-			slot[i] = np;
-			pfd[np].fd = hp->closing && !out ? -1 : hp->p.conn.rfd;
-			pfd[np].events = hp->closing ? 0 : POLLIN;
-			if (hp->p.conn.wfd == hp->p.conn.rfd) {
-				pfd[np++].events |= out ? POLLOUT : 0;
-				continue;
-			}
-			np++;
-			pfd[np].fd = out ? hp->p.conn.wfd : -1;
-			pfd[np++].events = POLLOUT;
-		}
-		polled = h.npeers; /* peers accepted below have no slots yet */
-		if (poll(pfd, np, 1000) < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = ws_error(err, WS_EIO, "poll: %s", strerror(errno));
-			goto out;
-		}
-		for (i = 0; i < h.nlfd; i++)
-			if (pfd[i].revents & POLLIN) {
-				while (ws_transport_accept(h.lfd[i], &c, why) == 0) {
-					if (h.npeers >= max_sessions) {
-						/* Refused cleanly: the hub goes on. */
-						refuse_session(&h, max_sessions);
-						ws_conn_close(&c);
-					} else if (add_peer(&h, &c)) {
-						ws_conn_close(&c);
-					}
-				}
-			}
-		for (i = 0; i < polled; i++) {
-			struct hpeer *hp = h.peers[i];
-			short re = pfd[slot[i]].revents;
-
-			if (!hp->closing && (re & (POLLIN | POLLHUP | POLLERR))) {
-				why[0] = 0;
-				if ((rc = ws_peer_read(&hp->p, on_frame, &h, why)))
-					drop(&h, hp, rc, why);
-				else if (hp->p.eof)
-					hp->dead = 1;
-			}
-			if ((rc = ws_peer_flush(&hp->p, why))) {
-				hlog(&h, "%s: %s", hp->p.conn.name, why);
-				hp->dead = 1;
-			}
-			if (hp->closing && !ws_peer_pending(&hp->p))
-				hp->dead = 1;
-		}
-		rc = 0;
-		keepalive(&h);
-		collect(&h);
-		for (i = h.npeers; i-- > 0;)
-			if (h.peers[i]->dead)
-				free_peer(&h, i);
-	}
+	rc = ws_loop_run(h.loop, err);
 out:
 	while (h.npeers)
 		free_peer(&h, h.npeers - 1);
+	ws_loop_free(h.loop);
 	for (i = 0; i < h.nlfd; i++)
 		close(h.lfd[i]);
 	for (i = 0; names && i < o->nlisten; i++)
@@ -1194,7 +1212,5 @@ out:
 	free(h.peers);
 	free(h.lfd);
 	free(names);
-	free(pfd);
-	free(slot);
 	return rc;
 }

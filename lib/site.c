@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 
 #include "wsync/delta.h"
 #include "wsync/hub.h"
+#include "wsync/loop.h"
 #include "wsync/session.h"
 #include "wsync/store.h"
 
@@ -49,18 +49,19 @@ struct site {
 	size_t n;
 	uint32_t last_ch;        /* channels are never reused in a process */
 	struct ws_siteid anon;   /* the hello's site id when no set is open */
-	struct ws_peer p;
-	int connected;           /* p is a live session */
+	struct ws_proto sess;    /* the session, while connected */
+	struct ws_loop *loop;
+	int rc;                  /* why the session's loop stopped */
+	int reported;            /* one-shot: the last progress report went */
+	int connected;           /* sess is a live session */
 	int ifd;                 /* inotify: the databases and the sets file */
 	int sets_wd;             /* the sets file's directory, or -1 */
-	int hello;
 	int result;              /* first refusal's code, for one-shot */
 	int was_live;            /* the last session completed its catch-up */
 	int fatal;               /* the session is over */
 	struct sset *cur;        /* the set add_set() reports on */
 	uint64_t sent, received; /* batches, this session */
 	char said[160];          /* the last status line given */
-	struct ws_buf enc;
 	char *err;
 };
 
@@ -79,7 +80,7 @@ static void status(struct site *x)
 			sets++;
 			up += x->s[i].caught_up;
 		}
-	if (!x->connected || !x->hello)
+	if (!x->connected || !x->sess.hello)
 		snprintf(line, sizeof(line), "connecting to %s", x->o->hub);
 	else
 		snprintf(line, sizeof(line), "connected to %s: %zu set%s, %zu caught up; "
@@ -110,26 +111,10 @@ struct sendctx {
 static int send_one(const struct ws_batch *b, uint64_t usn, void *cd)
 {
 	struct sendctx *c = cd;
-	int rc;
 
 	c->ss->sent_usn = usn;
-	c->x->enc.len = 0;
-	if ((rc = ws_batch_encode(b, &c->x->enc)))
-		return rc;
 	c->x->sent++;
-	return ws_peer_send(&c->x->p, WS_FRAME_BATCH, 0, c->ss->ch, c->x->enc.p,
-	    c->x->enc.len);
-}
-
-/* Send the schema record sc of ss. */
-static int send_schema(struct site *x, struct sset *ss, const struct ws_schema *sc)
-{
-	int rc;
-
-	x->enc.len = 0;
-	if ((rc = ws_schema_encode(sc, &x->enc)))
-		return rc;
-	return ws_peer_send(&x->p, WS_FRAME_SCHEMA, 0, ss->ch, x->enc.p, x->enc.len);
+	return ws_proto_send_batch(&c->x->sess, c->ss->ch, b);
 }
 
 /* Note every batch this set sealed as sent (before it is sent). */
@@ -160,7 +145,7 @@ static int push_local(struct site *x, char *err)
 		/* A schema change goes first: the batches after it need it. */
 		if ((rc = ws_store_seal(c.ss->st, NULL, err)) ||
 		    (rc = ws_store_schema_pending(c.ss->st, &sc, err)) < 0 ||
-		    (rc && (rc = send_schema(x, c.ss, &sc))))
+		    (rc && (rc = ws_proto_send_schema(&x->sess, c.ss->ch, &sc))))
 			break;
 		/* Not only what this seal made: applying a remote batch seals
 		 * local writes too, and those must go out as well.  Noted as
@@ -200,7 +185,7 @@ static int renew(struct site *x, struct sset *ss, uint64_t hub_own, uint64_t sen
 	    "sent: it is an old copy or a restored backup, so it is site %s now, and "
 	    "sends its changes as such", ss->wsid, (unsigned long long)(hub_own - sent),
 	    was, ss->path, now);
-	if ((rc = ws_peer_send(&x->p, WS_FRAME_REMOVE, 0, ss->ch, NULL, 0)))
+	if ((rc = ws_peer_send(&x->sess.p, WS_FRAME_REMOVE, 0, ss->ch, NULL, 0)))
 		return rc;
 	if (!(p = realloc(x->s, (x->n + 1) * sizeof(*p))))
 		return WS_ENOMEM;
@@ -219,9 +204,10 @@ static int renew(struct site *x, struct sset *ss, uint64_t hub_own, uint64_t sen
 }
 
 /* The hub accepted a set: adopt its guid if new, send what it lacks. */
-static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
+static int on_add(struct ws_proto *s, uint32_t ch, struct ws_add *a, char *err)
 {
-	struct ws_add a = {.clock = WS_VCLOCK_INIT};
+	struct site *x = s->clientData;
+	struct sset *ss = by_chan(x, ch);
 	struct ws_vclock mine = WS_VCLOCK_INIT;
 	struct ws_schema sc = WS_SCHEMA_INIT;
 	struct sendctx c = {x, ss};
@@ -229,9 +215,8 @@ static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
 	uint8_t guid[16];
 	int rc;
 
-	if ((rc = ws_add_decode(&a, f->payload, f->len, x->err)))
-		goto out;
-	if (strcmp(a.wsid, ss->wsid) != 0 || !a.has_guid) {
+	(void)err; /* x->err */
+	if (strcmp(a->wsid, ss->wsid) != 0 || !a->has_guid) {
 		rc = ws_error(x->err, WS_ECORRUPT, "the hub answered for another "
 		    "working set");
 		goto out;
@@ -239,7 +224,7 @@ static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
 	if ((rc = ws_store_clock(ss->st, &mine, x->err)))
 		goto out;
 	/* The hub holding own batches this file never sent: a copy. */
-	hub_own = ws_vclock_get(&a.clock, ws_store_site(ss->st));
+	hub_own = ws_vclock_get(&a->clock, ws_store_site(ss->st));
 	own = ws_vclock_get(&mine, ws_store_site(ss->st));
 	if (!ws_store_own_sent(ss->st, &sent))
 		sent = own; /* nothing noted yet: all it holds went out before */
@@ -248,22 +233,21 @@ static int on_add(struct site *x, struct sset *ss, const struct ws_frame *f)
 		goto out;
 	}
 	if (!ws_store_guid(ss->st, guid) &&
-	    (rc = ws_store_set_guid(ss->st, a.guid, x->err)))
+	    (rc = ws_store_set_guid(ss->st, a->guid, x->err)))
 		goto out;
 	ss->accepted = ss->taken = 1;
 	/* This copy's schema, then what the hub lacks (noted as sent first). */
 	if ((rc = ws_store_seal(ss->st, NULL, x->err)) ||
 	    (rc = ws_store_schema(ss->st, &sc, x->err)) ||
-	    (rc = send_schema(x, ss, &sc)) ||
+	    (rc = ws_proto_send_schema(&x->sess, ss->ch, &sc)) ||
 	    (rc = note_own(ss, x->err)) ||
-	    (rc = ws_store_changes_missing(ss->st, &a.clock, send_one, &c, x->err)) ||
+	    (rc = ws_store_changes_missing(ss->st, &a->clock, send_one, &c, x->err)) ||
 	    (rc = ws_store_sealed_usn(ss->st, &ss->sent_usn, x->err)) ||
 	    (rc = ws_store_clock(ss->st, &mine, x->err)))
 		goto out;
-	rc = ws_peer_send_clock(&x->p, ss->ch, WS_CLOCK_SYNC, &mine);
+	rc = ws_peer_send_clock(&x->sess.p, ss->ch, WS_CLOCK_SYNC, &mine);
 out:
 	ws_schema_release(&sc);
-	ws_vclock_release(&a.clock);
 	ws_vclock_release(&mine);
 	return rc;
 }
@@ -300,93 +284,104 @@ out:
 	return rc;
 }
 
-static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
+/* The hub's hello. */
+static int on_hello(struct ws_proto *s, const struct ws_hello *hello, char *err)
 {
-	struct site *x = cd;
-	struct sset *ss = by_chan(x, f->channel);
-	struct ws_hello hello;
-	struct ws_batch b;
-	struct ws_rd r;
-	int64_t code;
-	int rc = 0;
+	if (hello->role != WS_ROLE_HUB)
+		return ws_error(err, WS_ECORRUPT, "the peer is not a hub");
+	status(s->clientData);
+	return 0;
+}
 
-	(void)p;
-	if (!x->hello && f->type != WS_FRAME_HELLO && f->type != WS_FRAME_ERROR)
-		return ws_error(x->err, WS_ECORRUPT, "the hub did not start with hello");
+/* Frames on a channel: one retired is ignored, one never given is wrong. */
+static int on_channel(struct ws_proto *s, const struct ws_frame *f, char *err)
+{
+	struct sset *ss = by_chan(s->clientData, f->channel);
+
 	if (ss && ss->gone)
-		return 0; /* sent before the hub had our remove */
+		return 1; /* sent before the hub had our remove */
 	if (f->channel && !ss && f->type != WS_FRAME_HEARTBEAT)
-		return ws_error(x->err, WS_ECORRUPT, "frame on unknown channel %" PRIu32,
+		return ws_error(err, WS_ECORRUPT, "frame on unknown channel %" PRIu32,
 		    f->channel);
-	switch (f->type) {
-	case WS_FRAME_HELLO:
-		if ((rc = ws_hello_decode(&hello, f->payload, f->len, x->err)))
-			return rc;
-		if (hello.role != WS_ROLE_HUB)
-			return ws_error(x->err, WS_ECORRUPT, "the peer is not a hub");
-		x->hello = 1;
+	return 0;
+}
+
+/* On channel 0 the hub ends the session; on a set's, it refuses the set. */
+static int on_error(struct ws_proto *s, uint32_t ch, int has_code, int64_t code,
+    const char *msg, size_t n, char *err)
+{
+	struct site *x = s->clientData;
+	struct sset *ss = by_chan(x, ch);
+
+	if (!has_code || code > 0 || code < WS_ERROR_MIN)
+		code = WS_EIO;
+	if (!ss) {
+		/* Busy or timed out is worth another try; the rest is not. */
+		x->fatal = code != WS_EAGAIN && code != WS_EBUSY && code != WS_EIO;
+		return ws_error(err, (int)code, "the hub ends the session: %.*s",
+		    (int)n, msg);
+	}
+	slog(x, "%s: %.*s", ss->wsid, (int)n, msg);
+	ss->refused = 1;
+	if (!x->result)
+		x->result = (int)code ? (int)code : WS_EIO;
+	return 0;
+}
+
+/* A CLOCK from the hub: its horizon, the end of catch-up, or an ACK. */
+static int on_clock(struct site *x, struct sset *ss, const struct ws_frame *f,
+    char *err)
+{
+	struct ws_vclock h = WS_VCLOCK_INIT;
+	int rc;
+
+	if (ss && ss->accepted && (f->flags & WS_CLOCK_STABLE))
+		return on_stable(x, ss, f);
+	if (ss && (f->flags & WS_CLOCK_CAUGHT_UP)) {
+		ss->caught_up = 1;
 		status(x);
+	}
+	if (!ss || !ss->st || !(f->flags & WS_CLOCK_ACK))
 		return 0;
-	case WS_FRAME_ERROR:
-		ws_rd_init(&r, f->payload, f->len);
-		if (ws_rd_svarint(&r, &code) || code > 0 || code < WS_ERROR_MIN)
-			code = WS_EIO;
-		if (!ss) {
-			/* Busy or timed out is worth another try; the rest is not. */
-			x->fatal = code != WS_EAGAIN && code != WS_EBUSY &&
-			    code != WS_EIO;
-			return ws_error(x->err, (int)code, "the hub ends the session: %.*s",
-			    (int)ws_rd_left(&r), (const char *)r.p);
-		}
-		slog(x, "%s: %.*s", ss->wsid, (int)ws_rd_left(&r), (const char *)r.p);
-		ss->refused = 1;
-		if (!x->result)
-			x->result = (int)code ? (int)code : WS_EIO;
-		return 0;
-	case WS_FRAME_ADD:
-		return ss ? on_add(x, ss, f) : ws_error(x->err, WS_ECORRUPT,
-		    "add frame on channel 0");
+	ss->acked = 1;
+	/* How far the hub holds this site's own batches. */
+	if ((rc = ws_vclock_decode_all(&h, f->payload, f->len, err)) == 0)
+		rc = ws_store_note_sent(ss->st, ws_vclock_get(&h, ws_store_site(ss->st)),
+		    err);
+	ws_vclock_release(&h);
+	return rc;
+}
+
+static int on_other(struct ws_proto *s, const struct ws_frame *f, char *err)
+{
+	struct site *x = s->clientData;
+	struct sset *ss = by_chan(x, f->channel);
+	struct ws_schema sc = WS_SCHEMA_INIT;
+	struct ws_batch b;
+	int rc;
+
+	switch (f->type) {
 	case WS_FRAME_BATCH:
 		if (!ss || !ss->accepted)
-			return ws_error(x->err, WS_ECORRUPT, "batch before the working "
+			return ws_error(err, WS_ECORRUPT, "batch before the working "
 			    "set was accepted");
 		ws_batch_init(&b);
-		if ((rc = ws_batch_decode(&b, f->payload, f->len, x->err)) == 0)
-			rc = ss->in_copy ? ws_store_snapshot_add(ss->st, &b, x->err) :
-			    ws_store_apply(ss->st, &b, NULL, x->err);
+		if ((rc = ws_batch_decode(&b, f->payload, f->len, err)) == 0)
+			rc = ss->in_copy ? ws_store_snapshot_add(ss->st, &b, err) :
+			    ws_store_apply(ss->st, &b, NULL, err);
 		ws_batch_release(&b);
 		x->received++;
 		status(x);
 		return rc;
-	case WS_FRAME_SCHEMA: {
-		struct ws_schema sc = WS_SCHEMA_INIT;
-
+	case WS_FRAME_SCHEMA:
 		if (!ss)
-			return ws_error(x->err, WS_ECORRUPT, "schema on channel 0");
-		if ((rc = ws_schema_decode(&sc, f->payload, f->len, x->err)) == 0)
-			rc = ws_store_adopt_schema(ss->st, &sc, 0, NULL, x->err);
+			return ws_error(err, WS_ECORRUPT, "schema on channel 0");
+		if ((rc = ws_schema_decode(&sc, f->payload, f->len, err)) == 0)
+			rc = ws_store_adopt_schema(ss->st, &sc, 0, NULL, err);
 		ws_schema_release(&sc);
 		return rc;
-	}
 	case WS_FRAME_CLOCK:
-		if (ss && ss->accepted && (f->flags & WS_CLOCK_STABLE))
-			return on_stable(x, ss, f);
-		if (ss && (f->flags & WS_CLOCK_CAUGHT_UP)) {
-			ss->caught_up = 1;
-			status(x);
-		}
-		if (ss && ss->st && (f->flags & WS_CLOCK_ACK)) {
-			struct ws_vclock h = WS_VCLOCK_INIT;
-
-			ss->acked = 1;
-			/* How far the hub holds this site's own batches. */
-			if ((rc = ws_vclock_decode_all(&h, f->payload, f->len, x->err)) == 0)
-				rc = ws_store_note_sent(ss->st, ws_vclock_get(&h,
-				    ws_store_site(ss->st)), x->err);
-			ws_vclock_release(&h);
-			return rc;
-		}
-		return 0;
+		return on_clock(x, ss, f, err);
 	case WS_FRAME_REMOVE:
 		if (ss) {
 			slog(x, "%s: the hub dropped the working set", ss->wsid);
@@ -398,13 +393,45 @@ static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
 		if (ss && f->len == 1 + WS_SITEID_LEN &&
 		    (f->payload[0] == WS_NOTICE_JOINED || f->payload[0] == WS_NOTICE_LEFT))
 			return 0;
-		return ws_error(x->err, WS_ECORRUPT, "bad notice frame from the hub");
-	case WS_FRAME_HEARTBEAT:
-		return 0;
+		return ws_error(err, WS_ECORRUPT, "bad notice frame from the hub");
 	default:
-		return ws_error(x->err, WS_EUNSUPP, "unknown frame type %u from the hub",
-		    f->type);
+		return WS_PROTO_UNKNOWN;
 	}
+}
+
+/* The heartbeat's channels: the sets the hub took. */
+static size_t nchan(struct ws_proto *s)
+{
+	return ((struct site *)s->clientData)->n;
+}
+
+static int set_clock(struct ws_proto *s, size_t i, uint32_t *ch, struct ws_vclock *vc,
+    char *err)
+{
+	const struct sset *ss = &((struct site *)s->clientData)->s[i];
+
+	if (!ss->st || !ss->accepted || ss->refused)
+		return 1;
+	*ch = ss->ch;
+	return ws_store_clock(ss->st, vc, err);
+}
+
+static const struct ws_proto_ops site_ops = {
+	.hello = on_hello,
+	.channel = on_channel,
+	.add = on_add,
+	.error = on_error,
+	.frame = on_other,
+	.nchan = nchan,
+	.clock = set_clock,
+};
+
+static int on_frame(struct ws_peer *p, const struct ws_frame *f, void *cd)
+{
+	struct site *x = cd;
+
+	(void)p;
+	return ws_proto_frame(&x->sess, f, x->err);
 }
 
 /* One-shot is done when every set was refused or is caught up and acked. */
@@ -441,11 +468,12 @@ static int offer(struct site *x, struct sset *ss)
 	add.has_guid = ws_store_guid(ss->st, add.guid);
 	add.has_site = 1;
 	add.site = *ws_store_site(ss->st);
-	x->enc.len = 0;
+	x->sess.enc.len = 0;
 	if ((rc = ws_store_seal(ss->st, NULL, x->err)) == 0 &&
 	    (rc = ws_store_clock(ss->st, &add.clock, x->err)) == 0 &&
-	    (rc = ws_add_encode(&add, &x->enc)) == 0)
-		rc = ws_peer_send(&x->p, WS_FRAME_ADD, 0, ss->ch, x->enc.p, x->enc.len);
+	    (rc = ws_add_encode(&add, &x->sess.enc)) == 0)
+		rc = ws_peer_send(&x->sess.p, WS_FRAME_ADD, 0, ss->ch, x->sess.enc.p,
+		    x->sess.enc.len);
 	ws_vclock_release(&add.clock);
 	return rc;
 }
@@ -510,7 +538,7 @@ static int add_set(struct site *x, const char *wsid, const char *path, int from_
 	if ((rc = ws_store_untracked(ss->st, say_untracked, x, why)))
 		slog(x, "%s: %s", wsid, why);
 	watch_set(x, ss);
-	return x->connected && x->hello ? offer(x, ss) : 0;
+	return x->connected && x->sess.hello ? offer(x, ss) : 0;
 }
 
 /* Take ss out of the session (the hub is told) and close its database. */
@@ -521,7 +549,7 @@ static int remove_set(struct site *x, struct sset *ss)
 	if (ss->in_copy)
 		ws_store_snapshot_abort(ss->st);
 	if (x->connected && ss->st && !ss->refused)
-		rc = ws_peer_send(&x->p, WS_FRAME_REMOVE, 0, ss->ch, NULL, 0);
+		rc = ws_peer_send(&x->sess.p, WS_FRAME_REMOVE, 0, ss->ch, NULL, 0);
 	ws_store_close(ss->st);
 	ss->st = NULL;
 	ss->gone = 1;
@@ -683,46 +711,6 @@ static void read_events(struct site *x, int *commit, int *sets)
 		}
 }
 
-/*
- * A silent hub is presumed gone after the idle timeout (one-shot gives
- * up, follow reconnects); an idle session is heartbeaten, with each
- * working set's clock.
- */
-static int keepalive(struct site *x)
-{
-	unsigned idle = x->o->idle_timeout_ms ? x->o->idle_timeout_ms :
-	    WS_IDLE_TIMEOUT_MS_DEFAULT;
-	unsigned hb = x->o->heartbeat_ms ? x->o->heartbeat_ms : WS_HEARTBEAT_MS_DEFAULT;
-	uint64_t now = ws_now_ms();
-	struct ws_vclock *clocks;
-	uint32_t *chs;
-	size_t i, n = 0;
-	int rc = 0;
-
-	if (now - x->p.last_rx_ms > idle)
-		return ws_error(x->err, WS_EAGAIN, "the hub was silent for %u "
-		    "seconds", idle / 1000);
-	if (now - x->p.last_tx_ms < hb)
-		return 0; /* one-shot heartbeats too: a long catch-up stays alive */
-	if (!(clocks = calloc(x->n + 1, sizeof(*clocks))) ||
-	    !(chs = calloc(x->n + 1, sizeof(*chs)))) {
-		free(clocks);
-		return WS_ENOMEM;
-	}
-	for (i = 0; rc == 0 && i < x->n; i++)
-		if (x->s[i].st && x->s[i].accepted && !x->s[i].refused) {
-			chs[n] = x->s[i].ch;
-			rc = ws_store_clock(x->s[i].st, &clocks[n++], x->err);
-		}
-	if (rc == 0)
-		rc = ws_peer_send_heartbeat(&x->p, chs, clocks, n);
-	for (i = 0; i < n; i++)
-		ws_vclock_release(&clocks[i]);
-	free(clocks);
-	free(chs);
-	return rc;
-}
-
 /* The handshake's check of the hub's key: pinned, or in known hubs. */
 static int check_hub(void *cd, const uint8_t pk[WS_KEY_PUBLICBYTES], char *err)
 {
@@ -749,18 +737,145 @@ static int check_hub(void *cd, const uint8_t pk[WS_KEY_PUBLICBYTES], char *err)
 	return 0;
 }
 
+/* The inotify fd: a commit to push, or the sets file edited. */
+static int on_inotify(struct site *x)
+{
+	int rc, commit = 0, sets = 0;
+
+	/* Drain the events; one seal covers them all. */
+	read_events(x, &commit, &sets);
+	if (sets && (rc = read_sets(x))) {
+		if (rc == WS_ENOMEM || rc == WS_EBUSY)
+			return rc;
+		/* A bad edit: keep the sets as they are. */
+		slog(x, "%s", x->err);
+	}
+	return commit ? push_local(x, x->err) : 0;
+}
+
+/* The hub's connection is readable: take its frames. */
+static int on_readable(struct site *x)
+{
+	int rc;
+
+	/* The hub gone in the middle of a frame is a lost connection (74),
+	 * not bad data (65). */
+	if ((rc = ws_peer_read(&x->sess.p, on_frame, x, x->err)) == WS_ETRUNC &&
+	    x->sess.p.eof)
+		return ws_error(x->err, WS_EIO, "the hub closed the connection in the "
+		    "middle of a frame");
+	if (rc == 0 && x->sess.p.eof)
+		rc = ws_error(x->err, WS_EIO, "the hub closed the connection");
+	return rc;
+}
+
+static void site_io(struct ws_loop *l, int fd, void *cd, int mask)
+{
+	struct site *x = cd;
+	int rc = 0;
+
+	if (fd == x->ifd)
+		rc = on_inotify(x);
+	else if (fd == x->sess.p.conn.rfd && (mask & WS_LOOP_READ))
+		rc = on_readable(x);
+	if (rc) {
+		x->rc = rc;
+		ws_loop_stop(l);
+	}
+}
+
+/* Wake at least once a second: the keepalive runs then. */
+static long tick(struct ws_loop *l, long long id, void *cd)
+{
+	(void)l;
+	(void)id;
+	(void)cd;
+	return 1000;
+}
+
+/*
+ * The keepalive; write what is queued (when that fails, read why the hub
+ * closed); see whether a one-shot sync is done (1).  *live: the catch-up
+ * is over.
+ */
+static int step(struct site *x, int *live)
+{
+	char why[WS_ERRLEN] = "";
+	int rc;
+
+	if ((rc = ws_proto_keepalive(&x->sess, ws_now_ms(), x->err)))
+		return rc;
+	for (;;) {
+		if ((rc = ws_peer_flush(&x->sess.p, x->err))) {
+			int rrc = ws_peer_read(&x->sess.p, on_frame, x, why);
+
+			if (rrc) {
+				/* on_frame's errors are in x->err already */
+				rc = rrc;
+				if (why[0])
+					snprintf(x->err, WS_ERRLEN, "%s", why);
+			} else if (x->sess.p.eof) {
+				rc = ws_error(x->err, WS_EIO, "the hub closed the "
+				    "connection");
+			}
+			return rc;
+		}
+		*live = all_done(x);
+		x->was_live |= *live;
+		if (!*live || x->o->follow || x->reported)
+			break;
+		/* One last progress report: the hub may collect what this site
+		 * now holds. */
+		x->reported = 1;
+		x->sess.p.last_tx_ms = 0;
+		if ((rc = ws_proto_keepalive(&x->sess, ws_now_ms(), x->err)))
+			return rc;
+	}
+	/* One-shot: both sides hold the same changes. */
+	if (*live && !x->o->follow && !ws_peer_pending(&x->sess.p))
+		return 1;
+	return x->o->stop && *x->o->stop;
+}
+
+/*
+ * Before each wait: step(), then wait for output room only while output
+ * waits, and for commits only once live.
+ */
+static void before_wait(struct ws_loop *l, void *cd)
+{
+	struct site *x = cd;
+	int rc, live = 0;
+
+	if ((rc = step(x, &live)) == 0) {
+		if (!ws_peer_pending(&x->sess.p))
+			ws_loop_del_fd(l, x->sess.p.conn.wfd, WS_LOOP_WRITE);
+		else
+			rc = ws_loop_add_fd(l, x->sess.p.conn.wfd, WS_LOOP_WRITE, site_io, x);
+	}
+	if (rc == 0) {
+		if (!live || !x->o->follow)
+			ws_loop_del_fd(l, x->ifd, WS_LOOP_READ);
+		else
+			rc = ws_loop_add_fd(l, x->ifd, WS_LOOP_READ, site_io, x);
+	}
+	if (rc) {
+		x->rc = rc > 0 ? 0 : rc;
+		ws_loop_stop(l);
+	}
+}
+
 /* One session: connect, sync, and (follow) stay until it ends. */
 static int session(struct site *x)
 {
-	struct ws_hello me = {WS_PROTOCOL_VERSION, WS_ROLE_SITE, {{0}}};
+	struct ws_siteid me;
 	struct ws_conn c;
-	struct pollfd pfd[3];
 	size_t i;
-	int rc, live, poll_rc, commit, sets, reported = 0;
+	int rc;
 
-	x->hello = 0;
+	x->sess.hello = 0;
 	x->fatal = 0;
 	x->was_live = 0;
+	x->reported = 0;
 	x->sent = x->received = 0;
 	status(x);
 	for (i = 0; i < x->n; i++) {
@@ -773,107 +888,31 @@ static int session(struct site *x)
 		ws_conn_close(&c);
 		return ws_error(x->err, WS_EIO, "cannot set up the connection");
 	}
-	ws_peer_init(&x->p, &c, x->o->max_frame ? x->o->max_frame :
-	    WS_SESSION_MAX_FRAME, 0);
-	x->p.log = x->o->session_log;
-	x->connected = 1;
-	if (x->o->key && (rc = ws_peer_secure(&x->p, 1, x->o->key, check_hub, x)))
-		goto out;
 	/* The hello names the site by its first open set's id. */
-	me.site = x->anon;
+	me = x->anon;
 	for (i = 0; i < x->n; i++)
 		if (x->s[i].st) {
-			me.site = *ws_store_site(x->s[i].st);
+			me = *ws_store_site(x->s[i].st);
 			break;
 		}
-	x->enc.len = 0;
-	if ((rc = ws_hello_encode(&me, &x->enc)) ||
-	    (rc = ws_peer_send(&x->p, WS_FRAME_HELLO, 0, 0, x->enc.p, x->enc.len)))
+	ws_proto_init(&x->sess, &c, x->o->max_frame ? x->o->max_frame :
+	    WS_SESSION_MAX_FRAME, 0, WS_ROLE_SITE, &me, &site_ops, x);
+	x->sess.heartbeat_ms = x->o->heartbeat_ms ? x->o->heartbeat_ms :
+	    WS_HEARTBEAT_MS_DEFAULT;
+	x->sess.idle_ms = x->o->idle_timeout_ms ? x->o->idle_timeout_ms :
+	    WS_IDLE_TIMEOUT_MS_DEFAULT;
+	x->sess.p.log = x->o->session_log;
+	x->connected = 1;
+	if ((x->o->key && (rc = ws_peer_secure(&x->sess.p, 1, x->o->key, check_hub,
+	    x))) || (rc = ws_proto_start(&x->sess)))
 		goto out;
 	for (i = 0; i < x->n; i++)
 		if (x->s[i].st && (rc = offer(x, &x->s[i])))
 			goto out;
-	for (;;) {
-		if ((rc = ws_peer_flush(&x->p, x->err))) {
-			/* The hub may have said why before it closed: read that. */
-			char why[WS_ERRLEN] = "";
-			int rrc = ws_peer_read(&x->p, on_frame, x, why);
-
-			if (rrc) {
-				/* on_frame's errors are in x->err already */
-				rc = rrc;
-				if (why[0])
-					snprintf(x->err, WS_ERRLEN, "%s", why);
-			} else if (x->p.eof) {
-				rc = ws_error(x->err, WS_EIO, "the hub closed the "
-				    "connection");
-			}
-			goto out;
-		}
-		live = all_done(x);
-		x->was_live |= live;
-		if (live && !x->o->follow && !reported) {
-			/* One last progress report: the hub may collect what this
-			 * site now holds. */
-			reported = 1;
-			x->p.last_tx_ms = 0;
-			if ((rc = keepalive(x)))
-				goto out;
-			continue;
-		}
-		if (live && !x->o->follow && !ws_peer_pending(&x->p))
-			break; /* one-shot: both sides hold the same changes */
-		if (x->o->stop && *x->o->stop)
-			break;
-		pfd[0].fd = x->p.conn.rfd;
-		pfd[0].events = POLLIN;
-		pfd[1].fd = ws_peer_pending(&x->p) ? x->p.conn.wfd : -1;
-		pfd[1].events = POLLOUT;
-		pfd[2].fd = live && x->o->follow ? x->ifd : -1;
-		pfd[2].events = POLLIN;
-		rc = poll_rc = poll(pfd, 3, 1000);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc < 0) {
-			rc = ws_error(x->err, WS_EIO, "poll: %s", strerror(errno));
-			goto out;
-		}
-		if ((rc = keepalive(x)))
-			goto out;
-		if (rc == 0 && poll_rc == 0)
-			continue;
-		if (pfd[2].revents & POLLIN) {
-			/* Drain the events; one seal covers them all. */
-			commit = sets = 0;
-			read_events(x, &commit, &sets);
-			if (sets && (rc = read_sets(x))) {
-				if (rc != WS_ENOMEM && rc != WS_EBUSY) {
-					/* A bad edit: keep the sets as they are. */
-					slog(x, "%s", x->err);
-					rc = 0;
-				} else {
-					goto out;
-				}
-			}
-			if (commit && (rc = push_local(x, x->err)))
-				goto out;
-		}
-		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			if ((rc = ws_peer_read(&x->p, on_frame, x, x->err))) {
-				/* The hub gone in the middle of a frame is a lost
-				 * connection (74), not bad data (65). */
-				if (rc == WS_ETRUNC && x->p.eof)
-					rc = ws_error(x->err, WS_EIO, "the hub closed the "
-					    "connection in the middle of a frame");
-				goto out;
-			}
-			if (x->p.eof) {
-				rc = ws_error(x->err, WS_EIO, "the hub closed the connection");
-				goto out;
-			}
-		}
-	}
-	rc = 0;
+	x->rc = 0;
+	if ((rc = ws_loop_add_fd(x->loop, c.rfd, WS_LOOP_READ, site_io, x)) ||
+	    (rc = ws_loop_run(x->loop, x->err)) == 0)
+		rc = x->rc;
 out:
 	/* A key refused, or a session tampered with, does not mend itself. */
 	if (rc == WS_EPERM)
@@ -884,7 +923,10 @@ out:
 			x->s[i].in_copy = 0;
 		}
 	x->connected = 0;
-	ws_peer_release(&x->p);
+	ws_loop_del_fd(x->loop, x->sess.p.conn.rfd, WS_LOOP_READ | WS_LOOP_WRITE);
+	ws_loop_del_fd(x->loop, x->sess.p.conn.wfd, WS_LOOP_READ | WS_LOOP_WRITE);
+	ws_loop_del_fd(x->loop, x->ifd, WS_LOOP_READ);
+	ws_proto_release(&x->sess);
 	return rc;
 }
 
@@ -900,6 +942,13 @@ int ws_site_run(const struct ws_site_opts *o, char *err)
 	x.err = err;
 	x.ifd = o->follow ? inotify_init1(IN_NONBLOCK | IN_CLOEXEC) : -1;
 	x.sets_wd = -1;
+	if ((rc = ws_loop_new(&x.loop, err)))
+		goto out;
+	ws_loop_set_before(x.loop, before_wait, &x);
+	if (ws_loop_add_timer(x.loop, 1000, tick, &x) < 0) {
+		rc = WS_ENOMEM;
+		goto out;
+	}
 	ws_siteid_random(&x.anon);
 	for (i = 0; i < o->nsets; i++)
 		if ((rc = add_set(&x, o->sets[i].wsid, o->sets[i].path, 0)))
@@ -944,7 +993,7 @@ out:
 	}
 	if (x.ifd >= 0)
 		close(x.ifd);
+	ws_loop_free(x.loop);
 	free(x.s);
-	ws_buf_release(&x.enc);
 	return rc;
 }

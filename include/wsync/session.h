@@ -178,4 +178,92 @@ int ws_peer_send_raw(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch
  */
 int ws_peer_read(struct ws_peer *p, ws_frame_cb *cb, void *clientData, char *err) WS_MUST_CHECK;
 
+/*
+ * The protocol (proto.c): what both ends of a session do alike.  A
+ * session is a struct ws_proto, whose first member is its peer, so a
+ * frame callback's peer is the session.  The protocol layer owns the
+ * hello exchange (the initiator, a site, says hello first; the
+ * responder, a hub, answers the peer's), the hello-first rule, ADD's
+ * decoding, the ERROR payload, HEARTBEAT, unknown frame types, the
+ * heartbeat of an idle session with each channel's clock, and the
+ * timeouts (no hello in time, a silent peer).  What differs between hub
+ * and site comes in through struct ws_proto_ops.
+ */
+struct ws_proto;
+struct ws_batch;
+struct ws_schema;
+
+/* From ws_proto_ops.frame: a frame type this role does not take. */
+#define WS_PROTO_UNKNOWN 1
+
+/*
+ * A role's callbacks.  Each returns 0, or a negative WS_E* code (with a
+ * message in err) that ends the session.
+ */
+struct ws_proto_ops {
+	/* The peer's hello arrived (s->hello is set): vet it.  May be NULL. */
+	int (*hello)(struct ws_proto *s, const struct ws_hello *h, char *err);
+	/* Every frame after the hello check, before dispatch: 1 ignores f.
+	 * May be NULL. */
+	int (*channel)(struct ws_proto *s, const struct ws_frame *f, char *err);
+	/* An ADD on channel ch (never 0), decoded; a is released after. */
+	int (*add)(struct ws_proto *s, uint32_t ch, struct ws_add *a, char *err);
+	/* An ERROR on channel ch: its code (has_code 0: the payload had none,
+	 * and msg is all of it), and its message msg[0..n). */
+	int (*error)(struct ws_proto *s, uint32_t ch, int has_code, int64_t code,
+	    const char *msg, size_t n, char *err);
+	/* Any other frame (REMOVE, BATCH, SCHEMA, CLOCK, NOTICE, ...), or
+	 * WS_PROTO_UNKNOWN for a type the role does not take. */
+	int (*frame)(struct ws_proto *s, const struct ws_frame *f, char *err);
+	/* The heartbeat's channels: at most nchan(s); clock(s, i, ...) gives
+	 * the i-th one's channel and clock (vc is initialised), or returns 1
+	 * to leave it out. */
+	size_t (*nchan)(struct ws_proto *s);
+	int (*clock)(struct ws_proto *s, size_t i, uint32_t *ch, struct ws_vclock *vc,
+	    char *err);
+};
+
+struct ws_proto {
+	struct ws_peer p;          /* first: see above */
+	const struct ws_proto_ops *ops;
+	void *clientData;          /* the role's, for the callbacks */
+	unsigned role;             /* this side's: WS_ROLE_SITE initiates */
+	struct ws_siteid id;       /* this side's hello names it */
+	int hello;                 /* the peer's hello arrived */
+	int said_hello;            /* this side's hello is queued */
+	struct ws_siteid peer_site;/* the peer's hello named it */
+	int expired;               /* ws_proto_keepalive ended it: a timeout */
+	uint64_t since_ms;         /* when the session started */
+	unsigned heartbeat_ms;     /* heartbeat when idle this long */
+	unsigned idle_ms;          /* the peer silent this long is gone */
+	unsigned handshake_ms;     /* no hello this long: gone; 0: no limit */
+	struct ws_buf enc;         /* scratch for the frames it encodes */
+};
+
+/*
+ * Prepare s on conn (taken over, as ws_peer_init): role is this side's,
+ * id its hello's site id.  The timings are the caller's to set after
+ * the call (all 0: no heartbeat, no timeouts).
+ */
+void ws_proto_init(struct ws_proto *s, const struct ws_conn *conn, size_t max_frame,
+    size_t out_max, unsigned role, const struct ws_siteid *id,
+    const struct ws_proto_ops *ops, void *clientData);
+/* Close the connection and free the buffers. */
+void ws_proto_release(struct ws_proto *s);
+/* Start the session: the initiator queues its hello now. */
+int ws_proto_start(struct ws_proto *s) WS_MUST_CHECK;
+/* Take one frame the peer sent; a negative code ends the session. */
+int ws_proto_frame(struct ws_proto *s, const struct ws_frame *f, char *err) WS_MUST_CHECK;
+/*
+ * At time now (ws_now_ms): end a session without a hello past
+ * handshake_ms, or a silent one past idle_ms (WS_EAGAIN, s->expired
+ * set, the reason in err); heartbeat one this side has not written to
+ * for heartbeat_ms, with each channel's clock (a failure to is returned
+ * as is).
+ */
+int ws_proto_keepalive(struct ws_proto *s, uint64_t now, char *err) WS_MUST_CHECK;
+/* Queue a BATCH of b, or a SCHEMA of sc, on channel ch. */
+int ws_proto_send_batch(struct ws_proto *s, uint32_t ch, const struct ws_batch *b) WS_MUST_CHECK;
+int ws_proto_send_schema(struct ws_proto *s, uint32_t ch, const struct ws_schema *sc) WS_MUST_CHECK;
+
 #endif
