@@ -31,15 +31,6 @@ teardown() {
 	proc_teardown
 }
 
-# start_hub NAME [ARG...]: wsync-serve on $SOCK, waiting until it listens.
-start_hub() {
-	local name=$1
-	shift
-	spawn "$name" "$WS_BIN/wsync-serve" -l "$SOCK" "$@"
-	HUB_PID=$PID
-	wait_lines "$T/$name.err" 1 '^wsync-serve: listening on '
-}
-
 dump() {
 	sqlite3 -header -quote "$1" 'SELECT * FROM notes ORDER BY id'
 }

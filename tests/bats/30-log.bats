@@ -35,18 +35,7 @@ teardown() {
 	proc_teardown
 }
 
-# --- helpers (spawn, reap and wait_lines are in helper.bash) ----------------
-
-# start_hub NAME [ARG...]: start wsync-serve -l $SOCK ARG... as NAME and
-# wait until it listens.  $HUB_PID is its pid.
-start_hub() {
-	local name=$1
-	shift
-	spawn "$name" "$WS_BIN/wsync-serve" -l "$SOCK" "$@"
-	HUB_PID=$PID
-	wait_lines "$T/$name.err" 1 '^wsync-serve: listening on '
-	kill -0 "$HUB_PID" 2>/dev/null || fail "the hub $name exited: $(cat "$T/$name.err")"
-}
+# --- helpers (spawn, reap, wait_lines and start_hub are in helper.bash) ----
 
 # stop_hub: SIGTERM the hub, which must exit 0; then its log is complete.
 stop_hub() {

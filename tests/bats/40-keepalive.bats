@@ -6,7 +6,10 @@ load helper
 
 setup() {
 	ws_need wsync-serve
-	cd "$BATS_TEST_TMPDIR"
+	T=$BATS_TEST_TMPDIR
+	cd "$T"
+	# start_hub (helper.bash) listens here; its stderr goes to hub.err.
+	SOCK="unix:$T/h.sock"
 	sqlite3 a.db 'CREATE TABLE t(id INTEGER PRIMARY KEY, v)'
 }
 
@@ -14,22 +17,11 @@ teardown() {
 	local p
 	for p in ${pids:-}; do kill "$p" 2>/dev/null || true; done
 	for p in ${pids:-}; do wait "$p" 2>/dev/null || true; done
-}
-
-start_hub() {
-	"$WS_BIN/wsync-serve" -l "unix:$BATS_TEST_TMPDIR/h.sock" -d hub --create "$@" \
-	    2>hub.log &
-	pids="${pids:-} $!"
-	local i
-	for i in $(seq 100); do
-		grep -q 'listening on' hub.log && return 0
-		sleep 0.05
-	done
-	fail "the hub did not start"
+	proc_teardown
 }
 
 @test "keepalive: the hub drops a silent peer after --idle-timeout" {
-	start_hub --idle-timeout 1 --heartbeat 5
+	start_hub hub -d hub --create --idle-timeout 1 --heartbeat 5
 	python3 - "$BATS_TEST_TMPDIR/h.sock" <<'PY' &
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
@@ -39,19 +31,19 @@ PY
 	pids="$pids $!"
 	local i
 	for i in $(seq 60); do
-		grep -q 'silent for 1 s: presumed gone' hub.log && break
+		grep -q 'silent for 1 s: presumed gone' hub.err && break
 		sleep 0.1
 	done
-	run grep -c 'unix#1: silent for 1 s: presumed gone' hub.log
+	run grep -c 'unix#1: silent for 1 s: presumed gone' hub.err
 	assert_output 1
 }
 
 @test "keepalive: a following site's heartbeats keep its session" {
-	start_hub --idle-timeout 3
+	start_hub hub -d hub --create --idle-timeout 3
 	"$WS_BIN/wsync-join" -f --heartbeat 1 "unix:$BATS_TEST_TMPDIR/h.sock" w=a.db 2>join.log &
 	pids="$pids $!"
 	sleep 5
-	run grep -c 'presumed gone' hub.log
+	run grep -c 'presumed gone' hub.err
 	assert_output 0
 	# and it still syncs: a row written now reaches the hub's copy
 	sqlite3 a.db "INSERT INTO t VALUES(1, 'alive')"
@@ -94,11 +86,11 @@ PY
 }
 
 @test "notices: a following site is told when another site joins and leaves" {
-	start_hub
+	start_hub hub -d hub --create
 	"$WS_BIN/wsync-join" -f --log a.log "unix:$BATS_TEST_TMPDIR/h.sock" w=a.db 2>a.err &
 	pids="$pids $!"
 	local i
-	for i in $(seq 100); do grep -q "joined working set 'w'" hub.log && break; sleep 0.05; done
+	for i in $(seq 100); do grep -q "joined working set 'w'" hub.err && break; sleep 0.05; done
 	run "$WS_BIN/wsync-join" "unix:$BATS_TEST_TMPDIR/h.sock" w=b.db
 	assert_success
 	local id

@@ -34,8 +34,9 @@ teardown() {
 	proc_teardown
 }
 
-# start_hub [ARG...]: a keyed hub on loopback TCP ($PORT), holding notes.
-start_hub() {
+# start_keyed_hub [ARG...]: a keyed hub on loopback TCP ($PORT), holding
+# notes (start_hub, in helper.bash, starts it).
+start_keyed_hub() {
 	PORT=$(free_port)
 	mkdir -p hub
 	if [ ! -e hub/notes.db ]; then
@@ -46,10 +47,8 @@ start_hub() {
 		kill "$pid"
 		wait "$pid" || true
 	fi
-	spawn hub "$WS_BIN/wsync-serve" -l "127.0.0.1:$PORT" -d hub --key hub.key \
+	start_hub hub -l "127.0.0.1:$PORT" -d hub --key hub.key \
 	    --authorized-keys authorized "$@"
-	HUB_PID=$PID
-	wait_lines hub.err 1 '^wsync-serve: listening on '
 }
 
 # mitm MODE: a man in the middle on $MPORT relaying to the hub.
@@ -132,7 +131,7 @@ still_serving() {
 # --- sessions ----------------------------------------------------------------
 
 @test "secure: sync over TCP, encrypted on the wire" {
-	start_hub
+	start_keyed_hub
 	export MITM_TAP=$T/tap
 	mitm tap
 	sqlite3 b.db "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT);
@@ -155,7 +154,7 @@ still_serving() {
 }
 
 @test "secure: a wrong hub key is refused (77), nothing synced" {
-	start_hub
+	start_keyed_hub
 	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --hub-key "$OTHERKEY" \
 	    "127.0.0.1:$PORT" notes=b.db
 	assert_failure 77
@@ -165,7 +164,7 @@ still_serving() {
 }
 
 @test "secure: an unknown site key is refused before any data flows (77)" {
-	start_hub
+	start_keyed_hub
 	sqlite3 b.db "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT);
 	    INSERT INTO notes VALUES(9, 'intruder')"
 	run --separate-stderr "$WS_BIN/wsync-join" --key other.key --hub-key "$HUBKEY" \
@@ -180,7 +179,7 @@ still_serving() {
 }
 
 @test "secure: one byte flipped in an encrypted frame ends the session (77)" {
-	start_hub
+	start_keyed_hub
 	mitm flip
 	sqlite3 b.db "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT);
 	    INSERT INTO notes VALUES(5, 'tampered')"
@@ -194,7 +193,7 @@ still_serving() {
 }
 
 @test "secure: a replayed frame ends the session (77)" {
-	start_hub
+	start_keyed_hub
 	mitm replay
 	sqlite3 b.db "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT);
 	    INSERT INTO notes VALUES(5, 'replayed')"
@@ -207,7 +206,7 @@ still_serving() {
 }
 
 @test "secure: a dropped frame ends the session (77)" {
-	start_hub
+	start_keyed_hub
 	mitm drop
 	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --hub-key "$HUBKEY" \
 	    "127.0.0.1:$MPORT" notes=b.db
@@ -217,7 +216,7 @@ still_serving() {
 }
 
 @test "secure: a truncated handshake ends the run as a lost connection (74), the hub goes on" {
-	start_hub
+	start_keyed_hub
 	mitm cut-auth
 	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --hub-key "$HUBKEY" \
 	    "127.0.0.1:$MPORT" notes=b.db
@@ -228,7 +227,7 @@ still_serving() {
 }
 
 @test "secure: a downgrade to a plain session is refused, both ways (77)" {
-	start_hub
+	start_keyed_hub
 	# A hub on the path that answers in the clear.
 	mitm plain-hub
 	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --hub-key "$HUBKEY" \
@@ -247,7 +246,7 @@ still_serving() {
 
 @test "rights: a read-only site's changes are refused, never applied nor forwarded" {
 	printf '%s notes=read\n%s notes=write\n' "$OTHERKEY" "$SITEKEY" >authorized
-	start_hub
+	start_keyed_hub
 	sqlite3 b.db "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT);
 	    INSERT INTO notes VALUES(7, 'from a reader')"
 	run --separate-stderr "$WS_BIN/wsync-join" --key other.key --hub-key "$HUBKEY" \
@@ -265,7 +264,7 @@ still_serving() {
 }
 
 @test "rights: globs, create, and a working set the key has no right on" {
-	start_hub
+	start_keyed_hub
 	sqlite3 s.db "CREATE TABLE t(k PRIMARY KEY, v); INSERT INTO t VALUES('a', 1)"
 	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --hub-key "$HUBKEY" \
 	    "127.0.0.1:$PORT" scratch-1=s.db
@@ -275,7 +274,7 @@ still_serving() {
 	sqlite3 n.db "CREATE TABLE t(k PRIMARY KEY, v)"
 	printf '%s notes=write newset=write\n' "$SITEKEY" >authorized
 	kill "$HUB_PID"
-	start_hub
+	start_keyed_hub
 	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --hub-key "$HUBKEY" \
 	    "127.0.0.1:$PORT" newset=n.db
 	assert_failure 66
@@ -288,7 +287,7 @@ still_serving() {
 }
 
 @test "secure: a handshake in another version is refused in the clear" {
-	start_hub
+	start_keyed_hub
 	run python3 "$BATS_TEST_DIRNAME/rawpeer.py" "127.0.0.1:$PORT" auth-version
 	assert_success
 	assert_line "error -5 handshake version 2 is not supported (this hub speaks 1)"
@@ -299,7 +298,7 @@ still_serving() {
 # --- trust and configuration -------------------------------------------------
 
 @test "known hubs: trust on first use only when asked, then pinned" {
-	start_hub
+	start_keyed_hub
 	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --known-hubs kh \
 	    "127.0.0.1:$PORT" notes=b.db
 	assert_failure 77
@@ -364,7 +363,7 @@ still_serving() {
 }
 
 @test "keys as a newcomer gives them: --hub-key takes the .pub line or file; --key a .pub file is named as such" {
-	start_hub
+	start_keyed_hub
 	# The whole line of hub.key.pub, comment and all, and the file itself.
 	run --separate-stderr "$WS_BIN/wsync-join" --key site.key --hub-key "$(cat hub.key.pub)" \
 	    "127.0.0.1:$PORT" notes=b.db

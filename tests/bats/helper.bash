@@ -21,7 +21,11 @@ export WS_BIN
 
 # Every binary the suite covers.
 WS_TOOLS="wsync-serve wsync-join wsync-replicate wsync-inspect wsync-keygen"
-WS_VERSION="0.1.0"
+# The version the binaries report: the one the build defines, in wsync.h.
+WS_VERSION=$(sed -n 's/^#define WSYNC_VERSION "\(.*\)"$/\1/p' \
+    "$(dirname "${BASH_SOURCE[0]}")/../../include/wsync/wsync.h")
+# Seconds the wait_* helpers wait before they fail; a suite may set more.
+WAIT_S=${WAIT_S:-10}
 
 # The binary must exist, or every test would fail with a confusing 127.
 ws_need() {
@@ -168,15 +172,19 @@ wait_lines() {
 $(cat "$1" 2>/dev/null)"
 }
 
-# start_hub NAME [ARG...]: start wsync-serve ARG... as NAME and wait for
-# one "listening on" line per -l.  $HUB_PID is its pid.  (The gc, log,
-# keepalive and secure suites define their own, for their listeners.)
+# start_hub NAME [ARG...]: start wsync-serve ARG... as NAME (its stderr
+# in $T/NAME.err) and wait for one "listening on" line per -l; with no
+# -l among ARG, it listens on $SOCK.  $HUB_PID is its pid.
 start_hub() {
 	local name=$1 a nl=0
 	shift
 	for a in "$@"; do
 		[ "$a" = -l ] && nl=$((nl + 1))
 	done
+	if [ "$nl" -eq 0 ]; then
+		set -- -l "$SOCK" "$@"
+		nl=1
+	fi
 	spawn "$name" "$WS_BIN/wsync-serve" "$@"
 	HUB_PID=$PID
 	wait_lines "$T/$name.err" "$nl" '^wsync-serve: listening on '
