@@ -20,7 +20,8 @@
 #include "wsync/buf.h"
 #include "wsync/frame.h"
 #include "wsync/secure.h"
-#include "wsync/session.h"
+
+#include "secure-int.h"
 
 #define SECRET_PREFIX "wsync-secret-key-v1 "
 #define AUTH_VERSION 1
@@ -44,6 +45,8 @@ struct ws_secure {
 	const struct ws_keypair *me;
 	ws_secure_check_fn *check;
 	void *cd;
+	ws_secure_emit_fn *emit;  /* where its frames go */
+	void *emit_cd;
 	uint8_t e_pk[crypto_kx_PUBLICKEYBYTES], e_sk[crypto_kx_SECRETKEYBYTES];
 	uint8_t peer_e[crypto_kx_PUBLICKEYBYTES];
 	uint8_t peer_pk[WS_KEY_PUBLICBYTES];
@@ -705,9 +708,8 @@ static int key_up(struct ws_secure *s, uint8_t header[HDRBYTES])
 }
 
 /* Encrypt one inner frame into a SEALED frame. */
-static int seal(struct ws_peer *p, const uint8_t *m, size_t n)
+static int seal(struct ws_secure *s, const uint8_t *m, size_t n)
 {
-	struct ws_secure *s = p->sec;
 	int rc;
 
 	s->ct.len = 0;
@@ -715,13 +717,12 @@ static int seal(struct ws_peer *p, const uint8_t *m, size_t n)
 		return rc;
 	crypto_secretstream_xchacha20poly1305_push(&s->push, s->ct.p, NULL, m, n,
 	    NULL, 0, crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
-	return ws_peer_send_raw(p, WS_FRAME_SEALED, 0, 0, s->ct.p, n + ABYTES);
+	return s->emit(s->emit_cd, WS_FRAME_SEALED, s->ct.p, n + ABYTES);
 }
 
 /* Keys are up for sending: send what waited. */
-static int release_held(struct ws_peer *p)
+static int release_held(struct ws_secure *s)
 {
-	struct ws_secure *s = p->sec;
 	struct ws_frame f;
 	size_t off, used;
 	int rc;
@@ -730,7 +731,7 @@ static int release_held(struct ws_peer *p)
 	for (off = 0; off < s->held.len; off += used) {
 		if ((rc = ws_frame_parse(s->held.p + off, s->held.len - off,
 		    WS_FRAME_MAX_LIMIT, &f, &used)) ||
-		    (rc = seal(p, s->held.p + off, used)))
+		    (rc = seal(s, s->held.p + off, used)))
 			return rc;
 	}
 	sodium_memzero(s->held.p, s->held.len);
@@ -738,13 +739,14 @@ static int release_held(struct ws_peer *p)
 	return 0;
 }
 
-static int auth_send(struct ws_peer *p, const uint8_t *pl, size_t n)
+static int auth_send(struct ws_secure *s, const uint8_t *pl, size_t n)
 {
-	return ws_peer_send_raw(p, WS_FRAME_AUTH, 0, 0, pl, n);
+	return s->emit(s->emit_cd, WS_FRAME_AUTH, pl, n);
 }
 
-int ws_peer_secure(struct ws_peer *p, int initiator, const struct ws_keypair *me,
-    ws_secure_check_fn *check, void *clientData)
+int ws_sec_new(struct ws_secure **out, int initiator, const struct ws_keypair *me,
+    ws_secure_check_fn *check, void *clientData, ws_secure_emit_fn *emit,
+    void *emit_cd)
 {
 	struct ws_secure *s;
 	uint8_t pl[2 + 32 + 32];
@@ -756,11 +758,13 @@ int ws_peer_secure(struct ws_peer *p, int initiator, const struct ws_keypair *me
 	s->me = me;
 	s->check = check;
 	s->cd = clientData;
+	s->emit = emit;
+	s->emit_cd = emit_cd;
 	ws_buf_init(&s->held);
 	ws_buf_init(&s->in);
 	ws_buf_init(&s->ct);
 	ws_buf_init(&s->pt);
-	p->sec = s;
+	*out = s;
 	if (!initiator) {
 		s->state = S_WAIT1;
 		return 0;
@@ -771,39 +775,37 @@ int ws_peer_secure(struct ws_peer *p, int initiator, const struct ws_keypair *me
 	memcpy(pl + 2, s->e_pk, 32);
 	memcpy(pl + 34, me->pk, 32);
 	s->state = S_SENT1;
-	return auth_send(p, pl, sizeof(pl));
+	return auth_send(s, pl, sizeof(pl));
 }
 
-const uint8_t *ws_peer_key(const struct ws_peer *p)
+const uint8_t *ws_sec_peer_key(const struct ws_secure *s)
 {
-	return p->sec && p->sec->has_peer ? p->sec->peer_pk : NULL;
+	return s->has_peer ? s->peer_pk : NULL;
 }
 
-int ws_secure_ready(const struct ws_peer *p)
+int ws_sec_ready(const struct ws_secure *s)
 {
-	return p->sec && p->sec->state == S_READY;
+	return s->state == S_READY;
 }
 
-void ws_secure_free(struct ws_peer *p)
+void ws_sec_free(struct ws_secure *s)
 {
-	if (!p->sec)
+	if (!s)
 		return;
-	if (p->sec->held.p)
-		sodium_memzero(p->sec->held.p, p->sec->held.len);
-	if (p->sec->pt.p)
-		sodium_memzero(p->sec->pt.p, p->sec->pt.cap);
-	ws_buf_release(&p->sec->held);
-	ws_buf_release(&p->sec->in);
-	ws_buf_release(&p->sec->ct);
-	ws_buf_release(&p->sec->pt);
-	sodium_free(p->sec); /* wipes it */
-	p->sec = NULL;
+	if (s->held.p)
+		sodium_memzero(s->held.p, s->held.len);
+	if (s->pt.p)
+		sodium_memzero(s->pt.p, s->pt.cap);
+	ws_buf_release(&s->held);
+	ws_buf_release(&s->in);
+	ws_buf_release(&s->ct);
+	ws_buf_release(&s->pt);
+	sodium_free(s); /* wipes it */
 }
 
-int ws_secure_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
+int ws_sec_seal(struct ws_secure *s, uint8_t type, uint8_t flags, uint32_t ch,
     const void *payload, size_t n)
 {
-	struct ws_secure *s = p->sec;
 	int rc;
 
 	if (!s->tx_ready)
@@ -812,25 +814,24 @@ int ws_secure_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
 	s->in.len = 0;
 	if ((rc = ws_frame_put(&s->in, type, flags, ch, payload, n)))
 		return rc;
-	return seal(p, s->in.p, s->in.len);
+	return seal(s, s->in.p, s->in.len);
 }
 
 /* Refuse the peer in the clear (no keys exist yet), saying why; rc back. */
-static int refuse_clear(struct ws_peer *p, int rc, const char *why)
+static int refuse_clear(struct ws_secure *s, int rc, const char *why)
 {
 	struct ws_buf e = WS_BUF_INIT;
 	int r2 = ws_buf_put_svarint(&e, rc);
 
 	if (r2 == 0 && (r2 = ws_buf_append(&e, why, strlen(why))) == 0)
-		r2 = ws_peer_send_raw(p, WS_FRAME_ERROR, 0, 0, e.p, e.len);
+		r2 = s->emit(s->emit_cd, WS_FRAME_ERROR, e.p, e.len);
 	ws_buf_release(&e);
 	return r2 == WS_ENOMEM ? r2 : rc;
 }
 
 /* One handshake frame. */
-static int auth_step(struct ws_peer *p, const struct ws_frame *f, char *err)
+static int auth_step(struct ws_secure *s, const struct ws_frame *f, char *err)
 {
-	struct ws_secure *s = p->sec;
 	const uint8_t *m = f->payload;
 	uint8_t pl[1 + 32 + 32 + crypto_sign_BYTES + HDRBYTES], hdr[HDRBYTES];
 	char text[WS_KEY_TEXTMAX];
@@ -842,21 +843,21 @@ static int auth_step(struct ws_peer *p, const struct ws_frame *f, char *err)
 		if (step != 1 || f->len != 66)
 			return BAD("malformed handshake (step 1)");
 		if (m[1] != AUTH_VERSION)
-			return refuse_clear(p, ws_error(err, WS_EVERSION, "handshake "
+			return refuse_clear(s, ws_error(err, WS_EVERSION, "handshake "
 			    "version %u is not supported (this hub speaks %u)", m[1],
 			    AUTH_VERSION), err);
 		memcpy(s->peer_e, m + 2, 32);
 		memcpy(s->peer_pk, m + 34, 32);
 		s->has_peer = 1;
 		if (s->check && (rc = s->check(s->cd, s->peer_pk, err)))
-			return refuse_clear(p, rc, err);
+			return refuse_clear(s, rc, err);
 		crypto_kx_keypair(s->e_pk, s->e_sk);
 		pl[0] = 2;
 		memcpy(pl + 1, s->e_pk, 32);
 		memcpy(pl + 33, s->me->pk, 32);
 		sign_transcript(s, "hub", pl + 65);
 		s->state = S_WAIT3;
-		return auth_send(p, pl, 65 + crypto_sign_BYTES);
+		return auth_send(s, pl, 65 + crypto_sign_BYTES);
 	case S_SENT1: /* initiator */
 		if (step != 2 || f->len != 65 + crypto_sign_BYTES)
 			return BAD("malformed handshake from the hub (step 2)");
@@ -875,9 +876,9 @@ static int auth_step(struct ws_peer *p, const struct ws_frame *f, char *err)
 		if (key_up(s, pl + 1 + crypto_sign_BYTES))
 			return BAD("the hub's ephemeral key is unusable");
 		s->state = S_SENT3;
-		if ((rc = auth_send(p, pl, 1 + crypto_sign_BYTES + HDRBYTES)))
+		if ((rc = auth_send(s, pl, 1 + crypto_sign_BYTES + HDRBYTES)))
 			return rc;
-		return release_held(p);
+		return release_held(s);
 	case S_WAIT3: /* responder */
 		if (step != 3 || f->len != 1 + crypto_sign_BYTES + HDRBYTES)
 			return BAD("malformed handshake (step 3)");
@@ -896,9 +897,9 @@ static int auth_step(struct ws_peer *p, const struct ws_frame *f, char *err)
 		pl[0] = 4;
 		memcpy(pl + 1, hdr, HDRBYTES);
 		s->state = S_READY;
-		if ((rc = auth_send(p, pl, 1 + HDRBYTES)))
+		if ((rc = auth_send(s, pl, 1 + HDRBYTES)))
 			return rc;
-		return release_held(p);
+		return release_held(s);
 	case S_SENT3: /* initiator */
 		if (step != 4 || f->len != 1 + HDRBYTES)
 			return BAD("malformed handshake from the hub (step 4)");
@@ -915,21 +916,16 @@ static int auth_step(struct ws_peer *p, const struct ws_frame *f, char *err)
 #undef BAD
 }
 
-int ws_secure_recv(struct ws_peer *p, const struct ws_frame *f, ws_frame_cb *cb,
-    void *clientData, char *err)
+int ws_sec_open(struct ws_secure *s, const struct ws_frame *f, struct ws_frame *in,
+    char *err)
 {
-	struct ws_secure *s = p->sec;
 	unsigned char tag;
 	unsigned long long mlen;
-	struct ws_frame in;
 	size_t used;
 	int rc;
 
-	if (f->type == WS_FRAME_AUTH) {
-		if (p->log)
-			ws_session_log_frame(p->log, WS_LOG_IN, p->conn.name, f);
-		return auth_step(p, f, err);
-	}
+	if (f->type == WS_FRAME_AUTH)
+		return auth_step(s, f, err);
 	if (f->type == WS_FRAME_SEALED) {
 		if (!s->rx_ready)
 			return ws_error(err, WS_EPERM, "an encrypted frame before the "
@@ -947,30 +943,21 @@ int ws_secure_recv(struct ws_peer *p, const struct ws_frame *f, ws_frame_cb *cb,
 		if (tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)
 			return ws_error(err, WS_EPERM, "an encrypted frame carries an "
 			    "unexpected tag");
-		if ((rc = ws_frame_parse(s->pt.p, (size_t)mlen, WS_FRAME_MAX_LIMIT, &in,
+		if ((rc = ws_frame_parse(s->pt.p, (size_t)mlen, WS_FRAME_MAX_LIMIT, in,
 		    &used)) || used != mlen)
 			return ws_error(err, WS_ECORRUPT, "an encrypted frame does not "
 			    "hold one frame");
-		if (in.type == WS_FRAME_AUTH || in.type == WS_FRAME_SEALED)
+		if (in->type == WS_FRAME_AUTH || in->type == WS_FRAME_SEALED)
 			return ws_error(err, WS_ECORRUPT, "a nested handshake or "
 			    "encrypted frame");
-		if (p->log)
-			ws_session_log_frame(p->log, WS_LOG_IN, p->conn.name, &in);
-		return cb(p, &in, clientData);
+		return WS_SEC_INNER;
 	}
-	if (s->state == S_WAIT1) {
-		/* The peer speaks plain: the caller decides if that may be. */
-		ws_secure_free(p);
-		if (p->log)
-			ws_session_log_frame(p->log, WS_LOG_IN, p->conn.name, f);
-		return cb(p, f, clientData);
-	}
-	if (f->type == WS_FRAME_ERROR && !s->rx_ready) {
-		/* A refusal before any key exists (an unknown key, say). */
-		if (p->log)
-			ws_session_log_frame(p->log, WS_LOG_IN, p->conn.name, f);
-		return cb(p, f, clientData);
-	}
+	/* The peer speaks plain: the caller decides if that may be. */
+	if (s->state == S_WAIT1)
+		return WS_SEC_PLAIN;
+	/* A refusal before any key exists (an unknown key, say). */
+	if (f->type == WS_FRAME_ERROR && !s->rx_ready)
+		return WS_SEC_CLEAR;
 	return ws_error(err, WS_EPERM, "a plain %s frame in an encrypted session: "
 	    "downgrade refused", ws_frame_type_name(f->type) ?
 	    ws_frame_type_name(f->type) : "unknown");

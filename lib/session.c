@@ -13,8 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wsync/secure.h"
 #include "wsync/session.h"
+
+#include "secure-int.h"
 
 #define READ_CHUNK 65536
 
@@ -219,7 +220,8 @@ void ws_peer_init(struct ws_peer *p, const struct ws_conn *conn, size_t max_fram
 
 void ws_peer_release(struct ws_peer *p)
 {
-	ws_secure_free(p);
+	ws_sec_free(p->sec);
+	p->sec = NULL;
 	ws_conn_close(&p->conn);
 	ws_frame_decoder_release(&p->dec);
 	ws_buf_release(&p->out);
@@ -261,7 +263,7 @@ int ws_peer_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
 	if (p->out_max && ws_peer_pending(p) + n > p->out_max)
 		return WS_EBUSY;
 	/* A secure session: the whole frame goes inside a sealed one. */
-	if ((rc = ws_secure_send(p, type, flags, ch, payload, n)) == 0 && p->log) {
+	if ((rc = ws_sec_seal(p->sec, type, flags, ch, payload, n)) == 0 && p->log) {
 		struct ws_frame f = {type, flags, ch, (uint32_t)n, payload};
 
 		ws_session_log_frame(p->log, WS_LOG_OUT, p->conn.name, &f);
@@ -337,7 +339,7 @@ int ws_peer_read(struct ws_peer *p, ws_frame_cb *cb, void *clientData, char *err
 			/* A refusal comes as an error frame first; a bare end is
 			 * the network's or a stopped peer's: worth another try. */
 			if ((rc = ws_frame_decoder_finish(&p->dec, err)) == 0 && p->sec &&
-			    !ws_secure_ready(p))
+			    !ws_sec_ready(p->sec))
 				rc = ws_error(err, WS_EIO, "%s closed the connection "
 				    "during the handshake", p->conn.name);
 			return rc;
@@ -347,17 +349,63 @@ int ws_peer_read(struct ws_peer *p, ws_frame_cb *cb, void *clientData, char *err
 			    &used, &f, err);
 			if (rc < 0)
 				return rc;
-			if (rc == 1 && p->sec) {
-				if ((rc = ws_secure_recv(p, &f, cb, clientData, err)))
-					return rc;
-				continue;
-			}
-			if (rc == 1 && p->log)
-				ws_session_log_frame(p->log, WS_LOG_IN, p->conn.name, &f);
-			if (rc == 1 && (rc = cb(p, &f, clientData)))
+			if (rc == 1 && (rc = ws_peer_take(p, &f, cb, clientData, err)))
 				return rc;
 		}
 		if ((size_t)n < sizeof(chunk))
 			return 0;
 	}
+}
+
+int ws_peer_take(struct ws_peer *p, const struct ws_frame *f, ws_frame_cb *cb,
+    void *clientData, char *err)
+{
+	struct ws_frame in;
+	int rc = WS_SEC_CLEAR;
+
+	if (p->sec && f->type == WS_FRAME_AUTH) {
+		/* A handshake step, logged before its answer is. */
+		if (p->log)
+			ws_session_log_frame(p->log, WS_LOG_IN, p->conn.name, f);
+		return ws_sec_open(p->sec, f, &in, err);
+	}
+	if (p->sec && (rc = ws_sec_open(p->sec, f, &in, err)) < 0)
+		return rc;
+	if (rc == WS_SEC_INNER) {
+		f = &in;
+	} else if (rc == WS_SEC_PLAIN) {
+		ws_sec_free(p->sec);
+		p->sec = NULL;
+	}
+	if (p->log)
+		ws_session_log_frame(p->log, WS_LOG_IN, p->conn.name, f);
+	return cb(p, f, clientData);
+}
+
+int ws_secure_recv(struct ws_peer *p, const struct ws_frame *f, ws_frame_cb *cb,
+    void *clientData, char *err)
+{
+	return ws_peer_take(p, f, cb, clientData, err);
+}
+
+/* The filter's frames go out as they are. */
+static int emit_raw(void *cd, uint8_t type, const void *payload, size_t n)
+{
+	return ws_peer_send_raw(cd, type, 0, 0, payload, n);
+}
+
+int ws_peer_secure(struct ws_peer *p, int initiator, const struct ws_keypair *me,
+    ws_secure_check_fn *check, void *clientData)
+{
+	return ws_sec_new(&p->sec, initiator, me, check, clientData, emit_raw, p);
+}
+
+const uint8_t *ws_peer_key(const struct ws_peer *p)
+{
+	return p->sec ? ws_sec_peer_key(p->sec) : NULL;
+}
+
+int ws_secure_ready(const struct ws_peer *p)
+{
+	return p->sec && ws_sec_ready(p->sec);
 }

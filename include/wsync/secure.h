@@ -34,8 +34,6 @@
 
 #include "error.h"
 
-struct ws_peer;
-
 #define WS_KEY_PUBLICBYTES 32
 #define WS_KEY_SECRETBYTES 64
 #define WS_KEY_PREFIX "wsync-ed25519:"
@@ -154,34 +152,11 @@ typedef int ws_secure_check_fn(void *clientData, const uint8_t pk[WS_KEY_PUBLICB
     char *err);
 
 /*
- * Make p a secure session.  The initiator (a site) queues its first
- * handshake frame now; the responder (a hub) waits for one, and if the
- * peer's first frame is anything else the session stays plain (p->sec
- * becomes NULL) and that frame goes to the frame callback, so the caller
- * decides whether plain sessions are allowed.  Frames queued with
- * ws_peer_send() before the handshake is done wait, then go encrypted.
- * `me` must outlive p.  check (may be NULL) vets the peer's key.
+ * A secure session's state: the handshake, then a secretstream each
+ * way.  It is a frame filter that knows nothing of peers (lib/
+ * secure-int.h); the session layer (session.h: ws_peer_secure) runs
+ * it.
  */
-int ws_peer_secure(struct ws_peer *p, int initiator, const struct ws_keypair *me,
-    ws_secure_check_fn *check, void *clientData) WS_MUST_CHECK;
-
-/* The peer's long-term key once its step arrived, else NULL. */
-const uint8_t *ws_peer_key(const struct ws_peer *p);
-
-/* For session.c: the secure side of ws_peer_send and ws_peer_read. */
-struct ws_frame;
-#ifndef WS_FRAME_CB_DEFINED
-#define WS_FRAME_CB_DEFINED
-typedef int ws_frame_cb(struct ws_peer *p, const struct ws_frame *f, void *clientData);
-#endif
-/* Send one frame inside a sealed one (now, or once the keys exist). */
-int ws_secure_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
-    const void *payload, size_t n) WS_MUST_CHECK;
-/* Handle one received frame of a secure peer; inner frames go to cb. */
-int ws_secure_recv(struct ws_peer *p, const struct ws_frame *f, ws_frame_cb *cb,
-    void *clientData, char *err) WS_MUST_CHECK;
-/* Whether the handshake is complete (both directions keyed). */
-int ws_secure_ready(const struct ws_peer *p);
-void ws_secure_free(struct ws_peer *p);
+struct ws_secure;
 
 #endif

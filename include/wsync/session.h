@@ -24,6 +24,7 @@
 #include "buf.h"
 #include "error.h"
 #include "frame.h"
+#include "secure.h"
 #include "transport.h"
 #include "vclock.h"
 
@@ -159,10 +160,7 @@ static inline size_t ws_peer_pending(const struct ws_peer *p)
 int ws_peer_flush(struct ws_peer *p, char *err) WS_MUST_CHECK;
 
 /* Called for each frame read; return 0 to go on, <0 to stop. */
-#ifndef WS_FRAME_CB_DEFINED
-#define WS_FRAME_CB_DEFINED
 typedef int ws_frame_cb(struct ws_peer *p, const struct ws_frame *f, void *clientData);
-#endif
 
 /*
  * Queue one frame as is, never encrypted (the preamble first): the
@@ -177,6 +175,35 @@ int ws_peer_send_raw(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch
  * Decoding errors come back with the byte offset in err.
  */
 int ws_peer_read(struct ws_peer *p, ws_frame_cb *cb, void *clientData, char *err) WS_MUST_CHECK;
+
+/*
+ * One frame decoded from p's stream, for a caller that reads the stream
+ * itself: through p's secure filter when it has one, then logged, then
+ * to cb (a handshake frame is taken by the filter).  ws_peer_read() does
+ * this for each frame.
+ */
+int ws_peer_take(struct ws_peer *p, const struct ws_frame *f, ws_frame_cb *cb,
+    void *clientData, char *err) WS_MUST_CHECK;
+
+/*
+ * Make p a secure session (secure.h).  The initiator (a site) queues its
+ * first handshake frame now; the responder (a hub) waits for one, and if
+ * the peer's first frame is anything else the session stays plain
+ * (p->sec becomes NULL) and that frame goes to the frame callback, so
+ * the caller decides whether plain sessions are allowed.  Frames queued
+ * with ws_peer_send() before the handshake is done wait, then go
+ * encrypted.  `me` must outlive p.  check (may be NULL) vets the peer's
+ * key.  The filter is freed with p (ws_peer_release).
+ */
+int ws_peer_secure(struct ws_peer *p, int initiator, const struct ws_keypair *me,
+    ws_secure_check_fn *check, void *clientData) WS_MUST_CHECK;
+/* The peer's long-term key once its step arrived, else NULL. */
+const uint8_t *ws_peer_key(const struct ws_peer *p);
+/* Whether p is a secure session whose handshake is complete. */
+int ws_secure_ready(const struct ws_peer *p);
+/* ws_peer_take() under its older name, for a secure peer. */
+int ws_secure_recv(struct ws_peer *p, const struct ws_frame *f, ws_frame_cb *cb,
+    void *clientData, char *err) WS_MUST_CHECK;
 
 /*
  * The protocol (proto.c): what both ends of a session do alike.  A
