@@ -32,23 +32,31 @@ static void problem(struct insp *x, const struct rec *r, const char *wsid,
 		    (int)r->peerlen, r->peer, what);
 }
 
+/* A problem for each coordinate of vc below the one in old: "WHAT went
+ * back" (the clock, the collected horizon). */
+static void went_back(struct insp *x, const struct rec *r, const char *wsid,
+    const struct ws_vclock *old, const struct ws_vclock *vc, const char *what)
+{
+	char s8[9];
+	size_t i;
+	uint64_t had;
+
+	for (i = 0; i < vc->n; i++) {
+		had = ws_vclock_get(old, &vc->e[i].site);
+		if (vc->e[i].counter < had) {
+			insp_short_site(&vc->e[i].site, s8);
+			problem(x, r, wsid, "%s went back: site %s from %" PRIu64 " to %"
+			    PRIu64, what, s8, had, vc->e[i].counter);
+		}
+	}
+}
+
 /* --check: no coordinate of the sender's clock goes back. */
 int insp_check_clock(struct insp *x, const struct rec *r, struct wsstate *w,
     const struct ws_vclock *vc)
 {
-	char s8[9];
-	size_t i;
-	uint64_t old;
-
 	if (w->has_clock)
-		for (i = 0; i < vc->n; i++) {
-			old = ws_vclock_get(&w->clock, &vc->e[i].site);
-			if (vc->e[i].counter < old) {
-				insp_short_site(&vc->e[i].site, s8);
-				problem(x, r, w->wsid, "the clock went back: site %s from "
-				    "%" PRIu64 " to %" PRIu64, s8, old, vc->e[i].counter);
-			}
-		}
+		went_back(x, r, w->wsid, &w->clock, vc, "the clock");
 	w->has_clock = 1;
 	return ws_vclock_copy(&w->clock, vc);
 }
@@ -62,21 +70,10 @@ int insp_check_clock(struct insp *x, const struct rec *r, struct wsstate *w,
 int insp_check_stable(struct insp *x, const struct rec *r, struct wsstate *w,
     const struct ws_vclock *vc, int snapshot)
 {
-	char s8[9];
-	size_t i;
-	uint64_t old;
 	int rc;
 
 	if (w->has_stable)
-		for (i = 0; i < vc->n; i++) {
-			old = ws_vclock_get(&w->stable, &vc->e[i].site);
-			if (vc->e[i].counter < old) {
-				insp_short_site(&vc->e[i].site, s8);
-				problem(x, r, w->wsid, "the collected horizon went back: "
-				    "site %s from %" PRIu64 " to %" PRIu64, s8, old,
-				    vc->e[i].counter);
-			}
-		}
+		went_back(x, r, w->wsid, &w->stable, vc, "the collected horizon");
 	w->has_stable = 1;
 	if ((rc = ws_vclock_copy(&w->stable, vc)))
 		return rc;

@@ -342,6 +342,15 @@ static json_t *counts_json(struct counts *cs, int ops)
 	return o;
 }
 
+/* The name of frame type t, or its number when it has none. */
+static void type_name(size_t t, char name[16])
+{
+	if (ws_frame_type_name((unsigned)t))
+		snprintf(name, 16, "%s", ws_frame_type_name((unsigned)t));
+	else
+		snprintf(name, 16, "%zu", t);
+}
+
 int insp_put_stats(struct insp *x)
 {
 	struct stats *st = &x->st;
@@ -358,10 +367,7 @@ int insp_put_stats(struct insp *x)
 		for (i = 1; types && i < 256; i++) {
 			if (!st->type_frames[i])
 				continue;
-			if (ws_frame_type_name((unsigned)i))
-				snprintf(name, sizeof(name), "%s", ws_frame_type_name((unsigned)i));
-			else
-				snprintf(name, sizeof(name), "%zu", i);
+			type_name(i, name);
 			if (!(t = json_pack("{sIsI}", "frames", (json_int_t)st->type_frames[i],
 			    "bytes", (json_int_t)st->type_bytes[i])) ||
 			    json_object_set_new(types, name, t))
@@ -421,10 +427,7 @@ int insp_put_stats(struct insp *x)
 	for (i = 1; i < 256 && !rc; i++) {
 		if (!st->type_frames[i])
 			continue;
-		if (ws_frame_type_name((unsigned)i))
-			snprintf(name, sizeof(name), "%s", ws_frame_type_name((unsigned)i));
-		else
-			snprintf(name, sizeof(name), "%zu", i);
+		type_name(i, name);
 		rc = ws_buf_printf(o, "  %-32s %10" PRIu64 " %14" PRIu64 "\n", name,
 		    st->type_frames[i], st->type_bytes[i]);
 	}
