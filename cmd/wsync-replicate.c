@@ -1,6 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * wsync-replicate - publish a table, or replicate one into a local table.
+ *
+ * In git's builtin style: main() parses the one option table (which also
+ * feeds --help and the completions) into struct args, then runs the
+ * verb's command, cmd_publish() or cmd_pull().  An option's help that
+ * starts "publish: " or "pull: " makes it that verb's alone; given to
+ * the other verb, it is a usage error.
  */
 #include <errno.h>
 #include <signal.h>
@@ -200,267 +206,335 @@ static void add_spec(struct ws_replicate_col **v, size_t *n, char *arg)
 	(*n)++;
 }
 
-int main(int argc, char **argv)
+/* Everything the command line gave; each verb takes its own. */
+struct args {
+	const char *db, *table;
+	struct ws_replicate_col *cols;
+	size_t ncols;
+	int add, del, insecure;
+	const char *keypath;
+	/* publish */
+	const char **listen;
+	size_t nlisten;
+	int use_stdio, compact;
+	const char *http, *tls_cert, *tls_key, *tokpath, *akpath;
+	unsigned long max_body;
+	unsigned http_timeout;
+	/* pull */
+	struct ws_replicate_array *arrays;
+	size_t narrays;
+	int follow, hold, has_hub_key, accept_new;
+	uint8_t hub_key[WS_KEY_PUBLICBYTES];
+	const char *known_hubs, *mytok;
+	unsigned long batch;
+	/* what both verbs' runs hold, wiped and freed by main() */
+	struct ws_keypair key;
+	struct ws_authkeys ak, tokens;
+	char token[WS_REPLICATE_TOKEN_MAX + 1];
+	unsigned char seen[OPT_HTTP_TIMEOUT + 1]; /* options given, by value */
+};
+
+/* Parse one option into a. */
+static void take_opt(struct args *a, int ch, const char *arg)
+{
+	char err[WS_ERRLEN] = "", *end;
+
+	a->seen[ch] = 1;
+	switch (ch) {
+	case 'd': a->db = arg; break;
+	case 't': a->table = arg; break;
+	case 'c': add_spec(&a->cols, &a->ncols, (char *)arg); break;
+	case OPT_ADD: a->add = 1; break;
+	case OPT_DEL: a->del = 1; break;
+	case 'l':
+		if (!(a->listen = realloc(a->listen, (a->nlisten + 1) * sizeof(*a->listen))))
+			cli_die(EX_SOFTWARE, "out of memory");
+		a->listen[a->nlisten++] = arg;
+		break;
+	case OPT_STDIO: a->use_stdio = 1; break;
+	case OPT_HTTP: a->http = arg; break;
+	case OPT_COMPACT: a->compact = 1; break;
+	case OPT_ARRAY:
+		if (!(a->arrays = realloc(a->arrays, (a->narrays + 1) * sizeof(*a->arrays))))
+			cli_die(EX_SOFTWARE, "out of memory");
+		if (ws_replicate_parse_array((char *)arg, &a->arrays[a->narrays++], err)) {
+			cli_warn("%s", err);
+			cli_usage(&cli);
+		}
+		break;
+	case 'f': a->follow = 1; break;
+	case OPT_HOLD: a->hold = 1; break;
+	case 'e': events_out = 1; break;
+	case OPT_EXEC: exec_cmd = arg; break;
+	case OPT_BATCH:
+		a->batch = strtoul(arg, &end, 10);
+		if (*end || end == arg || arg[0] == '-' || a->batch == 0 || a->batch > 10000)
+			cli_die(EX_USAGE, "bad --batch '%s': want 1 to 10000", arg);
+		break;
+	case 'q': cli_quiet = 1; break;
+	case OPT_KEY: a->keypath = arg; break;
+	case OPT_AUTHKEYS: a->akpath = arg; break;
+	case OPT_INSECURE: a->insecure = 1; break;
+	case OPT_HUB_KEY:
+		if (ws_key_arg(a->hub_key, arg, err))
+			cli_die(EX_USAGE, "bad --hub-key: %s", err);
+		a->has_hub_key = 1;
+		break;
+	case OPT_KNOWN_HUBS: a->known_hubs = arg; break;
+	case OPT_ACCEPT_NEW: a->accept_new = 1; break;
+	case OPT_TLS_CERT: a->tls_cert = arg; break;
+	case OPT_TLS_KEY: a->tls_key = arg; break;
+	case OPT_HTTP_TOKENS: a->tokpath = arg; break;
+	case OPT_HTTP_MAX_BODY:
+		a->max_body = strtoul(arg, &end, 10);
+		if (*end || end == arg || arg[0] == '-' || a->max_body < 1024 ||
+		    a->max_body > (1ul << 30))
+			cli_die(EX_USAGE, "bad --http-max-body '%s': want 1024 to "
+			    "1073741824 bytes", arg);
+		break;
+	case OPT_HTTP_TIMEOUT:
+		a->http_timeout = cli_seconds("--http-timeout", arg) / 1000u;
+		break;
+	case OPT_HTTP_TOKEN: a->mytok = arg; break;
+	}
+}
+
+/* Was an option of verb alone (its help "VERB: ...") given, but `except`? */
+static int given_for(const struct args *a, const char *verb, int except)
+{
+	const struct cli_opt *o;
+	size_t n = strlen(verb);
+
+	for (o = opts; o->name; o++)
+		if (o->val != except && a->seen[o->val] && strncmp(o->help, verb, n) == 0 &&
+		    strncmp(o->help + n, ": ", 2) == 0)
+			return 1;
+	return 0;
+}
+
+/* No operand left after the verb's own. */
+static void no_more(int argc, char **argv)
+{
+	if (optind < argc) {
+		cli_warn("unexpected operand '%s'", argv[optind]);
+		cli_usage(&cli);
+	}
+}
+
+static int cmd_publish(struct args *a, int argc, char **argv, char *err)
 {
 	struct ws_replicate_pub_opts po = {.stop = &cli_stop, .log = cli_log_line,
 	    .ready = ready};
-	struct ws_replicate_pull_opts ro = {.stop = &cli_stop, .log = cli_log_line};
-	struct ws_replicate_col *cols = NULL;
-	struct ws_replicate_array *arrays = NULL;
-	const char **listen = NULL, *arg, *verb, *db = NULL, *table = NULL;
-	const char *http = NULL;
-	char err[WS_ERRLEN] = "", *end;
-	size_t ncols = 0, narrays = 0, nlisten = 0;
-	int ch, rc, add = 0, del = 0, use_stdio = 0, follow = 0, hold = 0;
-	int pull_only = 0, compact = 0, insecure = 0, tcp = 0;
-	unsigned long batch = 0;
-	const char *keypath = NULL, *akpath = NULL, *tokpath = NULL, *mytok = NULL;
-	const char *tls_cert = NULL, *tls_key = NULL;
-	unsigned long max_body = 0;
-	unsigned http_timeout = 0;
-	struct ws_keypair key;
-	struct ws_authkeys ak = {0}, tokens = {0};
-	char token[WS_REPLICATE_TOKEN_MAX + 1] = "";
-	char khpath[CLI_PATHMAX];
+	int rc, tcp = 0;
 	size_t i;
 
-	while ((ch = cli_next(&cli, argc, argv, &arg)) != -1) {
-		switch (ch) {
-		case 'd': db = arg; break;
-		case 't': table = arg; break;
-		case 'c': add_spec(&cols, &ncols, (char *)arg); break;
-		case OPT_ADD: add = 1; break;
-		case OPT_DEL: del = 1; break;
-		case 'l':
-			if (!(listen = realloc(listen, (nlisten + 1) * sizeof(*listen))))
-				cli_die(EX_SOFTWARE, "out of memory");
-			listen[nlisten++] = arg;
-			break;
-		case OPT_STDIO: use_stdio = 1; break;
-		case OPT_HTTP: http = arg; break;
-		case OPT_COMPACT: compact = 1; break;
-		case OPT_ARRAY:
-			if (!(arrays = realloc(arrays, (narrays + 1) * sizeof(*arrays))))
-				cli_die(EX_SOFTWARE, "out of memory");
-			if (ws_replicate_parse_array((char *)arg, &arrays[narrays++], err)) {
-				cli_warn("%s", err);
-				cli_usage(&cli);
-			}
-			pull_only = 1;
-			break;
-		case 'f': follow = 1; pull_only = 1; break;
-		case OPT_HOLD: hold = 1; pull_only = 1; break;
-		case 'e': events_out = 1; pull_only = 1; break;
-		case OPT_EXEC: exec_cmd = arg; pull_only = 1; break;
-		case OPT_BATCH:
-			batch = strtoul(arg, &end, 10);
-			if (*end || end == arg || arg[0] == '-' || batch == 0 || batch > 10000)
-				cli_die(EX_USAGE, "bad --batch '%s': want 1 to 10000", arg);
-			pull_only = 1;
-			break;
-		case 'q': cli_quiet = 1; break;
-		case OPT_KEY: keypath = arg; break;
-		case OPT_AUTHKEYS: akpath = arg; break;
-		case OPT_INSECURE: insecure = 1; break;
-		case OPT_HUB_KEY:
-			if (ws_key_arg(ro.pub_key, arg, err))
-				cli_die(EX_USAGE, "bad --hub-key: %s", err);
-			ro.has_pub_key = 1;
-			pull_only = 1;
-			break;
-		case OPT_KNOWN_HUBS: ro.known_hubs = arg; pull_only = 1; break;
-		case OPT_ACCEPT_NEW: ro.accept_new_pub = 1; pull_only = 1; break;
-		case OPT_TLS_CERT: tls_cert = arg; break;
-		case OPT_TLS_KEY: tls_key = arg; break;
-		case OPT_HTTP_TOKENS: tokpath = arg; break;
-		case OPT_HTTP_MAX_BODY:
-			max_body = strtoul(arg, &end, 10);
-			if (*end || end == arg || arg[0] == '-' || max_body < 1024 ||
-			    max_body > (1ul << 30))
-				cli_die(EX_USAGE, "bad --http-max-body '%s': want 1024 to "
-				    "1073741824 bytes", arg);
-			break;
-		case OPT_HTTP_TIMEOUT:
-			http_timeout = cli_seconds("--http-timeout", arg) / 1000u;
-			break;
-		case OPT_HTTP_TOKEN: mytok = arg; pull_only = 1; break;
-		}
+	if (!a->keypath != !a->akpath) {
+		cli_warn(a->keypath ? "--key needs --authorized-keys" :
+		    "--authorized-keys needs --key");
+		cli_usage(&cli);
 	}
+	no_more(argc, argv);
+	if (!a->nlisten && !a->http && !a->use_stdio) {
+		cli_warn("nothing to serve: give -l ADDR, --http ADDR or --stdio");
+		cli_usage(&cli);
+	}
+	if (a->use_stdio && (a->nlisten || a->http)) {
+		cli_warn("--stdio serves one session: no -l or --http with it");
+		cli_usage(&cli);
+	}
+	if (a->keypath && !a->nlisten && !a->use_stdio) {
+		cli_warn("--key protects stream sessions (-l or --stdio); HTTP has "
+		    "--tls-cert, --tls-key and --http-tokens");
+		cli_usage(&cli);
+	}
+	if (!a->http && (a->tls_cert || a->tls_key || a->tokpath || a->max_body ||
+	    a->http_timeout)) {
+		cli_warn("--tls-cert, --tls-key, --http-tokens, --http-max-body and "
+		    "--http-timeout go with --http");
+		cli_usage(&cli);
+	}
+	if (!a->tls_cert != !a->tls_key) {
+		cli_warn(a->tls_cert ? "--tls-cert needs --tls-key" :
+		    "--tls-key needs --tls-cert");
+		cli_usage(&cli);
+	}
+	for (i = 0; i < a->nlisten; i++)
+		tcp |= strncmp(a->listen[i], "unix:", 5) != 0;
+	if (tcp && !a->keypath && !a->insecure)
+		cli_die(EX_CONFIG, "listening on TCP needs --key FILE and "
+		    "--authorized-keys FILE (make a key with wsync-keygen -f FILE), "
+		    "or --insecure for plain sessions");
+	if (a->keypath) {
+		if ((rc = ws_keypair_load(&a->key, a->keypath, err)) ||
+		    (rc = ws_authkeys_load(&a->ak, a->akpath, err)))
+			cli_die(ws_exitcode(rc), "%s", err);
+		po.key = &a->key;
+		po.authkeys = &a->ak;
+	}
+	if (a->tokpath) {
+		if ((rc = ws_replicate_tokens_load(&a->tokens, a->tokpath, err)))
+			cli_die(ws_exitcode(rc), "%s", err);
+		po.http_tokens = &a->tokens;
+	}
+	po.tls_cert = a->tls_cert;
+	po.tls_key = a->tls_key;
+	po.http_max_body = a->max_body;
+	po.http_timeout = a->http_timeout;
+	po.insecure = a->insecure;
+	po.db = a->db;
+	po.table = a->table;
+	po.cols = a->cols;
+	po.ncols = a->ncols;
+	po.add = a->add;
+	po.del = a->del;
+	po.listen = a->listen;
+	po.nlisten = a->nlisten;
+	po.http = a->http;
+	po.use_stdio = a->use_stdio;
+	po.compact = a->compact;
+	return ws_replicate_publish(&po, err);
+}
+
+static int cmd_pull(struct args *a, int argc, char **argv, char *err)
+{
+	struct ws_replicate_pull_opts ro = {.stop = &cli_stop, .log = cli_log_line};
+	char khpath[CLI_PATHMAX];
+	int rc;
+
+	if (a->akpath) {
+		cli_warn("--authorized-keys goes with publish");
+		cli_usage(&cli);
+	}
+	if (optind >= argc) {
+		cli_warn("missing SOURCE");
+		cli_usage(&cli);
+	}
+	ro.source = argv[optind++];
+	no_more(argc, argv);
+	if (events_out && strcmp(ro.source, "-") == 0) {
+		cli_warn("--events would write into the connection on stdout");
+		cli_usage(&cli);
+	}
+	if ((a->has_hub_key || a->accept_new || a->known_hubs) && !a->keypath) {
+		cli_warn("--hub-key, --known-hubs and --accept-new-hub go with --key");
+		cli_usage(&cli);
+	}
+	if (strncasecmp(ro.source, "http://", 7) == 0 ||
+	    strncasecmp(ro.source, "https://", 8) == 0) {
+		if (a->keypath || a->insecure) {
+			cli_warn("--key and --insecure go with a stream SOURCE; over "
+			    "HTTP use https:// and --http-token");
+			cli_usage(&cli);
+		}
+	} else if (a->mytok) {
+		cli_warn("--http-token goes with an http:// or https:// SOURCE");
+		cli_usage(&cli);
+	} else if (!a->keypath && !a->insecure && strchr(ro.source, ':') &&
+	    strncmp(ro.source, "unix:", 5) != 0 &&
+	    strncmp(ro.source, "exec:", 5) != 0) {
+		cli_die(EX_CONFIG, "a publisher on TCP needs --key FILE (make one "
+		    "with wsync-keygen -f FILE), or --insecure for a plain session");
+	}
+	ro.has_pub_key = a->has_hub_key;
+	memcpy(ro.pub_key, a->hub_key, sizeof(ro.pub_key));
+	ro.known_hubs = a->known_hubs;
+	ro.accept_new_pub = a->accept_new;
+	if (a->keypath && !ro.has_pub_key && !ro.known_hubs)
+		ro.known_hubs = cli_known_hubs(khpath);
+	if (a->keypath) {
+		if ((rc = ws_keypair_load(&a->key, a->keypath, err)))
+			cli_die(ws_exitcode(rc), "%s", err);
+		ro.key = &a->key;
+	}
+	if (a->mytok) {
+		if ((rc = ws_replicate_token_read(a->token, a->mytok, err)))
+			cli_die(ws_exitcode(rc), "%s", err);
+		ro.http_token = a->token;
+	}
+	ro.db = a->db;
+	ro.table = a->table;
+	ro.cols = a->cols;
+	ro.ncols = a->ncols;
+	ro.arrays = a->arrays;
+	ro.narrays = a->narrays;
+	ro.add = a->add;
+	ro.del = a->del;
+	ro.follow = a->follow;
+	ro.hold_deletes = a->hold;
+	ro.batch = (unsigned)a->batch;
+	if (events_out || exec_cmd)
+		ro.event = on_event;
+	if (isatty(2))
+		ro.progress = on_progress;
+	rc = ws_replicate_pull(&ro, err);
+	if (progress_shown)
+		fputc('\n', stderr);
+	return rc;
+}
+
+/*
+ * The verbs: each runs with the options parsed, after its operands, and
+ * refuses the other verb's options (except one with a message of its own)
+ * with `foreign`.
+ */
+static const struct verb {
+	const char *name;
+	int (*run)(struct args *a, int argc, char **argv, char *err);
+	const char *other;         /* the other verb, whose options it refuses */
+	int except;
+	const char *foreign;
+} verbs[] = {
+	{"publish", cmd_publish, "pull", 0, "--array, --follow, --hold-deletes, --events, "
+	    "--exec, --batch, --hub-key, --known-hubs, --accept-new-hub and --http-token "
+	    "go with pull"},
+	{"pull", cmd_pull, "publish", OPT_AUTHKEYS, "-l, --http, --stdio, --compact, "
+	    "--tls-cert, --tls-key, --http-tokens, --http-max-body and --http-timeout go "
+	    "with publish"},
+};
+
+int main(int argc, char **argv)
+{
+	static struct args a;
+	const struct verb *v = NULL;
+	const char *arg, *verb;
+	char err[WS_ERRLEN] = "";
+	size_t i;
+	int ch, rc;
+
+	while ((ch = cli_next(&cli, argc, argv, &arg)) != -1)
+		take_opt(&a, ch, arg);
 	if (optind >= argc) {
 		cli_warn("missing verb: publish or pull");
 		cli_usage(&cli);
 	}
 	verb = argv[optind++];
-	if (strcmp(verb, "publish") != 0 && strcmp(verb, "pull") != 0) {
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(verb, verbs[i].name) == 0)
+			v = &verbs[i];
+	if (!v) {
 		cli_warn("unknown verb '%s': want publish or pull", verb);
 		cli_usage(&cli);
 	}
-	if (!db || !table) {
-		cli_warn("missing %s", !db ? "--db FILE" : "--table TABLE");
+	if (!a.db || !a.table) {
+		cli_warn("missing %s", !a.db ? "--db FILE" : "--table TABLE");
 		cli_usage(&cli);
 	}
 	cli_catch_signals();
 	if (ws_init())
 		cli_die(EX_SOFTWARE, "cannot initialise libsodium");
-	if (strcmp(verb, "publish") == 0) {
-		if (pull_only) {
-			cli_warn("--array, --follow, --hold-deletes, --events, --exec, "
-			    "--batch, --hub-key, --known-hubs, --accept-new-hub and "
-			    "--http-token go with pull");
-			cli_usage(&cli);
-		}
-		if (!keypath != !akpath) {
-			cli_warn(keypath ? "--key needs --authorized-keys" :
-			    "--authorized-keys needs --key");
-			cli_usage(&cli);
-		}
-		if (optind < argc) {
-			cli_warn("unexpected operand '%s'", argv[optind]);
-			cli_usage(&cli);
-		}
-		if (!nlisten && !http && !use_stdio) {
-			cli_warn("nothing to serve: give -l ADDR, --http ADDR or --stdio");
-			cli_usage(&cli);
-		}
-		if (use_stdio && (nlisten || http)) {
-			cli_warn("--stdio serves one session: no -l or --http with it");
-			cli_usage(&cli);
-		}
-		if (keypath && !nlisten && !use_stdio) {
-			cli_warn("--key protects stream sessions (-l or --stdio); HTTP has "
-			    "--tls-cert, --tls-key and --http-tokens");
-			cli_usage(&cli);
-		}
-		if (!http && (tls_cert || tls_key || tokpath || max_body || http_timeout)) {
-			cli_warn("--tls-cert, --tls-key, --http-tokens, --http-max-body and "
-			    "--http-timeout go with --http");
-			cli_usage(&cli);
-		}
-		if (!tls_cert != !tls_key) {
-			cli_warn(tls_cert ? "--tls-cert needs --tls-key" :
-			    "--tls-key needs --tls-cert");
-			cli_usage(&cli);
-		}
-		for (i = 0; i < nlisten; i++)
-			tcp |= strncmp(listen[i], "unix:", 5) != 0;
-		if (tcp && !keypath && !insecure)
-			cli_die(EX_CONFIG, "listening on TCP needs --key FILE and "
-			    "--authorized-keys FILE (make a key with wsync-keygen -f FILE), "
-			    "or --insecure for plain sessions");
-		if (keypath) {
-			if ((rc = ws_keypair_load(&key, keypath, err)) ||
-			    (rc = ws_authkeys_load(&ak, akpath, err)))
-				cli_die(ws_exitcode(rc), "%s", err);
-			po.key = &key;
-			po.authkeys = &ak;
-		}
-		if (tokpath) {
-			if ((rc = ws_replicate_tokens_load(&tokens, tokpath, err)))
-				cli_die(ws_exitcode(rc), "%s", err);
-			po.http_tokens = &tokens;
-		}
-		po.tls_cert = tls_cert;
-		po.tls_key = tls_key;
-		po.http_max_body = max_body;
-		po.http_timeout = http_timeout;
-		po.insecure = insecure;
-		po.db = db;
-		po.table = table;
-		po.cols = cols;
-		po.ncols = ncols;
-		po.add = add;
-		po.del = del;
-		po.listen = listen;
-		po.nlisten = nlisten;
-		po.http = http;
-		po.use_stdio = use_stdio;
-		po.compact = compact;
-		rc = ws_replicate_publish(&po, err);
-	} else {
-		if (nlisten || http || use_stdio || compact || tls_cert || tls_key ||
-		    tokpath || max_body || http_timeout) {
-			cli_warn("-l, --http, --stdio, --compact, --tls-cert, --tls-key, "
-			    "--http-tokens, --http-max-body and --http-timeout go with "
-			    "publish");
-			cli_usage(&cli);
-		}
-		if (akpath) {
-			cli_warn("--authorized-keys goes with publish");
-			cli_usage(&cli);
-		}
-		if (optind >= argc) {
-			cli_warn("missing SOURCE");
-			cli_usage(&cli);
-		}
-		ro.source = argv[optind++];
-		if (optind < argc) {
-			cli_warn("unexpected operand '%s'", argv[optind]);
-			cli_usage(&cli);
-		}
-		if (events_out && strcmp(ro.source, "-") == 0) {
-			cli_warn("--events would write into the connection on stdout");
-			cli_usage(&cli);
-		}
-		if ((ro.has_pub_key || ro.accept_new_pub || ro.known_hubs) && !keypath) {
-			cli_warn("--hub-key, --known-hubs and --accept-new-hub go with --key");
-			cli_usage(&cli);
-		}
-		if (strncasecmp(ro.source, "http://", 7) == 0 ||
-		    strncasecmp(ro.source, "https://", 8) == 0) {
-			if (keypath || insecure) {
-				cli_warn("--key and --insecure go with a stream SOURCE; over "
-				    "HTTP use https:// and --http-token");
-				cli_usage(&cli);
-			}
-		} else if (mytok) {
-			cli_warn("--http-token goes with an http:// or https:// SOURCE");
-			cli_usage(&cli);
-		} else if (!keypath && !insecure && strchr(ro.source, ':') &&
-		    strncmp(ro.source, "unix:", 5) != 0 &&
-		    strncmp(ro.source, "exec:", 5) != 0) {
-			cli_die(EX_CONFIG, "a publisher on TCP needs --key FILE (make one "
-			    "with wsync-keygen -f FILE), or --insecure for a plain session");
-		}
-		if (keypath && !ro.has_pub_key && !ro.known_hubs)
-			ro.known_hubs = cli_known_hubs(khpath);
-		if (keypath) {
-			if ((rc = ws_keypair_load(&key, keypath, err)))
-				cli_die(ws_exitcode(rc), "%s", err);
-			ro.key = &key;
-		}
-		if (mytok) {
-			if ((rc = ws_replicate_token_read(token, mytok, err)))
-				cli_die(ws_exitcode(rc), "%s", err);
-			ro.http_token = token;
-		}
-		ro.db = db;
-		ro.table = table;
-		ro.cols = cols;
-		ro.ncols = ncols;
-		ro.arrays = arrays;
-		ro.narrays = narrays;
-		ro.add = add;
-		ro.del = del;
-		ro.follow = follow;
-		ro.hold_deletes = hold;
-		ro.batch = (unsigned)batch;
-		if (events_out || exec_cmd)
-			ro.event = on_event;
-		if (isatty(2)) {
-			ro.progress = on_progress;
-		}
-		rc = ws_replicate_pull(&ro, err);
-		if (progress_shown)
-			fputc('\n', stderr);
+	if (given_for(&a, v->other, v->except)) {
+		cli_warn("%s", v->foreign);
+		cli_usage(&cli);
 	}
-	if (keypath)
-		ws_keypair_wipe(&key);
-	ws_authkeys_release(&ak);
-	ws_authkeys_release(&tokens);
-	sodium_memzero(token, sizeof(token));
-	free(cols);
-	free(arrays);
-	free(listen);
+	rc = v->run(&a, argc, argv, err);
+	if (a.keypath)
+		ws_keypair_wipe(&a.key);
+	ws_authkeys_release(&a.ak);
+	ws_authkeys_release(&a.tokens);
+	sodium_memzero(a.token, sizeof(a.token));
+	free(a.cols);
+	free(a.arrays);
+	free(a.listen);
 	if (rc)
 		cli_die(ws_exitcode(rc), "%s", err);
 	return 0;
