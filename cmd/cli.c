@@ -75,6 +75,45 @@ unsigned cli_seconds(const char *opt, const char *arg)
 	return (unsigned)v * 1000u;
 }
 
+size_t cli_size(const char *opt, const char *arg, unsigned long long max)
+{
+	char *end;
+	unsigned long long v = strtoull(arg, &end, 10);
+
+	if (*end || end == arg || v == 0 || v > max)
+		cli_die(EX_USAGE, "bad %s '%s': want 1 to %llu", opt, arg, max);
+	return (size_t)v;
+}
+
+void cli_site_set(const struct cli *c, const char *arg, struct ws_site_set *set)
+{
+	const char *eq = strchr(arg, '=');
+	char *wsid;
+
+	if (!eq || eq[1] == 0) {
+		cli_warn("bad operand '%s': want WSID=DBFILE", arg);
+		cli_usage(c);
+	}
+	if (!(wsid = strndup(arg, (size_t)(eq - arg))))
+		cli_die(EX_SOFTWARE, "out of memory");
+	if (!ws_wsid_valid(wsid)) {
+		cli_warn("bad working-set id '%s': want letters, digits, '.', '_' or "
+		    "'-'", wsid);
+		cli_usage(c);
+	}
+	set->wsid = wsid;
+	set->path = eq + 1;
+}
+
+void cli_check_keys(const char *addr, int listening, int keyed, int insecure)
+{
+	char err[WS_ERRLEN];
+	int rc;
+
+	if ((rc = ws_transport_check_keys(addr, listening, keyed, insecure, err)))
+		cli_die(ws_exitcode(rc), "%s", err);
+}
+
 /*
  * One diagnostic line.  Messages quote names that came from the wire or
  * from a file (tables, SQL): they are escaped by ws_escape_str()

@@ -58,6 +58,23 @@ const char *cli_strerror(int e);
 /* Parse SECONDS (1 to 86400) for option opt into milliseconds; exit 64 if bad. */
 unsigned cli_seconds(const char *opt, const char *arg);
 
+/* Parse BYTES, 1 to max, for option opt ("--max-frame"); exit 64 if bad. */
+size_t cli_size(const char *opt, const char *arg, unsigned long long max);
+
+struct ws_site_set;
+/*
+ * An operand WSID=DBFILE into *set (set->wsid a copy to free, set->path
+ * pointing into arg, so argv stays as given, for ps(1)); a bad one is a
+ * usage error of c (exit 64).
+ */
+void cli_site_set(const struct cli *c, const char *arg, struct ws_site_set *set);
+
+/*
+ * The keys policy of the library (ws_transport_check_keys()) for addr,
+ * asked before anything is opened: exit 78 with its message.
+ */
+void cli_check_keys(const char *addr, int listening, int keyed, int insecure);
+
 /* Set by SIGINT and SIGTERM once cli_catch_signals() ran; SIGPIPE and SIGXFSZ
  * are ignored. */
 extern volatile sig_atomic_t cli_stop;

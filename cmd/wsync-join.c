@@ -11,7 +11,6 @@
 
 #include "cli.h"
 #include "wsync/wsync.h"
-#include "wsync/hub.h"
 
 enum { OPT_MAX_FRAME = 256, OPT_CONFLICTS, OPT_RESOLVE, OPT_KEEP, OPT_LOG,
 	OPT_HEARTBEAT, OPT_IDLE, OPT_SETS, OPT_KEY, OPT_HUB_KEY, OPT_KNOWN_HUBS,
@@ -165,15 +164,13 @@ int main(int argc, char **argv)
 	struct ws_site_opts o = {.stop = &cli_stop, .log = cli_log_line};
 	struct ws_site_set *sets;
 	const char *arg;
-	char err[WS_ERRLEN] = "", *end, *eq;
+	char err[WS_ERRLEN] = "", *end;
 	int ch, rc, i, conflicts = 0, keep = 0;
 	long long resolve = 0;
 	const char *logpath = NULL, *keypath = NULL;
 	struct ws_session_log slog;
 	struct ws_keypair key;
 	char khpath[CLI_PATHMAX];
-	int insecure = 0;
-	unsigned long long v;
 
 	while ((ch = cli_next(&cli, argc, argv, &arg)) != -1) {
 		switch (ch) {
@@ -193,7 +190,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_KNOWN_HUBS: o.known_hubs = arg; break;
 		case OPT_ACCEPT_NEW: o.accept_new_hub = 1; break;
-		case OPT_INSECURE: insecure = 1; break;
+		case OPT_INSECURE: o.insecure = 1; break;
 		case OPT_HEARTBEAT: o.heartbeat_ms = cli_seconds("--heartbeat", arg); break;
 		case OPT_IDLE: o.idle_timeout_ms = cli_seconds("--idle-timeout", arg); break;
 		case OPT_RESOLVE:
@@ -202,11 +199,7 @@ int main(int argc, char **argv)
 				cli_die(EX_USAGE, "bad conflict id '%s'", arg);
 			break;
 		case OPT_MAX_FRAME:
-			v = strtoull(arg, &end, 10);
-			if (*end || end == arg || v == 0 || v > WS_FRAME_MAX_LIMIT)
-				cli_die(EX_USAGE, "bad --max-frame '%s': want 1 to %u", arg,
-				    WS_FRAME_MAX_LIMIT);
-			o.max_frame = (size_t)v;
+			o.max_frame = cli_size("--max-frame", arg, WS_FRAME_MAX_LIMIT);
 			break;
 		}
 	}
@@ -249,28 +242,11 @@ int main(int argc, char **argv)
 	o.nsets = (size_t)(argc - optind);
 	if (!(sets = calloc(o.nsets + 1, sizeof(*sets))))
 		cli_die(EX_SOFTWARE, "out of memory");
-	for (i = 0; optind < argc; i++, optind++) {
-		eq = strchr(argv[optind], '=');
-		if (!eq || eq[1] == 0) {
-			cli_warn("bad operand '%s': want WSID=DBFILE", argv[optind]);
-			cli_usage(&cli);
-		}
-		/* A copy: argv stays as given, for ps(1). */
-		if (!(sets[i].wsid = strndup(argv[optind], (size_t)(eq - argv[optind]))))
-			cli_die(EX_SOFTWARE, "out of memory");
-		if (!ws_wsid_valid(sets[i].wsid)) {
-			cli_warn("bad working-set id '%s': want letters, digits, '.', '_' "
-			    "or '-'", sets[i].wsid);
-			cli_usage(&cli);
-		}
-		sets[i].path = eq + 1;
-	}
+	for (i = 0; optind < argc; i++, optind++)
+		cli_site_set(&cli, argv[optind], &sets[i]);
 	o.sets = sets;
-	/* HOST:PORT (a malformed address is reported when connecting). */
-	if (o.hub && !keypath && !insecure && strchr(o.hub, ':') &&
-	    strncmp(o.hub, "unix:", 5) != 0 && strncmp(o.hub, "exec:", 5) != 0)
-		cli_die(EX_CONFIG, "a hub on TCP needs --key FILE (make one with "
-		    "wsync-keygen -f FILE), or --insecure for a plain session");
+	if (o.hub)
+		cli_check_keys(o.hub, 0, keypath != NULL, o.insecure);
 	cli_catch_signals();
 	if (ws_init())
 		cli_die(EX_SOFTWARE, "cannot initialise libsodium");

@@ -9,7 +9,6 @@
 
 #include "cli.h"
 #include "wsync/wsync.h"
-#include "wsync/hub.h"
 
 enum { OPT_STDIO = 256, OPT_CREATE, OPT_MAX_FRAME, OPT_QUEUE_MAX, OPT_LOG,
 	OPT_HEARTBEAT, OPT_IDLE, OPT_RETAIN, OPT_KEY, OPT_AUTHKEYS, OPT_INSECURE,
@@ -82,16 +81,6 @@ static const char *arg_site(const struct ws_siteid *id)
 	return hex;
 }
 
-static size_t parse_size(const char *opt, const char *arg, unsigned long long max)
-{
-	char *end;
-	unsigned long long v = strtoull(arg, &end, 10);
-
-	if (*end || end == arg || v == 0 || v > max)
-		cli_die(EX_USAGE, "bad %s '%s': want 1 to %llu", opt, arg, max);
-	return (size_t)v;
-}
-
 /* A whole number 0 to max for opt, or exit 64. */
 static long parse_count(const char *opt, const char *arg, long max)
 {
@@ -112,7 +101,7 @@ int main(int argc, char **argv)
 	struct ws_keypair key;
 	struct ws_authkeys ak = {0};
 	size_t i;
-	int tcp = 0, forgetting = 0;
+	int forgetting = 0;
 	struct ws_siteid forget;
 	struct ws_session_log slog;
 	char err[WS_ERRLEN] = "";
@@ -129,10 +118,10 @@ int main(int argc, char **argv)
 		case OPT_STDIO: o.use_stdio = 1; break;
 		case OPT_CREATE: o.create = 1; break;
 		case OPT_MAX_FRAME:
-			o.max_frame = parse_size("--max-frame", arg, WS_FRAME_MAX_LIMIT);
+			o.max_frame = cli_size("--max-frame", arg, WS_FRAME_MAX_LIMIT);
 			break;
 		case OPT_QUEUE_MAX:
-			o.queue_max = parse_size("--queue-max", arg, 1ull << 40);
+			o.queue_max = cli_size("--queue-max", arg, 1ull << 40);
 			break;
 		case 'q': cli_quiet = 1; break;
 		case OPT_KEY: keypath = arg; break;
@@ -156,10 +145,10 @@ int main(int argc, char **argv)
 			o.handshake_ms = cli_seconds("--handshake", arg);
 			break;
 		case OPT_MAX_SESSIONS:
-			o.max_sessions = parse_size("--max-sessions", arg, 1u << 20);
+			o.max_sessions = cli_size("--max-sessions", arg, 1u << 20);
 			break;
 		case OPT_SITES_PER_KEY:
-			o.sites_per_key = parse_size("--sites-per-key", arg, 1u << 20);
+			o.sites_per_key = cli_size("--sites-per-key", arg, 1u << 20);
 			break;
 		case OPT_FORGET:
 			if (strlen(arg) != WS_SITEID_HEXLEN ||
@@ -204,11 +193,7 @@ int main(int argc, char **argv)
 		cli_usage(&cli);
 	}
 	for (i = 0; i < o.nlisten; i++)
-		tcp |= strncmp(listen[i], "unix:", 5) != 0;
-	if (tcp && !keypath && !o.insecure)
-		cli_die(EX_CONFIG, "listening on TCP needs --key FILE and "
-		    "--authorized-keys FILE (make a key with wsync-keygen -f FILE), or "
-		    "--insecure for plain sessions");
+		cli_check_keys(listen[i], 1, keypath != NULL, o.insecure);
 	o.listen = listen;
 	cli_catch_signals();
 	if (ws_init())

@@ -1077,15 +1077,6 @@ static void on_accept(struct ws_loop *l, int fd, void *cd, int mask)
 	}
 }
 
-/* Wake at least once a second: keepalive and collection run then. */
-static long tick(struct ws_loop *l, long long id, void *cd)
-{
-	(void)l;
-	(void)id;
-	(void)cd;
-	return 1000;
-}
-
 /*
  * Before each wait: write what is queued, end the sessions that are
  * over, heartbeat and collect, and wait for output room only where
@@ -1145,6 +1136,10 @@ int ws_hub_run(const struct ws_hub_opts *o, char *err)
 	h.max_sessions = o->max_sessions ? o->max_sessions :
 	    ws_hub_default_max_sessions();
 	ws_siteid_random(&h.id);
+	for (i = 0; i < o->nlisten; i++)
+		if ((rc = ws_transport_check_keys(o->listen[i], 1, o->key != NULL,
+		    o->insecure, err)))
+			return rc;
 	if (!o->datadir || mkdir(o->datadir, 0777) < 0) {
 		char buf[64];
 
@@ -1161,10 +1156,8 @@ int ws_hub_run(const struct ws_hub_opts *o, char *err)
 	}
 	if ((rc = ws_loop_new(&h.loop, err)))
 		goto out;
-	if (ws_loop_add_timer(h.loop, 1000, tick, &h) < 0) {
-		rc = WS_ENOMEM;
-		goto out;
-	}
+	/* Keepalive and collection run at least once a second. */
+	ws_loop_set_max_wait(h.loop, 1000);
 	ws_loop_set_before(h.loop, before_wait, &h);
 	if (!(h.lfd = calloc(o->nlisten + 1, sizeof(*h.lfd))) ||
 	    !(names = calloc(o->nlisten + 1, sizeof(*names)))) {

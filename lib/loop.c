@@ -43,6 +43,7 @@ struct ws_loop {
 	long long next_id;
 	ws_before_fn *before;
 	void *before_cd;
+	int max_wait;       /* ms, or -1 */
 	int stop;
 };
 
@@ -66,6 +67,7 @@ int ws_loop_new(struct ws_loop **out, char *err)
 		free(l);
 		return ws_error(err, WS_EIO, "epoll: %s", ws_errno_text(errno, buf));
 	}
+	l->max_wait = -1;
 	*out = l;
 	return 0;
 }
@@ -192,6 +194,11 @@ void ws_loop_set_before(struct ws_loop *l, ws_before_fn *fn, void *cd)
 	l->before_cd = cd;
 }
 
+void ws_loop_set_max_wait(struct ws_loop *l, int ms)
+{
+	l->max_wait = ms;
+}
+
 void ws_loop_stop(struct ws_loop *l)
 {
 	l->stop = 1;
@@ -268,6 +275,8 @@ int ws_loop_once(struct ws_loop *l, int block, char *err)
 		l->nev = l->nwatched + 16;
 	}
 	timeout = !block || l->nalways ? 0 : wait_ms(l, now_ms());
+	if (l->max_wait >= 0 && (timeout < 0 || timeout > l->max_wait))
+		timeout = l->max_wait;
 	n = epoll_wait(l->epfd, l->ev, l->nev, timeout);
 	if (n < 0 && errno != EINTR)
 		return ws_error(err, WS_EIO, "epoll_wait: %s", ws_errno_text(errno, buf));

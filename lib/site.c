@@ -23,6 +23,7 @@
 
 #include "wsync/delta.h"
 #include "wsync/hub.h"
+#include "wsync/site.h"
 #include "wsync/loop.h"
 #include "wsync/session.h"
 #include "wsync/store.h"
@@ -784,15 +785,6 @@ static void site_io(struct ws_loop *l, int fd, void *cd, int mask)
 	}
 }
 
-/* Wake at least once a second: the keepalive runs then. */
-static long tick(struct ws_loop *l, long long id, void *cd)
-{
-	(void)l;
-	(void)id;
-	(void)cd;
-	return 1000;
-}
-
 /*
  * The keepalive; write what is queued (when that fails, read why the hub
  * closed); see whether a one-shot sync is done (1).  *live: the catch-up
@@ -937,6 +929,8 @@ int ws_site_run(const struct ws_site_opts *o, char *err)
 	int rc = 0, backoff = 250;
 	struct timespec ts;
 
+	if ((rc = ws_transport_check_keys(o->hub, 0, o->key != NULL, o->insecure, err)))
+		return rc;
 	memset(&x, 0, sizeof(x));
 	x.o = o;
 	x.err = err;
@@ -944,11 +938,9 @@ int ws_site_run(const struct ws_site_opts *o, char *err)
 	x.sets_wd = -1;
 	if ((rc = ws_loop_new(&x.loop, err)))
 		goto out;
+	/* The keepalive runs at least once a second. */
+	ws_loop_set_max_wait(x.loop, 1000);
 	ws_loop_set_before(x.loop, before_wait, &x);
-	if (ws_loop_add_timer(x.loop, 1000, tick, &x) < 0) {
-		rc = WS_ENOMEM;
-		goto out;
-	}
 	ws_siteid_random(&x.anon);
 	for (i = 0; i < o->nsets; i++)
 		if ((rc = add_set(&x, o->sets[i].wsid, o->sets[i].path, 0)))

@@ -27,6 +27,30 @@ int ws_fd_nonblock(int fd)
 	return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? WS_EIO : 0;
 }
 
+int ws_transport_kind(const char *addr)
+{
+	if (strcmp(addr, "-") == 0)
+		return WS_CONN_STDIO;
+	if (strncmp(addr, "exec:", 5) == 0)
+		return WS_CONN_EXEC;
+	return strncmp(addr, "unix:", 5) == 0 ? WS_CONN_UNIX : WS_CONN_TCP;
+}
+
+int ws_transport_check_keys(const char *addr, int listening, int keyed, int insecure,
+    char *err)
+{
+	if (keyed || insecure || ws_transport_kind(addr) != WS_CONN_TCP)
+		return 0;
+	if (listening)
+		return ws_error(err, WS_ECONFIG, "listening on TCP needs --key FILE "
+		    "and --authorized-keys FILE (make a key with wsync-keygen -f "
+		    "FILE), or --insecure for plain sessions");
+	if (!strchr(addr, ':'))
+		return 0;
+	return ws_error(err, WS_ECONFIG, "a hub on TCP needs --key FILE (make one "
+	    "with wsync-keygen -f FILE), or --insecure for a plain session");
+}
+
 static void conn_init(struct ws_conn *c, const char *name)
 {
 	c->rfd = c->wfd = -1;

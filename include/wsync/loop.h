@@ -64,6 +64,10 @@ long long ws_loop_add_timer(struct ws_loop *l, long ms, ws_timer_fn *fn,
 /* Cancel timer id: 0, or WS_ENOTFOUND. */
 int ws_loop_del_timer(struct ws_loop *l, long long id);
 
+/* Never wait longer than ms (-1, the default: until an event or timer),
+ * as poll(2)'s timeout: the before hook then runs at least that often. */
+void ws_loop_set_max_wait(struct ws_loop *l, int ms);
+
 /* Run fn before each wait (NULL: nothing). */
 void ws_loop_set_before(struct ws_loop *l, ws_before_fn *fn, void *clientData);
 

@@ -62,6 +62,19 @@ int ws_transport_listen(const char *addr, int *fd, char bound[WS_CONN_NAMELEN],
 /* Accept one connection from listening socket lfd into *c. */
 int ws_transport_accept(int lfd, struct ws_conn *c, char *err) WS_MUST_CHECK;
 
+/* The kind of connection addr names (WS_CONN_*), without using it:
+ * anything but "-", exec: and unix: is TCP. */
+int ws_transport_kind(const char *addr);
+
+/*
+ * The keys policy, the same for every program: a session over TCP is
+ * authenticated (keyed) unless plain ones are allowed (insecure).  0, or
+ * WS_ECONFIG saying so, for listening on addr or connecting to it (a
+ * connect address without a port passes: it is reported when used).
+ */
+int ws_transport_check_keys(const char *addr, int listening, int keyed, int insecure,
+    char *err) WS_MUST_CHECK;
+
 /* Put fd in non-blocking mode. */
 int ws_fd_nonblock(int fd) WS_MUST_CHECK;
 

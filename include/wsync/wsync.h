@@ -18,9 +18,12 @@
 #include "json.h"
 #include "stream.h"
 #include "store.h"
+#include "loop.h"
 #include "transport.h"
-#include "session.h"
 #include "secure.h"
+#include "session.h"
+#include "hub.h"
+#include "site.h"
 #include "inspect.h"
 #include "replicate.h"
 

@@ -123,6 +123,9 @@ TEST(fd_callbacks_and_removal_during_dispatch)
 	CHECK_INT(ws_loop_fd_mask(l, c.fds[1][0]), 0);
 	/* Nothing watched, no timers, no blocking: nothing runs. */
 	CHECK_INT(ws_loop_once(l, 0, err), 0);
+	/* Blocking, but never longer than the most it may wait. */
+	ws_loop_set_max_wait(l, 10);
+	CHECK_INT(ws_loop_once(l, 1, err), 0);
 	ws_loop_free(l);
 	close(c.fds[0][0]);
 	close(c.fds[0][1]);
