@@ -32,12 +32,12 @@
  * carry no dots of their own and are not checked.  Batch clocks are not
  * compared, so the entries a hub prunes from them do not matter.
  */
-#include <curl/curl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <strings.h>
 #include <time.h>
 
+#include "http.h"
 #include "inspect-int.h"
 
 /* --- small pure helpers --------------------------------------------------- */
@@ -887,10 +887,8 @@ int ws_inspect_run(const struct ws_inspect_opts *o, const char *const *inputs,
 	x->need_batch = o->mode == WS_INSPECT_TIMELINE || o->mode == WS_INSPECT_STATS ||
 	    o->mode == WS_INSPECT_CHECK || F->site;
 	ws_batch_init(&x->b);
-	if (curl && curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-		rc = ws_error(err, WS_EINTERNAL, "cannot initialise libcurl");
+	if (curl && (rc = ws_http_global_init(err)))
 		goto out;
-	}
 	if (o->mode == WS_INSPECT_ENCODE && (rc = ws_frame_put_preamble(&x->out)))
 		goto out;
 	for (i = 0; i < n && rc == 0; i++) {
@@ -947,7 +945,5 @@ out:
 		ws_error(err, rc, "%s", ws_strerror(rc));
 	insp_release(x);
 	free(x);
-	if (curl)
-		curl_global_cleanup();
 	return rc;
 }
