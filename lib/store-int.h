@@ -15,12 +15,28 @@
 #include "wsync/store.h"
 
 #define OP_LOSTDEL 0x10 /* op flag in wsync_log: the change lost to a delete */
+/*
+ * op flag in wsync_log, with WS_OP_DELETE: a removal made here on behalf
+ * of another batch (the write of this key lost a UNIQUE clash to that
+ * batch's, see store-claims.c).  Its lost column holds a usn of that
+ * batch, whose version the removal takes.  Never sent: every copy makes
+ * it alike.
+ */
+#define OP_BY 0x20
 #define MAX_TRACKED_COLS 63
 #define STMT_CACHE 128 /* slots in the prepared-statement cache */
 
 /* Statements that read or write a tracked table, cached per table. */
 enum { TS_ROW, TS_DEL, TS_UPD, TS_INS };
 #define TSTMT_CACHE 16
+
+/* A UNIQUE index of a tracked table (store-claims.c). */
+struct sto_uniq {
+	char *name;
+	int skip;                      /* on an expression: makes no claims */
+	uint32_t ncols;
+	uint32_t col[MAX_TRACKED_COLS]; /* t->cols indexes, index order */
+};
 
 struct tbl {
 	int64_t id;
@@ -37,6 +53,9 @@ struct tbl {
 	int rowid_key;   /* no declared key: cols[0] names the rowid itself
 	                    ("rowid", or "_rowid_" or "oid" when a column
 	                    hides it) and the table's columns follow */
+	struct sto_uniq *uniq; /* its UNIQUE indexes but the key's */
+	uint32_t nuniq;
+	int64_t uniq_at;       /* 1 + schema_version when uniq was read; 0 never */
 	struct {
 		int kind;
 		int64_t mask;
@@ -141,5 +160,23 @@ int sto_fts_travels(struct ws_store *s, const char *sql);
 /* store-schema.c: WS_ESCHEMA when a tracked table changed here other
  * than by columns added at the end of its last agreed definition. */
 int sto_schema_check_local(struct ws_store *s, char *err);
+
+/*
+ * store-claims.c: claims on the values of UNIQUE indexes.  sto_uniq()
+ * reads t's UNIQUE indexes (again after a schema change); sto_uniq_touched()
+ * tells whether a write of mask sets a column of index u; sto_claim_value()
+ * encodes index u's values for a write (val: the values it sets, by column,
+ * or NULL; pk its key; row the row as it stands, stepped, or NULL), *ok 0
+ * when one is NULL or unknown (no claim); sto_claim_add() records one;
+ * sto_claims_seal() records those of the local log entries first..last.
+ */
+int sto_uniq(struct ws_store *s, struct tbl *t, char *err);
+void sto_uniq_release(struct tbl *t);
+int sto_uniq_touched(const struct tbl *t, uint32_t u, int64_t mask);
+int sto_claim_value(const struct tbl *t, uint32_t u, const struct ws_value *const *val,
+    const struct ws_value *pk, sqlite3_stmt *row, struct ws_buf *out, int *ok);
+int sto_claim_add(struct ws_store *s, const struct tbl *t, uint32_t u,
+    const struct ws_buf *val, const struct ws_buf *pk, uint64_t usn, char *err);
+int sto_claims_seal(struct ws_store *s, uint64_t first, uint64_t last, char *err);
 
 #endif

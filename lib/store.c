@@ -25,6 +25,10 @@
  *                                   batches they depend on
  *   wsync_schema(seq, type, name, tbl, sql)  the schema record last agreed
  *                                   with the hub, in its order (seq)
+ *   wsync_claims(tbl, idx, val, pk, usn)  the values writes took in UNIQUE
+ *                                   indexes (store-claims.c)
+ *   wsync_scan(tbl, key, h)         each row's last known state, for
+ *                                   capture by comparison (store-scan.c)
  *
  * A cell's version is the dot of the newest log entry that set it (mask),
  * unless a newer delete removed the row.  A cell with no entry has a
@@ -222,6 +226,7 @@ void sto_tbl_release(struct tbl *t)
 
 	for (i = 0; i < TSTMT_CACHE; i++)
 		sqlite3_finalize(t->tc[i].st);
+	sto_uniq_release(t);
 	for (i = 0; i < t->ncols; i++)
 		free(t->cols[i]);
 	free(t->cols);
@@ -495,6 +500,12 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS wsync_schema(seq INTEGER PRIMARY KEY,"
     " type INTEGER NOT NULL, name TEXT NOT NULL UNIQUE, tbl TEXT NOT NULL,"
     " sql TEXT NOT NULL);"
+    /* store-claims.c: the values each write took in a UNIQUE index */
+    "CREATE TABLE IF NOT EXISTS wsync_claims(tbl INTEGER NOT NULL,"
+    " idx TEXT NOT NULL, val BLOB NOT NULL, pk BLOB NOT NULL,"
+    " usn INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS wsync_claims_val ON wsync_claims(tbl, idx, val);"
+    "CREATE INDEX IF NOT EXISTS wsync_claims_usn ON wsync_claims(usn);"
     /* store-scan.c: the last known state of each row, with scanning on */
     "CREATE TABLE IF NOT EXISTS wsync_scan(tbl INTEGER NOT NULL,"
     " key BLOB NOT NULL, h BLOB NOT NULL, PRIMARY KEY(tbl, key)) WITHOUT ROWID;";
@@ -1813,6 +1824,7 @@ static int seal_locked(struct ws_store *s, int *sealed, char *err)
 	    (rc = clock_set(s, s->self, counter, err)) ||
 	    (rc = add_batch_row(s, s->self, counter, first, last, &clock,
 	    lamport_of(&clock), err)) ||
+	    (rc = sto_claims_seal(s, first, last, err)) ||
 	    (rc = sto_meta_set_int(s, "sealed_usn", (int64_t)last, err)))
 		goto out;
 	/* A local write has seen every version of the cells it wrote. */
@@ -2164,6 +2176,12 @@ struct apply {
 	int clash;               /* CLASH: the kind of constraint it broke */
 	struct ws_buf gone;      /* keys of the rows a UNIQUE contest removed, */
 	uint32_t ngone;          /* logged as deletes after the change itself */
+	/* The change's claims (store-claims.c; see claims_contest()): */
+	struct ws_buf cl;        /* u32 index, u32 length, values; each claim */
+	struct ws_buf by;        /* usns of the stronger claims it lost to */
+	struct ws_buf killed;    /* keys of the rows its claims removed */
+	struct ws_buf again;     /* int64 mask, u64 usn: cells of its row that */
+	uint32_t ncl, nby, nkilled, nagain; /* outlive that removal */
 	char *err;
 };
 
@@ -2249,8 +2267,10 @@ static int load_history(struct apply *a, const struct tbl *t,
 		op = sqlite3_column_int(a->hist, 1);
 		if (op & OP_LOSTDEL)
 			continue; /* lost entirely: it set nothing */
-		if (op == WS_OP_DELETE) {
-			if ((rc = dot_of(a, usn, &v)))
+		if ((op & 0xf) == WS_OP_DELETE) {
+			/* A removal on behalf of another batch has its version. */
+			if ((rc = dot_of(a, op & OP_BY ? (uint64_t)sqlite3_column_int64(
+			    a->hist, 3) : usn, &v)))
 				return rc;
 			if (h->state == 0) {
 				h->state = 2;
@@ -2272,7 +2292,8 @@ static int load_history(struct apply *a, const struct tbl *t,
 			h->state = 1;
 		mask = sqlite3_column_int64(a->hist, 2) & t->allmask & ~h->known;
 		if (mask) {
-			if ((rc = dot_of(a, usn, &v)))
+			if ((rc = dot_of(a, op & OP_BY ? (uint64_t)sqlite3_column_int64(
+			    a->hist, 3) : usn, &v)))
 				return rc;
 			for (i = 0; i < t->ncols; i++)
 				if ((mask >> i) & 1)
@@ -2430,12 +2451,12 @@ static int log_entry(struct apply *a, const struct tbl *t, int op, int64_t win,
 }
 
 /*
- * Keep the values row pk holds now as conflicts of `kind` (the row is
- * about to go): each cell with its version from h, or the row's newest.
- * a->pk must hold pk's blob.
+ * Keep the values row pk holds now in the columns of mask as conflicts
+ * of `kind` (they are about to go): each cell with its version from h,
+ * or the row's newest.  a->pk must hold pk's blob.
  */
 static int lose_row(struct apply *a, const struct tbl *t, const struct ws_value *pk,
-    const struct history *h, int kind)
+    const struct history *h, int kind, int64_t mask)
 {
 	struct ws_buf q = WS_BUF_INIT;
 	sqlite3_stmt *st = NULL;
@@ -2462,7 +2483,7 @@ static int lose_row(struct apply *a, const struct tbl *t, const struct ws_value 
 		sto_bind_value(st, (int)i + 1, &pk[i]);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		for (i = 0; rc == 0 && i < t->ncols; i++)
-			if ((t->allmask >> i) & 1)
+			if ((t->allmask & mask) >> i & 1)
 				rc = add_conflict(a, t, (int)i, kind, h->cell[i].site ?
 				    &h->cell[i] : &newest, sqlite3_column_value(st, (int)i),
 				    NULL);
@@ -2600,7 +2621,7 @@ static int contest(struct apply *a, const struct tbl *t, const struct ws_change 
 			saved = a->pk;
 			a->pk = (struct ws_buf)WS_BUF_INIT;
 			if ((rc = key_blob(t, kv, &a->pk)) == 0)
-				rc = lose_row(a, t, kv, &h, KIND_UNIQUE);
+				rc = lose_row(a, t, kv, &h, KIND_UNIQUE, t->allmask);
 			ws_buf_release(&a->pk);
 			a->pk = saved;
 			if (rc || (rc = sto_tstmt(s, (struct tbl *)t, TS_DEL, 0, &del, a->err)))
@@ -2622,6 +2643,272 @@ out:
 	sqlite3_finalize(find);
 	ws_buf_release(&q);
 	ws_buf_release(&keys);
+	return rc;
+}
+
+/*
+ * Remove row kv of t because a stronger claim beat its write: keep its
+ * values as conflicts of kind unique and delete it (claim_remove()); a
+ * row this change's claim beat has its key noted in a->killed too, logged
+ * as a delete of this batch after the change (claim_kill()).
+ */
+static int claim_remove(struct apply *a, struct tbl *t, const struct ws_value *kv,
+    int keep_values)
+{
+	struct history h;
+	sqlite3_stmt *del;
+	int rc;
+
+	if (keep_values && ((rc = load_history(a, t, kv, &h)) ||
+	    (rc = key_blob(t, kv, &a->pk)) ||
+	    (rc = lose_row(a, t, kv, &h, KIND_UNIQUE, t->allmask))))
+		return rc;
+	if ((rc = sto_tstmt(a->s, t, TS_DEL, 0, &del, a->err)))
+		return rc;
+	for (uint32_t i = 0; i < t->npk; i++)
+		sto_bind_value(del, (int)i + 1, &kv[i]);
+	/* A removal refused (a RESTRICT foreign key) leaves the row; the
+	 * delete is logged all the same, as every copy logs it. */
+	if ((rc = step_write(a, t, del)) == CLASH)
+		rc = 0;
+	a->clash = 0;
+	return rc;
+}
+
+/*
+ * Has the batch of version v seen every claim that change a lost to
+ * (a->by)?  *usn: one of that batch's log entries.  A collected version
+ * has seen none.
+ */
+static int saw_winners(struct apply *a, const struct ver *v, int *yes, uint64_t *usn)
+{
+	struct ws_vclock ctx = WS_VCLOCK_INIT;
+	struct ver w;
+	sqlite3_stmt *st;
+	uint64_t by;
+	uint32_t n;
+	int rc;
+
+	*yes = 0;
+	if (!v->site)
+		return 0;
+	if ((rc = sto_stmt(a->s, "SELECT clock, first_usn FROM wsync_batches WHERE "
+	    "site = ?1 AND counter = ?2", &st, a->err)))
+		return rc;
+	sqlite3_bind_int64(st, 1, v->site);
+	sqlite3_bind_int64(st, 2, (int64_t)v->counter);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return 0;
+	}
+	*usn = (uint64_t)sqlite3_column_int64(st, 1);
+	rc = ws_vclock_decode_all(&ctx, sqlite3_column_blob(st, 0),
+	    (size_t)sqlite3_column_bytes(st, 0), a->err);
+	sqlite3_reset(st);
+	for (n = 0, *yes = rc == 0; rc == 0 && *yes && n < a->nby; n++) {
+		memcpy(&by, a->by.p + n * sizeof(by), sizeof(by));
+		if ((rc = dot_of(a, by, &w)) == 0 && w.site &&
+		    ws_vclock_get(&ctx, &a->s->sites[w.site]) < w.counter)
+			*yes = 0;
+	}
+	ws_vclock_release(&ctx);
+	return rc;
+}
+
+/*
+ * Change c lost a UNIQUE clash to the stronger claims a->by: its row goes
+ * as a delete made by each of them would take it, wherever it came in
+ * the order.  Such a delete wins over every write it had not seen, so
+ * the cells written by batches that had seen all of them stay (the row
+ * is made again with those alone, the others taking their DEFAULT, as on
+ * a copy where the removal came first and those writes put the row
+ * back); a->again notes them, logged after the removal (log_claims()).
+ */
+static int claim_lose(struct apply *a, struct tbl *t, const struct ws_value *pk)
+{
+	sqlite3_value *keep[MAX_TRACKED_COLS] = {0};
+	struct ws_value kv[MAX_TRACKED_COLS];
+	const struct ws_value *val[MAX_TRACKED_COLS] = {0};
+	struct history h;
+	sqlite3_stmt *row;
+	uint64_t usn[MAX_TRACKED_COLS];
+	int64_t mask = 0, m;
+	uint32_t i, j;
+	int rc, yes;
+
+	if ((rc = load_history(a, t, pk, &h)) || (rc = key_blob(t, pk, &a->pk)) ||
+	    (rc = sto_tstmt(a->s, t, TS_ROW, 0, &row, a->err)))
+		return rc;
+	for (i = 0; i < t->npk; i++)
+		sto_bind_value(row, (int)i + 1, &pk[i]);
+	if (sqlite3_step(row) != SQLITE_ROW) {
+		sqlite3_reset(row);
+		return 0; /* no row: the removal is logged all the same */
+	}
+	for (i = 0; rc == 0 && i < t->ncols; i++) {
+		if (!((t->allmask >> i) & 1) || h.state == 2 ||
+		    (rc = saw_winners(a, &h.cell[i], &yes, &usn[i])) || !yes)
+			continue;
+		if (!(keep[i] = sqlite3_value_dup(sqlite3_column_value(row, (int)i))))
+			rc = WS_ENOMEM;
+		mask |= (int64_t)1 << i;
+	}
+	sqlite3_reset(row);
+	if (rc || (rc = lose_row(a, t, pk, &h, KIND_UNIQUE, ~mask)) ||
+	    (rc = claim_remove(a, t, pk, 0)))
+		goto out;
+	if (mask) {
+		for (i = 0; i < t->ncols; i++)
+			if (keep[i]) {
+				sto_value_of(keep[i], &kv[i]);
+				val[i] = &kv[i];
+			}
+		if ((rc = sto_tstmt(a->s, t, TS_INS, mask, &row, a->err)))
+			goto out;
+		bind_write(row, t, TS_INS, mask, val, pk);
+		if ((rc = step_write(a, t, row)) == CLASH) {
+			rc = 0; /* what outlives it cannot stand either */
+			a->clash = 0;
+			goto out;
+		}
+		/* One entry a version, with the cells it keeps. */
+		for (i = 0; rc == 0 && i < t->ncols; i++) {
+			if (!((mask >> i) & 1))
+				continue;
+			for (m = 0, j = i; j < t->ncols; j++)
+				if (((mask >> j) & 1) && h.cell[j].site == h.cell[i].site &&
+				    h.cell[j].counter == h.cell[i].counter)
+					m |= (int64_t)1 << j;
+			mask &= ~m;
+			if ((rc = ws_buf_append(&a->again, &m, sizeof(m))) == 0 &&
+			    (rc = ws_buf_append(&a->again, &usn[i], sizeof(usn[i]))) == 0)
+				a->nagain++;
+		}
+	}
+out:
+	for (i = 0; i < t->ncols; i++)
+		sqlite3_value_free(keep[i]);
+	return rc;
+}
+
+static int claim_kill(struct apply *a, struct tbl *t, const struct ws_value *kv)
+{
+	int rc;
+
+	if ((rc = claim_remove(a, t, kv, 1)) == 0 && (rc = key_blob(t, kv, &a->q)) == 0 &&
+	    (rc = ws_buf_append(&a->killed, a->q.p, a->q.len)) == 0)
+		a->nkilled++;
+	return rc;
+}
+
+/*
+ * The claims of change c (values val, columns cmask) on t's UNIQUE
+ * indexes, weighed against the concurrent claims of other rows on the
+ * same values (see store-claims.c).  The rows of the weaker ones are
+ * removed now (claim_kill()); the usns of the stronger ones go to a->by,
+ * and c loses to them.  The claims themselves wait in a->cl until c's
+ * log entry gives them their usn.
+ */
+static int claims_contest(struct apply *a, struct bmap *m, const struct ws_change *c,
+    const struct ws_value *const *val, int64_t cmask)
+{
+	struct ws_store *s = a->s;
+	struct tbl *t = m->t;
+	struct ver me = {a->origin, a->counter, a->lamport}, v;
+	struct ws_buf one = WS_BUF_INIT, mine = WS_BUF_INIT, kills = WS_BUF_INIT;
+	struct ws_value kv[MAX_TRACKED_COLS];
+	sqlite3_stmt *row = NULL, *find;
+	uint32_t u, n, nkills = 0, len, i;
+	int rc, ok, stepped = 0, exists = 0;
+	size_t off;
+
+	a->cl.len = a->by.len = 0;
+	a->ncl = a->nby = 0;
+	if ((rc = sto_uniq(s, t, a->err)) || !t->nuniq)
+		return rc;
+	for (u = 0; rc == 0 && u < t->nuniq; u++) {
+		if (!sto_uniq_touched(t, u, cmask))
+			continue;
+		if (!stepped) {
+			/* Columns the change leaves come from the row. */
+			if ((rc = sto_tstmt(s, t, TS_ROW, 0, &row, a->err)))
+				goto out;
+			for (i = 0; i < t->npk; i++)
+				sto_bind_value(row, (int)i + 1, &c->pk[i]);
+			exists = sqlite3_step(row) == SQLITE_ROW;
+			stepped = 1;
+		}
+		if ((rc = sto_claim_value(t, u, val, c->pk, exists ? row : NULL, &one,
+		    &ok)) || !ok)
+			continue;
+		len = (uint32_t)one.len;
+		if ((rc = ws_buf_append(&a->cl, &u, sizeof(u))) ||
+		    (rc = ws_buf_append(&a->cl, &len, sizeof(len))) ||
+		    (rc = ws_buf_append(&a->cl, one.p, one.len)))
+			goto out;
+		a->ncl++;
+	}
+	if (row)
+		sqlite3_reset(row);
+	if (rc || a->ncl == 0 || (rc = key_blob(t, c->pk, &mine)) ||
+	    (rc = sto_stmt(s, "SELECT pk, usn FROM wsync_claims WHERE tbl = ?1 AND "
+	    "idx = ?2 AND val = ?3 AND pk <> ?4", &find, a->err)))
+		goto out;
+	for (n = 0, off = 0; n < a->ncl; n++) {
+		memcpy(&u, a->cl.p + off, sizeof(u));
+		memcpy(&len, a->cl.p + off + sizeof(u), sizeof(len));
+		off += sizeof(u) + sizeof(len);
+		sqlite3_bind_int64(find, 1, t->id);
+		sqlite3_bind_text(find, 2, t->uniq[u].name, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(find, 3, a->cl.p + off, (int)len, SQLITE_STATIC);
+		sqlite3_bind_blob(find, 4, mine.p, (int)mine.len, SQLITE_STATIC);
+		off += len;
+		while (rc == 0 && sqlite3_step(find) == SQLITE_ROW) {
+			uint64_t usn = (uint64_t)sqlite3_column_int64(find, 1);
+			const void *pk = sqlite3_column_blob(find, 0);
+			uint32_t pklen = (uint32_t)sqlite3_column_bytes(find, 0);
+
+			if ((rc = dot_of(a, usn, &v)) || seen(a, &v))
+				continue; /* it knew of that claim: no contest */
+			if (wins(s, &v, &me)) {
+				rc = ws_buf_append(&a->by, &usn, sizeof(usn));
+				a->nby++;
+				continue;
+			}
+			/* Each row it beats is removed once. */
+			for (i = 0, one.len = 0; i < kills.len; i += sizeof(len) + len) {
+				memcpy(&len, kills.p + i, sizeof(len));
+				if (len == pklen && memcmp(kills.p + i + sizeof(len), pk, len) == 0)
+					break;
+			}
+			if (i < kills.len)
+				continue;
+			if ((rc = ws_buf_append(&kills, &pklen, sizeof(pklen))) == 0 &&
+			    (rc = ws_buf_append(&kills, pk, pklen)) == 0)
+				nkills++;
+		}
+		sqlite3_reset(find);
+		if (rc)
+			goto out;
+	}
+	for (n = 0, off = 0; rc == 0 && n < nkills; n++) {
+		struct ws_rd k;
+
+		memcpy(&len, kills.p + off, sizeof(len));
+		ws_rd_init(&k, kills.p + off + sizeof(len), len);
+		off += sizeof(len) + len;
+		for (i = 0; rc == 0 && i < t->npk; i++)
+			rc = ws_value_decode(&k, &kv[i]);
+		if (rc == 0)
+			rc = claim_kill(a, t, kv);
+		m->history = 1; /* this batch's later changes must see it */
+	}
+out:
+	if (row)
+		sqlite3_reset(row);
+	ws_buf_release(&one);
+	ws_buf_release(&mine);
+	ws_buf_release(&kills);
 	return rc;
 }
 
@@ -2713,6 +3000,70 @@ static int batch_map(struct apply *a, uint32_t i, struct bmap **out)
  * and no conflicts (the common case once history is garbage-collected)
  * takes the short way: no read of the current row, just the write.
  */
+/* Log a delete of each of the *n keys encoded one after another in keys. */
+static int log_deletes(struct apply *a, const struct tbl *t, struct ws_buf *keys,
+    uint32_t *n)
+{
+	struct ws_value kv[MAX_TRACKED_COLS];
+	struct ws_rd r;
+	uint32_t k, i;
+	int rc = 0;
+
+	ws_rd_init(&r, keys->p, keys->len);
+	for (k = 0; rc == 0 && k < *n; k++) {
+		for (i = 0; rc == 0 && i < t->npk; i++)
+			rc = ws_value_decode(&r, &kv[i]);
+		if (rc == 0)
+			rc = log_entry(a, t, WS_OP_DELETE, 0, 0, kv);
+	}
+	keys->len = 0;
+	*n = 0;
+	return rc;
+}
+
+/*
+ * After change c's log entry (usn): the removals of its row on behalf of
+ * the stronger claims it lost to (OP_BY, each with that claim's version),
+ * and its own claims, whatever became of it.
+ */
+static int log_claims(struct apply *a, struct tbl *t, const struct ws_change *c,
+    uint64_t usn)
+{
+	uint64_t by;
+	uint32_t n, u, len;
+	size_t off;
+	int rc = 0;
+
+	for (n = 0; rc == 0 && n < a->nby; n++) {
+		memcpy(&by, a->by.p + n * sizeof(by), sizeof(by));
+		rc = log_entry(a, t, WS_OP_DELETE | OP_BY, 0, (int64_t)by, c->pk);
+	}
+	for (n = 0; rc == 0 && n < a->nagain; n++) {
+		int64_t m;
+
+		memcpy(&m, a->again.p + n * 16, sizeof(m));
+		memcpy(&by, a->again.p + n * 16 + 8, sizeof(by));
+		rc = log_entry(a, t, WS_OP_UPDATE | OP_BY, m, (int64_t)by, c->pk);
+	}
+	a->again.len = 0;
+	a->nagain = 0;
+	if (rc == 0 && a->ncl)
+		rc = key_blob(t, c->pk, &a->q);
+	for (n = 0, off = 0; rc == 0 && n < a->ncl; n++) {
+		struct ws_buf v = WS_BUF_INIT;
+
+		memcpy(&u, a->cl.p + off, sizeof(u));
+		memcpy(&len, a->cl.p + off + sizeof(u), sizeof(len));
+		off += sizeof(u) + sizeof(len);
+		v.p = a->cl.p + off; /* borrowed, never released */
+		v.len = len;
+		off += len;
+		rc = sto_claim_add(a->s, t, u, &v, &a->q, usn, a->err);
+	}
+	a->ncl = a->nby = 0;
+	return rc;
+}
+
 static int apply_change(struct apply *a, const struct ws_change *c)
 {
 	const struct ws_table *rt = &a->b->tables[c->table];
@@ -2727,6 +3078,7 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	sqlite3_stmt *row = NULL;
 	int64_t win = 0, lost = 0, cmask = 0;
 	int rc, exists = 0, op = c->op, me_wins, sp = 0;
+	uint64_t usn;
 
 	if ((rc = batch_map(a, c->table, &m)))
 		return rc;
@@ -2737,6 +3089,24 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 				val[m->col[i]] = &c->vals[k++];
 				cmask |= (int64_t)1 << m->col[i];
 			}
+	a->ncl = a->nby = 0;
+	if (op != WS_OP_DELETE && (rc = claims_contest(a, m, c, val, cmask)))
+		return rc;
+	if (a->nby) {
+		/* A stronger concurrent claim took one of its UNIQUE values:
+		 * the row goes, as on the copies where that claim came second,
+		 * and the change loses (kind unique). */
+		if ((rc = claim_lose(a, t, c->pk)))
+			return rc;
+		for (i = 0; i < t->ncols; i++)
+			if (val[i] && (rc = add_conflict(a, t, (int)i, KIND_UNIQUE, &me,
+			    NULL, val[i])))
+				return rc;
+		lost = cmask;
+		op |= OP_LOSTDEL;
+		m->history = 1;
+		goto log;
+	}
 	if (m->history && (rc = load_history(a, t, c->pk, &h)))
 		return rc;
 	if (!m->history)
@@ -2886,21 +3256,12 @@ log:
 	 * log holds the same contest, and records the same conflicts). */
 	if ((rc = log_entry(a, t, op, win, lost, c->pk)))
 		return rc;
-	if (a->ngone) {
-		struct ws_value kv[MAX_TRACKED_COLS];
-		struct ws_rd r;
-		uint32_t n;
-
-		ws_rd_init(&r, a->gone.p, a->gone.len);
-		for (n = 0; rc == 0 && n < a->ngone; n++) {
-			for (i = 0; rc == 0 && i < t->npk; i++)
-				rc = ws_value_decode(&r, &kv[i]);
-			if (rc == 0)
-				rc = log_entry(a, t, WS_OP_DELETE, 0, 0, kv);
-		}
-		a->gone.len = 0;
-		a->ngone = 0;
-	}
+	usn = (uint64_t)sqlite3_last_insert_rowid(s->db);
+	if ((rc = log_deletes(a, t, &a->gone, &a->ngone)) ||
+	    (rc = log_deletes(a, t, &a->killed, &a->nkilled)))
+		return rc;
+	if (a->ncl || a->nby)
+		rc = log_claims(a, t, c, usn);
 	return rc;
 }
 
@@ -2913,6 +3274,10 @@ static void apply_release(struct apply *a)
 	ws_buf_release(&a->pk);
 	ws_buf_release(&a->q);
 	ws_buf_release(&a->gone);
+	ws_buf_release(&a->cl);
+	ws_buf_release(&a->by);
+	ws_buf_release(&a->killed);
+	ws_buf_release(&a->again);
 }
 
 static int apply_init(struct apply *a, struct ws_store *s, char *err)
@@ -2924,7 +3289,7 @@ static int apply_init(struct apply *a, struct ws_store *s, char *err)
 	memset(a, 0, sizeof(*a));
 	a->s = s;
 	a->err = err;
-	rc = ws_buf_printf(&q, "SELECT usn, op, mask FROM wsync_log WHERE tbl = ?1");
+	rc = ws_buf_printf(&q, "SELECT usn, op, mask, lost FROM wsync_log WHERE tbl = ?1");
 	for (i = 1; rc == 0 && i <= s->nk; i++)
 		rc = ws_buf_printf(&q, " AND k%u IS ?%u", i, i + 1);
 	if (rc == 0)
@@ -3345,7 +3710,51 @@ struct extract {
 	ws_store_batch_cb *cb;
 	void *cd;
 	char *err;
+	uint64_t first, last;    /* the log range of the batch being built */
 };
+
+/*
+ * Does later entry `later` (op, mask, lost) of a row end the standing of
+ * an earlier entry of batch x->b there?  A removal made on behalf of a
+ * claim (OP_BY) ends it only if that batch had not seen the claim's, and
+ * the cells such a removal left standing are the earlier batch's own when
+ * they name it.
+ */
+static int later_ends(struct extract *x, sqlite3_stmt *later, int *del, int64_t *mask)
+{
+	int op = sqlite3_column_int(later, 0);
+	uint64_t lost = (uint64_t)sqlite3_column_int64(later, 2);
+	sqlite3_stmt *st;
+	int rc;
+
+	*del = 0;
+	*mask = 0;
+	if (!(op & OP_BY)) {
+		*del = (op & 0xf) == WS_OP_DELETE;
+		if (!(op & OP_LOSTDEL))
+			*mask = sqlite3_column_int64(later, 1);
+		return 0;
+	}
+	if ((op & 0xf) != WS_OP_DELETE) {
+		if (lost < x->first || lost > x->last)
+			*mask = sqlite3_column_int64(later, 1);
+		return 0;
+	}
+	if ((rc = stmt(x->s, "SELECT site, counter, first_usn FROM wsync_batches WHERE "
+	    "last_usn >= ?1 ORDER BY last_usn LIMIT 1", &st, x->err)))
+		return rc;
+	sqlite3_bind_int64(st, 1, (int64_t)lost);
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    (uint64_t)sqlite3_column_int64(st, 2) <= lost) {
+		int64_t site = sqlite3_column_int64(st, 0);
+
+		*del = site >= 1 && (size_t)site < x->s->nsites &&
+		    ws_vclock_get(&x->b.clock, &x->s->sites[site]) <
+		    (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	return 0;
+}
 
 /* The batch table index for t, describing t on first use. */
 static int batch_table(struct extract *x, const struct tbl *t, uint32_t *index)
@@ -3402,6 +3811,8 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 	if (!t)
 		return 0; /* an empty batch's marker */
 	op = sqlite3_column_int(e, 2);
+	if (op & OP_BY)
+		return 0; /* every copy makes it itself */
 	emask = sqlite3_column_int64(e, 3) | sqlite3_column_int64(e, 4);
 	for (i = 0; i < t->npk; i++)
 		sto_value_of(sqlite3_column_value(e, 5 + (int)i), &pk[i]);
@@ -3409,7 +3820,7 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 		return rc;
 	/* What later entries did to this row. */
 	x->q.len = 0;
-	rc = ws_buf_printf(&x->q, "SELECT op, mask FROM wsync_log WHERE tbl = ?1 "
+	rc = ws_buf_printf(&x->q, "SELECT op, mask, lost FROM wsync_log WHERE tbl = ?1 "
 	    "AND usn > ?2");
 	for (i = 0; rc == 0 && i < s->nk; i++)
 		rc = ws_buf_printf(&x->q, " AND k%u IS ?%u", i + 1, i + 3);
@@ -3420,12 +3831,15 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 	for (i = 0; i < t->npk; i++)
 		sto_bind_value(later, (int)i + 3, &pk[i]);
 	while ((rc = sqlite3_step(later)) == SQLITE_ROW) {
-		int lop = sqlite3_column_int(later, 0);
+		int64_t lmask;
+		int ldel;
 
-		if (lop == WS_OP_DELETE)
-			later_delete = 1;
-		if (!(lop & OP_LOSTDEL))
-			later_mask |= sqlite3_column_int64(later, 1);
+		if ((rc = later_ends(x, later, &ldel, &lmask))) {
+			sqlite3_reset(later);
+			return rc;
+		}
+		later_delete |= ldel;
+		later_mask |= lmask;
 	}
 	sqlite3_reset(later);
 	if (rc != SQLITE_DONE)
@@ -3526,6 +3940,8 @@ static int extract_batch(struct extract *x, sqlite3_stmt *bs)
 		goto out;
 	sqlite3_bind_int64(e, 1, sqlite3_column_int64(bs, 2));
 	sqlite3_bind_int64(e, 2, (int64_t)last);
+	x->first = (uint64_t)sqlite3_column_int64(bs, 2);
+	x->last = last;
 	while ((rc = sqlite3_step(e)) == SQLITE_ROW)
 		if ((rc = extract_entry(x, e, site, counter)))
 			goto out;
@@ -3878,7 +4294,7 @@ static int gc_locked(struct ws_store *s, const struct ws_vclock *stable,
 {
 	struct ws_vclock gc = WS_VCLOCK_INIT;
 	struct ws_buf enc = WS_BUF_INIT;
-	sqlite3_stmt *bs = NULL, *del = NULL, *delb = NULL;
+	sqlite3_stmt *bs = NULL, *del = NULL, *delb = NULL, *delc = NULL;
 	uint64_t maxusn, gcusn, n = 0;
 	int rc;
 
@@ -3891,7 +4307,10 @@ static int gc_locked(struct ws_store *s, const struct ws_vclock *stable,
 	    (rc = sto_prep(s, "DELETE FROM wsync_log WHERE usn BETWEEN ?1 AND ?2",
 	    &del, err)) ||
 	    (rc = sto_prep(s, "DELETE FROM wsync_batches WHERE site = ?1 AND counter = ?2",
-	    &delb, err)))
+	    &delb, err)) ||
+	    /* Every site has seen them: they can meet no concurrent claim. */
+	    (rc = sto_prep(s, "DELETE FROM wsync_claims WHERE usn BETWEEN ?1 AND ?2",
+	    &delc, err)))
 		goto out;
 	while ((rc = sqlite3_step(bs)) == SQLITE_ROW) {
 		struct ws_siteid site;
@@ -3905,6 +4324,11 @@ static int gc_locked(struct ws_store *s, const struct ws_vclock *stable,
 			goto sqlfail;
 		n += (uint64_t)sqlite3_changes(s->db);
 		sqlite3_reset(del);
+		sqlite3_bind_int64(delc, 1, sqlite3_column_int64(bs, 2));
+		sqlite3_bind_int64(delc, 2, sqlite3_column_int64(bs, 3));
+		if (sqlite3_step(delc) != SQLITE_DONE)
+			goto sqlfail;
+		sqlite3_reset(delc);
 		if ((uint64_t)sqlite3_column_int64(bs, 3) > gcusn)
 			gcusn = (uint64_t)sqlite3_column_int64(bs, 3);
 		sqlite3_bind_int64(delb, 1, sqlite3_column_int64(bs, 0));
@@ -3937,6 +4361,7 @@ out:
 	sqlite3_finalize(bs);
 	sqlite3_finalize(del);
 	sqlite3_finalize(delb);
+	sqlite3_finalize(delc);
 	ws_vclock_release(&gc);
 	ws_buf_release(&enc);
 	return rc;
@@ -4404,7 +4829,7 @@ static int snap_orphans(struct apply *a)
 				/* Written here since the copy's horizon: it loses. */
 				a->pk.len = 0;
 				if ((rc = key_blob(t, kv, &a->pk)) ||
-				    (rc = lose_row(a, t, kv, &h, KIND_FK)))
+				    (rc = lose_row(a, t, kv, &h, KIND_FK, t->allmask)))
 					break;
 			} else {
 				if ((rc = sto_prep(s, "SELECT on_delete = 'SET NULL' FROM "

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store-claims.c - claims on the values of UNIQUE indexes.
+ *
+ * Two sites can each write a row that takes the same value in a UNIQUE
+ * index (two accounts, one email).  Every copy must settle such a clash
+ * alike, whatever order the two writes reach it in, and whatever became
+ * of either row meanwhile (changed again, deleted, lost to a delete).  So
+ * the clash is judged between the writes themselves, not between the
+ * rows a copy happens to hold when the second write arrives:
+ *
+ *   - every write that sets a column of a UNIQUE index (a local one when
+ *     it is sealed, a remote one when it is applied, whether it wins or
+ *     loses) leaves a claim: the index, the values of its columns, the
+ *     row's key and the write's log entry (whose batch gives its version);
+ *   - a write whose claim meets a concurrent claim of another row on the
+ *     same values is weighed against it by version (Lamport number, then
+ *     site id): the weaker claim's row is removed, its values kept as
+ *     conflicts of kind unique, and the removal counts as a delete made
+ *     by the stronger write (store.c, claims_contest()).
+ *
+ * Each pair of concurrent claims is judged once on every copy, when the
+ * second of the two arrives, by the same rule: the result does not depend
+ * on the order.  A claim that every site has seen can no longer be
+ * concurrent with anything, so claims go with their batches at garbage
+ * collection.  Partial indexes and indexes on expressions make no claims
+ * (a clash on one is settled by the rows, see store.c contest()).
+ *
+ *   wsync_claims(tbl, idx, val, pk, usn)
+ *     idx names the index, val encodes its columns' values (wire value
+ *     encoding, in index order), pk the row's key, usn the write's entry.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "wsync/error.h"
+#include "store-int.h"
+
+void sto_uniq_release(struct tbl *t)
+{
+	uint32_t i;
+
+	for (i = 0; i < t->nuniq; i++)
+		free(t->uniq[i].name);
+	free(t->uniq);
+	t->uniq = NULL;
+	t->nuniq = 0;
+	t->uniq_at = 0;
+}
+
+int sto_uniq(struct ws_store *s, struct tbl *t, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct sto_uniq *u = NULL;
+	const char *name;
+	int rc, cid;
+
+	if (t->uniq_at == (int64_t)s->schema_version + 1)
+		return 0;
+	sto_uniq_release(t);
+	/* Indexes the key itself makes (origin pk) are the key's business. */
+	if ((rc = sto_prep(s, "SELECT l.name, i.cid FROM pragma_index_list(?1) AS l, "
+	    "pragma_index_info(l.name) AS i WHERE l.\"unique\" AND l.origin <> 'pk' "
+	    "AND NOT l.partial ORDER BY l.seq, i.seqno", &st, err)))
+		return rc;
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		name = (const char *)sqlite3_column_text(st, 0);
+		cid = sqlite3_column_int(st, 1);
+		if (!u || strcmp(u->name, name) != 0) {
+			struct sto_uniq *more = realloc(t->uniq, (t->nuniq + 1) * sizeof(*more));
+
+			if (!more)
+				goto nomem;
+			t->uniq = more;
+			u = &t->uniq[t->nuniq++];
+			memset(u, 0, sizeof(*u));
+			if (!(u->name = strdup(name)))
+				goto nomem;
+		}
+		/* t->cols[0] is the rowid itself when it is the key. */
+		cid += cid >= 0 ? t->rowid_key : 0;
+		if (cid < 0 || cid >= (int)t->ncols || u->ncols == MAX_TRACKED_COLS)
+			u->skip = 1; /* an expression, or the rowid */
+		else
+			u->col[u->ncols++] = (uint32_t)cid;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		sto_uniq_release(t);
+		return sto_sqlerr(s, rc, "indexes", err);
+	}
+	t->uniq_at = (int64_t)s->schema_version + 1;
+	return 0;
+nomem:
+	sqlite3_finalize(st);
+	sto_uniq_release(t);
+	return WS_ENOMEM;
+}
+
+int sto_uniq_touched(const struct tbl *t, uint32_t u, int64_t mask)
+{
+	const struct sto_uniq *x = &t->uniq[u];
+	uint32_t i;
+
+	if (x->skip)
+		return 0;
+	for (i = 0; i < x->ncols; i++)
+		if ((mask >> x->col[i]) & 1)
+			return 1;
+	return 0;
+}
+
+int sto_claim_value(const struct tbl *t, uint32_t u, const struct ws_value *const *val,
+    const struct ws_value *pk, sqlite3_stmt *row, struct ws_buf *out, int *ok)
+{
+	const struct sto_uniq *x = &t->uniq[u];
+	struct ws_value v;
+	uint32_t i, c, k;
+	int rc = 0;
+
+	out->len = 0;
+	*ok = 0;
+	for (i = 0; rc == 0 && i < x->ncols; i++) {
+		c = x->col[i];
+		if (val && val[c])
+			v = *val[c];
+		else {
+			for (k = 0; k < t->npk && t->pk[k] != c; k++)
+				;
+			if (k < t->npk)
+				v = pk[k];
+			else if (row)
+				sto_value_of(sqlite3_column_value(row, (int)c), &v);
+			else
+				return 0;
+		}
+		if (v.type == WS_NULL)
+			return 0; /* NULLs never clash */
+		rc = ws_value_encode(&v, out);
+	}
+	*ok = rc == 0;
+	return rc;
+}
+
+int sto_claim_add(struct ws_store *s, const struct tbl *t, uint32_t u,
+    const struct ws_buf *val, const struct ws_buf *pk, uint64_t usn, char *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sto_stmt(s, "INSERT INTO wsync_claims(tbl, idx, val, pk, usn) "
+	    "VALUES(?1, ?2, ?3, ?4, ?5)", &st, err)))
+		return rc;
+	sqlite3_bind_int64(st, 1, t->id);
+	sqlite3_bind_text(st, 2, t->uniq[u].name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, val->p, (int)val->len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, pk->p, (int)pk->len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (int64_t)usn);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "claims", err);
+}
+
+/*
+ * The claims of local writes: log entries first..last, just sealed.  The
+ * row holds the values the batch carries (a batch sends each row as it
+ * stands when sealed).
+ */
+int sto_claims_seal(struct ws_store *s, uint64_t first, uint64_t last, char *err)
+{
+	struct ws_buf q = WS_BUF_INIT, pk = WS_BUF_INIT, val = WS_BUF_INIT;
+	struct ws_value kv[MAX_TRACKED_COLS];
+	sqlite3_stmt *st = NULL, *row;
+	uint32_t i, u;
+	int rc, ok;
+
+	for (i = 0, u = 0; i < s->nt; i++)
+		if ((rc = sto_uniq(s, &s->t[i], err)))
+			return rc;
+		else
+			u += s->t[i].nuniq;
+	if (u == 0)
+		return 0; /* no tracked table has a UNIQUE index */
+	rc = ws_buf_printf(&q, "SELECT usn, tbl, op, mask");
+	for (i = 1; rc == 0 && i <= s->nk; i++)
+		rc = ws_buf_printf(&q, ", k%u", i);
+	if (rc == 0) rc = ws_buf_printf(&q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2");
+	if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &st, err)))
+		goto out;
+	sqlite3_bind_int64(st, 1, (int64_t)first);
+	sqlite3_bind_int64(st, 2, (int64_t)last);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct tbl *t = sto_tbl_by_id(s, sqlite3_column_int64(st, 1));
+		int64_t mask = sqlite3_column_int64(st, 3);
+
+		if (!t || !t->nuniq || sqlite3_column_int(st, 2) == WS_OP_DELETE)
+			continue;
+		for (u = 0; u < t->nuniq && !sto_uniq_touched(t, u, mask); u++)
+			;
+		if (u == t->nuniq)
+			continue;
+		if ((rc = sto_pk_blob(st, 4, t->npk, &pk)) ||
+		    (rc = sto_tstmt(s, t, TS_ROW, 0, &row, err)))
+			goto out;
+		for (i = 0; i < t->npk; i++) {
+			sto_value_of(sqlite3_column_value(st, 4 + (int)i), &kv[i]);
+			sto_bind_value(row, (int)i + 1, &kv[i]);
+		}
+		if (sqlite3_step(row) == SQLITE_ROW)
+			for (u = 0; rc == 0 && u < t->nuniq; u++)
+				if (sto_uniq_touched(t, u, mask) &&
+				    (rc = sto_claim_value(t, u, NULL, kv, row, &val, &ok)) == 0 &&
+				    ok)
+					rc = sto_claim_add(s, t, u, &val, &pk,
+					    (uint64_t)sqlite3_column_int64(st, 0), err);
+		sqlite3_reset(row);
+		if (rc)
+			goto out;
+	}
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "log", err);
+out:
+	sqlite3_finalize(st);
+	ws_buf_release(&q);
+	ws_buf_release(&pk);
+	ws_buf_release(&val);
+	return rc;
+}
