@@ -16,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
 
 #include "wsync/delta.h"
 #include "wsync/hub.h"
@@ -144,20 +143,10 @@ static int get_ws(struct hub *h, const char *wsid, int create, struct hws **out,
 		free(w);
 		return rc;
 	}
-	/* One sync a commit instead of a journal's four: the hub commits
-	 * every batch before it forwards it.  Durable across kill -9. */
-	sqlite3_exec(ws_store_db(w->st), "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
-	/* The sites of the set and how far each has got, for collection. */
-	if (sqlite3_exec(ws_store_db(w->st), "CREATE TABLE IF NOT EXISTS "
-	    "wsync_members(site BLOB PRIMARY KEY, clock BLOB NOT NULL, seen INTEGER "
-	    "NOT NULL) WITHOUT ROWID; CREATE TABLE IF NOT EXISTS wsync_site_keys("
-	    "site BLOB PRIMARY KEY, key BLOB NOT NULL) WITHOUT ROWID; CREATE INDEX "
-	    "IF NOT EXISTS wsync_site_keys_key ON wsync_site_keys(key)",
-	    NULL, NULL, NULL) != SQLITE_OK ||
+	/* The WAL journal, and the sites of the set and how far each has
+	 * got, for collection (store.h). */
+	if ((rc = ws_store_hub_init(w->st, err)) ||
 	    (rc = ws_store_stable(w->st, &w->stable, err))) {
-		if (!rc)
-			rc = ws_error(err, WS_EIO, "working set '%s': %s", wsid,
-			    sqlite3_errmsg(ws_store_db(w->st)));
 		ws_store_close(w->st);
 		ws_vclock_release(&w->stable);
 		free(w);
@@ -283,47 +272,19 @@ static int report(struct chan *ch, const struct ws_vclock *c, char *err)
 static int remember(const struct hub *h, const struct hpeer *hp,
     const struct chan *ch, int departing, char *err)
 {
-	struct ws_buf enc = WS_BUF_INIT;
-	sqlite3 *db = ws_store_db(ch->ws->st);
-	sqlite3_stmt *up = NULL;
-	int rc;
-
 	if (departing && ch->right < WS_RIGHT_WRITE) {
 		/* A reader left nothing unsent: it may come back to a full
 		 * copy, so it holds nothing back once gone (and a read-only key
 		 * cannot pin the history by inventing site ids). */
-		if (sqlite3_prepare_v2(db, "DELETE FROM wsync_members WHERE site = ?1",
-		    -1, &up, NULL) != SQLITE_OK)
-			return ws_error(err, WS_EIO, "%s", sqlite3_errmsg(db));
-		sqlite3_bind_blob(up, 1, ch->site.b, WS_SITEID_LEN, SQLITE_STATIC);
-		rc = sqlite3_step(up) == SQLITE_DONE ? 0 :
-		    ws_error(err, WS_EIO, "%s", sqlite3_errmsg(db));
-		sqlite3_finalize(up);
-		return rc;
+		return ws_store_member_forget(ch->ws->st, &ch->site, err);
 	}
 	if (!ch->has_known)
 		return 0;
 	if (departing && h->o->retain_s == 0)
 		return 0; /* only connected sites count */
-	if ((rc = ws_vclock_encode(&ch->known, &enc)))
-		return rc;
 	(void)hp;
-	if (sqlite3_prepare_v2(db, "INSERT INTO wsync_members VALUES(?1, ?2, ?3) ON "
-	    "CONFLICT(site) DO UPDATE SET clock = excluded.clock, seen = excluded.seen",
-	    -1, &up, NULL) == SQLITE_OK) {
-		sqlite3_bind_blob(up, 1, ch->site.b, WS_SITEID_LEN, SQLITE_STATIC);
-		sqlite3_bind_blob(up, 2, enc.p ? enc.p : (const uint8_t *)"",
-		    (int)enc.len, SQLITE_STATIC);
-		sqlite3_bind_int64(up, 3, (int64_t)time(NULL));
-		rc = sqlite3_step(up) == SQLITE_DONE ? 0 : WS_EIO;
-	} else {
-		rc = WS_EIO;
-	}
-	if (rc)
-		ws_error(err, rc, "%s", sqlite3_errmsg(db));
-	sqlite3_finalize(up);
-	ws_buf_release(&enc);
-	return rc;
+	return ws_store_member_put(ch->ws->st, &ch->site, &ch->known,
+	    (int64_t)time(NULL), err);
 }
 
 /* Encode w's schema record into pl (replacing it). */
@@ -395,48 +356,8 @@ out:
 static int bind_site(struct hws *w, const struct ws_siteid *site,
     const struct ws_authkey *ak, size_t max, char *err)
 {
-	sqlite3 *db = ws_store_db(w->st);
-	sqlite3_stmt *st = NULL;
-	char hex[WS_SITEID_HEXLEN + 1];
-	int rc = 0, n;
-
-	ws_siteid_hex(site, hex);
-	if (sqlite3_prepare_v2(db, "SELECT key = ?2 FROM wsync_site_keys WHERE site = ?1",
-	    -1, &st, NULL) != SQLITE_OK)
-		goto sqlfail;
-	sqlite3_bind_blob(st, 1, site->b, WS_SITEID_LEN, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, ak->pk, WS_KEY_PUBLICBYTES, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		if (!sqlite3_column_int(st, 0))
-			rc = ws_error(err, WS_EPERM, "working set '%s': site %s belongs to "
-			    "another key", w->wsid, hex);
-		goto out;
-	}
-	sqlite3_finalize(st);
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM wsync_site_keys WHERE key = ?1",
-	    -1, &st, NULL) != SQLITE_OK)
-		goto sqlfail;
-	sqlite3_bind_blob(st, 1, ak->pk, WS_KEY_PUBLICBYTES, SQLITE_STATIC);
-	n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-	if ((size_t)n >= max) {
-		rc = ws_error(err, WS_EPERM, "working set '%s': this key already holds "
-		    "%zu site ids, the most one may (wsync-serve --forget lets one go)",
-		    w->wsid, max);
-		goto out;
-	}
-	sqlite3_finalize(st);
-	if (sqlite3_prepare_v2(db, "INSERT INTO wsync_site_keys VALUES(?1, ?2)", -1, &st,
-	    NULL) != SQLITE_OK)
-		goto sqlfail;
-	sqlite3_bind_blob(st, 1, site->b, WS_SITEID_LEN, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, ak->pk, WS_KEY_PUBLICBYTES, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		goto out;
-sqlfail:
-	rc = ws_error(err, WS_EIO, "working set '%s': %s", w->wsid, sqlite3_errmsg(db));
-out:
-	sqlite3_finalize(st);
-	return rc;
+	return ws_store_site_key_bind(w->st, site, ak->pk, WS_KEY_PUBLICBYTES, max,
+	    err);
 }
 
 /*
@@ -779,16 +700,6 @@ static void keepalive(struct hub *h)
 	}
 }
 
-/* Run sql on w's database; 0 or WS_EIO with the message in err. */
-static int ws_sql(struct hws *w, const char *sql, char *err)
-{
-	sqlite3 *db = ws_store_db(w->st);
-
-	if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
-		return 0;
-	return ws_error(err, WS_EIO, "%s", sqlite3_errmsg(db));
-}
-
 /*
  * Record how far each connected site of w has got, forget the sites not
  * seen for the retention time, and collect what every remaining one
@@ -798,22 +709,17 @@ static int ws_sql(struct hws *w, const char *sql, char *err)
  */
 static int collect_ws(struct hub *h, struct hws *w, char *err)
 {
-	struct ws_vclock horizon = WS_VCLOCK_INIT, c = WS_VCLOCK_INIT;
-	sqlite3 *db = ws_store_db(w->st);
-	sqlite3_stmt *sel = NULL;
+	struct ws_vclock horizon = WS_VCLOCK_INIT;
 	long retain = h->o->retain_s < 0 ? WS_RETAIN_S_DEFAULT : h->o->retain_s;
 	int64_t now = (int64_t)time(NULL);
 	uint64_t dropped = 0;
 	size_t i, k;
 	int rc, any = 0, blocked = 0;
 
-	if ((rc = ws_sql(w, "BEGIN IMMEDIATE", err)))
+	if ((rc = ws_store_hub_begin(w->st, err)))
 		return rc;
-	if (sqlite3_prepare_v2(db, "DELETE FROM wsync_members WHERE seen < ?1 OR ?2",
-	    -1, &sel, NULL) != SQLITE_OK || sqlite3_bind_int64(sel, 1, now - retain) ||
-	    sqlite3_bind_int(sel, 2, retain == 0) ||
-	    sqlite3_step(sel) != SQLITE_DONE)
-		goto sqlfail;
+	if ((rc = ws_store_members_expire(w->st, now - retain, retain == 0, err)))
+		goto out;
 	for (i = 0; i < h->npeers; i++)
 		for (k = 0; k < h->peers[i]->nch; k++) {
 			struct chan *ch = &h->peers[i]->ch[k];
@@ -825,28 +731,15 @@ static int collect_ws(struct hub *h, struct hws *w, char *err)
 			else if ((rc = remember(h, h->peers[i], ch, 0, err)))
 				goto out;
 		}
-	sqlite3_finalize(sel);
-	sel = NULL;
-	if ((rc = ws_sql(w, "COMMIT", err)))
+	if ((rc = ws_store_hub_commit(w->st, err)))
 		goto out;
 	if (blocked)
 		goto out;
 	/* The horizon: what the hub and every remembered site hold. */
 	if ((rc = ws_store_clock(w->st, &horizon, err)))
 		goto out;
-	if (sqlite3_prepare_v2(db, "SELECT clock FROM wsync_members", -1, &sel,
-	    NULL) != SQLITE_OK)
-		goto sqlfail;
-	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
-		if ((rc = ws_vclock_decode_all(&c, sqlite3_column_blob(sel, 0),
-		    (size_t)sqlite3_column_bytes(sel, 0), err)))
-			goto out;
-		ws_vclock_meet(&horizon, &c);
-		any = 1;
-	}
-	if (rc != SQLITE_DONE)
-		goto sqlfail;
-	rc = 0;
+	if ((rc = ws_store_members_meet(w->st, &horizon, &any, err)))
+		goto out;
 	/* Not beyond what a batch outside it has seen (store.h). */
 	if (any && (rc = ws_store_gc_bound(w->st, &horizon, err)))
 		goto out;
@@ -867,15 +760,10 @@ static int collect_ws(struct hub *h, struct hws *w, char *err)
 			    &w->stable))
 				drop(h, hp, 0, QUEUE_FULL);
 		}
-	goto out;
-sqlfail:
-	rc = ws_error(err, WS_EIO, "%s", sqlite3_errmsg(db));
 out:
-	if (rc && sqlite3_get_autocommit(db) == 0)
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	sqlite3_finalize(sel);
+	if (rc)
+		ws_store_hub_rollback(w->st);
 	ws_vclock_release(&horizon);
-	ws_vclock_release(&c);
 	return rc;
 }
 
@@ -900,15 +788,10 @@ static void collect(struct hub *h)
 int ws_hub_forget(const char *datadir, const struct ws_siteid *site, size_t *n,
     char *err)
 {
-	static const char *const forget_sql[2] = {
-	    "DELETE FROM wsync_members WHERE site = ?1",
-	    "DELETE FROM wsync_site_keys WHERE site = ?1"};
 	struct dirent *e;
 	char path[PATH_MAX];
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
 	DIR *d;
-	size_t len, k;
+	size_t len;
 	int rc = 0, changed;
 
 	*n = 0;
@@ -921,25 +804,7 @@ int ws_hub_forget(const char *datadir, const struct ws_siteid *site, size_t *n,
 		    (size_t)snprintf(path, sizeof(path), "%s/%s", datadir, e->d_name) >=
 		    sizeof(path))
 			continue;
-		if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
-		    sqlite3_busy_timeout(db, 5000) != SQLITE_OK) {
-			rc = ws_error(err, WS_EIO, "'%s': %s", path, sqlite3_errmsg(db));
-			break;
-		}
-		changed = 0;
-		/* A database without these tables is not a hub's: left alone. */
-		for (k = 0; rc == 0 && k < 2; k++) {
-			if (sqlite3_prepare_v2(db, forget_sql[k], -1, &st, NULL) != SQLITE_OK)
-				continue;
-			sqlite3_bind_blob(st, 1, site->b, WS_SITEID_LEN, SQLITE_STATIC);
-			if (sqlite3_step(st) != SQLITE_DONE)
-				rc = ws_error(err, WS_EIO, "'%s': %s", path, sqlite3_errmsg(db));
-			changed += sqlite3_changes(db);
-			sqlite3_finalize(st);
-			st = NULL;
-		}
-		sqlite3_close(db);
-		db = NULL;
+		rc = ws_store_forget_site(path, site, &changed, err);
 		*n += changed > 0;
 	}
 	closedir(d);
