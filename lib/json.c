@@ -213,7 +213,7 @@ int ws_json_to_vclock(const json_t *j, struct ws_vclock *vc, char *err)
 	json_t *val;
 	int rc;
 
-	ws_vclock_clear(vc);
+	ws_vclock_reset(vc);
 	if (!json_is_object(j))
 		return ws_error(err, WS_EJSON, "a clock must be an object of "
 		    "\"<site-hex>\": counter");

@@ -79,7 +79,7 @@ void ws_vclock_reset(struct ws_vclock *vc);
 /*
  * The old name of ws_vclock_reset().  Everywhere else _clear frees
  * (ws_batch_clear(), as git's _clear does), so this name goes once no
- * caller is left.
+ * caller is left: lib/store.c is the last.
  */
 static inline void ws_vclock_clear(struct ws_vclock *vc)
 {

@@ -1036,7 +1036,7 @@ static void rand_clock(struct ws_vclock *vc)
 	unsigned n = (unsigned)t_below(5), i;
 	struct ws_siteid s;
 
-	ws_vclock_clear(vc);
+	ws_vclock_reset(vc);
 	for (i = 0; i < n; i++) {
 		rand_site(&s);
 		CHECK_INT(ws_vclock_set(vc, &s, rand_counter(0)), 0);

@@ -1289,7 +1289,7 @@ TEST(replicate_three)
 	CHECK_INT(ws_store_changes_since(x, 0, fail_cb, &calls, err), WS_EINVAL);
 	CHECK_INT(calls, 1);
 	calls = 0;
-	ws_vclock_clear(&vc);
+	ws_vclock_reset(&vc);
 	CHECK_INT(ws_store_changes_missing(x, &vc, fail_cb, &calls, err), WS_EINVAL);
 	CHECK_INT(calls, 1);
 out:
@@ -2163,7 +2163,7 @@ TEST(gc)
 	CHECK_INT(clock_of(x, &old), 0);
 	CHECK_INT(clock_of(x, &stable), 0);
 	/* An old clock: x's first batch only. */
-	ws_vclock_clear(&old);
+	ws_vclock_reset(&old);
 	CHECK_INT(ws_vclock_set(&old, ws_store_site(x), 1), 0);
 
 	logx = q_int(x, "SELECT count(*) FROM wsync_log");
