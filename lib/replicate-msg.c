@@ -116,8 +116,7 @@ int rpl_frames_feed(struct ws_peer *pp, const uint8_t *b, size_t n, ws_frame_cb 
 		if ((rc = ws_frame_decoder_feed(&pp->dec, b + off, n - off, &used, &f,
 		    err)) < 0)
 			return rc;
-		if (rc == 1 && (rc = pp->sec ? ws_secure_recv(pp, &f, cb, cd, err) :
-		    cb(pp, &f, cd)))
+		if (rc == 1 && (rc = ws_peer_take(pp, &f, cb, cd, err)))
 			return rc;
 	}
 	return 0;

@@ -83,7 +83,7 @@ static int deliver(struct ws_peer *from, struct ws_peer *to, struct got *g, char
 		if (ws_frame_parse(from->out.p + off, from->out.len - off, 1u << 21, &f,
 		    &used))
 			break;
-		rc = to->sec ? ws_secure_recv(to, &f, take, g, err) : take(to, &f, g);
+		rc = ws_peer_take(to, &f, take, g, err);
 		off += used;
 	}
 	from->out.len = from->out_off = 0;
@@ -163,13 +163,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (ws_frame_parse(data + off, size - off, 1u << 20, &f, &used))
 			break;
 		if (mode == 1) {
-			if ((s.sec ? ws_secure_recv(&s, &f, take, &g, err) :
-			    take(&s, &f, &g)) != 0)
+			if (ws_peer_take(&s, &f, take, &g, err) != 0)
 				break;
 			s.out.len = s.out_off = 0; /* its answers go nowhere */
 		} else {
-			if ((h.sec ? ws_secure_recv(&h, &f, take, &g, err) :
-			    take(&h, &f, &g)) != 0)
+			if (ws_peer_take(&h, &f, take, &g, err) != 0)
 				break;
 			h.out.len = h.out_off = 0;
 		}
