@@ -974,8 +974,10 @@ static int stream_read(struct psess *s)
 			/* Say why (a refused key was told in the handshake). */
 			plog(s->p, "%s: %s", s->name, s->p->err[0] ? s->p->err :
 			    ws_strerror(rc));
-			if (!s->peer->sec || ws_secure_ready(s->peer))
-				(void)!ws_peer_send_error(s->peer, 0, rc, s->p->err);
+			/* Unable to queue the error frame, the session ends now. */
+			if ((!s->peer->sec || ws_secure_ready(s->peer)) &&
+			    (rc = ws_peer_send_error(s->peer, 0, rc, s->p->err)))
+				return rc;
 			s->closing = 1;
 			return 0;
 		}
@@ -1051,7 +1053,11 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 	if (o->http) {
 		if ((rc = ws_transport_listen(o->http, &hfd, hname, err)))
 			goto out;
-		(void)!ws_fd_nonblock(hfd);
+		if ((rc = ws_fd_nonblock(hfd))) {
+			rc = ws_error(err, rc, "cannot listen on '%s': %s", o->http,
+			    ws_errno_text(errno, buf));
+			goto out;
+		}
 		if ((rc = pub_http_start(&p, hfd, hname, err)))
 			goto out;
 		hfd = -1; /* libmicrohttpd's now */
@@ -1094,7 +1100,11 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 	for (i = 0; i < o->nlisten; i++) {
 		if ((rc = ws_transport_listen(o->listen[i], &lfd[i], names[nl], err)))
 			goto out;
-		(void)!ws_fd_nonblock(lfd[i]);
+		if ((rc = ws_fd_nonblock(lfd[i]))) {
+			rc = ws_error(err, rc, "cannot listen on '%s': %s", o->listen[i],
+			    ws_errno_text(errno, buf));
+			goto out;
+		}
 		bound[nl] = names[nl];
 		nl++;
 	}
