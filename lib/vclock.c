@@ -4,15 +4,13 @@
  *
  * A clock is a sorted array of (site id, counter) entries with no zero
  * counters, so lookups are binary searches and merge and compare are
- * single linear passes over two sorted arrays.  The binary decoder and
- * the text parser take untrusted input: they check every length and
- * every limit before allocating, and accept only what the encoder and
- * the formatter could have produced (the parser also takes abbreviated
- * site ids, whitespace and any item order, for people typing clocks).
- * Hex conversion and random ids come from libsodium.
+ * single linear passes over two sorted arrays.  The binary decoder takes
+ * untrusted input: it checks every length and every limit before
+ * allocating, and accepts only what the encoder could have produced.
+ * The text form is written, never read (json.c reads a clock as a JSON
+ * object).  Hex conversion and random ids come from libsodium.
  */
 #include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,9 +23,6 @@
 
 /* WS_VCLOCK_COUNTER_MAX is signed (INT64_MAX); counters are uint64_t. */
 #define COUNTER_MAX ((uint64_t)WS_VCLOCK_COUNTER_MAX)
-
-/* Most characters of an offending text item quoted in an error detail. */
-#define QUOTE_MAX 48
 
 int ws_siteid_cmp(const struct ws_siteid *a, const struct ws_siteid *b)
 {
@@ -461,216 +456,5 @@ int ws_vclock_format(const struct ws_vclock *vc, struct ws_buf *out)
 out:
 	if (rc)
 		out->len = start;
-	return rc;
-}
-
-/* One parsed text item, kept until all items are known to be valid. */
-struct item {
-	struct ws_vclock_entry e; /* counter 0 when the item said 0 */
-	size_t num;               /* item number, from 1 */
-	const char *text;         /* the trimmed item, for messages */
-	size_t len;
-};
-
-/* The whitespace allowed around items ("C" locale isspace). */
-static int is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' ||
-	    c == '\r';
-}
-
-/*
- * Fill err with "item N 'text': why" (the text cut to QUOTE_MAX
- * characters) and return rc.
- */
-static int item_error(char *err, int rc, const struct item *it, const char *why)
-{
-	int n = it->len > QUOTE_MAX ? QUOTE_MAX : (int)it->len;
-
-	return ws_error(err, rc, "item %zu '%.*s%s': %s", it->num, n, it->text,
-	    it->len > QUOTE_MAX ? "..." : "", why);
-}
-
-/*
- * Find the one site in known[0..nknown) whose hex form starts with the
- * ndigits (< 32) hex digits of prefix, which were parsed, zero-padded,
- * into pfx.  The same site listed twice in known is still one site.
- */
-static int resolve_prefix(struct item *it, const struct ws_siteid *pfx,
-    size_t ndigits, const struct ws_siteid *known, size_t nknown, char *err)
-{
-	char h1[WS_SITEID_HEXLEN + 1], h2[WS_SITEID_HEXLEN + 1];
-	char why[160];
-	const struct ws_siteid *found = NULL;
-	size_t full = ndigits / 2, k;
-
-	for (k = 0; k < nknown; k++) {
-		if (memcmp(known[k].b, pfx->b, full) != 0)
-			continue;
-		if (ndigits % 2 && (known[k].b[full] & 0xf0) != pfx->b[full])
-			continue;
-		if (found && ws_siteid_cmp(found, &known[k]) != 0) {
-			ws_siteid_hex(found, h1);
-			ws_siteid_hex(&known[k], h2);
-			snprintf(why, sizeof why, "site prefix matches both %s and %s",
-			    h1, h2);
-			return item_error(err, WS_EAMBIG, it, why);
-		}
-		found = &known[k];
-	}
-	if (!found)
-		return item_error(err, WS_ENOTFOUND, it, "no known site id has this prefix");
-	it->e.site = *found;
-	return 0;
-}
-
-/*
- * Parse the item s[0..len) (numbered num) into *it: "<hex>:<counter>"
- * with optional whitespace around it.  Syntax is checked before the
- * counter's range, and both before the prefix is looked up.
- */
-static int parse_item(struct item *it, size_t num, const char *s, size_t len,
-    const struct ws_siteid *known, size_t nknown, char *err)
-{
-	char hex[WS_SITEID_HEXLEN];
-	struct ws_siteid pfx;
-	const char *colon;
-	size_t ndigits, i;
-	uint64_t c = 0;
-	unsigned d;
-
-	while (len > 0 && is_space(*s)) {
-		s++;
-		len--;
-	}
-	while (len > 0 && is_space(s[len - 1]))
-		len--;
-	it->num = num;
-	it->text = s;
-	it->len = len;
-	if (len == 0)
-		return ws_error(err, WS_EINVAL, "item %zu: empty", num);
-	colon = memchr(s, ':', len);
-	if (!colon)
-		return item_error(err, WS_EINVAL, it, "missing ':'");
-	ndigits = (size_t)(colon - s);
-	if (ndigits == 0)
-		return item_error(err, WS_EINVAL, it, "missing site id");
-	if (ndigits > WS_SITEID_HEXLEN)
-		return item_error(err, WS_EINVAL, it, "site id longer than 32 hex digits");
-	/* Pad a prefix with zeros so that libsodium converts it whole. */
-	memcpy(hex, s, ndigits);
-	memset(hex + ndigits, '0', WS_SITEID_HEXLEN - ndigits);
-	if (ws_siteid_parse(&pfx, hex, WS_SITEID_HEXLEN))
-		return item_error(err, WS_EINVAL, it, "site id is not hex");
-	if (ndigits + 1 == len)
-		return item_error(err, WS_EINVAL, it, "missing counter");
-	for (i = ndigits + 1; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return item_error(err, WS_EINVAL, it,
-			    "counter is not a decimal number");
-	}
-	for (i = ndigits + 1; i < len; i++) {
-		d = (unsigned)(s[i] - '0');
-		if (c > (COUNTER_MAX - d) / 10)
-			return item_error(err, WS_ERANGE, it,
-			    "counter above 9223372036854775807");
-		c = c * 10 + d;
-	}
-	it->e.counter = c;
-	if (ndigits == WS_SITEID_HEXLEN) {
-		it->e.site = pfx;
-		return 0;
-	}
-	return resolve_prefix(it, &pfx, ndigits, known, nknown, err);
-}
-
-/* qsort order for items: by site, then by position in the text. */
-static int item_cmp(const void *pa, const void *pb)
-{
-	const struct item *a = pa, *b = pb;
-	int c = ws_siteid_cmp(&a->e.site, &b->e.site);
-
-	if (c)
-		return c;
-	return a->num < b->num ? -1 : a->num > b->num;
-}
-
-/*
- * Decisions the header leaves open:
- *  - a string of only whitespace is the empty clock, like "";
- *  - whitespace is allowed around items but not inside one ("ab : 1" is
- *    a syntax error); empty items (",,", a trailing ',') are too;
- *  - the counter is decimal digits only (no sign); leading zeros are
- *    accepted;
- *  - counter 0 is accepted and means the site is absent, as a missing
- *    entry counts as 0, but it still counts for duplicate detection;
- *  - items may come in any order, and the clock is sorted;
- *  - more than WS_VCLOCK_MAX_ENTRIES items is WS_ETOOBIG, checked before
- *    the (one) temporary array is allocated.
- * Item numbers in the detail count from 1.  On error vc is left empty,
- * as with ws_vclock_decode().
- */
-int ws_vclock_parse(struct ws_vclock *vc, const char *s, size_t len,
-    const struct ws_siteid *known, size_t nknown, char *err)
-{
-	struct item *items = NULL;
-	size_t nitems = 0, max = 1, nz = 0, i, j;
-	int rc = 0;
-
-	ws_vclock_reset(vc);
-	while (len > 0 && is_space(*s)) {
-		s++;
-		len--;
-	}
-	while (len > 0 && is_space(s[len - 1]))
-		len--;
-	if (len == 0)
-		goto out;
-	for (i = 0; i < len; i++)
-		max += s[i] == ',';
-	if (max > WS_VCLOCK_MAX_ENTRIES) {
-		rc = ws_error(err, WS_ETOOBIG, "%zu items, more than %d",
-		    max, WS_VCLOCK_MAX_ENTRIES);
-		goto out;
-	}
-	items = malloc(max * sizeof *items);
-	if (!items) {
-		rc = ws_error(err, WS_ENOMEM, "out of memory for %zu items", max);
-		goto out;
-	}
-	for (i = 0;; i = j + 1) {
-		for (j = i; j < len && s[j] != ','; j++)
-			;
-		if ((rc = parse_item(&items[nitems], nitems + 1, s + i, j - i,
-		    known, nknown, err)))
-			goto out;
-		nitems++;
-		if (j == len)
-			break;
-	}
-	qsort(items, nitems, sizeof *items, item_cmp);
-	for (i = 0; i < nitems; i++) {
-		if (i > 0 && ws_siteid_cmp(&items[i].e.site, &items[i - 1].e.site) == 0) {
-			char why[64];
-
-			snprintf(why, sizeof why, "same site as item %zu", items[i - 1].num);
-			rc = item_error(err, WS_ECORRUPT, &items[i], why);
-			goto out;
-		}
-		nz += items[i].e.counter != 0;
-	}
-	if ((rc = vclock_reserve(vc, nz))) {
-		ws_error(err, rc, "out of memory for %zu entries", nz);
-		goto out;
-	}
-	for (i = 0; i < nitems; i++) {
-		if (items[i].e.counter)
-			vc->e[vc->n++] = items[i].e;
-	}
-out:
-	free(items);
-	if (rc)
-		ws_vclock_reset(vc);
 	return rc;
 }

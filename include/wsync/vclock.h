@@ -16,9 +16,9 @@
  *     varint n, then n times: 16-byte site id, varint counter
  * with site ids strictly increasing and every counter in 1..2^63-1.
  *
- * Text form: "<site-hex>:<counter>,<site-hex>:<counter>" in site order,
- * the empty string for the empty clock.  The parser also accepts a unique
- * prefix of a known site id in place of the full 32 digits.
+ * Text form, for messages: "<site-hex>:<counter>,<site-hex>:<counter>"
+ * in site order, the empty string for the empty clock.  It is written,
+ * never read: JSON lines carry a clock as an object (json.h).
  */
 #ifndef WSYNC_VCLOCK_H
 #define WSYNC_VCLOCK_H
@@ -32,7 +32,7 @@
 #define WS_SITEID_LEN 16
 #define WS_SITEID_HEXLEN 32
 #define WS_VCLOCK_COUNTER_MAX INT64_MAX
-/* Most entries a decoded or parsed clock may hold. */
+/* Most entries a decoded clock may hold. */
 #define WS_VCLOCK_MAX_ENTRIES 65536
 
 struct ws_siteid {
@@ -130,15 +130,5 @@ int ws_vclock_decode_all(struct ws_vclock *vc, const uint8_t *p, size_t n, char 
 
 /* Append the text form (no NUL) to out.  0 or WS_ENOMEM. */
 int ws_vclock_format(const struct ws_vclock *vc, struct ws_buf *out) WS_MUST_CHECK;
-/*
- * Parse the text form s[0..len), replacing vc's contents.  Each site may
- * be given as a hex prefix (at least 1 digit) that matches exactly one of
- * known[0..nknown); 32 digits are always taken as they are.  Whitespace
- * around items is allowed.  Errors: WS_EINVAL (syntax), WS_ENOTFOUND (no
- * known site matches a prefix), WS_EAMBIG (several do), WS_ERANGE,
- * WS_ECORRUPT (the same site twice).  The detail names the item.
- */
-int ws_vclock_parse(struct ws_vclock *vc, const char *s, size_t len,
-    const struct ws_siteid *known, size_t nknown, char *err) WS_MUST_CHECK;
 
 #endif
