@@ -395,13 +395,6 @@ out:
 
 /* Authorized keys and known hubs. */
 
-const char *ws_right_name(enum ws_right r)
-{
-	static const char *const names[] = {"none", "read", "write", "create"};
-
-	return r <= WS_RIGHT_CREATE ? names[r] : "none";
-}
-
 static enum ws_right right_of(const char *s)
 {
 	return strcmp(s, "read") == 0 ? WS_RIGHT_READ : strcmp(s, "write") == 0 ?
@@ -633,14 +626,14 @@ int ws_known_hubs_check(const char *path, const char *addr,
 		    "refusing it", path);
 	}
 	/* A file just made under a lax umask: not writable by others, or the
-	 * next run would refuse it (and says so, if this fails). */
-	if (st.st_mode & 022)
-		(void)!fchmod(fd, st.st_mode & 0755);
-	if (fcntl(fd, F_SETFL, O_APPEND) < 0 || write_all(fd, line, strlen(line)) < 0) {
+	 * next run would refuse it.  One this process may not chmod is not
+	 * written to: the pin would not hold. */
+	if (((st.st_mode & 022) && fchmod(fd, st.st_mode & 0755) < 0) ||
+	    fcntl(fd, F_SETFL, O_APPEND) < 0 || write_all(fd, line, strlen(line)) < 0) {
 		e = errno;
 		close(fd);
-		return ws_error(err, WS_EIO, "cannot write known hubs '%s': %s", path,
-		    ws_errno_text(e, buf));
+		return ws_error(err, e == EPERM ? WS_EPERM : WS_EIO, "cannot write "
+		    "known hubs '%s': %s", path, ws_errno_text(e, buf));
 	}
 	close(fd);
 	*added = 1;

@@ -129,8 +129,6 @@ const struct ws_authkey *ws_authkeys_find(const struct ws_authkeys *a,
     const uint8_t pk[WS_KEY_PUBLICBYTES]);
 /* k's right on working set wsid. */
 enum ws_right ws_authkey_right(const struct ws_authkey *k, const char *wsid);
-/* "read", "write", "create" or "none". */
-const char *ws_right_name(enum ws_right r);
 
 /*
  * Check the hub key pk presented at address addr against a known-hubs
