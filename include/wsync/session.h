@@ -72,10 +72,32 @@ struct ws_add {
 	struct ws_vclock clock; /* owned; release with ws_vclock_release */
 };
 
+/*
+ * Append h as a HELLO payload to out: varint version, varint role, the
+ * 16-byte site id.  0 or WS_ENOMEM (out may then hold part of it).
+ */
 int ws_hello_encode(const struct ws_hello *h, struct ws_buf *out) WS_MUST_CHECK;
+/*
+ * Decode the HELLO payload p[0..n) into *h (which owns nothing).
+ * WS_EVERSION when the peer speaks another protocol version (err says
+ * which), WS_ECORRUPT for anything else amiss: a bad varint, a role
+ * other than WS_ROLE_SITE or WS_ROLE_HUB, a short site id, trailing
+ * bytes.  On error *h holds nothing to rely on.
+ */
 int ws_hello_decode(struct ws_hello *h, const uint8_t *p, size_t n, char *err) WS_MUST_CHECK;
+/*
+ * Append a as an ADD payload to out: the working-set id (varint length
+ * and bytes), a varint of flags (1: a guid follows, 2: a site id
+ * follows), the guid and the site id when flagged, then a's clock in
+ * its binary encoding.  a->wsid is not checked here (ws_wsid_valid()).
+ * 0 or WS_ENOMEM (out may then hold part of it).
+ */
 int ws_add_encode(const struct ws_add *a, struct ws_buf *out) WS_MUST_CHECK;
-/* a->clock must be initialised; it is replaced. */
+/*
+ * Decode the ADD payload p[0..n) into *a.  a->clock must be initialised;
+ * its entries are replaced (the caller still releases it, on error too).
+ * WS_ECORRUPT for a bad payload or working-set id, WS_ENOMEM.
+ */
 int ws_add_decode(struct ws_add *a, const uint8_t *p, size_t n, char *err) WS_MUST_CHECK;
 /* A working-set id: 1 to 128 bytes of [A-Za-z0-9._-], not starting with '.'. */
 int ws_wsid_valid(const char *wsid);
