@@ -55,6 +55,7 @@
 
 #include <wsync/wsync.h>
 #include <wsync/store.h>
+#include <wsync/store-test.h>
 
 #define EX_SOFTWARE 70
 #define REPS 5                  /* runs per timing */

@@ -77,6 +77,7 @@
 
 #include <wsync/wsync.h>
 #include <wsync/store.h>
+#include <wsync/store-test.h>
 
 #define EX_SOFTWARE 70
 

@@ -75,7 +75,15 @@ int rpl_watch_db(const char *path);
 
 /* --- replicate-sql.c: SQLite, and the replicated table's columns ---------- */
 
+/* The busy timeout of a replicator's or a publisher's own connection. */
+#define RPL_BUSY_TIMEOUT_MS 5000
+
 int rpl_sqlfail(sqlite3 *db, int src, const char *what, char *err);
+/*
+ * Open the database at path (sqlite3_open_v2's flags) into *db, with
+ * the busy timeout; the caller closes it.  On failure *db is NULL.
+ */
+int rpl_db_open(const char *path, int flags, sqlite3 **db, char *err);
 int rpl_exec(sqlite3 *db, const char *sql, char *err);
 int rpl_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err);
 /* Result column i of st in the wire form (ws_json_from_value). */
@@ -160,8 +168,8 @@ struct hreq;
 
 struct pub {
 	const struct ws_replicate_pub_opts *o;
-	struct ws_store *st;
-	sqlite3 *db;
+	struct ws_store *st;          /* the change log of the table */
+	sqlite3 *db;                  /* the table itself: the application's */
 	struct rpl_cols cols;
 	char guid[2 * WS_GUID_LEN + 1];
 	struct psess *sess;

@@ -29,6 +29,18 @@
  * reading the working set's own log, with its guid and usn, under the
  * hub's GC horizon: a change of behaviour, not of layout, left to its
  * own issue.
+ *
+ * The publisher has two connections to the database.  The store's
+ * (p->st) keeps the change log: the store alone runs SQL on it, and the
+ * publisher asks it only for the guid, the usn and the changes since a
+ * usn.  Its own (p->db) reads and writes the published table, which is
+ * the application's data, not one of the store's wsync_* tables: its
+ * columns (PRAGMA table_info), its rows in key order for a full
+ * replication, and the rows a replicator adds, updates or deletes.  The
+ * publisher writes them as any application writing its table does,
+ * through its own connection; the store's capture triggers log them, and
+ * the next seal sees them.  Neither connection holds a transaction
+ * between two events of the loop, so neither waits for the other.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -1066,9 +1078,9 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 			goto out;
 		}
 	}
-	if ((rc = ws_store_open(&p.st, o->db, WSID, WS_STORE_CREATE, err)))
+	if ((rc = ws_store_open(&p.st, o->db, WSID, WS_STORE_CREATE, err)) ||
+	    (rc = rpl_db_open(o->db, SQLITE_OPEN_READWRITE, &p.db, err)))
 		goto out;
-	p.db = ws_store_db(p.st);
 	if ((rc = pub_columns(&p, err)) ||
 	    (rc = ws_store_track(p.st, &o->table, 1, err)) ||
 	    (rc = ws_store_new_guid(p.st, err)) ||
@@ -1298,6 +1310,7 @@ out:
 	rpl_cols_release(&p.cols);
 	ws_buf_release(&p.q);
 	ws_buf_release(&p.tmp);
+	sqlite3_close(p.db);
 	ws_store_close(p.st);
 	return rc;
 }

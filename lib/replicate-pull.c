@@ -54,8 +54,6 @@
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 30000
 #define BACKOFF_RESET_MS 10000
-/* The busy timeout of the replicator's connection to its database. */
-#define BUSY_TIMEOUT_MS 5000
 
 static const char meta_sql[] =
     "CREATE TABLE IF NOT EXISTS wsync_replica(local_table TEXT PRIMARY KEY,"
@@ -1167,13 +1165,8 @@ int ws_replicate_pull(const struct ws_replicate_pull_opts *o, char *err)
 	if (!(x.events = json_array()))
 		return WS_ENOMEM;
 	x.created = access(o->db, F_OK) != 0 && errno == ENOENT;
-	rc = sqlite3_open_v2(o->db, &x.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-	if (rc != SQLITE_OK) {
-		rc = rpl_sqlfail(x.db, rc, "cannot open database", err);
-		goto out;
-	}
-	sqlite3_busy_timeout(x.db, BUSY_TIMEOUT_MS);
-	if ((rc = rpl_exec(x.db, meta_sql, err)))
+	if ((rc = rpl_db_open(o->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &x.db,
+	    err)) || (rc = rpl_exec(x.db, meta_sql, err)))
 		goto out;
 	/* A wsync_replica made before the mapping was kept gets its column. */
 	if (sqlite3_exec(x.db, "SELECT mapping FROM wsync_replica LIMIT 0", NULL, NULL,

@@ -24,6 +24,20 @@ int rpl_sqlfail(sqlite3 *db, int src, const char *what, char *err)
 	    sqlite3_errstr(src));
 }
 
+int rpl_db_open(const char *path, int flags, sqlite3 **db, char *err)
+{
+	int rc = sqlite3_open_v2(path, db, flags, NULL);
+
+	if (rc != SQLITE_OK) {
+		rc = rpl_sqlfail(*db, rc, "cannot open database", err);
+		sqlite3_close(*db);
+		*db = NULL;
+		return rc;
+	}
+	sqlite3_busy_timeout(*db, RPL_BUSY_TIMEOUT_MS);
+	return 0;
+}
+
 int rpl_exec(sqlite3 *db, const char *sql, char *err)
 {
 	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);

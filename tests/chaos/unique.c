@@ -33,6 +33,7 @@
 #include "harness.h"
 #include "wsync/wsync.h"
 #include "wsync/store.h"
+#include "wsync/store-test.h"
 
 #define MAXSITE 5
 #define ROUNDS 12

@@ -67,6 +67,7 @@
 #include "harness.h"
 #include "wsync/wsync.h"
 #include "wsync/store.h"
+#include "wsync/store-test.h"
 
 #define NT 2         /* tracked tables */
 #define NC 4         /* columns per table */

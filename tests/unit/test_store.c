@@ -32,6 +32,7 @@
 #include "harness.h"
 #include "wsync/delta.h"
 #include "wsync/store.h"
+#include "wsync/store-test.h"
 #include "wsync/vclock.h"
 #include "wsync/wsync.h"
 
