@@ -6,11 +6,11 @@
  * the resync of --salvage after damage), and JSON lines.
  */
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 
 #include "inspect-int.h"
+#include "wsync/loop.h"
 
 /* --- binary streams ---------------------------------------------------------- */
 
@@ -309,33 +309,74 @@ int insp_sink_process(struct insp *x, struct sink *k, int eof)
 /* --- files -------------------------------------------------------------------- */
 
 /*
- * Wait until the file behind fd (watched by ifd) changes or o->stop is
- * set: 1 changed, 0 stop, <0 error.  Polls with a timeout so that a
- * signal that arrives just before poll() is seen within a second.
+ * --follow waits on the loop (loop.h) for the file's inotify watch.  The
+ * loop looks at o->stop before each wait and waits a second at most, so
+ * that a signal that arrives just before the wait is seen within one.
  */
-static int wait_change(struct insp *x, int ifd)
-{
-	struct pollfd pfd = {ifd, POLLIN, 0};
-	char ev[4096];
-	int n;
+struct follow {
+	struct insp *x;
+	struct ws_loop *loop;
+	int changed;                  /* the watch fired */
+};
 
-	for (;;) {
-		if (x->o->stop && *x->o->stop)
-			return 0;
-		n = poll(&pfd, 1, 1000);
-		if (n < 0 && errno != EINTR)
-			return ws_error(x->err, WS_EIO, "poll: %s", strerror(errno));
-		if (n > 0) {
-			while (read(ifd, ev, sizeof(ev)) > 0)
-				;
-			return 1;
-		}
-	}
+/* The watch fired: drain its events and end the wait. */
+static void on_change(struct ws_loop *l, int fd, void *cd, int mask)
+{
+	struct follow *fw = cd;
+	char ev[4096];
+
+	(void)mask;
+	while (read(fd, ev, sizeof(ev)) > 0)
+		;
+	fw->changed = 1;
+	ws_loop_stop(l);
+}
+
+static void follow_before(struct ws_loop *l, void *cd)
+{
+	struct follow *fw = cd;
+
+	if (fw->x->o->stop && *fw->x->o->stop)
+		ws_loop_stop(l);
+}
+
+/* Watch ifd on a new loop in fw (released by follow_release()). */
+static int follow_init(struct follow *fw, struct insp *x, int ifd)
+{
+	int rc;
+
+	memset(fw, 0, sizeof(*fw));
+	fw->x = x;
+	if ((rc = ws_loop_new(&fw->loop, x->err)))
+		return rc;
+	ws_loop_set_max_wait(fw->loop, 1000);
+	ws_loop_set_before(fw->loop, follow_before, fw);
+	if ((rc = ws_loop_add_fd(fw->loop, ifd, WS_LOOP_READ, on_change, fw)))
+		return ws_error(x->err, rc, "cannot wait for changes: %s", ws_strerror(rc));
+	return 0;
+}
+
+static void follow_release(struct follow *fw)
+{
+	ws_loop_free(fw->loop);
+	fw->loop = NULL;
+}
+
+/* Wait until the file changes or o->stop is set: 1 changed, 0 stop, <0 error. */
+static int wait_change(struct follow *fw)
+{
+	int rc;
+
+	fw->changed = 0;
+	if ((rc = ws_loop_run(fw->loop, fw->x->err)))
+		return rc;
+	return fw->changed;
 }
 
 int insp_run_file(struct insp *x, struct sink *k, int follow)
 {
 	char buf[64], why[WS_ERRLEN];
+	struct follow fw = {0};
 	struct stat st;
 	int fd, ifd = -1, rc = 0;
 	ssize_t n;
@@ -357,6 +398,8 @@ int insp_run_file(struct insp *x, struct sink *k, int follow)
 			    ws_errno_text(errno, buf));
 			goto out;
 		}
+		if ((rc = follow_init(&fw, x, ifd)))
+			goto out;
 	}
 	for (;;) {
 		if (ws_buf_reserve(&k->w, CHUNK)) {
@@ -388,7 +431,7 @@ int insp_run_file(struct insp *x, struct sink *k, int follow)
 				insp_sink_init(k, k->name, x->o->max);
 				continue;
 			}
-			if ((rc = wait_change(x, ifd)) <= 0)
+			if ((rc = wait_change(&fw)) <= 0)
 				goto out; /* stopped: a partial frame is not damage */
 			continue;
 		}
@@ -413,6 +456,7 @@ int insp_run_file(struct insp *x, struct sink *k, int follow)
 	}
 	rc = insp_sink_process(x, k, 1);
 out:
+	follow_release(&fw);
 	if (ifd >= 0)
 		close(ifd);
 	if (fd > STDIN_FILENO)
