@@ -87,22 +87,20 @@ size_t cli_size(const char *opt, const char *arg, unsigned long long max)
 
 void cli_site_set(const struct cli *c, const char *arg, struct ws_site_set *set)
 {
-	const char *eq = strchr(arg, '=');
-	char *wsid;
+	size_t n;
+	int rc = ws_site_set_parse(arg, &n, &set->path);
 
-	if (!eq || eq[1] == 0) {
+	if (rc == WS_EINVAL) {
 		cli_warn("bad operand '%s': want WSID=DBFILE", arg);
 		cli_usage(c);
 	}
-	if (!(wsid = strndup(arg, (size_t)(eq - arg))))
-		cli_die(EX_SOFTWARE, "out of memory");
-	if (!ws_wsid_valid(wsid)) {
-		cli_warn("bad working-set id '%s': want letters, digits, '.', '_' or "
-		    "'-'", wsid);
+	if (rc) {
+		cli_warn("bad working-set id '%.*s': want letters, digits, '.', '_' or "
+		    "'-'", (int)n, arg);
 		cli_usage(c);
 	}
-	set->wsid = wsid;
-	set->path = eq + 1;
+	if (!(set->wsid = strndup(arg, n)))
+		cli_die(EX_SOFTWARE, "out of memory");
 }
 
 void cli_check_keys(const char *addr, int listening, int keyed, int insecure)

@@ -63,9 +63,9 @@ size_t cli_size(const char *opt, const char *arg, unsigned long long max);
 
 struct ws_site_set;
 /*
- * An operand WSID=DBFILE into *set (set->wsid a copy to free, set->path
- * pointing into arg, so argv stays as given, for ps(1)); a bad one is a
- * usage error of c (exit 64).
+ * An operand WSID=DBFILE (ws_site_set_parse()) into *set (set->wsid a
+ * copy to free, set->path pointing into arg, so argv stays as given, for
+ * ps(1)); a bad one is a usage error of c (exit 64).
  */
 void cli_site_set(const struct cli *c, const char *arg, struct ws_site_set *set);
 

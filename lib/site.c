@@ -577,12 +577,28 @@ static struct sset *by_wsid(struct site *x, const char *wsid)
  * unless the file names their id.  A file that cannot be read or holds a
  * bad line changes nothing (WS_ECONFIG, WS_ENOTFOUND or WS_EIO).
  */
+int ws_site_set_parse(const char *s, size_t *idlen, const char **path)
+{
+	const char *eq = strchr(s, '=');
+	char id[WS_WSID_MAX + 1];
+
+	*idlen = eq ? (size_t)(eq - s) : strlen(s);
+	*path = eq ? eq + 1 : NULL;
+	if (!eq || !eq[1])
+		return WS_EINVAL;
+	if (*idlen > WS_WSID_MAX)
+		return WS_ECONFIG;
+	memcpy(id, s, *idlen);
+	id[*idlen] = 0;
+	return ws_wsid_valid(id) ? 0 : WS_ECONFIG;
+}
+
 static int read_sets(struct site *x)
 {
-	const char *file = x->o->sets_file;
-	char line[PATH_MAX + WS_WSID_MAX + 8], *eq, *e, buf[64];
+	const char *file = x->o->sets_file, *path;
+	char line[PATH_MAX + WS_WSID_MAX + 8], *e, buf[64];
 	char **ids = NULL, **paths = NULL, **t;
-	size_t n = 0, i, k, lineno = 0;
+	size_t n = 0, i, k, idlen, lineno = 0;
 	struct sset *ss;
 	FILE *f = fopen(file, "r");
 	int rc = 0;
@@ -601,18 +617,16 @@ static int read_sets(struct site *x)
 		*e = 0;
 		if (!line[0] || line[0] == '#')
 			continue;
-		eq = strchr(line, '=');
-		if (!eq || !eq[1]) {
-			rc = ws_error(x->err, WS_ECONFIG, "%s:%zu: want WSID=DBFILE", file,
-			    lineno);
+		if ((rc = ws_site_set_parse(line, &idlen, &path))) {
+			if (rc == WS_EINVAL)
+				rc = ws_error(x->err, WS_ECONFIG, "%s:%zu: want WSID=DBFILE",
+				    file, lineno);
+			else
+				rc = ws_error(x->err, WS_ECONFIG, "%s:%zu: bad working-set id "
+				    "'%.*s'", file, lineno, (int)idlen, line);
 			break;
 		}
-		*eq = 0;
-		if (!ws_wsid_valid(line)) {
-			rc = ws_error(x->err, WS_ECONFIG, "%s:%zu: bad working-set id '%s'",
-			    file, lineno, line);
-			break;
-		}
+		line[idlen] = 0;
 		/* The last line for an id wins. */
 		for (k = 0; k < n && strcmp(ids[k], line); k++)
 			;
@@ -633,7 +647,7 @@ static int read_sets(struct site *x)
 		free(ids[k]);
 		free(paths[k]);
 		ids[k] = strdup(line);
-		paths[k] = strdup(eq + 1);
+		paths[k] = strdup(path);
 		if (!ids[k] || !paths[k])
 			rc = WS_ENOMEM;
 	}

@@ -24,6 +24,15 @@ struct ws_site_set {
 	const char *path;
 };
 
+/*
+ * Split s, a "WSID=DBFILE" operand or sets-file line, at its first '=':
+ * the working-set id is s[0..*idlen), the database file *path, pointing
+ * into s (which is not changed).  0; WS_EINVAL when s has no '=' or
+ * nothing after it; WS_ECONFIG when s[0..*idlen) is not a working-set id
+ * (ws_wsid_valid()).  The caller words the message, naming s or the id.
+ */
+int ws_site_set_parse(const char *s, size_t *idlen, const char **path) WS_MUST_CHECK;
+
 struct ws_site_opts {
 	const char *hub;           /* address (transport.h) */
 	const struct ws_site_set *sets;
