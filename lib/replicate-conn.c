@@ -4,10 +4,12 @@
  * byte stream of JSON lines (plain, or secure: one WS_FRAME_MESSAGE
  * frame a line, secure.h), or HTTP, one POST per exchange through
  * lib/http.c.  It queues the lines to send, and reads the publisher's
- * messages one at a time.
+ * messages one at a time.  A stream connection waits on its own event
+ * loop (loop.h): the replicator is a client that waits for one thing at
+ * a time, so it runs one round of the loop for each wait, the stream's
+ * fd watched for reading throughout.
  */
 #include <errno.h>
-#include <poll.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,13 +72,83 @@ static int rep_frame(struct ws_peer *pp, const struct ws_frame *f, void *cd)
 	    ws_frame_type_name(f->type) ? ws_frame_type_name(f->type) : "unknown");
 }
 
+/* What a round of the loop found ready (rconn.ready). */
+#define READY_IN 1                /* the publisher's stream */
+#define READY_EXTRA 2             /* the caller's extra fd */
+
+static void on_ready(struct ws_loop *l, int fd, void *cd, int mask)
+{
+	struct rconn *r = cd;
+
+	(void)l;
+	if ((mask & WS_LOOP_READ) && fd == r->conn.rfd)
+		r->ready |= READY_IN;
+	if ((mask & WS_LOOP_READ) && fd == r->extra_fd)
+		r->ready |= READY_EXTRA;
+}
+
+/* Watch fd for mask too. */
+static int watch(struct rconn *r, int fd, int mask)
+{
+	int rc = ws_loop_add_fd(r->loop, fd, mask, on_ready, r);
+
+	return rc ? ws_error(r->err, rc, "cannot wait for the publisher: %s",
+	    ws_strerror(rc)) : 0;
+}
+
+/* One round of the loop, waiting at most wait_ms (-1: no limit): r->ready. */
+static int wait_round(struct rconn *r, int wait_ms)
+{
+	int rc;
+
+	r->ready = 0;
+	ws_loop_set_max_wait(r->loop, wait_ms);
+	if ((rc = ws_loop_once(r->loop, 1, r->err)) < 0)
+		return rc;
+	return r->ready;
+}
+
+/*
+ * Wait at most wait_ms for the publisher's bytes or for extra_fd (may be
+ * -1) to be readable: READY_IN and READY_EXTRA as they came, 0 when time
+ * is up or a signal came, or <0.
+ */
+static int wait_in(struct rconn *r, int wait_ms, int extra_fd)
+{
+	int rc;
+
+	if (extra_fd >= 0 && (rc = watch(r, extra_fd, WS_LOOP_READ)))
+		return rc;
+	r->extra_fd = extra_fd;
+	rc = wait_round(r, wait_ms);
+	r->extra_fd = -1;
+	if (extra_fd >= 0)
+		ws_loop_del_fd(r->loop, extra_fd, WS_LOOP_READ);
+	return rc;
+}
+
+/* Wait for room to write to the publisher: 0 or <0.  The stream's input
+ * is not watched meanwhile, so that its bytes do not end every round. */
+static int wait_out(struct rconn *r)
+{
+	int rc, rc2;
+
+	ws_loop_del_fd(r->loop, r->conn.rfd, WS_LOOP_READ);
+	if ((rc = watch(r, r->conn.wfd, WS_LOOP_WRITE)) == 0)
+		rc = wait_round(r, -1);
+	ws_loop_del_fd(r->loop, r->conn.wfd, WS_LOOP_WRITE);
+	if ((rc2 = watch(r, r->conn.rfd, WS_LOOP_READ)) && rc >= 0)
+		rc = rc2;
+	return rc < 0 ? rc : 0;
+}
+
 int rconn_open(struct rconn *r, const struct ws_replicate_pull_opts *o, char *err)
 {
 	const char *source = o->source;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
-	r->conn.rfd = r->conn.wfd = -1;
+	r->conn.rfd = r->conn.wfd = r->extra_fd = -1;
 	r->err = err;
 	r->o = o;
 	if (strncasecmp(source, "http://", 7) == 0 || strncasecmp(source, "https://", 8) == 0) {
@@ -87,7 +159,9 @@ int rconn_open(struct rconn *r, const struct ws_replicate_pull_opts *o, char *er
 		curl_easy_setopt(r->web.curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_ANY);
 		return 0;
 	}
-	if ((rc = ws_transport_connect(source, &r->conn, err)) || !o->key)
+	if ((rc = ws_transport_connect(source, &r->conn, err)) ||
+	    (rc = ws_loop_new(&r->loop, err)) ||
+	    (rc = watch(r, r->conn.rfd, WS_LOOP_READ)) || !o->key)
 		return rc;
 	/* Secure: the handshake's first step is queued now, sent with the first flush. */
 	if (ws_fd_nonblock(r->conn.rfd) || ws_fd_nonblock(r->conn.wfd))
@@ -101,6 +175,7 @@ int rconn_open(struct rconn *r, const struct ws_replicate_pull_opts *o, char *er
 void rconn_close(struct rconn *r)
 {
 	ws_http_client_release(&r->web);
+	ws_loop_free(r->loop);
 	rpl_peer_free(r->peer); /* its conn is closed below */
 	if (!r->http)
 		ws_conn_close(&r->conn);
@@ -109,7 +184,7 @@ void rconn_close(struct rconn *r)
 	ws_buf_release(&r->resp);
 	ws_buf_release(&r->out);
 	memset(r, 0, sizeof(*r));
-	r->conn.rfd = r->conn.wfd = -1;
+	r->conn.rfd = r->conn.wfd = r->extra_fd = -1;
 }
 
 int rconn_send(struct rconn *r, json_t *m)
@@ -129,7 +204,6 @@ int rconn_flush(struct rconn *r)
 	if (r->peer) {
 		/* Secure: one MESSAGE frame a line, then write them all. */
 		size_t before = ws_peer_pending(r->peer);
-		struct pollfd pfd;
 		int rc;
 
 		if ((rc = rpl_frame_lines(r->peer, &r->out, &off)))
@@ -139,9 +213,8 @@ int rconn_flush(struct rconn *r)
 		while (ws_peer_pending(r->peer)) {
 			if ((rc = ws_peer_flush(r->peer, r->err)))
 				return rc;
-			pfd = (struct pollfd){r->conn.wfd, POLLOUT, 0};
-			if (ws_peer_pending(r->peer) && poll(&pfd, 1, -1) < 0 && errno != EINTR)
-				return ws_error(r->err, WS_EIO, "poll: %s", strerror(errno));
+			if (ws_peer_pending(r->peer) && (rc = wait_out(r)))
+				return rc;
 		}
 		return 0;
 	}
@@ -231,7 +304,6 @@ static int rconn_post(struct rconn *r, unsigned wait_s)
  */
 int rconn_recv(struct rconn *r, json_t **m, int wait_ms, int extra_fd)
 {
-	struct pollfd pfd[2];
 	const char *line;
 	size_t n;
 	ssize_t got;
@@ -264,16 +336,9 @@ int rconn_recv(struct rconn *r, json_t **m, int wait_ms, int extra_fd)
 			    WS_REPLICATE_MAX_LINE);
 		if ((rc = rconn_flush(r)))
 			return rc;
-		pfd[0] = (struct pollfd){r->conn.rfd, POLLIN, 0};
-		pfd[1] = (struct pollfd){extra_fd, POLLIN, 0};
-		rc = poll(pfd, extra_fd >= 0 ? 2 : 1, wait_ms);
-		if (rc < 0 && errno == EINTR)
-			return 0;
-		if (rc < 0)
-			return ws_error(r->err, WS_EIO, "poll: %s", strerror(errno));
-		if (rc == 0)
-			return 0;
-		if (extra_fd >= 0 && (pfd[1].revents & POLLIN) && !(pfd[0].revents))
+		if ((rc = wait_in(r, wait_ms, extra_fd)) <= 0)
+			return rc;
+		if (!(rc & READY_IN))
 			return 2;
 		b = r->peer ? &r->raw : &r->in;
 		if (ws_buf_reserve(b, 65536))

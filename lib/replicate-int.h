@@ -29,6 +29,7 @@
 #include "store-int.h"
 #include "wsync/buf.h"
 #include "wsync/delta.h"
+#include "wsync/loop.h"
 #include "wsync/replicate.h"
 #include "wsync/store.h"
 #include "wsync/transport.h"
@@ -219,6 +220,9 @@ struct rconn {
 	char *err;
 	struct ws_peer *peer;         /* a secure stream session */
 	struct ws_buf raw;            /* secure: bytes read, before unframing */
+	struct ws_loop *loop;         /* streams: waits for the publisher */
+	int extra_fd;                 /* rconn_recv()'s extra fd, while it waits */
+	int ready;                    /* what the loop's round found ready */
 	const struct ws_replicate_pull_opts *o;
 };
 
