@@ -180,6 +180,12 @@ struct pub {
 	int dirty;                    /* the table changed: pump every session */
 	struct ws_buf q, tmp;
 	char err[WS_ERRLEN];          /* a session's framing or handshake error */
+	struct ws_loop *loop;         /* the publisher's loop (replicate-pub.c) */
+	int ifd;                      /* the database's inotify watch, or -1 */
+	size_t max_sessions;          /* stream sessions at most */
+	uint64_t refused_ms;          /* when a refusal was last logged */
+	int waited;                   /* the loop has waited once */
+	int rc;                       /* what ends the loop, when not its own error */
 };
 
 #define plog(p, ...) ws_log_printf((p)->o->log, (p)->o->log_cd, __VA_ARGS__)

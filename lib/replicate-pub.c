@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * replicate-pub.c - the publisher of table replication (replicate.h): a
- * poll(2) loop over stream and HTTP sessions, its changes read from the
- * store.  The messages are JSON objects with an "mt"; wsync-replicate(1)
- * documents them and the HTTP mapping (replicate-http.c).
+ * replicate-pub.c - the publisher of table replication (replicate.h): an
+ * event loop (loop.h) over stream and HTTP sessions, its changes read
+ * from the store.  The messages are JSON objects with an "mt";
+ * wsync-replicate(1) documents them and the HTTP mapping
+ * (replicate-http.c).
  *
  * Per session: ReplicateStart checks the rights and says whether the
  * replication is full; ReplicateNext pages through the table in key
@@ -44,7 +45,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -881,6 +881,10 @@ void pub_sess_unlink(struct pub *p, struct psess *s)
 			break;
 		}
 	pub_http_forget(p, s);
+	if (!s->http && p->loop) {
+		ws_loop_del_fd(p->loop, s->conn.rfd, WS_LOOP_READ | WS_LOOP_WRITE);
+		ws_loop_del_fd(p->loop, s->conn.wfd, WS_LOOP_READ | WS_LOOP_WRITE);
+	}
 	psess_free(s);
 }
 
@@ -1021,6 +1025,19 @@ static int stream_write(struct psess *s)
 
 /* --- the publisher's loop --------------------------------------------------- */
 
+/*
+ * The publisher runs on the event loop (loop.h).  File events: the
+ * listening sockets accept, the inotify watch of the database marks the
+ * table changed, libmicrohttpd's descriptor only ends the wait, and each
+ * stream session reads and writes.  Everything else is the hook before
+ * each wait, pub_before(): first what follows a wait (libmicrohttpd's
+ * turn, the pump, the streams' writes), then what precedes the next one
+ * (the sessions that are over go, the fds to watch, the most-wait).  The
+ * most-wait is POLL_MS (POLL_UNWATCHED_MS without inotify), lowered to
+ * libmicrohttpd's next deadline: deadlines and idle ends are looked at
+ * that often.
+ */
+
 static void pump_all(struct pub *p)
 {
 	struct psess *s, *nx;
@@ -1033,27 +1050,197 @@ static void pump_all(struct pub *p)
 	p->dirty = 0;
 }
 
-enum { K_LISTEN, K_HTTP, K_INOTIFY, K_SESS };
+/* A listening socket is ready: take one connection, up to the cap. */
+static void on_listen(struct ws_loop *l, int fd, void *cd, int mask)
+{
+	struct pub *p = cd;
+	struct psess *s;
+	struct ws_conn c;
+
+	(void)l;
+	(void)mask;
+	if (ws_transport_accept(fd, &c, NULL) != 0)
+		return;
+	/* Bounded before anyone is known: a cap on sessions, as the hub has
+	 * (wsync-serve(1)). */
+	if (stream_sessions(p) >= p->max_sessions) {
+		ws_conn_close(&c);
+		if (ws_now_ms() - p->refused_ms >= REFUSED_LOG_MS) {
+			p->refused_ms = ws_now_ms();
+			plog(p, "refusing connections: %zu sessions already",
+			    p->max_sessions);
+		}
+	} else if (ws_fd_nonblock(c.rfd) || !(s = pub_sess_new(p, 0, &c))) {
+		ws_conn_close(&c);
+	} else {
+		plog(p, "%s: session started", s->name);
+	}
+}
+
+/* The database was written: every session has something to pump. */
+static void on_db_change(struct ws_loop *l, int fd, void *cd, int mask)
+{
+	struct pub *p = cd;
+	char buf[4096];
+
+	(void)l;
+	(void)mask;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	p->dirty = 1;
+}
+
+/* libmicrohttpd has work: it runs after the wait, in pub_before(). */
+static void on_http(struct ws_loop *l, int fd, void *cd, int mask)
+{
+	(void)l;
+	(void)fd;
+	(void)cd;
+	(void)mask;
+}
+
+/* A stream session's fd is ready: read, write, or both. */
+static void on_stream(struct ws_loop *l, int fd, void *cd, int mask)
+{
+	struct psess *s = cd;
+	int rc;
+
+	(void)l;
+	if (s->dead)
+		return;
+	if (fd == s->conn.rfd && !s->closing && (mask & WS_LOOP_READ) &&
+	    (rc = stream_read(s)) < 0) {
+		if (rc != WS_ETRUNC)
+			plog(s->p, "%s: %s", s->name, ws_strerror(rc));
+		else
+			plog(s->p, "%s: session ended", s->name);
+		s->dead = 1;
+		return;
+	}
+	if ((mask & WS_LOOP_WRITE) && fd == s->conn.wfd && stream_write(s) < 0)
+		s->dead = 1;
+}
+
+/* After a wait: libmicrohttpd's turn, the pump, and the streams' writes. */
+static void after_wait(struct pub *p)
+{
+	struct psess *s;
+
+	if (p->ifd < 0)
+		p->dirty = 1;
+	/* Its descriptor readable or its timeout up: libmicrohttpd's turn. */
+	ws_http_run(&p->http);
+	if (p->dirty)
+		pump_all(p);
+	if (p->http.mhd)
+		pub_http_wake(p, 0);
+	/* Streams: write what is queued without waiting for the loop. */
+	for (s = p->sess; s; s = s->next)
+		if (!s->http && !s->dead && sess_pending(s) && stream_write(s) < 0)
+			s->dead = 1;
+}
+
+/*
+ * End the sessions that are over: 1 when the --stdio session was one of
+ * them (the publisher ends with it).  A stream that has not started
+ * within PUB_START_MS (no ReplicateStart: on a keyed publisher, no
+ * finished handshake either) is over too.
+ */
+static int sweep(struct pub *p)
+{
+	struct psess *s, *nx;
+
+	for (s = p->sess; s; s = nx) {
+		nx = s->next;
+		if (!s->http && !s->dead && s->state == S_START && s->conn.rfd != 0 &&
+		    ws_now_ms() - s->since_ms > PUB_START_MS) {
+			plog(p, "%s: no ReplicateStart within %u s: dropped", s->name,
+			    PUB_START_MS / 1000);
+			s->dead = 1;
+		}
+		if (s->dead || (s->closing && !s->http && !sess_pending(s)) ||
+		    (s->http && ws_now_ms() - s->last_ms > HTTP_IDLE_MS)) {
+			if (!s->http && !s->dead)
+				plog(p, "%s: session ended", s->name);
+			if (s->conn.rfd == 0 && !s->http) {
+				pub_sess_unlink(p, s);
+				return 1; /* --stdio: its one session is over */
+			}
+			pub_sess_unlink(p, s);
+		}
+	}
+	return 0;
+}
+
+/* Watch each stream for input unless it is closing, for output room
+ * while it has something to send. */
+static int watch_streams(struct pub *p)
+{
+	struct psess *s;
+	int rc;
+
+	for (s = p->sess; s; s = s->next) {
+		if (s->http)
+			continue;
+		if (s->closing)
+			ws_loop_del_fd(p->loop, s->conn.rfd, WS_LOOP_READ);
+		else if ((rc = ws_loop_add_fd(p->loop, s->conn.rfd, WS_LOOP_READ,
+		    on_stream, s)))
+			return rc;
+		if (!sess_pending(s))
+			ws_loop_del_fd(p->loop, s->conn.wfd, WS_LOOP_WRITE);
+		else if ((rc = ws_loop_add_fd(p->loop, s->conn.wfd, WS_LOOP_WRITE,
+		    on_stream, s)))
+			return rc;
+	}
+	return 0;
+}
+
+static void pub_before(struct ws_loop *l, void *cd)
+{
+	struct pub *p = cd;
+	int timeout;
+
+	if (p->o->stop && *p->o->stop) {
+		ws_loop_stop(l);
+		return;
+	}
+	if (p->waited)
+		after_wait(p);
+	p->waited = 1;
+	if (p->o->stop && *p->o->stop) {
+		ws_loop_stop(l);
+		return;
+	}
+	if (sweep(p) || (p->rc = watch_streams(p))) {
+		ws_loop_stop(l);
+		return;
+	}
+	timeout = p->ifd < 0 ? POLL_UNWATCHED_MS : POLL_MS;
+	if (p->http.mhd) {
+		pub_http_wake(p, 0);
+		pub_http_timeout(p, &timeout);
+	}
+	ws_loop_set_max_wait(l, timeout);
+}
 
 int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 {
 	struct pub p;
-	struct pollfd *pfd = NULL;
-	struct { int kind; void *ptr; } *what = NULL;
 	const char **bound = NULL;
 	char (*names)[WS_CONN_NAMELEN] = NULL;
 	char hname[WS_CONN_NAMELEN] = "";
-	int *lfd = NULL, hfd = -1, mfd = -1, ifd = -1, rc, timeout;
-	size_t i, n, cap = 0, nl = 0, max_sessions = ws_hub_default_max_sessions();
-	uint64_t refused_ms = 0;
+	int *lfd = NULL, hfd = -1, mfd = -1, rc;
+	size_t i, nl = 0;
 	uint8_t g[WS_GUID_LEN];
-	struct psess *s, *nx;
 	struct ws_conn c;
-	char buf[4096];
+	char buf[64];
 
 	memset(&p, 0, sizeof(p));
 	p.o = o;
+	p.ifd = -1;
 	p.max_body = o->http_max_body ? o->http_max_body : WS_REPLICATE_HTTP_MAX_BODY;
+	p.max_sessions = ws_hub_default_max_sessions();
 	if (!o->db || !o->table)
 		return ws_error(err, WS_EINVAL, "publish needs a database and a table");
 	/* The table is in the database: a missing file is a missing table,
@@ -1061,6 +1248,9 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 	if (access(o->db, F_OK) != 0)
 		return ws_error(err, errno == ENOENT ? WS_ENOTFOUND : WS_EIO,
 		    "cannot open '%s': %s", o->db, ws_errno_text(errno, buf));
+	if ((rc = ws_loop_new(&p.loop, err)))
+		return rc;
+	ws_loop_set_before(p.loop, pub_before, &p);
 	/* HTTP first: a refused address or certificate leaves the database be. */
 	if (o->http) {
 		if ((rc = ws_transport_listen(o->http, &hfd, hname, err)))
@@ -1077,6 +1267,8 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 			rc = ws_error(err, WS_EIO, "cannot serve HTTP: no epoll descriptor");
 			goto out;
 		}
+		if ((rc = ws_loop_add_fd(p.loop, mfd, WS_LOOP_READ, on_http, &p)))
+			goto out;
 	}
 	if ((rc = ws_store_open(&p.st, o->db, WSID, WS_STORE_CREATE, err)) ||
 	    (rc = rpl_db_open(o->db, SQLITE_OPEN_READWRITE, &p.db, err)))
@@ -1117,6 +1309,8 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 			    ws_errno_text(errno, buf));
 			goto out;
 		}
+		if ((rc = ws_loop_add_fd(p.loop, lfd[i], WS_LOOP_READ, on_listen, &p)))
+			goto out;
 		bound[nl] = names[nl];
 		nl++;
 	}
@@ -1135,178 +1329,29 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 			goto out;
 		}
 	}
-	ifd = rpl_watch_db(o->db);
+	if ((p.ifd = rpl_watch_db(o->db)) >= 0 &&
+	    (rc = ws_loop_add_fd(p.loop, p.ifd, WS_LOOP_READ, on_db_change, &p)))
+		goto out;
 	if (o->ready)
 		o->ready(o->log_cd, bound, nl);
-	for (;;) {
-		if (o->stop && *o->stop)
-			break;
-		/* Sessions that are over go first; a stream that has not started
-		 * within PUB_START_MS (no ReplicateStart: on a keyed publisher,
-		 * no finished handshake either) is over too. */
-		for (s = p.sess; s; s = nx) {
-			nx = s->next;
-			if (!s->http && !s->dead && s->state == S_START && s->conn.rfd != 0 &&
-			    ws_now_ms() - s->since_ms > PUB_START_MS) {
-				plog(&p, "%s: no ReplicateStart within %u s: dropped", s->name,
-				    PUB_START_MS / 1000);
-				s->dead = 1;
-			}
-			if (s->dead || (s->closing && !s->http && !sess_pending(s)) ||
-			    (s->http && ws_now_ms() - s->last_ms > HTTP_IDLE_MS)) {
-				if (!s->http && !s->dead)
-					plog(&p, "%s: session ended", s->name);
-				if (s->conn.rfd == 0 && !s->http) {
-					pub_sess_unlink(&p, s);
-					rc = 0;
-					goto out; /* --stdio: its one session is over */
-				}
-				pub_sess_unlink(&p, s);
-			}
-		}
-		n = o->nlisten + 3;
-		for (s = p.sess; s; s = s->next)
-			n += 2;
-		if (n > cap) {
-			void *a = realloc(pfd, n * sizeof(*pfd)), *b;
-
-			if (!a) {
-				rc = WS_ENOMEM;
-				goto out;
-			}
-			pfd = a;
-			if (!(b = realloc(what, n * sizeof(*what)))) {
-				rc = WS_ENOMEM;
-				goto out;
-			}
-			what = b;
-			cap = n;
-		}
-		n = 0;
-		timeout = ifd < 0 ? POLL_UNWATCHED_MS : POLL_MS;
-		for (i = 0; i < o->nlisten; i++) {
-			pfd[n] = (struct pollfd){lfd[i], POLLIN, 0};
-			what[n].kind = K_LISTEN;
-			what[n++].ptr = NULL;
-		}
-		if (p.http.mhd) {
-			pub_http_wake(&p, 0);
-			pub_http_timeout(&p, &timeout);
-			pfd[n] = (struct pollfd){mfd, POLLIN, 0};
-			what[n].kind = K_HTTP;
-			what[n++].ptr = NULL;
-		}
-		if (ifd >= 0) {
-			pfd[n] = (struct pollfd){ifd, POLLIN, 0};
-			what[n].kind = K_INOTIFY;
-			what[n++].ptr = NULL;
-		}
-		for (s = p.sess; s; s = s->next) {
-			if (s->http)
-				continue;
-			pfd[n] = (struct pollfd){s->conn.rfd, s->closing ? 0 : POLLIN, 0};
-			if (sess_pending(s) && s->conn.wfd == s->conn.rfd)
-				pfd[n].events |= POLLOUT;
-			what[n].kind = K_SESS;
-			what[n++].ptr = s;
-			if (sess_pending(s) && s->conn.wfd != s->conn.rfd) {
-				/* stdio: the write side is another fd */
-				pfd[n] = (struct pollfd){s->conn.wfd, POLLOUT, 0};
-				what[n].kind = K_SESS;
-				what[n++].ptr = s;
-			}
-		}
-		rc = poll(pfd, n, timeout);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc < 0) {
-			rc = ws_error(err, WS_EIO, "poll: %s", strerror(errno));
-			goto out;
-		}
-		if (ifd < 0)
-			p.dirty = 1;
-		for (i = 0; i < n; i++) {
-			short re = pfd[i].revents;
-
-			if (!re)
-				continue;
-			switch (what[i].kind) {
-			case K_LISTEN:
-				if (ws_transport_accept(pfd[i].fd, &c, NULL) == 0) {
-					/* Bounded before anyone is known: a cap on
-					 * sessions, as the hub has (wsync-serve(1)). */
-					if (stream_sessions(&p) >= max_sessions) {
-						ws_conn_close(&c);
-						if (ws_now_ms() - refused_ms >= REFUSED_LOG_MS) {
-							refused_ms = ws_now_ms();
-							plog(&p, "refusing connections: %zu sessions "
-							    "already", max_sessions);
-						}
-					} else if (ws_fd_nonblock(c.rfd) ||
-					    !(s = pub_sess_new(&p, 0, &c))) {
-						ws_conn_close(&c);
-					} else {
-						plog(&p, "%s: session started", s->name);
-					}
-				}
-				break;
-			case K_HTTP:
-				break; /* MHD_run below */
-			case K_INOTIFY:
-				while (read(ifd, buf, sizeof(buf)) > 0)
-					;
-				p.dirty = 1;
-				break;
-			case K_SESS:
-				s = what[i].ptr;
-				if (s->dead)
-					break;
-				if (pfd[i].fd == s->conn.rfd && !s->closing &&
-				    (re & (POLLIN | POLLHUP | POLLERR))) {
-					if ((rc = stream_read(s)) < 0) {
-						if (rc != WS_ETRUNC)
-							plog(&p, "%s: %s", s->name, ws_strerror(rc));
-						else
-							plog(&p, "%s: session ended", s->name);
-						s->dead = 1;
-						break;
-					}
-				}
-				if ((re & POLLOUT) && pfd[i].fd == s->conn.wfd &&
-				    stream_write(s) < 0)
-					s->dead = 1;
-				break;
-			}
-		}
-		/* Its descriptor readable or its timeout up: libmicrohttpd's turn. */
-		ws_http_run(&p.http);
-		if (p.dirty)
-			pump_all(&p);
-		if (p.http.mhd)
-			pub_http_wake(&p, 0);
-		/* Streams: write what is queued without waiting for a poll. */
-		for (s = p.sess; s; s = s->next)
-			if (!s->http && !s->dead && sess_pending(s) &&
-			    stream_write(s) < 0)
-				s->dead = 1;
-	}
-	rc = 0;
+	if ((rc = ws_loop_run(p.loop, err)) == 0)
+		rc = p.rc;
 out:
 	pub_http_stop(&p);
 	while (p.sess)
 		pub_sess_unlink(&p, p.sess);
+	ws_loop_free(p.loop);
+	p.loop = NULL;
 	for (i = 0; lfd && i < o->nlisten; i++)
 		if (lfd[i] >= 0)
 			close(lfd[i]);
 	if (hfd >= 0)
 		close(hfd);
-	if (ifd >= 0)
-		close(ifd);
+	if (p.ifd >= 0)
+		close(p.ifd);
 	free(lfd);
 	free(bound);
 	free(names);
-	free(pfd);
-	free(what);
 	rpl_cols_release(&p.cols);
 	ws_buf_release(&p.q);
 	ws_buf_release(&p.tmp);
