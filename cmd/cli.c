@@ -65,24 +65,28 @@ void cli_log_line(void *clientData, const char *line)
 		cli_warn("%s", line);
 }
 
-unsigned cli_seconds(const char *opt, const char *arg)
+unsigned long long cli_number(const char *opt, const char *arg, unsigned long long min,
+    unsigned long long max, const char *unit)
 {
 	char *end;
-	unsigned long v = strtoul(arg, &end, 10);
+	unsigned long long v;
 
-	if (*end || end == arg || arg[0] == '-' || v == 0 || v > 86400)
-		cli_die(EX_USAGE, "bad %s '%s': want 1 to 86400 seconds", opt, arg);
-	return (unsigned)v * 1000u;
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno || *end || end == arg || arg[0] == '-' || v < min || v > max)
+		cli_die(EX_USAGE, "bad %s '%s': want %llu to %llu%s%s", opt, arg, min,
+		    max, unit ? " " : "", unit ? unit : "");
+	return v;
+}
+
+unsigned cli_seconds(const char *opt, const char *arg)
+{
+	return (unsigned)cli_number(opt, arg, 1, 86400, "seconds") * 1000u;
 }
 
 size_t cli_size(const char *opt, const char *arg, unsigned long long max)
 {
-	char *end;
-	unsigned long long v = strtoull(arg, &end, 10);
-
-	if (*end || end == arg || v == 0 || v > max)
-		cli_die(EX_USAGE, "bad %s '%s': want 1 to %llu", opt, arg, max);
-	return (size_t)v;
+	return (size_t)cli_number(opt, arg, 1, max, NULL);
 }
 
 void cli_site_set(const struct cli *c, const char *arg, struct ws_site_set *set)
@@ -103,12 +107,14 @@ void cli_site_set(const struct cli *c, const char *arg, struct ws_site_set *set)
 		cli_die(EX_SOFTWARE, "out of memory");
 }
 
-void cli_check_keys(const char *addr, int listening, int keyed, int insecure)
+void cli_check_keys(const char *addr, int listening, int keyed, int insecure,
+    const char *peer)
 {
 	char err[WS_ERRLEN];
 	int rc;
 
-	if ((rc = ws_transport_check_keys(addr, listening, keyed, insecure, err)))
+	if ((rc = ws_transport_check_keys_for(addr, listening, keyed, insecure, peer,
+	    err)))
 		cli_die(ws_exitcode(rc), "%s", err);
 }
 

@@ -55,6 +55,14 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* strerror(e) with its first letter lowercased, as messages want. */
 const char *cli_strerror(int e);
 
+/*
+ * Parse a decimal number, min to max, for option opt; anything else
+ * (a sign, blanks after it, overflow) exits 64 with "bad OPT 'ARG':
+ * want MIN to MAX", followed by " UNIT" when unit is not NULL.
+ */
+unsigned long long cli_number(const char *opt, const char *arg, unsigned long long min,
+    unsigned long long max, const char *unit);
+
 /* Parse SECONDS (1 to 86400) for option opt into milliseconds; exit 64 if bad. */
 unsigned cli_seconds(const char *opt, const char *arg);
 
@@ -70,10 +78,12 @@ struct ws_site_set;
 void cli_site_set(const struct cli *c, const char *arg, struct ws_site_set *set);
 
 /*
- * The keys policy of the library (ws_transport_check_keys()) for addr,
- * asked before anything is opened: exit 78 with its message.
+ * The keys policy of the library (ws_transport_check_keys_for()) for
+ * addr, asked before anything is opened: exit 78 with its message, which
+ * names the other end peer ("hub", "publisher"; NULL when listening).
  */
-void cli_check_keys(const char *addr, int listening, int keyed, int insecure);
+void cli_check_keys(const char *addr, int listening, int keyed, int insecure,
+    const char *peer);
 
 /* Set by SIGINT and SIGTERM once cli_catch_signals() ran; SIGPIPE and SIGXFSZ
  * are ignored. */

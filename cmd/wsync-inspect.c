@@ -85,7 +85,7 @@ int main(int argc, char **argv)
 	struct ws_inspect_opts o;
 	const char *arg, *out = "-", *no_color;
 	static char site[WS_SITEID_HEXLEN + 1];
-	char err[WS_ERRLEN] = "", *end, *p;
+	char err[WS_ERRLEN] = "", *p;
 	int ch, rc, fd, json = 0, encode = 0, stats = 0, check = 0;
 
 	if (argc == 3 && strcmp(argv[1], "--list-values") == 0)
@@ -123,12 +123,7 @@ int main(int argc, char **argv)
 		case OPT_UNTIL: o.filter.until_us = parse_time("--until", arg); break;
 		case 'o': out = arg; break;
 		case OPT_MAX_FRAME:
-			errno = 0;
-			o.max = strtoul(arg, &end, 10);
-			if (errno || *end || end == arg || o.max == 0 ||
-			    o.max > WS_FRAME_MAX_LIMIT || arg[0] == '-')
-				cli_die(EX_USAGE, "bad --max-frame '%s': want 1 to %u",
-				    arg, WS_FRAME_MAX_LIMIT);
+			o.max = cli_size("--max-frame", arg, WS_FRAME_MAX_LIMIT);
 			break;
 		}
 	}

@@ -246,7 +246,7 @@ int main(int argc, char **argv)
 		cli_site_set(&cli, argv[optind], &sets[i]);
 	o.sets = sets;
 	if (o.hub)
-		cli_check_keys(o.hub, 0, keypath != NULL, o.insecure);
+		cli_check_keys(o.hub, 0, keypath != NULL, o.insecure, "hub");
 	cli_catch_signals();
 	if (ws_init())
 		cli_die(EX_SOFTWARE, "cannot initialise libsodium");

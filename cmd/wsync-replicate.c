@@ -218,7 +218,7 @@ struct args {
 	size_t nlisten;
 	int use_stdio, compact;
 	const char *http, *tls_cert, *tls_key, *tokpath, *akpath;
-	unsigned long max_body;
+	size_t max_body;
 	unsigned http_timeout;
 	/* pull */
 	struct ws_replicate_array *arrays;
@@ -226,7 +226,7 @@ struct args {
 	int follow, hold, has_hub_key, accept_new;
 	uint8_t hub_key[WS_KEY_PUBLICBYTES];
 	const char *known_hubs, *mytok;
-	unsigned long batch;
+	unsigned batch;
 	/* what both verbs' runs hold, wiped and freed by main() */
 	struct ws_keypair key;
 	struct ws_authkeys ak, tokens;
@@ -237,7 +237,7 @@ struct args {
 /* Parse one option into a. */
 static void take_opt(struct args *a, int ch, const char *arg)
 {
-	char err[WS_ERRLEN] = "", *end;
+	char err[WS_ERRLEN] = "";
 
 	a->seen[ch] = 1;
 	switch (ch) {
@@ -266,11 +266,7 @@ static void take_opt(struct args *a, int ch, const char *arg)
 	case OPT_HOLD: a->hold = 1; break;
 	case 'e': events_out = 1; break;
 	case OPT_EXEC: exec_cmd = arg; break;
-	case OPT_BATCH:
-		a->batch = strtoul(arg, &end, 10);
-		if (*end || end == arg || arg[0] == '-' || a->batch == 0 || a->batch > 10000)
-			cli_die(EX_USAGE, "bad --batch '%s': want 1 to 10000", arg);
-		break;
+	case OPT_BATCH: a->batch = (unsigned)cli_size("--batch", arg, 10000); break;
 	case 'q': cli_quiet = 1; break;
 	case OPT_KEY: a->keypath = arg; break;
 	case OPT_AUTHKEYS: a->akpath = arg; break;
@@ -286,11 +282,8 @@ static void take_opt(struct args *a, int ch, const char *arg)
 	case OPT_TLS_KEY: a->tls_key = arg; break;
 	case OPT_HTTP_TOKENS: a->tokpath = arg; break;
 	case OPT_HTTP_MAX_BODY:
-		a->max_body = strtoul(arg, &end, 10);
-		if (*end || end == arg || arg[0] == '-' || a->max_body < 1024 ||
-		    a->max_body > (1ul << 30))
-			cli_die(EX_USAGE, "bad --http-max-body '%s': want 1024 to "
-			    "1073741824 bytes", arg);
+		a->max_body = (size_t)cli_number("--http-max-body", arg, 1024, 1ul << 30,
+		    "bytes");
 		break;
 	case OPT_HTTP_TIMEOUT:
 		a->http_timeout = cli_seconds("--http-timeout", arg) / 1000u;
@@ -325,8 +318,8 @@ static int cmd_publish(struct args *a, int argc, char **argv, char *err)
 {
 	struct ws_replicate_pub_opts po = {.stop = &cli_stop, .log = cli_log_line,
 	    .ready = ready};
-	int rc, tcp = 0;
 	size_t i;
+	int rc;
 
 	if (!a->keypath != !a->akpath) {
 		cli_warn(a->keypath ? "--key needs --authorized-keys" :
@@ -359,11 +352,7 @@ static int cmd_publish(struct args *a, int argc, char **argv, char *err)
 		cli_usage(&cli);
 	}
 	for (i = 0; i < a->nlisten; i++)
-		tcp |= strncmp(a->listen[i], "unix:", 5) != 0;
-	if (tcp && !a->keypath && !a->insecure)
-		cli_die(EX_CONFIG, "listening on TCP needs --key FILE and "
-		    "--authorized-keys FILE (make a key with wsync-keygen -f FILE), "
-		    "or --insecure for plain sessions");
+		cli_check_keys(a->listen[i], 1, a->keypath != NULL, a->insecure, NULL);
 	if (a->keypath) {
 		if ((rc = ws_keypair_load(&a->key, a->keypath, err)) ||
 		    (rc = ws_authkeys_load(&a->ak, a->akpath, err)))
@@ -429,11 +418,8 @@ static int cmd_pull(struct args *a, int argc, char **argv, char *err)
 	} else if (a->mytok) {
 		cli_warn("--http-token goes with an http:// or https:// SOURCE");
 		cli_usage(&cli);
-	} else if (!a->keypath && !a->insecure && strchr(ro.source, ':') &&
-	    strncmp(ro.source, "unix:", 5) != 0 &&
-	    strncmp(ro.source, "exec:", 5) != 0) {
-		cli_die(EX_CONFIG, "a publisher on TCP needs --key FILE (make one "
-		    "with wsync-keygen -f FILE), or --insecure for a plain session");
+	} else {
+		cli_check_keys(ro.source, 0, a->keypath != NULL, a->insecure, "publisher");
 	}
 	ro.has_pub_key = a->has_hub_key;
 	memcpy(ro.pub_key, a->hub_key, sizeof(ro.pub_key));
@@ -461,7 +447,7 @@ static int cmd_pull(struct args *a, int argc, char **argv, char *err)
 	ro.del = a->del;
 	ro.follow = a->follow;
 	ro.hold_deletes = a->hold;
-	ro.batch = (unsigned)a->batch;
+	ro.batch = a->batch;
 	if (events_out || exec_cmd)
 		ro.event = on_event;
 	if (isatty(2))

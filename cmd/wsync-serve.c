@@ -193,7 +193,7 @@ int main(int argc, char **argv)
 		cli_usage(&cli);
 	}
 	for (i = 0; i < o.nlisten; i++)
-		cli_check_keys(listen[i], 1, keypath != NULL, o.insecure);
+		cli_check_keys(listen[i], 1, keypath != NULL, o.insecure, NULL);
 	o.listen = listen;
 	cli_catch_signals();
 	if (ws_init())

@@ -36,19 +36,30 @@ int ws_transport_kind(const char *addr)
 	return strncmp(addr, "unix:", 5) == 0 ? WS_CONN_UNIX : WS_CONN_TCP;
 }
 
+int ws_transport_check_keys_for(const char *addr, int listening, int keyed,
+    int insecure, const char *peer, char *err)
+{
+	int kind = ws_transport_kind(addr);
+
+	if (keyed || insecure)
+		return 0;
+	/* ws_transport_listen() takes anything but unix: for TCP. */
+	if (listening)
+		return kind == WS_CONN_UNIX ? 0 : ws_error(err, WS_ECONFIG,
+		    "listening on TCP needs --key FILE and --authorized-keys FILE "
+		    "(make a key with wsync-keygen -f FILE), or --insecure for plain "
+		    "sessions");
+	if (kind != WS_CONN_TCP || !strchr(addr, ':'))
+		return 0;
+	return ws_error(err, WS_ECONFIG, "a %s on TCP needs --key FILE (make one "
+	    "with wsync-keygen -f FILE), or --insecure for a plain session",
+	    peer ? peer : "hub");
+}
+
 int ws_transport_check_keys(const char *addr, int listening, int keyed, int insecure,
     char *err)
 {
-	if (keyed || insecure || ws_transport_kind(addr) != WS_CONN_TCP)
-		return 0;
-	if (listening)
-		return ws_error(err, WS_ECONFIG, "listening on TCP needs --key FILE "
-		    "and --authorized-keys FILE (make a key with wsync-keygen -f "
-		    "FILE), or --insecure for plain sessions");
-	if (!strchr(addr, ':'))
-		return 0;
-	return ws_error(err, WS_ECONFIG, "a hub on TCP needs --key FILE (make one "
-	    "with wsync-keygen -f FILE), or --insecure for a plain session");
+	return ws_transport_check_keys_for(addr, listening, keyed, insecure, "hub", err);
 }
 
 static void conn_init(struct ws_conn *c, const char *name)

@@ -69,9 +69,15 @@ int ws_transport_kind(const char *addr);
 /*
  * The keys policy, the same for every program: a session over TCP is
  * authenticated (keyed) unless plain ones are allowed (insecure).  0, or
- * WS_ECONFIG saying so, for listening on addr or connecting to it (a
+ * WS_ECONFIG saying so, for listening on addr (anything but unix: is
+ * TCP there, as ws_transport_listen() takes it) or connecting to it (a
  * connect address without a port passes: it is reported when used).
+ * peer names the other end of a connection in the message: "hub",
+ * "publisher" (NULL: "hub").
  */
+int ws_transport_check_keys_for(const char *addr, int listening, int keyed,
+    int insecure, const char *peer, char *err) WS_MUST_CHECK;
+/* ws_transport_check_keys_for() with peer "hub". */
 int ws_transport_check_keys(const char *addr, int listening, int keyed, int insecure,
     char *err) WS_MUST_CHECK;
 
