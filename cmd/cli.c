@@ -118,6 +118,46 @@ void cli_check_keys(const char *addr, int listening, int keyed, int insecure,
 		cli_die(ws_exitcode(rc), "%s", err);
 }
 
+void cli_listen_keys(const struct cli *c, const char *keypath, const char *akpath)
+{
+	if (!keypath != !akpath) {
+		cli_warn(keypath ? "--key needs --authorized-keys" :
+		    "--authorized-keys needs --key");
+		cli_usage(c);
+	}
+}
+
+void cli_hub_key(const char *arg, uint8_t *pk)
+{
+	char err[WS_ERRLEN] = "";
+
+	if (ws_key_arg(pk, arg, err))
+		cli_die(EX_USAGE, "bad --hub-key: %s", err);
+}
+
+const char *cli_hub_trust(const struct cli *c, const char *keypath, int has_hub_key,
+    int accept_new, const char *known_hubs, char buf[CLI_PATHMAX])
+{
+	if ((has_hub_key || accept_new || known_hubs) && !keypath) {
+		cli_warn("--hub-key, --known-hubs and --accept-new-hub go with --key");
+		cli_usage(c);
+	}
+	if (keypath && !has_hub_key && !known_hubs)
+		return cli_known_hubs(buf);
+	return known_hubs;
+}
+
+void cli_load_keys(const char *keypath, struct ws_keypair *key, const char *akpath,
+    struct ws_authkeys *ak)
+{
+	char err[WS_ERRLEN] = "";
+	int rc;
+
+	if ((rc = ws_keypair_load(key, keypath, err)) ||
+	    (akpath && (rc = ws_authkeys_load(ak, akpath, err))))
+		cli_die(ws_exitcode(rc), "%s", err);
+}
+
 /*
  * One diagnostic line.  Messages quote names that came from the wire or
  * from a file (tables, SQL): they are escaped by ws_escape_str()

@@ -9,8 +9,12 @@
 
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdnoreturn.h>
 #include <sysexits.h>
+
+/* Room for a path built by the helpers below. */
+#define CLI_PATHMAX 4096
 
 /*
  * One option.  `arg` names the argument (NULL for a flag).  In a tool
@@ -85,6 +89,32 @@ void cli_site_set(const struct cli *c, const char *arg, struct ws_site_set *set)
 void cli_check_keys(const char *addr, int listening, int keyed, int insecure,
     const char *peer);
 
+/*
+ * The key options, parsed and checked alike in every binary.  A listening
+ * one (wsync-serve, publish) takes --key and --authorized-keys together
+ * or neither: a usage error of c otherwise.
+ */
+void cli_listen_keys(const struct cli *c, const char *keypath, const char *akpath);
+/* --hub-key KEY into pk[WS_KEY_PUBLICBYTES]; exit 64 if bad. */
+void cli_hub_key(const char *arg, uint8_t *pk);
+/*
+ * A connecting one (wsync-join, pull): --hub-key, --known-hubs and
+ * --accept-new-hub go with --key (a usage error of c otherwise).  The
+ * known-hubs file to check: known_hubs; with a key but neither option,
+ * the default (cli_known_hubs(), into buf); else NULL.
+ */
+const char *cli_hub_trust(const struct cli *c, const char *keypath, int has_hub_key,
+    int accept_new, const char *known_hubs, char buf[CLI_PATHMAX]);
+struct ws_keypair;
+struct ws_authkeys;
+/*
+ * Load the secret key in keypath into *key and, when akpath is not NULL,
+ * the authorized keys into *ak (the caller wipes and releases them);
+ * exit with the library's status and message if either fails.
+ */
+void cli_load_keys(const char *keypath, struct ws_keypair *key, const char *akpath,
+    struct ws_authkeys *ak);
+
 /* Set by SIGINT and SIGTERM once cli_catch_signals() ran; SIGPIPE and SIGXFSZ
  * are ignored. */
 extern volatile sig_atomic_t cli_stop;
@@ -94,9 +124,6 @@ void cli_catch_signals(void);
 extern int cli_quiet;
 /* A ws_log_fn that prints "wsync-<name>: line" on stderr. */
 void cli_log_line(void *clientData, const char *line);
-
-/* Room for a path built by the helpers below. */
-#define CLI_PATHMAX 4096
 
 /*
  * The default known-hubs file into buf: $XDG_CONFIG_HOME/wsync/known_hubs,

@@ -184,8 +184,7 @@ int main(int argc, char **argv)
 		case OPT_SCAN: o.scan = 1; break;
 		case OPT_KEY: keypath = arg; break;
 		case OPT_HUB_KEY:
-			if (ws_key_arg(o.hub_key, arg, err))
-				cli_die(EX_USAGE, "bad --hub-key: %s", err);
+			cli_hub_key(arg, o.hub_key);
 			o.has_hub_key = 1;
 			break;
 		case OPT_KNOWN_HUBS: o.known_hubs = arg; break;
@@ -229,12 +228,8 @@ int main(int argc, char **argv)
 	}
 	if (!conflicts && !resolve)
 		o.hub = argv[optind++];
-	if ((o.has_hub_key || o.accept_new_hub || o.known_hubs) && !keypath) {
-		cli_warn("--hub-key, --known-hubs and --accept-new-hub go with --key");
-		cli_usage(&cli);
-	}
-	if (keypath && !o.has_hub_key && !o.known_hubs)
-		o.known_hubs = cli_known_hubs(khpath);
+	o.known_hubs = cli_hub_trust(&cli, keypath, o.has_hub_key, o.accept_new_hub,
+	    o.known_hubs, khpath);
 	if (logpath && o.hub && strcmp(logpath, "-") == 0 && strcmp(o.hub, "-") == 0) {
 		cli_warn("--log - would write into the connection on stdout");
 		cli_usage(&cli);
@@ -251,8 +246,7 @@ int main(int argc, char **argv)
 	if (ws_init())
 		cli_die(EX_SOFTWARE, "cannot initialise libsodium");
 	if (keypath) {
-		if ((rc = ws_keypair_load(&key, keypath, err)))
-			cli_die(ws_exitcode(rc), "%s", err);
+		cli_load_keys(keypath, &key, NULL, NULL);
 		o.key = &key;
 	}
 	if (logpath && !conflicts && !resolve) {

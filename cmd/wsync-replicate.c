@@ -272,8 +272,7 @@ static void take_opt(struct args *a, int ch, const char *arg)
 	case OPT_AUTHKEYS: a->akpath = arg; break;
 	case OPT_INSECURE: a->insecure = 1; break;
 	case OPT_HUB_KEY:
-		if (ws_key_arg(a->hub_key, arg, err))
-			cli_die(EX_USAGE, "bad --hub-key: %s", err);
+		cli_hub_key(arg, a->hub_key);
 		a->has_hub_key = 1;
 		break;
 	case OPT_KNOWN_HUBS: a->known_hubs = arg; break;
@@ -321,11 +320,7 @@ static int cmd_publish(struct args *a, int argc, char **argv, char *err)
 	size_t i;
 	int rc;
 
-	if (!a->keypath != !a->akpath) {
-		cli_warn(a->keypath ? "--key needs --authorized-keys" :
-		    "--authorized-keys needs --key");
-		cli_usage(&cli);
-	}
+	cli_listen_keys(&cli, a->keypath, a->akpath);
 	no_more(argc, argv);
 	if (!a->nlisten && !a->http && !a->use_stdio) {
 		cli_warn("nothing to serve: give -l ADDR, --http ADDR or --stdio");
@@ -354,9 +349,7 @@ static int cmd_publish(struct args *a, int argc, char **argv, char *err)
 	for (i = 0; i < a->nlisten; i++)
 		cli_check_keys(a->listen[i], 1, a->keypath != NULL, a->insecure, NULL);
 	if (a->keypath) {
-		if ((rc = ws_keypair_load(&a->key, a->keypath, err)) ||
-		    (rc = ws_authkeys_load(&a->ak, a->akpath, err)))
-			cli_die(ws_exitcode(rc), "%s", err);
+		cli_load_keys(a->keypath, &a->key, a->akpath, &a->ak);
 		po.key = &a->key;
 		po.authkeys = &a->ak;
 	}
@@ -404,10 +397,8 @@ static int cmd_pull(struct args *a, int argc, char **argv, char *err)
 		cli_warn("--events would write into the connection on stdout");
 		cli_usage(&cli);
 	}
-	if ((a->has_hub_key || a->accept_new || a->known_hubs) && !a->keypath) {
-		cli_warn("--hub-key, --known-hubs and --accept-new-hub go with --key");
-		cli_usage(&cli);
-	}
+	ro.known_hubs = cli_hub_trust(&cli, a->keypath, a->has_hub_key, a->accept_new,
+	    a->known_hubs, khpath);
 	if (strncasecmp(ro.source, "http://", 7) == 0 ||
 	    strncasecmp(ro.source, "https://", 8) == 0) {
 		if (a->keypath || a->insecure) {
@@ -423,13 +414,9 @@ static int cmd_pull(struct args *a, int argc, char **argv, char *err)
 	}
 	ro.has_pub_key = a->has_hub_key;
 	memcpy(ro.pub_key, a->hub_key, sizeof(ro.pub_key));
-	ro.known_hubs = a->known_hubs;
 	ro.accept_new_pub = a->accept_new;
-	if (a->keypath && !ro.has_pub_key && !ro.known_hubs)
-		ro.known_hubs = cli_known_hubs(khpath);
 	if (a->keypath) {
-		if ((rc = ws_keypair_load(&a->key, a->keypath, err)))
-			cli_die(ws_exitcode(rc), "%s", err);
+		cli_load_keys(a->keypath, &a->key, NULL, NULL);
 		ro.key = &a->key;
 	}
 	if (a->mytok) {

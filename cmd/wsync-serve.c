@@ -187,11 +187,7 @@ int main(int argc, char **argv)
 		cli_warn("--log - would write into the connection on stdout");
 		cli_usage(&cli);
 	}
-	if (!keypath != !akpath) {
-		cli_warn(keypath ? "--key needs --authorized-keys" :
-		    "--authorized-keys needs --key");
-		cli_usage(&cli);
-	}
+	cli_listen_keys(&cli, keypath, akpath);
 	for (i = 0; i < o.nlisten; i++)
 		cli_check_keys(listen[i], 1, keypath != NULL, o.insecure, NULL);
 	o.listen = listen;
@@ -199,9 +195,7 @@ int main(int argc, char **argv)
 	if (ws_init())
 		cli_die(EX_SOFTWARE, "cannot initialise libsodium");
 	if (keypath) {
-		if ((rc = ws_keypair_load(&key, keypath, err)) ||
-		    (rc = ws_authkeys_load(&ak, akpath, err)))
-			cli_die(ws_exitcode(rc), "%s", err);
+		cli_load_keys(keypath, &key, akpath, &ak);
 		o.key = &key;
 		o.authkeys = &ak;
 	}
