@@ -163,6 +163,8 @@ void cli_load_keys(const char *keypath, struct ws_keypair *key, const char *akpa
  * from a file (tables, SQL): they are escaped by ws_escape_str()
  * (escape.h), so no peer can drive the terminal or forge a log line.
  */
+static void vmsg(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 static void vmsg(const char *fmt, va_list ap)
 {
 	char line[4096], esc[4 * sizeof(line)];

@@ -1263,8 +1263,8 @@ TEST(good_shapes)
 		BATCH(CHG("\"pk\":[1],\"set\":{}")),
 		BATCH(""),
 		TABLES(""),
-		"{\"type\":\"batch\",\"ch\":0,\"clock\":{},\"tables\":[],"
-		"\"changes\":[]}",
+		("{\"type\":\"batch\",\"ch\":0,\"clock\":{},\"tables\":[],"
+		"\"changes\":[]}"),
 		"{\"type\":\"error\",\"ch\":0,\"code\":-8,\"message\":\"x\\u0000y\"}",
 		"{\"type\":255,\"ch\":0,\"flags\":255,\"payload\":\"\"}",
 		"{\"type\":\"clock\",\"ch\":4294967295,\"clock\":{}}",
