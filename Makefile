@@ -90,7 +90,7 @@ $(OUT)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(HDRS) $(OUT)/libwsyn
 
 unit: $(UNITS)
 
-$(OUT)/tests/unique: tests/chaos/unique.c tests/unit/harness.h $(HDRS) $(OUT)/libwsync.a | $(OUT)/tests
+$(OUT)/tests/unique: tests/chaos/unique.c $(wildcard tests/unit/*.h) $(HDRS) $(OUT)/libwsync.a | $(OUT)/tests
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(ALL_LDFLAGS) -o $@ $< $(OUT)/libwsync.a $(PKG_LIBS)
 
 WORLDS ?= 40

@@ -45,7 +45,78 @@ void sto_uniq_release(struct tbl *t)
 	free(t->uniq);
 	t->uniq = NULL;
 	t->nuniq = 0;
+	for (i = 0; i < t->nfk; i++)
+		free(t->fk[i].parent);
+	free(t->fk);
+	t->fk = NULL;
+	t->nfk = 0;
 	t->uniq_at = 0;
+}
+
+/*
+ * t's foreign keys with an action on a parent's delete, whose parent
+ * columns are the parent's key (a missing "to" names it).  Each child
+ * column is placed at its parent key column's position.
+ */
+static int read_fks(struct ws_store *s, struct tbl *t, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct sto_fk *f = NULL;
+	int rc, id = -1;
+	uint32_t i, k;
+
+	if ((rc = sto_prep(s, "SELECT id, \"table\", \"from\", \"to\", on_delete "
+	    "FROM pragma_foreign_key_list(?1) WHERE on_delete IN ('CASCADE', "
+	    "'SET NULL') ORDER BY id, seq", &st, err)))
+		return rc;
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *from = (const char *)sqlite3_column_text(st, 2);
+		const char *to = (const char *)sqlite3_column_text(st, 3);
+		struct tbl *p = sto_find_tbl(s, (const char *)sqlite3_column_text(st, 1));
+
+		if (sqlite3_column_int(st, 0) != id) {
+			struct sto_fk *more = realloc(t->fk, (t->nfk + 1) * sizeof(*more));
+
+			if (!more)
+				goto nomem;
+			t->fk = more;
+			f = &t->fk[t->nfk++];
+			memset(f, 0, sizeof(*f));
+			id = sqlite3_column_int(st, 0);
+			f->action = strcmp((const char *)sqlite3_column_text(st, 4),
+			    "CASCADE") == 0 ? STO_FK_CASCADE : STO_FK_SET_NULL;
+			if (!p || !(f->parent = strdup(p->name)))
+				f->action = STO_FK_NONE; /* an untracked parent */
+		}
+		if (f->action == STO_FK_NONE || !from)
+			continue;
+		for (i = 0; i < t->ncols && strcmp(t->cols[i], from) != 0; i++)
+			;
+		/* The parent key column it names: "to", or the key's in order. */
+		for (k = 0; to && k < p->npk && strcmp(p->cols[p->pk[k]], to) != 0; k++)
+			;
+		if (!to)
+			k = f->ncols;
+		if (i == t->ncols || k >= p->npk || f->ncols == p->npk)
+			f->action = STO_FK_NONE;
+		else {
+			f->col[k] = i;
+			f->ncols++;
+		}
+	}
+	sqlite3_finalize(st);
+	/* Only keys that name the parent's whole key. */
+	for (i = 0; i < t->nfk; i++) {
+		struct tbl *p = t->fk[i].parent ? sto_find_tbl(s, t->fk[i].parent) : NULL;
+
+		if (!p || t->fk[i].ncols != p->npk)
+			t->fk[i].action = STO_FK_NONE;
+	}
+	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "foreign keys", err);
+nomem:
+	sqlite3_finalize(st);
+	return WS_ENOMEM;
 }
 
 int sto_uniq(struct ws_store *s, struct tbl *t, char *err)
@@ -90,12 +161,37 @@ int sto_uniq(struct ws_store *s, struct tbl *t, char *err)
 		sto_uniq_release(t);
 		return sto_sqlerr(s, rc, "indexes", err);
 	}
+	if ((rc = read_fks(s, t, err)) || (rc = sto_constrained(s, t, &t->constrained,
+	    err))) {
+		sto_uniq_release(t);
+		return rc;
+	}
 	t->uniq_at = (int64_t)s->schema_version + 1;
 	return 0;
 nomem:
 	sqlite3_finalize(st);
 	sto_uniq_release(t);
 	return WS_ENOMEM;
+}
+
+int sto_constrained(struct ws_store *s, const struct tbl *t, int *yes, char *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*yes = 0;
+	if ((rc = sto_stmt(s, "SELECT EXISTS(SELECT 1 FROM pragma_index_list(?1) "
+	    "WHERE \"unique\" AND origin <> 'pk') OR EXISTS(SELECT 1 FROM "
+	    "pragma_foreign_key_list(?1)) OR EXISTS(SELECT 1 FROM "
+	    "pragma_table_info(?1) WHERE \"notnull\" AND pk = 0) OR coalesce((SELECT "
+	    "sql FROM sqlite_schema WHERE type = 'table' AND name = ?1) LIKE "
+	    "'%CHECK%', 0)", &st, err)))
+		return rc;
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*yes = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : sto_sqlerr(s, rc, t->name, err);
 }
 
 int sto_uniq_touched(const struct tbl *t, uint32_t u, int64_t mask)

@@ -38,6 +38,15 @@ struct sto_uniq {
 	uint32_t col[MAX_TRACKED_COLS]; /* t->cols indexes, index order */
 };
 
+/* A foreign key of a tracked table to a tracked parent's key (store-claims.c). */
+struct sto_fk {
+	char *parent;
+	int action;                     /* its ON DELETE: STO_FK_* */
+	uint32_t ncols;
+	uint32_t col[MAX_TRACKED_COLS]; /* child columns, in the parent key's order */
+};
+enum { STO_FK_NONE, STO_FK_CASCADE, STO_FK_SET_NULL };
+
 struct tbl {
 	int64_t id;
 	char *name;
@@ -56,6 +65,9 @@ struct tbl {
 	struct sto_uniq *uniq; /* its UNIQUE indexes but the key's */
 	uint32_t nuniq;
 	int64_t uniq_at;       /* 1 + schema_version when uniq was read; 0 never */
+	struct sto_fk *fk;     /* its foreign keys that act on a parent's delete */
+	uint32_t nfk;
+	int constrained;       /* sto_constrained(), read with uniq */
 	struct {
 		int kind;
 		int64_t mask;
@@ -81,6 +93,7 @@ struct ws_store {
 	int in_snap;
 	int local_views;         /* views and triggers stay local (schema.h) */
 	int fk_ver;             /* schema_version when fk_policy() last ran */
+	int fk_on;              /* merges enforce foreign keys (fk_policy()) */
 	int scan;               /* capture by comparison too (ws_store_scan()) */
 	int64_t scan_dv;        /* PRAGMA data_version at the last scan, or -1 */
 	int schema_told;        /* schema_version when the schema was last
@@ -171,6 +184,10 @@ int sto_schema_check_local(struct ws_store *s, char *err);
  * sto_claims_seal() records those of the local log entries first..last.
  */
 int sto_uniq(struct ws_store *s, struct tbl *t, char *err);
+/*
+ * sto_uniq() reads t's foreign keys too (t->fk): those whose ON DELETE is
+ * CASCADE or SET NULL and whose parent columns are the parent's key.
+ */
 void sto_uniq_release(struct tbl *t);
 int sto_uniq_touched(const struct tbl *t, uint32_t u, int64_t mask);
 int sto_claim_value(const struct tbl *t, uint32_t u, const struct ws_value *const *val,
@@ -178,5 +195,12 @@ int sto_claim_value(const struct tbl *t, uint32_t u, const struct ws_value *cons
 int sto_claim_add(struct ws_store *s, const struct tbl *t, uint32_t u,
     const struct ws_buf *val, const struct ws_buf *pk, uint64_t usn, char *err);
 int sto_claims_seal(struct ws_store *s, uint64_t first, uint64_t last, char *err);
+/*
+ * Has t a constraint a merge weighs (UNIQUE but the key, FOREIGN KEY,
+ * NOT NULL but the key, CHECK)?  Then the values its changes replace are
+ * kept (wsync_prior), for the older entries that set them to travel with
+ * their own; a table without needs only each cell's newest value.
+ */
+int sto_constrained(struct ws_store *s, const struct tbl *t, int *yes, char *err);
 
 #endif

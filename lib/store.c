@@ -25,6 +25,11 @@
  *                                   batches they depend on
  *   wsync_schema(seq, type, name, tbl, sql)  the schema record last agreed
  *                                   with the hub, in its order (seq)
+ *   wsync_prior(usn, col, value)    the value column col held before log
+ *                                   entry usn replaced it (an update's
+ *                                   columns, a delete's every column): an
+ *                                   older entry travels with the values it
+ *                                   set, not those that replaced them
  *   wsync_claims(tbl, idx, val, pk, usn)  the values writes took in UNIQUE
  *                                   indexes (store-claims.c)
  *   wsync_scan(tbl, key, h)         each row's last known state, for
@@ -500,6 +505,9 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS wsync_schema(seq INTEGER PRIMARY KEY,"
     " type INTEGER NOT NULL, name TEXT NOT NULL UNIQUE, tbl TEXT NOT NULL,"
     " sql TEXT NOT NULL);"
+    /* the values a change replaced, for the older entries that set them */
+    "CREATE TABLE IF NOT EXISTS wsync_prior(usn INTEGER NOT NULL,"
+    " col INTEGER NOT NULL, value, PRIMARY KEY(usn, col)) WITHOUT ROWID;"
     /* store-claims.c: the values each write took in a UNIQUE index */
     "CREATE TABLE IF NOT EXISTS wsync_claims(tbl INTEGER NOT NULL,"
     " idx TEXT NOT NULL, val BLOB NOT NULL, pk BLOB NOT NULL,"
@@ -1122,6 +1130,32 @@ static int put_trigger_head(struct ws_buf *q, const struct tbl *t,
 }
 
 /*
+ * Append a capture trigger's note of the values the log entry it just
+ * wrote (if it wrote one: changes()) replaced: the OLD value of each
+ * column of its mask, or of every column for a delete (op 3).
+ */
+static int put_prior(struct ws_buf *q, const struct tbl *t, int op)
+{
+	uint32_t i, n = 0;
+	int rc = ws_buf_printf(q, "INSERT INTO wsync_prior(usn, col, value) SELECT "
+	    "l.usn, v.c, v.v FROM wsync_log AS l, (");
+
+	/* (A multi-row VALUES cannot name OLD inside a trigger.) */
+	for (i = 0; rc == 0 && i < t->ncols; i++) {
+		if (!((t->allmask >> i) & 1))
+			continue;
+		rc = ws_buf_printf(q, n++ ? " UNION ALL SELECT %u, OLD." :
+		    "SELECT %u AS c, OLD.", i);
+		if (rc == 0) rc = sto_qid(q, t->cols[i]);
+		if (rc == 0 && n == 1) rc = ws_buf_printf(q, " AS v");
+	}
+	if (rc == 0) rc = ws_buf_printf(q, ") AS v WHERE changes() = 1 AND l.usn = "
+	    "last_insert_rowid() AND l.op = %d%s; ", op,
+	    op == 3 ? "" : " AND (l.mask >> v.c) & 1");
+	return rc;
+}
+
+/*
  * Append "INSERT INTO wsync_log(tbl, op, mask, k1..kN) SELECT (the
  * table's number)": the head of a capture trigger's log write.
  */
@@ -1204,7 +1238,12 @@ int sto_make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 	struct ws_buf q = WS_BUF_INIT;
 	static const char *const kinds[] = {"ins", "upd", "del"};
 	uint32_t i;
-	int rc = 0, k;
+	int rc, k, prior;
+
+	/* Only a constrained table keeps what its changes replaced. */
+	if ((rc = sto_constrained(s, t, &prior, err)))
+		return rc;
+	prior = prior && t->allmask;
 
 #define P(...) do { if (rc == 0) rc = ws_buf_printf(&q, __VA_ARGS__); } while (0)
 	for (k = 0; k < 3; k++) {
@@ -1224,7 +1263,9 @@ int sto_make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 	if (rc == 0) rc = put_log_head(&q, t);
 	P(", 3, 0");
 	if (rc == 0) rc = put_keys(&q, t, "OLD");
-	P("; END;");
+	P("; ");
+	if (rc == 0 && prior) rc = put_prior(&q, t, 3);
+	P("END;");
 	if (rc == 0) rc = put_trigger_head(&q, t, "upd", "UPDATE");
 	if (rc == 0) rc = put_null_key_check(&q, t);
 	if (rc == 0) rc = put_log_head(&q, t);
@@ -1233,6 +1274,7 @@ int sto_make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 	P(" WHERE ");
 	if (rc == 0) rc = put_key_moved(&q, t);
 	P("; ");
+	if (rc == 0 && prior) rc = put_prior(&q, t, 3);
 	if (rc == 0) rc = put_log_head(&q, t);
 	P(", CASE WHEN m < 0 THEN 1 ELSE 2 END,"
 	    " CASE WHEN m < 0 THEN %" PRId64 " ELSE m END", t->allmask);
@@ -1254,7 +1296,9 @@ int sto_make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 		if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
 		P(" AS k%u", i + 1);
 	}
-	P(") WHERE m != 0; END;");
+	P(") WHERE m != 0; ");
+	if (rc == 0 && prior) rc = put_prior(&q, t, 2);
+	P("END;");
 #undef P
 	if (rc == 0)
 		rc = sto_cstr(&q) ? sto_exec(s, sto_cstr(&q), err) : WS_ENOMEM;
@@ -2182,6 +2226,10 @@ struct apply {
 	struct ws_buf killed;    /* keys of the rows its claims removed */
 	struct ws_buf again;     /* int64 mask, u64 usn: cells of its row that */
 	uint32_t ncl, nby, nkilled, nagain; /* outlive that removal */
+	struct ws_buf killed_prior; /* prior_read() of each row in killed */
+	struct ws_buf lose_prior; /* prior_read() of its own row, if removed */
+	sqlite3_value *prior[MAX_TRACKED_COLS]; /* what the change replaced, */
+	int64_t prior_mask;      /* noted in wsync_prior with its entry */
 	char *err;
 };
 
@@ -2234,6 +2282,7 @@ struct history {
 	int state;                      /* 0 unknown, 1 alive, 2 deleted */
 	struct ver del;                 /* the delete's version when deleted */
 	int unseen_delete;              /* a delete the change has not seen */
+	uint64_t unseen_usn;            /* a log entry of that delete's batch */
 	struct ver cell[MAX_TRACKED_COLS]; /* winning version per column */
 	int64_t known;                  /* columns whose version was found */
 };
@@ -2278,6 +2327,8 @@ static int load_history(struct apply *a, const struct tbl *t,
 			}
 			if (!seen(a, &v)) {
 				h->unseen_delete = 1;
+				h->unseen_usn = op & OP_BY ? (uint64_t)sqlite3_column_int64(
+				    a->hist, 3) : usn;
 				rc = SQLITE_DONE;
 				break;
 			}
@@ -2647,21 +2698,85 @@ out:
 }
 
 /*
+ * Append to out what row kv of t holds (a count, then each column's
+ * number and value), for the wsync_prior rows of the entry that removes
+ * it (prior_write()); a count of 0 when there is no such row.
+ */
+static int prior_read(struct apply *a, struct tbl *t, const struct ws_value *kv,
+    struct ws_buf *out)
+{
+	sqlite3_stmt *st;
+	struct ws_value v;
+	uint32_t i, n = 0;
+	size_t at = out->len;
+	int rc;
+
+	if ((rc = sto_tstmt(a->s, t, TS_ROW, 0, &st, a->err)) ||
+	    (rc = ws_buf_append(out, &n, sizeof(n))))
+		return rc;
+	for (i = 0; i < t->npk; i++)
+		sto_bind_value(st, (int)i + 1, &kv[i]);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		for (i = 0; rc == 0 && i < t->ncols; i++) {
+			if (!((t->allmask >> i) & 1))
+				continue;
+			sto_value_of(sqlite3_column_value(st, (int)i), &v);
+			if ((rc = ws_buf_append(out, &i, sizeof(i))) == 0)
+				rc = ws_value_encode(&v, out);
+			n++;
+		}
+	sqlite3_reset(st);
+	memcpy(out->p + at, &n, sizeof(n));
+	return rc;
+}
+
+/* Note the next record of prior_read() in r as replaced by entry usn. */
+static int prior_write(struct apply *a, struct ws_rd *r, uint64_t usn)
+{
+	sqlite3_stmt *st;
+	struct ws_value v;
+	uint32_t n, col;
+	int rc;
+
+	if ((size_t)(r->end - r->p) < sizeof(n))
+		return 0; /* none kept */
+	memcpy(&n, r->p, sizeof(n));
+	r->p += sizeof(n);
+	if (n && (rc = sto_stmt(a->s, "INSERT OR REPLACE INTO wsync_prior(usn, col, "
+	    "value) VALUES(?1, ?2, ?3)", &st, a->err)))
+		return rc;
+	for (rc = 0; rc == 0 && n > 0; n--) {
+		memcpy(&col, r->p, sizeof(col));
+		r->p += sizeof(col);
+		if ((rc = ws_value_decode(r, &v)))
+			break;
+		sqlite3_bind_int64(st, 1, (int64_t)usn);
+		sqlite3_bind_int(st, 2, (int)col);
+		sto_bind_value(st, 3, &v);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = sto_sqlerr(a->s, sqlite3_errcode(a->s->db), "prior", a->err);
+		sqlite3_reset(st);
+	}
+	return rc;
+}
+
+/*
  * Remove row kv of t because a stronger claim beat its write: keep its
  * values as conflicts of kind unique and delete it (claim_remove()); a
  * row this change's claim beat has its key noted in a->killed too, logged
  * as a delete of this batch after the change (claim_kill()).
  */
 static int claim_remove(struct apply *a, struct tbl *t, const struct ws_value *kv,
-    int keep_values)
+    int keep_values, int kind, struct ws_buf *prior)
 {
 	struct history h;
 	sqlite3_stmt *del;
 	int rc;
 
-	if (keep_values && ((rc = load_history(a, t, kv, &h)) ||
+	if ((keep_values && ((rc = load_history(a, t, kv, &h)) ||
 	    (rc = key_blob(t, kv, &a->pk)) ||
-	    (rc = lose_row(a, t, kv, &h, KIND_UNIQUE, t->allmask))))
+	    (rc = lose_row(a, t, kv, &h, kind, t->allmask)))) ||
+	    (prior && (rc = prior_read(a, t, kv, prior))))
 		return rc;
 	if ((rc = sto_tstmt(a->s, t, TS_DEL, 0, &del, a->err)))
 		return rc;
@@ -2755,7 +2870,7 @@ static int claim_lose(struct apply *a, struct tbl *t, const struct ws_value *pk)
 	}
 	sqlite3_reset(row);
 	if (rc || (rc = lose_row(a, t, pk, &h, KIND_UNIQUE, ~mask)) ||
-	    (rc = claim_remove(a, t, pk, 0)))
+	    (rc = claim_remove(a, t, pk, 0, KIND_UNIQUE, &a->lose_prior)))
 		goto out;
 	if (mask) {
 		for (i = 0; i < t->ncols; i++)
@@ -2795,7 +2910,8 @@ static int claim_kill(struct apply *a, struct tbl *t, const struct ws_value *kv)
 {
 	int rc;
 
-	if ((rc = claim_remove(a, t, kv, 1)) == 0 && (rc = key_blob(t, kv, &a->q)) == 0 &&
+	if ((rc = claim_remove(a, t, kv, 1, KIND_UNIQUE, &a->killed_prior)) == 0 &&
+	    (rc = key_blob(t, kv, &a->q)) == 0 &&
 	    (rc = ws_buf_append(&a->killed, a->q.p, a->q.len)) == 0)
 		a->nkilled++;
 	return rc;
@@ -2913,6 +3029,56 @@ out:
 }
 
 /*
+ * Did change c (values val) name, in a foreign key with an action on
+ * delete, a parent that a delete c had not seen removed?  That delete
+ * acts on c as it would have on a copy where c came first: *action is
+ * STO_FK_CASCADE (c goes with its parent) or STO_FK_SET_NULL (those
+ * columns of c are NULL), even where the parent was made again since.
+ * Only with foreign keys enforced (fk_policy()).
+ */
+static int fk_parent_deleted(struct apply *a, struct tbl *t,
+    const struct ws_value **val, int *action, int64_t *cols, uint64_t *by)
+{
+	static const struct ws_value null = {WS_NULL, 0, 0, NULL, 0};
+	struct ws_value kv[MAX_TRACKED_COLS];
+	struct history h;
+	uint32_t f, k;
+	int rc;
+
+	*action = STO_FK_NONE;
+	*cols = 0;
+	if (!a->s->fk_on)
+		return 0;
+	for (f = 0; f < t->nfk; f++) {
+		const struct sto_fk *fk = &t->fk[f];
+		struct tbl *p = fk->action ? sto_find_tbl(a->s, fk->parent) : NULL;
+
+		for (k = 0; p && k < fk->ncols; k++)
+			if (!val[fk->col[k]] || val[fk->col[k]]->type == WS_NULL)
+				p = NULL; /* not set by c, or no parent named */
+			else
+				kv[k] = *val[fk->col[k]];
+		if (!p)
+			continue;
+		if ((rc = load_history(a, p, kv, &h)))
+			return rc;
+		if (!h.unseen_delete)
+			continue;
+		if (fk->action == STO_FK_CASCADE) {
+			*action = STO_FK_CASCADE;
+			*by = h.unseen_usn;
+			return 0;
+		}
+		*action = STO_FK_SET_NULL;
+		for (k = 0; k < fk->ncols; k++) {
+			val[fk->col[k]] = &null;
+			*cols |= (int64_t)1 << fk->col[k];
+		}
+	}
+	return 0;
+}
+
+/*
  * Write change c to t with the statement of `kind` (TS_INS, TS_UPD or
  * TS_DEL): a UNIQUE clash is contested once (see contest()).  CLASH
  * when the change loses to a constraint.
@@ -3000,24 +3166,217 @@ static int batch_map(struct apply *a, uint32_t i, struct bmap **out)
  * and no conflicts (the common case once history is garbage-collected)
  * takes the short way: no read of the current row, just the write.
  */
+/* Keep the values of row's columns in mask: the change replaces them. */
+static int prior_keep(struct apply *a, const struct tbl *t, sqlite3_stmt *row,
+    int64_t mask)
+{
+	uint32_t i;
+
+	if (!t->constrained)
+		return 0; /* see sto_constrained() */
+	for (i = 0; i < t->ncols; i++)
+		if ((t->allmask & mask) >> i & 1) {
+			sqlite3_value_free(a->prior[i]);
+			if (!(a->prior[i] = sqlite3_value_dup(sqlite3_column_value(row,
+			    (int)i))))
+				return WS_ENOMEM;
+			a->prior_mask |= (int64_t)1 << i;
+		}
+	return 0;
+}
+
+/* Note the kept values as replaced by log entry usn (0: forget them). */
+static int prior_note(struct apply *a, uint64_t usn)
+{
+	sqlite3_stmt *st = NULL;
+	uint32_t i;
+	int rc = 0;
+
+	if (usn && a->prior_mask)
+		rc = sto_stmt(a->s, "INSERT OR REPLACE INTO wsync_prior(usn, col, value) "
+		    "VALUES(?1, ?2, ?3)", &st, a->err);
+	for (i = 0; i < MAX_TRACKED_COLS; i++) {
+		if (rc == 0 && st && a->prior[i]) {
+			sqlite3_bind_int64(st, 1, (int64_t)usn);
+			sqlite3_bind_int(st, 2, (int)i);
+			sqlite3_bind_value(st, 3, a->prior[i]);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				rc = sto_sqlerr(a->s, sqlite3_errcode(a->s->db), "prior", a->err);
+			sqlite3_reset(st);
+		}
+		sqlite3_value_free(a->prior[i]);
+		a->prior[i] = NULL;
+	}
+	a->prior_mask = 0;
+	return rc;
+}
+
+/*
+ * Write row key of ct by a foreign key's action (del: remove it, else set
+ * the columns of mask to NULL), logged as this batch's, with the values
+ * it replaced (wsync_prior): a copy that gets this batch from here then
+ * learns of it, and an older entry of the row still travels whole.  A
+ * write SQLite refuses (a NOT NULL column to set to NULL) is skipped.
+ */
+static int cascade_write(struct apply *a, struct tbl *ct, const struct ws_value *key,
+    int del, int64_t mask)
+{
+	static const struct ws_value null = {WS_NULL, 0, 0, NULL, 0};
+	const struct ws_value *val[MAX_TRACKED_COLS] = {0};
+	sqlite3_value *old[MAX_TRACKED_COLS] = {0};
+	sqlite3_stmt *st;
+	uint64_t usn;
+	uint32_t i;
+	int rc;
+
+	if (del)
+		mask = ct->allmask;
+	if ((rc = sto_tstmt(a->s, ct, TS_ROW, 0, &st, a->err)))
+		return rc;
+	for (i = 0; i < ct->npk; i++)
+		sto_bind_value(st, (int)i + 1, &key[i]);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return 0;
+	}
+	for (i = 0; rc == 0 && i < ct->ncols; i++)
+		if ((mask >> i) & 1 && !(old[i] = sqlite3_value_dup(sqlite3_column_value(st,
+		    (int)i))))
+			rc = WS_ENOMEM;
+	sqlite3_reset(st);
+	if (rc || (rc = sto_tstmt(a->s, ct, del ? TS_DEL : TS_UPD, del ? 0 : mask, &st,
+	    a->err)))
+		goto out;
+	if (del)
+		for (i = 0; i < ct->npk; i++)
+			sto_bind_value(st, (int)i + 1, &key[i]);
+	else {
+		for (i = 0; i < ct->ncols; i++)
+			if ((mask >> i) & 1)
+				val[i] = &null;
+		bind_write(st, ct, TS_UPD, mask, val, key);
+	}
+	if ((rc = step_write(a, ct, st)) == CLASH) {
+		a->clash = 0;
+		rc = 0;
+		goto out;
+	}
+	if (rc || (rc = log_entry(a, ct, del ? WS_OP_DELETE : WS_OP_UPDATE, mask, 0, key)))
+		goto out;
+	usn = (uint64_t)sqlite3_last_insert_rowid(a->s->db);
+	if ((rc = sto_stmt(a->s, "INSERT OR REPLACE INTO wsync_prior(usn, col, value) "
+	    "VALUES(?1, ?2, ?3)", &st, a->err)))
+		goto out;
+	for (i = 0; rc == 0 && i < ct->ncols; i++) {
+		if (!old[i])
+			continue;
+		sqlite3_bind_int64(st, 1, (int64_t)usn);
+		sqlite3_bind_int(st, 2, (int)i);
+		sqlite3_bind_value(st, 3, old[i]);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = sto_sqlerr(a->s, sqlite3_errcode(a->s->db), "prior", a->err);
+		sqlite3_reset(st);
+	}
+out:
+	for (i = 0; i < ct->ncols; i++)
+		sqlite3_value_free(old[i]);
+	return rc;
+}
+
+/*
+ * Row pk of t is about to be deleted by a remote change: run the actions
+ * of the foreign keys that name it (CASCADE, SET NULL) here, each logged
+ * (cascade_write()), children before their parent.  SQLite would run
+ * them unseen: the triggers do not capture a merge's writes.
+ */
+static int cascade(struct apply *a, struct tbl *t, const struct ws_value *pk, int depth)
+{
+	struct ws_buf q = WS_BUF_INIT, keys = WS_BUF_INIT;
+	struct ws_value kv[MAX_TRACKED_COLS];
+	sqlite3_stmt *st = NULL;
+	uint32_t j, f, k, n;
+	int rc = 0;
+
+	if (!a->s->fk_on || depth > 32)
+		return 0;
+	for (j = 0; rc == 0 && j < a->s->nt; j++) {
+		struct tbl *ct = &a->s->t[j];
+
+		if ((rc = sto_uniq(a->s, ct, a->err)))
+			break;
+		for (f = 0; rc == 0 && f < ct->nfk; f++) {
+			const struct sto_fk *fk = &ct->fk[f];
+			struct ws_rd r;
+
+			if (!fk->action || strcmp(fk->parent, t->name) != 0)
+				continue;
+			q.len = keys.len = 0;
+			rc = put_select_key(&q, ct);
+			for (k = 0; rc == 0 && k < fk->ncols; k++) {
+				rc = ws_buf_printf(&q, k ? " AND " : " WHERE ");
+				if (rc == 0) rc = sto_qid(&q, ct->cols[fk->col[k]]);
+				if (rc == 0) rc = ws_buf_printf(&q, " = ?%u", k + 1);
+			}
+			if (rc || !sto_cstr(&q) || (rc = sto_prep(a->s, sto_cstr(&q), &st,
+			    a->err)))
+				break;
+			for (k = 0; k < fk->ncols; k++)
+				sto_bind_value(st, (int)k + 1, &pk[k]);
+			for (n = 0; rc == 0 && sqlite3_step(st) == SQLITE_ROW; n++)
+				for (k = 0; rc == 0 && k < ct->npk; k++) {
+					struct ws_value v;
+
+					sto_value_of(sqlite3_column_value(st, (int)k), &v);
+					rc = ws_value_encode(&v, &keys);
+				}
+			sqlite3_finalize(st);
+			st = NULL;
+			ws_rd_init(&r, keys.p, keys.len);
+			while (rc == 0 && n-- > 0) {
+				int64_t mask = 0;
+
+				for (k = 0; rc == 0 && k < ct->npk; k++)
+					rc = ws_value_decode(&r, &kv[k]);
+				for (k = 0; k < fk->ncols; k++)
+					mask |= (int64_t)1 << fk->col[k];
+				if (rc == 0 && fk->action == STO_FK_CASCADE)
+					rc = cascade(a, ct, kv, depth + 1);
+				if (rc == 0)
+					rc = cascade_write(a, ct, kv, fk->action == STO_FK_CASCADE,
+					    mask);
+			}
+		}
+	}
+	sqlite3_finalize(st);
+	ws_buf_release(&q);
+	ws_buf_release(&keys);
+	return rc;
+}
+
 /* Log a delete of each of the *n keys encoded one after another in keys. */
 static int log_deletes(struct apply *a, const struct tbl *t, struct ws_buf *keys,
-    uint32_t *n)
+    uint32_t *n, struct ws_buf *prior)
 {
 	struct ws_value kv[MAX_TRACKED_COLS];
-	struct ws_rd r;
+	struct ws_rd r, pr;
 	uint32_t k, i;
 	int rc = 0;
 
 	ws_rd_init(&r, keys->p, keys->len);
+	if (prior)
+		ws_rd_init(&pr, prior->p, prior->len);
 	for (k = 0; rc == 0 && k < *n; k++) {
 		for (i = 0; rc == 0 && i < t->npk; i++)
 			rc = ws_value_decode(&r, &kv[i]);
 		if (rc == 0)
 			rc = log_entry(a, t, WS_OP_DELETE, 0, 0, kv);
+		if (rc == 0 && prior)
+			rc = prior_write(a, &pr, (uint64_t)sqlite3_last_insert_rowid(a->s->db));
 	}
 	keys->len = 0;
 	*n = 0;
+	if (prior)
+		prior->len = 0;
 	return rc;
 }
 
@@ -3037,7 +3396,14 @@ static int log_claims(struct apply *a, struct tbl *t, const struct ws_change *c,
 	for (n = 0; rc == 0 && n < a->nby; n++) {
 		memcpy(&by, a->by.p + n * sizeof(by), sizeof(by));
 		rc = log_entry(a, t, WS_OP_DELETE | OP_BY, 0, (int64_t)by, c->pk);
+		if (rc == 0 && n == 0 && a->lose_prior.len) {
+			struct ws_rd r;
+
+			ws_rd_init(&r, a->lose_prior.p, a->lose_prior.len);
+			rc = prior_write(a, &r, (uint64_t)sqlite3_last_insert_rowid(a->s->db));
+		}
 	}
+	a->lose_prior.len = 0;
 	for (n = 0; rc == 0 && n < a->nagain; n++) {
 		int64_t m;
 
@@ -3070,14 +3436,15 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	struct ws_store *s = a->s;
 	struct bmap *m;
 	uint32_t i, k;
-	const struct ws_value *val[MAX_TRACKED_COLS] = {0};
+	const struct ws_value *val[MAX_TRACKED_COLS] = {0}, *wval[MAX_TRACKED_COLS];
 	struct ver me = {a->origin, a->counter, a->lamport}, v;
 	struct ver best[MAX_TRACKED_COLS];
 	struct history h;
 	struct tbl *t = NULL;
 	sqlite3_stmt *row = NULL;
-	int64_t win = 0, lost = 0, cmask = 0;
-	int rc, exists = 0, op = c->op, me_wins, sp = 0;
+	int64_t win = 0, lost = 0, cmask = 0, fk_cols = 0;
+	uint64_t fk_by = 0;
+	int rc, exists = 0, op = c->op, me_wins, sp = 0, fk_act = STO_FK_NONE;
 	uint64_t usn;
 
 	if ((rc = batch_map(a, c->table, &m)))
@@ -3090,7 +3457,8 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 				cmask |= (int64_t)1 << m->col[i];
 			}
 	a->ncl = a->nby = 0;
-	if (op != WS_OP_DELETE && (rc = claims_contest(a, m, c, val, cmask)))
+	if ((rc = sto_uniq(s, t, a->err)) ||
+	    (op != WS_OP_DELETE && (rc = claims_contest(a, m, c, val, cmask))))
 		return rc;
 	if (a->nby) {
 		/* A stronger concurrent claim took one of its UNIQUE values:
@@ -3115,9 +3483,14 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	if (h.state == 0 && h.known == 0 && !a->any_conflicts) {
 		/* Nothing concurrent can stand: every cell is this change's. */
 		if (op == WS_OP_DELETE) {
-			rc = write_row(a, t, c, TS_DEL, 0, val);
+			if ((rc = cascade(a, t, c->pk, 0)) == 0)
+				rc = write_row(a, t, c, TS_DEL, 0, val);
 		} else {
-			win = cmask;
+			if ((rc = fk_parent_deleted(a, t, val, &fk_act, &fk_cols, &fk_by)))
+				return rc;
+			if (fk_act == STO_FK_CASCADE)
+				goto fk_lost;
+			win = cmask | fk_cols;
 			if (win)
 				rc = write_row(a, t, c, TS_UPD, win, val);
 			if (rc == 0 && (!win || sqlite3_changes(s->db) == 0))
@@ -3186,7 +3559,8 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 			    (rc = add_conflict(a, t, (int)i, 1, &h.cell[i],
 			    sqlite3_column_value(row, (int)i), NULL)))
 				goto out;
-		if (exists)
+		if (exists && (rc = prior_keep(a, t, row, t->allmask)) == 0 &&
+		    (rc = cascade(a, t, c->pk, 0)) == 0)
 			rc = write_row(a, t, c, TS_DEL, 0, val);
 		goto out;
 	}
@@ -3218,9 +3592,26 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 				goto out;
 		}
 	}
+	/* The foreign keys it sets (where it wins) name a live parent? */
+	for (i = 0; i < t->ncols; i++)
+		wval[i] = (win >> i) & 1 ? val[i] : NULL;
+	if ((rc = fk_parent_deleted(a, t, wval, &fk_act, &fk_cols, &fk_by)))
+		goto out;
+	if (fk_act == STO_FK_CASCADE) {
+		if ((rc = sto_exec(s, "ROLLBACK TO wsync_change", a->err)) ||
+		    (rc = sto_exec(s, "RELEASE wsync_change", a->err)))
+			goto out;
+		sp = 0;
+		sqlite3_reset(row);
+		row = NULL;
+		goto fk_lost;
+	}
+	for (i = 0; i < t->ncols; i++)
+		if ((fk_cols >> i) & 1)
+			val[i] = wval[i]; /* SET NULL */
 	if (!exists || h.state == 2)
 		rc = write_row(a, t, c, TS_INS, win, val);
-	else if (win)
+	else if (win && (rc = prior_keep(a, t, row, win)) == 0)
 		rc = write_row(a, t, c, TS_UPD, win, val);
 out:
 	if (row)
@@ -3239,6 +3630,23 @@ out:
 			return rc;
 		rc = clash ? CLASH : 0;
 	}
+	goto log;
+fk_lost:
+	/* A parent it names was deleted concurrently: it goes too (kind
+	 * fk), removed as by that delete (its version), as on a copy where
+	 * it came first and the delete's cascade took it. */
+	if ((rc = claim_remove(a, t, c->pk, 1, KIND_FK, &a->lose_prior)) ||
+	    (rc = ws_buf_append(&a->by, &fk_by, sizeof(fk_by))))
+		return rc;
+	a->nby++;
+	for (i = 0; i < t->ncols; i++)
+		if (val[i] && (rc = add_conflict(a, t, (int)i, KIND_FK, &me, NULL,
+		    val[i])))
+			return rc;
+	lost = cmask;
+	win = 0;
+	op |= OP_LOSTDEL;
+	m->history = 1;
 log:
 	if (rc == CLASH) {
 		/* It broke a constraint only concurrency could: it loses. */
@@ -3254,11 +3662,15 @@ log:
 	/* Log the change: what it set, and where it lost; then the removals
 	 * it won (after it, so a copy that gets this batch rebuilt from the
 	 * log holds the same contest, and records the same conflicts). */
-	if ((rc = log_entry(a, t, op, win, lost, c->pk)))
+	if ((rc = log_entry(a, t, op, win, lost, c->pk))) {
+		prior_note(a, 0);
 		return rc;
+	}
 	usn = (uint64_t)sqlite3_last_insert_rowid(s->db);
-	if ((rc = log_deletes(a, t, &a->gone, &a->ngone)) ||
-	    (rc = log_deletes(a, t, &a->killed, &a->nkilled)))
+	if ((rc = prior_note(a, op & OP_LOSTDEL ? 0 : usn)))
+		return rc;
+	if ((rc = log_deletes(a, t, &a->gone, &a->ngone, NULL)) ||
+	    (rc = log_deletes(a, t, &a->killed, &a->nkilled, &a->killed_prior)))
 		return rc;
 	if (a->ncl || a->nby)
 		rc = log_claims(a, t, c, usn);
@@ -3278,6 +3690,9 @@ static void apply_release(struct apply *a)
 	ws_buf_release(&a->by);
 	ws_buf_release(&a->killed);
 	ws_buf_release(&a->again);
+	ws_buf_release(&a->killed_prior);
+	ws_buf_release(&a->lose_prior);
+	prior_note(a, 0);
 }
 
 static int apply_init(struct apply *a, struct ws_store *s, char *err)
@@ -3646,8 +4061,10 @@ static int fk_policy(struct ws_store *s, char *err)
 	    "pragma_foreign_key_list(t.name) AS f WHERE f.on_delete <> 'NO ACTION' "
 	    "OR f.on_update <> 'NO ACTION'");
 	if ((rc = sto_exec(s, on ? "PRAGMA foreign_keys = ON" :
-	    "PRAGMA foreign_keys = OFF", err)) == 0)
+	    "PRAGMA foreign_keys = OFF", err)) == 0) {
 		s->fk_ver = ver;
+		s->fk_on = on;
+	}
 	return rc;
 }
 
@@ -3800,7 +4217,8 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 	struct ws_store *s = x->s;
 	struct tbl *t = sto_tbl_by_id(s, sqlite3_column_int64(e, 1));
 	struct ws_value pk[MAX_TRACKED_COLS], vals[MAX_TRACKED_COLS];
-	sqlite3_stmt *later, *row = NULL, *conf;
+	uint64_t replaced_by[MAX_TRACKED_COLS] = {0};
+	sqlite3_stmt *later, *row = NULL, *conf, *prior;
 	sqlite3_value *cv[MAX_TRACKED_COLS] = {0};
 	uint8_t mask[8] = {0};
 	struct ws_change c = {0};
@@ -3820,10 +4238,11 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 		return rc;
 	/* What later entries did to this row. */
 	x->q.len = 0;
-	rc = ws_buf_printf(&x->q, "SELECT op, mask, lost FROM wsync_log WHERE tbl = ?1 "
-	    "AND usn > ?2");
+	rc = ws_buf_printf(&x->q, "SELECT op, mask, lost, usn FROM wsync_log WHERE "
+	    "tbl = ?1 AND usn > ?2");
 	for (i = 0; rc == 0 && i < s->nk; i++)
 		rc = ws_buf_printf(&x->q, " AND k%u IS ?%u", i + 1, i + 3);
+	if (rc == 0) rc = ws_buf_printf(&x->q, " ORDER BY usn");
 	if (rc || !sto_cstr(&x->q) || (rc = stmt(s, sto_cstr(&x->q), &later, x->err)))
 		return rc;
 	sqlite3_bind_int64(later, 1, t->id);
@@ -3838,6 +4257,10 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 			sqlite3_reset(later);
 			return rc;
 		}
+		/* The first entry to replace each cell noted what it held. */
+		for (i = 0; i < t->ncols; i++)
+			if (!replaced_by[i] && (ldel || ((lmask >> i) & 1)))
+				replaced_by[i] = (uint64_t)sqlite3_column_int64(later, 3);
 		later_delete |= ldel;
 		later_mask |= lmask;
 	}
@@ -3874,6 +4297,23 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 			rc = WS_ENOMEM;
 			goto out;
 		}
+	}
+	/* ... what it set where a later entry replaced it since ... */
+	if ((rc = stmt(s, "SELECT value FROM wsync_prior WHERE usn = ?1 AND col = ?2",
+	    &prior, x->err)))
+		goto out;
+	for (i = 0; i < t->ncols; i++) {
+		if (cv[i] || !replaced_by[i] || ((win >> i) & 1) ||
+		    !((sqlite3_column_int64(e, 3) >> i) & 1))
+			continue;
+		sqlite3_bind_int64(prior, 1, (int64_t)replaced_by[i]);
+		sqlite3_bind_int(prior, 2, (int)i);
+		if (sqlite3_step(prior) == SQLITE_ROW &&
+		    !(cv[i] = sqlite3_value_dup(sqlite3_column_value(prior, 0))))
+			rc = WS_ENOMEM;
+		sqlite3_reset(prior);
+		if (rc)
+			goto out;
 	}
 	/* ... and, for an insert into a row that lives on, its current value. */
 	for (i = 0; i < t->ncols; i++) {
@@ -4294,7 +4734,7 @@ static int gc_locked(struct ws_store *s, const struct ws_vclock *stable,
 {
 	struct ws_vclock gc = WS_VCLOCK_INIT;
 	struct ws_buf enc = WS_BUF_INIT;
-	sqlite3_stmt *bs = NULL, *del = NULL, *delb = NULL, *delc = NULL;
+	sqlite3_stmt *bs = NULL, *del = NULL, *delb = NULL, *delc = NULL, *delp = NULL;
 	uint64_t maxusn, gcusn, n = 0;
 	int rc;
 
@@ -4310,7 +4750,9 @@ static int gc_locked(struct ws_store *s, const struct ws_vclock *stable,
 	    &delb, err)) ||
 	    /* Every site has seen them: they can meet no concurrent claim. */
 	    (rc = sto_prep(s, "DELETE FROM wsync_claims WHERE usn BETWEEN ?1 AND ?2",
-	    &delc, err)))
+	    &delc, err)) ||
+	    (rc = sto_prep(s, "DELETE FROM wsync_prior WHERE usn BETWEEN ?1 AND ?2",
+	    &delp, err)))
 		goto out;
 	while ((rc = sqlite3_step(bs)) == SQLITE_ROW) {
 		struct ws_siteid site;
@@ -4326,9 +4768,12 @@ static int gc_locked(struct ws_store *s, const struct ws_vclock *stable,
 		sqlite3_reset(del);
 		sqlite3_bind_int64(delc, 1, sqlite3_column_int64(bs, 2));
 		sqlite3_bind_int64(delc, 2, sqlite3_column_int64(bs, 3));
-		if (sqlite3_step(delc) != SQLITE_DONE)
+		sqlite3_bind_int64(delp, 1, sqlite3_column_int64(bs, 2));
+		sqlite3_bind_int64(delp, 2, sqlite3_column_int64(bs, 3));
+		if (sqlite3_step(delc) != SQLITE_DONE || sqlite3_step(delp) != SQLITE_DONE)
 			goto sqlfail;
 		sqlite3_reset(delc);
+		sqlite3_reset(delp);
 		if ((uint64_t)sqlite3_column_int64(bs, 3) > gcusn)
 			gcusn = (uint64_t)sqlite3_column_int64(bs, 3);
 		sqlite3_bind_int64(delb, 1, sqlite3_column_int64(bs, 0));
@@ -4362,6 +4807,7 @@ out:
 	sqlite3_finalize(del);
 	sqlite3_finalize(delb);
 	sqlite3_finalize(delc);
+	sqlite3_finalize(delp);
 	ws_vclock_release(&gc);
 	ws_buf_release(&enc);
 	return rc;

@@ -227,9 +227,12 @@ typedef int ws_store_batch_cb(const struct ws_batch *b, uint64_t usn, void *clie
 
 /*
  * Call cb, in usn order, for each batch holding log entries with a usn
- * above `usn`, as it stands now: a cell written again later is left out
- * of the older change (an insert keeps the row's current value, so the
- * row stays whole), so a peer gets each cell's current version once.
+ * above `usn`, as it stands now: each change with the values it set,
+ * those a later change replaced from what that change noted (the
+ * wsync_prior table), so that a peer weighs it as its origin made it; a
+ * value known no more (replaced without a note, as by a write found by
+ * scanning) is left out of the older change (an insert then keeps the
+ * row's current value, so the row stays whole).
  * Every batch is given, even one left empty, so the peer's clock moves
  * on.  Seal first to include local changes.  WS_ERANGE when entries
  * after `usn` were garbage-collected (the peer needs a full copy).

@@ -31,6 +31,7 @@
 #include <sqlite3.h>
 
 #include "harness.h"
+#include "rbytes.h"
 #include "wsync/wsync.h"
 #include "wsync/store.h"
 #include "wsync/store-test.h"
@@ -261,6 +262,7 @@ static int run_world(uint64_t seed)
 	memset(&w, 0, sizeof(w));
 	w.seed = seed;
 	rng = seed * 0x9e3779b97f4a7c15ull + 1;
+	rb_state = seed ^ 0x5173c0de5173c0deull; /* site ids follow the seed */
 	w.nsite = 3 + (int)rnd(2);
 	snprintf(w.dir, sizeof(w.dir), "/tmp/wsync-unique.XXXXXX");
 	if (!mkdtemp(w.dir))
@@ -355,7 +357,7 @@ TEST(test_unique_converges)
 
 int main(void)
 {
-	if (ws_init() != 0)
+	if (randombytes_set_implementation(&rb_impl) != 0 || ws_init() != 0)
 		return 1;
 	TEST_MAIN_BEGIN();
 	RUN(test_unique_converges);
