@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "wsync/store.h"
+#include "wsync/store-test.h"
 #include "store-int.h"
 
 /* A version of a cell: a dot and its Lamport number; site 0 = none. */
@@ -393,7 +394,7 @@ static int stable_get(struct ws_store *s, struct ws_vclock *out, char *err)
 	size_t n;
 	int rc;
 
-	ws_vclock_clear(out);
+	ws_vclock_reset(out);
 	if ((rc = sto_meta_get(s, "gc", &val, &n, err)) == 0 && val && n)
 		rc = ws_vclock_decode_all(out, val, n, err);
 	free(val);
@@ -804,7 +805,7 @@ int ws_store_clock(struct ws_store *s, struct ws_vclock *out, char *err)
 	int64_t id;
 	int rc;
 
-	ws_vclock_clear(out);
+	ws_vclock_reset(out);
 	if ((rc = sto_prep(s, "SELECT site, counter FROM wsync_clock", &st, err)))
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

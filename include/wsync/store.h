@@ -484,7 +484,4 @@ int ws_store_site_key_bind(struct ws_store *s, const struct ws_siteid *site,
 int ws_store_forget_site(const char *path, const struct ws_siteid *site,
     int *changed, char *err) WS_MUST_CHECK;
 
-/* The underlying connection, for tools and tests that read the database. */
-struct sqlite3 *ws_store_db(struct ws_store *s);
-
 #endif
