@@ -19,11 +19,12 @@
 #                   failure prints the command that repeats its run.  Three
 #                   short runs (15 s each) and a self-test of the checks are
 #                   part of make check.
-#   make unique     WORLDS=40: worlds of a hub and sites whose schema has
-#                   UNIQUE, CHECK and FOREIGN KEY constraints, each ending
-#                   with every copy compared (tests/chaos/unique.c); ends
-#                   "unique: N worlds, N diverged".  Not part of make check:
-#                   wsync(7) lists the clashes that do not converge yet.
+#   make unique     WORLDS=40: random worlds of a hub and sites whose schema
+#                   has UNIQUE, CHECK and FOREIGN KEY constraints, each
+#                   ending with every copy compared (tests/unit/test_unique.c;
+#                   make check runs its scripted clashes only); ends
+#                   "unique: N worlds, N diverged".  wsync(7) lists the
+#                   clashes that do not converge yet.
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, man pages, completions)
 
 CC       ?= gcc
@@ -90,12 +91,9 @@ $(OUT)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(HDRS) $(OUT)/libwsyn
 
 unit: $(UNITS)
 
-$(OUT)/tests/unique: tests/chaos/unique.c $(wildcard tests/unit/*.h) $(HDRS) $(OUT)/libwsync.a | $(OUT)/tests
-	$(CC) $(ALL_CFLAGS) -Itests/unit $(ALL_LDFLAGS) -o $@ $< $(OUT)/libwsync.a $(PKG_LIBS)
-
 WORLDS ?= 40
-unique: $(OUT)/tests/unique
-	WS_UNIQUE_WORLDS=$(WORLDS) $(OUT)/tests/unique
+unique: $(OUT)/tests/test_unique
+	WS_UNIQUE_WORLDS=$(WORLDS) $(OUT)/tests/test_unique
 
 # Each fuzz target with replay.c's main(): replays the corpus (make check).
 $(OUT)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(HDRS) \

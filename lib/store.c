@@ -2285,6 +2285,7 @@ struct history {
 	int unseen_delete;              /* a delete the change has not seen */
 	uint64_t unseen_usn;            /* a log entry of that delete's batch */
 	struct ver cell[MAX_TRACKED_COLS]; /* winning version per column */
+	uint64_t usn[MAX_TRACKED_COLS]; /* the log entry that set it */
 	int64_t known;                  /* columns whose version was found */
 };
 
@@ -2348,8 +2349,10 @@ static int load_history(struct apply *a, const struct tbl *t,
 			    a->hist, 3) : usn, &v)))
 				return rc;
 			for (i = 0; i < t->ncols; i++)
-				if ((mask >> i) & 1)
+				if ((mask >> i) & 1) {
 					h->cell[i] = v;
+					h->usn[i] = usn;
+				}
 			h->known |= mask;
 		}
 	}
@@ -3431,6 +3434,81 @@ static int log_claims(struct apply *a, struct tbl *t, const struct ws_change *c,
 	return rc;
 }
 
+/*
+ * Change c (values val, writing the columns of win over row, as it stands)
+ * broke a CHECK or a NOT NULL by what it merges with: cells of the row
+ * written concurrently by other changes (a CHECK over several columns).
+ * On a copy where c came first, those changes were the ones to break it,
+ * and lost.  So when c is stronger than every concurrent version in the
+ * row, those cells go back to what they held before (wsync_prior), their
+ * values are kept as conflicts of kind check, and their entries count as
+ * lost there; then c is written.  CLASH when that cannot be done (c is
+ * the weaker, a value before is not known, or the row still breaks it).
+ */
+static int check_revert(struct apply *a, struct tbl *t, const struct ws_change *c,
+    const struct history *h, const struct ws_value **val, int64_t win,
+    sqlite3_stmt *row)
+{
+	struct ver me = {a->origin, a->counter, a->lamport};
+	struct ws_value old[MAX_TRACKED_COLS];
+	sqlite3_value *keep[MAX_TRACKED_COLS] = {0};
+	sqlite3_stmt *pr, *fix;
+	int64_t back = 0;
+	uint32_t i;
+	int rc = 0;
+
+	for (i = 0; i < t->ncols; i++) {
+		if (!((t->allmask >> i) & 1) || ((win >> i) & 1) || !h->cell[i].site ||
+		    seen(a, &h->cell[i]))
+			continue;
+		if (wins(a->s, &h->cell[i], &me))
+			return CLASH; /* the concurrent edit is the stronger */
+		back |= (int64_t)1 << i;
+	}
+	if (!back || !t->constrained || (rc = sto_stmt(a->s, "SELECT value FROM "
+	    "wsync_prior WHERE usn = ?1 AND col = ?2", &pr, a->err)))
+		return rc ? rc : CLASH;
+	for (i = 0; rc == 0 && i < t->ncols; i++) {
+		if (!((back >> i) & 1))
+			continue;
+		sqlite3_bind_int64(pr, 1, (int64_t)h->usn[i]);
+		sqlite3_bind_int(pr, 2, (int)i);
+		if (sqlite3_step(pr) != SQLITE_ROW)
+			rc = CLASH; /* what it held before is not known */
+		else if (!(keep[i] = sqlite3_value_dup(sqlite3_column_value(pr, 0))))
+			rc = WS_ENOMEM;
+		sqlite3_reset(pr);
+		if (rc == 0) {
+			sto_value_of(keep[i], &old[i]);
+			val[i] = &old[i];
+		}
+	}
+	/* The reverted edits lose, as where they came second. */
+	for (i = 0; rc == 0 && i < t->ncols; i++)
+		if ((back >> i) & 1)
+			rc = add_conflict(a, t, (int)i, KIND_CHECK, &h->cell[i],
+			    sqlite3_column_value(row, (int)i), NULL);
+	if (rc == 0 && (rc = sto_stmt(a->s, "UPDATE wsync_log SET mask = mask & ~?2, "
+	    "lost = lost | ?2 WHERE usn = ?1", &fix, a->err)) == 0)
+		for (i = 0; rc == 0 && i < t->ncols; i++) {
+			if (!((back >> i) & 1))
+				continue;
+			sqlite3_bind_int64(fix, 1, (int64_t)h->usn[i]);
+			sqlite3_bind_int64(fix, 2, (int64_t)1 << i);
+			if (sqlite3_step(fix) != SQLITE_DONE)
+				rc = sto_sqlerr(a->s, sqlite3_errcode(a->s->db), "log", a->err);
+			sqlite3_reset(fix);
+		}
+	if (rc == 0 && (rc = prior_keep(a, t, row, back)) == 0)
+		rc = write_row(a, t, c, TS_UPD, win | back, val);
+	for (i = 0; i < t->ncols; i++) {
+		if ((back >> i) & 1)
+			val[i] = NULL; /* old[] goes with this frame */
+		sqlite3_value_free(keep[i]);
+	}
+	return rc;
+}
+
 static int apply_change(struct apply *a, const struct ws_change *c)
 {
 	const struct ws_table *rt = &a->b->tables[c->table];
@@ -3614,6 +3692,11 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 		rc = write_row(a, t, c, TS_INS, win, val);
 	else if (win && (rc = prior_keep(a, t, row, win)) == 0)
 		rc = write_row(a, t, c, TS_UPD, win, val);
+	if (rc == CLASH && a->clash == KIND_CHECK && exists && h.state != 2 && win) {
+		a->clash = 0;
+		if ((rc = check_revert(a, t, c, &h, val, win, row)) == CLASH)
+			a->clash = KIND_CHECK;
+	}
 out:
 	if (row)
 		sqlite3_reset(row);
