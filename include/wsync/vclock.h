@@ -76,15 +76,6 @@ void ws_vclock_init(struct ws_vclock *vc);
 void ws_vclock_release(struct ws_vclock *vc);
 /* Remove all entries but keep the allocation, for reuse. */
 void ws_vclock_reset(struct ws_vclock *vc);
-/*
- * The old name of ws_vclock_reset().  Everywhere else _clear frees
- * (ws_batch_clear(), as git's _clear does), so this name goes once no
- * caller is left: lib/store.c is the last.
- */
-static inline void ws_vclock_clear(struct ws_vclock *vc)
-{
-	ws_vclock_reset(vc);
-}
 /* Make dst a copy of src.  0 or WS_ENOMEM (dst unchanged). */
 int ws_vclock_copy(struct ws_vclock *dst, const struct ws_vclock *src) WS_MUST_CHECK;
 
