@@ -26,7 +26,8 @@
 #include <sqlite3.h>
 
 #include "http.h"
-#include "store-int.h"
+#include "sql.h"        /* sto_qid(), sto_cstr(), sto_value_of() */
+#include "store-int.h"  /* MAX_TRACKED_COLS */
 #include "wsync/buf.h"
 #include "wsync/delta.h"
 #include "wsync/loop.h"
@@ -76,13 +77,17 @@ int rpl_watch_db(const char *path);
 
 /* --- replicate-sql.c: SQLite, and the replicated table's columns ---------- */
 
-/* The busy timeout of a replicator's or a publisher's own connection. */
-#define RPL_BUSY_TIMEOUT_MS 5000
-
+/*
+ * SQLite's result src as a WS_E* code, with "what: <sqlite's message>".
+ * Not sto_sqlerr() (sql.h): replication's messages never name the file,
+ * and rpl_exec() and rpl_prepare() say "database", where the store's
+ * say "sqlite"; the exact text is what its tests and users see.
+ */
 int rpl_sqlfail(sqlite3 *db, int src, const char *what, char *err);
 /*
  * Open the database at path (sqlite3_open_v2's flags) into *db, with
- * the busy timeout; the caller closes it.  On failure *db is NULL.
+ * the busy timeout (WS_SQL_BUSY_MS); the caller closes it.  On failure
+ * *db is NULL.
  */
 int rpl_db_open(const char *path, int flags, sqlite3 **db, char *err);
 int rpl_exec(sqlite3 *db, const char *sql, char *err);

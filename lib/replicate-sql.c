@@ -34,7 +34,7 @@ int rpl_db_open(const char *path, int flags, sqlite3 **db, char *err)
 		*db = NULL;
 		return rc;
 	}
-	sqlite3_busy_timeout(*db, RPL_BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(*db, WS_SQL_BUSY_MS);
 	return 0;
 }
 

@@ -65,7 +65,7 @@ static int read_fks(struct ws_store *s, struct tbl *t, char *err)
 	int rc, id = -1;
 	uint32_t i, k;
 
-	if ((rc = sto_prep(s, "SELECT id, \"table\", \"from\", \"to\", on_delete "
+	if ((rc = sto_prep(s->db, "SELECT id, \"table\", \"from\", \"to\", on_delete "
 	    "FROM pragma_foreign_key_list(?1) WHERE on_delete IN ('CASCADE', "
 	    "'SET NULL') ORDER BY id, seq", &st, err)))
 		return rc;
@@ -113,7 +113,7 @@ static int read_fks(struct ws_store *s, struct tbl *t, char *err)
 		if (!p || t->fk[i].ncols != p->npk)
 			t->fk[i].action = STO_FK_NONE;
 	}
-	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "foreign keys", err);
+	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "foreign keys", err);
 nomem:
 	sqlite3_finalize(st);
 	return WS_ENOMEM;
@@ -130,7 +130,7 @@ int sto_uniq(struct ws_store *s, struct tbl *t, char *err)
 		return 0;
 	sto_uniq_release(t);
 	/* Indexes the key itself makes (origin pk) are the key's business. */
-	if ((rc = sto_prep(s, "SELECT l.name, i.cid FROM pragma_index_list(?1) AS l, "
+	if ((rc = sto_prep(s->db, "SELECT l.name, i.cid FROM pragma_index_list(?1) AS l, "
 	    "pragma_index_info(l.name) AS i WHERE l.\"unique\" AND l.origin <> 'pk' "
 	    "AND NOT l.partial ORDER BY l.seq, i.seqno", &st, err)))
 		return rc;
@@ -159,7 +159,7 @@ int sto_uniq(struct ws_store *s, struct tbl *t, char *err)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		sto_uniq_release(t);
-		return sto_sqlerr(s, rc, "indexes", err);
+		return sto_sqlerr(s->db, rc, "indexes", err);
 	}
 	if ((rc = read_fks(s, t, err)) || (rc = sto_constrained(s, t, &t->constrained,
 	    err))) {
@@ -191,7 +191,7 @@ int sto_constrained(struct ws_store *s, const struct tbl *t, int *yes, char *err
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		*yes = sqlite3_column_int(st, 0);
 	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : sto_sqlerr(s, rc, t->name, err);
+	return rc == SQLITE_ROW ? 0 : sto_sqlerr(s->db, rc, t->name, err);
 }
 
 int sto_uniq_touched(const struct tbl *t, uint32_t u, int64_t mask)
@@ -255,7 +255,7 @@ int sto_claim_add(struct ws_store *s, const struct tbl *t, uint32_t u,
 	sqlite3_bind_int64(st, 5, (int64_t)usn);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "claims", err);
+	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "claims", err);
 }
 
 /*
@@ -282,7 +282,7 @@ int sto_claims_seal(struct ws_store *s, uint64_t first, uint64_t last, char *err
 	for (i = 1; rc == 0 && i <= s->nk; i++)
 		rc = ws_buf_printf(&q, ", k%u", i);
 	if (rc == 0) rc = ws_buf_printf(&q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2");
-	if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &st, err)))
+	if (rc || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &st, err)))
 		goto out;
 	sqlite3_bind_int64(st, 1, (int64_t)first);
 	sqlite3_bind_int64(st, 2, (int64_t)last);
@@ -314,7 +314,7 @@ int sto_claims_seal(struct ws_store *s, uint64_t first, uint64_t last, char *err
 		if (rc)
 			goto out;
 	}
-	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "log", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "log", err);
 out:
 	sqlite3_finalize(st);
 	ws_buf_release(&q);

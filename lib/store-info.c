@@ -44,7 +44,7 @@ int ws_store_file_open(struct ws_store_file **out, const char *path, char *err)
 		ws_store_file_close(f);
 		return rc;
 	}
-	sqlite3_busy_timeout(f->db, 5000);
+	sqlite3_busy_timeout(f->db, WS_SQL_BUSY_MS);
 	*out = f;
 	return 0;
 }
@@ -413,7 +413,7 @@ int ws_store_forget_site(const char *path, const struct ws_siteid *site,
 
 	*changed = 0;
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
-	    sqlite3_busy_timeout(db, 5000) != SQLITE_OK) {
+	    sqlite3_busy_timeout(db, WS_SQL_BUSY_MS) != SQLITE_OK) {
 		rc = ws_error(err, WS_EIO, "'%s': %s", path, sqlite3_errmsg(db));
 		sqlite3_close(db);
 		return rc;

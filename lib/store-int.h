@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 
+#include "sql.h"
 #include "wsync/buf.h"
 #include "wsync/schema.h"
 #include "wsync/store.h"
@@ -106,13 +107,8 @@ struct ws_store {
 
 
 /* Helpers of store.c that store-schema.c uses too (see their comments). */
-int sto_sqlerr(struct ws_store *s, int src, const char *what, char *err);
-int sto_exec(struct ws_store *s, const char *sql, char *err);
-int sto_prep(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err);
 /* A statement from the store's cache, by its SQL: reset, never finalized. */
 int sto_stmt(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err);
-int sto_qid(struct ws_buf *b, const char *name);
-const char *sto_cstr(struct ws_buf *b);
 void sto_tbl_release(struct tbl *t);
 void sto_tables_release(struct ws_store *s);
 int sto_meta_get(struct ws_store *s, const char *key, void **val, size_t *n,
@@ -139,9 +135,6 @@ int sto_schema_version(struct ws_store *s, int *ver, char *err);
  */
 int sto_triggers_last(struct ws_store *s, int force, char *err);
 
-/* A value of a result column or bound parameter, and back. */
-void sto_value_of(sqlite3_value *x, struct ws_value *v);
-int sto_bind_value(sqlite3_stmt *st, int i, const struct ws_value *v);
 /* Encode the npk key values of st's current row (columns from..) into out. */
 int sto_pk_blob(sqlite3_stmt *st, int from, uint32_t npk, struct ws_buf *out);
 struct tbl *sto_tbl_by_id(struct ws_store *s, int64_t id);

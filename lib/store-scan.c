@@ -83,7 +83,7 @@ static int log_stmt(struct ws_store *s, const struct tbl *t, sqlite3_stmt **ins,
 		rc = ws_buf_printf(&q, ", ?%u", i + 4);
 	if (rc == 0) rc = ws_buf_printf(&q, ")");
 	if (rc == 0)
-		rc = sto_cstr(&q) ? sto_prep(s, sto_cstr(&q), ins, err) : WS_ENOMEM;
+		rc = sto_cstr(&q) ? sto_prep(s->db, sto_cstr(&q), ins, err) : WS_ENOMEM;
 	ws_buf_release(&q);
 	return rc;
 }
@@ -101,7 +101,7 @@ static int log_change(struct ws_store *s, sqlite3_stmt *ins, const struct tbl *t
 	for (i = 0; i < t->npk; i++)
 		sqlite3_bind_value(ins, (int)i + 4, sqlite3_column_value(st, from + (int)i));
 	rc = sqlite3_step(ins) == SQLITE_DONE ? 0 :
-	    sto_sqlerr(s, sqlite3_errcode(s->db), "log", err);
+	    sto_sqlerr(s->db, sqlite3_errcode(s->db), "log", err);
 	sqlite3_reset(ins);
 	return rc;
 }
@@ -122,7 +122,7 @@ static int keep(struct ws_store *s, const struct tbl *t, const struct ws_buf *ke
 	if (h)
 		sqlite3_bind_blob(st, 3, h, (int)(t->ncols * COL_HASH), SQLITE_STATIC);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
-	    sto_sqlerr(s, sqlite3_errcode(s->db), "scan", err);
+	    sto_sqlerr(s->db, sqlite3_errcode(s->db), "scan", err);
 	sqlite3_reset(st);
 	return rc;
 }
@@ -146,7 +146,7 @@ static int rows_stmt(struct ws_store *s, const struct tbl *t, sqlite3_stmt **st,
 	if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
 	if (rc == 0) rc = sto_qid(&q, t->name);
 	if (rc == 0)
-		rc = sto_cstr(&q) ? sto_prep(s, sto_cstr(&q), st, err) : WS_ENOMEM;
+		rc = sto_cstr(&q) ? sto_prep(s->db, sto_cstr(&q), st, err) : WS_ENOMEM;
 	ws_buf_release(&q);
 	return rc;
 }
@@ -166,7 +166,7 @@ static int new_rows(struct ws_store *s, const struct tbl *t, int log, char *err)
 
 	if (!(h = malloc((size_t)t->ncols * COL_HASH)))
 		return WS_ENOMEM;
-	if ((rc = rows_stmt(s, t, &st, err)) || (rc = sto_prep(s, "SELECT h FROM "
+	if ((rc = rows_stmt(s, t, &st, err)) || (rc = sto_prep(s->db, "SELECT h FROM "
 	    "wsync_scan WHERE tbl = ?1 AND key = ?2", &old, err)) ||
 	    (log && (rc = log_stmt(s, t, &ins, err))))
 		goto out;
@@ -196,7 +196,7 @@ static int new_rows(struct ws_store *s, const struct tbl *t, int log, char *err)
 		if ((rc = keep(s, t, &key, h, err)))
 			goto out;
 	}
-	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, t->name, err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, t->name, err);
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(old);
@@ -219,7 +219,7 @@ static int gone_rows(struct ws_store *s, struct tbl *t, char *err)
 	int rc;
 
 	/* Find them first (as length-prefixed keys), then change the tables. */
-	if ((rc = sto_prep(s, "SELECT key FROM wsync_scan WHERE tbl = ?1", &st, err)))
+	if ((rc = sto_prep(s->db, "SELECT key FROM wsync_scan WHERE tbl = ?1", &st, err)))
 		return rc;
 	sqlite3_bind_int64(st, 1, t->id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -240,7 +240,7 @@ static int gone_rows(struct ws_store *s, struct tbl *t, char *err)
 		if (rc == SQLITE_ROW)
 			continue;
 		if (rc != SQLITE_DONE) {
-			rc = sto_sqlerr(s, rc, t->name, err);
+			rc = sto_sqlerr(s->db, rc, t->name, err);
 			goto out;
 		}
 		if ((rc = ws_buf_append(&gone, &n, sizeof(n))) ||
@@ -248,13 +248,13 @@ static int gone_rows(struct ws_store *s, struct tbl *t, char *err)
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		rc = sto_sqlerr(s, rc, "scan", err);
+		rc = sto_sqlerr(s->db, rc, "scan", err);
 		goto out;
 	}
 	sqlite3_finalize(st);
 	st = NULL;
 	/* The key's values, as columns a log entry can take them from. */
-	if ((rc = sto_prep(s, "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+	if ((rc = sto_prep(s->db, "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
 	    "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, "
 	    "?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39, "
 	    "?40, ?41, ?42, ?43, ?44, ?45, ?46, ?47, ?48, ?49, ?50, ?51, ?52, ?53, "
@@ -274,7 +274,7 @@ static int gone_rows(struct ws_store *s, struct tbl *t, char *err)
 			if ((rc = ws_value_decode(&r, &v)) == 0)
 				sto_bind_value(vals, (int)i + 1, &v);
 		if (rc || sqlite3_step(vals) != SQLITE_ROW) {
-			rc = rc ? rc : sto_sqlerr(s, sqlite3_errcode(s->db), "scan", err);
+			rc = rc ? rc : sto_sqlerr(s->db, sqlite3_errcode(s->db), "scan", err);
 			break;
 		}
 		if ((rc = log_change(s, ins, t, WS_OP_DELETE, 0, vals, 0, err)) == 0)
@@ -298,7 +298,7 @@ int sto_scan(struct ws_store *s, char *err)
 
 	if (!s->scan)
 		return 0;
-	if ((rc = sto_prep(s, "PRAGMA data_version", &st, err)))
+	if ((rc = sto_prep(s->db, "PRAGMA data_version", &st, err)))
 		return rc;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		dv = sqlite3_column_int64(st, 0);
@@ -332,7 +332,7 @@ int sto_scan_refresh(struct ws_store *s, uint64_t first, uint64_t last, char *er
 	for (i = 0; rc == 0 && i < s->nk; i++)
 		rc = ws_buf_printf(&q, ", k%u", i + 1);
 	if (rc == 0) rc = ws_buf_printf(&q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2");
-	if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &st, err)))
+	if (rc || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &st, err)))
 		goto out;
 	sqlite3_bind_int64(st, 1, (int64_t)first);
 	sqlite3_bind_int64(st, 2, (int64_t)last);
@@ -348,12 +348,12 @@ int sto_scan_refresh(struct ws_store *s, uint64_t first, uint64_t last, char *er
 		if (rc == SQLITE_ROW)
 			rc = row_hashes(row, 0, t->ncols, &tmp, h);
 		else
-			rc = rc == SQLITE_DONE ? 1 : sto_sqlerr(s, rc, t->name, err);
+			rc = rc == SQLITE_DONE ? 1 : sto_sqlerr(s->db, rc, t->name, err);
 		sqlite3_reset(row);
 		if (rc < 0 || (rc = keep(s, t, &key, rc ? NULL : h, err)))
 			goto out;
 	}
-	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "log", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "log", err);
 out:
 	sqlite3_finalize(st);
 	ws_buf_release(&q);
@@ -369,7 +369,7 @@ int sto_scan_rebuild(struct ws_store *s, char *err)
 
 	if (!s->scan)
 		return 0;
-	if ((rc = sto_exec(s, "DELETE FROM wsync_scan", err)))
+	if ((rc = sto_exec(s->db, "DELETE FROM wsync_scan", err)))
 		return rc;
 	for (i = 0; i < s->nt; i++)
 		if ((rc = new_rows(s, &s->t[i], 0, err)))

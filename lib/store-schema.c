@@ -215,7 +215,7 @@ static int load_views(struct ws_store *s, struct authz *z, char *err)
 	int rc;
 
 	/* FTS5 tables that travel count as views: the working set has them. */
-	if ((rc = sto_prep(s, "SELECT name, type, sql FROM sqlite_schema WHERE type = "
+	if ((rc = sto_prep(s->db, "SELECT name, type, sql FROM sqlite_schema WHERE type = "
 	    "'view' OR (type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%')", &st, err)))
 		return rc;
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -471,7 +471,7 @@ static int collect(struct ws_store *s, struct ws_schema *out, char *err)
 
 	ws_schema_release(out);
 	out->gen = (uint64_t)sto_meta_int(s, "schema_gen");
-	if ((rc = sto_prep(s, "SELECT type, name, tbl_name, sql FROM sqlite_schema "
+	if ((rc = sto_prep(s->db, "SELECT type, name, tbl_name, sql FROM sqlite_schema "
 	    "WHERE sql IS NOT NULL AND type IN ('table', 'index', 'view', 'trigger') "
 	    "AND name NOT LIKE 'wsync\\_%' ESCAPE '\\' AND name NOT LIKE "
 	    "'sqlite\\_%' ESCAPE '\\' ORDER BY rowid", &st, err)))
@@ -493,7 +493,7 @@ static int collect(struct ws_store *s, struct ws_schema *out, char *err)
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		rc = sto_sqlerr(s, rc, "schema", err);
+		rc = sto_sqlerr(s->db, rc, "schema", err);
 		goto out;
 	}
 	sqlite3_finalize(st);
@@ -549,7 +549,7 @@ static int load_agreed(struct ws_store *s, struct ws_schema *out, char *err)
 
 	ws_schema_release(out);
 	out->gen = (uint64_t)sto_meta_int(s, "schema_gen");
-	if ((rc = sto_prep(s, SQL_AGREED, &st, err)))
+	if ((rc = sto_prep(s->db, SQL_AGREED, &st, err)))
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		if ((rc = ws_schema_add(out, (unsigned)sqlite3_column_int(st, 0),
@@ -587,9 +587,9 @@ static int save_agreed(struct ws_store *s, const struct ws_schema *sc, char *err
 	size_t i;
 	int rc;
 
-	if ((rc = sto_exec(s, "DELETE FROM wsync_schema", err)) ||
+	if ((rc = sto_exec(s->db, "DELETE FROM wsync_schema", err)) ||
 	    (rc = sto_meta_set_int(s, "schema_gen", (int64_t)sc->gen, err)) ||
-	    (rc = sto_prep(s, "INSERT INTO wsync_schema(type, name, tbl, sql) VALUES(?1, ?2, ?3, ?4)", &st,
+	    (rc = sto_prep(s->db, "INSERT INTO wsync_schema(type, name, tbl, sql) VALUES(?1, ?2, ?3, ?4)", &st,
 	    err)))
 		return rc;
 	for (i = 0; rc == 0 && i < sc->n; i++) {
@@ -599,7 +599,7 @@ static int save_agreed(struct ws_store *s, const struct ws_schema *sc, char *err
 		sqlite3_bind_text(st, 3, sc->obj[i].table, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, sc->obj[i].sql, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE)
-			rc = sto_sqlerr(s, sqlite3_errcode(s->db), "schema", err);
+			rc = sto_sqlerr(s->db, sqlite3_errcode(s->db), "schema", err);
 	}
 	sqlite3_finalize(st);
 	return rc;
@@ -629,7 +629,7 @@ static char *local_sql(struct ws_store *s, const char *type, const char *name)
 	sqlite3_stmt *st;
 	char *sql = NULL;
 
-	if (sto_prep(s, "SELECT sql FROM sqlite_schema WHERE type = ?1 AND name = ?2",
+	if (sto_prep(s->db, "SELECT sql FROM sqlite_schema WHERE type = ?1 AND name = ?2",
 	    &st, NULL))
 		return NULL;
 	sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
@@ -646,7 +646,7 @@ static int name_taken(struct ws_store *s, const char *name, char *type, size_t n
 	sqlite3_stmt *st;
 	int taken = 0;
 
-	if (sto_prep(s, "SELECT type FROM sqlite_schema WHERE name = ?1 COLLATE NOCASE",
+	if (sto_prep(s->db, "SELECT type FROM sqlite_schema WHERE name = ?1 COLLATE NOCASE",
 	    &st, NULL))
 		return 1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -900,7 +900,7 @@ static int fts5_rebuild(struct ws_store *s, const char *name, char *err)
 	if (rc == 0) rc = sto_qid(&q, name);
 	if (rc == 0) rc = ws_buf_printf(&q, ") VALUES('rebuild')");
 	if (rc == 0)
-		rc = sto_cstr(&q) ? sto_exec(s, sto_cstr(&q), err) : WS_ENOMEM;
+		rc = sto_cstr(&q) ? sto_exec(s->db, sto_cstr(&q), err) : WS_ENOMEM;
 	ws_buf_release(&q);
 	return rc;
 }
@@ -915,9 +915,9 @@ int sto_fts_rebuild(struct ws_store *s, uint64_t first, char *err)
 	int rc;
 
 	/* The names first: no cursor on the schema while tables change. */
-	if ((rc = sto_prep(s, "SELECT name, sql FROM sqlite_schema WHERE type = "
+	if ((rc = sto_prep(s->db, "SELECT name, sql FROM sqlite_schema WHERE type = "
 	    "'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'", &st, err)) ||
-	    (rc = sto_prep(s, "SELECT 1 FROM wsync_log WHERE tbl = ?1 AND usn >= ?2 "
+	    (rc = sto_prep(s->db, "SELECT 1 FROM wsync_log WHERE tbl = ?1 AND usn >= ?2 "
 	    "LIMIT 1", &chg, err)))
 		goto out;
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -1034,7 +1034,7 @@ static int drop_object(struct ws_store *s, unsigned type, const char *name, char
 
 	if (rc == 0) rc = sto_qid(&q, name);
 	if (rc == 0)
-		rc = sto_cstr(&q) ? sto_exec(s, sto_cstr(&q), err) : WS_ENOMEM;
+		rc = sto_cstr(&q) ? sto_exec(s->db, sto_cstr(&q), err) : WS_ENOMEM;
 	ws_buf_release(&q);
 	return rc;
 }
@@ -1089,7 +1089,7 @@ int ws_store_adopt_schema(struct ws_store *s, const struct ws_schema *in, int hu
 
 	if (changed)
 		*changed = 0;
-	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
+	if ((rc = sto_exec(s->db, "BEGIN IMMEDIATE", err)))
 		return rc;
 	if ((rc = load_agreed(s, &agreed, err)))
 		goto out;
@@ -1127,7 +1127,7 @@ int ws_store_adopt_schema(struct ws_store *s, const struct ws_schema *in, int hu
 		rc = save_agreed(s, in, err);
 	}
 	if (rc == 0)
-		rc = sto_exec(s, "COMMIT", err);
+		rc = sto_exec(s->db, "COMMIT", err);
 out:
 	if (rc) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);

@@ -62,61 +62,6 @@ struct ver {
 	uint64_t lamport;
 };
 
-/* The database file's base name for messages (a hub sends them to its peer). */
-static const char *db_name(struct ws_store *s, const char *fallback)
-{
-	const char *f = sqlite3_db_filename(s->db, "main"), *b;
-
-	if (!f || !*f)
-		return fallback;
-	b = strrchr(f, '/');
-	return b ? b + 1 : f;
-}
-
-int sto_sqlerr(struct ws_store *s, int src, const char *what, char *err)
-{
-	int rc;
-
-	switch (src & 0xff) {
-	case SQLITE_BUSY: case SQLITE_LOCKED: rc = WS_EBUSY; break;
-	case SQLITE_FULL: rc = WS_ENOSPC; break;
-	case SQLITE_PERM: case SQLITE_READONLY: case SQLITE_AUTH: rc = WS_EPERM; break;
-	case SQLITE_CORRUPT: case SQLITE_NOTADB: rc = WS_ECORRUPT; break;
-	case SQLITE_NOMEM: rc = WS_ENOMEM; break;
-	case SQLITE_CONSTRAINT: case SQLITE_MISMATCH: rc = WS_ESCHEMA; break;
-	case SQLITE_CANTOPEN: rc = errno == EACCES ? WS_EPERM : WS_EIO; break;
-	default: rc = WS_EIO; break;
-	}
-	/*
-	 * A write that failed: say why (disk full, file too large).  SQLite
-	 * keeps no errno for a short write, which is how a file-size limit
-	 * shows, so errno is taken when it tells of exactly those.
-	 */
-	if ((src & 0xff) == SQLITE_IOERR || (src & 0xff) == SQLITE_FULL) {
-		int e = s && s->db ? sqlite3_system_errno(s->db) : 0;
-		char buf[64];
-
-		if (!e && (errno == ENOSPC || errno == EFBIG || errno == EDQUOT))
-			e = errno;
-		if (e == ENOSPC || e == EFBIG || e == EDQUOT)
-			rc = WS_ENOSPC;
-		if (e && s && s->db)
-			return ws_error(err, rc, "cannot write '%s': %s (%s)",
-			    db_name(s, what), sqlite3_errmsg(s->db),
-			    ws_errno_text(e, buf));
-	}
-	if (rc == WS_EBUSY && s && s->db)
-		return ws_error(err, rc, "'%s' is locked by another writer",
-		    db_name(s, what));
-	/* Which file, when the file is the trouble. */
-	if (rc == WS_EPERM && s && s->db && sqlite3_db_filename(s->db, "main") &&
-	    *sqlite3_db_filename(s->db, "main"))
-		return ws_error(err, rc, "cannot write '%s': %s", db_name(s, what),
-		    sqlite3_errmsg(s->db));
-	return ws_error(err, rc, "%s: %s", what, s && s->db ?
-	    sqlite3_errmsg(s->db) : sqlite3_errstr(src));
-}
-
 /*
  * A prepared statement for sql from the cache, reset and unbound, or
  * prepared now and kept.  The statement stays owned by the cache: never
@@ -152,7 +97,7 @@ static int stmt(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *er
 	}
 	rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 	if (rc != SQLITE_OK)
-		return sto_sqlerr(s, rc, "sqlite", err);
+		return sto_sqlerr(s->db, rc, "sqlite", err);
 	if (!(c->sql = strdup(sql))) {
 		sqlite3_finalize(*st);
 		return WS_ENOMEM;
@@ -178,13 +123,6 @@ static void stmt_clear(struct ws_store *s)
 	}
 }
 
-int sto_exec(struct ws_store *s, const char *sql, char *err)
-{
-	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-
-	return rc == SQLITE_OK ? 0 : sto_sqlerr(s, rc, "sqlite", err);
-}
-
 /* Run sql, which takes one integer ?1, once. */
 static int exec_int(struct ws_store *s, const char *sql, int64_t v, char *err)
 {
@@ -196,34 +134,7 @@ static int exec_int(struct ws_store *s, const char *sql, int64_t v, char *err)
 	sqlite3_bind_int64(st, 1, v);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "sqlite", err);
-}
-
-int sto_prep(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err)
-{
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
-
-	return rc == SQLITE_OK ? 0 : sto_sqlerr(s, rc, "sqlite", err);
-}
-
-/* Append name as a quoted SQL identifier. */
-int sto_qid(struct ws_buf *b, const char *name)
-{
-	int rc = ws_buf_putc(b, '"');
-
-	for (; rc == 0 && *name; name++)
-		rc = *name == '"' ? ws_buf_append(b, "\"\"", 2) :
-		    ws_buf_putc(b, (uint8_t)*name);
-	return rc ? rc : ws_buf_putc(b, '"');
-}
-
-/* NUL-terminate b and return its text (b keeps ownership). */
-const char *sto_cstr(struct ws_buf *b)
-{
-	if (ws_buf_putc(b, 0))
-		return NULL;
-	b->len--;
-	return (const char *)b->p;
+	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "sqlite", err);
 }
 
 void sto_tbl_release(struct tbl *t)
@@ -296,7 +207,7 @@ int sto_meta_get(struct ws_store *s, const char *key, void **val, size_t *n,
 
 	*val = NULL;
 	*n = 0;
-	if ((rc = sto_prep(s, "SELECT value FROM wsync_meta WHERE key = ?1", &st, err)))
+	if ((rc = sto_prep(s->db, "SELECT value FROM wsync_meta WHERE key = ?1", &st, err)))
 		return rc;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -308,23 +219,10 @@ int sto_meta_get(struct ws_store *s, const char *key, void **val, size_t *n,
 		}
 		rc = *val ? 0 : WS_ENOMEM;
 	} else {
-		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "meta", err);
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "meta", err);
 	}
 	sqlite3_finalize(st);
 	return rc;
-}
-
-int sto_bind_value(sqlite3_stmt *st, int i, const struct ws_value *v)
-{
-	switch (v->type) {
-	case WS_INTEGER: return sqlite3_bind_int64(st, i, v->i);
-	case WS_REAL: return sqlite3_bind_double(st, i, v->r);
-	case WS_TEXT: return sqlite3_bind_text(st, i, (const char *)(v->p ? v->p :
-	    (const uint8_t *)""), (int)v->n, SQLITE_STATIC);
-	case WS_BLOB: return sqlite3_bind_blob(st, i, v->p ? v->p :
-	    (const uint8_t *)"", (int)v->n, SQLITE_STATIC);
-	default: return sqlite3_bind_null(st, i);
-	}
 }
 
 /* Set meta key to value v (any type). */
@@ -341,7 +239,7 @@ static int meta_put(struct ws_store *s, const char *key, const struct ws_value *
 	sto_bind_value(st, 2, v);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "meta", err);
+	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "meta", err);
 }
 
 int sto_meta_set(struct ws_store *s, const char *key, const void *val,
@@ -420,12 +318,12 @@ static int site_index(struct ws_store *s, const struct ws_siteid *id, int64_t *o
 			*out = (int64_t)i;
 			return 0;
 		}
-	if ((rc = sto_prep(s, "INSERT INTO wsync_sites(id, site) VALUES(?1, ?2)", &st, err)))
+	if ((rc = sto_prep(s->db, "INSERT INTO wsync_sites(id, site) VALUES(?1, ?2)", &st, err)))
 		return rc;
 	i = s->nsites ? s->nsites : 1;
 	sqlite3_bind_int64(st, 1, (int64_t)i);
 	sqlite3_bind_blob(st, 2, id->b, WS_SITEID_LEN, SQLITE_STATIC);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sto_sqlerr(s, sqlite3_errcode(s->db),
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sto_sqlerr(s->db, sqlite3_errcode(s->db),
 	    "sites", err);
 	sqlite3_finalize(st);
 	if (rc)
@@ -449,7 +347,7 @@ static int load_sites(struct ws_store *s, char *err)
 	free(s->sites);
 	s->sites = NULL;
 	s->nsites = 0;
-	if ((rc = sto_prep(s, "SELECT id, site FROM wsync_sites ORDER BY id", &st, err)))
+	if ((rc = sto_prep(s->db, "SELECT id, site FROM wsync_sites ORDER BY id", &st, err)))
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
@@ -468,7 +366,7 @@ static int load_sites(struct ws_store *s, char *err)
 		}
 		memcpy(s->sites[id].b, sqlite3_column_blob(st, 1), WS_SITEID_LEN);
 	}
-	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "sites", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "sites", err);
 out:
 	sqlite3_finalize(st);
 	return rc;
@@ -527,7 +425,7 @@ int sto_count_k(struct ws_store *s, char *err)
 	int rc;
 
 	s->nk = 0;
-	if ((rc = sto_prep(s, "PRAGMA table_info(wsync_log)", &st, err)))
+	if ((rc = sto_prep(s->db, "PRAGMA table_info(wsync_log)", &st, err)))
 		return rc;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		name = (const char *)sqlite3_column_text(st, 1);
@@ -586,7 +484,7 @@ int sto_load_tables(struct ws_store *s, char *err)
 	int rc;
 
 	sto_tables_release(s);
-	if ((rc = sto_prep(s, "SELECT id, name, cols, pk FROM wsync_tables ORDER BY id",
+	if ((rc = sto_prep(s->db, "SELECT id, name, cols, pk FROM wsync_tables ORDER BY id",
 	    &st, err)))
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -605,7 +503,7 @@ int sto_load_tables(struct ws_store *s, char *err)
 		}
 		s->nt++;
 	}
-	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "tables", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "tables", err);
 out:
 	sqlite3_finalize(st);
 	return rc;
@@ -683,7 +581,7 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 		    (errno == EACCES || errno == EPERM || errno == EROFS))
 			e = errno;
 
-		rc = sto_sqlerr(s, rc, "cannot open database", err);
+		rc = sto_sqlerr(s->db, rc, "cannot open database", err);
 		/* Name the file, and say whether it was opening or creating. */
 		if (rc == WS_EPERM || e == EACCES || e == EPERM)
 			rc = ws_error(err, WS_EPERM, "cannot %s '%s': permission denied",
@@ -694,11 +592,11 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 0);
-	sqlite3_busy_timeout(s->db, 5000);
+	sqlite3_busy_timeout(s->db, WS_SQL_BUSY_MS);
 	if (!(flags & WS_STORE_READONLY)) {
-		if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
+		if ((rc = sto_exec(s->db, "BEGIN IMMEDIATE", err)))
 			goto fail_tx;
-		if ((rc = sto_exec(s, schema_sql, err)) ||
+		if ((rc = sto_exec(s->db, schema_sql, err)) ||
 		    (rc = sto_meta_get(s, "wsid", &val, &n, err)))
 			goto fail_tx;
 		if (!val && !(flags & WS_STORE_CREATE)) {
@@ -715,7 +613,7 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 			    (rc = site_index(s, &s->site, &s->self, err)))
 				goto fail_tx;
 		}
-		if ((rc = sto_exec(s, "COMMIT", err)))
+		if ((rc = sto_exec(s->db, "COMMIT", err)))
 			goto fail_tx;
 	} else if ((rc = sto_meta_get(s, "wsid", &val, &n, err))) {
 		goto fail;
@@ -753,10 +651,10 @@ int ws_store_open(struct ws_store **out, const char *path, const char *wsid,
 	s->scan = sto_meta_int(s, "scan") != 0;
 	/* Format 1 named capture triggers by table number: make them anew. */
 	if (!(flags & WS_STORE_READONLY) && s->nt && sto_meta_int(s, "format") < 2 &&
-	    ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)) ||
+	    ((rc = sto_exec(s->db, "BEGIN IMMEDIATE", err)) ||
 	    (rc = sto_triggers_last(s, 1, err)) ||
 	    (rc = sto_meta_set_int(s, "format", 2, err)) ||
-	    (rc = sto_exec(s, "COMMIT", err))))
+	    (rc = sto_exec(s->db, "COMMIT", err))))
 		goto fail_tx;
 	*out = s;
 	return 0;
@@ -806,7 +704,7 @@ int ws_store_clock(struct ws_store *s, struct ws_vclock *out, char *err)
 	int rc;
 
 	ws_vclock_reset(out);
-	if ((rc = sto_prep(s, "SELECT site, counter FROM wsync_clock", &st, err)))
+	if ((rc = sto_prep(s->db, "SELECT site, counter FROM wsync_clock", &st, err)))
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
@@ -818,7 +716,7 @@ int ws_store_clock(struct ws_store *s, struct ws_vclock *out, char *err)
 		    (uint64_t)sqlite3_column_int64(st, 1))))
 			goto out;
 	}
-	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "clock", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "clock", err);
 out:
 	sqlite3_finalize(st);
 	return rc;
@@ -829,12 +727,12 @@ static int clock_set(struct ws_store *s, int64_t site, uint64_t counter, char *e
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sto_prep(s, "INSERT OR REPLACE INTO wsync_clock VALUES(?1, ?2)", &st, err)))
+	if ((rc = sto_prep(s->db, "INSERT OR REPLACE INTO wsync_clock VALUES(?1, ?2)", &st, err)))
 		return rc;
 	sqlite3_bind_int64(st, 1, site);
 	sqlite3_bind_int64(st, 2, (int64_t)counter);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
-	    sto_sqlerr(s, sqlite3_errcode(s->db), "clock", err);
+	    sto_sqlerr(s->db, sqlite3_errcode(s->db), "clock", err);
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -850,7 +748,7 @@ static int query_u64(struct ws_store *s, const char *sql, uint64_t *v, char *err
 	rc = sqlite3_step(st);
 	*v = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
 	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : sto_sqlerr(s, rc, "sqlite", err);
+	return rc == SQLITE_ROW ? 0 : sto_sqlerr(s->db, rc, "sqlite", err);
 }
 
 int ws_store_usn(struct ws_store *s, uint64_t *usn, char *err)
@@ -920,7 +818,7 @@ int sto_describe(struct ws_store *s, const char *name, struct tbl *t, char *err)
 	int rc, hidden, nullable = 0, intkey = 0, wr = 0;
 
 	memset(t, 0, sizeof(*t));
-	if ((rc = sto_prep(s, "SELECT sql FROM sqlite_schema WHERE type = 'table' "
+	if ((rc = sto_prep(s->db, "SELECT sql FROM sqlite_schema WHERE type = 'table' "
 	    "AND name = ?1", &st, err)))
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -938,7 +836,7 @@ int sto_describe(struct ws_store *s, const char *name, struct tbl *t, char *err)
 	st = NULL;
 	if ((rc = ws_buf_printf(&q, "PRAGMA table_xinfo(")) || (rc = sto_qid(&q, name)) ||
 	    (rc = ws_buf_putc(&q, ')')) || !sto_cstr(&q) ||
-	    (rc = sto_prep(s, sto_cstr(&q), &st, err)))
+	    (rc = sto_prep(s->db, sto_cstr(&q), &st, err)))
 		goto out;
 	t->name = strdup(name);
 	if (!t->name) {
@@ -976,7 +874,7 @@ int sto_describe(struct ws_store *s, const char *name, struct tbl *t, char *err)
 		t->ncols++;
 	}
 	if (rc != SQLITE_DONE) {
-		rc = sto_sqlerr(s, rc, "table_xinfo", err);
+		rc = sto_sqlerr(s->db, rc, "table_xinfo", err);
 		goto out;
 	}
 	rc = 0;
@@ -990,7 +888,7 @@ int sto_describe(struct ws_store *s, const char *name, struct tbl *t, char *err)
 	 * column not declared NOT NULL, can hold NULL. */
 	sqlite3_finalize(st);
 	st = NULL;
-	if ((rc = sto_prep(s, "SELECT wr FROM pragma_table_list WHERE "
+	if ((rc = sto_prep(s->db, "SELECT wr FROM pragma_table_list WHERE "
 	    "schema = 'main' AND name = ?1", &st, err)))
 		goto out;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -1031,14 +929,14 @@ static int grow_k(struct ws_store *s, unsigned n, char *err)
 	while (rc == 0 && s->nk < n) {
 		q.len = 0;
 		if ((rc = ws_buf_printf(&q, "ALTER TABLE wsync_log ADD COLUMN k%u",
-		    s->nk + 1)) == 0 && sto_cstr(&q) && (rc = sto_exec(s, sto_cstr(&q), err)) == 0)
+		    s->nk + 1)) == 0 && sto_cstr(&q) && (rc = sto_exec(s->db, sto_cstr(&q), err)) == 0)
 			s->nk++;
 	}
 	q.len = 0;
 	if (rc == 0 && (rc = ws_buf_printf(&q, "DROP INDEX wsync_log_key;"
 	    "CREATE INDEX wsync_log_key ON wsync_log(tbl, ")) == 0 &&
 	    (rc = put_ks(&q, s->nk, "")) == 0 && (rc = ws_buf_printf(&q, ")")) == 0)
-		rc = sto_cstr(&q) ? sto_exec(s, sto_cstr(&q), err) : WS_ENOMEM;
+		rc = sto_cstr(&q) ? sto_exec(s->db, sto_cstr(&q), err) : WS_ENOMEM;
 	ws_buf_release(&q);
 	return rc;
 }
@@ -1302,7 +1200,7 @@ int sto_make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 	P("END;");
 #undef P
 	if (rc == 0)
-		rc = sto_cstr(&q) ? sto_exec(s, sto_cstr(&q), err) : WS_ENOMEM;
+		rc = sto_cstr(&q) ? sto_exec(s->db, sto_cstr(&q), err) : WS_ENOMEM;
 	ws_buf_release(&q);
 	return rc;
 }
@@ -1335,7 +1233,7 @@ int sto_save_table(struct ws_store *s, struct tbl *t, char *err)
 	if (!cols || !pk || !(cs = json_dumps(cols, JSON_COMPACT)) ||
 	    !(ps = json_dumps(pk, JSON_COMPACT)))
 		goto out;
-	if ((rc = sto_prep(s, t->id ? "UPDATE wsync_tables SET cols = ?2, pk = ?3 "
+	if ((rc = sto_prep(s->db, t->id ? "UPDATE wsync_tables SET cols = ?2, pk = ?3 "
 	    "WHERE id = ?4" : "INSERT INTO wsync_tables(name, cols, pk) "
 	    "VALUES(?1, ?2, ?3)", &st, err)))
 		goto out;
@@ -1346,7 +1244,7 @@ int sto_save_table(struct ws_store *s, struct tbl *t, char *err)
 	if (t->id)
 		sqlite3_bind_int64(st, 4, t->id);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		rc = sto_sqlerr(s, sqlite3_errcode(s->db), "tables", err);
+		rc = sto_sqlerr(s->db, sqlite3_errcode(s->db), "tables", err);
 		goto out;
 	}
 	if (!t->id)
@@ -1382,7 +1280,7 @@ static int log_existing(struct ws_store *s, const struct tbl *t, char *err)
 	if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
 	if (rc == 0) rc = sto_qid(&q, t->name);
 	if (rc == 0)
-		rc = sto_cstr(&q) ? sto_exec(s, sto_cstr(&q), err) : WS_ENOMEM;
+		rc = sto_cstr(&q) ? sto_exec(s->db, sto_cstr(&q), err) : WS_ENOMEM;
 	ws_buf_release(&q);
 	return rc;
 }
@@ -1419,7 +1317,7 @@ int ws_store_untracked(struct ws_store *s, ws_store_untracked_cb *cb,
 	struct tbl t;
 	int rc;
 
-	if ((rc = sto_prep(s, "SELECT l.name, l.type, m.sql FROM pragma_table_list "
+	if ((rc = sto_prep(s->db, "SELECT l.name, l.type, m.sql FROM pragma_table_list "
 	    "AS l LEFT JOIN sqlite_schema AS m ON m.type = 'table' AND m.name = "
 	    "l.name WHERE l.schema = 'main' AND l.type IN ('table', 'virtual') AND "
 	    "l.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND l.name NOT LIKE 'wsync\\_%' "
@@ -1444,7 +1342,7 @@ int ws_store_untracked(struct ws_store *s, ws_store_untracked_cb *cb,
 		if ((rc = cb(name, reason, clientData)))
 			goto out;
 	}
-	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "tables", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "tables", err);
 out:
 	sqlite3_finalize(st);
 	return rc;
@@ -1474,7 +1372,7 @@ static int untracked_tables(struct ws_store *s, char ***names, size_t *n, char *
 
 	*names = NULL;
 	*n = 0;
-	if ((rc = sto_prep(s, "SELECT l.name FROM pragma_table_list AS l WHERE "
+	if ((rc = sto_prep(s->db, "SELECT l.name FROM pragma_table_list AS l WHERE "
 	    "l.schema = 'main' AND l.type = 'table' AND l.name NOT LIKE "
 	    "'sqlite\\_%' ESCAPE '\\' AND l.name NOT LIKE 'wsync\\_%' ESCAPE '\\'"
 	    " AND l.name NOT IN (SELECT name FROM wsync_tables) "
@@ -1531,7 +1429,7 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
 	size_t i;
 	int rc;
 
-	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
+	if ((rc = sto_exec(s->db, "BEGIN IMMEDIATE", err)))
 		return rc;
 	if (n == 0) {
 		if ((rc = sto_meta_set_int(s, "track_all", 1, err)) == 0)
@@ -1555,7 +1453,7 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
 	}
 done:
 	if (rc == 0)
-		rc = sto_exec(s, "COMMIT", err);
+		rc = sto_exec(s->db, "COMMIT", err);
 out:
 	if (rc) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -1570,12 +1468,12 @@ int sto_schema_version(struct ws_store *s, int *ver, char *err)
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sto_prep(s, "PRAGMA schema_version", &st, err)))
+	if ((rc = sto_prep(s->db, "PRAGMA schema_version", &st, err)))
 		return rc;
 	rc = sqlite3_step(st);
 	*ver = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : sto_sqlerr(s, rc, "schema version", err);
+	return rc == SQLITE_ROW ? 0 : sto_sqlerr(s->db, rc, "schema version", err);
 }
 
 /*
@@ -1596,7 +1494,7 @@ static int log_new_columns(struct ws_store *s, const struct tbl *t, uint32_t fro
 	rc = ws_buf_printf(&q, "SELECT cid, dflt_value FROM pragma_table_xinfo(");
 	if (rc == 0) rc = put_lit(&q, t->name);
 	if (rc == 0) rc = ws_buf_printf(&q, ") WHERE hidden = 0 ORDER BY cid");
-	if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &st, err)))
+	if (rc || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &st, err)))
 		goto out;
 	for (i = t->rowid_key; sqlite3_step(st) == SQLITE_ROW; i++) {
 		const char *d = (const char *)sqlite3_column_text(st, 1);
@@ -1625,7 +1523,7 @@ static int log_new_columns(struct ws_store *s, const struct tbl *t, uint32_t fro
 	if (rc == 0) rc = sto_qid(&q, t->name);
 	if (rc == 0) rc = ws_buf_printf(&q, " WHERE 0%s", sto_cstr(&w) ? sto_cstr(&w) : "");
 	if (rc == 0)
-		rc = sto_cstr(&q) ? sto_exec(s, sto_cstr(&q), err) : WS_ENOMEM;
+		rc = sto_cstr(&q) ? sto_exec(s->db, sto_cstr(&q), err) : WS_ENOMEM;
 out:
 	sqlite3_finalize(st);
 	ws_buf_release(&q);
@@ -1785,7 +1683,7 @@ static int add_batch_row(struct ws_store *s, int64_t site, uint64_t counter,
 
 	if ((rc = ws_vclock_encode(ctx, &enc)))
 		return rc;
-	if ((rc = sto_prep(s, "INSERT INTO wsync_batches VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+	if ((rc = sto_prep(s->db, "INSERT INTO wsync_batches VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	    &st, err)) == 0) {
 		sqlite3_bind_int64(st, 1, site);
 		sqlite3_bind_int64(st, 2, (int64_t)counter);
@@ -1795,40 +1693,11 @@ static int add_batch_row(struct ws_store *s, int64_t site, uint64_t counter,
 		sqlite3_bind_blob(st, 6, enc.p ? enc.p : (const uint8_t *)"", (int)enc.len,
 		    SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
-		    sto_sqlerr(s, sqlite3_errcode(s->db), "batches", err);
+		    sto_sqlerr(s->db, sqlite3_errcode(s->db), "batches", err);
 		sqlite3_finalize(st);
 	}
 	ws_buf_release(&enc);
 	return rc;
-}
-
-/* An SQLite value as a ws_value; text and blobs point into x. */
-void sto_value_of(sqlite3_value *x, struct ws_value *v)
-{
-	memset(v, 0, sizeof(*v));
-	switch (sqlite3_value_type(x)) {
-	case SQLITE_INTEGER:
-		v->type = WS_INTEGER;
-		v->i = sqlite3_value_int64(x);
-		break;
-	case SQLITE_FLOAT:
-		v->type = WS_REAL;
-		v->r = sqlite3_value_double(x);
-		break;
-	case SQLITE_TEXT:
-		v->type = WS_TEXT;
-		v->p = sqlite3_value_text(x);
-		v->n = (size_t)sqlite3_value_bytes(x);
-		break;
-	case SQLITE_BLOB:
-		v->type = WS_BLOB;
-		v->p = sqlite3_value_blob(x);
-		v->n = (size_t)sqlite3_value_bytes(x);
-		break;
-	default:
-		v->type = WS_NULL;
-		break;
-	}
 }
 
 /* Encode the k values of the current row of st (columns from..) as a pk blob. */
@@ -1876,8 +1745,8 @@ static int seal_locked(struct ws_store *s, int *sealed, char *err)
 	if ((rc = ws_buf_printf(&q, "SELECT tbl, op, mask, ")) ||
 	    (rc = put_ks(&q, s->nk, "")) ||
 	    (rc = ws_buf_printf(&q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2")) ||
-	    !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &st, err)) ||
-	    (rc = sto_prep(s, "DELETE FROM wsync_conflicts WHERE tbl = ?1 AND pk = ?2 "
+	    !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &st, err)) ||
+	    (rc = sto_prep(s->db, "DELETE FROM wsync_conflicts WHERE tbl = ?1 AND pk = ?2 "
 	    "AND (?3 OR (?4 >> col) & 1)", &del, err)))
 		goto out;
 	sqlite3_bind_int64(st, 1, (int64_t)first);
@@ -1894,12 +1763,12 @@ static int seal_locked(struct ws_store *s, int *sealed, char *err)
 		sqlite3_bind_int(del, 3, sqlite3_column_int(st, 1) != WS_OP_UPDATE);
 		sqlite3_bind_int64(del, 4, sqlite3_column_int64(st, 2));
 		if (sqlite3_step(del) != SQLITE_DONE) {
-			rc = sto_sqlerr(s, sqlite3_errcode(s->db), "conflicts", err);
+			rc = sto_sqlerr(s->db, sqlite3_errcode(s->db), "conflicts", err);
 			goto out;
 		}
 		sqlite3_reset(del);
 	}
-	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "log", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "log", err);
 	if (rc == 0 && sealed)
 		*sealed = 1;
 out:
@@ -1930,7 +1799,7 @@ int ws_store_renew_site(struct ws_store *s, uint64_t keep, char *err)
 	size_t at;
 	int rc;
 
-	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
+	if ((rc = sto_exec(s->db, "BEGIN IMMEDIATE", err)))
 		return rc;
 	if ((rc = ws_store_clock(s, &clock, err)))
 		goto out;
@@ -1942,7 +1811,7 @@ int ws_store_renew_site(struct ws_store *s, uint64_t keep, char *err)
 		goto out;
 	/* The counters to stamp anew, in order (an UPDATE may not run under
 	 * a cursor on the same rows). */
-	if ((rc = sto_prep(s, "SELECT counter FROM wsync_batches WHERE site = ?1 AND "
+	if ((rc = sto_prep(s->db, "SELECT counter FROM wsync_batches WHERE site = ?1 AND "
 	    "counter > ?2 ORDER BY counter", &st, err)))
 		goto out;
 	sqlite3_bind_int64(st, 1, oldix);
@@ -1955,20 +1824,20 @@ int ws_store_renew_site(struct ws_store *s, uint64_t keep, char *err)
 	sqlite3_finalize(st);
 	st = NULL;
 	if (rc != SQLITE_DONE) {
-		rc = sto_sqlerr(s, rc, "batches", err);
+		rc = sto_sqlerr(s->db, rc, "batches", err);
 		goto out;
 	}
 	rc = 0;
 	for (at = 0; at < list.len; at += sizeof(c)) {
 		memcpy(&c, list.p + at, sizeof(c));
 		k++;
-		if ((rc = sto_prep(s, "SELECT clock FROM wsync_batches WHERE site = ?1 AND "
+		if ((rc = sto_prep(s->db, "SELECT clock FROM wsync_batches WHERE site = ?1 AND "
 		    "counter = ?2", &st, err)))
 			goto out;
 		sqlite3_bind_int64(st, 1, oldix);
 		sqlite3_bind_int64(st, 2, (int64_t)c);
 		if (sqlite3_step(st) != SQLITE_ROW) {
-			rc = sto_sqlerr(s, sqlite3_errcode(s->db), "batches", err);
+			rc = sto_sqlerr(s->db, sqlite3_errcode(s->db), "batches", err);
 			goto out;
 		}
 		rc = ws_vclock_decode_all(&ctx, sqlite3_column_blob(st, 0),
@@ -1979,7 +1848,7 @@ int ws_store_renew_site(struct ws_store *s, uint64_t keep, char *err)
 		if (rc || (rc = ws_vclock_set(&ctx, &old, keep)) ||
 		    (rc = ws_vclock_set(&ctx, &id, k)) ||
 		    (rc = ws_vclock_encode(&ctx, &enc)) ||
-		    (rc = sto_prep(s, "UPDATE wsync_batches SET site = ?3, counter = ?4, "
+		    (rc = sto_prep(s->db, "UPDATE wsync_batches SET site = ?3, counter = ?4, "
 		    "clock = ?5 WHERE site = ?1 AND counter = ?2", &st, err)))
 			goto out;
 		sqlite3_bind_int64(st, 1, oldix);
@@ -1989,28 +1858,28 @@ int ws_store_renew_site(struct ws_store *s, uint64_t keep, char *err)
 		sqlite3_bind_blob(st, 5, enc.p ? enc.p : (const uint8_t *)"", (int)enc.len,
 		    SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
-		    sto_sqlerr(s, sqlite3_errcode(s->db), "batches", err);
+		    sto_sqlerr(s->db, sqlite3_errcode(s->db), "batches", err);
 		sqlite3_finalize(st);
 		st = NULL;
 		if (rc)
 			goto out;
 	}
 	/* Conflicts this site's own stamped batches lost keep their dots. */
-	if ((rc = sto_prep(s, "UPDATE wsync_conflicts SET site = ?3, counter = "
+	if ((rc = sto_prep(s->db, "UPDATE wsync_conflicts SET site = ?3, counter = "
 	    "counter - ?2 WHERE site = ?1 AND counter > ?2", &st, err)))
 		goto out;
 	sqlite3_bind_int64(st, 1, oldix);
 	sqlite3_bind_int64(st, 2, (int64_t)keep);
 	sqlite3_bind_int64(st, 3, newix);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
-	    sto_sqlerr(s, sqlite3_errcode(s->db), "conflicts", err);
+	    sto_sqlerr(s->db, sqlite3_errcode(s->db), "conflicts", err);
 	sqlite3_finalize(st);
 	st = NULL;
 	if (rc || (rc = clock_set(s, oldix, keep, err)) ||
 	    (k && (rc = clock_set(s, newix, k, err))) ||
 	    (rc = sto_meta_set(s, "site", id.b, WS_SITEID_LEN, 0, err)) ||
 	    (rc = sto_meta_set_int(s, "own_sent", 0, err)) ||
-	    (rc = sto_exec(s, "COMMIT", err)))
+	    (rc = sto_exec(s->db, "COMMIT", err)))
 		goto out;
 	s->site = id;
 	s->self = newix;
@@ -2090,9 +1959,9 @@ int ws_store_seal(struct ws_store *s, int *sealed, char *err)
 {
 	int rc;
 
-	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
+	if ((rc = sto_exec(s->db, "BEGIN IMMEDIATE", err)))
 		return rc;
-	if ((rc = seal_locked(s, sealed, err)) || (rc = sto_exec(s, "COMMIT", err)))
+	if ((rc = seal_locked(s, sealed, err)) || (rc = sto_exec(s->db, "COMMIT", err)))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
 }
@@ -2180,7 +2049,7 @@ int sto_tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
 	if (rc == 0 && !sto_cstr(&q))
 		rc = WS_ENOMEM;
 	if (rc == 0)
-		rc = sto_prep(s, sto_cstr(&q), st, err);
+		rc = sto_prep(s->db, sto_cstr(&q), st, err);
 	ws_buf_release(&q);
 	if (rc)
 		return rc;
@@ -2260,7 +2129,7 @@ static int dot_of(struct apply *a, uint64_t usn, struct ver *v)
 	}
 	sqlite3_reset(a->dot);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
-	    sto_sqlerr(a->s, rc, "batches", a->err);
+	    sto_sqlerr(a->s->db, rc, "batches", a->err);
 }
 
 /* Has the batch's context seen version v? */
@@ -2358,7 +2227,7 @@ static int load_history(struct apply *a, const struct tbl *t,
 	}
 	sqlite3_reset(a->hist);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
-	    sto_sqlerr(a->s, rc, "log", a->err);
+	    sto_sqlerr(a->s->db, rc, "log", a->err);
 }
 
 /* Record value (column col of st, or v) as a conflict of cell col. */
@@ -2383,7 +2252,7 @@ static int add_conflict(struct apply *a, const struct tbl *t, int col, int lostd
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	a->any_conflicts = 1;
-	return rc == SQLITE_DONE ? 0 : sto_sqlerr(a->s, rc, "conflicts", a->err);
+	return rc == SQLITE_DONE ? 0 : sto_sqlerr(a->s->db, rc, "conflicts", a->err);
 }
 
 /* Map a batch table onto a tracked one: col[i] = local index of remote i. */
@@ -2466,7 +2335,7 @@ static int step_write(struct apply *a, const struct tbl *t, sqlite3_stmt *w)
 	case SQLITE_CONSTRAINT_DATATYPE: case SQLITE_MISMATCH:
 		return ws_error(a->err, WS_ESCHEMA, "table '%s': %s", t->name, msg);
 	default:
-		return sto_sqlerr(a->s, rc, t->name, a->err);
+		return sto_sqlerr(a->s->db, rc, t->name, a->err);
 	}
 }
 
@@ -2500,7 +2369,7 @@ static int log_entry(struct apply *a, const struct tbl *t, int op, int64_t win,
 		else
 			sqlite3_bind_null(a->log, (int)i + 5);
 	rc = sqlite3_step(a->log) == SQLITE_DONE ? 0 :
-	    sto_sqlerr(a->s, sqlite3_errcode(a->s->db), "log", a->err);
+	    sto_sqlerr(a->s->db, sqlite3_errcode(a->s->db), "log", a->err);
 	sqlite3_reset(a->log);
 	return rc;
 }
@@ -2532,7 +2401,7 @@ static int lose_row(struct apply *a, const struct tbl *t, const struct ws_value 
 	if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
 	if (rc == 0) rc = sto_qid(&q, t->name);
 	if (rc == 0) rc = put_pk_where(&q, t, 1);
-	if (rc || !sto_cstr(&q) || (rc = sto_prep(a->s, sto_cstr(&q), &st, a->err)))
+	if (rc || !sto_cstr(&q) || (rc = sto_prep(a->s->db, sto_cstr(&q), &st, a->err)))
 		goto out;
 	for (i = 0; i < t->npk; i++)
 		sto_bind_value(st, (int)i + 1, &pk[i]);
@@ -2586,9 +2455,9 @@ static int contest(struct apply *a, const struct tbl *t, const struct ws_change 
 	int rc, bound, j;
 
 	*won = 0;
-	if ((rc = sto_prep(s, "SELECT l.name FROM pragma_index_list(?1) AS l WHERE "
+	if ((rc = sto_prep(s->db, "SELECT l.name FROM pragma_index_list(?1) AS l WHERE "
 	    "l.\"unique\"", &ix, a->err)) ||
-	    (rc = sto_prep(s, "SELECT cid FROM pragma_index_info(?1) ORDER BY seqno",
+	    (rc = sto_prep(s->db, "SELECT cid FROM pragma_index_info(?1) ORDER BY seqno",
 	    &cols, a->err)))
 		goto out;
 	sqlite3_bind_text(ix, 1, t->name, -1, SQLITE_STATIC);
@@ -2627,7 +2496,7 @@ static int contest(struct apply *a, const struct tbl *t, const struct ws_change 
 		}
 		if (rc || !bound || !n || !sto_cstr(&q))
 			continue;
-		if ((rc = sto_prep(s, sto_cstr(&q), &find, a->err)))
+		if ((rc = sto_prep(s->db, sto_cstr(&q), &find, a->err)))
 			goto out;
 		for (i = 0; i < t->npk; i++)
 			sto_bind_value(find, (int)i + 1, &c->pk[i]);
@@ -2758,7 +2627,7 @@ static int prior_write(struct apply *a, struct ws_rd *r, uint64_t usn)
 		sqlite3_bind_int(st, 2, (int)col);
 		sto_bind_value(st, 3, &v);
 		if (sqlite3_step(st) != SQLITE_DONE)
-			rc = sto_sqlerr(a->s, sqlite3_errcode(a->s->db), "prior", a->err);
+			rc = sto_sqlerr(a->s->db, sqlite3_errcode(a->s->db), "prior", a->err);
 		sqlite3_reset(st);
 	}
 	return rc;
@@ -3205,7 +3074,7 @@ static int prior_note(struct apply *a, uint64_t usn)
 			sqlite3_bind_int(st, 2, (int)i);
 			sqlite3_bind_value(st, 3, a->prior[i]);
 			if (sqlite3_step(st) != SQLITE_DONE)
-				rc = sto_sqlerr(a->s, sqlite3_errcode(a->s->db), "prior", a->err);
+				rc = sto_sqlerr(a->s->db, sqlite3_errcode(a->s->db), "prior", a->err);
 			sqlite3_reset(st);
 		}
 		sqlite3_value_free(a->prior[i]);
@@ -3278,7 +3147,7 @@ static int cascade_write(struct apply *a, struct tbl *ct, const struct ws_value 
 		sqlite3_bind_int(st, 2, (int)i);
 		sqlite3_bind_value(st, 3, old[i]);
 		if (sqlite3_step(st) != SQLITE_DONE)
-			rc = sto_sqlerr(a->s, sqlite3_errcode(a->s->db), "prior", a->err);
+			rc = sto_sqlerr(a->s->db, sqlite3_errcode(a->s->db), "prior", a->err);
 		sqlite3_reset(st);
 	}
 out:
@@ -3321,7 +3190,7 @@ static int cascade(struct apply *a, struct tbl *t, const struct ws_value *pk, in
 				if (rc == 0) rc = sto_qid(&q, ct->cols[fk->col[k]]);
 				if (rc == 0) rc = ws_buf_printf(&q, " = ?%u", k + 1);
 			}
-			if (rc || !sto_cstr(&q) || (rc = sto_prep(a->s, sto_cstr(&q), &st,
+			if (rc || !sto_cstr(&q) || (rc = sto_prep(a->s->db, sto_cstr(&q), &st,
 			    a->err)))
 				break;
 			for (k = 0; k < fk->ncols; k++)
@@ -3496,7 +3365,7 @@ static int check_revert(struct apply *a, struct tbl *t, const struct ws_change *
 			sqlite3_bind_int64(fix, 1, (int64_t)h->usn[i]);
 			sqlite3_bind_int64(fix, 2, (int64_t)1 << i);
 			if (sqlite3_step(fix) != SQLITE_DONE)
-				rc = sto_sqlerr(a->s, sqlite3_errcode(a->s->db), "log", a->err);
+				rc = sto_sqlerr(a->s->db, sqlite3_errcode(a->s->db), "log", a->err);
 			sqlite3_reset(fix);
 		}
 	if (rc == 0 && (rc = prior_keep(a, t, row, back)) == 0)
@@ -3586,7 +3455,7 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 		sto_bind_value(row, (int)i + 1, &c->pk[i]);
 	exists = sqlite3_step(row) == SQLITE_ROW;
 	/* What follows is undone if the write loses to a constraint. */
-	if ((rc = sto_exec(s, "SAVEPOINT wsync_change", a->err)))
+	if ((rc = sto_exec(s->db, "SAVEPOINT wsync_change", a->err)))
 		goto out;
 	sp = 1;
 	if (!exists)
@@ -3619,7 +3488,7 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 			sqlite3_reset(fix);
 			sqlite3_bind_int64(fix, 1, sqlite3_column_int64(a->conf, 0));
 			if (sqlite3_step(fix) != SQLITE_DONE) {
-				rc = sto_sqlerr(s, sqlite3_errcode(s->db), "conflicts", a->err);
+				rc = sto_sqlerr(s->db, sqlite3_errcode(s->db), "conflicts", a->err);
 				goto out;
 			}
 			sqlite3_reset(fix);
@@ -3627,7 +3496,7 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	}
 	sqlite3_reset(a->conf);
 	if (rc != SQLITE_DONE) {
-		rc = sto_sqlerr(s, rc, "conflicts", a->err);
+		rc = sto_sqlerr(s->db, rc, "conflicts", a->err);
 		goto out;
 	}
 	rc = 0;
@@ -3677,8 +3546,8 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	if ((rc = fk_parent_deleted(a, t, wval, &fk_act, &fk_cols, &fk_by)))
 		goto out;
 	if (fk_act == STO_FK_CASCADE) {
-		if ((rc = sto_exec(s, "ROLLBACK TO wsync_change", a->err)) ||
-		    (rc = sto_exec(s, "RELEASE wsync_change", a->err)))
+		if ((rc = sto_exec(s->db, "ROLLBACK TO wsync_change", a->err)) ||
+		    (rc = sto_exec(s->db, "RELEASE wsync_change", a->err)))
 			goto out;
 		sp = 0;
 		sqlite3_reset(row);
@@ -3709,8 +3578,8 @@ out:
 			a->gone.len = 0; /* its removals are undone too */
 			a->ngone = 0;
 		}
-		if ((clash && (rc = sto_exec(s, "ROLLBACK TO wsync_change", a->err))) ||
-		    (rc = sto_exec(s, "RELEASE wsync_change", a->err)))
+		if ((clash && (rc = sto_exec(s->db, "ROLLBACK TO wsync_change", a->err))) ||
+		    (rc = sto_exec(s->db, "RELEASE wsync_change", a->err)))
 			return rc;
 		rc = clash ? CLASH : 0;
 	}
@@ -3923,7 +3792,7 @@ static int apply_batch(struct ws_store *s, const struct ws_batch *b, char *err)
 	a.counter = b->dot_counter;
 	a.lamport = b->has_lamport ? b->lamport : lamport_of(&b->clock);
 	if ((rc = site_index(s, &b->dot_site, &a.origin, err)) ||
-	    (rc = sto_exec(s, "UPDATE wsync_state SET applying = 1", err)))
+	    (rc = sto_exec(s->db, "UPDATE wsync_state SET applying = 1", err)))
 		goto out;
 	/* The user's triggers ran at the origin, and what they wrote there
 	 * arrives as changes of its own: they must not run again here. */
@@ -3939,11 +3808,11 @@ static int apply_batch(struct ws_store *s, const struct ws_batch *b, char *err)
 		sqlite3_bind_int(a.log, 3, 0);
 		sqlite3_bind_int(a.log, 4, 0);
 		rc = sqlite3_step(a.log) == SQLITE_DONE ? 0 :
-		    sto_sqlerr(s, sqlite3_errcode(s->db), "log", err);
+		    sto_sqlerr(s->db, sqlite3_errcode(s->db), "log", err);
 	}
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 1, (int *)NULL);
 	if (rc == 0)
-		rc = sto_exec(s, "UPDATE wsync_state SET applying = 0", err);
+		rc = sto_exec(s->db, "UPDATE wsync_state SET applying = 0", err);
 	if (rc == 0 && (rc = ws_store_usn(s, &last, err)) == 0 &&
 	    (rc = add_batch_row(s, a.origin, b->dot_counter, first, last, &b->clock,
 	    a.lamport, err)) == 0 && (rc = clock_set(s, a.origin, b->dot_counter, err)) == 0)
@@ -3971,14 +3840,14 @@ static int park(struct ws_store *s, const struct ws_batch *b, char *err)
 		return ws_error(err, WS_ETOOBIG, "%d batches of site %s wait here already "
 		    "for batches they depend on: no more", n, hex_of(&b->dot_site));
 	if ((rc = ws_batch_encode(b, &enc)) ||
-	    (rc = sto_prep(s, "INSERT OR IGNORE INTO wsync_pending VALUES(?1, ?2, ?3)",
+	    (rc = sto_prep(s->db, "INSERT OR IGNORE INTO wsync_pending VALUES(?1, ?2, ?3)",
 	    &st, err)))
 		goto out;
 	sqlite3_bind_blob(st, 1, b->dot_site.b, WS_SITEID_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)b->dot_counter);
 	sqlite3_bind_blob(st, 3, enc.p, (int)enc.len, SQLITE_STATIC);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
-	    sto_sqlerr(s, sqlite3_errcode(s->db), "pending", err);
+	    sto_sqlerr(s->db, sqlite3_errcode(s->db), "pending", err);
 	sqlite3_finalize(st);
 out:
 	ws_buf_release(&enc);
@@ -3993,8 +3862,8 @@ static int drain(struct ws_store *s, struct ws_vclock *clock, char *err)
 	int rc, progress = 1, r;
 
 	ws_batch_init(&b);
-	if ((rc = sto_prep(s, "SELECT site, counter, batch FROM wsync_pending", &st, err)) ||
-	    (rc = sto_prep(s, "DELETE FROM wsync_pending WHERE site = ?1 AND counter = ?2",
+	if ((rc = sto_prep(s->db, "SELECT site, counter, batch FROM wsync_pending", &st, err)) ||
+	    (rc = sto_prep(s->db, "DELETE FROM wsync_pending WHERE site = ?1 AND counter = ?2",
 	    &del, err)))
 		goto out;
 	while (progress && rc == 0) {
@@ -4017,7 +3886,7 @@ static int drain(struct ws_store *s, struct ws_vclock *clock, char *err)
 			sqlite3_bind_blob(del, 1, b.dot_site.b, WS_SITEID_LEN, SQLITE_TRANSIENT);
 			sqlite3_bind_int64(del, 2, (int64_t)b.dot_counter);
 			if (sqlite3_step(del) != SQLITE_DONE)
-				rc = sto_sqlerr(s, sqlite3_errcode(s->db), "pending", err);
+				rc = sto_sqlerr(s->db, sqlite3_errcode(s->db), "pending", err);
 			progress = 1;
 			break; /* the table changed under the cursor: start over */
 		}
@@ -4144,7 +4013,7 @@ static int fk_policy(struct ws_store *s, char *err)
 	on = meta_exists(s, "SELECT 1 FROM wsync_tables AS t, "
 	    "pragma_foreign_key_list(t.name) AS f WHERE f.on_delete <> 'NO ACTION' "
 	    "OR f.on_update <> 'NO ACTION'");
-	if ((rc = sto_exec(s, on ? "PRAGMA foreign_keys = ON" :
+	if ((rc = sto_exec(s->db, on ? "PRAGMA foreign_keys = ON" :
 	    "PRAGMA foreign_keys = OFF", err)) == 0) {
 		s->fk_ver = ver;
 		s->fk_on = on;
@@ -4161,7 +4030,7 @@ int ws_store_apply(struct ws_store *s, const struct ws_batch *b, int *applied,
 
 	if (applied)
 		*applied = 0;
-	if ((rc = fk_policy(s, err)) || (rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
+	if ((rc = fk_policy(s, err)) || (rc = sto_exec(s->db, "BEGIN IMMEDIATE", err)))
 		return rc;
 	if ((rc = seal_locked(s, NULL, err)) || (rc = ws_store_clock(s, &clock, err)))
 		goto out;
@@ -4184,7 +4053,7 @@ int ws_store_apply(struct ws_store *s, const struct ws_batch *b, int *applied,
 			rc = sto_scan_refresh(s, usn + 1, UINT64_MAX >> 1, err);
 	}
 	if (rc == 0)
-		rc = sto_exec(s, "COMMIT", err);
+		rc = sto_exec(s->db, "COMMIT", err);
 out:
 	if (rc)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -4194,7 +4063,7 @@ out:
 
 int ws_store_pending(struct ws_store *s, size_t *n, char *err)
 {
-	uint64_t v;
+	uint64_t v = 0;
 	int rc = query_u64(s, "SELECT count(*) FROM wsync_pending", &v, err);
 
 	*n = (size_t)v;
@@ -4350,7 +4219,7 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 	}
 	sqlite3_reset(later);
 	if (rc != SQLITE_DONE)
-		return sto_sqlerr(s, rc, "log", x->err);
+		return sto_sqlerr(s->db, rc, "log", x->err);
 	c.op = (uint8_t)(op & 0xf);
 	c.counter = counter;
 	c.pk = pk;
@@ -4460,7 +4329,7 @@ static int extract_batch(struct extract *x, sqlite3_stmt *bs)
 	if (rc == 0) rc = ws_buf_printf(&q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2"
 	    " ORDER BY usn");
 	/* Not cached: extract_entry's statements run while this one steps. */
-	if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &e, x->err)))
+	if (rc || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &e, x->err)))
 		goto out;
 	sqlite3_bind_int64(e, 1, sqlite3_column_int64(bs, 2));
 	sqlite3_bind_int64(e, 2, (int64_t)last);
@@ -4470,7 +4339,7 @@ static int extract_batch(struct extract *x, sqlite3_stmt *bs)
 		if ((rc = extract_entry(x, e, site, counter)))
 			goto out;
 	if (rc != SQLITE_DONE) {
-		rc = sto_sqlerr(s, rc, "log", x->err);
+		rc = sto_sqlerr(s->db, rc, "log", x->err);
 		goto out;
 	}
 	rc = x->cb(&x->b, last, x->cd);
@@ -4508,7 +4377,7 @@ static int extract(struct ws_store *s, sqlite3_stmt *bs, const struct ws_vclock 
 		if ((rc = extract_batch(x, bs)))
 			goto out;
 	}
-	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "batches", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "batches", err);
 out:
 	ws_batch_release(&x->b);
 	ws_buf_release(&x->q);
@@ -4524,7 +4393,7 @@ static int since(struct ws_store *s, uint64_t usn, int own, ws_store_batch_cb *c
 	sqlite3_stmt *bs = NULL;
 	int rc;
 
-	if ((rc = sto_exec(s, "BEGIN", err)))
+	if ((rc = sto_exec(s->db, "BEGIN", err)))
 		return rc;
 	/* A collected batch of this site's was stable: its hub has it. */
 	if (!own && (uint64_t)sto_meta_int(s, "gc_usn") > usn) {
@@ -4532,7 +4401,7 @@ static int since(struct ws_store *s, uint64_t usn, int own, ws_store_batch_cb *c
 		    "garbage-collected: a full copy is needed", usn);
 		goto out;
 	}
-	if ((rc = sto_prep(s, "SELECT site, counter, first_usn, last_usn, clock, lamport "
+	if ((rc = sto_prep(s->db, "SELECT site, counter, first_usn, last_usn, clock, lamport "
 	    "FROM wsync_batches WHERE last_usn > ?1 AND (?2 = 0 OR site = ?2) "
 	    "ORDER BY last_usn", &bs, err)))
 		goto out;
@@ -4564,7 +4433,7 @@ int ws_store_changes_missing(struct ws_store *s, const struct ws_vclock *peer,
 	sqlite3_stmt *bs = NULL;
 	int rc;
 
-	if ((rc = sto_exec(s, "BEGIN", err)))
+	if ((rc = sto_exec(s->db, "BEGIN", err)))
 		return rc;
 	if ((rc = stable_get(s, &gc, err)))
 		goto out;
@@ -4573,7 +4442,7 @@ int ws_store_changes_missing(struct ws_store *s, const struct ws_vclock *peer,
 		    "garbage-collected here: a full copy is needed");
 		goto out;
 	}
-	if ((rc = sto_prep(s, "SELECT site, counter, first_usn, last_usn, clock, lamport "
+	if ((rc = sto_prep(s->db, "SELECT site, counter, first_usn, last_usn, clock, lamport "
 	    "FROM wsync_batches ORDER BY last_usn", &bs, err)))
 		goto out;
 	rc = extract(s, bs, peer, cb, clientData, err);
@@ -4605,7 +4474,7 @@ int ws_store_conflicts(struct ws_store *s, ws_store_conflict_cb *cb,
 	uint32_t i;
 	int rc, col;
 
-	if ((rc = sto_prep(s, "SELECT c.id, c.tbl, c.pk, c.col, c.lostdel, s.site, "
+	if ((rc = sto_prep(s->db, "SELECT c.id, c.tbl, c.pk, c.col, c.lostdel, s.site, "
 	    "c.counter, c.value FROM wsync_conflicts c JOIN wsync_sites s ON "
 	    "s.id = c.site JOIN wsync_tables t ON t.id = c.tbl "
 	    "ORDER BY t.name, c.pk, c.col, s.site, c.counter", &st, err)))
@@ -4638,7 +4507,7 @@ int ws_store_conflicts(struct ws_store *s, ws_store_conflict_cb *cb,
 		if ((rc = cb(&c, clientData)))
 			goto out;
 	}
-	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s, rc, "conflicts", err);
+	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "conflicts", err);
 out:
 	sqlite3_finalize(st);
 	return rc;
@@ -4668,7 +4537,7 @@ static int log_local(struct ws_store *s, const struct tbl *t, int op, int64_t ma
 		for (i = 0; i < t->npk; i++)
 			sto_bind_value(st, (int)i + 4, &pk[i]);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
-		    sto_sqlerr(s, sqlite3_errcode(s->db), "log", err);
+		    sto_sqlerr(s->db, sqlite3_errcode(s->db), "log", err);
 		sqlite3_reset(st);
 	}
 	ws_buf_release(&q);
@@ -4702,11 +4571,11 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 		sto_bind_value(row, (int)i + 1, &pk[i]);
 	exists = sqlite3_step(row) == SQLITE_ROW;
 	sqlite3_reset(row);
-	if ((rc = sto_exec(s, "UPDATE wsync_state SET applying = 1", err)))
+	if ((rc = sto_exec(s->db, "UPDATE wsync_state SET applying = 1", err)))
 		goto out;
 	if (!exists && !keep) {
 		/* Lost to a delete: bring the row back with what was lost with it. */
-		if ((rc = sto_prep(s, "SELECT col, value FROM wsync_conflicts WHERE tbl = ?1 "
+		if ((rc = sto_prep(s->db, "SELECT col, value FROM wsync_conflicts WHERE tbl = ?1 "
 		    "AND pk = ?2 AND site = ?3 AND counter = ?4 AND lostdel", &lost, err)))
 			goto out;
 		for (i = 1; i <= 4; i++)
@@ -4733,7 +4602,7 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 		for (i = 0; rc == 0 && i < t->npk + (uint32_t)n; i++)
 			rc = ws_buf_printf(&q, i ? ", ?" : "?");
 		if (rc == 0) rc = ws_buf_printf(&q, ")");
-		if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &w, err)))
+		if (rc || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &w, err)))
 			goto out;
 		for (i = 0; i < t->npk; i++)
 			sto_bind_value(w, (int)i + 1, &pk[i]);
@@ -4746,7 +4615,7 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 				sqlite3_bind_value(w, (int)i++, sqlite3_column_value(lost, 1));
 		}
 		if (sqlite3_step(w) != SQLITE_DONE) {
-			rc = sto_sqlerr(s, sqlite3_errcode(s->db), t->name, err);
+			rc = sto_sqlerr(s->db, sqlite3_errcode(s->db), t->name, err);
 			goto out;
 		}
 		rc = log_local(s, t, WS_OP_INSERT, t->allmask, pk, err);
@@ -4758,13 +4627,13 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 			if (rc == 0) rc = sto_qid(&q, t->cols[col]);
 			if (rc == 0) rc = ws_buf_printf(&q, " = ?%u", t->npk + 1);
 			if (rc == 0) rc = put_pk_where(&q, t, 1);
-			if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &w, err)))
+			if (rc || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &w, err)))
 				goto out;
 			for (i = 0; i < t->npk; i++)
 				sto_bind_value(w, (int)i + 1, &pk[i]);
 			sqlite3_bind_value(w, (int)t->npk + 1, sqlite3_column_value(cf, 6));
 			if (sqlite3_step(w) != SQLITE_DONE) {
-				rc = sto_sqlerr(s, sqlite3_errcode(s->db), t->name, err);
+				rc = sto_sqlerr(s->db, sqlite3_errcode(s->db), t->name, err);
 				goto out;
 			}
 		}
@@ -4773,7 +4642,7 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 		    log_local(s, t, WS_OP_DELETE, 0, pk, err);
 	}
 	if (rc == 0)
-		rc = sto_exec(s, "UPDATE wsync_state SET applying = 0", err);
+		rc = sto_exec(s->db, "UPDATE wsync_state SET applying = 0", err);
 out:
 	sqlite3_finalize(w);
 	sqlite3_finalize(lost);
@@ -4786,10 +4655,10 @@ int ws_store_resolve(struct ws_store *s, int64_t id, int keep, char *err)
 	sqlite3_stmt *cf = NULL;
 	int rc;
 
-	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
+	if ((rc = sto_exec(s->db, "BEGIN IMMEDIATE", err)))
 		return rc;
 	if ((rc = seal_locked(s, NULL, err)) ||
-	    (rc = sto_prep(s, "SELECT tbl, pk, col, lostdel, site, counter, value FROM "
+	    (rc = sto_prep(s->db, "SELECT tbl, pk, col, lostdel, site, counter, value FROM "
 	    "wsync_conflicts WHERE id = ?1", &cf, err)))
 		goto out;
 	sqlite3_bind_int64(cf, 1, id);
@@ -4802,7 +4671,7 @@ int ws_store_resolve(struct ws_store *s, int64_t id, int keep, char *err)
 	sqlite3_finalize(cf);
 	cf = NULL;
 	if ((rc = seal_locked(s, NULL, err)) == 0)
-		rc = sto_exec(s, "COMMIT", err);
+		rc = sto_exec(s->db, "COMMIT", err);
 out:
 	sqlite3_finalize(cf);
 	if (rc)
@@ -4826,16 +4695,16 @@ static int gc_locked(struct ws_store *s, const struct ws_vclock *stable,
 	if ((rc = ws_store_usn(s, &maxusn, err)))
 		return rc;
 	gcusn = (uint64_t)sto_meta_int(s, "gc_usn");
-	if ((rc = sto_prep(s, "SELECT b.site, b.counter, b.first_usn, b.last_usn, s.site "
+	if ((rc = sto_prep(s->db, "SELECT b.site, b.counter, b.first_usn, b.last_usn, s.site "
 	    "FROM wsync_batches b JOIN wsync_sites s ON s.id = b.site", &bs, err)) ||
-	    (rc = sto_prep(s, "DELETE FROM wsync_log WHERE usn BETWEEN ?1 AND ?2",
+	    (rc = sto_prep(s->db, "DELETE FROM wsync_log WHERE usn BETWEEN ?1 AND ?2",
 	    &del, err)) ||
-	    (rc = sto_prep(s, "DELETE FROM wsync_batches WHERE site = ?1 AND counter = ?2",
+	    (rc = sto_prep(s->db, "DELETE FROM wsync_batches WHERE site = ?1 AND counter = ?2",
 	    &delb, err)) ||
 	    /* Every site has seen them: they can meet no concurrent claim. */
-	    (rc = sto_prep(s, "DELETE FROM wsync_claims WHERE usn BETWEEN ?1 AND ?2",
+	    (rc = sto_prep(s->db, "DELETE FROM wsync_claims WHERE usn BETWEEN ?1 AND ?2",
 	    &delc, err)) ||
-	    (rc = sto_prep(s, "DELETE FROM wsync_prior WHERE usn BETWEEN ?1 AND ?2",
+	    (rc = sto_prep(s->db, "DELETE FROM wsync_prior WHERE usn BETWEEN ?1 AND ?2",
 	    &delp, err)))
 		goto out;
 	while ((rc = sqlite3_step(bs)) == SQLITE_ROW) {
@@ -4885,7 +4754,7 @@ static int gc_locked(struct ws_store *s, const struct ws_vclock *stable,
 	*dropped = n;
 	goto out;
 sqlfail:
-	rc = sto_sqlerr(s, sqlite3_errcode(s->db), "gc", err);
+	rc = sto_sqlerr(s->db, sqlite3_errcode(s->db), "gc", err);
 out:
 	sqlite3_finalize(bs);
 	sqlite3_finalize(del);
@@ -4906,7 +4775,7 @@ int ws_store_gc_bound(struct ws_store *s, struct ws_vclock *h, char *err)
 	int rc, lowered = 1;
 
 	if ((rc = stable_get(s, &gc, err)) ||
-	    (rc = sto_prep(s, "SELECT s.site, b.counter, b.clock FROM wsync_batches b "
+	    (rc = sto_prep(s->db, "SELECT s.site, b.counter, b.clock FROM wsync_batches b "
 	    "JOIN wsync_sites s ON s.id = b.site", &bs, err)))
 		goto out;
 	/* Lowering h leaves more batches outside it: repeat until none does. */
@@ -4934,7 +4803,7 @@ int ws_store_gc_bound(struct ws_store *s, struct ws_vclock *h, char *err)
 			}
 		}
 		if (rc != SQLITE_DONE) {
-			rc = sto_sqlerr(s, rc, "batches", err);
+			rc = sto_sqlerr(s->db, rc, "batches", err);
 			goto out;
 		}
 		rc = 0;
@@ -4954,10 +4823,10 @@ int ws_store_gc(struct ws_store *s, const struct ws_vclock *stable,
 
 	if (dropped)
 		*dropped = 0;
-	if ((rc = sto_exec(s, "BEGIN IMMEDIATE", err)))
+	if ((rc = sto_exec(s->db, "BEGIN IMMEDIATE", err)))
 		return rc;
 	if ((rc = seal_locked(s, NULL, err)) || (rc = gc_locked(s, stable, &n, err)) ||
-	    (rc = sto_exec(s, "COMMIT", err))) {
+	    (rc = sto_exec(s->db, "COMMIT", err))) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
 	}
@@ -5011,7 +4880,7 @@ static int snapshot_conflicts(struct ws_store *s, const struct ws_vclock *gc,
 	int rc, col;
 
 	ws_batch_init(&b);
-	if ((rc = sto_prep(s, "SELECT c.tbl, c.pk, c.col, c.lostdel, s.site, c.counter, "
+	if ((rc = sto_prep(s->db, "SELECT c.tbl, c.pk, c.col, c.lostdel, s.site, c.counter, "
 	    "c.lamport, c.value FROM wsync_conflicts c JOIN wsync_sites s ON "
 	    "s.id = c.site ORDER BY c.tbl, c.lamport, c.id", &st, err)))
 		goto out;
@@ -5066,7 +4935,7 @@ static int snapshot_conflicts(struct ws_store *s, const struct ws_vclock *gc,
 		rows++;
 	}
 	if (rc != SQLITE_DONE) {
-		rc = sto_sqlerr(s, rc, "conflicts", err);
+		rc = sto_sqlerr(s->db, rc, "conflicts", err);
 		goto out;
 	}
 	rc = rows ? cb(&b, 0, clientData) : 0;
@@ -5091,7 +4960,7 @@ int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientDat
 	int rc;
 
 	ws_batch_init(&b);
-	if ((rc = sto_exec(s, "BEGIN", err)))
+	if ((rc = sto_exec(s->db, "BEGIN", err)))
 		return rc;
 	if ((rc = stable_get(s, &gc, err)))
 		goto out;
@@ -5100,7 +4969,7 @@ int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientDat
 
 		q.len = 0;
 		if ((rc = put_select(&q, t, 1)) || !sto_cstr(&q) ||
-		    (rc = sto_prep(s, sto_cstr(&q), &st, err)))
+		    (rc = sto_prep(s->db, sto_cstr(&q), &st, err)))
 			goto out;
 		rows = bytes = 0;
 		memset(&c, 0, sizeof(c));
@@ -5137,7 +5006,7 @@ int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientDat
 			}
 		}
 		if (rc != SQLITE_DONE) {
-			rc = sto_sqlerr(s, rc, t->name, err);
+			rc = sto_sqlerr(s->db, rc, t->name, err);
 			goto out;
 		}
 		rc = rows ? cb(&b, 0, clientData) : 0;
@@ -5161,7 +5030,7 @@ int ws_store_snapshot_begin(struct ws_store *s, const struct ws_vclock *stable,
 {
 	int rc;
 
-	if ((rc = sto_exec(s, "CREATE TEMP TABLE IF NOT EXISTS wsync_snap(seq INTEGER "
+	if ((rc = sto_exec(s->db, "CREATE TEMP TABLE IF NOT EXISTS wsync_snap(seq INTEGER "
 	    "PRIMARY KEY, batch BLOB NOT NULL); DELETE FROM temp.wsync_snap", err)) ||
 	    (rc = ws_vclock_copy(&s->snap, stable)))
 		return rc;
@@ -5183,7 +5052,7 @@ int ws_store_snapshot_add(struct ws_store *s, const struct ws_batch *b, char *er
 	sqlite3_bind_blob(st, 1, enc.p ? enc.p : (const uint8_t *)"", (int)enc.len,
 	    SQLITE_STATIC);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
-	    sto_sqlerr(s, sqlite3_errcode(s->db), "snapshot", err);
+	    sto_sqlerr(s->db, sqlite3_errcode(s->db), "snapshot", err);
 	sqlite3_reset(st);
 out:
 	ws_buf_release(&enc);
@@ -5286,7 +5155,7 @@ static int snap_row(struct apply *a, const struct ws_change *c, sqlite3_stmt *ke
 	sqlite3_bind_int64(key, 1, t->id);
 	sqlite3_bind_blob(key, 2, a->pk.p, (int)a->pk.len, SQLITE_STATIC);
 	rc = sqlite3_step(key) == SQLITE_DONE ? 0 :
-	    sto_sqlerr(s, sqlite3_errcode(s->db), "snapshot", a->err);
+	    sto_sqlerr(s->db, sqlite3_errcode(s->db), "snapshot", a->err);
 	sqlite3_reset(key);
 	return rc;
 }
@@ -5316,7 +5185,7 @@ static int snap_orphans(struct apply *a)
 
 	for (round = 0; rc == 0 && round < 16; round++) {
 		found.len = 0;
-		if ((rc = sto_prep(s, "SELECT t.id, c.rowid, c.fkid FROM "
+		if ((rc = sto_prep(s->db, "SELECT t.id, c.rowid, c.fkid FROM "
 		    "pragma_foreign_key_check AS c JOIN wsync_tables AS t ON t.name = "
 		    "c.\"table\" WHERE c.rowid IS NOT NULL", &st, a->err)))
 			break;
@@ -5340,7 +5209,7 @@ static int snap_orphans(struct apply *a)
 			q.len = 0;
 			rc = put_select_key(&q, t);
 			if (rc == 0) rc = ws_buf_printf(&q, " WHERE rowid = ?1");
-			if (rc || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &row, a->err)))
+			if (rc || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &row, a->err)))
 				break;
 			sqlite3_bind_int64(row, 1, rid);
 			if (sqlite3_step(row) != SQLITE_ROW) {
@@ -5362,7 +5231,7 @@ static int snap_orphans(struct apply *a)
 				    (rc = lose_row(a, t, kv, &h, KIND_FK, t->allmask)))
 					break;
 			} else {
-				if ((rc = sto_prep(s, "SELECT on_delete = 'SET NULL' FROM "
+				if ((rc = sto_prep(s->db, "SELECT on_delete = 'SET NULL' FROM "
 				    "pragma_foreign_key_list(?1) WHERE id = ?2", &act, a->err)))
 					break;
 				sqlite3_bind_text(act, 1, t->name, -1, SQLITE_STATIC);
@@ -5378,7 +5247,7 @@ static int snap_orphans(struct apply *a)
 				rc = ws_buf_printf(&q, "UPDATE ");
 				if (rc == 0) rc = sto_qid(&q, t->name);
 				if (rc == 0) rc = ws_buf_printf(&q, " SET (");
-				if (rc == 0 && (rc = sto_prep(s, "SELECT \"from\" FROM "
+				if (rc == 0 && (rc = sto_prep(s->db, "SELECT \"from\" FROM "
 				    "pragma_foreign_key_list(?1) WHERE id = ?2", &act, a->err)) == 0) {
 					sqlite3_bind_text(act, 1, t->name, -1, SQLITE_STATIC);
 					sqlite3_bind_int64(act, 2, fkid);
@@ -5400,7 +5269,7 @@ static int snap_orphans(struct apply *a)
 			}
 			if (rc == 0) rc = ws_buf_printf(&q, " WHERE rowid = %lld", (long long)rid);
 			if (rc == 0)
-				rc = sto_cstr(&q) ? sto_exec(s, sto_cstr(&q), a->err) : WS_ENOMEM;
+				rc = sto_cstr(&q) ? sto_exec(s->db, sto_cstr(&q), a->err) : WS_ENOMEM;
 		}
 	}
 	sqlite3_finalize(st);
@@ -5464,7 +5333,7 @@ static int snap_conflict(struct apply *a, const struct ws_change *c)
 	if (rc == SQLITE_ROW)
 		return 0;
 	if (rc != SQLITE_DONE)
-		return sto_sqlerr(s, rc, "conflicts", a->err);
+		return sto_sqlerr(s->db, rc, "conflicts", a->err);
 	v.site = site;
 	v.counter = c->counter;
 	v.lamport = a->b->lamport;
@@ -5488,7 +5357,7 @@ static int snap_forget_conflicts(struct apply *a)
 	uint32_t k;
 	int rc, col, gone;
 
-	if ((rc = sto_prep(s, "SELECT id, tbl, pk, col, site, counter FROM wsync_conflicts",
+	if ((rc = sto_prep(s->db, "SELECT id, tbl, pk, col, site, counter FROM wsync_conflicts",
 	    &st, a->err)))
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -5519,7 +5388,7 @@ static int snap_forget_conflicts(struct apply *a)
 		ids[n++] = sqlite3_column_int64(st, 0);
 	}
 	if (rc != SQLITE_DONE) {
-		rc = sto_sqlerr(s, rc, "conflicts", a->err);
+		rc = sto_sqlerr(s->db, rc, "conflicts", a->err);
 		goto out;
 	}
 	rc = 0;
@@ -5553,12 +5422,12 @@ static int snap_sweep(struct apply *a, struct tbl *t)
 
 	/* First the keys the copy lacks, then the rows: never write while
 	 * reading the same table. */
-	if ((rc = put_select(&q, t, 0)) || !sto_cstr(&q) || (rc = sto_prep(s, sto_cstr(&q), &st, a->err)) ||
+	if ((rc = put_select(&q, t, 0)) || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &st, a->err)) ||
 	    (rc = stmt(s, "SELECT 1 FROM temp.wsync_snap_keys WHERE tbl = ?1 AND "
 	    "pk = ?2", &probe, a->err)) ||
 	    (rc = stmt(s, "INSERT INTO temp.wsync_snap_gone(pk) VALUES(?1)", &gone,
 	    a->err)) ||
-	    (rc = sto_exec(s, "DELETE FROM temp.wsync_snap_gone", a->err)))
+	    (rc = sto_exec(s->db, "DELETE FROM temp.wsync_snap_gone", a->err)))
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((rc = sto_pk_blob(st, 0, t->npk, &a->pk)))
@@ -5578,7 +5447,7 @@ static int snap_sweep(struct apply *a, struct tbl *t)
 	if (rc != SQLITE_DONE)
 		goto sqlfail;
 	sqlite3_finalize(st);
-	if ((rc = sto_prep(s, "SELECT pk FROM temp.wsync_snap_gone", &st, a->err)))
+	if ((rc = sto_prep(s->db, "SELECT pk FROM temp.wsync_snap_gone", &st, a->err)))
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		ws_rd_init(&r, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
@@ -5629,7 +5498,7 @@ static int snap_sweep(struct apply *a, struct tbl *t)
 		goto out;
 	}
 sqlfail:
-	rc = sto_sqlerr(s, sqlite3_errcode(s->db), "snapshot", a->err);
+	rc = sto_sqlerr(s->db, sqlite3_errcode(s->db), "snapshot", a->err);
 out:
 	for (i = 0; i < MAX_TRACKED_COLS; i++)
 		sqlite3_value_free(dup[i]);
@@ -5653,12 +5522,12 @@ int ws_store_snapshot_end(struct ws_store *s, char *err)
 	if (!s->in_snap)
 		return ws_error(err, WS_EINVAL, "no full copy is being received");
 	/* Foreign keys as merges enforce them, checked at the end (orphans). */
-	if ((rc = fk_policy(s, err)) || (rc = sto_exec(s, "BEGIN IMMEDIATE", err)) ||
-	    (rc = sto_exec(s, "PRAGMA defer_foreign_keys = ON", err)))
+	if ((rc = fk_policy(s, err)) || (rc = sto_exec(s->db, "BEGIN IMMEDIATE", err)) ||
+	    (rc = sto_exec(s->db, "PRAGMA defer_foreign_keys = ON", err)))
 		goto done;
 	/* Local writes not sealed yet are newer than the copy: keep them. */
 	if ((rc = seal_locked(s, NULL, err)) || (rc = ws_store_usn(s, &usn, err)) ||
-	    (rc = sto_exec(s, "CREATE TEMP TABLE IF NOT EXISTS wsync_snap_keys(tbl "
+	    (rc = sto_exec(s->db, "CREATE TEMP TABLE IF NOT EXISTS wsync_snap_keys(tbl "
 	    "INTEGER NOT NULL, pk BLOB NOT NULL, PRIMARY KEY(tbl, pk)) WITHOUT ROWID;"
 	    "CREATE TEMP TABLE IF NOT EXISTS wsync_snap_gone(pk BLOB NOT NULL);"
 	    "DELETE FROM temp.wsync_snap_keys", err)) ||
@@ -5673,8 +5542,8 @@ int ws_store_snapshot_end(struct ws_store *s, char *err)
 	if ((rc = snap_forget_conflicts(&a)))
 		goto out;
 	ws_batch_release(&b);
-	if ((rc = sto_exec(s, "UPDATE wsync_state SET applying = 1", err)) ||
-	    (rc = sto_prep(s, "SELECT batch FROM temp.wsync_snap ORDER BY seq", &st, err)) ||
+	if ((rc = sto_exec(s->db, "UPDATE wsync_state SET applying = 1", err)) ||
+	    (rc = sto_prep(s->db, "SELECT batch FROM temp.wsync_snap ORDER BY seq", &st, err)) ||
 	    (rc = stmt(s, "INSERT OR IGNORE INTO temp.wsync_snap_keys VALUES(?1, ?2)",
 	    &key, err)))
 		goto out;
@@ -5696,7 +5565,7 @@ int ws_store_snapshot_end(struct ws_store *s, char *err)
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		rc = sto_sqlerr(s, rc, "snapshot", err);
+		rc = sto_sqlerr(s->db, rc, "snapshot", err);
 		goto out;
 	}
 	/* The sweep judges rows against the horizon alone. */
@@ -5719,8 +5588,8 @@ int ws_store_snapshot_end(struct ws_store *s, char *err)
 	    (rc = drain(s, &clock, err)) == 0 &&
 	    (rc = sto_fts_rebuild(s, usn + 1, err)) == 0 &&
 	    (rc = sto_scan_rebuild(s, err)) == 0 &&
-	    (rc = sto_exec(s, "UPDATE wsync_state SET applying = 0", err)) == 0)
-		rc = sto_exec(s, "COMMIT", err);
+	    (rc = sto_exec(s->db, "UPDATE wsync_state SET applying = 0", err)) == 0)
+		rc = sto_exec(s->db, "COMMIT", err);
 out:
 	if (rc)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
