@@ -382,12 +382,6 @@ int ws_peer_take(struct ws_peer *p, const struct ws_frame *f, ws_frame_cb *cb,
 	return cb(p, f, clientData);
 }
 
-int ws_secure_recv(struct ws_peer *p, const struct ws_frame *f, ws_frame_cb *cb,
-    void *clientData, char *err)
-{
-	return ws_peer_take(p, f, cb, clientData, err);
-}
-
 /* The filter's frames go out as they are. */
 static int emit_raw(void *cd, uint8_t type, const void *payload, size_t n)
 {

@@ -223,9 +223,6 @@ int ws_peer_secure(struct ws_peer *p, int initiator, const struct ws_keypair *me
 const uint8_t *ws_peer_key(const struct ws_peer *p);
 /* Whether p is a secure session whose handshake is complete. */
 int ws_secure_ready(const struct ws_peer *p);
-/* ws_peer_take() under its older name, for a secure peer. */
-int ws_secure_recv(struct ws_peer *p, const struct ws_frame *f, ws_frame_cb *cb,
-    void *clientData, char *err) WS_MUST_CHECK;
 
 /*
  * The protocol (proto.c): what both ends of a session do alike.  A
