@@ -1243,6 +1243,13 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 	p.max_sessions = ws_hub_default_max_sessions();
 	if (!o->db || !o->table)
 		return ws_error(err, WS_EINVAL, "publish needs a database and a table");
+	/* The keys policy (transport.h), as ws_hub_run() keeps it: a stream
+	 * address other than unix: is TCP, whose sessions are keyed unless
+	 * plain ones are allowed.  Before the database is touched. */
+	for (i = 0; i < o->nlisten; i++)
+		if ((rc = ws_transport_check_keys(o->listen[i], 1, o->key != NULL,
+		    o->insecure, err)))
+			return rc;
 	/* The table is in the database: a missing file is a missing table,
 	 * and no reason to create the file. */
 	if (access(o->db, F_OK) != 0)

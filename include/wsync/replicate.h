@@ -232,7 +232,8 @@ struct ws_replicate_pub_opts {
 	int compact;               /* collect the whole change log before serving */
 	const struct ws_keypair *key;        /* secure stream sessions; NULL: none */
 	const struct ws_authkeys *authkeys;  /* with key: the replicators' keys */
-	/* A keyed publisher: plain stream sessions on TCP too.  HTTP without
+	/* Plain stream sessions on TCP: listening there without a key, and
+	 * a keyed publisher taking plain sessions there too.  HTTP without
 	 * TLS: on an address other than loopback too. */
 	int insecure;
 	volatile sig_atomic_t *stop;
@@ -252,7 +253,9 @@ struct ws_replicate_pub_opts {
  * the database, no such table, cannot listen).  A session's errors end
  * that session only; the replicator is told, and they are logged.  A
  * missing database file is WS_ENOTFOUND, like a missing table: it is
- * never created.
+ * never created.  A stream address other than unix: without a key is
+ * WS_ECONFIG unless insecure (ws_transport_check_keys()), before the
+ * database is touched.
  */
 int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err) WS_MUST_CHECK;
 

@@ -2,7 +2,8 @@
 /*
  * test_replicate.c - the pure parts of the replicate module: column and
  * array specifications, the HTTP headers the publisher reads, and its
- * bearer tokens (their form, the tokens file, a replicator's token file).
+ * bearer tokens (their form, the tokens file, a replicator's token file);
+ * and the keys policy, which the library keeps itself.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,6 +251,28 @@ TEST(token_read)
 	unlink(path);
 }
 
+/*
+ * A library caller does not get plain TCP silently: the publisher keeps
+ * the keys policy for every listening address before it opens the
+ * database (a missing one is WS_ENOTFOUND once the policy passes).
+ */
+TEST(publish_refuses_plain_tcp)
+{
+	const char *tcp[] = {"127.0.0.1:0"}, *unix_addr[] = {"unix:/nonexistent/p.sock"};
+	struct ws_replicate_pub_opts o = {.db = "/nonexistent/pub.db", .table = "t",
+	    .listen = tcp, .nlisten = 1};
+	char err[WS_ERRLEN];
+
+	CHECK_INT(ws_replicate_publish(&o, err), WS_ECONFIG);
+	CHECK_STR(err, "listening on TCP needs --key FILE and --authorized-keys FILE "
+	    "(make a key with wsync-keygen -f FILE), or --insecure for plain sessions");
+	o.insecure = 1;
+	CHECK_INT(ws_replicate_publish(&o, err), WS_ENOTFOUND);
+	o.insecure = 0;
+	o.listen = unix_addr;
+	CHECK_INT(ws_replicate_publish(&o, err), WS_ENOTFOUND);
+}
+
 int main(void)
 {
 	TEST_MAIN_BEGIN();
@@ -265,5 +288,6 @@ int main(void)
 	RUN(tokens_file);
 	RUN(tokens_file_bad);
 	RUN(token_read);
+	RUN(publish_refuses_plain_tcp);
 	TEST_MAIN_END();
 }
