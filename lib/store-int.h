@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store-int.h - the store's private parts, shared by its files: store.c
- * (tracking, the log, merge, GC, snapshots) and store-schema.c (the
- * working set's schema record).  Nothing outside lib/store*.c includes
- * this.
+ * store-int.h - the store's private parts, shared by its files
+ * (lib/store*.c; store.c lists them and what each holds): the store and
+ * tracked-table structs, the helpers more than one file calls (each
+ * declared here with the file that defines it), and the state of a
+ * merge, which store-snap.c shares with store-merge.c.  Everything else
+ * stays static in its file.  Nothing outside lib/store*.c includes this
+ * but replicate-int.h, for MAX_TRACKED_COLS.  The SQLite helpers the
+ * store shares with replication are in sql.h.
  */
 #ifndef WSYNC_STORE_INT_H
 #define WSYNC_STORE_INT_H
@@ -195,5 +199,173 @@ int sto_claims_seal(struct ws_store *s, uint64_t first, uint64_t last, char *err
  * their own; a table without needs only each cell's newest value.
  */
 int sto_constrained(struct ws_store *s, const struct tbl *t, int *yes, char *err);
+
+/*
+ * --- shared by the store's files (defined in the file named) -------------
+ */
+
+/* store.c: run sql, which takes one integer ?1, once (a cached statement). */
+int sto_exec_int(struct ws_store *s, const char *sql, int64_t v, char *err);
+/* store.c: run sql, which gives one integer, into *v. */
+int sto_query_u64(struct ws_store *s, const char *sql, uint64_t *v, char *err);
+/* store.c: 1 if the query sql gives a row (errors count as a row: the safe side). */
+int sto_meta_exists(struct ws_store *s, const char *sql);
+/* store.c: the local number of a site id into *out, adding it if new. */
+int sto_site_index(struct ws_store *s, const struct ws_siteid *id, int64_t *out,
+    char *err);
+/* store.c: set site's counter in the vector clock (wsync_clock). */
+int sto_clock_set(struct ws_store *s, int64_t site, uint64_t counter, char *err);
+/* store.c: append " WHERE "k1col" IS ?n AND ..." for t's key, numbering from n. */
+int sto_put_pk_where(struct ws_buf *q, const struct tbl *t, unsigned n);
+
+/* store-track.c: append "<prefix>k1, <prefix>k2, ..." for n key columns. */
+int sto_put_ks(struct ws_buf *b, unsigned n, const char *prefix);
+/*
+ * store-track.c: follow schema changes of tracked tables: columns added
+ * at the end are tracked from now on; anything else is WS_ESCHEMA.
+ * Cheap when the schema did not change.  Call inside a write transaction.
+ */
+int sto_follow_schema(struct ws_store *s, char *err);
+
+/* store-seal.c: the sum of a clock's counters, the Lamport number of a batch. */
+uint64_t sto_lamport_of(const struct ws_vclock *vc);
+/* store-seal.c: record a batch row: dot, usn range, Lamport number, context. */
+int sto_add_batch_row(struct ws_store *s, int64_t site, uint64_t counter,
+    uint64_t first, uint64_t last, const struct ws_vclock *ctx, uint64_t lamport,
+    char *err);
+/*
+ * store-seal.c: ws_store_seal() inside an open write transaction: seal
+ * the local changes logged since the last seal into a batch of this
+ * site's (*sealed 1), after following schema changes.
+ */
+int sto_seal_locked(struct ws_store *s, int *sealed, char *err);
+
+/* store-gc.c: the collected horizon (meta "gc") into *out, replacing it. */
+int sto_stable_get(struct ws_store *s, struct ws_vclock *out, char *err);
+/* store-gc.c: ws_store_gc() inside an open write transaction, after a seal. */
+int sto_gc_locked(struct ws_store *s, const struct ws_vclock *stable,
+    uint64_t *dropped, char *err);
+
+/*
+ * --- the merge's state (store-merge.c) ---------------------------------
+ * store-snap.c takes a full copy in through the merge's own steps, so
+ * the state of one batch's merge and the steps it uses are shared.
+ */
+
+/* A version of a cell: a dot and its Lamport number; site 0 = none. */
+struct ver {
+	int64_t site;
+	uint64_t counter;
+	uint64_t lamport;
+};
+
+/* A batch table mapped onto a tracked one, worked out once per batch. */
+struct bmap {
+	struct tbl *t;
+	uint32_t col[MAX_TRACKED_COLS]; /* local index of each batch column */
+	int history;                   /* the log holds older entries of t */
+};
+
+/* Per-apply state: prepared statements and the batch being applied. */
+struct apply {
+	struct ws_store *s;
+	const struct ws_batch *b;
+	int64_t origin;          /* local site number of the batch's dot */
+	uint64_t counter, lamport;
+	uint64_t first_usn;      /* the batch's first log entry */
+	int any_conflicts;       /* wsync_conflicts may hold rows */
+	struct ws_vclock gc;     /* versions within it count as seen by all */
+	struct bmap *map;        /* per batch table; t NULL until first use */
+	sqlite3_stmt *hist, *dot, *conf, *addconf, *delconf, *killconf, *log;
+	struct ws_buf pk, q;
+	int clash;               /* CLASH: the kind of constraint it broke */
+	struct ws_buf gone;      /* keys of the rows a UNIQUE contest removed, */
+	uint32_t ngone;          /* logged as deletes after the change itself */
+	/* The change's claims (store-claims.c; see claims_contest()): */
+	struct ws_buf cl;        /* u32 index, u32 length, values; each claim */
+	struct ws_buf by;        /* usns of the stronger claims it lost to */
+	struct ws_buf killed;    /* keys of the rows its claims removed */
+	struct ws_buf again;     /* int64 mask, u64 usn: cells of its row that */
+	uint32_t ncl, nby, nkilled, nagain; /* outlive that removal */
+	struct ws_buf killed_prior; /* prior_read() of each row in killed */
+	struct ws_buf lose_prior; /* prior_read() of its own row, if removed */
+	sqlite3_value *prior[MAX_TRACKED_COLS]; /* what the change replaced, */
+	int64_t prior_mask;      /* noted in wsync_prior with its entry */
+	char *err;
+};
+
+/*
+ * What sto_step_write() returns when a write broke a constraint that only
+ * concurrency can break here (UNIQUE, CHECK, FOREIGN KEY, a NOT NULL
+ * column left empty by a merge); a->clash holds the kind, as stored in
+ * wsync_conflicts.lostdel.  Positive: never a WS_E* code.
+ */
+#define CLASH 1
+enum { KIND_VALUE, KIND_DELETE, KIND_UNIQUE, KIND_CHECK, KIND_FK };
+
+/* What a row's log says, newest first. */
+struct history {
+	int state;                      /* 0 unknown, 1 alive, 2 deleted */
+	struct ver del;                 /* the delete's version when deleted */
+	int unseen_delete;              /* a delete the change has not seen */
+	uint64_t unseen_usn;            /* a log entry of that delete's batch */
+	struct ver cell[MAX_TRACKED_COLS]; /* winning version per column */
+	uint64_t usn[MAX_TRACKED_COLS]; /* the log entry that set it */
+	int64_t known;                  /* columns whose version was found */
+};
+
+/*
+ * The merge's steps that store-snap.c takes a full copy in by (their
+ * comments in store-merge.c say more).
+ */
+/* Set up a for merging into s (statements, the collected horizon). */
+int sto_apply_init(struct apply *a, struct ws_store *s, char *err);
+void sto_apply_release(struct apply *a);
+/* Has the batch's context seen version v? */
+int sto_seen(const struct apply *a, const struct ver *v);
+/*
+ * Read the row's history as change `a` sees it: each cell's version
+ * since the row's last delete, whether the row is alive, and whether a
+ * delete in its whole history is concurrent with the change.
+ */
+int sto_load_history(struct apply *a, const struct tbl *t,
+    const struct ws_value *pk, struct history *h);
+/* Record value (column col of sv, or v) as a conflict of cell col. */
+int sto_add_conflict(struct apply *a, const struct tbl *t, int col, int lostdel,
+    const struct ver *ver, sqlite3_value *sv, const struct ws_value *v);
+/* Bind the values a TS_INS or TS_UPD statement of t takes for mask. */
+void sto_bind_write(sqlite3_stmt *w, const struct tbl *t, int kind, int64_t mask,
+    const struct ws_value *const *val, const struct ws_value *pk);
+/* Step a cached write statement once: 0, CLASH or a WS_E* code. */
+int sto_step_write(struct apply *a, const struct tbl *t, sqlite3_stmt *w);
+/* Encode the key values pk of t into out (a conflict's pk blob). */
+int sto_key_blob(const struct tbl *t, const struct ws_value *pk, struct ws_buf *out);
+/*
+ * Keep the values row pk holds now in the columns of mask as conflicts
+ * of `kind` (they are about to go).  a->pk must hold pk's blob.
+ */
+int sto_lose_row(struct apply *a, const struct tbl *t, const struct ws_value *pk,
+    const struct history *h, int kind, int64_t mask);
+/* Append "SELECT key columns FROM t". */
+int sto_put_select_key(struct ws_buf *q, const struct tbl *t);
+/*
+ * Write change c to t with the statement of `kind` (TS_INS, TS_UPD or
+ * TS_DEL), a UNIQUE clash contested once; CLASH when c loses to a
+ * constraint.
+ */
+int sto_write_row(struct apply *a, struct tbl *t, const struct ws_change *c,
+    int kind, int64_t mask, const struct ws_value *const *val);
+/* Change c lost to a constraint (a->clash): keep its values as conflicts. */
+int sto_lose_change(struct apply *a, const struct tbl *t, const struct ws_change *c,
+    const struct ws_value *const *val);
+/* The mapping of batch table i onto a tracked table, made on first use. */
+int sto_batch_map(struct apply *a, uint32_t i, struct bmap **out);
+/* Apply every parked batch that has become ready, until none is. */
+int sto_drain(struct ws_store *s, struct ws_vclock *clock, char *err);
+/*
+ * Decide whether merges enforce foreign keys (some tracked table declares
+ * an action); outside a transaction.
+ */
+int sto_fk_policy(struct ws_store *s, char *err);
 
 #endif
