@@ -145,7 +145,7 @@ static int rstmt_get(struct rep *x, int kind, uint64_t mask, sqlite3_stmt **out)
 {
 	struct ws_buf *q = &x->q;
 	size_t i, n = 0;
-	int rc = 0, first = 1;
+	int first = 1;
 
 	for (i = 0; i < x->ncache; i++)
 		if (x->cache[i].kind == kind && x->cache[i].mask == mask) {
@@ -154,41 +154,55 @@ static int rstmt_get(struct rep *x, int kind, uint64_t mask, sqlite3_stmt **out)
 			sqlite3_clear_bindings(*out);
 			return 0;
 		}
+	/* Each append fails only for want of memory: the first stops it. */
 	q->len = 0;
 	if (kind == 0) {
-		rc |= ws_buf_printf(q, "INSERT INTO ") || sto_qid(q, x->o->table) ||
-		    ws_buf_putc(q, '(');
+		if (ws_buf_printf(q, "INSERT INTO ") || sto_qid(q, x->o->table) ||
+		    ws_buf_putc(q, '('))
+			return WS_ENOMEM;
 		for (i = 0; i < x->cols.n; i++)
-			if (mask & (1ull << i))
-				rc |= (n++ && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[i].name);
-		rc |= ws_buf_printf(q, ") VALUES (");
+			if ((mask & (1ull << i)) &&
+			    ((n++ && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[i].name)))
+				return WS_ENOMEM;
+		if (ws_buf_printf(q, ") VALUES ("))
+			return WS_ENOMEM;
 		for (i = 0; i < n; i++)
-			rc |= ws_buf_printf(q, "%s?%zu", i ? "," : "", i + 1);
-		rc |= ws_buf_printf(q, ") ON CONFLICT(");
+			if (ws_buf_printf(q, "%s?%zu", i ? "," : "", i + 1))
+				return WS_ENOMEM;
+		if (ws_buf_printf(q, ") ON CONFLICT("))
+			return WS_ENOMEM;
 		for (i = 0; i < x->cols.nkey; i++)
-			rc |= (i && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[x->cols.keys[i]].name);
-		rc |= ws_buf_printf(q, ") DO ");
+			if ((i && ws_buf_putc(q, ',')) ||
+			    sto_qid(q, x->cols.v[x->cols.keys[i]].name))
+				return WS_ENOMEM;
+		if (ws_buf_printf(q, ") DO "))
+			return WS_ENOMEM;
 		for (i = 0; i < x->cols.n; i++)
 			if ((mask & (1ull << i)) && !x->cols.v[i].key) {
-				rc |= ws_buf_printf(q, first ? "UPDATE SET " : ", ") ||
-				    sto_qid(q, x->cols.v[i].name) || ws_buf_printf(q, " = excluded.") ||
-				    sto_qid(q, x->cols.v[i].name);
+				if (ws_buf_printf(q, first ? "UPDATE SET " : ", ") ||
+				    sto_qid(q, x->cols.v[i].name) ||
+				    ws_buf_printf(q, " = excluded.") ||
+				    sto_qid(q, x->cols.v[i].name))
+					return WS_ENOMEM;
 				first = 0;
 			}
-		if (first)
-			rc |= ws_buf_printf(q, "NOTHING");
+		if (first && ws_buf_printf(q, "NOTHING"))
+			return WS_ENOMEM;
 	} else {
-		rc |= ws_buf_printf(q, "UPDATE ") || sto_qid(q, x->o->table) ||
-		    ws_buf_printf(q, " SET ");
+		if (ws_buf_printf(q, "UPDATE ") || sto_qid(q, x->o->table) ||
+		    ws_buf_printf(q, " SET "))
+			return WS_ENOMEM;
 		for (i = 0; i < x->cols.n; i++)
 			if (mask & (1ull << i)) {
-				rc |= (n && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[i].name) ||
-				    ws_buf_printf(q, " = ?%zu", n + 1);
+				if ((n && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[i].name) ||
+				    ws_buf_printf(q, " = ?%zu", n + 1))
+					return WS_ENOMEM;
 				n++;
 			}
-		rc |= rpl_cols_put_where(&x->cols, q, (int)n + 1);
+		if (rpl_cols_put_where(&x->cols, q, (int)n + 1))
+			return WS_ENOMEM;
 	}
-	if (rc || !sto_cstr(q))
+	if (!sto_cstr(q))
 		return WS_ENOMEM;
 	if (x->ncache == RCACHE) {
 		sqlite3_finalize(x->cache[0].st);
@@ -236,6 +250,33 @@ static int bind_elem(sqlite3_stmt *st, int i, const json_t *v)
 		free(s);
 		return rc;
 	}
+}
+
+/*
+ * Put in q the INSERT of array element el (an object) into a's child
+ * table: the reference as ?1, then el's other members in its order, as
+ * bind_elem() binds them.  0, or WS_ENOMEM at the first append that fails.
+ */
+static int put_child_insert(struct ws_buf *q, const struct ws_replicate_array *a,
+    json_t *el)
+{
+	const char *k;
+	json_t *fv;
+	int n = 1;
+
+	q->len = 0;
+	if (ws_buf_printf(q, "INSERT INTO ") || sto_qid(q, a->child) ||
+	    ws_buf_putc(q, '(') || sto_qid(q, a->ref))
+		return WS_ENOMEM;
+	json_object_foreach(el, k, fv)
+		if (strcmp(k, a->ref) != 0 && (ws_buf_putc(q, ',') || sto_qid(q, k)))
+			return WS_ENOMEM;
+	if (ws_buf_printf(q, ") VALUES (?1"))
+		return WS_ENOMEM;
+	json_object_foreach(el, k, fv)
+		if (strcmp(k, a->ref) != 0 && ws_buf_printf(q, ",?%d", ++n))
+			return WS_ENOMEM;
+	return ws_buf_putc(q, ')') || !sto_cstr(q) ? WS_ENOMEM : 0;
 }
 
 /* Replace the child rows of the row whose key is `ref` with array `v`. */
@@ -291,22 +332,8 @@ static int apply_array(struct rep *x, size_t ai, const json_t *ref, const json_t
 				goto out;
 			json_object_set_new(ch->known, k, json_true());
 		}
-		q->len = 0;
-		rc = ws_buf_printf(q, "INSERT INTO ") || sto_qid(q, a->child) ||
-		    ws_buf_putc(q, '(') || sto_qid(q, a->ref);
-		json_object_foreach(el, k, fv)
-			if (strcmp(k, a->ref) != 0)
-				rc |= ws_buf_putc(q, ',') || sto_qid(q, k);
-		rc |= ws_buf_printf(q, ") VALUES (?1");
-		n = 1;
-		json_object_foreach(el, k, fv)
-			if (strcmp(k, a->ref) != 0)
-				rc |= ws_buf_printf(q, ",?%d", ++n);
-		if (rc || ws_buf_putc(q, ')') || !sto_cstr(q)) {
-			rc = WS_ENOMEM;
-			goto out;
-		}
-		if ((rc = rpl_prepare(x->db, sto_cstr(q), &st, x->err)) ||
+		if ((rc = put_child_insert(q, a, el)) ||
+		    (rc = rpl_prepare(x->db, sto_cstr(q), &st, x->err)) ||
 		    (rc = rpl_bind_json(st, 1, ref, &x->tmp, a->ref, x->err)))
 			goto out;
 		n = 1;

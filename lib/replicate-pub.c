@@ -675,6 +675,40 @@ static int up_reply(struct psess *s, const char *mt, const json_t *m, const char
 	return send_msg(s, r);
 }
 
+/*
+ * Put in q the statement of an upward change (WS_OP_*) of cols, whose
+ * names on_upward() found published: their values bind from ?1 in cols'
+ * order, then the key.  0, or WS_ENOMEM at the first append that fails.
+ */
+static int put_upward(struct pub *p, struct ws_buf *q, int op, const json_t *cols)
+{
+	const json_t *v;
+	const char *name;
+	int i, n = 0;
+
+	q->len = 0;
+	if (op == WS_OP_DELETE)
+		return ws_buf_printf(q, "DELETE FROM ") || sto_qid(q, p->o->table) ||
+		    rpl_cols_put_where(&p->cols, q, 1) || !sto_cstr(q) ? WS_ENOMEM : 0;
+	if (ws_buf_printf(q, op == WS_OP_INSERT ? "INSERT INTO " : "UPDATE ") ||
+	    sto_qid(q, p->o->table) || ws_buf_printf(q, op == WS_OP_INSERT ? "(" : " SET "))
+		return WS_ENOMEM;
+	json_object_foreach((json_t *)cols, name, v) {
+		if ((n && ws_buf_putc(q, ',')) || sto_qid(q, by_remote(p, name, NULL)->name) ||
+		    (op == WS_OP_UPDATE && ws_buf_printf(q, " = ?%d", n + 1)))
+			return WS_ENOMEM;
+		n++;
+	}
+	if (op == WS_OP_UPDATE)
+		return rpl_cols_put_where(&p->cols, q, n + 1) || !sto_cstr(q) ? WS_ENOMEM : 0;
+	if (ws_buf_printf(q, ") VALUES ("))
+		return WS_ENOMEM;
+	for (i = 0; i < n; i++)
+		if (ws_buf_printf(q, "%s?%d", i ? "," : "", i + 1))
+			return WS_ENOMEM;
+	return ws_buf_putc(q, ')') || !sto_cstr(q) ? WS_ENOMEM : 0;
+}
+
 /* ReplicateAdd, ReplicateUpdate or ReplicateDel from a replicator. */
 static int on_upward(struct psess *s, const json_t *m, int op)
 {
@@ -702,48 +736,22 @@ static int on_upward(struct psess *s, const json_t *m, int op)
 		return up_reply(s, res[op], m, "this session has no delete rights");
 	if (op != WS_OP_DELETE && (!json_is_object(cols) || !json_object_size(cols)))
 		return up_reply(s, res[op], m, "\"columns\" must be a non-empty object");
-	q->len = 0;
-	if (op == WS_OP_INSERT) {
-		rc = ws_buf_printf(q, "INSERT INTO ") || sto_qid(q, p->o->table) ||
-		    ws_buf_putc(q, '(');
+	if (op != WS_OP_DELETE)
 		json_object_foreach((json_t *)cols, name, v) {
 			if (!(c = by_remote(p, name, &idx)) || sess_col(s, idx) < 0) {
 				snprintf(err, sizeof(err), "no column '%s'", name);
 				goto refuse;
 			}
-			rc |= (n++ && ws_buf_putc(q, ',')) || sto_qid(q, c->name);
-		}
-		rc |= ws_buf_printf(q, ") VALUES (");
-		for (idx = 0; idx < (size_t)n; idx++)
-			rc |= ws_buf_printf(q, "%s?%zu", idx ? "," : "", idx + 1);
-		rc |= ws_buf_putc(q, ')');
-	} else if (op == WS_OP_UPDATE) {
-		rc = ws_buf_printf(q, "UPDATE ") || sto_qid(q, p->o->table) ||
-		    ws_buf_printf(q, " SET ");
-		json_object_foreach((json_t *)cols, name, v) {
-			if (!(c = by_remote(p, name, &idx)) || sess_col(s, idx) < 0) {
-				snprintf(err, sizeof(err), "no column '%s'", name);
-				goto refuse;
-			}
-			if (!c->update) {
+			if (op == WS_OP_UPDATE && !c->update) {
 				snprintf(err, sizeof(err), "column '%s' may not be updated",
 				    name);
 				goto refuse;
 			}
-			rc |= (n && ws_buf_putc(q, ',')) || sto_qid(q, c->name) ||
-			    ws_buf_printf(q, " = ?%d", n + 1);
-			n++;
 		}
-		rc |= rpl_cols_put_where(&p->cols, q, n + 1);
-	} else {
-		rc = ws_buf_printf(q, "DELETE FROM ") || sto_qid(q, p->o->table) ||
-		    rpl_cols_put_where(&p->cols, q, 1);
-	}
-	if (rc || !sto_cstr(q))
-		return WS_ENOMEM;
+	if ((rc = put_upward(p, q, op, cols)))
+		return rc;
 	if ((rc = rpl_prepare(p->db, sto_cstr(q), &st, err)))
 		goto refuse;
-	n = 0;
 	if (op != WS_OP_DELETE)
 		json_object_foreach((json_t *)cols, name, v)
 			if ((rc = rpl_bind_json(st, ++n, v, &p->tmp, name, err)))

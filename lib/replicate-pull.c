@@ -127,8 +127,9 @@ static char *mapping_of(const struct ws_replicate_pull_opts *o)
 static int put_key_text(struct rep *x, struct ws_buf *q, const char *row)
 {
 	size_t i;
-	int rc = ws_buf_printf(q, "'['");
 
+	if (ws_buf_printf(q, "'['"))
+		return WS_ENOMEM;
 	for (i = 0; i < x->cols.nkey; i++) {
 		const char *c = x->cols.v[x->cols.keys[i]].name;
 		int k;
@@ -139,16 +140,35 @@ static int put_key_text(struct rep *x, struct ws_buf *q, const char *row)
 			    ")||'\"}' WHEN 'blob' THEN '{\"x\":\"'||hex(",
 			    ")||'\"}' ELSE json_quote("};
 
-			rc |= ws_buf_printf(q, "%s%s", k == 0 && i ? "||','" : "", pre[k]);
-			if (row)
-				rc |= ws_buf_printf(q, "%s.", row) || sto_qid(q, c);
-			else
-				rc |= ws_buf_printf(q, "?%zu", i + 1);
+			if (ws_buf_printf(q, "%s%s", k == 0 && i ? "||','" : "", pre[k]))
+				return WS_ENOMEM;
+			if (row ? (ws_buf_printf(q, "%s.", row) || sto_qid(q, c)) :
+			    ws_buf_printf(q, "?%zu", i + 1))
+				return WS_ENOMEM;
 		}
-		rc |= ws_buf_printf(q, ") END");
+		if (ws_buf_printf(q, ") END"))
+			return WS_ENOMEM;
 	}
-	rc |= ws_buf_printf(q, "||']'");
-	return rc ? WS_ENOMEM : 0;
+	return ws_buf_printf(q, "||']'") ? WS_ENOMEM : 0;
+}
+
+/*
+ * Append the key columns to q, each name after prefix ("" or "t."): as a
+ * list, "k1","k2", or, with quoted, as the text that wsync_replica_full
+ * keeps, quote("k1")||','||quote("k2").  0, or WS_ENOMEM at the first
+ * append that fails.
+ */
+static int put_keys(struct rep *x, struct ws_buf *q, int quoted, const char *prefix)
+{
+	size_t i;
+
+	for (i = 0; i < x->cols.nkey; i++)
+		if (ws_buf_printf(q, "%s%s%s", !i ? "" : quoted ? "||','||" : ",",
+		    quoted ? "quote(" : "", prefix) ||
+		    sto_qid(q, x->cols.v[x->cols.keys[i]].name) ||
+		    (quoted && ws_buf_putc(q, ')')))
+			return WS_ENOMEM;
+	return 0;
 }
 
 /*
@@ -248,27 +268,29 @@ static int rep_setup(struct rep *x, const json_t *sr)
 	}
 	sqlite3_finalize(st);
 	st = NULL;
+	/* Each append fails only for want of memory: the first stops it. */
 	q->len = 0;
 	if (!exists) {
-		rc = ws_buf_printf(q, "CREATE TABLE ") || sto_qid(q, o->table) || ws_buf_putc(q, '(');
+		if (ws_buf_printf(q, "CREATE TABLE ") || sto_qid(q, o->table) ||
+		    ws_buf_putc(q, '('))
+			goto nomem;
 		for (i = 0, j = 0; i < n; i++) {
 			if (x->cols.v[i].array)
 				continue;
-			rc |= (j++ && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[i].name);
-			if (x->cols.v[i].type[0])
-				rc |= ws_buf_printf(q, " %s", x->cols.v[i].type);
+			if ((j++ && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[i].name) ||
+			    (x->cols.v[i].type[0] && ws_buf_printf(q, " %s", x->cols.v[i].type)))
+				goto nomem;
 		}
-		rc |= ws_buf_printf(q, ", PRIMARY KEY(");
-		for (i = 0; i < x->cols.nkey; i++)
-			rc |= (i && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[x->cols.keys[i]].name);
-		rc |= ws_buf_printf(q, "));");
+		if (ws_buf_printf(q, ", PRIMARY KEY(") || put_keys(x, q, 0, "") ||
+		    ws_buf_printf(q, "));"))
+			goto nomem;
 	} else {
 		for (i = 0; i < n; i++)
-			if (!x->cols.v[i].array) {
-				rc |= ws_buf_printf(q, "ALTER TABLE ") || sto_qid(q, o->table) ||
-				    ws_buf_printf(q, " ADD COLUMN ") || sto_qid(q, x->cols.v[i].name) ||
-				    ws_buf_printf(q, " %s;", x->cols.v[i].type);
-			}
+			if (!x->cols.v[i].array &&
+			    (ws_buf_printf(q, "ALTER TABLE ") || sto_qid(q, o->table) ||
+			    ws_buf_printf(q, " ADD COLUMN ") || sto_qid(q, x->cols.v[i].name) ||
+			    ws_buf_printf(q, " %s;", x->cols.v[i].type)))
+				goto nomem;
 	}
 	/* -1 marked the columns the table has: they are plain columns. */
 	for (i = 0; i < n; i++)
@@ -278,19 +300,21 @@ static int rep_setup(struct rep *x, const json_t *sr)
 		for (j = 0; j < o->narrays; j++)
 			if (strcmp(o->arrays[j].remote, x->cols.v[i].remote) == 0)
 				x->cols.v[i].array = (int)j + 1;
-	for (j = 0; j < o->narrays; j++) {
-		rc |= ws_buf_printf(q, "CREATE TABLE IF NOT EXISTS ") ||
+	for (j = 0; j < o->narrays; j++)
+		if (ws_buf_printf(q, "CREATE TABLE IF NOT EXISTS ") ||
 		    sto_qid(q, o->arrays[j].child) || ws_buf_putc(q, '(') ||
-		    sto_qid(q, o->arrays[j].ref) || ws_buf_printf(q, ");CREATE INDEX IF NOT EXISTS ");
-		rc |= trig_name(q, o->arrays[j].child, 3) || ws_buf_printf(q, " ON ") ||
+		    sto_qid(q, o->arrays[j].ref) ||
+		    ws_buf_printf(q, ");CREATE INDEX IF NOT EXISTS ") ||
+		    trig_name(q, o->arrays[j].child, 3) || ws_buf_printf(q, " ON ") ||
 		    sto_qid(q, o->arrays[j].child) || ws_buf_putc(q, '(') ||
-		    sto_qid(q, o->arrays[j].ref) || ws_buf_printf(q, ");");
-	}
+		    sto_qid(q, o->arrays[j].ref) || ws_buf_printf(q, ");"))
+			goto nomem;
 	/* The capture of local changes that go up, as the rights allow. */
 	for (j = 0; j < 3; j++)
-		rc |= ws_buf_printf(q, "DROP TRIGGER IF EXISTS ") ||
-		    trig_name(q, o->table, j) || ws_buf_putc(q, ';');
-	if (rc || !sto_cstr(q))
+		if (ws_buf_printf(q, "DROP TRIGGER IF EXISTS ") ||
+		    trig_name(q, o->table, j) || ws_buf_putc(q, ';'))
+			goto nomem;
+	if (!sto_cstr(q))
 		goto nomem;
 	if (exists) {
 		/* ADD COLUMN of a column that is there fails: run them one by one. */
@@ -323,33 +347,38 @@ static int rep_setup(struct rep *x, const json_t *sr)
 			any |= x->cols.v[i].update;
 		if (j == 1 && !any)
 			continue;
-		rc |= ws_buf_printf(q, "CREATE TRIGGER ") || trig_name(q, o->table, j) ||
+		if (ws_buf_printf(q, "CREATE TRIGGER ") || trig_name(q, o->table, j) ||
 		    ws_buf_printf(q, " AFTER %s ON ", ev[j]) || sto_qid(q, o->table) ||
-		    ws_buf_printf(q, " WHEN NOT EXISTS (SELECT 1 FROM wsync_replica_applying)");
+		    ws_buf_printf(q, " WHEN NOT EXISTS (SELECT 1 FROM wsync_replica_applying)"))
+			goto nomem;
 		if (j == 1) {
-			rc |= ws_buf_printf(q, " AND (0");
+			if (ws_buf_printf(q, " AND (0"))
+				goto nomem;
 			for (i = 0; i < n; i++)
-				if (x->cols.v[i].update)
-					rc |= ws_buf_printf(q, " OR OLD.") || sto_qid(q, x->cols.v[i].name) ||
-					    ws_buf_printf(q, " IS NOT NEW.") || sto_qid(q, x->cols.v[i].name);
-			rc |= ws_buf_putc(q, ')');
+				if (x->cols.v[i].update &&
+				    (ws_buf_printf(q, " OR OLD.") || sto_qid(q, x->cols.v[i].name) ||
+				    ws_buf_printf(q, " IS NOT NEW.") || sto_qid(q, x->cols.v[i].name)))
+					goto nomem;
+			if (ws_buf_putc(q, ')'))
+				goto nomem;
 		}
-		rc |= ws_buf_printf(q, " BEGIN INSERT INTO wsync_replica_out(local_table, op,"
+		if (ws_buf_printf(q, " BEGIN INSERT INTO wsync_replica_out(local_table, op,"
 		    " k, mask) VALUES (") || rep_sqlstr(q, o->table) ||
 		    ws_buf_printf(q, ", '%s', ", j == 0 ? "add" : j == 1 ? "update" :
-		    "del") || put_key_text(x, q, row);
-		rc |= ws_buf_printf(q, ", 0");
+		    "del") || put_key_text(x, q, row) || ws_buf_printf(q, ", 0"))
+			goto nomem;
 		for (i = 0; j == 1 && i < n; i++)
-			if (x->cols.v[i].update)
-				rc |= ws_buf_printf(q, " | (CASE WHEN OLD.") || sto_qid(q, x->cols.v[i].name) ||
-				    ws_buf_printf(q, " IS NOT NEW.") || sto_qid(q, x->cols.v[i].name) ||
-				    ws_buf_printf(q, " THEN %llu ELSE 0 END)", 1ull << i);
-		rc |= ws_buf_printf(q, "); END;");
+			if (x->cols.v[i].update &&
+			    (ws_buf_printf(q, " | (CASE WHEN OLD.") || sto_qid(q, x->cols.v[i].name) ||
+			    ws_buf_printf(q, " IS NOT NEW.") || sto_qid(q, x->cols.v[i].name) ||
+			    ws_buf_printf(q, " THEN %llu ELSE 0 END)", 1ull << i)))
+				goto nomem;
+		if (ws_buf_printf(q, "); END;"))
+			goto nomem;
 	}
-	rc |= ws_buf_printf(q, "INSERT OR IGNORE INTO wsync_replica(local_table, source, "
+	if (ws_buf_printf(q, "INSERT OR IGNORE INTO wsync_replica(local_table, source, "
 	    "guid, usn) VALUES (") || rep_sqlstr(q, o->table) || ws_buf_putc(q, ',') ||
-	    rep_sqlstr(q, o->source) || ws_buf_printf(q, ", NULL, 0);");
-	if (rc || !sto_cstr(q))
+	    rep_sqlstr(q, o->source) || ws_buf_printf(q, ", NULL, 0);") || !sto_cstr(q))
 		goto nomem;
 	if ((rc = rpl_exec(x->db, sto_cstr(q), x->err)) ||
 	    (rc = rpl_exec(x->db, "COMMIT", x->err)))
@@ -369,32 +398,29 @@ static int rep_setup(struct rep *x, const json_t *sr)
 	}
 	/* The statements every message uses. */
 	q->len = 0;
-	rc = ws_buf_printf(q, "SELECT ");
+	if (ws_buf_printf(q, "SELECT "))
+		return WS_ENOMEM;
 	for (i = 0, j = 0; i < n; i++)
-		if (rep_parent_col(&x->cols.v[i]))
-			rc |= (j++ && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[i].name);
-	rc |= ws_buf_printf(q, " FROM ") || sto_qid(q, o->table) || rpl_cols_put_where(&x->cols, q, 1);
-	if (rc || !sto_cstr(q))
+		if (rep_parent_col(&x->cols.v[i]) &&
+		    ((j++ && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[i].name)))
+			return WS_ENOMEM;
+	if (ws_buf_printf(q, " FROM ") || sto_qid(q, o->table) ||
+	    rpl_cols_put_where(&x->cols, q, 1) || !sto_cstr(q))
 		return WS_ENOMEM;
 	if ((rc = rpl_prepare(x->db, sto_cstr(q), &x->sel, x->err)))
 		return rc;
 	q->len = 0;
-	rc = ws_buf_printf(q, "SELECT ");
-	for (i = 0; i < x->cols.nkey; i++)
-		rc |= (i && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[x->cols.keys[i]].name);
-	rc |= ws_buf_printf(q, " FROM ") || sto_qid(q, o->table) || rpl_cols_put_where(&x->cols, q, 1);
-	if (rc || !sto_cstr(q))
+	if (ws_buf_printf(q, "SELECT ") || put_keys(x, q, 0, "") ||
+	    ws_buf_printf(q, " FROM ") || sto_qid(q, o->table) ||
+	    rpl_cols_put_where(&x->cols, q, 1) || !sto_cstr(q))
 		return WS_ENOMEM;
 	if ((rc = rpl_prepare(x->db, sto_cstr(q), &x->getmark, x->err)))
 		return rc;
 	q->len = 0;
-	rc = ws_buf_printf(q, "INSERT OR IGNORE INTO wsync_replica_full(local_table, k) "
-	    "SELECT ") || rep_sqlstr(q, o->table) || ws_buf_putc(q, ',');
-	for (i = 0; i < x->cols.nkey; i++)
-		rc |= ws_buf_printf(q, "%squote(", i ? "||','||" : "") ||
-		    sto_qid(q, x->cols.v[x->cols.keys[i]].name) || ws_buf_putc(q, ')');
-	rc |= ws_buf_printf(q, " FROM ") || sto_qid(q, o->table) || rpl_cols_put_where(&x->cols, q, 1);
-	if (rc || !sto_cstr(q))
+	if (ws_buf_printf(q, "INSERT OR IGNORE INTO wsync_replica_full(local_table, k) "
+	    "SELECT ") || rep_sqlstr(q, o->table) || ws_buf_putc(q, ',') ||
+	    put_keys(x, q, 1, "") || ws_buf_printf(q, " FROM ") || sto_qid(q, o->table) ||
+	    rpl_cols_put_where(&x->cols, q, 1) || !sto_cstr(q))
 		return WS_ENOMEM;
 	if ((rc = rpl_prepare(x->db, sto_cstr(q), &x->sweep_ins, x->err)))
 		return rc;
@@ -481,22 +507,17 @@ static int sweep_stale(struct rep *x)
 	int keypos[RPL_MAX_KEY], rc;
 	size_t i;
 
-	q->len = 0;
-	rc = ws_buf_printf(q, "SELECT ");
-	for (i = 0; i < x->cols.nkey; i++) {
+	for (i = 0; i < x->cols.nkey; i++)
 		keypos[i] = (int)i;
-		rc |= (i && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[x->cols.keys[i]].name);
-	}
-	rc |= ws_buf_printf(q, " FROM ") || sto_qid(q, x->o->table) ||
+	q->len = 0;
+	if (ws_buf_printf(q, "SELECT ") || put_keys(x, q, 0, "") ||
+	    ws_buf_printf(q, " FROM ") || sto_qid(q, x->o->table) ||
 	    ws_buf_printf(q, " AS t WHERE NOT EXISTS (SELECT 1 FROM wsync_replica_full f "
 	    "WHERE f.local_table = ") || rep_sqlstr(q, x->o->table) ||
-	    ws_buf_printf(q, " AND f.k = ");
-	for (i = 0; i < x->cols.nkey; i++)
-		rc |= ws_buf_printf(q, "%squote(t.", i ? "||','||" : "") ||
-		    sto_qid(q, x->cols.v[x->cols.keys[i]].name) || ws_buf_putc(q, ')');
-	rc |= ws_buf_printf(q, ") AND NOT EXISTS (SELECT 1 FROM wsync_replica_out o WHERE "
-	    "o.local_table = ") || rep_sqlstr(q, x->o->table) || ws_buf_printf(q, " AND o.op = 'add')");
-	if (rc || !sto_cstr(q))
+	    ws_buf_printf(q, " AND f.k = ") || put_keys(x, q, 1, "t.") ||
+	    ws_buf_printf(q, ") AND NOT EXISTS (SELECT 1 FROM wsync_replica_out o WHERE "
+	    "o.local_table = ") || rep_sqlstr(q, x->o->table) ||
+	    ws_buf_printf(q, " AND o.op = 'add')") || !sto_cstr(q))
 		return WS_ENOMEM;
 	if ((rc = rpl_prepare(x->db, sto_cstr(q), &st, x->err)))
 		return rc;
