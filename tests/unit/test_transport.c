@@ -2,7 +2,8 @@
 /*
  * test_transport.c - transport.h on real sockets: a unix socket and TCP
  * loopback, listen, connect, accept, bytes both ways; the kind of an
- * address and the keys policy.
+ * address and the keys policy (its wording for a hub or a publisher, and
+ * listening, where anything but unix: is TCP).
  */
 #include <stdio.h>
 #include <unistd.h>
@@ -61,6 +62,47 @@ TEST(kinds_and_keys_policy)
 	CHECK_INT(ws_transport_check_keys("unix:/x", 1, 0, 0, err), 0);
 	CHECK_INT(ws_transport_check_keys("exec:x", 0, 0, 0, err), 0);
 	CHECK_INT(ws_transport_check_keys("-", 0, 0, 0, err), 0);
+	/* A connect address without a port is reported when it is used. */
+	CHECK_INT(ws_transport_check_keys("localhost", 0, 0, 0, err), 0);
+}
+
+TEST(keys_policy_names_the_peer)
+{
+	char err[WS_ERRLEN];
+
+	/* A replicator's other end is a publisher: the message says so. */
+	CHECK_INT(ws_transport_check_keys_for("h:1", 0, 0, 0, "publisher", err), WS_ECONFIG);
+	CHECK_STR(err, "a publisher on TCP needs --key FILE (make one with "
+	    "wsync-keygen -f FILE), or --insecure for a plain session");
+	CHECK_INT(ws_transport_check_keys_for("[::1]:1", 0, 0, 0, NULL, err), WS_ECONFIG);
+	CHECK_STR(err, "a hub on TCP needs --key FILE (make one with wsync-keygen "
+	    "-f FILE), or --insecure for a plain session");
+	CHECK_INT(ws_transport_check_keys_for("h:1", 0, 1, 0, "publisher", err), 0);
+	CHECK_INT(ws_transport_check_keys_for("h:1", 0, 0, 1, "publisher", err), 0);
+	CHECK_INT(ws_transport_check_keys_for("unix:/x", 0, 0, 0, "publisher", err), 0);
+	/* Listening names no peer: the same words for every program. */
+	CHECK_INT(ws_transport_check_keys_for("h:1", 1, 0, 0, "publisher", err), WS_ECONFIG);
+	CHECK_STR(err, "listening on TCP needs --key FILE and --authorized-keys FILE "
+	    "(make a key with wsync-keygen -f FILE), or --insecure for plain sessions");
+}
+
+TEST(keys_policy_listening_on_stdio_or_exec)
+{
+	char err[WS_ERRLEN];
+
+	/*
+	 * ws_transport_listen() takes anything but unix: for TCP, so "-" and
+	 * exec: are TCP addresses when listening, and need keys.
+	 */
+	CHECK_INT(ws_transport_check_keys("-", 1, 0, 0, err), WS_ECONFIG);
+	CHECK_STR(err, "listening on TCP needs --key FILE and --authorized-keys FILE "
+	    "(make a key with wsync-keygen -f FILE), or --insecure for plain sessions");
+	err[0] = 0;
+	CHECK_INT(ws_transport_check_keys("exec:x", 1, 0, 0, err), WS_ECONFIG);
+	CHECK_STR(err, "listening on TCP needs --key FILE and --authorized-keys FILE "
+	    "(make a key with wsync-keygen -f FILE), or --insecure for plain sessions");
+	CHECK_INT(ws_transport_check_keys("-", 1, 1, 0, err), 0);
+	CHECK_INT(ws_transport_check_keys("exec:x", 1, 0, 1, err), 0);
 }
 
 TEST(site_refuses_plain_tcp)
@@ -79,6 +121,8 @@ int main(void)
 	RUN(unix_socket);
 	RUN(tcp_loopback);
 	RUN(kinds_and_keys_policy);
+	RUN(keys_policy_names_the_peer);
+	RUN(keys_policy_listening_on_stdio_or_exec);
 	RUN(site_refuses_plain_tcp);
 	TEST_MAIN_END();
 }
