@@ -415,6 +415,7 @@ static int cmd_pull(struct args *a, int argc, char **argv, char *err)
 	ro.has_pub_key = a->has_hub_key;
 	memcpy(ro.pub_key, a->hub_key, sizeof(ro.pub_key));
 	ro.accept_new_pub = a->accept_new;
+	ro.insecure = a->insecure;
 	if (a->keypath) {
 		cli_load_keys(a->keypath, &a->key, NULL, NULL);
 		ro.key = &a->key;

@@ -1176,6 +1176,13 @@ int ws_replicate_pull(const struct ws_replicate_pull_opts *o, char *err)
 		return ws_error(err, WS_EINVAL, "pull needs a source, a database and a table");
 	if (strncmp(o->table, "wsync_", 6) == 0 || strncmp(o->table, "sqlite_", 7) == 0)
 		return ws_error(err, WS_EINVAL, "table '%s' has a reserved name", o->table);
+	/* The keys policy (transport.h), as ws_site_run() keeps it, for a
+	 * stream source; over HTTP the keys do not apply (https:, tokens). */
+	if (strncasecmp(o->source, "http://", 7) != 0 &&
+	    strncasecmp(o->source, "https://", 8) != 0 &&
+	    (rc = ws_transport_check_keys_for(o->source, 0, o->key != NULL, o->insecure,
+	    "publisher", err)))
+		return rc;
 	if ((rc = ws_http_global_init(err)))
 		return rc;
 	if (o->http_token && (strncasecmp(o->source, "https://", 8) != 0 &&

@@ -276,6 +276,9 @@ struct ws_replicate_pull_opts {
 	uint8_t pub_key[WS_KEY_PUBLICBYTES];
 	const char *known_hubs;
 	int accept_new_pub;
+	/* A plain stream session on TCP (no key), which the keys policy
+	 * (transport.h) refuses otherwise.  HTTP: unused. */
+	int insecure;
 	/* HTTP: the bearer token sent in every request, or NULL.  Sent over
 	 * https:// only, or to a loopback host over http://. */
 	const char *http_token;
@@ -305,7 +308,9 @@ struct ws_replicate_pull_opts {
  * or the key; a secure session failed its handshake or was tampered with),
  * WS_ESCHEMA (a column it does not publish, a table that cannot take the
  * rows), WS_EUNSUPP (the publisher is unavailable), WS_EIO, WS_ECORRUPT
- * (a malformed message), WS_EBUSY.  The database is never left half
+ * (a malformed message), WS_EBUSY, WS_ECONFIG (a stream source on TCP
+ * without a key, unless insecure: ws_transport_check_keys_for(), before
+ * the database is touched).  The database is never left half
  * written: each message's effect and the usn it reaches commit together.
  */
 int ws_replicate_pull(const struct ws_replicate_pull_opts *o, char *err) WS_MUST_CHECK;

@@ -273,6 +273,28 @@ TEST(publish_refuses_plain_tcp)
 	CHECK_INT(ws_replicate_publish(&o, err), WS_ENOTFOUND);
 }
 
+/*
+ * The replicator keeps the policy too, for a stream source, before it
+ * opens (or creates) its database; an http:// source is not its business.
+ */
+TEST(pull_refuses_plain_tcp)
+{
+	struct ws_replicate_pull_opts o = {.source = "127.0.0.1:9",
+	    .db = "/nonexistent/rep.db", .table = "t"};
+	char err[WS_ERRLEN];
+
+	CHECK_INT(ws_replicate_pull(&o, err), WS_ECONFIG);
+	CHECK_STR(err, "a publisher on TCP needs --key FILE (make one with "
+	    "wsync-keygen -f FILE), or --insecure for a plain session");
+	o.insecure = 1;
+	CHECK(ws_replicate_pull(&o, err) != WS_ECONFIG);
+	o.insecure = 0;
+	o.source = "unix:/nonexistent/p.sock";
+	CHECK(ws_replicate_pull(&o, err) != WS_ECONFIG);
+	o.source = "http://127.0.0.1:9/";
+	CHECK(ws_replicate_pull(&o, err) != WS_ECONFIG);
+}
+
 int main(void)
 {
 	TEST_MAIN_BEGIN();
@@ -289,5 +311,6 @@ int main(void)
 	RUN(tokens_file_bad);
 	RUN(token_read);
 	RUN(publish_refuses_plain_tcp);
+	RUN(pull_refuses_plain_tcp);
 	TEST_MAIN_END();
 }
