@@ -50,6 +50,20 @@ same_everywhere() {
 	done
 }
 
+# pair SET SQL: a working set SET made at x.db with SQL, then taken by y.db.
+pair() {
+	sql x.db "$2"
+	join "$SOCK" "$1=x.db"
+	join "$SOCK" "$1=y.db"
+}
+
+# settle SET: y, x and y again sync SET, so both hold what the other wrote.
+settle() {
+	join "$SOCK" "$1=y.db"
+	join "$SOCK" "$1=x.db"
+	join "$SOCK" "$1=y.db"
+}
+
 # rows DB: the user tables' rows, in key order.
 rows() {
 	sqlite3 "$1" "SELECT 'authors', * FROM authors ORDER BY id;
@@ -192,13 +206,11 @@ books_price"
 }
 
 @test "a concurrent child insert and parent delete leave no orphan on any copy" {
-	sql x.db "CREATE TABLE authors(id INTEGER PRIMARY KEY, name TEXT);
+	pair s "CREATE TABLE authors(id INTEGER PRIMARY KEY, name TEXT);
 	    CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT,
 	      author_id INTEGER REFERENCES authors(id) ON DELETE CASCADE);
 	    INSERT INTO authors VALUES(5, 'ann'), (6, 'bob');
 	    INSERT INTO books VALUES(1, 'b1', 6);"
-	join "$SOCK" s=x.db
-	join "$SOCK" s=y.db
 	sql x.db "PRAGMA foreign_keys = ON; INSERT INTO books VALUES(100, 'b100', 5)"
 	sql y.db "PRAGMA foreign_keys = ON; DELETE FROM authors WHERE id = 5;
 	    DELETE FROM authors WHERE id = 6; INSERT INTO authors VALUES(7, 'cy')"
@@ -218,20 +230,16 @@ books_price"
 }
 
 @test "a CHECK over two columns broken by a merge: the stronger edit stands everywhere, the other is a conflict of kind check" {
-	sql x.db "CREATE TABLE span(id INTEGER PRIMARY KEY, lo INTEGER NOT NULL,
+	pair s "CREATE TABLE span(id INTEGER PRIMARY KEY, lo INTEGER NOT NULL,
 	      hi INTEGER NOT NULL, CHECK(lo <= hi));
 	    INSERT INTO span VALUES(1, 0, 10)"
-	join "$SOCK" s=x.db
-	join "$SOCK" s=y.db
 	# Each edit is valid alone; merged, lo 8 > hi 5.  y edits twice, so
 	# its edit is the newer one (the higher Lamport number).
 	sql x.db "UPDATE span SET lo = 8 WHERE id = 1"
 	sql y.db "UPDATE span SET hi = 7 WHERE id = 1"
 	join "$SOCK" s=y.db
 	sql y.db "UPDATE span SET hi = 5 WHERE id = 1"
-	join "$SOCK" s=y.db
-	join "$SOCK" s=x.db
-	join "$SOCK" s=y.db
+	settle s
 	for db in x.db y.db hub/s.db; do
 		assert_equal "$(sqlite3 "$db" 'SELECT * FROM span')" "1|0|5"
 		assert_integrity "$db"
@@ -252,19 +260,15 @@ books_price"
 }
 
 @test "a child added while its parent is deleted and made again elsewhere goes with the delete on every copy" {
-	sql x.db "CREATE TABLE authors(id INTEGER PRIMARY KEY, name TEXT);
+	pair s "CREATE TABLE authors(id INTEGER PRIMARY KEY, name TEXT);
 	    CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT,
 	      author_id INTEGER REFERENCES authors(id) ON DELETE CASCADE);
 	    INSERT INTO authors VALUES(5, 'ann');"
-	join "$SOCK" s=x.db
-	join "$SOCK" s=y.db
 	sql x.db "PRAGMA foreign_keys = ON; INSERT INTO books VALUES(100, 'b100', 5)"
 	sql y.db "PRAGMA foreign_keys = ON; DELETE FROM authors WHERE id = 5"
 	join "$SOCK" s=y.db
 	sql y.db "INSERT INTO authors VALUES(5, 'ann again')"
-	join "$SOCK" s=y.db
-	join "$SOCK" s=x.db
-	join "$SOCK" s=y.db
+	settle s
 	for db in x.db y.db hub/s.db; do
 		assert_equal "$(sqlite3 "$db" 'SELECT * FROM authors; SELECT * FROM books')" \
 		    "5|ann again"
