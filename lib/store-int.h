@@ -97,8 +97,8 @@ struct ws_store {
 	struct ws_vclock snap;  /* horizon of the full copy being received */
 	int in_snap;
 	int local_views;         /* views and triggers stay local (schema.h) */
-	int fk_ver;             /* schema_version when fk_policy() last ran */
-	int fk_on;              /* merges enforce foreign keys (fk_policy()) */
+	int fk_ver;             /* schema_version when sto_fk_policy() last ran */
+	int fk_on;              /* merges enforce foreign keys (sto_fk_policy()) */
 	int scan;               /* capture by comparison too (ws_store_scan()) */
 	int64_t scan_dv;        /* PRAGMA data_version at the last scan, or -1 */
 	int schema_told;        /* schema_version when the schema was last
@@ -315,8 +315,8 @@ struct history {
 };
 
 /*
- * The merge's steps that store-snap.c takes a full copy in by (their
- * comments in store-merge.c say more).
+ * store-merge.c: the merge's steps, which store-apply.c and store-snap.c
+ * use too (their comments in store-merge.c say more).
  */
 /* Set up a for merging into s (statements, the collected horizon). */
 int sto_apply_init(struct apply *a, struct ws_store *s, char *err);
@@ -360,11 +360,23 @@ int sto_lose_change(struct apply *a, const struct tbl *t, const struct ws_change
     const struct ws_value *const *val);
 /* The mapping of batch table i onto a tracked table, made on first use. */
 int sto_batch_map(struct apply *a, uint32_t i, struct bmap **out);
-/* Apply every parked batch that has become ready, until none is. */
+/*
+ * Map batch table rt onto the tracked table of its name (*out), col[i]
+ * the local index of its column i; WS_ESCHEMA naming what differs.
+ */
+int sto_map_table(struct ws_store *s, const struct ws_table *rt, struct tbl **out,
+    uint32_t *col, char *err);
+/*
+ * Merge ready batch b, change by change, inside the open transaction,
+ * and record it (its log range, its dot in the clock).
+ */
+int sto_apply_batch(struct ws_store *s, const struct ws_batch *b, char *err);
+
+/* store-apply.c: apply every parked batch that has become ready, until none is. */
 int sto_drain(struct ws_store *s, struct ws_vclock *clock, char *err);
 /*
- * Decide whether merges enforce foreign keys (some tracked table declares
- * an action); outside a transaction.
+ * store-apply.c: decide whether merges enforce foreign keys (some tracked
+ * table declares an action); outside a transaction.
  */
 int sto_fk_policy(struct ws_store *s, char *err);
 

@@ -10,7 +10,9 @@
  *   store-track.c      tracking: describing a table, capture triggers,
  *                      following schema changes
  *   store-seal.c       sealing local batches; renewing a copy's site id
- *   store-merge.c      applying remote batches: the merge rule
+ *   store-apply.c      a remote batch's way in: schema fit, causal order,
+ *                      waiting in wsync_pending, the transaction
+ *   store-merge.c      the merge rule, change by change
  *   store-claims.c     claims on UNIQUE values, for the merge's contests
  *   store-extract.c    batches out of the log (changes since, missing)
  *   store-conflicts.c  listing and resolving conflicts
