@@ -109,24 +109,44 @@ struct ws_store {
 	} cache[STMT_CACHE];
 };
 
-
-/* Helpers of store.c that store-schema.c uses too (see their comments). */
+/*
+ * --- shared by the store's files (each defined in the file named) --------
+ * store.c: the statement caches, meta values, the tracked tables' records.
+ */
 /* A statement from the store's cache, by its SQL: reset, never finalized. */
 int sto_stmt(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err);
-void sto_tbl_release(struct tbl *t);
-void sto_tables_release(struct ws_store *s);
+/* A cached statement of t (TS_ROW, ...): see its comment in store.c. */
+int sto_tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
+    sqlite3_stmt **st, char *err);
+/* Run sql, which takes one integer ?1, once (a cached statement). */
+int sto_exec_int(struct ws_store *s, const char *sql, int64_t v, char *err);
+/* Run sql, which gives one integer, into *v. */
+int sto_query_u64(struct ws_store *s, const char *sql, uint64_t *v, char *err);
 int sto_meta_get(struct ws_store *s, const char *key, void **val, size_t *n,
     char *err);
 int sto_meta_set(struct ws_store *s, const char *key, const void *val,
     size_t n, int text, char *err);
 int64_t sto_meta_int(struct ws_store *s, const char *key);
 int sto_meta_set_int(struct ws_store *s, const char *key, int64_t v, char *err);
+/* 1 if the query sql gives a row (errors count as a row: the safe side). */
+int sto_meta_exists(struct ws_store *s, const char *sql);
+/* The local number of a site id into *out, adding it if new. */
+int sto_site_index(struct ws_store *s, const struct ws_siteid *id, int64_t *out,
+    char *err);
+/* Set site's counter in the vector clock (wsync_clock). */
+int sto_clock_set(struct ws_store *s, int64_t site, uint64_t counter, char *err);
+void sto_tbl_release(struct tbl *t);
 int sto_count_k(struct ws_store *s, char *err);
 int sto_load_tables(struct ws_store *s, char *err);
 struct tbl *sto_find_tbl(struct ws_store *s, const char *name);
+struct tbl *sto_tbl_by_id(struct ws_store *s, int64_t id);
+/* Encode the npk key values of st's current row (columns from..) into out. */
+int sto_pk_blob(sqlite3_stmt *st, int from, uint32_t npk, struct ws_buf *out);
+/* Append " WHERE "k1col" IS ?n AND ..." for t's key, numbering from n. */
+int sto_put_pk_where(struct ws_buf *q, const struct tbl *t, unsigned n);
+
+/* store-track.c: describing, registering and re-tracking tables. */
 int sto_describe(struct ws_store *s, const char *name, struct tbl *t, char *err);
-int sto_save_table(struct ws_store *s, struct tbl *t, char *err);
-int sto_make_triggers(struct ws_store *s, const struct tbl *t, char *err);
 int sto_register_table(struct ws_store *s, struct tbl *t, char *err);
 int sto_reserved_name(const char *name);
 int sto_retrack(struct ws_store *s, struct tbl *t, char *err);
@@ -138,13 +158,33 @@ int sto_schema_version(struct ws_store *s, int *ver, char *err);
  * `.schema TABLE` lists the same text in the same order on every copy.
  */
 int sto_triggers_last(struct ws_store *s, int force, char *err);
+/* Append "<prefix>k1, <prefix>k2, ..." for n key columns. */
+int sto_put_ks(struct ws_buf *b, unsigned n, const char *prefix);
+/*
+ * Follow schema changes of tracked tables: columns added at the end are
+ * tracked from now on; anything else is WS_ESCHEMA.  Cheap when the
+ * schema did not change.  Call inside a write transaction.
+ */
+int sto_follow_schema(struct ws_store *s, char *err);
 
-/* Encode the npk key values of st's current row (columns from..) into out. */
-int sto_pk_blob(sqlite3_stmt *st, int from, uint32_t npk, struct ws_buf *out);
-struct tbl *sto_tbl_by_id(struct ws_store *s, int64_t id);
-/* A cached statement of t (TS_ROW, ...): see its comment in store.c. */
-int sto_tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
-    sqlite3_stmt **st, char *err);
+/* store-seal.c: the sum of a clock's counters, the Lamport number of a batch. */
+uint64_t sto_lamport_of(const struct ws_vclock *vc);
+/* store-seal.c: record a batch row: dot, usn range, Lamport number, context. */
+int sto_add_batch_row(struct ws_store *s, int64_t site, uint64_t counter,
+    uint64_t first, uint64_t last, const struct ws_vclock *ctx, uint64_t lamport,
+    char *err);
+/*
+ * store-seal.c: ws_store_seal() inside an open write transaction: seal
+ * the local changes logged since the last seal into a batch of this
+ * site's (*sealed 1), after following schema changes.
+ */
+int sto_seal_locked(struct ws_store *s, int *sealed, char *err);
+
+/* store-gc.c: the collected horizon (meta "gc") into *out, replacing it. */
+int sto_stable_get(struct ws_store *s, struct ws_vclock *out, char *err);
+/* store-gc.c: ws_store_gc() inside an open write transaction, after a seal. */
+int sto_gc_locked(struct ws_store *s, const struct ws_vclock *stable,
+    uint64_t *dropped, char *err);
 
 /*
  * store-scan.c: capture by comparison (ws_store_scan()).  Within a write
@@ -199,52 +239,6 @@ int sto_claims_seal(struct ws_store *s, uint64_t first, uint64_t last, char *err
  * their own; a table without needs only each cell's newest value.
  */
 int sto_constrained(struct ws_store *s, const struct tbl *t, int *yes, char *err);
-
-/*
- * --- shared by the store's files (defined in the file named) -------------
- */
-
-/* store.c: run sql, which takes one integer ?1, once (a cached statement). */
-int sto_exec_int(struct ws_store *s, const char *sql, int64_t v, char *err);
-/* store.c: run sql, which gives one integer, into *v. */
-int sto_query_u64(struct ws_store *s, const char *sql, uint64_t *v, char *err);
-/* store.c: 1 if the query sql gives a row (errors count as a row: the safe side). */
-int sto_meta_exists(struct ws_store *s, const char *sql);
-/* store.c: the local number of a site id into *out, adding it if new. */
-int sto_site_index(struct ws_store *s, const struct ws_siteid *id, int64_t *out,
-    char *err);
-/* store.c: set site's counter in the vector clock (wsync_clock). */
-int sto_clock_set(struct ws_store *s, int64_t site, uint64_t counter, char *err);
-/* store.c: append " WHERE "k1col" IS ?n AND ..." for t's key, numbering from n. */
-int sto_put_pk_where(struct ws_buf *q, const struct tbl *t, unsigned n);
-
-/* store-track.c: append "<prefix>k1, <prefix>k2, ..." for n key columns. */
-int sto_put_ks(struct ws_buf *b, unsigned n, const char *prefix);
-/*
- * store-track.c: follow schema changes of tracked tables: columns added
- * at the end are tracked from now on; anything else is WS_ESCHEMA.
- * Cheap when the schema did not change.  Call inside a write transaction.
- */
-int sto_follow_schema(struct ws_store *s, char *err);
-
-/* store-seal.c: the sum of a clock's counters, the Lamport number of a batch. */
-uint64_t sto_lamport_of(const struct ws_vclock *vc);
-/* store-seal.c: record a batch row: dot, usn range, Lamport number, context. */
-int sto_add_batch_row(struct ws_store *s, int64_t site, uint64_t counter,
-    uint64_t first, uint64_t last, const struct ws_vclock *ctx, uint64_t lamport,
-    char *err);
-/*
- * store-seal.c: ws_store_seal() inside an open write transaction: seal
- * the local changes logged since the last seal into a batch of this
- * site's (*sealed 1), after following schema changes.
- */
-int sto_seal_locked(struct ws_store *s, int *sealed, char *err);
-
-/* store-gc.c: the collected horizon (meta "gc") into *out, replacing it. */
-int sto_stable_get(struct ws_store *s, struct ws_vclock *out, char *err);
-/* store-gc.c: ws_store_gc() inside an open write transaction, after a seal. */
-int sto_gc_locked(struct ws_store *s, const struct ws_vclock *stable,
-    uint64_t *dropped, char *err);
 
 /*
  * --- the merge's state (store-merge.c) ---------------------------------

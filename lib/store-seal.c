@@ -54,21 +54,6 @@ int sto_add_batch_row(struct ws_store *s, int64_t site, uint64_t counter,
 	return rc;
 }
 
-/* Encode the k values of the current row of st (columns from..) as a pk blob. */
-int sto_pk_blob(sqlite3_stmt *st, int from, uint32_t npk, struct ws_buf *out)
-{
-	struct ws_value v;
-	uint32_t i;
-	int rc = 0;
-
-	out->len = 0;
-	for (i = 0; rc == 0 && i < npk; i++) {
-		sto_value_of(sqlite3_column_value(st, from + (int)i), &v);
-		rc = ws_value_encode(&v, out);
-	}
-	return rc;
-}
-
 int sto_seal_locked(struct ws_store *s, int *sealed, char *err)
 {
 	struct ws_vclock clock = WS_VCLOCK_INIT;

@@ -384,7 +384,7 @@ static int put_pin(struct ws_buf *q, const struct tbl *t)
  * the new one; a delete logs the key.  The triggers of older versions
  * (named by the table's number) go too.
  */
-int sto_make_triggers(struct ws_store *s, const struct tbl *t, char *err)
+static int make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 {
 	struct ws_buf q = WS_BUF_INIT;
 	static const char *const kinds[] = {"ins", "upd", "del"};
@@ -471,7 +471,7 @@ static json_t *cols_json(const struct tbl *t)
 }
 
 /* Insert or update t's row in wsync_tables; sets t->id for a new one. */
-int sto_save_table(struct ws_store *s, struct tbl *t, char *err)
+static int save_table(struct ws_store *s, struct tbl *t, char *err)
 {
 	json_t *cols = cols_json(t), *pk = json_array();
 	char *cs = NULL, *ps = NULL;
@@ -543,8 +543,8 @@ int sto_register_table(struct ws_store *s, struct tbl *t, char *err)
 	struct tbl *p;
 	int rc;
 
-	if ((rc = grow_k(s, t->npk, err)) || (rc = sto_save_table(s, t, err)) ||
-	    (rc = sto_make_triggers(s, t, err)) || (rc = log_existing(s, t, err)))
+	if ((rc = grow_k(s, t->npk, err)) || (rc = save_table(s, t, err)) ||
+	    (rc = make_triggers(s, t, err)) || (rc = log_existing(s, t, err)))
 		return rc;
 	if (!(p = realloc(s->t, (s->nt + 1) * sizeof(*p))))
 		return WS_ENOMEM;
@@ -793,7 +793,7 @@ int sto_retrack(struct ws_store *s, struct tbl *t, char *err)
 	if ((rc = sto_describe(s, t->name, &n, err)))
 		return rc;
 	n.id = t->id;
-	if ((rc = sto_save_table(s, &n, err)) || (rc = sto_make_triggers(s, &n, err))) {
+	if ((rc = save_table(s, &n, err)) || (rc = make_triggers(s, &n, err))) {
 		sto_tbl_release(&n);
 		return rc;
 	}
@@ -892,8 +892,8 @@ int sto_follow_schema(struct ws_store *s, char *err)
 		if (t.ncols > s->t[i].ncols) {
 			t.id = s->t[i].id;
 			was = s->t[i].ncols;
-			if ((rc = sto_save_table(s, &t, err)) ||
-			    (rc = sto_make_triggers(s, &t, err)) ||
+			if ((rc = save_table(s, &t, err)) ||
+			    (rc = make_triggers(s, &t, err)) ||
 			    (rc = log_new_columns(s, &t, was, err))) {
 				sto_tbl_release(&t);
 				return rc;

@@ -165,7 +165,7 @@ void sto_tbl_release(struct tbl *t)
 	memset(t, 0, sizeof(*t));
 }
 
-void sto_tables_release(struct ws_store *s)
+static void tables_release(struct ws_store *s)
 {
 	size_t i;
 
@@ -180,7 +180,7 @@ void ws_store_close(struct ws_store *s)
 {
 	if (!s)
 		return;
-	sto_tables_release(s);
+	tables_release(s);
 	stmt_clear(s);
 	sqlite3_close(s->db);
 	ws_vclock_release(&s->snap);
@@ -477,7 +477,7 @@ int sto_load_tables(struct ws_store *s, char *err)
 	struct tbl *p;
 	int rc;
 
-	sto_tables_release(s);
+	tables_release(s);
 	if ((rc = sto_prep(s->db, "SELECT id, name, cols, pk FROM wsync_tables ORDER BY id",
 	    &st, err)))
 		return rc;
@@ -521,6 +521,21 @@ struct tbl *sto_tbl_by_id(struct ws_store *s, int64_t id)
 		if (s->t[i].id == id)
 			return &s->t[i];
 	return NULL;
+}
+
+/* Encode the k values of the current row of st (columns from..) as a pk blob. */
+int sto_pk_blob(sqlite3_stmt *st, int from, uint32_t npk, struct ws_buf *out)
+{
+	struct ws_value v;
+	uint32_t i;
+	int rc = 0;
+
+	out->len = 0;
+	for (i = 0; rc == 0 && i < npk; i++) {
+		sto_value_of(sqlite3_column_value(st, from + (int)i), &v);
+		rc = ws_value_encode(&v, out);
+	}
+	return rc;
 }
 
 void ws_store_remove_files(const char *path)
