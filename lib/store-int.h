@@ -166,6 +166,12 @@ int sto_put_ks(struct ws_buf *b, unsigned n, const char *prefix);
  * schema did not change.  Call inside a write transaction.
  */
 int sto_follow_schema(struct ws_store *s, char *err);
+/*
+ * End a transaction that changed the tracked tables: COMMIT when rc is 0;
+ * otherwise, or when COMMIT fails, ROLLBACK and reload the tables and
+ * the log's key columns as the database holds them.  Returns rc.
+ */
+int sto_tables_end(struct ws_store *s, int rc, char *err);
 
 /* store-seal.c: the sum of a clock's counters, the Lamport number of a batch. */
 uint64_t sto_lamport_of(const struct ws_vclock *vc);

@@ -1126,14 +1126,8 @@ int ws_store_adopt_schema(struct ws_store *s, const struct ws_schema *in, int hu
 	} else if (in->gen >= agreed.gen) {
 		rc = save_agreed(s, in, err);
 	}
-	if (rc == 0)
-		rc = sto_exec(s->db, "COMMIT", err);
 out:
-	if (rc) {
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		sto_load_tables(s, NULL);
-		sto_count_k(s, NULL);
-	}
+	rc = sto_tables_end(s, rc, err);
 	s->schema_told = -1;
 	if (rc == 0 && changed)
 		*changed = ch;

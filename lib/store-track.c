@@ -686,7 +686,7 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
 	if (n == 0) {
 		if ((rc = sto_meta_set_int(s, "track_all", 1, err)) == 0)
 			rc = track_all_tables(s, err);
-		goto done;
+		goto out;
 	}
 	for (i = 0; i < n; i++) {
 		if (sto_reserved_name(tables[i])) {
@@ -703,10 +703,14 @@ int ws_store_track(struct ws_store *s, const char *const *tables, size_t n,
 		if (rc)
 			goto out;
 	}
-done:
+out:
+	return sto_tables_end(s, rc, err);
+}
+
+int sto_tables_end(struct ws_store *s, int rc, char *err)
+{
 	if (rc == 0)
 		rc = sto_exec(s->db, "COMMIT", err);
-out:
 	if (rc) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		sto_load_tables(s, NULL);
