@@ -64,6 +64,19 @@ settle() {
 	join "$SOCK" "$1=y.db"
 }
 
+# conflicts_alike SET KIND TEXT: x lists, among SET's conflicts, one of
+# KIND and a line holding TEXT; y lists the same conflicts.
+conflicts_alike() {
+	local want
+	run --separate-stderr "$WS_BIN/wsync-join" --conflicts "$1=x.db"
+	assert_success
+	assert_line --partial "$3"
+	assert_line --partial "	$2"
+	want=$(cut -f3- <<<"$output")
+	run --separate-stderr "$WS_BIN/wsync-join" --conflicts "$1=y.db"
+	assert_equal "$(cut -f3- <<<"$output")" "$want"
+}
+
 # rows DB: the user tables' rows, in key order.
 rows() {
 	sqlite3 "$1" "SELECT 'authors', * FROM authors ORDER BY id;
@@ -191,13 +204,7 @@ books_price"
 	assert_equal "$(sqlite3 x.db "SELECT count(*) FROM users WHERE email = 'dup@x'")" 1
 	assert_equal "$(sqlite3 x.db 'SELECT id FROM users WHERE id IN (21, 22)')" 22
 	# The losing row is a conflict of kind unique, listed alike everywhere.
-	run --separate-stderr "$WS_BIN/wsync-join" --conflicts u=x.db
-	assert_success
-	assert_line --partial "	email	\"dup@x\"	"
-	assert_line --partial "	unique"
-	conflicts_x=$(cut -f3- <<<"$output")
-	run --separate-stderr "$WS_BIN/wsync-join" --conflicts u=y.db
-	assert_equal "$(cut -f3- <<<"$output")" "$conflicts_x"
+	conflicts_alike u unique "	email	\"dup@x\"	"
 	# And y still syncs its later writes.
 	sql y.db "INSERT INTO users VALUES(30, 'later', 5)"
 	join "$SOCK" u=y.db
@@ -245,13 +252,7 @@ books_price"
 		assert_integrity "$db"
 	done
 	# x's lo = 8 lost: a conflict of kind check, listed alike on both.
-	run --separate-stderr "$WS_BIN/wsync-join" --conflicts s=x.db
-	assert_success
-	assert_line --partial "	lo	8	"
-	assert_line --partial "	check"
-	conflicts_x=$(cut -f3- <<<"$output")
-	run --separate-stderr "$WS_BIN/wsync-join" --conflicts s=y.db
-	assert_equal "$(cut -f3- <<<"$output")" "$conflicts_x"
+	conflicts_alike s check "	lo	8	"
 	# And x still syncs its later writes.
 	sql x.db "UPDATE span SET lo = 2 WHERE id = 1"
 	join "$SOCK" s=x.db
