@@ -743,13 +743,13 @@ static int claims_contest(struct apply *a, struct bmap *m, const struct ws_chang
 	struct ws_value kv[MAX_TRACKED_COLS];
 	sqlite3_stmt *row = NULL, *find;
 	uint32_t u, n, nkills = 0, len, i;
-	int rc, ok, stepped = 0, exists = 0;
+	int rc = 0, ok, stepped = 0, exists = 0;
 	size_t off;
 
 	a->cl.len = a->by.len = 0;
 	a->ncl = a->nby = 0;
-	if ((rc = sto_uniq(s, t, a->err)) || !t->nuniq)
-		return rc;
+	if (!t->nuniq)
+		return 0; /* apply_change() read t's indexes (sto_uniq()) */
 	for (u = 0; rc == 0 && u < t->nuniq; u++) {
 		if (!sto_uniq_touched(t, u, cmask))
 			continue;
@@ -995,7 +995,9 @@ static int prior_note(struct apply *a, uint64_t usn)
 	uint32_t i;
 	int rc = 0;
 
-	if (usn && a->prior_mask)
+	if (!a->prior_mask)
+		return 0; /* prior_keep() kept nothing: every slot is empty */
+	if (usn)
 		rc = sto_stmt(a->s, "INSERT OR REPLACE INTO wsync_prior(usn, col, value) "
 		    "VALUES(?1, ?2, ?3)", &st, a->err);
 	for (i = 0; i < MAX_TRACKED_COLS; i++) {
