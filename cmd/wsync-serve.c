@@ -24,7 +24,7 @@ static const struct cli_opt opts[] = {
 	{"insecure", OPT_INSECURE, NULL, "allow plain sessions on TCP too"},
 	{"socket-mode", OPT_SOCKET_MODE, "MODE", "unix sockets' file mode, octal (default 0600: owner only)"},
 	{"max-frame", OPT_MAX_FRAME, "BYTES", "refuse frames larger than BYTES"},
-	{"queue-max", OPT_QUEUE_MAX, "BYTES", "disconnect a site with more queued (default 64 MiB)"},
+	{"queue-max", OPT_QUEUE_MAX, "BYTES", "pace a site with more queued (default 64 MiB)"},
 	{"log", OPT_LOG, "FILE", "append every frame sent and received to FILE"},
 	{"heartbeat", OPT_HEARTBEAT, "SECONDS", "heartbeat a session idle this long (default 15)"},
 	{"idle-timeout", OPT_IDLE, "SECONDS", "drop a session silent this long (default 60)"},

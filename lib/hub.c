@@ -42,6 +42,9 @@ struct chan {
 	struct ws_vclock known;  /* the site's last clock report to go by */
 	enum ws_right right;     /* what the site may do with it */
 	int told_readonly;       /* it was told its changes are refused */
+	int behind;              /* its queue was full: batches come from the store */
+	uint64_t sent_usn;       /* when behind: the store's batches up to here
+	                          * are queued for it */
 };
 
 struct hpeer {
@@ -164,6 +167,17 @@ static int get_ws(struct hub *h, const char *wsid, int create, struct hws **out,
 	return 0;
 }
 
+/* End hp's session over working set traffic on ch: the reason names it. */
+static void drop_ws(struct hub *h, struct hpeer *hp, const struct chan *ch, int rc,
+    const char *err)
+{
+	char why[WS_ERRLEN + WS_WSID_MAX + 32];
+
+	snprintf(why, sizeof(why), "working set '%s': %s", ch ? ch->ws->wsid : "?",
+	    err);
+	drop(h, hp, rc, why);
+}
+
 /* The message for a session dropped because its queue overflowed. */
 #define QUEUE_FULL "outgoing queue full: disconnected (it catches up when it " \
 	"reconnects)"
@@ -171,7 +185,7 @@ static int get_ws(struct hub *h, const char *wsid, int create, struct hws **out,
 /*
  * Queue a frame for every session but `from` (NULL: none is left out)
  * that carries working set w, each on its own channel; a session whose
- * queue overflows is dropped.
+ * queue overflows is dropped.  Batches go by forward().
  */
 static void broadcast(struct hub *h, struct hpeer *from, struct hws *w,
     uint8_t type, const uint8_t *p, size_t n)
@@ -187,6 +201,36 @@ static void broadcast(struct hub *h, struct hpeer *from, struct hws *w,
 			if (hp->ch[k].ws == w &&
 			    ws_peer_send(&hp->s.p, type, 0, hp->ch[k].ch, p, n))
 				drop(h, hp, 0, QUEUE_FULL);
+	}
+}
+
+/*
+ * Forward a batch just applied to w (the store held everything up to
+ * usn `before` until then) to every session of w but `from`.  A session
+ * whose queue is full is not dropped: it falls behind, and pump() sends
+ * it the store's batches after `before` as its queue drains, so a slow
+ * site is paced and the others go on at their own speed.
+ */
+static void forward(struct hub *h, struct hpeer *from, struct hws *w,
+    uint64_t before, const uint8_t *p, size_t n)
+{
+	size_t i, k;
+
+	for (i = 0; i < h->npeers; i++) {
+		struct hpeer *hp = h->peers[i];
+
+		if (hp == from || hp->dead || hp->closing)
+			continue;
+		for (k = 0; k < hp->nch; k++) {
+			struct chan *ch = &hp->ch[k];
+
+			if (ch->ws != w || ch->behind)
+				continue;
+			if (ws_peer_send(&hp->s.p, WS_FRAME_BATCH, 0, ch->ch, p, n)) {
+				ch->behind = 1;
+				ch->sent_usn = before;
+			}
+		}
 	}
 }
 
@@ -246,6 +290,66 @@ static int send_batch(const struct ws_batch *b, uint64_t usn, void *cd)
 	return ws_proto_send_batch(&c->hp->s, c->ch, b);
 }
 
+/* A paced channel's batch from the store: not its own, and not past its queue. */
+struct paced {
+	struct catchup c;
+	struct chan *ch;
+};
+
+static int send_paced(const struct ws_batch *b, uint64_t usn, void *cd)
+{
+	struct paced *pc = cd;
+	int rc;
+
+	if (ws_peer_pending(&pc->c.hp->s.p) >= pc->c.hp->s.p.out_max / 2)
+		return WS_EBUSY; /* enough for now: on when it drains */
+	if (!(b->has_dot && memcmp(b->dot_site.b, pc->ch->site.b, WS_SITEID_LEN) == 0) &&
+	    (rc = send_batch(b, usn, &pc->c)))
+		return rc;
+	pc->ch->sent_usn = usn;
+	return 0;
+}
+
+/* Whether a channel of hp is behind. */
+static int paced(const struct hpeer *hp)
+{
+	size_t k;
+
+	for (k = 0; k < hp->nch; k++)
+		if (hp->ch[k].behind)
+			return 1;
+	return 0;
+}
+
+/*
+ * Send each channel that fell behind the store's batches it lacks, while
+ * its queue has room; one that has them all is live again.  A channel
+ * whose next batches were collected meanwhile is dropped, and catches up
+ * when it reconnects.
+ */
+static void pump(struct hub *h, struct hpeer *hp)
+{
+	char err[WS_ERRLEN] = "";
+	size_t k;
+	int rc;
+
+	for (k = 0; k < hp->nch && !hp->dead && !hp->closing; k++) {
+		struct paced pc = {{hp, hp->ch[k].ws, hp->ch[k].ch}, &hp->ch[k]};
+
+		if (!hp->ch[k].behind ||
+		    ws_peer_pending(&hp->s.p) >= hp->s.p.out_max / 2)
+			continue;
+		rc = ws_store_changes_since(pc.c.w->st, pc.ch->sent_usn, send_paced,
+		    &pc, err);
+		if (rc == 0)
+			pc.ch->behind = 0;
+		else if (rc == WS_ERANGE)
+			drop(h, hp, 0, QUEUE_FULL);
+		else if (rc != WS_EBUSY)
+			drop_ws(h, hp, pc.ch, rc, err);
+	}
+}
+
 /*
  * Take a site's clock report (its add, its SYNC, a heartbeat's clock) as
  * a bound for collection, unless it counts batches the hub does not hold
@@ -298,17 +402,6 @@ static int schema_payload(struct hws *w, struct ws_buf *pl, char *err)
 		rc = ws_schema_encode(&sc, pl);
 	ws_schema_release(&sc);
 	return rc;
-}
-
-/* End hp's session over working set traffic on ch: the reason names it. */
-static void drop_ws(struct hub *h, struct hpeer *hp, const struct chan *ch, int rc,
-    const char *err)
-{
-	char why[WS_ERRLEN + WS_WSID_MAX + 32];
-
-	snprintf(why, sizeof(why), "working set '%s': %s", ch ? ch->ws->wsid : "?",
-	    err);
-	drop(h, hp, rc, why);
 }
 
 /*
@@ -496,6 +589,7 @@ static int on_batch(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	struct ws_vclock clock = WS_VCLOCK_INIT;
 	char err[WS_ERRLEN] = "";
 	struct ws_batch b;
+	uint64_t before = 0;
 	int rc, applied, dup = 0;
 
 	ws_batch_init(&b);
@@ -533,16 +627,17 @@ static int on_batch(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 		goto out;
 	}
 	dup = b.has_dot && ws_vclock_get(&clock, &b.dot_site) >= b.dot_counter;
-	if ((rc = ws_store_apply(ch->ws->st, &b, &applied, err)))
+	if ((rc = ws_store_usn(ch->ws->st, &before, err)) ||
+	    (rc = ws_store_apply(ch->ws->st, &b, &applied, err)))
 		goto out;
 	if (!dup && prune(ch->ws, &b)) {
 		struct ws_buf enc = WS_BUF_INIT;
 
 		if ((rc = ws_batch_encode(&b, &enc)) == 0)
-			broadcast(h, hp, ch->ws, WS_FRAME_BATCH, enc.p, enc.len);
+			forward(h, hp, ch->ws, before, enc.p, enc.len);
 		ws_buf_release(&enc);
 	} else if (!dup) {
-		broadcast(h, hp, ch->ws, WS_FRAME_BATCH, f->payload, f->len);
+		forward(h, hp, ch->ws, before, f->payload, f->len);
 	}
 out:
 	if (rc)
@@ -956,6 +1051,7 @@ static void before_wait(struct ws_loop *l, void *cd)
 	for (i = 0; i < h->npeers; i++) {
 		struct hpeer *hp = h->peers[i];
 
+		pump(h, hp);
 		if (ws_peer_flush(&hp->s.p, why)) {
 			hlog(h, "%s: %s", hp->s.p.conn.name, why);
 			hp->dead = 1;
@@ -979,7 +1075,8 @@ static void before_wait(struct ws_loop *l, void *cd)
 
 		if (hp->closing)
 			ws_loop_del_fd(l, rfd, WS_LOOP_READ);
-		if (!ws_peer_pending(&hp->s.p))
+		/* A channel behind waits for room too: pump() goes on then. */
+		if (!ws_peer_pending(&hp->s.p) && !paced(hp))
 			ws_loop_del_fd(l, wfd, WS_LOOP_WRITE);
 		else if (ws_loop_add_fd(l, wfd, WS_LOOP_WRITE, peer_io, hp))
 			hp->dead = 1;

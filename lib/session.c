@@ -227,6 +227,20 @@ void ws_peer_release(struct ws_peer *p)
 	ws_buf_release(&p->out);
 }
 
+/*
+ * Whether queueing n more bytes of a frame of this type passes the bound:
+ * out_max for batches; twice that for the small frames that keep a session
+ * going (clocks, notices, heartbeats), so that a peer whose batches wait
+ * still hears from this side, and memory stays bounded.  Any frame fits
+ * an empty queue: a batch larger than the bound is not stuck for good.
+ */
+static int over(const struct ws_peer *p, uint8_t type, size_t n)
+{
+	size_t max = type == WS_FRAME_BATCH ? p->out_max : 2 * p->out_max;
+
+	return p->out_max && ws_peer_pending(p) && ws_peer_pending(p) + n > max;
+}
+
 int ws_peer_send_raw(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
     const void *payload, size_t n)
 {
@@ -234,7 +248,7 @@ int ws_peer_send_raw(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch
 
 	if (p->out_off && p->out_off == p->out.len)
 		p->out.len = p->out_off = 0;
-	if (p->out_max && ws_peer_pending(p) + n > p->out_max)
+	if (over(p, type, n))
 		return WS_EBUSY;
 	if (!p->sent_preamble) {
 		if ((rc = ws_frame_put_preamble(&p->out)))
@@ -260,7 +274,7 @@ int ws_peer_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
 
 	if (!p->sec)
 		return ws_peer_send_raw(p, type, flags, ch, payload, n);
-	if (p->out_max && ws_peer_pending(p) + n > p->out_max)
+	if (over(p, type, n))
 		return WS_EBUSY;
 	/* A secure session: the whole frame goes inside a sealed one. */
 	if ((rc = ws_sec_seal(p->sec, type, flags, ch, payload, n)) == 0 && p->log) {

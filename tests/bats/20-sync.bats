@@ -655,7 +655,7 @@ $output"
 	assert_integrity hub/notes.db
 }
 
-@test "a slow reader does not hold up the others, and catches up later" {
+@test "a slow reader is paced, not disconnected, and the others keep up" {
 	start_hub hub -l "$SOCK" -d hub --create --queue-max 65536
 	make_site a.db
 	spawn fa "$WS_BIN/wsync-join" -f "$SOCK" notes=a.db
@@ -672,15 +672,35 @@ $output"
 		sql a.db "INSERT INTO notes(title, body) WITH RECURSIVE c(x) AS (SELECT 1
 		    UNION ALL SELECT x + 1 FROM c WHERE x < 50) SELECT 'bulk', hex(randomblob(200)) FROM c"
 	done
-	# b gets every row while s is stuck; s is disconnected (no change is
-	# skipped for it), and catches up when it runs again.
+	# b gets every row while s is stuck; the hub holds s's batches back
+	# and sends them from its store once s reads again.
 	wait_sql b.db 'SELECT count(*) FROM notes' 2003
-	wait_lines hub.err 1 ': outgoing queue full: disconnected \(it catches up when it reconnects\)$'
 	kill -CONT "$slow"
 	wait_sql s.db 'SELECT count(*) FROM notes' 2003
 	assert_same a.db s.db
 	assert_same a.db b.db
 	assert_integrity s.db
+	# Nobody was disconnected, and s's session is the one it started with.
+	run grep -c 'disconnected' hub.err
+	assert_output 0
+	assert_equal "$(grep -c "joined working set 'notes'" hub.err)" 3
+	assert_equal "$(cat fs.err)" ""
+}
+
+@test "a batch larger than the queue bound still reaches a site" {
+	start_hub hub -l "$SOCK" -d hub --create --queue-max 4096
+	make_site a.db
+	join "$SOCK" notes=a.db
+	spawn fb "$WS_BIN/wsync-join" -f "$SOCK" notes=b.db
+	wait_lines hub.err 2 "joined working set 'notes'"
+	wait_sql b.db 'SELECT count(*) FROM notes' 3
+	sql a.db "INSERT INTO notes(title, body) WITH RECURSIVE c(x) AS (SELECT 1
+	    UNION ALL SELECT x + 1 FROM c WHERE x < 100) SELECT 'big', hex(randomblob(100)) FROM c"
+	join "$SOCK" notes=a.db
+	wait_sql b.db 'SELECT count(*) FROM notes' 103
+	assert_same a.db b.db
+	run grep -c 'queue full' hub.err
+	assert_output 0
 }
 
 @test "a peer that connects and says nothing does not block the others" {
