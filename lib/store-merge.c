@@ -367,6 +367,9 @@ int sto_put_select_key(struct ws_buf *q, const struct tbl *t)
 	return rc;
 }
 
+static int cascade(struct apply *a, struct tbl *t, const struct ws_value *pk,
+    int depth, uint64_t by);
+
 /*
  * A write of change c (values val) broke a UNIQUE constraint: find the
  * rows that hold its values in a unique index, and hold the contest the
@@ -483,7 +486,8 @@ static int contest(struct apply *a, const struct tbl *t, const struct ws_change 
 				rc = sto_lose_row(a, t, kv, &h, KIND_UNIQUE, t->allmask);
 			ws_buf_release(&a->pk);
 			a->pk = saved;
-			if (rc || (rc = sto_tstmt(s, (struct tbl *)t, TS_DEL, 0, &del, a->err)))
+			if (rc || (rc = cascade(a, (struct tbl *)t, kv, 0, 0)) ||
+			    (rc = sto_tstmt(s, (struct tbl *)t, TS_DEL, 0, &del, a->err)))
 				goto out;
 			for (i = 0; i < t->npk; i++)
 				sto_bind_value(del, (int)i + 1, &kv[i]);
@@ -572,10 +576,13 @@ static int prior_write(struct apply *a, struct ws_rd *r, uint64_t usn)
  * Remove row kv of t because a stronger claim beat its write: keep its
  * values as conflicts of kind unique and delete it (claim_remove()); a
  * row this change's claim beat has its key noted in a->killed too, logged
- * as a delete of this batch after the change (claim_kill()).
+ * as a delete of this batch after the change (claim_kill()).  The actions
+ * of the foreign keys that name it run first, logged (cascade()): as this
+ * batch's (by 0), or as made by the log entry by, whose removal this is
+ * on a copy where it came second.
  */
 static int claim_remove(struct apply *a, struct tbl *t, const struct ws_value *kv,
-    int keep_values, int kind, struct ws_buf *prior)
+    int keep_values, int kind, struct ws_buf *prior, uint64_t by)
 {
 	struct history h;
 	sqlite3_stmt *del;
@@ -586,7 +593,8 @@ static int claim_remove(struct apply *a, struct tbl *t, const struct ws_value *k
 	    (rc = sto_lose_row(a, t, kv, &h, kind, t->allmask)))) ||
 	    (prior && (rc = prior_read(a, t, kv, prior))))
 		return rc;
-	if ((rc = sto_tstmt(a->s, t, TS_DEL, 0, &del, a->err)))
+	if ((rc = cascade(a, t, kv, 0, by)) ||
+	    (rc = sto_tstmt(a->s, t, TS_DEL, 0, &del, a->err)))
 		return rc;
 	for (uint32_t i = 0; i < t->npk; i++)
 		sto_bind_value(del, (int)i + 1, &kv[i]);
@@ -638,6 +646,16 @@ static int saw_winners(struct apply *a, const struct ver *v, int *yes, uint64_t 
 	return rc;
 }
 
+/* The log entry of the first stronger claim change a lost to (a->by). */
+static uint64_t first_by(const struct apply *a)
+{
+	uint64_t by = 0;
+
+	if (a->nby)
+		memcpy(&by, a->by.p, sizeof(by));
+	return by;
+}
+
 /*
  * Change c lost a UNIQUE clash to the stronger claims a->by: its row goes
  * as a delete made by each of them would take it, wherever it came in
@@ -678,7 +696,7 @@ static int claim_lose(struct apply *a, struct tbl *t, const struct ws_value *pk)
 	}
 	sqlite3_reset(row);
 	if (rc || (rc = sto_lose_row(a, t, pk, &h, KIND_UNIQUE, ~mask)) ||
-	    (rc = claim_remove(a, t, pk, 0, KIND_UNIQUE, &a->lose_prior)))
+	    (rc = claim_remove(a, t, pk, 0, KIND_UNIQUE, &a->lose_prior, first_by(a))))
 		goto out;
 	if (mask) {
 		for (i = 0; i < t->ncols; i++)
@@ -718,7 +736,7 @@ static int claim_kill(struct apply *a, struct tbl *t, const struct ws_value *kv)
 {
 	int rc;
 
-	if ((rc = claim_remove(a, t, kv, 1, KIND_UNIQUE, &a->killed_prior)) == 0 &&
+	if ((rc = claim_remove(a, t, kv, 1, KIND_UNIQUE, &a->killed_prior, 0)) == 0 &&
 	    (rc = sto_key_blob(t, kv, &a->q)) == 0 &&
 	    (rc = ws_buf_append(&a->killed, a->q.p, a->q.len)) == 0)
 		a->nkilled++;
@@ -1018,13 +1036,14 @@ static int prior_note(struct apply *a, uint64_t usn)
 
 /*
  * Write row key of ct by a foreign key's action (del: remove it, else set
- * the columns of mask to NULL), logged as this batch's, with the values
+ * the columns of mask to NULL), logged as this batch's (or as made by log
+ * entry by: see cascade()), with the values
  * it replaced (wsync_prior): a copy that gets this batch from here then
  * learns of it, and an older entry of the row still travels whole.  A
  * write SQLite refuses (a NOT NULL column to set to NULL) is skipped.
  */
 static int cascade_write(struct apply *a, struct tbl *ct, const struct ws_value *key,
-    int del, int64_t mask)
+    int del, int64_t mask, uint64_t by)
 {
 	static const struct ws_value null = {WS_NULL, 0, 0, NULL, 0};
 	const struct ws_value *val[MAX_TRACKED_COLS] = {0};
@@ -1066,7 +1085,8 @@ static int cascade_write(struct apply *a, struct tbl *ct, const struct ws_value 
 		rc = 0;
 		goto out;
 	}
-	if (rc || (rc = log_entry(a, ct, del ? WS_OP_DELETE : WS_OP_UPDATE, mask, 0, key)))
+	if (rc || (rc = log_entry(a, ct, (del ? WS_OP_DELETE : WS_OP_UPDATE) |
+	    (by ? OP_BY : 0), mask, (int64_t)by, key)))
 		goto out;
 	usn = (uint64_t)sqlite3_last_insert_rowid(a->s->db);
 	if ((rc = sto_stmt(a->s, "INSERT OR REPLACE INTO wsync_prior(usn, col, value) "
@@ -1089,12 +1109,15 @@ out:
 }
 
 /*
- * Row pk of t is about to be deleted by a remote change: run the actions
- * of the foreign keys that name it (CASCADE, SET NULL) here, each logged
- * (cascade_write()), children before their parent.  SQLite would run
- * them unseen: the triggers do not capture a merge's writes.
+ * Row pk of t is about to be deleted by a remote change, or removed by a
+ * contest: run the actions of the foreign keys that name it (CASCADE, SET
+ * NULL) here, each logged (cascade_write()), children before their
+ * parent; as this batch's writes, or (by) as made by that log entry's
+ * (OP_BY, as claim removals are).  SQLite would run them unseen: the
+ * triggers do not capture a merge's writes.
  */
-static int cascade(struct apply *a, struct tbl *t, const struct ws_value *pk, int depth)
+static int cascade(struct apply *a, struct tbl *t, const struct ws_value *pk,
+    int depth, uint64_t by)
 {
 	struct ws_buf q = WS_BUF_INIT, keys = WS_BUF_INIT;
 	struct ws_value kv[MAX_TRACKED_COLS];
@@ -1145,10 +1168,10 @@ static int cascade(struct apply *a, struct tbl *t, const struct ws_value *pk, in
 				for (k = 0; k < fk->ncols; k++)
 					mask |= (int64_t)1 << fk->col[k];
 				if (rc == 0 && fk->action == STO_FK_CASCADE)
-					rc = cascade(a, ct, kv, depth + 1);
+					rc = cascade(a, ct, kv, depth + 1, by);
 				if (rc == 0)
 					rc = cascade_write(a, ct, kv, fk->action == STO_FK_CASCADE,
-					    mask);
+					    mask, by);
 			}
 		}
 	}
@@ -1369,7 +1392,7 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 	if (h.state == 0 && h.known == 0 && !a->any_conflicts) {
 		/* Nothing concurrent can stand: every cell is this change's. */
 		if (op == WS_OP_DELETE) {
-			if ((rc = cascade(a, t, c->pk, 0)) == 0)
+			if ((rc = cascade(a, t, c->pk, 0, 0)) == 0)
 				rc = sto_write_row(a, t, c, TS_DEL, 0, val);
 		} else {
 			if ((rc = fk_parent_deleted(a, t, val, &fk_act, &fk_cols, &fk_by)))
@@ -1446,7 +1469,7 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 			    sqlite3_column_value(row, (int)i), NULL)))
 				goto out;
 		if (exists && (rc = prior_keep(a, t, row, t->allmask)) == 0 &&
-		    (rc = cascade(a, t, c->pk, 0)) == 0)
+		    (rc = cascade(a, t, c->pk, 0, 0)) == 0)
 			rc = sto_write_row(a, t, c, TS_DEL, 0, val);
 		goto out;
 	}
@@ -1526,7 +1549,7 @@ fk_lost:
 	/* A parent it names was deleted concurrently: it goes too (kind
 	 * fk), removed as by that delete (its version), as on a copy where
 	 * it came first and the delete's cascade took it. */
-	if ((rc = claim_remove(a, t, c->pk, 1, KIND_FK, &a->lose_prior)) ||
+	if ((rc = claim_remove(a, t, c->pk, 1, KIND_FK, &a->lose_prior, fk_by)) ||
 	    (rc = ws_buf_append(&a->by, &fk_by, sizeof(fk_by))))
 		return rc;
 	a->nby++;

@@ -30,7 +30,8 @@
  * rolled back), some sites send, and some take a part of what the hub
  * holds.  wsync(7) lists the clashes that do not converge yet, and these
  * worlds find them now and then, so they run with make unique, not make
- * check: WS_UNIQUE_WORLDS sets their number (make unique: 40),
+ * check (which replays the worlds that once ended apart for a cause
+ * since fixed): WS_UNIQUE_WORLDS sets their number (make unique: 40),
  * WS_TEST_SEED runs one, WS_UNIQUE_TRACE=1 prints its writes and
  * deliveries.  Site ids follow the seed (rbytes.h).
  */
@@ -376,6 +377,14 @@ static int run_world(uint64_t seed)
 	return world_close(&w, name, NULL);
 }
 
+/*
+ * Worlds that ended apart once, each for a cause since fixed; make check
+ * runs them.  ...530: a claim's removal of a parent row let SQLite run its
+ * ON DELETE CASCADE unlogged, so the copies where the child stood lost it
+ * without a tombstone, and a later edit of it put it back there only.
+ */
+static const uint64_t fixed_worlds[] = {6840227781351331530ull};
+
 TEST(test_unique_random)
 {
 	const char *e = getenv("WS_TEST_SEED");
@@ -385,8 +394,12 @@ TEST(test_unique_random)
 		n = atoi(getenv("WS_UNIQUE_WORLDS"));
 	if (e && *e)
 		n = 1; /* that seed alone (the harness read it into t_seed) */
-	if (n <= 0)
-		return; /* make unique runs them */
+	if (n <= 0) {
+		/* make unique runs the random ones */
+		for (i = 0; i < (int)(sizeof(fixed_worlds) / sizeof(*fixed_worlds)); i++)
+			CHECK(run_world(fixed_worlds[i]));
+		return;
+	}
 	trace = getenv("WS_UNIQUE_TRACE") != NULL;
 	for (i = 0; i < n; i++)
 		if (!run_world(t_seed + (uint64_t)i)) {
@@ -450,6 +463,18 @@ static const struct script scripts[] = {
 	    {"INSERT INTO note VALUES(7, 'hello', 5)"},
 	    {"DELETE FROM owner WHERE id = 5"},
 	    "SELECT count(*) = 1 FROM note WHERE owner IS NULL AND body = 'hello'"},
+	{"two owners take one name: the loser's children follow their FK actions",
+	    "INSERT INTO owner VALUES(1, 'ada');"
+	    "INSERT INTO acct(id, email, owner) VALUES(10, 'a@x', 1);"
+	    "INSERT INTO note VALUES(7, 'hi', 1)",
+	    {"INSERT INTO owner VALUES(2, 'bo')",
+	     "INSERT INTO acct(id, email, owner) VALUES(20, 'b@x', 2)",
+	     "INSERT INTO note VALUES(8, 'yo', 2)"},
+	    {"UPDATE owner SET name = 'bo' WHERE id = 1",
+	     "UPDATE acct SET n = 3 WHERE id = 10"},
+	    "SELECT (SELECT count(*) FROM owner WHERE name = 'bo') = 1 AND "
+	    "(SELECT count(*) FROM acct) = 1 AND "
+	    "(SELECT count(*) FROM note WHERE owner IS NULL) = 1"},
 	{"a CHECK over two columns broken by two edits of one each",
 	    "INSERT INTO span VALUES(1, 0, 10)",
 	    {"UPDATE span SET lo = 8 WHERE id = 1"},
