@@ -7,8 +7,10 @@
  * _end() or _abort().  Each row is taken in through the merge's own
  * steps (store-merge.c), keeping the cells whose versions lie outside the
  * copy's horizon (local changes its sender may not have); at the end the
- * rows the copy did not name are swept, orphans of its foreign keys
- * removed, and the conflicts it settled forgotten.
+ * rows the copy did not name are swept, the versions outside the horizon
+ * that lost here to versions within it brought back (they won where the
+ * copy came from), orphans of its foreign keys removed, and the conflicts
+ * it settled forgotten.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -685,6 +687,261 @@ out:
 	return rc;
 }
 
+/*
+ * --- versions outside the horizon that lost here ---------------------
+ *
+ * Where the copy comes from, every version outside its horizon has won
+ * over the versions within it: this site's own batches the sender lacks
+ * reach it after it collected the horizon (a collected version counts as
+ * seen by all), and any other batch it holds outside the horizon has seen
+ * the horizon (the hub collects no further, ws_store_gc_bound()).  Here
+ * such a version may have lost to one within the horizon, merged before
+ * the copy (this site's writes, made while away, to a concurrent write
+ * or delete that the sender has collected since).  snap_keep() keeps only
+ * the cells whose winning version is outside the horizon, so those
+ * versions would stay conflicts here while they are the values there,
+ * for good once the horizon moves past them.  snap_revive() brings them
+ * back as the sender has them: the strongest such version of each cell
+ * (kinds value and delete) becomes its value again, and its log entry
+ * sets the cell, so that later merges weigh it as the sender does.
+ */
+
+/* Does version x win over y, both concurrent (wins() in store-merge.c)? */
+static int snap_wins(const struct ws_store *s, const struct ver *x, const struct ver *y)
+{
+	if (x->lamport != y->lamport)
+		return x->lamport > y->lamport;
+	return memcmp(s->sites[x->site].b, s->sites[y->site].b, WS_SITEID_LEN) > 0;
+}
+
+/* A conflict whose version is outside the horizon (snap_revive()). */
+struct lost {
+	int64_t id, tbl;
+	int col;
+	struct ver v;
+	size_t at, n; /* its key blob, in the keys buffer */
+};
+
+/*
+ * Let the log say that version v sets cell col of t's row pk again: the
+ * newest entry of v's batch for the row that set or lost col sets it (no
+ * longer lost, to a delete or otherwise).  Nothing when the batch's
+ * entries are gone.
+ */
+static int snap_relog(struct apply *a, const struct tbl *t, const struct ws_value *pk,
+    const struct ver *v, int col)
+{
+	struct ws_store *s = a->s;
+	sqlite3_stmt *rg, *up;
+	int64_t first, last;
+	uint32_t i;
+	int rc;
+
+	if ((rc = sto_stmt(s, "SELECT first_usn, last_usn FROM wsync_batches WHERE "
+	    "site = ?1 AND counter = ?2", &rg, a->err)))
+		return rc;
+	sqlite3_bind_int64(rg, 1, v->site);
+	sqlite3_bind_int64(rg, 2, (int64_t)v->counter);
+	rc = sqlite3_step(rg);
+	first = sqlite3_column_int64(rg, 0);
+	last = sqlite3_column_int64(rg, 1);
+	sqlite3_reset(rg);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "batches", a->err);
+	a->q.len = 0;
+	rc = ws_buf_printf(&a->q, "UPDATE wsync_log SET op = op & ~?1, mask = mask | ?2, "
+	    "lost = lost & ~?2 WHERE usn = (SELECT max(usn) FROM wsync_log WHERE tbl = ?3 "
+	    "AND usn BETWEEN ?4 AND ?5 AND (mask | lost) & ?2");
+	for (i = 0; rc == 0 && i < s->nk; i++)
+		rc = ws_buf_printf(&a->q, " AND k%u IS ?%u", i + 1, i + 6);
+	if (rc == 0) rc = ws_buf_printf(&a->q, ")");
+	if (rc || !sto_cstr(&a->q) || (rc = sto_stmt(s, sto_cstr(&a->q), &up, a->err)))
+		return rc ? rc : WS_ENOMEM;
+	sqlite3_bind_int(up, 1, OP_LOSTDEL);
+	sqlite3_bind_int64(up, 2, (int64_t)1 << col);
+	sqlite3_bind_int64(up, 3, t->id);
+	sqlite3_bind_int64(up, 4, first);
+	sqlite3_bind_int64(up, 5, last);
+	for (i = 0; i < s->nk; i++)
+		if (i < t->npk)
+			sto_bind_value(up, (int)i + 6, &pk[i]);
+		else
+			sqlite3_bind_null(up, (int)i + 6);
+	rc = sqlite3_step(up);
+	sqlite3_reset(up);
+	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "log", a->err);
+}
+
+/*
+ * One row's conflicts outside the horizon, l[0..n) (one table and key,
+ * whose blob is key): each cell whose winning version here is within the
+ * horizon (or gone with a delete within it) takes the strongest of them,
+ * which is no conflict any more, nor are those within the horizon that
+ * it has seen.  Nothing when a delete outside the horizon ended the row
+ * (it wins over them there too), or when a constraint refuses the row.
+ */
+static int snap_revive_row(struct apply *a, const struct lost *l, size_t n,
+    const uint8_t *key)
+{
+	struct ws_store *s = a->s;
+	const struct ws_value *val[MAX_TRACKED_COLS] = {0};
+	struct ws_value pk[MAX_TRACKED_COLS], kept[MAX_TRACKED_COLS];
+	sqlite3_value *dup[MAX_TRACKED_COLS] = {0};
+	struct ws_buf ids = WS_BUF_INIT;
+	size_t best[MAX_TRACKED_COLS] = {0}, i;
+	sqlite3_stmt *st, *w;
+	struct history h;
+	struct tbl *t;
+	struct ws_rd r;
+	int64_t mask = 0, id;
+	uint32_t k;
+	int rc = 0, col, exists;
+
+	if (!(t = sto_tbl_by_id(s, l[0].tbl)))
+		return 0;
+	ws_rd_init(&r, key, l[0].n);
+	for (k = 0; k < t->npk; k++)
+		if (ws_value_decode(&r, &pk[k]))
+			return ws_error(a->err, WS_ECORRUPT, "wsync_conflicts is damaged");
+	for (i = 0; i < n; i++) {
+		col = l[i].col;
+		if (col < 0 || col >= (int)t->ncols || !((t->allmask >> col) & 1))
+			continue;
+		if (!((mask >> col) & 1) || snap_wins(s, &l[i].v, &l[best[col]].v))
+			best[col] = i;
+		mask |= (int64_t)1 << col;
+	}
+	if (!mask || (rc = sto_load_history(a, t, pk, &h)))
+		return rc;
+	if (h.unseen_delete)
+		return 0;
+	for (k = 0; k < t->ncols; k++)
+		if (((mask >> k) & 1) && ((h.known >> k) & 1) && !sto_seen(a, &h.cell[k]))
+			mask &= ~((int64_t)1 << k); /* its winner is outside too */
+	if (!mask)
+		return 0;
+	/* The values, then the row with them. */
+	if ((rc = sto_stmt(s, "SELECT value FROM wsync_conflicts WHERE id = ?1", &st,
+	    a->err)))
+		return rc;
+	for (k = 0; rc == 0 && k < t->ncols; k++) {
+		if (!((mask >> k) & 1))
+			continue;
+		sqlite3_bind_int64(st, 1, l[best[k]].id);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			rc = sto_sqlerr(s->db, sqlite3_errcode(s->db), "conflicts", a->err);
+		else if (!(dup[k] = sqlite3_value_dup(sqlite3_column_value(st, 0))))
+			rc = WS_ENOMEM;
+		sqlite3_reset(st);
+		if (rc == 0) {
+			sto_value_of(dup[k], &kept[k]);
+			val[k] = &kept[k];
+		}
+	}
+	if (rc || (rc = sto_tstmt(s, t, TS_ROW, 0, &st, a->err)))
+		goto out;
+	for (k = 0; k < t->npk; k++)
+		sto_bind_value(st, (int)k + 1, &pk[k]);
+	exists = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	if ((rc = sto_tstmt(s, t, exists ? TS_UPD : TS_INS, mask, &w, a->err)))
+		goto out;
+	sto_bind_write(w, t, exists ? TS_UPD : TS_INS, mask, val, pk);
+	if ((rc = sto_step_write(a, t, w)) == CLASH) {
+		rc = 0; /* left as it was: still conflicts */
+		goto out;
+	}
+	for (k = 0; rc == 0 && k < t->ncols; k++)
+		if ((mask >> k) & 1)
+			rc = snap_relog(a, t, pk, &l[best[k]].v, (int)k);
+	if (rc)
+		goto out;
+	/* The conflicts it replaces: itself, and those within the horizon. */
+	sqlite3_reset(a->conf);
+	sqlite3_bind_int64(a->conf, 1, t->id);
+	sqlite3_bind_blob(a->conf, 2, key, (int)l[0].n, SQLITE_STATIC);
+	while (rc == 0 && sqlite3_step(a->conf) == SQLITE_ROW) {
+		struct ver cv = {sqlite3_column_int64(a->conf, 2),
+		    (uint64_t)sqlite3_column_int64(a->conf, 3), 0};
+
+		col = sqlite3_column_int(a->conf, 1);
+		id = sqlite3_column_int64(a->conf, 0);
+		if (col < 0 || col >= (int)t->ncols || !((mask >> col) & 1) ||
+		    cv.site < 1 || (size_t)cv.site >= s->nsites)
+			continue;
+		if (id == l[best[col]].id || sto_seen(a, &cv))
+			rc = ws_buf_append(&ids, &id, sizeof(id));
+	}
+	sqlite3_reset(a->conf);
+	for (i = 0; rc == 0 && i < ids.len; i += sizeof(id)) {
+		memcpy(&id, ids.p + i, sizeof(id));
+		rc = sto_exec_int(s, "DELETE FROM wsync_conflicts WHERE id = ?1", id, a->err);
+	}
+out:
+	for (k = 0; k < MAX_TRACKED_COLS; k++)
+		sqlite3_value_free(dup[k]);
+	ws_buf_release(&ids);
+	return rc;
+}
+
+/*
+ * Bring back the versions outside the horizon that lost here to versions
+ * within it (see above), row by row.  a->b's clock is the horizon.
+ */
+static int snap_revive(struct apply *a)
+{
+	struct ws_store *s = a->s;
+	struct ws_buf keys = WS_BUF_INIT;
+	struct lost *l = NULL, *p;
+	sqlite3_stmt *st = NULL;
+	size_t n = 0, i, j;
+	int rc;
+
+	if ((rc = sto_prep(s->db, "SELECT id, tbl, pk, col, site, counter, lamport FROM "
+	    "wsync_conflicts WHERE lostdel IN (0, 1) ORDER BY tbl, pk", &st, a->err)))
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct ver v = {sqlite3_column_int64(st, 4),
+		    (uint64_t)sqlite3_column_int64(st, 5),
+		    (uint64_t)sqlite3_column_int64(st, 6)};
+
+		if (v.site < 1 || (size_t)v.site >= s->nsites || sto_seen(a, &v))
+			continue;
+		if (!(p = realloc(l, (n + 1) * sizeof(*l)))) {
+			rc = WS_ENOMEM;
+			goto out;
+		}
+		l = p;
+		l[n].id = sqlite3_column_int64(st, 0);
+		l[n].tbl = sqlite3_column_int64(st, 1);
+		l[n].col = sqlite3_column_int(st, 3);
+		l[n].v = v;
+		l[n].at = keys.len;
+		l[n].n = (size_t)sqlite3_column_bytes(st, 2);
+		if (l[n].n && (rc = ws_buf_append(&keys, sqlite3_column_blob(st, 2), l[n].n)))
+			goto out;
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sto_sqlerr(s->db, rc, "conflicts", a->err);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	rc = 0;
+	for (i = 0; rc == 0 && i < n; i = j) {
+		for (j = i + 1; j < n && l[j].tbl == l[i].tbl && l[j].n == l[i].n &&
+		    memcmp(keys.p + l[j].at, keys.p + l[i].at, l[i].n) == 0; j++)
+			;
+		rc = snap_revive_row(a, l + i, j - i, keys.p + l[i].at);
+	}
+out:
+	sqlite3_finalize(st);
+	free(l);
+	ws_buf_release(&keys);
+	return rc;
+}
+
 int ws_store_snapshot_end(struct ws_store *s, char *err)
 {
 	struct ws_vclock clock = WS_VCLOCK_INIT;
@@ -753,6 +1010,8 @@ int ws_store_snapshot_end(struct ws_store *s, char *err)
 	a.b = &b;
 	for (i = 0; rc == 0 && i < s->nt; i++)
 		rc = snap_sweep(&a, &s->t[i]);
+	if (rc == 0)
+		rc = snap_revive(&a);
 	if (rc == 0)
 		rc = snap_orphans(&a);
 	/* Now every batch within the horizon counts as held here. */

@@ -2319,6 +2319,105 @@ out:
 }
 
 /*
+ * Found by tests/chaos (a site left holding old values of another's,
+ * its own later writes listed as lost).  b, away, writes rows 1, 2 and
+ * 3; a concurrently writes row 1 with the higher Lamport number, deletes
+ * and inserts row 2 again, and deletes row 3.  b hears a's batches from
+ * the hub first, and its writes lose to them there.  Then the hub
+ * collects history b lacks, so b gets a full copy; the copy is taken
+ * before b's own batches (sent right after it asked) reach the hub,
+ * where they come after the collected versions and so win over them.
+ * The copy must bring b's writes back the same way: every copy ends
+ * with b's values, and no conflicts.
+ */
+TEST(snapshot_own_writes_lost_here)
+{
+	struct ws_store *h = NULL, *a = NULL, *b = NULL;
+	struct ws_vclock stable = WS_VCLOCK_INIT, vh = WS_VCLOCK_INIT;
+	struct blist up = {0};
+	struct clist ch = {0}, ca = {0}, cb = {0};
+	char err[WS_ERRLEN] = "";
+	uint64_t dropped;
+	const char *want = "1|'b1'|1\n2|'b2'|'later'\n3|NULL|'b3'\n4|'four'|4\n";
+
+	NEED((h = store_new("snl-h.db", SCHEMA_T, only_t, 1)));
+	NEED((a = store_new("snl-a.db", SCHEMA_T, only_t, 1)));
+	NEED((b = store_new("snl-b.db", SCHEMA_T, only_t, 1)));
+	SQL_OK(a, "INSERT INTO t VALUES(1, 'one', 1), (2, 'two', 2), (3, 'three', 3),"
+	    " (4, 'four', 4)");
+	SYNC_OK(a, h);
+	SYNC_OK(h, b);
+	/* b goes away and writes (batch b:1, Lamport number 2). */
+	SQL_OK(b, "UPDATE t SET a = 'b1' WHERE id = 1; UPDATE t SET a = 'b2' WHERE "
+	    "id = 2; UPDATE t SET b = 'b3' WHERE id = 3");
+	CHECK_INT(seal(b, NULL), 0);
+	/* a writes concurrently (a:3 has Lamport number 3: it wins row 1). */
+	SQL_OK(a, "UPDATE t SET b = 'x' WHERE id = 4");
+	CHECK_INT(seal(a, NULL), 0);
+	SQL_OK(a, "UPDATE t SET a = 'a1' WHERE id = 1; DELETE FROM t WHERE id = 2; "
+	    "INSERT INTO t VALUES(2, 'a2', 'a2b'); DELETE FROM t WHERE id = 3; "
+	    "UPDATE t SET b = 4 WHERE id = 4");
+	SYNC_OK(a, h);
+	/* b hears a's batches first: its writes lose to them here. */
+	SYNC_OK(h, b);
+	CHECK_DUMP(b, ORDER_T, "1|'a1'|1\n2|'a2'|'a2b'\n4|'four'|4\n");
+	CHECK_INT(q_int(b, "SELECT count(*) FROM wsync_conflicts"), 3);
+	/* a goes on; the hub collects what a and it hold, and b lacks. */
+	SQL_OK(a, "UPDATE t SET b = 'later' WHERE id = 2");
+	SYNC_OK(a, h);
+	CHECK_INT(clock_of(h, &stable), 0);
+	CHECK_INT(say(ws_store_gc(h, &stable, &dropped, err), "gc", err), 0);
+	CHECK_INT(say(ws_store_gc(a, &stable, &dropped, err), "gc", err), 0);
+	/* b asks: its batches go up with its ADD, the hub sends a copy
+	 * taken before it applies them. */
+	CHECK_INT(clock_of(h, &vh), 0);
+	CHECK_INT(say(missing(b, &vh, &up, err), "missing", err), 0);
+	CHECK_INT(up.n, 1);
+	CHECK_INT(say(ws_store_snapshot_begin(b, &stable, err), "snapshot_begin", err), 0);
+	CHECK_INT(say(ws_store_snapshot(h, snap_cb, b, err), "snapshot", err), 0);
+	CHECK_INT(say(apply_list(h, &up, NULL, err), "apply", err), 0);
+	CHECK_INT(say(ws_store_snapshot_end(b, err), "snapshot_end", err), 0);
+	SYNC_OK(h, b);
+	SYNC_OK(h, a);
+	CHECK_DUMP(h, ORDER_T, want);
+	CHECK_SAME(b, h, ORDER_T);
+	CHECK_SAME(a, h, ORDER_T);
+	CHECK(same_clock(b, h));
+	CHECK(same_clock(a, h));
+	CHECK_INT(conflicts(h, &ch), 0);
+	CHECK_INT(conflicts(a, &ca), 0);
+	CHECK_INT(conflicts(b, &cb), 0);
+	CHECK_INT(ch.n, 0);
+	check_same_conflicts(&ch, &ca);
+	check_same_conflicts(&ch, &cb);
+	/* Everything collected everywhere, the copies stay in step. */
+	CHECK_INT(clock_of(h, &stable), 0);
+	CHECK_INT(say(ws_store_gc(h, &stable, &dropped, err), "gc", err), 0);
+	CHECK_INT(say(ws_store_gc(a, &stable, &dropped, err), "gc", err), 0);
+	CHECK_INT(say(ws_store_gc(b, &stable, &dropped, err), "gc", err), 0);
+	SQL_OK(a, "UPDATE t SET b = 'a-again' WHERE id = 3");
+	SQL_OK(b, "UPDATE t SET a = 'b-again' WHERE id = 3");
+	SYNC_OK(a, h);
+	SYNC_OK(b, h);
+	SYNC_OK(h, a);
+	SYNC_OK(h, b);
+	CHECK_DUMP(h, "SELECT * FROM t WHERE id = 3", "3|'b-again'|'a-again'\n");
+	CHECK_SAME(a, h, ORDER_T);
+	CHECK_SAME(b, h, ORDER_T);
+	CHECK_DUMP(b, "PRAGMA integrity_check", "'ok'\n");
+out:
+	blist_release(&up);
+	clist_release(&ch);
+	clist_release(&ca);
+	clist_release(&cb);
+	ws_vclock_release(&stable);
+	ws_vclock_release(&vh);
+	ws_store_close(h);
+	ws_store_close(a);
+	ws_store_close(b);
+}
+
+/*
  * A write committed after a seal is not covered by it: local_since() from
  * the sealed usn finds it once sealed, but not from ws_store_usn() taken
  * before its seal (which is how a site once lost a write made while it
@@ -2505,6 +2604,7 @@ int main(void)
 	RUN(apply_many_column_sets);
 	RUN(gc);
 	RUN(snapshot);
+	RUN(snapshot_own_writes_lost_here);
 	RUN(sealed_usn);
 	RUN(gc_metadata_size);
 	cleanup();
