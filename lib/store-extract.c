@@ -3,8 +3,9 @@
  * store-extract.c - batches out of the log: ws_store_changes_since(),
  * ws_store_local_since() and ws_store_changes_missing() rebuild each
  * batch from its log entries, with the values its cells hold now, or
- * those that later entries replaced (wsync_prior), so that an older
- * entry travels with what it set.
+ * those that later entries replaced (wsync_prior), or those it set where
+ * it lost (wsync_prior, negative columns), so that an older entry
+ * travels with what it set.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -101,6 +102,33 @@ static int add_extracted(struct extract *x, const struct tbl *t, int64_t site,
 }
 
 /*
+ * The values log entry usn of t set in the columns of mask where it lost
+ * (wsync_prior, negative columns: kept for constrained tables only), into
+ * the empty slots of cv; the caller frees them.
+ */
+static int lost_values(struct extract *x, const struct tbl *t, uint64_t usn,
+    int64_t mask, sqlite3_value **cv)
+{
+	sqlite3_stmt *st;
+	int rc, col;
+
+	if (!t->constrained || !mask)
+		return 0;
+	if ((rc = sto_stmt(x->s, "SELECT col, value FROM wsync_prior WHERE usn = ?1 AND "
+	    "col < 0", &st, x->err)))
+		return rc;
+	sqlite3_bind_int64(st, 1, (int64_t)usn);
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		col = -1 - sqlite3_column_int(st, 0);
+		if (col < (int)t->ncols && ((mask >> col) & 1) && !cv[col] &&
+		    !(cv[col] = sqlite3_value_dup(sqlite3_column_value(st, 1))))
+			rc = WS_ENOMEM;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+/*
  * Add log entry `e` (a row of the range query: usn, tbl, op, mask, lost,
  * k1..) to x->b as it stands now; see ws_store_changes_since().
  */
@@ -172,6 +200,10 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 	for (i = 0; i < t->npk; i++)
 		sto_bind_value(row, (int)i + 1, &pk[i]);
 	exists = sqlite3_step(row) == SQLITE_ROW;
+	/* ... what it set where it lost, noted with it (store-merge.c) ... */
+	if ((rc = lost_values(x, t, (uint64_t)sqlite3_column_int64(e, 0),
+	    emask & ~win, cv)))
+		goto out;
 	/* ... the conflicts table where it lost and still stands ... */
 	if ((rc = sto_stmt(s, "SELECT col, value FROM wsync_conflicts WHERE tbl = ?1 "
 	    "AND pk = ?2 AND site = ?3 AND counter = ?4", &conf, x->err)))

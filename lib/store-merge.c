@@ -1035,6 +1035,32 @@ static int prior_note(struct apply *a, uint64_t usn)
 }
 
 /*
+ * Note value v as what log entry usn set in column i where it lost
+ * (wsync_prior, column -1 - i): no row holds it, and a copy that gets the
+ * entry from here must still weigh what it claimed (store-extract.c).
+ * Only for a constrained table (see sto_constrained()).
+ */
+static int lost_note(struct apply *a, const struct tbl *t, uint64_t usn, uint32_t i,
+    const struct ws_value *v)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!t->constrained || !v)
+		return 0;
+	if ((rc = sto_stmt(a->s, "INSERT OR REPLACE INTO wsync_prior(usn, col, value) "
+	    "VALUES(?1, ?2, ?3)", &st, a->err)))
+		return rc;
+	sqlite3_bind_int64(st, 1, (int64_t)usn);
+	sqlite3_bind_int(st, 2, -1 - (int)i);
+	sto_bind_value(st, 3, v);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
+	    sto_sqlerr(a->s->db, sqlite3_errcode(a->s->db), "prior", a->err);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/*
  * Write row key of ct by a foreign key's action (del: remove it, else set
  * the columns of mask to NULL), logged as this batch's (or as made by log
  * entry by: see cascade()), with the values
@@ -1322,6 +1348,13 @@ static int check_revert(struct apply *a, struct tbl *t, const struct ws_change *
 			if (sqlite3_step(fix) != SQLITE_DONE)
 				rc = sto_sqlerr(a->s->db, sqlite3_errcode(a->s->db), "log", a->err);
 			sqlite3_reset(fix);
+			/* What that entry set, now lost: the row holds it still. */
+			if (rc == 0) {
+				struct ws_value v;
+
+				sto_value_of(sqlite3_column_value(row, (int)i), &v);
+				rc = lost_note(a, t, h->usn[i], i, &v);
+			}
 		}
 	if (rc == 0 && (rc = prior_keep(a, t, row, back)) == 0)
 		rc = sto_write_row(a, t, c, TS_UPD, win | back, val);
@@ -1583,6 +1616,9 @@ log:
 	usn = (uint64_t)sqlite3_last_insert_rowid(s->db);
 	if ((rc = prior_note(a, op & OP_LOSTDEL ? 0 : usn)))
 		return rc;
+	for (i = 0; lost && i < t->ncols; i++)
+		if ((lost >> i) & 1 && (rc = lost_note(a, t, usn, i, val[i])))
+			return rc;
 	if ((rc = log_deletes(a, t, &a->gone, &a->ngone, NULL)) ||
 	    (rc = log_deletes(a, t, &a->killed, &a->nkilled, &a->killed_prior)))
 		return rc;

@@ -48,7 +48,10 @@
  *                                   entry usn replaced it (an update's
  *                                   columns, a delete's every column): an
  *                                   older entry travels with the values it
- *                                   set, not those that replaced them
+ *                                   set, not those that replaced them;
+ *                                   col -1 - N: what entry usn set in
+ *                                   column N where it lost (no row holds
+ *                                   it); constrained tables only
  *   wsync_claims(tbl, idx, val, pk, usn)  the values writes took in UNIQUE
  *                                   indexes (store-claims.c)
  *   wsync_scan(tbl, key, h)         each row's last known state, for
