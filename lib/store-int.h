@@ -323,6 +323,8 @@ int sto_apply_init(struct apply *a, struct ws_store *s, char *err);
 void sto_apply_release(struct apply *a);
 /* Has the batch's context seen version v? */
 int sto_seen(const struct apply *a, const struct ver *v);
+/* Does version x win over y, both concurrent (Lamport number, then site id)? */
+int sto_wins(const struct ws_store *s, const struct ver *x, const struct ver *y);
 /*
  * Read the row's history as change `a` sees it: each cell's version
  * since the row's last delete, whether the row is alive, and whether a

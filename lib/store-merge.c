@@ -13,7 +13,7 @@
  *    has seen (context[site] >= counter, or within the collected
  *    horizon); versions neither has seen are concurrent, and the one
  *    with the higher Lamport number, then the higher site id, wins
- *    (wins()).  The losers are kept in wsync_conflicts (kind value), so
+ *    (sto_wins()).  The losers are kept in wsync_conflicts (kind value), so
  *    nothing a user wrote is lost; a later write that has seen them,
  *    such as a local one, clears them (store-seal.c).
  * 2. Deletes win over unseen writes.  A delete wins over every write
@@ -85,8 +85,7 @@ int sto_seen(const struct apply *a, const struct ver *v)
 	    v->counter || ws_vclock_get(&a->gc, &a->s->sites[v->site]) >= v->counter;
 }
 
-/* Does version x win over y (both concurrent)? */
-static int wins(const struct ws_store *s, const struct ver *x, const struct ver *y)
+int sto_wins(const struct ws_store *s, const struct ver *x, const struct ver *y)
 {
 	if (x->lamport != y->lamport)
 		return x->lamport > y->lamport;
@@ -324,7 +323,7 @@ int sto_lose_row(struct apply *a, const struct tbl *t, const struct ws_value *pk
 	int rc;
 
 	for (i = 0; i < t->ncols; i++)
-		if (h->cell[i].site && (!newest.site || wins(a->s, &h->cell[i], &newest)))
+		if (h->cell[i].site && (!newest.site || sto_wins(a->s, &h->cell[i], &newest)))
 			newest = h->cell[i];
 	if (!newest.site)
 		return 0; /* nothing known of it: nothing to name as lost */
@@ -471,11 +470,11 @@ static int contest(struct apply *a, const struct tbl *t, const struct ws_change 
 				goto out;
 			memset(&best, 0, sizeof(best));
 			for (i = 0; i < t->ncols; i++)
-				if (h.cell[i].site && (!best.site || wins(s, &h.cell[i], &best)))
+				if (h.cell[i].site && (!best.site || sto_wins(s, &h.cell[i], &best)))
 					best = h.cell[i];
 			if (j == 0) {
 				/* A version every copy holds (collected) was there first. */
-				if (!best.site || !wins(s, &me, &best))
+				if (!best.site || !sto_wins(s, &me, &best))
 					goto out;
 				continue;
 			}
@@ -812,7 +811,7 @@ static int claims_contest(struct apply *a, struct bmap *m, const struct ws_chang
 
 			if ((rc = dot_of(a, usn, &v)) || sto_seen(a, &v))
 				continue; /* it knew of that claim: no contest */
-			if (wins(s, &v, &me)) {
+			if (sto_wins(s, &v, &me)) {
 				rc = ws_buf_append(&a->by, &usn, sizeof(usn));
 				a->nby++;
 				continue;
@@ -1311,7 +1310,7 @@ static int check_revert(struct apply *a, struct tbl *t, const struct ws_change *
 		if (!((t->allmask >> i) & 1) || ((win >> i) & 1) || !h->cell[i].site ||
 		    sto_seen(a, &h->cell[i]))
 			continue;
-		if (wins(a->s, &h->cell[i], &me))
+		if (sto_wins(a->s, &h->cell[i], &me))
 			return CLASH; /* the concurrent edit is the stronger */
 		back |= (int64_t)1 << i;
 	}
@@ -1476,7 +1475,7 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 			fix = a->delconf;  /* replaced by this change */
 		else if (op == WS_OP_DELETE && !lostdel)
 			fix = a->killconf; /* it loses to this delete too */
-		else if (!lostdel && (best[cc].site == 0 || wins(s, &cv, &best[cc])))
+		else if (!lostdel && (best[cc].site == 0 || sto_wins(s, &cv, &best[cc])))
 			best[cc] = cv;     /* the strongest loser still standing */
 		if (fix) {
 			sqlite3_reset(fix);
@@ -1520,8 +1519,8 @@ static int apply_change(struct apply *a, const struct ws_change *c)
 			continue;
 		/* The versions left standing: v unless seen, and best[i]. */
 		v = h.state == 2 ? (struct ver){0} : h.cell[i];
-		me_wins = !(v.site && !sto_seen(a, &v) && wins(s, &v, &me)) &&
-		    !(best[i].site && wins(s, &best[i], &me));
+		me_wins = !(v.site && !sto_seen(a, &v) && sto_wins(s, &v, &me)) &&
+		    !(best[i].site && sto_wins(s, &best[i], &me));
 		if (me_wins) {
 			win |= (int64_t)1 << i;
 			if (v.site && !sto_seen(a, &v) && exists &&

@@ -706,14 +706,6 @@ out:
  * sets the cell, so that later merges weigh it as the sender does.
  */
 
-/* Does version x win over y, both concurrent (wins() in store-merge.c)? */
-static int snap_wins(const struct ws_store *s, const struct ver *x, const struct ver *y)
-{
-	if (x->lamport != y->lamport)
-		return x->lamport > y->lamport;
-	return memcmp(s->sites[x->site].b, s->sites[y->site].b, WS_SITEID_LEN) > 0;
-}
-
 /* A conflict whose version is outside the horizon (snap_revive()). */
 struct lost {
 	int64_t id, tbl;
@@ -807,7 +799,7 @@ static int snap_revive_row(struct apply *a, const struct lost *l, size_t n,
 		col = l[i].col;
 		if (col < 0 || col >= (int)t->ncols || !((t->allmask >> col) & 1))
 			continue;
-		if (!((mask >> col) & 1) || snap_wins(s, &l[i].v, &l[best[col]].v))
+		if (!((mask >> col) & 1) || sto_wins(s, &l[i].v, &l[best[col]].v))
 			best[col] = i;
 		mask |= (int64_t)1 << col;
 	}
