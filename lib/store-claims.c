@@ -259,17 +259,87 @@ int sto_claim_add(struct ws_store *s, const struct tbl *t, uint32_t u,
 }
 
 /*
- * The claims of local writes: log entries first..last, just sealed.  The
- * row holds the values the batch carries (a batch sends each row as it
- * stands when sealed).
+ * What row pk of t held in each column just after log entry usn, for the
+ * claims of a local write sealed with entries up to last: for a column a
+ * later entry (up to last) set or removed, the value it replaced
+ * (wsync_prior), else the row's (row: stepped on it, or NULL when gone).
+ * As a batch carries the entry (store-extract.c).  vals[c] points into
+ * v[c], whose values the caller frees; NULL: not known.
+ */
+static int held_after(struct ws_store *s, const struct tbl *t, sqlite3_stmt *e,
+    uint64_t last, sqlite3_stmt *row, sqlite3_value **v, const struct ws_value **vals,
+    struct ws_value *tmp, char *err)
+{
+	struct ws_buf q = WS_BUF_INIT;
+	uint64_t by[MAX_TRACKED_COLS] = {0};
+	sqlite3_stmt *later = NULL, *prior;
+	int64_t left = t->allmask;
+	uint32_t i;
+	int rc;
+
+	rc = ws_buf_printf(&q, "SELECT op, mask, usn FROM wsync_log WHERE tbl = ?1 AND "
+	    "usn > ?2 AND usn <= ?3");
+	for (i = 0; rc == 0 && i < t->npk; i++)
+		rc = ws_buf_printf(&q, " AND k%u IS ?%u", i + 1, i + 4);
+	if (rc == 0) rc = ws_buf_printf(&q, " ORDER BY usn");
+	if (rc || !sto_cstr(&q) || (rc = sto_stmt(s, sto_cstr(&q), &later, err)))
+		goto out;
+	sqlite3_bind_int64(later, 1, t->id);
+	sqlite3_bind_int64(later, 2, sqlite3_column_int64(e, 0));
+	sqlite3_bind_int64(later, 3, (int64_t)last);
+	for (i = 0; i < t->npk; i++)
+		sqlite3_bind_value(later, (int)i + 4, sqlite3_column_value(e, 4 + (int)i));
+	while (left && sqlite3_step(later) == SQLITE_ROW) {
+		int64_t m = (sqlite3_column_int(later, 0) & 0xf) == WS_OP_DELETE ?
+		    t->allmask : sqlite3_column_int64(later, 1);
+
+		for (i = 0; i < t->ncols; i++)
+			if ((left & m) >> i & 1)
+				by[i] = (uint64_t)sqlite3_column_int64(later, 2);
+		left &= ~m;
+	}
+	sqlite3_reset(later);
+	if ((rc = sto_stmt(s, "SELECT value FROM wsync_prior WHERE usn = ?1 AND col = ?2",
+	    &prior, err)))
+		goto out;
+	for (i = 0; rc == 0 && i < t->ncols; i++) {
+		vals[i] = NULL;
+		if (!((t->allmask >> i) & 1))
+			continue;
+		if (by[i]) {
+			sqlite3_bind_int64(prior, 1, (int64_t)by[i]);
+			sqlite3_bind_int(prior, 2, (int)i);
+			if (sqlite3_step(prior) == SQLITE_ROW &&
+			    !(v[i] = sqlite3_value_dup(sqlite3_column_value(prior, 0))))
+				rc = WS_ENOMEM;
+			sqlite3_reset(prior);
+		} else if (row && !(v[i] = sqlite3_value_dup(sqlite3_column_value(row,
+		    (int)i)))) {
+			rc = WS_ENOMEM;
+		}
+		if (v[i]) {
+			sto_value_of(v[i], &tmp[i]);
+			vals[i] = &tmp[i];
+		}
+	}
+out:
+	ws_buf_release(&q);
+	return rc;
+}
+
+/*
+ * The claims of local writes: log entries first..last, just sealed, each
+ * with the values it set, as the batch carries them (held_after()).
  */
 int sto_claims_seal(struct ws_store *s, uint64_t first, uint64_t last, char *err)
 {
 	struct ws_buf q = WS_BUF_INIT, pk = WS_BUF_INIT, val = WS_BUF_INIT;
-	struct ws_value kv[MAX_TRACKED_COLS];
+	struct ws_value kv[MAX_TRACKED_COLS], tmp[MAX_TRACKED_COLS];
+	const struct ws_value *vals[MAX_TRACKED_COLS];
+	sqlite3_value *v[MAX_TRACKED_COLS] = {0};
 	sqlite3_stmt *st = NULL, *row;
 	uint32_t i, u;
-	int rc, ok;
+	int rc, ok, exists;
 
 	for (i = 0, u = 0; i < s->nt; i++)
 		if ((rc = sto_uniq(s, &s->t[i], err)))
@@ -303,14 +373,18 @@ int sto_claims_seal(struct ws_store *s, uint64_t first, uint64_t last, char *err
 			sto_value_of(sqlite3_column_value(st, 4 + (int)i), &kv[i]);
 			sto_bind_value(row, (int)i + 1, &kv[i]);
 		}
-		if (sqlite3_step(row) == SQLITE_ROW)
-			for (u = 0; rc == 0 && u < t->nuniq; u++)
-				if (sto_uniq_touched(t, u, mask) &&
-				    (rc = sto_claim_value(t, u, NULL, kv, row, &val, &ok)) == 0 &&
-				    ok)
-					rc = sto_claim_add(s, t, u, &val, &pk,
-					    (uint64_t)sqlite3_column_int64(st, 0), err);
+		exists = sqlite3_step(row) == SQLITE_ROW;
+		rc = held_after(s, t, st, last, exists ? row : NULL, v, vals, tmp, err);
 		sqlite3_reset(row);
+		for (u = 0; rc == 0 && u < t->nuniq; u++)
+			if (sto_uniq_touched(t, u, mask) &&
+			    (rc = sto_claim_value(t, u, vals, kv, NULL, &val, &ok)) == 0 && ok)
+				rc = sto_claim_add(s, t, u, &val, &pk,
+				    (uint64_t)sqlite3_column_int64(st, 0), err);
+		for (i = 0; i < MAX_TRACKED_COLS; i++) {
+			sqlite3_value_free(v[i]);
+			v[i] = NULL;
+		}
 		if (rc)
 			goto out;
 	}
