@@ -79,6 +79,43 @@ int sto_prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err)
 	return rc == SQLITE_OK ? 0 : sto_sqlerr(db, rc, "sqlite", err);
 }
 
+int sto_str_finish(sqlite3_str *q, char **sql, char *err)
+{
+	int rc = sqlite3_str_errcode(q);
+
+	*sql = sqlite3_str_finish(q);
+	if (rc == SQLITE_OK && *sql)
+		return 0;
+	sqlite3_free(*sql);
+	*sql = NULL;
+	return ws_error(err, WS_ENOMEM, "building SQL: %s", rc == SQLITE_TOOBIG ?
+	    "text too long" : "out of memory");
+}
+
+int sto_str_exec(sqlite3 *db, sqlite3_str *q, char *err)
+{
+	char *sql;
+	int rc;
+
+	if ((rc = sto_str_finish(q, &sql, err)))
+		return rc;
+	rc = sto_exec(db, sql, err);
+	sqlite3_free(sql);
+	return rc;
+}
+
+int sto_str_prep(sqlite3 *db, sqlite3_str *q, sqlite3_stmt **st, char *err)
+{
+	char *sql;
+	int rc;
+
+	if ((rc = sto_str_finish(q, &sql, err)))
+		return rc;
+	rc = sto_prep(db, sql, st, err);
+	sqlite3_free(sql);
+	return rc;
+}
+
 int sto_qid(struct ws_buf *b, const char *name)
 {
 	char *q = sqlite3_mprintf("\"%w\"", name);

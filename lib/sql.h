@@ -2,9 +2,10 @@
 /*
  * sql.h - the SQLite helpers that the store (lib/store*.c) and table
  * replication (lib/replicate*.c) share, private to the library: SQLite
- * result codes as WS_E* codes with error text, prepare and exec, quoting
- * an identifier into a ws_buf, the C string of a ws_buf, and a struct
- * ws_value bound to a parameter or read from a column.
+ * result codes as WS_E* codes with error text, prepare and exec, SQL text
+ * built with sqlite3_str (and, until every caller has moved to it, quoting
+ * an identifier into a ws_buf), and a struct ws_value bound to a
+ * parameter or read from a column.
  *
  * The helpers take a bare connection, so that they serve a store's
  * connection and the replicator's and publisher's own alike.  They keep
@@ -36,6 +37,19 @@ int sto_sqlerr(sqlite3 *db, int src, const char *what, char *err);
 int sto_exec(sqlite3 *db, const char *sql, char *err);
 /* Prepare sql into *st, which the caller finalizes; errors as sto_sqlerr(). */
 int sto_prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err);
+
+/*
+ * SQL text is built with SQLite's own string builder: q = sqlite3_str_new(db),
+ * then sqlite3_str_appendf(q, ...) with "\"%w\"" for an identifier and %Q
+ * for a literal; its errors are sticky, so the appends go unchecked and
+ * the end checks once.  Each of these ends q (it is freed, whatever
+ * happens): its text run, prepared into *st (the caller finalizes it),
+ * or handed over in *sql (the caller sqlite3_free()s it).  WS_ENOMEM when
+ * building the text ran out of memory (or it grew past SQLite's limit).
+ */
+int sto_str_exec(sqlite3 *db, sqlite3_str *q, char *err);
+int sto_str_prep(sqlite3 *db, sqlite3_str *q, sqlite3_stmt **st, char *err);
+int sto_str_finish(sqlite3_str *q, char **sql, char *err);
 
 /* Append name to b as a quoted SQL identifier ("%w"); 0 or WS_ENOMEM. */
 int sto_qid(struct ws_buf *b, const char *name);

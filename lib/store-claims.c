@@ -270,20 +270,20 @@ static int held_after(struct ws_store *s, const struct tbl *t, sqlite3_stmt *e,
     uint64_t last, sqlite3_stmt *row, sqlite3_value **v, const struct ws_value **vals,
     struct ws_value *tmp, char *err)
 {
-	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_str *q = sqlite3_str_new(s->db);
 	uint64_t by[MAX_TRACKED_COLS] = {0};
-	sqlite3_stmt *later = NULL, *prior;
+	sqlite3_stmt *later, *prior;
 	int64_t left = t->allmask;
 	uint32_t i;
 	int rc;
 
-	rc = ws_buf_printf(&q, "SELECT op, mask, usn FROM wsync_log WHERE tbl = ?1 AND "
+	sqlite3_str_appendall(q, "SELECT op, mask, usn FROM wsync_log WHERE tbl = ?1 AND "
 	    "usn > ?2 AND usn <= ?3");
-	for (i = 0; rc == 0 && i < t->npk; i++)
-		rc = ws_buf_printf(&q, " AND k%u IS ?%u", i + 1, i + 4);
-	if (rc == 0) rc = ws_buf_printf(&q, " ORDER BY usn");
-	if (rc || !sto_cstr(&q) || (rc = sto_stmt(s, sto_cstr(&q), &later, err)))
-		goto out;
+	for (i = 0; i < t->npk; i++)
+		sqlite3_str_appendf(q, " AND k%u IS ?%u", i + 1, i + 4);
+	sqlite3_str_appendall(q, " ORDER BY usn");
+	if ((rc = sto_str_stmt(s, q, &later, err)))
+		return rc;
 	sqlite3_bind_int64(later, 1, t->id);
 	sqlite3_bind_int64(later, 2, sqlite3_column_int64(e, 0));
 	sqlite3_bind_int64(later, 3, (int64_t)last);
@@ -301,7 +301,7 @@ static int held_after(struct ws_store *s, const struct tbl *t, sqlite3_stmt *e,
 	sqlite3_reset(later);
 	if ((rc = sto_stmt(s, "SELECT value FROM wsync_prior WHERE usn = ?1 AND col = ?2",
 	    &prior, err)))
-		goto out;
+		return rc;
 	for (i = 0; rc == 0 && i < t->ncols; i++) {
 		vals[i] = NULL;
 		if (!((t->allmask >> i) & 1))
@@ -322,8 +322,6 @@ static int held_after(struct ws_store *s, const struct tbl *t, sqlite3_stmt *e,
 			vals[i] = &tmp[i];
 		}
 	}
-out:
-	ws_buf_release(&q);
 	return rc;
 }
 

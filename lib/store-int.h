@@ -115,6 +115,8 @@ struct ws_store {
  */
 /* A statement from the store's cache, by its SQL: reset, never finalized. */
 int sto_stmt(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err);
+/* The same for the text of q, which it ends (see sto_str_prep() in sql.h). */
+int sto_str_stmt(struct ws_store *s, sqlite3_str *q, sqlite3_stmt **st, char *err);
 /* A cached statement of t (TS_ROW, ...): see its comment in store.c. */
 int sto_tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
     sqlite3_stmt **st, char *err);
@@ -160,6 +162,7 @@ int sto_schema_version(struct ws_store *s, int *ver, char *err);
 int sto_triggers_last(struct ws_store *s, int force, char *err);
 /* Append "<prefix>k1, <prefix>k2, ..." for n key columns. */
 int sto_put_ks(struct ws_buf *b, unsigned n, const char *prefix);
+void sto_str_ks(sqlite3_str *q, unsigned n, const char *prefix);
 /*
  * Follow schema changes of tracked tables: columns added at the end are
  * tracked from now on; anything else is WS_ESCHEMA.  Cheap when the
@@ -350,6 +353,7 @@ int sto_lose_row(struct apply *a, const struct tbl *t, const struct ws_value *pk
     const struct history *h, int kind, int64_t mask);
 /* Append "SELECT key columns FROM t". */
 int sto_put_select_key(struct ws_buf *q, const struct tbl *t);
+void sto_str_select_key(sqlite3_str *q, const struct tbl *t);
 /*
  * Write change c to t with the statement of `kind` (TS_INS, TS_UPD or
  * TS_DEL), a UNIQUE clash contested once; CLASH when c loses to a

@@ -366,6 +366,16 @@ int sto_put_select_key(struct ws_buf *q, const struct tbl *t)
 	return rc;
 }
 
+void sto_str_select_key(sqlite3_str *q, const struct tbl *t)
+{
+	uint32_t i;
+
+	sqlite3_str_appendall(q, "SELECT ");
+	for (i = 0; i < t->npk; i++)
+		sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "", t->cols[t->pk[i]]);
+	sqlite3_str_appendf(q, " FROM \"%w\"", t->name);
+}
+
 static int cascade(struct apply *a, struct tbl *t, const struct ws_value *pk,
     int depth, uint64_t by);
 

@@ -170,6 +170,14 @@ int sto_put_ks(struct ws_buf *b, unsigned n, const char *prefix)
 	return rc;
 }
 
+void sto_str_ks(sqlite3_str *q, unsigned n, const char *prefix)
+{
+	unsigned i;
+
+	for (i = 1; i <= n; i++)
+		sqlite3_str_appendf(q, "%s%sk%u", i > 1 ? ", " : "", prefix, i);
+}
+
 /* Make wsync_log hold n key columns, and its index cover them. */
 static int grow_k(struct ws_store *s, unsigned n, char *err)
 {

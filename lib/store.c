@@ -127,6 +127,18 @@ int sto_stmt(struct ws_store *s, const char *sql, sqlite3_stmt **st, char *err)
 	return 0;
 }
 
+int sto_str_stmt(struct ws_store *s, sqlite3_str *q, sqlite3_stmt **st, char *err)
+{
+	char *sql;
+	int rc;
+
+	if ((rc = sto_str_finish(q, &sql, err)))
+		return rc;
+	rc = sto_stmt(s, sql, st, err);
+	sqlite3_free(sql);
+	return rc;
+}
+
 static void stmt_clear(struct ws_store *s)
 {
 	size_t i;
