@@ -33,7 +33,7 @@ static const struct cli_opt opts[] = {
 	{"since", OPT_SINCE, "TIME", "only log records at or after TIME"},
 	{"until", OPT_UNTIL, "TIME", "only log records at or before TIME"},
 	{"output", 'o', "FILE", "write to FILE instead of stdout"},
-	{"max-frame", OPT_MAX_FRAME, "BYTES", "refuse frames larger than BYTES (default 16777216)"},
+	{"max-frame", OPT_MAX_FRAME, "BYTES", "refuse frames larger than BYTES (default 268435456)"},
 	{0}
 };
 

@@ -656,7 +656,7 @@ static int on_hello(struct ws_proto *s, const struct ws_hello *hello, char *err)
 	if (!s->p.sec && s->p.conn.kind == WS_CONN_TCP && !o->insecure)
 		return ws_error(err, WS_EPERM, "this hub takes authenticated sessions "
 		    "only: connect with wsync-join --key");
-	s->p.dec.max = o->max_frame ? o->max_frame : WS_SESSION_MAX_FRAME;
+	s->p.dec.max = o->max_frame ? o->max_frame : WS_FRAME_MAX_DEFAULT;
 	return 0;
 }
 

@@ -902,7 +902,7 @@ static int session(struct site *x)
 			break;
 		}
 	ws_proto_init(&x->sess, &c, x->o->max_frame ? x->o->max_frame :
-	    WS_SESSION_MAX_FRAME, 0, WS_ROLE_SITE, &me, &site_ops, x);
+	    WS_FRAME_MAX_DEFAULT, 0, WS_ROLE_SITE, &me, &site_ops, x);
 	x->sess.heartbeat_ms = x->o->heartbeat_ms ? x->o->heartbeat_ms :
 	    WS_HEARTBEAT_MS_DEFAULT;
 	x->sess.idle_ms = x->o->idle_timeout_ms ? x->o->idle_timeout_ms :

@@ -43,8 +43,12 @@
 #define WS_FRAME_HDRLEN 10
 #define WS_FRAME_TRAILER 4
 #define WS_FRAME_OVERHEAD (WS_FRAME_HDRLEN + WS_FRAME_TRAILER)
-/* Default and absolute maximum payload sizes. */
-#define WS_FRAME_MAX_DEFAULT (16u << 20)
+/*
+ * Default and absolute maximum payload sizes.  One default for every
+ * reader and every session, so each tool reads what any other wrote: a
+ * batch is one local transaction, and big transactions make big batches.
+ */
+#define WS_FRAME_MAX_DEFAULT (256u << 20)
 #define WS_FRAME_MAX_LIMIT (1u << 30)
 
 /*

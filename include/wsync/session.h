@@ -46,12 +46,6 @@
 #define WS_NOTICE_JOINED 1
 #define WS_NOTICE_LEFT 2
 
-/*
- * Default largest frame on a session: a batch is one local transaction,
- * and big transactions make big batches, so sessions allow more than
- * other readers do by default.
- */
-#define WS_SESSION_MAX_FRAME (256u << 20)
 
 /* Largest working-set id. */
 #define WS_WSID_MAX 128

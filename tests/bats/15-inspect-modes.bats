@@ -291,6 +291,29 @@ wsync-inspect: 2 problems found"
 wsync-inspect: 1 problem found"
 }
 
+@test "--check reads a log whose batch is larger than 16 MiB, as the tools wrote it" {
+	command -v sqlite3 >/dev/null || fail "this test needs sqlite3"
+	ws_need wsync-serve
+	ws_need wsync-join
+	local sock="unix:$T/hub.sock"
+	start_hub hub -l "$sock" -d hub --create --log hub.log
+	sql a.db "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT, body)"
+	"$WS_BIN/wsync-join" "$sock" notes=a.db
+	# One transaction of about 20 MB: one batch, one frame.
+	sql a.db "INSERT INTO notes(title, body) WITH RECURSIVE c(x) AS (SELECT 1
+	    UNION ALL SELECT x + 1 FROM c WHERE x < 200) SELECT 'big', randomblob(100000) FROM c"
+	"$WS_BIN/wsync-join" --log a.log "$sock" notes=a.db
+	"$WS_BIN/wsync-join" --log b.log "$sock" notes=b.db
+	assert_equal "$(sqlite3 b.db 'SELECT count(*) FROM notes')" 200
+	run --separate-stderr "$I" --check a.log b.log
+	assert_success
+	assert_stderr_empty
+	assert_line --index 0 --regexp '^a\.log: ok, [0-9]+ frames, 2[0-9]{7} bytes$'
+	assert_line --index 1 --regexp '^b\.log: ok, [0-9]+ frames, 2[0-9]{7} bytes$'
+	# And --json decodes it: the batch of 200 rows is one frame.
+	assert_equal "$("$I" --json -t batch a.log | jq -s 'map(.frame.changes | length) | max')" 200
+}
+
 @test "--check of real logs with collected history, a full copy and pruned clocks" {
 	command -v sqlite3 >/dev/null || fail "this test needs sqlite3"
 	ws_need wsync-serve
