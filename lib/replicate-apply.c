@@ -37,15 +37,6 @@ void rep_release_cols(struct rep *x)
 	x->sel = x->sweep_ins = x->mark = x->unmark = x->getmark = x->pend = NULL;
 }
 
-int rep_sqlstr(struct ws_buf *b, const char *s)
-{
-	char *lit = sqlite3_mprintf("%Q", s);
-	int rc = lit ? ws_buf_append(b, lit, strlen(lit)) : WS_ENOMEM;
-
-	sqlite3_free(lit);
-	return rc;
-}
-
 int rep_event(struct rep *x, const char *name, json_t *obj)
 {
 	json_t *e;
@@ -143,9 +134,10 @@ int rep_pending_cols(struct rep *x, const json_t *key, uint64_t *mask, int *gone
 /* The upsert (kind 0) or update (kind 1) statement for the columns in mask. */
 static int rstmt_get(struct rep *x, int kind, uint64_t mask, sqlite3_stmt **out)
 {
-	struct ws_buf *q = &x->q;
-	size_t i, n = 0;
-	int first = 1;
+	sqlite3_str *q;
+	size_t i;
+	int first = 1, n = 0, rc;
+	char *sql;
 
 	for (i = 0; i < x->ncache; i++)
 		if (x->cache[i].kind == kind && x->cache[i].mask == mask) {
@@ -154,62 +146,50 @@ static int rstmt_get(struct rep *x, int kind, uint64_t mask, sqlite3_stmt **out)
 			sqlite3_clear_bindings(*out);
 			return 0;
 		}
-	/* Each append fails only for want of memory: the first stops it. */
-	q->len = 0;
+	q = sqlite3_str_new(x->db);
 	if (kind == 0) {
-		if (ws_buf_printf(q, "INSERT INTO ") || sto_qid(q, x->o->table) ||
-		    ws_buf_putc(q, '('))
-			return WS_ENOMEM;
+		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(", x->o->table);
 		for (i = 0; i < x->cols.n; i++)
-			if ((mask & (1ull << i)) &&
-			    ((n++ && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[i].name)))
-				return WS_ENOMEM;
-		if (ws_buf_printf(q, ") VALUES ("))
-			return WS_ENOMEM;
-		for (i = 0; i < n; i++)
-			if (ws_buf_printf(q, "%s?%zu", i ? "," : "", i + 1))
-				return WS_ENOMEM;
-		if (ws_buf_printf(q, ") ON CONFLICT("))
-			return WS_ENOMEM;
+			if (mask & (1ull << i))
+				sqlite3_str_appendf(q, "%s\"%w\"", n++ ? "," : "",
+				    x->cols.v[i].name);
+		sqlite3_str_appendall(q, ") VALUES (");
+		for (i = 0; i < (size_t)n; i++)
+			sqlite3_str_appendf(q, "%s?%d", i ? "," : "", (int)i + 1);
+		sqlite3_str_appendall(q, ") ON CONFLICT(");
 		for (i = 0; i < x->cols.nkey; i++)
-			if ((i && ws_buf_putc(q, ',')) ||
-			    sto_qid(q, x->cols.v[x->cols.keys[i]].name))
-				return WS_ENOMEM;
-		if (ws_buf_printf(q, ") DO "))
-			return WS_ENOMEM;
+			sqlite3_str_appendf(q, "%s\"%w\"", i ? "," : "",
+			    x->cols.v[x->cols.keys[i]].name);
+		sqlite3_str_appendall(q, ") DO ");
 		for (i = 0; i < x->cols.n; i++)
 			if ((mask & (1ull << i)) && !x->cols.v[i].key) {
-				if (ws_buf_printf(q, first ? "UPDATE SET " : ", ") ||
-				    sto_qid(q, x->cols.v[i].name) ||
-				    ws_buf_printf(q, " = excluded.") ||
-				    sto_qid(q, x->cols.v[i].name))
-					return WS_ENOMEM;
+				sqlite3_str_appendf(q, "%s\"%w\" = excluded.\"%w\"",
+				    first ? "UPDATE SET " : ", ", x->cols.v[i].name,
+				    x->cols.v[i].name);
 				first = 0;
 			}
-		if (first && ws_buf_printf(q, "NOTHING"))
-			return WS_ENOMEM;
+		if (first)
+			sqlite3_str_appendall(q, "NOTHING");
 	} else {
-		if (ws_buf_printf(q, "UPDATE ") || sto_qid(q, x->o->table) ||
-		    ws_buf_printf(q, " SET "))
-			return WS_ENOMEM;
+		sqlite3_str_appendf(q, "UPDATE \"%w\" SET ", x->o->table);
 		for (i = 0; i < x->cols.n; i++)
 			if (mask & (1ull << i)) {
-				if ((n && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[i].name) ||
-				    ws_buf_printf(q, " = ?%zu", n + 1))
-					return WS_ENOMEM;
+				sqlite3_str_appendf(q, "%s\"%w\" = ?%d", n ? "," : "",
+				    x->cols.v[i].name, n + 1);
 				n++;
 			}
-		if (rpl_cols_put_where(&x->cols, q, (int)n + 1))
-			return WS_ENOMEM;
+		rpl_cols_put_where(&x->cols, q, n + 1);
 	}
-	if (!sto_cstr(q))
-		return WS_ENOMEM;
+	if ((rc = sto_str_finish(q, &sql, x->err)))
+		return rc;
 	if (x->ncache == RCACHE) {
 		sqlite3_finalize(x->cache[0].st);
 		memmove(x->cache, x->cache + 1, (RCACHE - 1) * sizeof(x->cache[0]));
 		x->ncache--;
 	}
-	if (sqlite3_prepare_v2(x->db, sto_cstr(q), -1, out, NULL) != SQLITE_OK)
+	rc = sqlite3_prepare_v2(x->db, sql, -1, out, NULL);
+	sqlite3_free(sql);
+	if (rc != SQLITE_OK)
 		return ws_error(x->err, WS_ESCHEMA, "table '%s' cannot take the rows: %s",
 		    x->o->table, sqlite3_errmsg(x->db));
 	x->cache[x->ncache++] = (struct rstmt){kind, mask, *out};
@@ -253,30 +233,26 @@ static int bind_elem(sqlite3_stmt *st, int i, const json_t *v)
 }
 
 /*
- * Put in q the INSERT of array element el (an object) into a's child
+ * Append to q the INSERT of array element el (an object) into a's child
  * table: the reference as ?1, then el's other members in its order, as
- * bind_elem() binds them.  0, or WS_ENOMEM at the first append that fails.
+ * bind_elem() binds them.
  */
-static int put_child_insert(struct ws_buf *q, const struct ws_replicate_array *a,
+static void put_child_insert(sqlite3_str *q, const struct ws_replicate_array *a,
     json_t *el)
 {
 	const char *k;
 	json_t *fv;
 	int n = 1;
 
-	q->len = 0;
-	if (ws_buf_printf(q, "INSERT INTO ") || sto_qid(q, a->child) ||
-	    ws_buf_putc(q, '(') || sto_qid(q, a->ref))
-		return WS_ENOMEM;
+	sqlite3_str_appendf(q, "INSERT INTO \"%w\"(\"%w\"", a->child, a->ref);
 	json_object_foreach(el, k, fv)
-		if (strcmp(k, a->ref) != 0 && (ws_buf_putc(q, ',') || sto_qid(q, k)))
-			return WS_ENOMEM;
-	if (ws_buf_printf(q, ") VALUES (?1"))
-		return WS_ENOMEM;
+		if (strcmp(k, a->ref) != 0)
+			sqlite3_str_appendf(q, ",\"%w\"", k);
+	sqlite3_str_appendall(q, ") VALUES (?1");
 	json_object_foreach(el, k, fv)
-		if (strcmp(k, a->ref) != 0 && ws_buf_printf(q, ",?%d", ++n))
-			return WS_ENOMEM;
-	return ws_buf_putc(q, ')') || !sto_cstr(q) ? WS_ENOMEM : 0;
+		if (strcmp(k, a->ref) != 0)
+			sqlite3_str_appendf(q, ",?%d", ++n);
+	sqlite3_str_appendchar(q, 1, ')');
 }
 
 /* Replace the child rows of the row whose key is `ref` with array `v`. */
@@ -284,20 +260,17 @@ static int apply_array(struct rep *x, size_t ai, const json_t *ref, const json_t
 {
 	const struct ws_replicate_array *a = &x->o->arrays[ai];
 	struct child *ch = &x->child[ai];
-	struct ws_buf *q = &x->q;
 	sqlite3_stmt *st = NULL;
+	sqlite3_str *q;
 	json_error_t je;
 	json_t *arr = NULL, *el, *fv;
 	const char *k;
 	size_t i;
 	int rc, n;
 
-	q->len = 0;
-	if (ws_buf_printf(q, "DELETE FROM ") || sto_qid(q, a->child) ||
-	    ws_buf_printf(q, " WHERE ") || sto_qid(q, a->ref) || ws_buf_printf(q, " = ?1") ||
-	    !sto_cstr(q))
-		return WS_ENOMEM;
-	if ((rc = rpl_prepare(x->db, sto_cstr(q), &st, x->err)) ||
+	q = sqlite3_str_new(x->db);
+	sqlite3_str_appendf(q, "DELETE FROM \"%w\" WHERE \"%w\" = ?1", a->child, a->ref);
+	if ((rc = rpl_str_prep(x->db, q, &st, x->err)) ||
 	    (rc = rpl_bind_json(st, 1, ref, &x->tmp, a->ref, x->err)) ||
 	    (rc = rep_step_done(x, st, a->child)))
 		goto out;
@@ -322,18 +295,16 @@ static int apply_array(struct rep *x, size_t ai, const json_t *ref, const json_t
 		json_object_foreach(el, k, fv) {
 			if (json_object_get(ch->known, k) || strcmp(k, a->ref) == 0)
 				continue;
-			q->len = 0;
-			if (ws_buf_printf(q, "ALTER TABLE ") || sto_qid(q, a->child) ||
-			    ws_buf_printf(q, " ADD COLUMN ") || sto_qid(q, k) || !sto_cstr(q)) {
-				rc = WS_ENOMEM;
-				goto out;
-			}
-			if ((rc = rpl_exec(x->db, sto_cstr(q), x->err)))
+			q = sqlite3_str_new(x->db);
+			sqlite3_str_appendf(q, "ALTER TABLE \"%w\" ADD COLUMN \"%w\"",
+			    a->child, k);
+			if ((rc = rpl_str_exec(x->db, q, x->err)))
 				goto out;
 			json_object_set_new(ch->known, k, json_true());
 		}
-		if ((rc = put_child_insert(q, a, el)) ||
-		    (rc = rpl_prepare(x->db, sto_cstr(q), &st, x->err)) ||
+		q = sqlite3_str_new(x->db);
+		put_child_insert(q, a, el);
+		if ((rc = rpl_str_prep(x->db, q, &st, x->err)) ||
 		    (rc = rpl_bind_json(st, 1, ref, &x->tmp, a->ref, x->err)))
 			goto out;
 		n = 1;
@@ -356,16 +327,15 @@ out:
 static int drop_children(struct rep *x, sqlite3_stmt *keyrow, int keycol)
 {
 	sqlite3_stmt *st = NULL;
+	sqlite3_str *q;
 	size_t i;
 	int rc = 0;
 
 	for (i = 0; rc == 0 && i < x->o->narrays; i++) {
-		x->q.len = 0;
-		if (ws_buf_printf(&x->q, "DELETE FROM ") || sto_qid(&x->q, x->o->arrays[i].child) ||
-		    ws_buf_printf(&x->q, " WHERE ") || sto_qid(&x->q, x->o->arrays[i].ref) ||
-		    ws_buf_printf(&x->q, " = ?1") || !sto_cstr(&x->q))
-			return WS_ENOMEM;
-		if ((rc = rpl_prepare(x->db, sto_cstr(&x->q), &st, x->err)))
+		q = sqlite3_str_new(x->db);
+		sqlite3_str_appendf(q, "DELETE FROM \"%w\" WHERE \"%w\" = ?1",
+		    x->o->arrays[i].child, x->o->arrays[i].ref);
+		if ((rc = rpl_str_prep(x->db, q, &st, x->err)))
 			break;
 		sqlite3_bind_value(st, 1, sqlite3_column_value(keyrow, keycol));
 		rc = rep_step_done(x, st, x->o->arrays[i].child);
@@ -675,18 +645,16 @@ int rep_apply_del(struct rep *x, const json_t *m, uint64_t usn)
 int rep_remove_confirmed(struct rep *x)
 {
 	sqlite3_stmt *st = NULL, *del = NULL;
-	struct ws_buf *q = &x->q;
+	sqlite3_str *q = sqlite3_str_new(x->db);
 	json_error_t je;
 	json_t *a, *lk;
 	size_t i;
 	int rc;
 
-	q->len = 0;
-	if (ws_buf_printf(q, "DELETE FROM ") || sto_qid(q, x->o->table) ||
-	    rpl_cols_put_where(&x->cols, q, 1) || ws_buf_printf(q, " RETURNING ") ||
-	    sto_qid(q, x->cols.v[x->cols.keys[0]].name) || !sto_cstr(q))
-		return WS_ENOMEM;
-	if ((rc = rpl_prepare(x->db, sto_cstr(q), &del, x->err)) ||
+	sqlite3_str_appendf(q, "DELETE FROM \"%w\"", x->o->table);
+	rpl_cols_put_where(&x->cols, q, 1);
+	sqlite3_str_appendf(q, " RETURNING \"%w\"", x->cols.v[x->cols.keys[0]].name);
+	if ((rc = rpl_str_prep(x->db, q, &del, x->err)) ||
 	    (rc = rpl_prepare(x->db, "SELECT k FROM wsync_replica_deleted WHERE local_table = ?1"
 	    " AND state = 'confirmed'", &st, x->err)))
 		goto out;

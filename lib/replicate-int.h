@@ -26,7 +26,7 @@
 #include <sqlite3.h>
 
 #include "http.h"
-#include "sql.h"        /* sto_qid(), sto_cstr(), sto_value_of() */
+#include "sql.h"        /* sto_str_finish(), sto_value_of() */
 #include "store-int.h"  /* MAX_TRACKED_COLS */
 #include "wsync/buf.h"
 #include "wsync/delta.h"
@@ -92,13 +92,21 @@ int rpl_sqlfail(sqlite3 *db, int src, const char *what, char *err);
 int rpl_db_open(const char *path, int flags, sqlite3 **db, char *err);
 int rpl_exec(sqlite3 *db, const char *sql, char *err);
 int rpl_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err);
+/*
+ * End the builder q (it is freed, whatever happens) and run its text, or
+ * prepare it into *st (the caller finalizes it): the errors of rpl_exec()
+ * and rpl_prepare(), or WS_ENOMEM when building the text ran out of
+ * memory (sto_str_finish()).
+ */
+int rpl_str_exec(sqlite3 *db, sqlite3_str *q, char *err);
+int rpl_str_prep(sqlite3 *db, sqlite3_str *q, sqlite3_stmt **st, char *err);
 /* Result column i of st in the wire form (ws_json_from_value). */
 json_t *rpl_col_json(sqlite3_stmt *st, int i);
 /* Bind the JSON value j (the wire form of a value) to parameter i. */
 int rpl_bind_json(sqlite3_stmt *st, int i, const json_t *j, struct ws_buf *tmp,
     const char *name, char *err);
-/* Append "PRAGMA table_info(TABLE)" to q, NUL-terminated. */
-int rpl_table_info(struct ws_buf *q, const char *table);
+/* Prepare "PRAGMA table_info(TABLE)" into *st, as rpl_str_prep(). */
+int rpl_table_info(sqlite3 *db, const char *table, sqlite3_stmt **st, char *err);
 
 /* One column of the replicated table, on either side. */
 struct rpl_col {
@@ -129,7 +137,7 @@ enum { RPL_KEY_FROM_REPLICATOR, RPL_KEY_FROM_PUBLISHER };
 int rpl_cols_bind_key(const struct rpl_cols *cs, sqlite3_stmt *st, int from,
     const json_t *k, struct ws_buf *tmp, int sender, char *err);
 /* Append " WHERE "k1" = ?from AND ..." (local names) to q. */
-int rpl_cols_put_where(const struct rpl_cols *cs, struct ws_buf *q, int from);
+void rpl_cols_put_where(const struct rpl_cols *cs, sqlite3_str *q, int from);
 
 /* --- the publisher (replicate-pub.c, replicate-http.c) --------------------- */
 
@@ -183,7 +191,7 @@ struct pub {
 	struct ws_http_server http;   /* the HTTP side (http.mhd NULL: none) */
 	size_t max_body;
 	int dirty;                    /* the table changed: pump every session */
-	struct ws_buf q, tmp;
+	struct ws_buf tmp;            /* the bytes of a value being bound */
 	char err[WS_ERRLEN];          /* a session's framing or handshake error */
 	struct ws_loop *loop;         /* the publisher's loop (replicate-pub.c) */
 	int ifd;                      /* the database's inotify watch, or -1 */
@@ -280,7 +288,7 @@ struct rep {
 	size_t ncache;
 	sqlite3_stmt *sel, *sweep_ins, *mark, *unmark, *getmark;
 	sqlite3_stmt *pend;           /* a row's changes still to go up */
-	struct ws_buf q, tmp;
+	struct ws_buf tmp;            /* the bytes of a value being bound */
 	json_t *events;               /* [[name, object], ...] after commit */
 	uint64_t new_usn;
 	int have_usn, got_sync, initialized;
@@ -307,8 +315,6 @@ void rep_release_cols(struct rep *x);
 int rep_event(struct rep *x, const char *name, json_t *obj);
 /* Step st once and reset it: 0, or the error about `what`. */
 int rep_step_done(struct rep *x, sqlite3_stmt *st, const char *what);
-/* Append s as an SQL string literal. */
-int rep_sqlstr(struct ws_buf *b, const char *s);
 /* The local row with key (remote names) in x->sel: 1, 0 when none, or <0. */
 int rep_find_row(struct rep *x, const json_t *key);
 /* The pending local changes of a row (see its comment). */

@@ -80,9 +80,7 @@ static int pub_columns(struct pub *p, char *err)
 	size_t i, n = 0, cap = 0;
 	int rc = 0, pk, found;
 
-	if (rpl_table_info(&p->q, o->table))
-		return WS_ENOMEM;
-	if ((rc = rpl_prepare(p->db, sto_cstr(&p->q), &st, err)))
+	if ((rc = rpl_table_info(p->db, o->table, &st, err)))
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 1);
@@ -239,40 +237,33 @@ static long sess_col(const struct psess *s, size_t ci)
 static int prepare_pages(struct psess *s, char *err)
 {
 	struct pub *p = s->p;
-	struct ws_buf *q = &p->q;
+	sqlite3_str *q;
 	size_t i;
 	int rc, pass;
 
 	for (pass = 0; pass < 2; pass++) {
-		q->len = 0;
-		rc = ws_buf_printf(q, "SELECT ");
-		for (i = 0; rc == 0 && i < s->ncols; i++)
-			if ((i && ws_buf_putc(q, ',')) || sto_qid(q, p->cols.v[s->cols[i]].name))
-				rc = WS_ENOMEM;
-		if (rc || ws_buf_printf(q, " FROM ") || sto_qid(q, p->o->table))
-			return WS_ENOMEM;
+		q = sqlite3_str_new(p->db);
+		sqlite3_str_appendall(q, "SELECT ");
+		for (i = 0; i < s->ncols; i++)
+			sqlite3_str_appendf(q, "%s\"%w\"", i ? "," : "",
+			    p->cols.v[s->cols[i]].name);
+		sqlite3_str_appendf(q, " FROM \"%w\"", p->o->table);
 		if (pass == 1) {
-			if (ws_buf_printf(q, " WHERE ("))
-				return WS_ENOMEM;
+			sqlite3_str_appendall(q, " WHERE (");
 			for (i = 0; i < p->cols.nkey; i++)
-				if ((i && ws_buf_putc(q, ',')) || sto_qid(q, p->cols.v[p->cols.keys[i]].name))
-					return WS_ENOMEM;
-			if (ws_buf_printf(q, ") > ("))
-				return WS_ENOMEM;
+				sqlite3_str_appendf(q, "%s\"%w\"", i ? "," : "",
+				    p->cols.v[p->cols.keys[i]].name);
+			sqlite3_str_appendall(q, ") > (");
 			for (i = 0; i < p->cols.nkey; i++)
-				if (ws_buf_printf(q, "%s?%zu", i ? "," : "", i + 2))
-					return WS_ENOMEM;
-			if (ws_buf_putc(q, ')'))
-				return WS_ENOMEM;
+				sqlite3_str_appendf(q, "%s?%d", i ? "," : "", (int)i + 2);
+			sqlite3_str_appendchar(q, 1, ')');
 		}
-		if (ws_buf_printf(q, " ORDER BY "))
-			return WS_ENOMEM;
+		sqlite3_str_appendall(q, " ORDER BY ");
 		for (i = 0; i < p->cols.nkey; i++)
-			if ((i && ws_buf_putc(q, ',')) || sto_qid(q, p->cols.v[p->cols.keys[i]].name))
-				return WS_ENOMEM;
-		if (ws_buf_printf(q, " LIMIT ?1") || !sto_cstr(q))
-			return WS_ENOMEM;
-		if ((rc = rpl_prepare(p->db, sto_cstr(q), pass ? &s->page : &s->first, err)))
+			sqlite3_str_appendf(q, "%s\"%w\"", i ? "," : "",
+			    p->cols.v[p->cols.keys[i]].name);
+		sqlite3_str_appendall(q, " LIMIT ?1");
+		if ((rc = rpl_str_prep(p->db, q, pass ? &s->page : &s->first, err)))
 			return rc;
 	}
 	return 0;
@@ -302,6 +293,8 @@ static int on_start(struct psess *s, const json_t *m)
 	int add = rpl_get_bool(m, "add"), del = rpl_get_bool(m, "del"), rc;
 	int positional = rpl_get_bool(m, "positional"), any_update = 0;
 	sqlite3_stmt *st = NULL;
+	sqlite3_str *q;
+	char *sql;
 
 	if (s->state != S_START)
 		return sess_error(s, "ReplicateStartResult", NULL, "ReplicateStart twice");
@@ -379,11 +372,13 @@ static int on_start(struct psess *s, const json_t *m)
 			goto fail;
 	}
 	if (s->full) {
-		p->q.len = 0;
-		if (ws_buf_printf(&p->q, "SELECT count(*) FROM ") ||
-		    sto_qid(&p->q, p->o->table) || !sto_cstr(&p->q))
-			return WS_ENOMEM;
-		if ((rc = rpl_prepare(p->db, sto_cstr(&p->q), &st, err)))
+		q = sqlite3_str_new(p->db);
+		sqlite3_str_appendf(q, "SELECT count(*) FROM \"%w\"", p->o->table);
+		if ((rc = sto_str_finish(q, &sql, err)))
+			return rc;
+		rc = rpl_prepare(p->db, sql, &st, err);
+		sqlite3_free(sql);
+		if (rc)
 			goto fail;
 		if (sqlite3_step(st) == SQLITE_ROW)
 			count = (uint64_t)sqlite3_column_int64(st, 0);
@@ -676,37 +671,38 @@ static int up_reply(struct psess *s, const char *mt, const json_t *m, const char
 }
 
 /*
- * Put in q the statement of an upward change (WS_OP_*) of cols, whose
+ * Append to q the statement of an upward change (WS_OP_*) of cols, whose
  * names on_upward() found published: their values bind from ?1 in cols'
- * order, then the key.  0, or WS_ENOMEM at the first append that fails.
+ * order, then the key.
  */
-static int put_upward(struct pub *p, struct ws_buf *q, int op, const json_t *cols)
+static void put_upward(struct pub *p, sqlite3_str *q, int op, const json_t *cols)
 {
 	const json_t *v;
 	const char *name;
 	int i, n = 0;
 
-	q->len = 0;
-	if (op == WS_OP_DELETE)
-		return ws_buf_printf(q, "DELETE FROM ") || sto_qid(q, p->o->table) ||
-		    rpl_cols_put_where(&p->cols, q, 1) || !sto_cstr(q) ? WS_ENOMEM : 0;
-	if (ws_buf_printf(q, op == WS_OP_INSERT ? "INSERT INTO " : "UPDATE ") ||
-	    sto_qid(q, p->o->table) || ws_buf_printf(q, op == WS_OP_INSERT ? "(" : " SET "))
-		return WS_ENOMEM;
+	if (op == WS_OP_DELETE) {
+		sqlite3_str_appendf(q, "DELETE FROM \"%w\"", p->o->table);
+		rpl_cols_put_where(&p->cols, q, 1);
+		return;
+	}
+	sqlite3_str_appendf(q, "%s\"%w\"%s", op == WS_OP_INSERT ? "INSERT INTO " :
+	    "UPDATE ", p->o->table, op == WS_OP_INSERT ? "(" : " SET ");
 	json_object_foreach((json_t *)cols, name, v) {
-		if ((n && ws_buf_putc(q, ',')) || sto_qid(q, by_remote(p, name, NULL)->name) ||
-		    (op == WS_OP_UPDATE && ws_buf_printf(q, " = ?%d", n + 1)))
-			return WS_ENOMEM;
+		sqlite3_str_appendf(q, "%s\"%w\"", n ? "," : "",
+		    by_remote(p, name, NULL)->name);
+		if (op == WS_OP_UPDATE)
+			sqlite3_str_appendf(q, " = ?%d", n + 1);
 		n++;
 	}
-	if (op == WS_OP_UPDATE)
-		return rpl_cols_put_where(&p->cols, q, n + 1) || !sto_cstr(q) ? WS_ENOMEM : 0;
-	if (ws_buf_printf(q, ") VALUES ("))
-		return WS_ENOMEM;
+	if (op == WS_OP_UPDATE) {
+		rpl_cols_put_where(&p->cols, q, n + 1);
+		return;
+	}
+	sqlite3_str_appendall(q, ") VALUES (");
 	for (i = 0; i < n; i++)
-		if (ws_buf_printf(q, "%s?%d", i ? "," : "", i + 1))
-			return WS_ENOMEM;
-	return ws_buf_putc(q, ')') || !sto_cstr(q) ? WS_ENOMEM : 0;
+		sqlite3_str_appendf(q, "%s?%d", i ? "," : "", i + 1);
+	sqlite3_str_appendchar(q, 1, ')');
 }
 
 /* ReplicateAdd, ReplicateUpdate or ReplicateDel from a replicator. */
@@ -715,11 +711,11 @@ static int on_upward(struct psess *s, const json_t *m, int op)
 	static const char *const res[] = {NULL, "ReplicateAddResult",
 	    "ReplicateUpdateResult", "ReplicateDelResult"};
 	struct pub *p = s->p;
-	struct ws_buf *q = &p->q;
 	const json_t *cols = json_object_get(m, "columns"), *v;
 	const char *name;
-	char err[WS_ERRLEN] = "";
+	char err[WS_ERRLEN] = "", *sql;
 	sqlite3_stmt *st = NULL;
+	sqlite3_str *q;
 	struct rpl_col *c;
 	size_t idx;
 	int rc, n = 0;
@@ -748,9 +744,13 @@ static int on_upward(struct psess *s, const json_t *m, int op)
 				goto refuse;
 			}
 		}
-	if ((rc = put_upward(p, q, op, cols)))
+	q = sqlite3_str_new(p->db);
+	put_upward(p, q, op, cols);
+	if ((rc = sto_str_finish(q, &sql, err)))
 		return rc;
-	if ((rc = rpl_prepare(p->db, sto_cstr(q), &st, err)))
+	rc = rpl_prepare(p->db, sql, &st, err);
+	sqlite3_free(sql);
+	if (rc)
 		goto refuse;
 	if (op != WS_OP_DELETE)
 		json_object_foreach((json_t *)cols, name, v)
@@ -1368,7 +1368,6 @@ out:
 	free(bound);
 	free(names);
 	rpl_cols_release(&p.cols);
-	ws_buf_release(&p.q);
 	ws_buf_release(&p.tmp);
 	sqlite3_close(p.db);
 	ws_store_close(p.st);

@@ -102,8 +102,8 @@ static char *mapping_of(const struct ws_replicate_pull_opts *o)
 			rc = ws_buf_printf(&b, "*\n");
 		for (i = 0; rc == 0 && i < n; i++)
 			rc = ws_buf_printf(&b, "%s\n", v[i]);
-		if (rc == 0 && !sto_cstr(&b))
-			rc = WS_ENOMEM;
+		if (rc == 0)
+			rc = ws_buf_putc(&b, '\0');
 	}
 	for (i = 0; i < n; i++)
 		free(v[i]);
@@ -124,12 +124,11 @@ static char *mapping_of(const struct ws_replicate_pull_opts *o)
  * them back.  The key columns are row.COLUMN, or, when row is NULL,
  * parameters ?1..?nkey.
  */
-static int put_key_text(struct rep *x, struct ws_buf *q, const char *row)
+static void put_key_text(struct rep *x, sqlite3_str *q, const char *row)
 {
 	size_t i;
 
-	if (ws_buf_printf(q, "'['"))
-		return WS_ENOMEM;
+	sqlite3_str_appendall(q, "'['");
 	for (i = 0; i < x->cols.nkey; i++) {
 		const char *c = x->cols.v[x->cols.keys[i]].name;
 		int k;
@@ -140,52 +139,42 @@ static int put_key_text(struct rep *x, struct ws_buf *q, const char *row)
 			    ")||'\"}' WHEN 'blob' THEN '{\"x\":\"'||hex(",
 			    ")||'\"}' ELSE json_quote("};
 
-			if (ws_buf_printf(q, "%s%s", k == 0 && i ? "||','" : "", pre[k]))
-				return WS_ENOMEM;
-			if (row ? (ws_buf_printf(q, "%s.", row) || sto_qid(q, c)) :
-			    ws_buf_printf(q, "?%zu", i + 1))
-				return WS_ENOMEM;
+			sqlite3_str_appendf(q, "%s%s", k == 0 && i ? "||','" : "", pre[k]);
+			if (row)
+				sqlite3_str_appendf(q, "%s.\"%w\"", row, c);
+			else
+				sqlite3_str_appendf(q, "?%d", (int)i + 1);
 		}
-		if (ws_buf_printf(q, ") END"))
-			return WS_ENOMEM;
+		sqlite3_str_appendall(q, ") END");
 	}
-	return ws_buf_printf(q, "||']'") ? WS_ENOMEM : 0;
+	sqlite3_str_appendall(q, "||']'");
 }
 
 /*
  * Append the key columns to q, each name after prefix ("" or "t."): as a
  * list, "k1","k2", or, with quoted, as the text that wsync_replica_full
- * keeps, quote("k1")||','||quote("k2").  0, or WS_ENOMEM at the first
- * append that fails.
+ * keeps, quote("k1")||','||quote("k2").
  */
-static int put_keys(struct rep *x, struct ws_buf *q, int quoted, const char *prefix)
+static void put_keys(struct rep *x, sqlite3_str *q, int quoted, const char *prefix)
 {
 	size_t i;
 
 	for (i = 0; i < x->cols.nkey; i++)
-		if (ws_buf_printf(q, "%s%s%s", !i ? "" : quoted ? "||','||" : ",",
-		    quoted ? "quote(" : "", prefix) ||
-		    sto_qid(q, x->cols.v[x->cols.keys[i]].name) ||
-		    (quoted && ws_buf_putc(q, ')')))
-			return WS_ENOMEM;
-	return 0;
+		sqlite3_str_appendf(q, "%s%s%s\"%w\"%s", !i ? "" : quoted ? "||','||" : ",",
+		    quoted ? "quote(" : "", prefix, x->cols.v[x->cols.keys[i]].name,
+		    quoted ? ")" : "");
 }
 
 /*
  * Append the quoted name of a capture trigger of table (which 0 insert,
  * 1 update, 2 delete), or (3) of the index on a child table's reference.
  */
-static int trig_name(struct ws_buf *q, const char *table, size_t which)
+static void trig_name(sqlite3_str *q, const char *table, size_t which)
 {
 	static const char *const sfx[] = {"ins", "upd", "del", "ref"};
-	char *name;
-	int rc;
 
-	if (asprintf(&name, "wsync_replica_%s_%s", table, sfx[which]) < 0)
-		return WS_ENOMEM;
-	rc = sto_qid(q, name);
-	free(name);
-	return rc;
+	/* Only table can hold a '"', so %w of it alone quotes the whole name. */
+	sqlite3_str_appendf(q, "\"wsync_replica_%w_%s\"", table, sfx[which]);
 }
 
 /* The columns the publisher sends, mapped to local names; the tables. */
@@ -193,8 +182,9 @@ static int rep_setup(struct rep *x, const json_t *sr)
 {
 	const struct ws_replicate_pull_opts *o = x->o;
 	const json_t *cols = json_object_get(sr, "columns"), *e;
-	struct ws_buf *q = &x->q;
 	sqlite3_stmt *st = NULL;
+	sqlite3_str *q;
+	char *sql, *p1, *semi;
 	size_t i, j, n = json_array_size(cols);
 	int rc = 0, exists = 0, found;
 
@@ -254,9 +244,7 @@ static int rep_setup(struct rep *x, const json_t *sr)
 		return ws_error(x->err, WS_ESCHEMA, "array columns need a key of one column");
 	if ((rc = rpl_exec(x->db, "BEGIN IMMEDIATE", x->err)))
 		return rc;
-	if (rpl_table_info(q, o->table))
-		goto nomem;
-	if ((rc = rpl_prepare(x->db, sto_cstr(q), &st, x->err)))
+	if ((rc = rpl_table_info(x->db, o->table, &st, x->err)))
 		goto fail;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		const char *have = (const char *)sqlite3_column_text(st, 1);
@@ -268,29 +256,24 @@ static int rep_setup(struct rep *x, const json_t *sr)
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	/* Each append fails only for want of memory: the first stops it. */
-	q->len = 0;
+	q = sqlite3_str_new(x->db);
 	if (!exists) {
-		if (ws_buf_printf(q, "CREATE TABLE ") || sto_qid(q, o->table) ||
-		    ws_buf_putc(q, '('))
-			goto nomem;
+		sqlite3_str_appendf(q, "CREATE TABLE \"%w\"(", o->table);
 		for (i = 0, j = 0; i < n; i++) {
 			if (x->cols.v[i].array)
 				continue;
-			if ((j++ && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[i].name) ||
-			    (x->cols.v[i].type[0] && ws_buf_printf(q, " %s", x->cols.v[i].type)))
-				goto nomem;
+			sqlite3_str_appendf(q, "%s\"%w\"", j++ ? "," : "", x->cols.v[i].name);
+			if (x->cols.v[i].type[0])
+				sqlite3_str_appendf(q, " %s", x->cols.v[i].type);
 		}
-		if (ws_buf_printf(q, ", PRIMARY KEY(") || put_keys(x, q, 0, "") ||
-		    ws_buf_printf(q, "));"))
-			goto nomem;
+		sqlite3_str_appendall(q, ", PRIMARY KEY(");
+		put_keys(x, q, 0, "");
+		sqlite3_str_appendall(q, "));");
 	} else {
 		for (i = 0; i < n; i++)
-			if (!x->cols.v[i].array &&
-			    (ws_buf_printf(q, "ALTER TABLE ") || sto_qid(q, o->table) ||
-			    ws_buf_printf(q, " ADD COLUMN ") || sto_qid(q, x->cols.v[i].name) ||
-			    ws_buf_printf(q, " %s;", x->cols.v[i].type)))
-				goto nomem;
+			if (!x->cols.v[i].array)
+				sqlite3_str_appendf(q, "ALTER TABLE \"%w\" ADD COLUMN \"%w\" %s;",
+				    o->table, x->cols.v[i].name, x->cols.v[i].type);
 	}
 	/* -1 marked the columns the table has: they are plain columns. */
 	for (i = 0; i < n; i++)
@@ -300,42 +283,37 @@ static int rep_setup(struct rep *x, const json_t *sr)
 		for (j = 0; j < o->narrays; j++)
 			if (strcmp(o->arrays[j].remote, x->cols.v[i].remote) == 0)
 				x->cols.v[i].array = (int)j + 1;
-	for (j = 0; j < o->narrays; j++)
-		if (ws_buf_printf(q, "CREATE TABLE IF NOT EXISTS ") ||
-		    sto_qid(q, o->arrays[j].child) || ws_buf_putc(q, '(') ||
-		    sto_qid(q, o->arrays[j].ref) ||
-		    ws_buf_printf(q, ");CREATE INDEX IF NOT EXISTS ") ||
-		    trig_name(q, o->arrays[j].child, 3) || ws_buf_printf(q, " ON ") ||
-		    sto_qid(q, o->arrays[j].child) || ws_buf_putc(q, '(') ||
-		    sto_qid(q, o->arrays[j].ref) || ws_buf_printf(q, ");"))
-			goto nomem;
+	for (j = 0; j < o->narrays; j++) {
+		sqlite3_str_appendf(q, "CREATE TABLE IF NOT EXISTS \"%w\"(\"%w\");"
+		    "CREATE INDEX IF NOT EXISTS ", o->arrays[j].child, o->arrays[j].ref);
+		trig_name(q, o->arrays[j].child, 3);
+		sqlite3_str_appendf(q, " ON \"%w\"(\"%w\");", o->arrays[j].child,
+		    o->arrays[j].ref);
+	}
 	/* The capture of local changes that go up, as the rights allow. */
-	for (j = 0; j < 3; j++)
-		if (ws_buf_printf(q, "DROP TRIGGER IF EXISTS ") ||
-		    trig_name(q, o->table, j) || ws_buf_putc(q, ';'))
-			goto nomem;
-	if (!sto_cstr(q))
-		goto nomem;
+	for (j = 0; j < 3; j++) {
+		sqlite3_str_appendall(q, "DROP TRIGGER IF EXISTS ");
+		trig_name(q, o->table, j);
+		sqlite3_str_appendchar(q, 1, ';');
+	}
+	if ((rc = sto_str_finish(q, &sql, x->err)))
+		goto fail;
 	if (exists) {
 		/* ADD COLUMN of a column that is there fails: run them one by one. */
-		char *sql = strdup(sto_cstr(q)), *p1, *semi;
-
-		if (!sql)
-			goto nomem;
 		for (p1 = sql; (semi = strstr(p1, ";")); p1 = semi + 1) {
 			*semi = 0;
 			if (strncmp(p1, "ALTER", 5) == 0)
 				sqlite3_exec(x->db, p1, NULL, NULL, NULL);
-			else if ((rc = rpl_exec(x->db, p1, x->err))) {
-				free(sql);
-				goto fail;
-			}
+			else if ((rc = rpl_exec(x->db, p1, x->err)))
+				break;
 		}
-		free(sql);
-	} else if ((rc = rpl_exec(x->db, sto_cstr(q), x->err))) {
-		goto fail;
+	} else {
+		rc = rpl_exec(x->db, sql, x->err);
 	}
-	q->len = 0;
+	sqlite3_free(sql);
+	if (rc)
+		goto fail;
+	q = sqlite3_str_new(x->db);
 	for (j = 0; j < 3; j++) {
 		static const char *const ev[] = {"INSERT", "UPDATE", "DELETE"};
 		const char *row = j == 2 ? "OLD" : "NEW";
@@ -347,48 +325,39 @@ static int rep_setup(struct rep *x, const json_t *sr)
 			any |= x->cols.v[i].update;
 		if (j == 1 && !any)
 			continue;
-		if (ws_buf_printf(q, "CREATE TRIGGER ") || trig_name(q, o->table, j) ||
-		    ws_buf_printf(q, " AFTER %s ON ", ev[j]) || sto_qid(q, o->table) ||
-		    ws_buf_printf(q, " WHEN NOT EXISTS (SELECT 1 FROM wsync_replica_applying)"))
-			goto nomem;
+		sqlite3_str_appendall(q, "CREATE TRIGGER ");
+		trig_name(q, o->table, j);
+		sqlite3_str_appendf(q, " AFTER %s ON \"%w\" WHEN NOT EXISTS (SELECT 1 FROM "
+		    "wsync_replica_applying)", ev[j], o->table);
 		if (j == 1) {
-			if (ws_buf_printf(q, " AND (0"))
-				goto nomem;
+			sqlite3_str_appendall(q, " AND (0");
 			for (i = 0; i < n; i++)
-				if (x->cols.v[i].update &&
-				    (ws_buf_printf(q, " OR OLD.") || sto_qid(q, x->cols.v[i].name) ||
-				    ws_buf_printf(q, " IS NOT NEW.") || sto_qid(q, x->cols.v[i].name)))
-					goto nomem;
-			if (ws_buf_putc(q, ')'))
-				goto nomem;
+				if (x->cols.v[i].update)
+					sqlite3_str_appendf(q, " OR OLD.\"%w\" IS NOT NEW.\"%w\"",
+					    x->cols.v[i].name, x->cols.v[i].name);
+			sqlite3_str_appendchar(q, 1, ')');
 		}
-		if (ws_buf_printf(q, " BEGIN INSERT INTO wsync_replica_out(local_table, op,"
-		    " k, mask) VALUES (") || rep_sqlstr(q, o->table) ||
-		    ws_buf_printf(q, ", '%s', ", j == 0 ? "add" : j == 1 ? "update" :
-		    "del") || put_key_text(x, q, row) || ws_buf_printf(q, ", 0"))
-			goto nomem;
+		sqlite3_str_appendf(q, " BEGIN INSERT INTO wsync_replica_out(local_table, op,"
+		    " k, mask) VALUES (%Q, '%s', ", o->table, j == 0 ? "add" : j == 1 ?
+		    "update" : "del");
+		put_key_text(x, q, row);
+		sqlite3_str_appendall(q, ", 0");
 		for (i = 0; j == 1 && i < n; i++)
-			if (x->cols.v[i].update &&
-			    (ws_buf_printf(q, " | (CASE WHEN OLD.") || sto_qid(q, x->cols.v[i].name) ||
-			    ws_buf_printf(q, " IS NOT NEW.") || sto_qid(q, x->cols.v[i].name) ||
-			    ws_buf_printf(q, " THEN %llu ELSE 0 END)", 1ull << i)))
-				goto nomem;
-		if (ws_buf_printf(q, "); END;"))
-			goto nomem;
+			if (x->cols.v[i].update)
+				sqlite3_str_appendf(q, " | (CASE WHEN OLD.\"%w\" IS NOT NEW.\"%w\" "
+				    "THEN %llu ELSE 0 END)", x->cols.v[i].name, x->cols.v[i].name,
+				    1ull << i);
+		sqlite3_str_appendall(q, "); END;");
 	}
-	if (ws_buf_printf(q, "INSERT OR IGNORE INTO wsync_replica(local_table, source, "
-	    "guid, usn) VALUES (") || rep_sqlstr(q, o->table) || ws_buf_putc(q, ',') ||
-	    rep_sqlstr(q, o->source) || ws_buf_printf(q, ", NULL, 0);") || !sto_cstr(q))
-		goto nomem;
-	if ((rc = rpl_exec(x->db, sto_cstr(q), x->err)) ||
+	sqlite3_str_appendf(q, "INSERT OR IGNORE INTO wsync_replica(local_table, source, "
+	    "guid, usn) VALUES (%Q,%Q, NULL, 0);", o->table, o->source);
+	if ((rc = rpl_str_exec(x->db, q, x->err)) ||
 	    (rc = rpl_exec(x->db, "COMMIT", x->err)))
 		goto fail;
 	for (j = 0; j < o->narrays; j++) {
 		if (!(x->child[j].known = json_object()))
 			return WS_ENOMEM;
-		if (rpl_table_info(q, o->arrays[j].child))
-			return WS_ENOMEM;
-		if ((rc = rpl_prepare(x->db, sto_cstr(q), &st, x->err)))
+		if ((rc = rpl_table_info(x->db, o->arrays[j].child, &st, x->err)))
 			return rc;
 		while (sqlite3_step(st) == SQLITE_ROW)
 			json_object_set_new(x->child[j].known,
@@ -397,56 +366,49 @@ static int rep_setup(struct rep *x, const json_t *sr)
 		st = NULL;
 	}
 	/* The statements every message uses. */
-	q->len = 0;
-	if (ws_buf_printf(q, "SELECT "))
-		return WS_ENOMEM;
+	q = sqlite3_str_new(x->db);
+	sqlite3_str_appendall(q, "SELECT ");
 	for (i = 0, j = 0; i < n; i++)
-		if (rep_parent_col(&x->cols.v[i]) &&
-		    ((j++ && ws_buf_putc(q, ',')) || sto_qid(q, x->cols.v[i].name)))
-			return WS_ENOMEM;
-	if (ws_buf_printf(q, " FROM ") || sto_qid(q, o->table) ||
-	    rpl_cols_put_where(&x->cols, q, 1) || !sto_cstr(q))
-		return WS_ENOMEM;
-	if ((rc = rpl_prepare(x->db, sto_cstr(q), &x->sel, x->err)))
+		if (rep_parent_col(&x->cols.v[i]))
+			sqlite3_str_appendf(q, "%s\"%w\"", j++ ? "," : "", x->cols.v[i].name);
+	sqlite3_str_appendf(q, " FROM \"%w\"", o->table);
+	rpl_cols_put_where(&x->cols, q, 1);
+	if ((rc = rpl_str_prep(x->db, q, &x->sel, x->err)))
 		return rc;
-	q->len = 0;
-	if (ws_buf_printf(q, "SELECT ") || put_keys(x, q, 0, "") ||
-	    ws_buf_printf(q, " FROM ") || sto_qid(q, o->table) ||
-	    rpl_cols_put_where(&x->cols, q, 1) || !sto_cstr(q))
-		return WS_ENOMEM;
-	if ((rc = rpl_prepare(x->db, sto_cstr(q), &x->getmark, x->err)))
+	q = sqlite3_str_new(x->db);
+	sqlite3_str_appendall(q, "SELECT ");
+	put_keys(x, q, 0, "");
+	sqlite3_str_appendf(q, " FROM \"%w\"", o->table);
+	rpl_cols_put_where(&x->cols, q, 1);
+	if ((rc = rpl_str_prep(x->db, q, &x->getmark, x->err)))
 		return rc;
-	q->len = 0;
-	if (ws_buf_printf(q, "INSERT OR IGNORE INTO wsync_replica_full(local_table, k) "
-	    "SELECT ") || rep_sqlstr(q, o->table) || ws_buf_putc(q, ',') ||
-	    put_keys(x, q, 1, "") || ws_buf_printf(q, " FROM ") || sto_qid(q, o->table) ||
-	    rpl_cols_put_where(&x->cols, q, 1) || !sto_cstr(q))
-		return WS_ENOMEM;
-	if ((rc = rpl_prepare(x->db, sto_cstr(q), &x->sweep_ins, x->err)))
+	q = sqlite3_str_new(x->db);
+	sqlite3_str_appendf(q, "INSERT OR IGNORE INTO wsync_replica_full(local_table, k) "
+	    "SELECT %Q,", o->table);
+	put_keys(x, q, 1, "");
+	sqlite3_str_appendf(q, " FROM \"%w\"", o->table);
+	rpl_cols_put_where(&x->cols, q, 1);
+	if ((rc = rpl_str_prep(x->db, q, &x->sweep_ins, x->err)))
 		return rc;
-	q->len = 0;
-	if (ws_buf_printf(q, "INSERT OR REPLACE INTO wsync_replica_deleted(local_table, k, "
-	    "usn, state) VALUES (") || rep_sqlstr(q, o->table) ||
-	    ws_buf_printf(q, ", ?1, ?2, 'deleted')") || !sto_cstr(q))
-		return WS_ENOMEM;
-	if ((rc = rpl_prepare(x->db, sto_cstr(q), &x->mark, x->err)))
+	q = sqlite3_str_new(x->db);
+	sqlite3_str_appendf(q, "INSERT OR REPLACE INTO wsync_replica_deleted(local_table, k, "
+	    "usn, state) VALUES (%Q, ?1, ?2, 'deleted')", o->table);
+	if ((rc = rpl_str_prep(x->db, q, &x->mark, x->err)))
 		return rc;
-	q->len = 0;
-	if (ws_buf_printf(q, "DELETE FROM wsync_replica_deleted WHERE local_table = ") ||
-	    rep_sqlstr(q, o->table) || ws_buf_printf(q, " AND k = ?1") || !sto_cstr(q))
-		return WS_ENOMEM;
-	if ((rc = rpl_prepare(x->db, sto_cstr(q), &x->unmark, x->err)))
+	q = sqlite3_str_new(x->db);
+	sqlite3_str_appendf(q, "DELETE FROM wsync_replica_deleted WHERE local_table = %Q "
+	    "AND k = ?1", o->table);
+	if ((rc = rpl_str_prep(x->db, q, &x->unmark, x->err)))
 		return rc;
 	for (i = 0, j = o->add || o->del; i < n; i++)
 		j |= (size_t)x->cols.v[i].update;
 	if (j) {
 		/* Local changes go up: what the publisher sends must not undo them. */
-		q->len = 0;
-		if (ws_buf_printf(q, "SELECT op, mask FROM wsync_replica_out WHERE "
-		    "local_table = ") || rep_sqlstr(q, o->table) ||
-		    ws_buf_printf(q, " AND k = ") || put_key_text(x, q, NULL) || !sto_cstr(q))
-			return WS_ENOMEM;
-		if ((rc = rpl_prepare(x->db, sto_cstr(q), &x->pend, x->err)))
+		q = sqlite3_str_new(x->db);
+		sqlite3_str_appendf(q, "SELECT op, mask FROM wsync_replica_out WHERE "
+		    "local_table = %Q AND k = ", o->table);
+		put_key_text(x, q, NULL);
+		if ((rc = rpl_str_prep(x->db, q, &x->pend, x->err)))
 			return rc;
 	}
 	if ((rc = rpl_prepare(x->db, "SELECT count(*) FROM wsync_replica_deleted WHERE "
@@ -456,8 +418,6 @@ static int rep_setup(struct rep *x, const json_t *sr)
 	x->ndeleted = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
 	return 0;
-nomem:
-	rc = WS_ENOMEM;
 fail:
 	sqlite3_finalize(st);
 	sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
@@ -502,24 +462,22 @@ static void progress(struct rep *x)
 /* Mark every local row the full pass did not see as deleted. */
 static int sweep_stale(struct rep *x)
 {
-	struct ws_buf *q = &x->q;
+	sqlite3_str *q = sqlite3_str_new(x->db);
 	sqlite3_stmt *st = NULL;
 	int keypos[RPL_MAX_KEY], rc;
 	size_t i;
 
 	for (i = 0; i < x->cols.nkey; i++)
 		keypos[i] = (int)i;
-	q->len = 0;
-	if (ws_buf_printf(q, "SELECT ") || put_keys(x, q, 0, "") ||
-	    ws_buf_printf(q, " FROM ") || sto_qid(q, x->o->table) ||
-	    ws_buf_printf(q, " AS t WHERE NOT EXISTS (SELECT 1 FROM wsync_replica_full f "
-	    "WHERE f.local_table = ") || rep_sqlstr(q, x->o->table) ||
-	    ws_buf_printf(q, " AND f.k = ") || put_keys(x, q, 1, "t.") ||
-	    ws_buf_printf(q, ") AND NOT EXISTS (SELECT 1 FROM wsync_replica_out o WHERE "
-	    "o.local_table = ") || rep_sqlstr(q, x->o->table) ||
-	    ws_buf_printf(q, " AND o.op = 'add')") || !sto_cstr(q))
-		return WS_ENOMEM;
-	if ((rc = rpl_prepare(x->db, sto_cstr(q), &st, x->err)))
+	sqlite3_str_appendall(q, "SELECT ");
+	put_keys(x, q, 0, "");
+	sqlite3_str_appendf(q, " FROM \"%w\" AS t WHERE NOT EXISTS (SELECT 1 FROM "
+	    "wsync_replica_full f WHERE f.local_table = %Q AND f.k = ", x->o->table,
+	    x->o->table);
+	put_keys(x, q, 1, "t.");
+	sqlite3_str_appendf(q, ") AND NOT EXISTS (SELECT 1 FROM wsync_replica_out o WHERE "
+	    "o.local_table = %Q AND o.op = 'add')", x->o->table);
+	if ((rc = rpl_str_prep(x->db, q, &st, x->err)))
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		if ((rc = rep_mark_deleted(x, st, keypos, x->start_usn)))
@@ -549,6 +507,7 @@ static int forget_seen(struct rep *x)
 static int initial(struct rep *x)
 {
 	sqlite3_stmt *st = NULL;
+	sqlite3_str *q;
 	const json_t *rows, *row;
 	json_t *m = NULL;
 	unsigned batch = x->o->batch ? x->o->batch : WS_REPLICATE_BATCH;
@@ -570,13 +529,9 @@ static int initial(struct rep *x)
 		st = NULL;
 		if ((rc = forget_seen(x)))
 			goto fail;
-		x->q.len = 0;
-		if (ws_buf_printf(&x->q, "SELECT EXISTS (SELECT 1 FROM ") ||
-		    sto_qid(&x->q, x->o->table) || ws_buf_putc(&x->q, ')') || !sto_cstr(&x->q)) {
-			rc = WS_ENOMEM;
-			goto fail;
-		}
-		if ((rc = rpl_prepare(x->db, sto_cstr(&x->q), &st, x->err)))
+		q = sqlite3_str_new(x->db);
+		sqlite3_str_appendf(q, "SELECT EXISTS (SELECT 1 FROM \"%w\")", x->o->table);
+		if ((rc = rpl_str_prep(x->db, q, &st, x->err)))
 			goto fail;
 		/* Rows of an empty table cannot be stale: no sweep is needed. */
 		x->sweep = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
@@ -1229,7 +1184,6 @@ out:
 	rep_release_cols(&x);
 	free(x.mapping);
 	json_decref(x.events);
-	ws_buf_release(&x.q);
 	ws_buf_release(&x.tmp);
 	sqlite3_close(x.db);
 	/* A run that failed before any session set the table up, in a file

@@ -52,6 +52,30 @@ int rpl_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err)
 	return rc == SQLITE_OK ? 0 : rpl_sqlfail(db, rc, "database", err);
 }
 
+int rpl_str_exec(sqlite3 *db, sqlite3_str *q, char *err)
+{
+	char *sql;
+	int rc;
+
+	if ((rc = sto_str_finish(q, &sql, err)))
+		return rc;
+	rc = rpl_exec(db, sql, err);
+	sqlite3_free(sql);
+	return rc;
+}
+
+int rpl_str_prep(sqlite3 *db, sqlite3_str *q, sqlite3_stmt **st, char *err)
+{
+	char *sql;
+	int rc;
+
+	if ((rc = sto_str_finish(q, &sql, err)))
+		return rc;
+	rc = rpl_prepare(db, sql, st, err);
+	sqlite3_free(sql);
+	return rc;
+}
+
 /* Result column i of st in the wire form (ws_json_from_value). */
 json_t *rpl_col_json(sqlite3_stmt *st, int i)
 {
@@ -94,11 +118,12 @@ int rpl_bind_json(sqlite3_stmt *st, int i, const json_t *j, struct ws_buf *tmp,
 }
 
 
-int rpl_table_info(struct ws_buf *q, const char *table)
+int rpl_table_info(sqlite3 *db, const char *table, sqlite3_stmt **st, char *err)
 {
-	q->len = 0;
-	return ws_buf_printf(q, "PRAGMA table_info(") || sto_qid(q, table) ||
-	    ws_buf_putc(q, ')') || !sto_cstr(q) ? WS_ENOMEM : 0;
+	sqlite3_str *q = sqlite3_str_new(db);
+
+	sqlite3_str_appendf(q, "PRAGMA table_info(\"%w\")", table);
+	return rpl_str_prep(db, q, st, err);
 }
 
 /* --- the replicated table's columns ------------------------------------------ */
@@ -154,14 +179,11 @@ int rpl_cols_bind_key(const struct rpl_cols *cs, sqlite3_stmt *st, int from,
 	return 0;
 }
 
-int rpl_cols_put_where(const struct rpl_cols *cs, struct ws_buf *q, int from)
+void rpl_cols_put_where(const struct rpl_cols *cs, sqlite3_str *q, int from)
 {
 	size_t i;
 
 	for (i = 0; i < cs->nkey; i++)
-		if (ws_buf_printf(q, i ? " AND " : " WHERE ") ||
-		    sto_qid(q, cs->v[cs->keys[i]].name) ||
-		    ws_buf_printf(q, " = ?%d", from + (int)i))
-			return WS_ENOMEM;
-	return 0;
+		sqlite3_str_appendf(q, "%s\"%w\" = ?%d", i ? " AND " : " WHERE ",
+		    cs->v[cs->keys[i]].name, from + (int)i);
 }
