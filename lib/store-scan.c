@@ -70,22 +70,18 @@ static int64_t changed_mask(const uint8_t *now, uint32_t ncols, const uint8_t *o
 static int log_stmt(struct ws_store *s, const struct tbl *t, sqlite3_stmt **ins,
     char *err)
 {
-	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_str *q = sqlite3_str_new(s->db);
 	uint32_t i;
-	int rc;
 
 	*ins = NULL;
-	rc = ws_buf_printf(&q, "INSERT INTO wsync_log(tbl, op, mask");
-	for (i = 0; rc == 0 && i < t->npk; i++)
-		rc = ws_buf_printf(&q, ", k%u", i + 1);
-	if (rc == 0) rc = ws_buf_printf(&q, ") VALUES(?1, ?2, ?3");
-	for (i = 0; rc == 0 && i < t->npk; i++)
-		rc = ws_buf_printf(&q, ", ?%u", i + 4);
-	if (rc == 0) rc = ws_buf_printf(&q, ")");
-	if (rc == 0)
-		rc = sto_cstr(&q) ? sto_prep(s->db, sto_cstr(&q), ins, err) : WS_ENOMEM;
-	ws_buf_release(&q);
-	return rc;
+	sqlite3_str_appendall(q, "INSERT INTO wsync_log(tbl, op, mask");
+	for (i = 0; i < t->npk; i++)
+		sqlite3_str_appendf(q, ", k%u", i + 1);
+	sqlite3_str_appendall(q, ") VALUES(?1, ?2, ?3");
+	for (i = 0; i < t->npk; i++)
+		sqlite3_str_appendf(q, ", ?%u", i + 4);
+	sqlite3_str_appendall(q, ")");
+	return sto_str_prep(s->db, q, ins, err);
 }
 
 /* Log one change of t with ins, its key the npk values of st from column from. */
@@ -131,24 +127,16 @@ static int keep(struct ws_store *s, const struct tbl *t, const struct ws_buf *ke
 static int rows_stmt(struct ws_store *s, const struct tbl *t, sqlite3_stmt **st,
     char *err)
 {
-	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_str *q = sqlite3_str_new(s->db);
 	uint32_t i;
-	int rc = ws_buf_printf(&q, "SELECT ");
 
-	for (i = 0; rc == 0 && i < t->npk; i++) {
-		rc = ws_buf_printf(&q, "%s", i ? ", " : "");
-		if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
-	}
-	for (i = 0; rc == 0 && i < t->ncols; i++) {
-		rc = ws_buf_printf(&q, ", ");
-		if (rc == 0) rc = sto_qid(&q, t->cols[i]);
-	}
-	if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
-	if (rc == 0) rc = sto_qid(&q, t->name);
-	if (rc == 0)
-		rc = sto_cstr(&q) ? sto_prep(s->db, sto_cstr(&q), st, err) : WS_ENOMEM;
-	ws_buf_release(&q);
-	return rc;
+	sqlite3_str_appendall(q, "SELECT ");
+	for (i = 0; i < t->npk; i++)
+		sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "", t->cols[t->pk[i]]);
+	for (i = 0; i < t->ncols; i++)
+		sqlite3_str_appendf(q, ", \"%w\"", t->cols[i]);
+	sqlite3_str_appendf(q, " FROM \"%w\"", t->name);
+	return sto_str_prep(s->db, q, st, err);
 }
 
 /*
@@ -319,8 +307,9 @@ int sto_scan(struct ws_store *s, char *err)
 
 int sto_scan_refresh(struct ws_store *s, uint64_t first, uint64_t last, char *err)
 {
-	struct ws_buf q = WS_BUF_INIT, key = WS_BUF_INIT, tmp = WS_BUF_INIT;
+	struct ws_buf key = WS_BUF_INIT, tmp = WS_BUF_INIT;
 	sqlite3_stmt *st = NULL, *row;
+	sqlite3_str *q;
 	uint8_t h[MAX_TRACKED_COLS * COL_HASH];
 	struct tbl *t;
 	uint32_t i;
@@ -328,11 +317,12 @@ int sto_scan_refresh(struct ws_store *s, uint64_t first, uint64_t last, char *er
 
 	if (!s->scan || last < first)
 		return 0;
-	rc = ws_buf_printf(&q, "SELECT DISTINCT tbl");
-	for (i = 0; rc == 0 && i < s->nk; i++)
-		rc = ws_buf_printf(&q, ", k%u", i + 1);
-	if (rc == 0) rc = ws_buf_printf(&q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2");
-	if (rc || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &st, err)))
+	q = sqlite3_str_new(s->db);
+	sqlite3_str_appendall(q, "SELECT DISTINCT tbl");
+	for (i = 0; i < s->nk; i++)
+		sqlite3_str_appendf(q, ", k%u", i + 1);
+	sqlite3_str_appendall(q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2");
+	if ((rc = sto_str_prep(s->db, q, &st, err)))
 		goto out;
 	sqlite3_bind_int64(st, 1, (int64_t)first);
 	sqlite3_bind_int64(st, 2, (int64_t)last);
@@ -356,7 +346,6 @@ int sto_scan_refresh(struct ws_store *s, uint64_t first, uint64_t last, char *er
 	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "log", err);
 out:
 	sqlite3_finalize(st);
-	ws_buf_release(&q);
 	ws_buf_release(&key);
 	ws_buf_release(&tmp);
 	return rc;

@@ -378,11 +378,18 @@ static sqlite3 *scratch(const char *name, const char *sql)
 	return db;
 }
 
-/* Prepare sql under the watching authorizer (never stepped). */
-static void watch(struct ws_store *s, struct authz *z, const char *sql)
+/*
+ * Prepare the text of q under the watching authorizer (never stepped).
+ * Ends q.  0, or WS_ENOMEM when building the text failed.
+ */
+static int watch(struct ws_store *s, struct authz *z, sqlite3_str *q)
 {
 	sqlite3_stmt *st = NULL;
+	char *sql;
+	int rc;
 
+	if ((rc = sto_str_finish(q, &sql, NULL)))
+		return rc;
 	sqlite3_set_authorizer(s->db, watch_cb, z);
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK && !z->bad) {
 		z->bad = 1;
@@ -390,6 +397,8 @@ static void watch(struct ws_store *s, struct authz *z, const char *sql)
 	}
 	sqlite3_set_authorizer(s->db, NULL, NULL);
 	sqlite3_finalize(st);
+	sqlite3_free(sql);
+	return 0;
 }
 
 /*
@@ -401,10 +410,10 @@ static void watch(struct ws_store *s, struct authz *z, const char *sql)
 static int travels(struct ws_store *s, unsigned type, const char *name,
     const char *table, struct authz *z)
 {
-	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_str *q;
 	struct tbl *t;
 	uint32_t i;
-	int rc = 0;
+	int rc;
 
 	memset(z, 0, sizeof(*z));
 	z->s = s;
@@ -413,41 +422,33 @@ static int travels(struct ws_store *s, unsigned type, const char *name,
 		return rc;
 	}
 	if (type == WS_OBJ_VIEW) {
-		rc = ws_buf_printf(&q, "SELECT * FROM ");
-		if (rc == 0) rc = sto_qid(&q, name);
-		if (rc == 0 && sto_cstr(&q))
-			watch(s, z, sto_cstr(&q));
+		q = sqlite3_str_new(s->db);
+		sqlite3_str_appendf(q, "SELECT * FROM \"%w\"", name);
+		rc = watch(s, z, q);
 	} else {
 		if (!(t = sto_find_tbl(s, table))) {
 			snprintf(z->what, sizeof(z->what), "%s", table);
-			ws_buf_release(&q);
 			authz_release(z);
 			return 0;
 		}
 		z->trigger = name;
-		rc = ws_buf_printf(&q, "INSERT INTO ");
-		if (rc == 0) rc = sto_qid(&q, t->name);
-		if (rc == 0) rc = ws_buf_printf(&q, " DEFAULT VALUES");
-		if (rc == 0 && sto_cstr(&q))
-			watch(s, z, sto_cstr(&q));
-		q.len = 0;
-		if (rc == 0) rc = ws_buf_printf(&q, "DELETE FROM ");
-		if (rc == 0) rc = sto_qid(&q, t->name);
-		if (rc == 0 && sto_cstr(&q))
-			watch(s, z, sto_cstr(&q));
-		q.len = 0;
-		if (rc == 0) rc = ws_buf_printf(&q, "UPDATE ");
-		if (rc == 0) rc = sto_qid(&q, t->name);
-		for (i = 0; rc == 0 && i < t->ncols; i++) {
-			rc = ws_buf_printf(&q, i ? ", " : " SET ");
-			if (rc == 0) rc = sto_qid(&q, t->cols[i]);
-			if (rc == 0) rc = ws_buf_printf(&q, " = ");
-			if (rc == 0) rc = sto_qid(&q, t->cols[i]);
+		q = sqlite3_str_new(s->db);
+		sqlite3_str_appendf(q, "INSERT INTO \"%w\" DEFAULT VALUES", t->name);
+		rc = watch(s, z, q);
+		if (rc == 0) {
+			q = sqlite3_str_new(s->db);
+			sqlite3_str_appendf(q, "DELETE FROM \"%w\"", t->name);
+			rc = watch(s, z, q);
 		}
-		if (rc == 0 && sto_cstr(&q))
-			watch(s, z, sto_cstr(&q));
+		if (rc == 0) {
+			q = sqlite3_str_new(s->db);
+			sqlite3_str_appendf(q, "UPDATE \"%w\"", t->name);
+			for (i = 0; i < t->ncols; i++)
+				sqlite3_str_appendf(q, "%s\"%w\" = \"%w\"", i ? ", " : " SET ",
+				    t->cols[i], t->cols[i]);
+			rc = watch(s, z, q);
+		}
 	}
-	ws_buf_release(&q);
 	authz_release(z);
 	if (rc)
 		return rc;
@@ -892,17 +893,10 @@ static int track_one(struct ws_store *s, const char *name, char *err)
 /* Rebuild FTS5 table `name` from its content table. */
 static int fts5_rebuild(struct ws_store *s, const char *name, char *err)
 {
-	struct ws_buf q = WS_BUF_INIT;
-	int rc = ws_buf_printf(&q, "INSERT INTO ");
+	sqlite3_str *q = sqlite3_str_new(s->db);
 
-	if (rc == 0) rc = sto_qid(&q, name);
-	if (rc == 0) rc = ws_buf_printf(&q, "(");
-	if (rc == 0) rc = sto_qid(&q, name);
-	if (rc == 0) rc = ws_buf_printf(&q, ") VALUES('rebuild')");
-	if (rc == 0)
-		rc = sto_cstr(&q) ? sto_exec(s->db, sto_cstr(&q), err) : WS_ENOMEM;
-	ws_buf_release(&q);
-	return rc;
+	sqlite3_str_appendf(q, "INSERT INTO \"%w\"(\"%w\") VALUES('rebuild')", name, name);
+	return sto_str_exec(s->db, q, err);
 }
 
 int sto_fts_rebuild(struct ws_store *s, uint64_t first, char *err)
@@ -964,8 +958,9 @@ static int adopt_table(struct ws_store *s, const struct ws_schema_obj *o, int hu
     int *changed, char *err)
 {
 	struct authz z = {s, SQLITE_ALTER_TABLE, o->name, o->name, NULL, 0, NULL, 0, ""};
-	struct ws_buf defs = WS_BUF_INIT, q = WS_BUF_INIT;
-	char *mine = local_sql(s, "table", o->name);
+	struct ws_buf defs = WS_BUF_INIT;
+	char *mine = local_sql(s, "table", o->name), *sql;
+	sqlite3_str *q;
 	const char *d;
 	unsigned n, i;
 	struct tbl *t;
@@ -1002,13 +997,12 @@ static int adopt_table(struct ws_store *s, const struct ws_schema_obj *o, int hu
 		goto out;
 	}
 	for (i = 0, d = (const char *)defs.p; rc == 0 && i < n; i++, d += strlen(d) + 1) {
-		q.len = 0;
-		rc = ws_buf_printf(&q, "ALTER TABLE ");
-		if (rc == 0) rc = sto_qid(&q, o->name);
-		if (rc == 0) rc = ws_buf_printf(&q, " ADD COLUMN %s", d);
-		if (rc == 0 && (!sto_cstr(&q) || run_one(s->db, sto_cstr(&q), &z)))
+		q = sqlite3_str_new(s->db);
+		sqlite3_str_appendf(q, "ALTER TABLE \"%w\" ADD COLUMN %s", o->name, d);
+		if ((rc = sto_str_finish(q, &sql, err)) == 0 && run_one(s->db, sql, &z))
 			rc = ws_error(err, WS_ESCHEMA, "table '%s': cannot add column "
 			    "'%s': %s", o->name, d, sqlite3_errmsg(s->db));
+		sqlite3_free(sql);
 	}
 	free(mine);
 	mine = rc ? NULL : local_sql(s, "table", o->name);
@@ -1021,22 +1015,17 @@ static int adopt_table(struct ws_store *s, const struct ws_schema_obj *o, int hu
 out:
 	free(mine);
 	ws_buf_release(&defs);
-	ws_buf_release(&q);
 	return rc;
 }
 
 /* DROP the index, view or trigger o here. */
 static int drop_object(struct ws_store *s, unsigned type, const char *name, char *err)
 {
-	struct ws_buf q = WS_BUF_INIT;
-	int rc = ws_buf_printf(&q, "DROP %s ", type == WS_OBJ_INDEX ? "INDEX" :
-	    type == WS_OBJ_VIEW ? "VIEW" : "TRIGGER");
+	sqlite3_str *q = sqlite3_str_new(s->db);
 
-	if (rc == 0) rc = sto_qid(&q, name);
-	if (rc == 0)
-		rc = sto_cstr(&q) ? sto_exec(s->db, sto_cstr(&q), err) : WS_ENOMEM;
-	ws_buf_release(&q);
-	return rc;
+	sqlite3_str_appendf(q, "DROP %s \"%w\"", type == WS_OBJ_INDEX ? "INDEX" :
+	    type == WS_OBJ_VIEW ? "VIEW" : "TRIGGER", name);
+	return sto_str_exec(s->db, q, err);
 }
 
 /* Adopt an index, view or trigger of a record. */

@@ -60,7 +60,7 @@ int sto_seal_locked(struct ws_store *s, int *sealed, char *err)
 	struct ws_buf pk = WS_BUF_INIT;
 	sqlite3_stmt *st = NULL, *del = NULL;
 	uint64_t first, last, counter;
-	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_str *q;
 	int rc;
 
 	if (sealed)
@@ -81,10 +81,11 @@ int sto_seal_locked(struct ws_store *s, int *sealed, char *err)
 	    (rc = sto_meta_set_int(s, "sealed_usn", (int64_t)last, err)))
 		goto out;
 	/* A local write has seen every version of the cells it wrote. */
-	if ((rc = ws_buf_printf(&q, "SELECT tbl, op, mask, ")) ||
-	    (rc = sto_put_ks(&q, s->nk, "")) ||
-	    (rc = ws_buf_printf(&q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2")) ||
-	    !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &st, err)) ||
+	q = sqlite3_str_new(s->db);
+	sqlite3_str_appendall(q, "SELECT tbl, op, mask, ");
+	sto_str_ks(q, s->nk, "");
+	sqlite3_str_appendall(q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2");
+	if ((rc = sto_str_prep(s->db, q, &st, err)) ||
 	    (rc = sto_prep(s->db, "DELETE FROM wsync_conflicts WHERE tbl = ?1 AND pk = ?2 "
 	    "AND (?3 OR (?4 >> col) & 1)", &del, err)))
 		goto out;
@@ -113,7 +114,6 @@ int sto_seal_locked(struct ws_store *s, int *sealed, char *err)
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(del);
-	ws_buf_release(&q);
 	ws_buf_release(&pk);
 	ws_vclock_release(&clock);
 	return rc;

@@ -63,8 +63,8 @@ static int key_by_rowid(struct tbl *t, char *err)
 
 int sto_describe(struct ws_store *s, const char *name, struct tbl *t, char *err)
 {
-	struct ws_buf q = WS_BUF_INIT;
 	sqlite3_stmt *st = NULL;
+	sqlite3_str *q;
 	uint32_t pkpos[MAX_TRACKED_COLS + 1] = {0}, i;
 	const char *sql;
 	int rc, hidden, nullable = 0, intkey = 0, wr = 0;
@@ -86,9 +86,9 @@ int sto_describe(struct ws_store *s, const char *name, struct tbl *t, char *err)
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	if ((rc = ws_buf_printf(&q, "PRAGMA table_xinfo(")) || (rc = sto_qid(&q, name)) ||
-	    (rc = ws_buf_putc(&q, ')')) || !sto_cstr(&q) ||
-	    (rc = sto_prep(s->db, sto_cstr(&q), &st, err)))
+	q = sqlite3_str_new(s->db);
+	sqlite3_str_appendf(q, "PRAGMA table_xinfo(\"%w\")", name);
+	if ((rc = sto_str_prep(s->db, q, &st, err)))
 		goto out;
 	t->name = strdup(name);
 	if (!t->name) {
@@ -153,13 +153,15 @@ int sto_describe(struct ws_store *s, const char *name, struct tbl *t, char *err)
 		t->allmask &= ~(int64_t)(1ull << t->pk[i]);
 out:
 	sqlite3_finalize(st);
-	ws_buf_release(&q);
 	if (rc)
 		sto_tbl_release(t);
 	return rc;
 }
 
-/* Append "k1, k2, ..." for n columns (with a leading ", " when lead). */
+/*
+ * Append "<prefix>k1, <prefix>k2, ..." for n key columns: to a ws_buf
+ * (for callers not yet on sqlite3_str), or to q.
+ */
 int sto_put_ks(struct ws_buf *b, unsigned n, const char *prefix)
 {
 	unsigned i;
@@ -181,37 +183,33 @@ void sto_str_ks(sqlite3_str *q, unsigned n, const char *prefix)
 /* Make wsync_log hold n key columns, and its index cover them. */
 static int grow_k(struct ws_store *s, unsigned n, char *err)
 {
-	struct ws_buf q = WS_BUF_INIT;
-	int rc = 0;
+	sqlite3_str *q;
+	int rc;
 
 	if (n <= s->nk)
 		return 0;
-	while (rc == 0 && s->nk < n) {
-		q.len = 0;
-		if ((rc = ws_buf_printf(&q, "ALTER TABLE wsync_log ADD COLUMN k%u",
-		    s->nk + 1)) == 0 && sto_cstr(&q) && (rc = sto_exec(s->db, sto_cstr(&q), err)) == 0)
-			s->nk++;
+	while (s->nk < n) {
+		q = sqlite3_str_new(s->db);
+		sqlite3_str_appendf(q, "ALTER TABLE wsync_log ADD COLUMN k%u", s->nk + 1);
+		if ((rc = sto_str_exec(s->db, q, err)))
+			return rc;
+		s->nk++;
 	}
-	q.len = 0;
-	if (rc == 0 && (rc = ws_buf_printf(&q, "DROP INDEX wsync_log_key;"
-	    "CREATE INDEX wsync_log_key ON wsync_log(tbl, ")) == 0 &&
-	    (rc = sto_put_ks(&q, s->nk, "")) == 0 && (rc = ws_buf_printf(&q, ")")) == 0)
-		rc = sto_cstr(&q) ? sto_exec(s->db, sto_cstr(&q), err) : WS_ENOMEM;
-	ws_buf_release(&q);
-	return rc;
+	q = sqlite3_str_new(s->db);
+	sqlite3_str_appendall(q, "DROP INDEX wsync_log_key;"
+	    "CREATE INDEX wsync_log_key ON wsync_log(tbl, ");
+	sto_str_ks(q, s->nk, "");
+	sqlite3_str_appendall(q, ")");
+	return sto_str_exec(s->db, q, err);
 }
 
 /* Append ", <row>.<pk col>..." for t's key columns; row is NEW or OLD. */
-static int put_keys(struct ws_buf *q, const struct tbl *t, const char *row)
+static void put_keys(sqlite3_str *q, const struct tbl *t, const char *row)
 {
 	uint32_t i;
-	int rc = 0;
 
-	for (i = 0; rc == 0 && i < t->npk; i++) {
-		rc = ws_buf_printf(q, ", %s.", row);
-		if (rc == 0) rc = sto_qid(q, t->cols[t->pk[i]]);
-	}
-	return rc;
+	for (i = 0; i < t->npk; i++)
+		sqlite3_str_appendf(q, ", %s.\"%w\"", row, t->cols[t->pk[i]]);
 }
 
 /*
@@ -220,52 +218,31 @@ static int put_keys(struct ws_buf *q, const struct tbl *t, const char *row)
  * ways the column's own comparison calls equal (2.0 to 2, 'A' to 'a'
  * under NOCASE).
  */
-static int put_changed(struct ws_buf *q, const char *col)
+static void put_changed(sqlite3_str *q, const char *col)
 {
-	int rc = ws_buf_printf(q, "(OLD.");
-
-	if (rc == 0) rc = sto_qid(q, col);
-	if (rc == 0) rc = ws_buf_printf(q, " IS NOT NEW.");
-	if (rc == 0) rc = sto_qid(q, col);
-	if (rc == 0) rc = ws_buf_printf(q, " COLLATE BINARY OR typeof(OLD.");
-	if (rc == 0) rc = sto_qid(q, col);
-	if (rc == 0) rc = ws_buf_printf(q, ") <> typeof(NEW.");
-	if (rc == 0) rc = sto_qid(q, col);
-	if (rc == 0) rc = ws_buf_printf(q, "))");
-	return rc;
+	sqlite3_str_appendf(q, "(OLD.\"%w\" IS NOT NEW.\"%w\" COLLATE BINARY OR "
+	    "typeof(OLD.\"%w\") <> typeof(NEW.\"%w\"))", col, col, col, col);
 }
 
 /* Append "0 OR <key column changed> ...": true when an update moves the key. */
-static int put_key_moved(struct ws_buf *q, const struct tbl *t)
+static void put_key_moved(sqlite3_str *q, const struct tbl *t)
 {
 	uint32_t i;
-	int rc = ws_buf_printf(q, "0");
 
-	for (i = 0; rc == 0 && i < t->npk; i++) {
-		rc = ws_buf_printf(q, " OR ");
-		if (rc == 0) rc = put_changed(q, t->cols[t->pk[i]]);
+	sqlite3_str_appendall(q, "0");
+	for (i = 0; i < t->npk; i++) {
+		sqlite3_str_appendall(q, " OR ");
+		put_changed(q, t->cols[t->pk[i]]);
 	}
-	return rc;
 }
 
-/* Append SQL literal text: 'it''s'. */
-static int put_lit(struct ws_buf *q, const char *text)
+/*
+ * Append the name of t's capture trigger for kind, "wsync_<kind>_<table>",
+ * quoted as one identifier.
+ */
+static void put_trigger_name(sqlite3_str *q, const struct tbl *t, const char *kind)
 {
-	char *lit = sqlite3_mprintf("%Q", text);
-	int rc = lit ? ws_buf_printf(q, "%s", lit) : WS_ENOMEM;
-
-	sqlite3_free(lit);
-	return rc;
-}
-
-/* Append the name of t's capture trigger for kind: "wsync_<kind>_<table>". */
-static int put_trigger_name(struct ws_buf *q, const struct tbl *t, const char *kind)
-{
-	char *name = sqlite3_mprintf("wsync_%s_%s", kind, t->name);
-	int rc = name ? sto_qid(q, name) : WS_ENOMEM;
-
-	sqlite3_free(name);
-	return rc;
+	sqlite3_str_appendf(q, "\"wsync_%w_%w\"", kind, t->name);
 }
 
 /*
@@ -275,17 +252,13 @@ static int put_trigger_name(struct ws_buf *q, const struct tbl *t, const char *k
  * are not captured again.  Its text names the table, never this copy's
  * number for it, so every copy's schema reads alike (.schema TABLE).
  */
-static int put_trigger_head(struct ws_buf *q, const struct tbl *t,
+static void put_trigger_head(sqlite3_str *q, const struct tbl *t,
     const char *kind, const char *event)
 {
-	int rc = ws_buf_printf(q, "CREATE TRIGGER ");
-
-	if (rc == 0) rc = put_trigger_name(q, t, kind);
-	if (rc == 0) rc = ws_buf_printf(q, " AFTER %s ON ", event);
-	if (rc == 0) rc = sto_qid(q, t->name);
-	if (rc == 0) rc = ws_buf_printf(q, " WHEN (SELECT applying FROM wsync_state)"
-	    " = 0 BEGIN ");
-	return rc;
+	sqlite3_str_appendall(q, "CREATE TRIGGER ");
+	put_trigger_name(q, t, kind);
+	sqlite3_str_appendf(q, " AFTER %s ON \"%w\" WHEN (SELECT applying FROM "
+	    "wsync_state) = 0 BEGIN ", event, t->name);
 }
 
 /*
@@ -293,69 +266,58 @@ static int put_trigger_head(struct ws_buf *q, const struct tbl *t,
  * wrote (if it wrote one: changes()) replaced: the OLD value of each
  * column of its mask, or of every column for a delete (op 3).
  */
-static int put_prior(struct ws_buf *q, const struct tbl *t, int op)
+static void put_prior(sqlite3_str *q, const struct tbl *t, int op)
 {
 	uint32_t i, n = 0;
-	int rc = ws_buf_printf(q, "INSERT INTO wsync_prior(usn, col, value) SELECT "
-	    "l.usn, v.c, v.v FROM wsync_log AS l, (");
 
+	sqlite3_str_appendall(q, "INSERT INTO wsync_prior(usn, col, value) SELECT "
+	    "l.usn, v.c, v.v FROM wsync_log AS l, (");
 	/* (A multi-row VALUES cannot name OLD inside a trigger.) */
-	for (i = 0; rc == 0 && i < t->ncols; i++) {
+	for (i = 0; i < t->ncols; i++) {
 		if (!((t->allmask >> i) & 1))
 			continue;
-		rc = ws_buf_printf(q, n++ ? " UNION ALL SELECT %u, OLD." :
-		    "SELECT %u AS c, OLD.", i);
-		if (rc == 0) rc = sto_qid(q, t->cols[i]);
-		if (rc == 0 && n == 1) rc = ws_buf_printf(q, " AS v");
+		if (n++)
+			sqlite3_str_appendf(q, " UNION ALL SELECT %u, OLD.\"%w\"", i,
+			    t->cols[i]);
+		else
+			sqlite3_str_appendf(q, "SELECT %u AS c, OLD.\"%w\" AS v", i,
+			    t->cols[i]);
 	}
-	if (rc == 0) rc = ws_buf_printf(q, ") AS v WHERE changes() = 1 AND l.usn = "
+	sqlite3_str_appendf(q, ") AS v WHERE changes() = 1 AND l.usn = "
 	    "last_insert_rowid() AND l.op = %d%s; ", op,
 	    op == 3 ? "" : " AND (l.mask >> v.c) & 1");
-	return rc;
 }
 
 /*
  * Append "INSERT INTO wsync_log(tbl, op, mask, k1..kN) SELECT (the
  * table's number)": the head of a capture trigger's log write.
  */
-static int put_log_head(struct ws_buf *q, const struct tbl *t)
+static void put_log_head(sqlite3_str *q, const struct tbl *t)
 {
-	int rc = ws_buf_printf(q, "INSERT INTO wsync_log(tbl, op, mask, ");
-
-	if (rc == 0) rc = sto_put_ks(q, t->npk, "");
-	if (rc == 0) rc = ws_buf_printf(q, ") SELECT (SELECT id FROM wsync_tables "
-	    "WHERE name = ");
-	if (rc == 0) rc = put_lit(q, t->name);
-	if (rc == 0) rc = ws_buf_printf(q, ")");
-	return rc;
+	sqlite3_str_appendall(q, "INSERT INTO wsync_log(tbl, op, mask, ");
+	sto_str_ks(q, t->npk, "");
+	sqlite3_str_appendf(q, ") SELECT (SELECT id FROM wsync_tables "
+	    "WHERE name = %Q)", t->name);
 }
 
 /*
  * Append, for a table whose key SQLite lets hold NULL, a statement that
  * refuses such a row: a NULL key can never be matched on another copy.
+ * Its message is "wsync: NULL in the primary key of table 'NAME'", as one
+ * SQL literal (so its quotes doubled: those around NAME here, those in
+ * NAME by %q).
  */
-static int put_null_key_check(struct ws_buf *q, const struct tbl *t)
+static void put_null_key_check(sqlite3_str *q, const struct tbl *t)
 {
-	char *msg;
 	uint32_t i;
-	int rc = 0;
 
 	if (!t->null_key)
-		return 0;
-	if (!(msg = sqlite3_mprintf("wsync: NULL in the primary key of table '%s'",
-	    t->name)))
-		return WS_ENOMEM;
-	rc = ws_buf_printf(q, "SELECT RAISE(ABORT, ");
-	if (rc == 0) rc = put_lit(q, msg);
-	if (rc == 0) rc = ws_buf_printf(q, ") WHERE 0");
-	for (i = 0; rc == 0 && i < t->npk; i++) {
-		rc = ws_buf_printf(q, " OR NEW.");
-		if (rc == 0) rc = sto_qid(q, t->cols[t->pk[i]]);
-		if (rc == 0) rc = ws_buf_printf(q, " IS NULL");
-	}
-	if (rc == 0) rc = ws_buf_printf(q, "; ");
-	sqlite3_free(msg);
-	return rc;
+		return;
+	sqlite3_str_appendf(q, "SELECT RAISE(ABORT, 'wsync: NULL in the primary key "
+	    "of table ''%q''') WHERE 0", t->name);
+	for (i = 0; i < t->npk; i++)
+		sqlite3_str_appendf(q, " OR NEW.\"%w\" IS NULL", t->cols[t->pk[i]]);
+	sqlite3_str_appendall(q, "; ");
 }
 
 /*
@@ -367,22 +329,11 @@ static int put_null_key_check(struct ws_buf *q, const struct tbl *t)
  * row, so every such table keeps its pin (and ws_store_check_pins()
  * finds one that went).
  */
-static int put_pin(struct ws_buf *q, const struct tbl *t)
+static void put_pin(sqlite3_str *q, const struct tbl *t)
 {
-	char *name = sqlite3_mprintf("wsync_pin_%s", t->name);
-	int rc = name ? 0 : WS_ENOMEM;
-
-	if (rc == 0) rc = ws_buf_printf(q, "DROP INDEX IF EXISTS ");
-	if (rc == 0) rc = sto_qid(q, name);
-	if (rc == 0) rc = ws_buf_printf(q, "; CREATE INDEX ");
-	if (rc == 0) rc = sto_qid(q, name);
-	if (rc == 0) rc = ws_buf_printf(q, " ON ");
-	if (rc == 0) rc = sto_qid(q, t->name);
-	if (rc == 0) rc = ws_buf_printf(q, "(");
-	if (rc == 0) rc = sto_qid(q, t->cols[1]);
-	if (rc == 0) rc = ws_buf_printf(q, ") WHERE 0; ");
-	sqlite3_free(name);
-	return rc;
+	sqlite3_str_appendf(q, "DROP INDEX IF EXISTS \"wsync_pin_%w\"; CREATE INDEX "
+	    "\"wsync_pin_%w\" ON \"%w\"(\"%w\") WHERE 0; ", t->name, t->name, t->name,
+	    t->cols[1]);
 }
 
 /*
@@ -394,8 +345,8 @@ static int put_pin(struct ws_buf *q, const struct tbl *t)
  */
 static int make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 {
-	struct ws_buf q = WS_BUF_INIT;
 	static const char *const kinds[] = {"ins", "upd", "del"};
+	sqlite3_str *q;
 	uint32_t i;
 	int rc, k, prior;
 
@@ -404,65 +355,62 @@ static int make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 		return rc;
 	prior = prior && t->allmask;
 
-#define P(...) do { if (rc == 0) rc = ws_buf_printf(&q, __VA_ARGS__); } while (0)
+	q = sqlite3_str_new(s->db);
 	for (k = 0; k < 3; k++) {
-		P("DROP TRIGGER IF EXISTS wsync_%" PRId64 "_%s; DROP TRIGGER IF EXISTS ",
-		    t->id, kinds[k]);
-		if (rc == 0) rc = put_trigger_name(&q, t, kinds[k]);
-		P("; ");
+		sqlite3_str_appendf(q, "DROP TRIGGER IF EXISTS wsync_%" PRId64 "_%s; "
+		    "DROP TRIGGER IF EXISTS ", t->id, kinds[k]);
+		put_trigger_name(q, t, kinds[k]);
+		sqlite3_str_appendall(q, "; ");
 	}
-	if (rc == 0 && t->rowid_key) rc = put_pin(&q, t);
-	if (rc == 0) rc = put_trigger_head(&q, t, "ins", "INSERT");
-	if (rc == 0) rc = put_null_key_check(&q, t);
-	if (rc == 0) rc = put_log_head(&q, t);
-	P(", 1, %" PRId64, t->allmask);
-	if (rc == 0) rc = put_keys(&q, t, "NEW");
-	P("; END;");
-	if (rc == 0) rc = put_trigger_head(&q, t, "del", "DELETE");
-	if (rc == 0) rc = put_log_head(&q, t);
-	P(", 3, 0");
-	if (rc == 0) rc = put_keys(&q, t, "OLD");
-	P("; ");
-	if (rc == 0 && prior) rc = put_prior(&q, t, 3);
-	P("END;");
-	if (rc == 0) rc = put_trigger_head(&q, t, "upd", "UPDATE");
-	if (rc == 0) rc = put_null_key_check(&q, t);
-	if (rc == 0) rc = put_log_head(&q, t);
-	P(", 3, 0");
-	if (rc == 0) rc = put_keys(&q, t, "OLD");
-	P(" WHERE ");
-	if (rc == 0) rc = put_key_moved(&q, t);
-	P("; ");
-	if (rc == 0 && prior) rc = put_prior(&q, t, 3);
-	if (rc == 0) rc = put_log_head(&q, t);
-	P(", CASE WHEN m < 0 THEN 1 ELSE 2 END,"
+	if (t->rowid_key)
+		put_pin(q, t);
+	put_trigger_head(q, t, "ins", "INSERT");
+	put_null_key_check(q, t);
+	put_log_head(q, t);
+	sqlite3_str_appendf(q, ", 1, %" PRId64, t->allmask);
+	put_keys(q, t, "NEW");
+	sqlite3_str_appendall(q, "; END;");
+	put_trigger_head(q, t, "del", "DELETE");
+	put_log_head(q, t);
+	sqlite3_str_appendall(q, ", 3, 0");
+	put_keys(q, t, "OLD");
+	sqlite3_str_appendall(q, "; ");
+	if (prior)
+		put_prior(q, t, 3);
+	sqlite3_str_appendall(q, "END;");
+	put_trigger_head(q, t, "upd", "UPDATE");
+	put_null_key_check(q, t);
+	put_log_head(q, t);
+	sqlite3_str_appendall(q, ", 3, 0");
+	put_keys(q, t, "OLD");
+	sqlite3_str_appendall(q, " WHERE ");
+	put_key_moved(q, t);
+	sqlite3_str_appendall(q, "; ");
+	if (prior)
+		put_prior(q, t, 3);
+	put_log_head(q, t);
+	sqlite3_str_appendf(q, ", CASE WHEN m < 0 THEN 1 ELSE 2 END,"
 	    " CASE WHEN m < 0 THEN %" PRId64 " ELSE m END", t->allmask);
 	for (i = 0; i < t->npk; i++)
-		P(", k%u", i + 1);
-	P(" FROM (SELECT CASE WHEN ");
-	if (rc == 0) rc = put_key_moved(&q, t);
-	P(" THEN -1 ELSE 0");
+		sqlite3_str_appendf(q, ", k%u", i + 1);
+	sqlite3_str_appendall(q, " FROM (SELECT CASE WHEN ");
+	put_key_moved(q, t);
+	sqlite3_str_appendall(q, " THEN -1 ELSE 0");
 	for (i = 0; i < t->ncols; i++) {
 		if (!((t->allmask >> i) & 1))
 			continue;
-		P(" | (");
-		if (rc == 0) rc = put_changed(&q, t->cols[i]);
-		P(" << %u)", i);
+		sqlite3_str_appendall(q, " | (");
+		put_changed(q, t->cols[i]);
+		sqlite3_str_appendf(q, " << %u)", i);
 	}
-	P(" END AS m");
-	for (i = 0; i < t->npk; i++) {
-		P(", NEW.");
-		if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
-		P(" AS k%u", i + 1);
-	}
-	P(") WHERE m != 0; ");
-	if (rc == 0 && prior) rc = put_prior(&q, t, 2);
-	P("END;");
-#undef P
-	if (rc == 0)
-		rc = sto_cstr(&q) ? sto_exec(s->db, sto_cstr(&q), err) : WS_ENOMEM;
-	ws_buf_release(&q);
-	return rc;
+	sqlite3_str_appendall(q, " END AS m");
+	for (i = 0; i < t->npk; i++)
+		sqlite3_str_appendf(q, ", NEW.\"%w\" AS k%u", t->cols[t->pk[i]], i + 1);
+	sqlite3_str_appendall(q, ") WHERE m != 0; ");
+	if (prior)
+		put_prior(q, t, 2);
+	sqlite3_str_appendall(q, "END;");
+	return sto_str_exec(s->db, q, err);
 }
 
 static json_t *cols_json(const struct tbl *t)
@@ -525,24 +473,16 @@ out:
  */
 static int log_existing(struct ws_store *s, const struct tbl *t, char *err)
 {
-	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_str *q = sqlite3_str_new(s->db);
 	uint32_t i;
-	int rc;
 
-	rc = ws_buf_printf(&q, "INSERT INTO wsync_log(tbl, op, mask, ");
-	if (rc == 0) rc = sto_put_ks(&q, t->npk, "");
-	if (rc == 0) rc = ws_buf_printf(&q, ") SELECT %" PRId64 ", 1, %" PRId64,
-	    t->id, t->allmask);
-	for (i = 0; rc == 0 && i < t->npk; i++) {
-		rc = ws_buf_printf(&q, ", ");
-		if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
-	}
-	if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
-	if (rc == 0) rc = sto_qid(&q, t->name);
-	if (rc == 0)
-		rc = sto_cstr(&q) ? sto_exec(s->db, sto_cstr(&q), err) : WS_ENOMEM;
-	ws_buf_release(&q);
-	return rc;
+	sqlite3_str_appendall(q, "INSERT INTO wsync_log(tbl, op, mask, ");
+	sto_str_ks(q, t->npk, "");
+	sqlite3_str_appendf(q, ") SELECT %" PRId64 ", 1, %" PRId64, t->id, t->allmask);
+	for (i = 0; i < t->npk; i++)
+		sqlite3_str_appendf(q, ", \"%w\"", t->cols[t->pk[i]]);
+	sqlite3_str_appendf(q, " FROM \"%w\"", t->name);
+	return sto_str_exec(s->db, q, err);
 }
 
 /* Register t (described, not yet saved) with triggers; takes ownership. */
@@ -749,52 +689,43 @@ int sto_schema_version(struct ws_store *s, int *ver, char *err)
 static int log_new_columns(struct ws_store *s, const struct tbl *t, uint32_t from,
     char *err)
 {
-	struct ws_buf q = WS_BUF_INIT, w = WS_BUF_INIT;
 	sqlite3_stmt *st = NULL;
+	sqlite3_str *q, *w;
+	char *where = NULL;
 	int64_t mask = 0;
 	uint32_t i;
 	int rc;
 
-	rc = ws_buf_printf(&q, "SELECT cid, dflt_value FROM pragma_table_xinfo(");
-	if (rc == 0) rc = put_lit(&q, t->name);
-	if (rc == 0) rc = ws_buf_printf(&q, ") WHERE hidden = 0 ORDER BY cid");
-	if (rc || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &st, err)))
-		goto out;
+	q = sqlite3_str_new(s->db);
+	sqlite3_str_appendf(q, "SELECT cid, dflt_value FROM pragma_table_xinfo(%Q) "
+	    "WHERE hidden = 0 ORDER BY cid", t->name);
+	if ((rc = sto_str_prep(s->db, q, &st, err)))
+		return rc;
+	w = sqlite3_str_new(s->db);
+	sqlite3_str_appendall(w, " WHERE 0");
 	for (i = t->rowid_key; sqlite3_step(st) == SQLITE_ROW; i++) {
 		const char *d = (const char *)sqlite3_column_text(st, 1);
 
 		if (i < from || i >= t->ncols)
 			continue;
 		mask |= (int64_t)1 << i;
-		rc = ws_buf_printf(&w, " OR ");
-		if (rc == 0) rc = sto_qid(&w, t->cols[i]);
-		if (rc == 0) rc = ws_buf_printf(&w, " IS NOT (%s)", d ? d : "NULL");
-		if (rc)
-			goto out;
+		sqlite3_str_appendf(w, " OR \"%w\" IS NOT (%s)", t->cols[i], d ? d : "NULL");
 	}
-	if (!mask)
-		goto out;
-	q.len = 0;
-	rc = ws_buf_printf(&q, "INSERT INTO wsync_log(tbl, op, mask, ");
-	if (rc == 0) rc = sto_put_ks(&q, t->npk, "");
-	if (rc == 0) rc = ws_buf_printf(&q, ") SELECT %" PRId64 ", 2, %" PRId64,
-	    t->id, mask);
-	for (i = 0; rc == 0 && i < t->npk; i++) {
-		rc = ws_buf_printf(&q, ", ");
-		if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
-	}
-	if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
-	if (rc == 0) rc = sto_qid(&q, t->name);
-	if (rc == 0) rc = ws_buf_printf(&q, " WHERE 0%s", sto_cstr(&w) ? sto_cstr(&w) : "");
-	if (rc == 0)
-		rc = sto_cstr(&q) ? sto_exec(s->db, sto_cstr(&q), err) : WS_ENOMEM;
-out:
 	sqlite3_finalize(st);
-	ws_buf_release(&q);
-	ws_buf_release(&w);
+	if ((rc = sto_str_finish(w, &where, err)) || !mask)
+		goto out;
+	q = sqlite3_str_new(s->db);
+	sqlite3_str_appendall(q, "INSERT INTO wsync_log(tbl, op, mask, ");
+	sto_str_ks(q, t->npk, "");
+	sqlite3_str_appendf(q, ") SELECT %" PRId64 ", 2, %" PRId64, t->id, mask);
+	for (i = 0; i < t->npk; i++)
+		sqlite3_str_appendf(q, ", \"%w\"", t->cols[t->pk[i]]);
+	sqlite3_str_appendf(q, " FROM \"%w\"%s", t->name, where);
+	rc = sto_str_exec(s->db, q, err);
+out:
+	sqlite3_free(where);
 	return rc;
 }
-
 
 /* Describe t again and re-make its triggers; t keeps its number. */
 int sto_retrack(struct ws_store *s, struct tbl *t, char *err)

@@ -787,7 +787,10 @@ int ws_store_sealed_usn(struct ws_store *s, uint64_t *usn, char *err)
 }
 
 
-/* Append " WHERE "k1col" IS ?n AND ..." for t's key, numbering from n. */
+/*
+ * Append " WHERE "k1col" IS ?n AND ..." for t's key, numbering from n:
+ * the ws_buf form, for callers not yet on sqlite3_str (str_pk_where()).
+ */
 int sto_put_pk_where(struct ws_buf *q, const struct tbl *t, unsigned n)
 {
 	uint32_t i;
@@ -799,6 +802,16 @@ int sto_put_pk_where(struct ws_buf *q, const struct tbl *t, unsigned n)
 		if (rc == 0) rc = ws_buf_printf(q, " IS ?%u", n + i);
 	}
 	return rc;
+}
+
+/* Append " WHERE "k1col" IS ?n AND ..." for t's key, numbering from n. */
+static void str_pk_where(sqlite3_str *q, const struct tbl *t, unsigned n)
+{
+	uint32_t i;
+
+	for (i = 0; i < t->npk; i++)
+		sqlite3_str_appendf(q, "%s\"%w\" IS ?%u", i ? " AND " : " WHERE ",
+		    t->cols[t->pk[i]], n + i);
 }
 
 /*
@@ -813,7 +826,7 @@ int sto_put_pk_where(struct ws_buf *q, const struct tbl *t, unsigned n)
 int sto_tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
     sqlite3_stmt **st, char *err)
 {
-	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_str *q;
 	uint32_t i, n = 0;
 	unsigned slot;
 	int rc;
@@ -825,54 +838,41 @@ int sto_tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
 			sqlite3_clear_bindings(*st);
 			return 0;
 		}
+	q = sqlite3_str_new(s->db);
 	switch (kind) {
 	case TS_ROW:
-		rc = ws_buf_printf(&q, "SELECT ");
-		for (i = 0; rc == 0 && i < t->ncols; i++) {
-			rc = i ? ws_buf_printf(&q, ", ") : 0;
-			if (rc == 0) rc = sto_qid(&q, t->cols[i]);
-		}
-		if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
-		if (rc == 0) rc = sto_qid(&q, t->name);
-		if (rc == 0) rc = sto_put_pk_where(&q, t, 1);
+		sqlite3_str_appendall(q, "SELECT ");
+		for (i = 0; i < t->ncols; i++)
+			sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "", t->cols[i]);
+		sqlite3_str_appendf(q, " FROM \"%w\"", t->name);
+		str_pk_where(q, t, 1);
 		break;
 	case TS_DEL:
-		rc = ws_buf_printf(&q, "DELETE FROM ");
-		if (rc == 0) rc = sto_qid(&q, t->name);
-		if (rc == 0) rc = sto_put_pk_where(&q, t, 1);
+		sqlite3_str_appendf(q, "DELETE FROM \"%w\"", t->name);
+		str_pk_where(q, t, 1);
 		break;
 	case TS_UPD:
-		rc = ws_buf_printf(&q, "UPDATE ");
-		if (rc == 0) rc = sto_qid(&q, t->name);
-		for (i = 0; rc == 0 && i < t->ncols; i++)
+		sqlite3_str_appendf(q, "UPDATE \"%w\"", t->name);
+		for (i = 0; i < t->ncols; i++)
 			if ((mask >> i) & 1) {
-				rc = ws_buf_printf(&q, n++ ? ", " : " SET ");
-				if (rc == 0) rc = sto_qid(&q, t->cols[i]);
-				if (rc == 0) rc = ws_buf_printf(&q, " = ?%u", n);
+				sqlite3_str_appendf(q, "%s\"%w\" = ?%u", n ? ", " : " SET ",
+				    t->cols[i], n + 1);
+				n++;
 			}
-		if (rc == 0) rc = sto_put_pk_where(&q, t, n + 1);
+		str_pk_where(q, t, n + 1);
 		break;
 	default:
-		rc = ws_buf_printf(&q, "INSERT INTO ");
-		if (rc == 0) rc = sto_qid(&q, t->name);
-		if (rc == 0) rc = ws_buf_printf(&q, "(");
-		for (i = 0; rc == 0 && i < t->ncols; i++)
-			if (((mask >> i) & 1) || !((t->allmask >> i) & 1)) {
-				rc = ws_buf_printf(&q, n++ ? ", " : "");
-				if (rc == 0) rc = sto_qid(&q, t->cols[i]);
-			}
-		if (rc == 0) rc = ws_buf_printf(&q, ") VALUES(");
-		for (i = 0; rc == 0 && i < n; i++)
-			rc = ws_buf_printf(&q, i ? ", ?" : "?");
-		if (rc == 0) rc = ws_buf_printf(&q, ")");
+		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(", t->name);
+		for (i = 0; i < t->ncols; i++)
+			if (((mask >> i) & 1) || !((t->allmask >> i) & 1))
+				sqlite3_str_appendf(q, "%s\"%w\"", n++ ? ", " : "", t->cols[i]);
+		sqlite3_str_appendall(q, ") VALUES(");
+		for (i = 0; i < n; i++)
+			sqlite3_str_appendall(q, i ? ", ?" : "?");
+		sqlite3_str_appendall(q, ")");
 		break;
 	}
-	if (rc == 0 && !sto_cstr(&q))
-		rc = WS_ENOMEM;
-	if (rc == 0)
-		rc = sto_prep(s->db, sto_cstr(&q), st, err);
-	ws_buf_release(&q);
-	if (rc)
+	if ((rc = sto_str_prep(s->db, q, st, err)))
 		return rc;
 	/*
 	 * Slot 0 is TS_ROW's alone: apply_change() holds that statement, stepped,
