@@ -331,11 +331,12 @@ static int held_after(struct ws_store *s, const struct tbl *t, sqlite3_stmt *e,
  */
 int sto_claims_seal(struct ws_store *s, uint64_t first, uint64_t last, char *err)
 {
-	struct ws_buf q = WS_BUF_INIT, pk = WS_BUF_INIT, val = WS_BUF_INIT;
+	struct ws_buf pk = WS_BUF_INIT, val = WS_BUF_INIT;
 	struct ws_value kv[MAX_TRACKED_COLS], tmp[MAX_TRACKED_COLS];
 	const struct ws_value *vals[MAX_TRACKED_COLS];
 	sqlite3_value *v[MAX_TRACKED_COLS] = {0};
 	sqlite3_stmt *st = NULL, *row;
+	sqlite3_str *q;
 	uint32_t i, u;
 	int rc, ok, exists;
 
@@ -346,11 +347,12 @@ int sto_claims_seal(struct ws_store *s, uint64_t first, uint64_t last, char *err
 			u += s->t[i].nuniq;
 	if (u == 0)
 		return 0; /* no tracked table has a UNIQUE index */
-	rc = ws_buf_printf(&q, "SELECT usn, tbl, op, mask");
-	for (i = 1; rc == 0 && i <= s->nk; i++)
-		rc = ws_buf_printf(&q, ", k%u", i);
-	if (rc == 0) rc = ws_buf_printf(&q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2");
-	if (rc || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &st, err)))
+	q = sqlite3_str_new(s->db);
+	sqlite3_str_appendall(q, "SELECT usn, tbl, op, mask");
+	for (i = 1; i <= s->nk; i++)
+		sqlite3_str_appendf(q, ", k%u", i);
+	sqlite3_str_appendall(q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2");
+	if ((rc = sto_str_prep(s->db, q, &st, err)))
 		goto out;
 	sqlite3_bind_int64(st, 1, (int64_t)first);
 	sqlite3_bind_int64(st, 2, (int64_t)last);
@@ -389,7 +391,6 @@ int sto_claims_seal(struct ws_store *s, uint64_t first, uint64_t last, char *err
 	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "log", err);
 out:
 	sqlite3_finalize(st);
-	ws_buf_release(&q);
 	ws_buf_release(&pk);
 	ws_buf_release(&val);
 	return rc;

@@ -72,30 +72,27 @@ out:
 static int log_local(struct ws_store *s, const struct tbl *t, int op, int64_t mask,
     const struct ws_value *pk, char *err)
 {
-	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_str *q = sqlite3_str_new(s->db);
 	sqlite3_stmt *st;
 	uint32_t i;
 	int rc;
 
-	rc = ws_buf_printf(&q, "INSERT INTO wsync_log(tbl, op, mask, ");
-	if (rc == 0) rc = sto_put_ks(&q, t->npk, "");
-	if (rc == 0) rc = ws_buf_printf(&q, ") VALUES(?1, ?2, ?3");
-	for (i = 0; rc == 0 && i < t->npk; i++)
-		rc = ws_buf_printf(&q, ", ?%u", i + 4);
-	if (rc == 0) rc = ws_buf_printf(&q, ")");
-	if (rc == 0 && !sto_cstr(&q))
-		rc = WS_ENOMEM;
-	if (rc == 0 && (rc = sto_stmt(s, sto_cstr(&q), &st, err)) == 0) {
-		sqlite3_bind_int64(st, 1, t->id);
-		sqlite3_bind_int(st, 2, op);
-		sqlite3_bind_int64(st, 3, mask);
-		for (i = 0; i < t->npk; i++)
-			sto_bind_value(st, (int)i + 4, &pk[i]);
-		rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
-		    sto_sqlerr(s->db, sqlite3_errcode(s->db), "log", err);
-		sqlite3_reset(st);
-	}
-	ws_buf_release(&q);
+	sqlite3_str_appendall(q, "INSERT INTO wsync_log(tbl, op, mask, ");
+	sto_str_ks(q, t->npk, "");
+	sqlite3_str_appendall(q, ") VALUES(?1, ?2, ?3");
+	for (i = 0; i < t->npk; i++)
+		sqlite3_str_appendf(q, ", ?%u", i + 4);
+	sqlite3_str_appendall(q, ")");
+	if ((rc = sto_str_stmt(s, q, &st, err)))
+		return rc;
+	sqlite3_bind_int64(st, 1, t->id);
+	sqlite3_bind_int(st, 2, op);
+	sqlite3_bind_int64(st, 3, mask);
+	for (i = 0; i < t->npk; i++)
+		sto_bind_value(st, (int)i + 4, &pk[i]);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
+	    sto_sqlerr(s->db, sqlite3_errcode(s->db), "log", err);
+	sqlite3_reset(st);
 	return rc;
 }
 
@@ -108,7 +105,7 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 	struct tbl *t = sto_tbl_by_id(s, sqlite3_column_int64(cf, 0));
 	struct ws_value pk[MAX_TRACKED_COLS];
 	sqlite3_stmt *row, *w = NULL, *lost = NULL;
-	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_str *q;
 	int col = sqlite3_column_int(cf, 2), rc, exists, n = 0;
 	int64_t mask = 0;
 	struct ws_rd r;
@@ -136,28 +133,24 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 		for (i = 1; i <= 4; i++)
 			sqlite3_bind_value(lost, (int)i, sqlite3_column_value(cf,
 			    i == 1 ? 0 : i == 2 ? 1 : (int)i + 1));
-		rc = ws_buf_printf(&q, "INSERT INTO ");
-		if (rc == 0) rc = sto_qid(&q, t->name);
-		if (rc == 0) rc = ws_buf_printf(&q, "(");
-		for (i = 0; rc == 0 && i < t->npk; i++) {
-			rc = ws_buf_printf(&q, i ? ", " : "");
-			if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
-		}
-		while (rc == 0 && sqlite3_step(lost) == SQLITE_ROW) {
+		q = sqlite3_str_new(s->db);
+		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(", t->name);
+		for (i = 0; i < t->npk; i++)
+			sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "", t->cols[t->pk[i]]);
+		while (sqlite3_step(lost) == SQLITE_ROW) {
 			int lc = sqlite3_column_int(lost, 0);
 
 			if (lc < 0 || lc >= (int)t->ncols || ((mask >> lc) & 1))
 				continue;
 			mask |= (int64_t)1 << lc;
-			rc = ws_buf_printf(&q, ", ");
-			if (rc == 0) rc = sto_qid(&q, t->cols[lc]);
+			sqlite3_str_appendf(q, ", \"%w\"", t->cols[lc]);
 			n++;
 		}
-		if (rc == 0) rc = ws_buf_printf(&q, ") VALUES(");
-		for (i = 0; rc == 0 && i < t->npk + (uint32_t)n; i++)
-			rc = ws_buf_printf(&q, i ? ", ?" : "?");
-		if (rc == 0) rc = ws_buf_printf(&q, ")");
-		if (rc || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &w, err)))
+		sqlite3_str_appendall(q, ") VALUES(");
+		for (i = 0; i < t->npk + (uint32_t)n; i++)
+			sqlite3_str_appendall(q, i ? ", ?" : "?");
+		sqlite3_str_appendall(q, ")");
+		if ((rc = sto_str_prep(s->db, q, &w, err)))
 			goto out;
 		for (i = 0; i < t->npk; i++)
 			sto_bind_value(w, (int)i + 1, &pk[i]);
@@ -176,13 +169,13 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 		rc = log_local(s, t, WS_OP_INSERT, t->allmask, pk, err);
 	} else {
 		if (!keep && exists) {
-			rc = ws_buf_printf(&q, "UPDATE ");
-			if (rc == 0) rc = sto_qid(&q, t->name);
-			if (rc == 0) rc = ws_buf_printf(&q, " SET ");
-			if (rc == 0) rc = sto_qid(&q, t->cols[col]);
-			if (rc == 0) rc = ws_buf_printf(&q, " = ?%u", t->npk + 1);
-			if (rc == 0) rc = sto_put_pk_where(&q, t, 1);
-			if (rc || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &w, err)))
+			q = sqlite3_str_new(s->db);
+			sqlite3_str_appendf(q, "UPDATE \"%w\" SET \"%w\" = ?%u", t->name,
+			    t->cols[col], t->npk + 1);
+			for (i = 0; i < t->npk; i++)
+				sqlite3_str_appendf(q, "%s\"%w\" IS ?%u", i ? " AND " : " WHERE ",
+				    t->cols[t->pk[i]], i + 1);
+			if ((rc = sto_str_prep(s->db, q, &w, err)))
 				goto out;
 			for (i = 0; i < t->npk; i++)
 				sto_bind_value(w, (int)i + 1, &pk[i]);
@@ -201,7 +194,6 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 out:
 	sqlite3_finalize(w);
 	sqlite3_finalize(lost);
-	ws_buf_release(&q);
 	return rc;
 }
 

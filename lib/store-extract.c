@@ -17,7 +17,7 @@ struct extract {
 	struct ws_store *s;
 	struct ws_batch b;
 	long map[4096];          /* tracked-table position -> batch table + 1 */
-	struct ws_buf q, pk;
+	struct ws_buf pk;
 	ws_store_batch_cb *cb;
 	void *cd;
 	char *err;
@@ -143,6 +143,7 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 	sqlite3_value *cv[MAX_TRACKED_COLS] = {0};
 	uint8_t mask[8] = {0};
 	struct ws_change c = {0};
+	sqlite3_str *q;
 	int64_t emask, win, later_mask = 0;
 	uint32_t i, n = 0;
 	int rc, op, later_delete = 0, exists = 0;
@@ -158,13 +159,13 @@ static int extract_entry(struct extract *x, sqlite3_stmt *e, int64_t site,
 	if ((rc = sto_pk_blob(e, 5, t->npk, &x->pk)))
 		return rc;
 	/* What later entries did to this row. */
-	x->q.len = 0;
-	rc = ws_buf_printf(&x->q, "SELECT op, mask, lost, usn FROM wsync_log WHERE "
+	q = sqlite3_str_new(s->db);
+	sqlite3_str_appendall(q, "SELECT op, mask, lost, usn FROM wsync_log WHERE "
 	    "tbl = ?1 AND usn > ?2");
-	for (i = 0; rc == 0 && i < s->nk; i++)
-		rc = ws_buf_printf(&x->q, " AND k%u IS ?%u", i + 1, i + 3);
-	if (rc == 0) rc = ws_buf_printf(&x->q, " ORDER BY usn");
-	if (rc || !sto_cstr(&x->q) || (rc = sto_stmt(s, sto_cstr(&x->q), &later, x->err)))
+	for (i = 0; i < s->nk; i++)
+		sqlite3_str_appendf(q, " AND k%u IS ?%u", i + 1, i + 3);
+	sqlite3_str_appendall(q, " ORDER BY usn");
+	if ((rc = sto_str_stmt(s, q, &later, x->err)))
 		return rc;
 	sqlite3_bind_int64(later, 1, t->id);
 	sqlite3_bind_int64(later, 2, sqlite3_column_int64(e, 0));
@@ -279,7 +280,7 @@ static int extract_batch(struct extract *x, sqlite3_stmt *bs)
 	uint64_t counter = (uint64_t)sqlite3_column_int64(bs, 1);
 	uint64_t last = (uint64_t)sqlite3_column_int64(bs, 3);
 	sqlite3_stmt *e = NULL;
-	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_str *q;
 	int rc;
 
 	ws_batch_release(&x->b);
@@ -294,14 +295,15 @@ static int extract_batch(struct extract *x, sqlite3_stmt *bs)
 	/* A context pruned on its way here keeps its original number. */
 	if ((uint64_t)sqlite3_column_int64(bs, 5) != sto_lamport_of(&ctx))
 		ws_batch_set_lamport(&x->b, (uint64_t)sqlite3_column_int64(bs, 5));
-	rc = ws_buf_printf(&q, "SELECT usn, tbl, op, mask, lost");
-	if (rc == 0 && s->nk)
-		rc = ws_buf_printf(&q, ", ");
-	if (rc == 0) rc = sto_put_ks(&q, s->nk, "");
-	if (rc == 0) rc = ws_buf_printf(&q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2"
+	q = sqlite3_str_new(s->db);
+	sqlite3_str_appendall(q, "SELECT usn, tbl, op, mask, lost");
+	if (s->nk)
+		sqlite3_str_appendall(q, ", ");
+	sto_str_ks(q, s->nk, "");
+	sqlite3_str_appendall(q, " FROM wsync_log WHERE usn BETWEEN ?1 AND ?2"
 	    " ORDER BY usn");
 	/* Not cached: extract_entry's statements run while this one steps. */
-	if (rc || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &e, x->err)))
+	if ((rc = sto_str_prep(s->db, q, &e, x->err)))
 		goto out;
 	sqlite3_bind_int64(e, 1, sqlite3_column_int64(bs, 2));
 	sqlite3_bind_int64(e, 2, (int64_t)last);
@@ -317,7 +319,6 @@ static int extract_batch(struct extract *x, sqlite3_stmt *bs)
 	rc = x->cb(&x->b, last, x->cd);
 out:
 	sqlite3_finalize(e);
-	ws_buf_release(&q);
 	ws_vclock_release(&ctx);
 	return rc;
 }
@@ -352,7 +353,6 @@ static int extract(struct ws_store *s, sqlite3_stmt *bs, const struct ws_vclock 
 	rc = rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "batches", err);
 out:
 	ws_batch_release(&x->b);
-	ws_buf_release(&x->q);
 	ws_buf_release(&x->pk);
 	free(x);
 	return rc;

@@ -316,9 +316,9 @@ static int log_entry(struct apply *a, const struct tbl *t, int op, int64_t win,
 int sto_lose_row(struct apply *a, const struct tbl *t, const struct ws_value *pk,
     const struct history *h, int kind, int64_t mask)
 {
-	struct ws_buf q = WS_BUF_INIT;
-	sqlite3_stmt *st = NULL;
 	struct ver newest = {0};
+	sqlite3_stmt *st;
+	sqlite3_str *q;
 	uint32_t i;
 	int rc;
 
@@ -327,16 +327,16 @@ int sto_lose_row(struct apply *a, const struct tbl *t, const struct ws_value *pk
 			newest = h->cell[i];
 	if (!newest.site)
 		return 0; /* nothing known of it: nothing to name as lost */
-	rc = ws_buf_printf(&q, "SELECT ");
-	for (i = 0; rc == 0 && i < t->ncols; i++) {
-		rc = ws_buf_printf(&q, i ? ", " : "");
-		if (rc == 0) rc = sto_qid(&q, t->cols[i]);
-	}
-	if (rc == 0) rc = ws_buf_printf(&q, " FROM ");
-	if (rc == 0) rc = sto_qid(&q, t->name);
-	if (rc == 0) rc = sto_put_pk_where(&q, t, 1);
-	if (rc || !sto_cstr(&q) || (rc = sto_prep(a->s->db, sto_cstr(&q), &st, a->err)))
-		goto out;
+	q = sqlite3_str_new(a->s->db);
+	sqlite3_str_appendall(q, "SELECT ");
+	for (i = 0; i < t->ncols; i++)
+		sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "", t->cols[i]);
+	sqlite3_str_appendf(q, " FROM \"%w\"", t->name);
+	for (i = 0; i < t->npk; i++)
+		sqlite3_str_appendf(q, "%s\"%w\" IS ?%u", i ? " AND " : " WHERE ",
+		    t->cols[t->pk[i]], i + 1);
+	if ((rc = sto_str_prep(a->s->db, q, &st, a->err)))
+		return rc;
 	for (i = 0; i < t->npk; i++)
 		sto_bind_value(st, (int)i + 1, &pk[i]);
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -345,9 +345,7 @@ int sto_lose_row(struct apply *a, const struct tbl *t, const struct ws_value *pk
 				rc = sto_add_conflict(a, t, (int)i, kind, h->cell[i].site ?
 				    &h->cell[i] : &newest, sqlite3_column_value(st, (int)i),
 				    NULL);
-out:
 	sqlite3_finalize(st);
-	ws_buf_release(&q);
 	return rc;
 }
 
@@ -393,11 +391,12 @@ static int contest(struct apply *a, const struct tbl *t, const struct ws_change 
     const struct ws_value *const *val, int *won)
 {
 	struct ws_store *s = a->s;
-	struct ws_buf q = WS_BUF_INIT, keys = WS_BUF_INIT, saved;
+	struct ws_buf blob = WS_BUF_INIT, keys = WS_BUF_INIT, saved;
 	struct ver me = {a->origin, a->counter, a->lamport}, best;
 	struct ws_value kv[MAX_TRACKED_COLS];
 	sqlite3_stmt *ix = NULL, *cols = NULL, *find = NULL, *del;
 	struct history h;
+	sqlite3_str *q;
 	uint32_t i, n, nkeys = 0;
 	int rc, bound, j;
 
@@ -409,22 +408,19 @@ static int contest(struct apply *a, const struct tbl *t, const struct ws_change 
 		goto out;
 	sqlite3_bind_text(ix, 1, t->name, -1, SQLITE_STATIC);
 	/* Gather the keys of the rows in the way, as value blobs. */
-	while (sqlite3_step(ix) == SQLITE_ROW) {
+	while (rc == 0 && sqlite3_step(ix) == SQLITE_ROW) {
 		sqlite3_reset(cols);
 		sqlite3_bind_text(cols, 1, (const char *)sqlite3_column_text(ix, 0), -1,
 		    SQLITE_TRANSIENT);
-		q.len = 0;
-		rc = sto_put_select_key(&q, t);
-		if (rc == 0) rc = ws_buf_printf(&q, " WHERE NOT (1");
-		for (i = 0; rc == 0 && i < t->npk; i++) {
-			rc = ws_buf_printf(&q, " AND ");
-			if (rc == 0) rc = sto_qid(&q, t->cols[t->pk[i]]);
-			if (rc == 0) rc = ws_buf_printf(&q, " IS ?%u", i + 1);
-		}
-		if (rc == 0) rc = ws_buf_printf(&q, ")");
+		q = sqlite3_str_new(s->db);
+		sto_str_select_key(q, t);
+		sqlite3_str_appendall(q, " WHERE NOT (1");
+		for (i = 0; i < t->npk; i++)
+			sqlite3_str_appendf(q, " AND \"%w\" IS ?%u", t->cols[t->pk[i]], i + 1);
+		sqlite3_str_appendall(q, ")");
 		n = 0;
 		bound = 1;
-		while (rc == 0 && sqlite3_step(cols) == SQLITE_ROW) {
+		while (sqlite3_step(cols) == SQLITE_ROW) {
 			/* t->cols[0] is the rowid itself when it is the key. */
 			int cid = sqlite3_column_int(cols, 0);
 
@@ -434,16 +430,15 @@ static int contest(struct apply *a, const struct tbl *t, const struct ws_change 
 				bound = 0;
 			else if (!val[cid] || val[cid]->type == WS_NULL)
 				bound = 0;
-			else {
-				rc = ws_buf_printf(&q, " AND ");
-				if (rc == 0) rc = sto_qid(&q, t->cols[cid]);
-				if (rc == 0) rc = ws_buf_printf(&q, " IS ?%u",
+			else
+				sqlite3_str_appendf(q, " AND \"%w\" IS ?%u", t->cols[cid],
 				    t->npk + 1 + n++);
-			}
 		}
-		if (rc || !bound || !n || !sto_cstr(&q))
+		if (!bound || !n) {
+			sqlite3_free(sqlite3_str_finish(q));
 			continue;
-		if ((rc = sto_prep(s->db, sto_cstr(&q), &find, a->err)))
+		}
+		if ((rc = sto_str_prep(s->db, q, &find, a->err)))
 			goto out;
 		for (i = 0; i < t->npk; i++)
 			sto_bind_value(find, (int)i + 1, &c->pk[i]);
@@ -500,8 +495,8 @@ static int contest(struct apply *a, const struct tbl *t, const struct ws_change 
 				goto out;
 			for (i = 0; i < t->npk; i++)
 				sto_bind_value(del, (int)i + 1, &kv[i]);
-			if ((rc = sto_step_write(a, t, del)) || (rc = sto_key_blob(t, kv, &q)) ||
-			    (rc = ws_buf_append(&a->gone, q.p, q.len)))
+			if ((rc = sto_step_write(a, t, del)) || (rc = sto_key_blob(t, kv, &blob)) ||
+			    (rc = ws_buf_append(&a->gone, blob.p, blob.len)))
 				goto out;
 			a->ngone++;
 		}
@@ -513,7 +508,7 @@ out:
 	sqlite3_finalize(ix);
 	sqlite3_finalize(cols);
 	sqlite3_finalize(find);
-	ws_buf_release(&q);
+	ws_buf_release(&blob);
 	ws_buf_release(&keys);
 	return rc;
 }
@@ -1154,9 +1149,10 @@ out:
 static int cascade(struct apply *a, struct tbl *t, const struct ws_value *pk,
     int depth, uint64_t by)
 {
-	struct ws_buf q = WS_BUF_INIT, keys = WS_BUF_INIT;
+	struct ws_buf keys = WS_BUF_INIT;
 	struct ws_value kv[MAX_TRACKED_COLS];
 	sqlite3_stmt *st = NULL;
+	sqlite3_str *q;
 	uint32_t j, f, k, n;
 	int rc = 0;
 
@@ -1173,15 +1169,13 @@ static int cascade(struct apply *a, struct tbl *t, const struct ws_value *pk,
 
 			if (!fk->action || strcmp(fk->parent, t->name) != 0)
 				continue;
-			q.len = keys.len = 0;
-			rc = sto_put_select_key(&q, ct);
-			for (k = 0; rc == 0 && k < fk->ncols; k++) {
-				rc = ws_buf_printf(&q, k ? " AND " : " WHERE ");
-				if (rc == 0) rc = sto_qid(&q, ct->cols[fk->col[k]]);
-				if (rc == 0) rc = ws_buf_printf(&q, " = ?%u", k + 1);
-			}
-			if (rc || !sto_cstr(&q) || (rc = sto_prep(a->s->db, sto_cstr(&q), &st,
-			    a->err)))
+			keys.len = 0;
+			q = sqlite3_str_new(a->s->db);
+			sto_str_select_key(q, ct);
+			for (k = 0; k < fk->ncols; k++)
+				sqlite3_str_appendf(q, "%s\"%w\" = ?%u", k ? " AND " : " WHERE ",
+				    ct->cols[fk->col[k]], k + 1);
+			if ((rc = sto_str_prep(a->s->db, q, &st, a->err)))
 				break;
 			for (k = 0; k < fk->ncols; k++)
 				sto_bind_value(st, (int)k + 1, &pk[k]);
@@ -1211,7 +1205,6 @@ static int cascade(struct apply *a, struct tbl *t, const struct ws_value *pk,
 		}
 	}
 	sqlite3_finalize(st);
-	ws_buf_release(&q);
 	ws_buf_release(&keys);
 	return rc;
 }
@@ -1656,28 +1649,27 @@ void sto_apply_release(struct apply *a)
 
 int sto_apply_init(struct apply *a, struct ws_store *s, char *err)
 {
-	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_str *q = sqlite3_str_new(s->db);
 	unsigned i;
 	int rc;
 
 	memset(a, 0, sizeof(*a));
 	a->s = s;
 	a->err = err;
-	rc = ws_buf_printf(&q, "SELECT usn, op, mask, lost FROM wsync_log WHERE tbl = ?1");
-	for (i = 1; rc == 0 && i <= s->nk; i++)
-		rc = ws_buf_printf(&q, " AND k%u IS ?%u", i, i + 1);
-	if (rc == 0)
-		rc = ws_buf_printf(&q, " ORDER BY usn DESC");
-	if (rc || !sto_cstr(&q) || (rc = sto_stmt(s, sto_cstr(&q), &a->hist, err)))
+	sqlite3_str_appendall(q, "SELECT usn, op, mask, lost FROM wsync_log WHERE tbl = ?1");
+	for (i = 1; i <= s->nk; i++)
+		sqlite3_str_appendf(q, " AND k%u IS ?%u", i, i + 1);
+	sqlite3_str_appendall(q, " ORDER BY usn DESC");
+	if ((rc = sto_str_stmt(s, q, &a->hist, err)))
 		goto out;
-	q.len = 0;
-	rc = ws_buf_printf(&q, "INSERT INTO wsync_log(tbl, op, mask, lost, ");
-	if (rc == 0) rc = sto_put_ks(&q, s->nk, "");
-	if (rc == 0) rc = ws_buf_printf(&q, ") VALUES(?1, ?2, ?3, ?4");
-	for (i = 1; rc == 0 && i <= s->nk; i++)
-		rc = ws_buf_printf(&q, ", ?%u", i + 4);
-	if (rc == 0) rc = ws_buf_printf(&q, ")");
-	if (rc || !sto_cstr(&q) || (rc = sto_stmt(s, sto_cstr(&q), &a->log, err)) ||
+	q = sqlite3_str_new(s->db);
+	sqlite3_str_appendall(q, "INSERT INTO wsync_log(tbl, op, mask, lost, ");
+	sto_str_ks(q, s->nk, "");
+	sqlite3_str_appendall(q, ") VALUES(?1, ?2, ?3, ?4");
+	for (i = 1; i <= s->nk; i++)
+		sqlite3_str_appendf(q, ", ?%u", i + 4);
+	sqlite3_str_appendall(q, ")");
+	if ((rc = sto_str_stmt(s, q, &a->log, err)) ||
 	    (rc = sto_stmt(s, "SELECT site, counter, lamport, first_usn FROM wsync_batches"
 	    " WHERE last_usn >= ?1 ORDER BY last_usn LIMIT 1", &a->dot, err)) ||
 	    (rc = sto_stmt(s, "SELECT id, col, site, counter, lamport, lostdel FROM "
@@ -1692,7 +1684,6 @@ int sto_apply_init(struct apply *a, struct ws_store *s, char *err)
 	a->any_conflicts = sto_meta_exists(s, "SELECT 1 FROM wsync_conflicts LIMIT 1");
 	rc = sto_stable_get(s, &a->gc, err);
 out:
-	ws_buf_release(&q);
 	if (rc)
 		sto_apply_release(a);
 	return rc;

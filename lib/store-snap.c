@@ -21,18 +21,15 @@
 #define SNAP_BYTES (1u << 20)   /* and about this many bytes of values */
 
 /* Append "SELECT <cols> FROM <t>" to q: every column (all) or the key. */
-static int put_select(struct ws_buf *q, const struct tbl *t, int all)
+static void put_select(sqlite3_str *q, const struct tbl *t, int all)
 {
 	uint32_t i, n = all ? t->ncols : t->npk;
-	int rc = ws_buf_printf(q, "SELECT ");
 
-	for (i = 0; rc == 0 && i < n; i++) {
-		rc = i ? ws_buf_printf(q, ", ") : 0;
-		if (rc == 0) rc = sto_qid(q, t->cols[all ? i : t->pk[i]]);
-	}
-	if (rc == 0) rc = ws_buf_printf(q, " FROM ");
-	if (rc == 0) rc = sto_qid(q, t->name);
-	return rc;
+	sqlite3_str_appendall(q, "SELECT ");
+	for (i = 0; i < n; i++)
+		sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "",
+		    t->cols[all ? i : t->pk[i]]);
+	sqlite3_str_appendf(q, " FROM \"%w\"", t->name);
 }
 
 /*
@@ -130,7 +127,6 @@ int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientDat
 {
 	struct ws_value pk[MAX_TRACKED_COLS], vals[MAX_TRACKED_COLS];
 	struct ws_vclock gc = WS_VCLOCK_INIT;
-	struct ws_buf q = WS_BUF_INIT;
 	struct ws_change c;
 	struct ws_batch b;
 	sqlite3_stmt *st = NULL;
@@ -146,10 +142,10 @@ int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientDat
 		goto out;
 	for (i = 0; i < s->nt; i++) {
 		struct tbl *t = &s->t[i];
+		sqlite3_str *q = sqlite3_str_new(s->db);
 
-		q.len = 0;
-		if ((rc = put_select(&q, t, 1)) || !sto_cstr(&q) ||
-		    (rc = sto_prep(s->db, sto_cstr(&q), &st, err)))
+		put_select(q, t, 1);
+		if ((rc = sto_str_prep(s->db, q, &st, err)))
 			goto out;
 		rows = bytes = 0;
 		memset(&c, 0, sizeof(c));
@@ -200,7 +196,6 @@ out:
 	sqlite3_finalize(st);
 	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	ws_batch_release(&b);
-	ws_buf_release(&q);
 	ws_vclock_release(&gc);
 	return rc;
 }
@@ -353,10 +348,11 @@ static int snap_row(struct apply *a, const struct ws_change *c, sqlite3_stmt *ke
 static int snap_orphans(struct apply *a)
 {
 	struct ws_store *s = a->s;
-	struct ws_buf q = WS_BUF_INIT, found = WS_BUF_INIT;
+	struct ws_buf found = WS_BUF_INIT;
 	struct ws_value kv[MAX_TRACKED_COLS];
 	sqlite3_stmt *st = NULL, *row = NULL, *act = NULL;
 	struct history h;
+	sqlite3_str *q;
 	struct tbl *t;
 	int64_t rid, fkid, *e;
 	size_t at;
@@ -386,10 +382,10 @@ static int snap_orphans(struct apply *a)
 			if (!(t = sto_tbl_by_id(s, e[0])))
 				continue;
 			/* The row's key, and its history here. */
-			q.len = 0;
-			rc = sto_put_select_key(&q, t);
-			if (rc == 0) rc = ws_buf_printf(&q, " WHERE rowid = ?1");
-			if (rc || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &row, a->err)))
+			q = sqlite3_str_new(s->db);
+			sto_str_select_key(q, t);
+			sqlite3_str_appendall(q, " WHERE rowid = ?1");
+			if ((rc = sto_str_prep(s->db, q, &row, a->err)))
 				break;
 			sqlite3_bind_int64(row, 1, rid);
 			if (sqlite3_step(row) != SQLITE_ROW) {
@@ -422,40 +418,33 @@ static int snap_orphans(struct apply *a)
 			}
 			sqlite3_finalize(row);
 			row = NULL;
-			q.len = 0;
+			if (setnull && (rc = sto_prep(s->db, "SELECT \"from\" FROM "
+			    "pragma_foreign_key_list(?1) WHERE id = ?2", &act, a->err)))
+				break;
+			q = sqlite3_str_new(s->db);
 			if (setnull) {
-				rc = ws_buf_printf(&q, "UPDATE ");
-				if (rc == 0) rc = sto_qid(&q, t->name);
-				if (rc == 0) rc = ws_buf_printf(&q, " SET (");
-				if (rc == 0 && (rc = sto_prep(s->db, "SELECT \"from\" FROM "
-				    "pragma_foreign_key_list(?1) WHERE id = ?2", &act, a->err)) == 0) {
-					sqlite3_bind_text(act, 1, t->name, -1, SQLITE_STATIC);
-					sqlite3_bind_int64(act, 2, fkid);
-					for (i = 0; rc == 0 && sqlite3_step(act) == SQLITE_ROW; i++) {
-						rc = ws_buf_printf(&q, i ? ", " : "");
-						if (rc == 0) rc = sto_qid(&q, (const char *)
-						    sqlite3_column_text(act, 0));
-					}
-					sqlite3_finalize(act);
-					act = NULL;
-					if (rc == 0) rc = ws_buf_printf(&q, ") = (SELECT NULL");
-					while (rc == 0 && i-- > 1)
-						rc = ws_buf_printf(&q, ", NULL");
-					if (rc == 0) rc = ws_buf_printf(&q, ")");
-				}
+				sqlite3_str_appendf(q, "UPDATE \"%w\" SET (", t->name);
+				sqlite3_bind_text(act, 1, t->name, -1, SQLITE_STATIC);
+				sqlite3_bind_int64(act, 2, fkid);
+				for (i = 0; sqlite3_step(act) == SQLITE_ROW; i++)
+					sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "",
+					    (const char *)sqlite3_column_text(act, 0));
+				sqlite3_finalize(act);
+				act = NULL;
+				sqlite3_str_appendall(q, ") = (SELECT NULL");
+				while (i-- > 1)
+					sqlite3_str_appendall(q, ", NULL");
+				sqlite3_str_appendall(q, ")");
 			} else {
-				rc = ws_buf_printf(&q, "DELETE FROM ");
-				if (rc == 0) rc = sto_qid(&q, t->name);
+				sqlite3_str_appendf(q, "DELETE FROM \"%w\"", t->name);
 			}
-			if (rc == 0) rc = ws_buf_printf(&q, " WHERE rowid = %lld", (long long)rid);
-			if (rc == 0)
-				rc = sto_cstr(&q) ? sto_exec(s->db, sto_cstr(&q), a->err) : WS_ENOMEM;
+			sqlite3_str_appendf(q, " WHERE rowid = %lld", (long long)rid);
+			rc = sto_str_exec(s->db, q, a->err);
 		}
 	}
 	sqlite3_finalize(st);
 	sqlite3_finalize(row);
 	sqlite3_finalize(act);
-	ws_buf_release(&q);
 	ws_buf_release(&found);
 	return rc;
 }
@@ -593,7 +582,7 @@ static int snap_sweep(struct apply *a, struct tbl *t)
 	const struct ws_value *val[MAX_TRACKED_COLS] = {0};
 	struct ws_value kept[MAX_TRACKED_COLS];
 	sqlite3_value *dup[MAX_TRACKED_COLS] = {0};
-	struct ws_buf q = WS_BUF_INIT;
+	sqlite3_str *q = sqlite3_str_new(s->db);
 	sqlite3_stmt *st = NULL, *probe = NULL, *gone = NULL, *row, *w;
 	struct ws_rd r;
 	int64_t keep;
@@ -602,7 +591,8 @@ static int snap_sweep(struct apply *a, struct tbl *t)
 
 	/* First the keys the copy lacks, then the rows: never write while
 	 * reading the same table. */
-	if ((rc = put_select(&q, t, 0)) || !sto_cstr(&q) || (rc = sto_prep(s->db, sto_cstr(&q), &st, a->err)) ||
+	put_select(q, t, 0);
+	if ((rc = sto_str_prep(s->db, q, &st, a->err)) ||
 	    (rc = sto_stmt(s, "SELECT 1 FROM temp.wsync_snap_keys WHERE tbl = ?1 AND "
 	    "pk = ?2", &probe, a->err)) ||
 	    (rc = sto_stmt(s, "INSERT INTO temp.wsync_snap_gone(pk) VALUES(?1)", &gone,
@@ -683,7 +673,6 @@ out:
 	for (i = 0; i < MAX_TRACKED_COLS; i++)
 		sqlite3_value_free(dup[i]);
 	sqlite3_finalize(st);
-	ws_buf_release(&q);
 	return rc;
 }
 
@@ -725,6 +714,7 @@ static int snap_relog(struct apply *a, const struct tbl *t, const struct ws_valu
 {
 	struct ws_store *s = a->s;
 	sqlite3_stmt *rg, *up;
+	sqlite3_str *q;
 	int64_t first, last;
 	uint32_t i;
 	int rc;
@@ -740,15 +730,15 @@ static int snap_relog(struct apply *a, const struct tbl *t, const struct ws_valu
 	sqlite3_reset(rg);
 	if (rc != SQLITE_ROW)
 		return rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "batches", a->err);
-	a->q.len = 0;
-	rc = ws_buf_printf(&a->q, "UPDATE wsync_log SET op = op & ~?1, mask = mask | ?2, "
+	q = sqlite3_str_new(s->db);
+	sqlite3_str_appendall(q, "UPDATE wsync_log SET op = op & ~?1, mask = mask | ?2, "
 	    "lost = lost & ~?2 WHERE usn = (SELECT max(usn) FROM wsync_log WHERE tbl = ?3 "
 	    "AND usn BETWEEN ?4 AND ?5 AND (mask | lost) & ?2");
-	for (i = 0; rc == 0 && i < s->nk; i++)
-		rc = ws_buf_printf(&a->q, " AND k%u IS ?%u", i + 1, i + 6);
-	if (rc == 0) rc = ws_buf_printf(&a->q, ")");
-	if (rc || !sto_cstr(&a->q) || (rc = sto_stmt(s, sto_cstr(&a->q), &up, a->err)))
-		return rc ? rc : WS_ENOMEM;
+	for (i = 0; i < s->nk; i++)
+		sqlite3_str_appendf(q, " AND k%u IS ?%u", i + 1, i + 6);
+	sqlite3_str_appendall(q, ")");
+	if ((rc = sto_str_stmt(s, q, &up, a->err)))
+		return rc;
 	sqlite3_bind_int(up, 1, OP_LOSTDEL);
 	sqlite3_bind_int64(up, 2, (int64_t)1 << col);
 	sqlite3_bind_int64(up, 3, t->id);
