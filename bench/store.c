@@ -11,6 +11,13 @@
  * 2. (B7) Capture overhead: single-row UPDATEs on a tracked table against
  *    the same on an untracked copy, in one transaction and in autocommit.
  * 3. Metadata bytes per tracked row, before and after ws_store_gc().
+ * 4. (B2c, B7c) The cost of a constrained schema: the apply of figure 1
+ *    and the capture of figure 2, scaled down by SCHEMA_SCALE, on a table
+ *    whose schema carries UNIQUE, NOT NULL, CHECK and a FOREIGN KEY with
+ *    an action, against the same workload on a copy with none of them.
+ *    (Smaller, because tracking a constrained table writes a UNIQUE claim
+ *    for every row at the first seal and then collects them all: for 1M
+ *    rows that setup alone took two minutes on the shared 2-core machine.)
  *
  * Prints one table on stdout and nothing else.  The databases live in a
  * directory under /tmp that is removed at exit.  The 1M-row base file is
@@ -67,6 +74,11 @@
 #define META_ROWS 100000        /* rows in the figure 3 table */
 #define META_ROUNDS 10          /* sealed local transactions, figure 3 */
 #define META_CHANGES 100000     /* changes over all rounds, figure 3 */
+#define PARENT_ROWS 100         /* rows of parent, figure 4 */
+#define SCHEMA_SCALE 4          /* figure 4 runs figures 1 and 2 at 1/4 */
+#define SCHEMA_ROWS (BASE_ROWS / SCHEMA_SCALE)
+#define SCHEMA_CHANGES (APPLY_CHANGES / SCHEMA_SCALE)
+#define SCHEMA_UPDATES (CAP_TX / SCHEMA_SCALE)
 
 #define TEXT_POOL (1u << 20)
 #define PATHLEN_SQL 256
@@ -80,6 +92,7 @@
 #define GOAL_VS_SQLDIFF 1.0     /* wsync apply speed / sqlite3 < sqldiff's SQL */
 #define GOAL_CAPTURE 2.0        /* tracked time / untracked time */
 #define GOAL_META 16.0          /* wsync_* bytes per row after GC */
+#define GOAL_SCHEMA 1.10        /* constrained time / plain time (issue 13) */
 
 #define BENCH_NAME "store"
 #include "common.h"
@@ -94,12 +107,13 @@
  */
 enum {
 	F_BASE, F_HBASE, F_TBASE, F_SBASE, F_RUN, F_SCRATCH, F_META_BASE, F_META,
-	F_META_PLAIN, F_DIFF, NFILES
+	F_META_PLAIN, F_DIFF, F_PBASE, F_PTBASE, F_KBASE, F_KTBASE, NFILES
 };
 
 static const char *const file_names[NFILES] = {
 	"base.db", "hbase.db", "tbase.db", "sbase.db", "run.db", "scratch.db", "meta-base.db",
-	"meta.db", "meta-plain.db", "diff.sql",
+	"meta.db", "meta-plain.db", "diff.sql", "pbase.db", "ptbase.db", "kbase.db",
+	"ktbase.db",
 };
 static const char *const file_suffixes[] = {"", "-wal", "-shm", "-journal"};
 #define NSUFFIXES (sizeof file_suffixes / sizeof file_suffixes[0])
@@ -249,9 +263,43 @@ static struct ws_store *store_open(int f, int track)
  * bench(id INTEGER PRIMARY KEY, a INTEGER, b TEXT, c REAL).  Column i of
  * a mask is bench_cols[i]; b points into text_pool.
  */
-static const char *const bench_cols[] = {"id", "a", "b", "c"};
+static const char *const bench_cols[] = {"id", "a", "b", "c", "owner"};
 static const uint32_t bench_pk[1] = {0};
-enum { C_ID, C_A, C_B, C_C, NCOLS };
+enum { C_ID, C_A, C_B, C_C, NCOLS, C_OWNER = NCOLS };
+
+/*
+ * The schemas a bench table is built with.  K_BENCH is the table above,
+ * for figures 1-3.  Figure 4 adds a column owner, set on insert to
+ * owner_of(id) and never changed, naming a row of a PARENT_ROWS-row
+ * parent table: K_PLAIN with no constraint, K_CONSTRAINED with one of
+ * each kind wsync keeps bookkeeping for (claims for the UNIQUE index,
+ * prior values for every constrained table, the merge's ON DELETE
+ * action).  The changes keep to the constraints: no value of c repeats,
+ * a >= 0, b is never NULL, owner always names a parent.
+ */
+enum { K_BENCH, K_PLAIN, K_CONSTRAINED };
+
+static const char *const kind_schema[] = {
+	"CREATE TABLE bench(id INTEGER PRIMARY KEY, a INTEGER, b TEXT, c REAL)",
+	"CREATE TABLE parent(id INTEGER PRIMARY KEY, name TEXT);"
+	"CREATE TABLE bench(id INTEGER PRIMARY KEY, a INTEGER, b TEXT, c REAL, "
+	"owner INTEGER)",
+	"CREATE TABLE parent(id INTEGER PRIMARY KEY, name TEXT);"
+	"CREATE TABLE bench(id INTEGER PRIMARY KEY, a INTEGER CHECK (a >= 0), "
+	"b TEXT NOT NULL, c REAL UNIQUE, "
+	"owner INTEGER REFERENCES parent(id) ON DELETE CASCADE)",
+};
+
+static int64_t owner_of(int64_t id)
+{
+	return 1 + id % PARENT_ROWS;
+}
+
+/* Does file f hold a figure 4 table (with owner and parent)? */
+static int has_owner(int f)
+{
+	return f == F_PBASE || f == F_PTBASE || f == F_KBASE || f == F_KTBASE;
+}
 
 static uint8_t text_pool[TEXT_POOL];
 
@@ -462,20 +510,34 @@ static void bind_row(sqlite3 *db, sqlite3_stmt *st, int i, const struct brow *r,
 		sql_die(db, "sqlite3_bind");
 }
 
-/* Write rows 1..n into a new database file f, then close it. */
-static void db_build(int f, const struct brow *rows, size_t n)
+/*
+ * Write rows 1..n into a new database file f with the schema of `kind`
+ * (with the parent rows and each row's owner, for figure 4), then close
+ * it.
+ */
+static void db_build(int f, const struct brow *rows, size_t n, int kind)
 {
 	sqlite3 *db;
 	sqlite3_stmt *st;
 
 	tmp_remove(f);
 	db = db_open(f);
-	sql_exec(db, "CREATE TABLE bench(id INTEGER PRIMARY KEY, a INTEGER, "
-	    "b TEXT, c REAL)");
+	sql_exec(db, kind_schema[kind]);
 	sql_exec(db, "BEGIN");
-	st = sql_prepare(db, "INSERT INTO bench VALUES(?1, ?2, ?3, ?4)");
+	if (kind != K_BENCH) {
+		st = sql_prepare(db, "INSERT INTO parent VALUES(?1, 'parent ' || ?1)");
+		for (int64_t id = 1; id <= PARENT_ROWS; id++) {
+			sqlite3_bind_int64(st, 1, id);
+			sql_step1(db, st);
+		}
+		sqlite3_finalize(st);
+	}
+	st = sql_prepare(db, kind == K_BENCH ? "INSERT INTO bench VALUES(?1, ?2, ?3, ?4)" :
+	    "INSERT INTO bench VALUES(?1, ?2, ?3, ?4, ?5)");
 	for (size_t i = 0; i < n; i++) {
-		if (sqlite3_bind_int64(st, 1, (int64_t)i + 1) != SQLITE_OK)
+		if (sqlite3_bind_int64(st, 1, (int64_t)i + 1) != SQLITE_OK ||
+		    (kind != K_BENCH && sqlite3_bind_int64(st, C_OWNER + 1,
+		    owner_of((int64_t)i + 1)) != SQLITE_OK))
 			sql_die(db, "sqlite3_bind");
 		for (int col = C_A; col < NCOLS; col++)
 			bind_row(db, st, col + 1, &rows[i], col);
@@ -493,13 +555,16 @@ enum { PLAIN_REPLACE, PLAIN_UPDATE };
  * Apply the planned changes with prepared statements in one transaction:
  * deletes with DELETE, inserts with INSERT OR REPLACE, and updates either
  * the same way with the whole new row (PLAIN_REPLACE) or with an UPDATE
- * of only the changed columns (PLAIN_UPDATE).
+ * of only the changed columns (PLAIN_UPDATE).  With owner, the table is
+ * figure 4's, and an inserted row gets its owner.
  */
-static void plain_apply(sqlite3 *db, const struct change *ch, size_t n, int mode)
+static void plain_apply(sqlite3 *db, const struct change *ch, size_t n, int mode,
+    int owner)
 {
 	sqlite3_stmt *ins, *del, *upd[1u << NCOLS] = {NULL};
 
-	ins = sql_prepare(db, "INSERT OR REPLACE INTO bench(id, a, b, c) "
+	ins = sql_prepare(db, owner ? "INSERT OR REPLACE INTO bench(id, a, b, c, owner) "
+	    "VALUES(?1, ?2, ?3, ?4, ?5)" : "INSERT OR REPLACE INTO bench(id, a, b, c) "
 	    "VALUES(?1, ?2, ?3, ?4)");
 	del = sql_prepare(db, "DELETE FROM bench WHERE id = ?1");
 	sql_exec(db, "BEGIN");
@@ -515,6 +580,8 @@ static void plain_apply(sqlite3 *db, const struct change *ch, size_t n, int mode
 		}
 		if (c->op == WS_OP_INSERT || mode == PLAIN_REPLACE) {
 			sqlite3_bind_int64(ins, 1, c->id);
+			if (owner)
+				sqlite3_bind_int64(ins, C_OWNER + 1, owner_of(c->id));
 			for (int col = C_A; col < NCOLS; col++)
 				bind_row(db, ins, col + 1, &c->nw, col);
 			sql_step1(db, ins);
@@ -548,11 +615,13 @@ static void plain_apply(sqlite3 *db, const struct change *ch, size_t n, int mode
 }
 
 /*
- * The planned changes as one batch from `site` with dot (site, 1) and
- * context {site:1}, plus {local:1} when local is not NULL.
+ * The planned changes as one batch from `site` with dot (site, counter)
+ * and context {site:counter}, plus {local:1} when local is not NULL; for
+ * figure 4's table (with owner), inserts set owner too.
  */
 static void build_batch_at(struct ws_batch *b, const struct change *ch, size_t n,
-    const struct ws_siteid *site, const struct ws_siteid *local, uint64_t counter)
+    const struct ws_siteid *site, const struct ws_siteid *local, uint64_t counter,
+    int owner)
 {
 	struct ws_vclock clock = WS_VCLOCK_INIT;
 	uint32_t t, s;
@@ -563,13 +632,14 @@ static void build_batch_at(struct ws_batch *b, const struct change *ch, size_t n
 		CK("ws_vclock_set", ws_vclock_set(&clock, local, 1));
 	CK("ws_batch_set_clock", ws_batch_set_clock(b, &clock));
 	CK("ws_batch_set_dot", ws_batch_set_dot(b, site, counter));
-	CK("ws_batch_add_table", ws_batch_add_table(b, "bench", NCOLS, bench_cols,
-	    1, bench_pk, &t, errbuf));
+	CK("ws_batch_add_table", ws_batch_add_table(b, "bench", owner ? NCOLS + 1 :
+	    NCOLS, bench_cols, 1, bench_pk, &t, errbuf));
 	for (size_t k = 0; k < n; k++) {
 		struct ws_value pk = {.type = WS_INTEGER, .i = ch[k].id};
-		struct ws_value vals[NCOLS];
+		struct ws_value vals[NCOLS + 1];
 		struct ws_change c;
 		uint32_t nv = 0;
+		uint8_t mask = ch[k].mask;
 
 		for (int col = C_A; col < NCOLS; col++) {
 			struct ws_value *v = &vals[nv];
@@ -594,6 +664,12 @@ static void build_batch_at(struct ws_batch *b, const struct change *ch, size_t n
 			}
 			nv++;
 		}
+		if (owner && ch[k].op == WS_OP_INSERT) {
+			memset(&vals[nv], 0, sizeof vals[nv]);
+			vals[nv].type = WS_INTEGER;
+			vals[nv++].i = owner_of(ch[k].id);
+			mask |= 1u << C_OWNER;
+		}
 		CK("ws_batch_site", ws_batch_site(b, site, &s));
 		memset(&c, 0, sizeof c);
 		c.table = t;
@@ -601,7 +677,7 @@ static void build_batch_at(struct ws_batch *b, const struct change *ch, size_t n
 		c.site = s;
 		c.counter = counter;
 		c.pk = &pk;
-		c.mask = ch[k].op == WS_OP_DELETE ? NULL : &ch[k].mask;
+		c.mask = ch[k].op == WS_OP_DELETE ? NULL : &mask;
 		c.vals = vals;
 		c.nvals = nv;
 		CK("ws_batch_add_change", ws_batch_add_change(b, &c, errbuf));
@@ -612,7 +688,7 @@ static void build_batch_at(struct ws_batch *b, const struct change *ch, size_t n
 static void build_batch(struct ws_batch *b, const struct change *ch, size_t n,
     const struct ws_siteid *site, const struct ws_siteid *local)
 {
-	build_batch_at(b, ch, n, site, local, 1);
+	build_batch_at(b, ch, n, site, local, 1, 0);
 }
 
 /* ---------------------------------------------------------------- output */
@@ -690,6 +766,23 @@ static void check_digest(sqlite3 *db, const struct apply_ctx *c, const char *who
 		die("%s: the table differs from the expected rows after the apply", who);
 }
 
+/* In figure 4's table, every row's owner must be owner_of(id). */
+static void check_owner(sqlite3 *db, const char *who)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM bench WHERE owner IS NOT "
+	    "1 + id %% %d", PARENT_ROWS);
+	if (sql_int(db, sql) != 0)
+		die("%s: rows with the wrong owner after the apply", who);
+}
+
+/*
+ * The bookkeeping rows the last verified apply into a figure 4 table
+ * added: UNIQUE claims and prior values.
+ */
+static int64_t kept_claims, kept_prior;
+
 /* Apply batch b into a copy of the tracked base file `from`. */
 static double run_wsync(struct apply_ctx *c, int from, const struct ws_batch *b,
     int verify)
@@ -702,8 +795,11 @@ static double run_wsync(struct apply_ctx *c, int from, const struct ws_batch *b,
 
 	tmp_copy(from, F_RUN);
 	s = store_open(F_RUN, 0);
-	if (verify)
+	if (verify) {
 		logged = sql_int(ws_store_db(s), "SELECT count(*) FROM wsync_log");
+		kept_claims = sql_int(ws_store_db(s), "SELECT count(*) FROM wsync_claims");
+		kept_prior = sql_int(ws_store_db(s), "SELECT count(*) FROM wsync_prior");
+	}
 	t0 = now();
 	CK("ws_store_apply", ws_store_apply(s, b, &applied, errbuf));
 	t = now() - t0;
@@ -721,25 +817,41 @@ static double run_wsync(struct apply_ctx *c, int from, const struct ws_batch *b,
 			die("ws_store_apply: conflicts from changes that saw every "
 			    "version");
 		check_digest(ws_store_db(s), c, "ws_store_apply");
+		if (has_owner(from))
+			check_owner(ws_store_db(s), "ws_store_apply");
+		kept_claims = sql_int(ws_store_db(s), "SELECT count(*) FROM wsync_claims") -
+		    kept_claims;
+		kept_prior = sql_int(ws_store_db(s), "SELECT count(*) FROM wsync_prior") -
+		    kept_prior;
 	}
 	ws_store_close(s);
 	tmp_remove(F_RUN);
 	return t;
 }
 
-static double run_plain(struct apply_ctx *c, int mode, int verify)
+/*
+ * The prepared-statement loop into a copy of the untracked base `from`
+ * (for figure 4's, with foreign_keys on, as the merge has it there).
+ */
+static double run_plain(struct apply_ctx *c, int from, int mode, int verify)
 {
+	const char *who = mode == PLAIN_REPLACE ? "INSERT OR REPLACE loop" :
+	    "UPDATE loop";
 	sqlite3 *db;
 	double t0, t;
 
-	tmp_copy(F_BASE, F_RUN);
+	tmp_copy(from, F_RUN);
 	db = db_open(F_RUN);
+	if (has_owner(from))
+		sql_exec(db, "PRAGMA foreign_keys = ON");
 	t0 = now();
-	plain_apply(db, c->ch, c->n, mode);
+	plain_apply(db, c->ch, c->n, mode, has_owner(from));
 	t = now() - t0;
-	if (verify)
-		check_digest(db, c, mode == PLAIN_REPLACE ? "INSERT OR REPLACE loop" :
-		    "UPDATE loop");
+	if (verify) {
+		check_digest(db, c, who);
+		if (has_owner(from))
+			check_owner(db, who);
+	}
 	db_close(db);
 	tmp_remove(F_RUN);
 	return t;
@@ -801,7 +913,7 @@ static void record_changeset(struct apply_ctx *c)
 		sql_die(db, "sqlite3session_create");
 	if (sqlite3session_attach(sess, "bench") != SQLITE_OK)
 		sql_die(db, "sqlite3session_attach");
-	plain_apply(db, c->ch, c->n, PLAIN_UPDATE);
+	plain_apply(db, c->ch, c->n, PLAIN_UPDATE, 0);
 	if (sqlite3session_changeset(sess, &c->ncset, &c->cset) != SQLITE_OK)
 		sql_die(db, "sqlite3session_changeset");
 	sqlite3session_delete(sess);
@@ -993,7 +1105,7 @@ static void bench_lock_hold(const struct change *ch)
 	for (int k = 0; k < LOCK_BATCHES; k++) {
 		double t0;
 
-		build_batch_at(&b, &ch[k], 1, &site, NULL, (uint64_t)k + 1);
+		build_batch_at(&b, &ch[k], 1, &site, NULL, (uint64_t)k + 1, 0);
 		t0 = now();
 		CK("ws_store_apply", ws_store_apply(s, &b, &applied, errbuf));
 		t[k] = (now() - t0) * 1e3;
@@ -1019,6 +1131,125 @@ static void bench_lock_hold(const struct change *ch)
 	summary_add("B2", "write lock held per applied 1-change batch: p99", f.med,
 	    NAN, NAN, 3, "ms", NULL, 0);
 	free(t);
+}
+
+/*
+ * Figure 4's base files, made once from the first SCHEMA_ROWS rows of
+ * figure 1: F_PBASE (K_PLAIN) and F_KBASE (K_CONSTRAINED), untracked, and F_PTBASE and
+ * F_KTBASE, those with parent and bench tracked, sealed, collected with
+ * the store's own clock and VACUUMed, as F_TBASE is.  Prints the time
+ * each took.
+ */
+static void make_schema_bases(const struct brow *base)
+{
+	static const char *const tables[] = {"parent", "bench"};
+	static const char *const what[] = {"plain: build, track, seal, GC",
+	    "constrained: build, track, seal, GC"};
+	const int untracked[] = {F_PBASE, F_KBASE}, tracked[] = {F_PTBASE, F_KTBASE};
+	struct figure f = {0, 0, 0};
+
+	for (int k = 0; k < 2; k++) {
+		struct ws_vclock clock = WS_VCLOCK_INIT;
+		struct ws_store *s;
+		uint64_t dropped;
+		double t0 = now();
+		int sealed;
+
+		db_build(untracked[k], base, SCHEMA_ROWS, k ? K_CONSTRAINED : K_PLAIN);
+		tmp_copy(untracked[k], tracked[k]);
+		s = store_open(tracked[k], 0);
+		CK("ws_store_track", ws_store_track(s, tables, 2, errbuf));
+		CK("ws_store_seal", ws_store_seal(s, &sealed, errbuf));
+		if (!sealed)
+			die("ws_store_seal: tracking logged nothing to seal");
+		CK("ws_store_clock", ws_store_clock(s, &clock, errbuf));
+		CK("ws_store_gc", ws_store_gc(s, &clock, &dropped, errbuf));
+		if (dropped < SCHEMA_ROWS)
+			die("ws_store_gc: dropped %" PRIu64 " of %d log entries", dropped,
+			    SCHEMA_ROWS + PARENT_ROWS);
+		sql_exec(ws_store_db(s), "VACUUM");
+		ws_store_close(s);
+		ws_vclock_release(&clock);
+		f.med = now() - t0;
+		row(what[k], f, 1, 3, "s", NULL, 0);
+	}
+}
+
+/*
+ * B2c: the apply of figure 1 at 1/SCHEMA_SCALE (changes planned alike
+ * against the first SCHEMA_ROWS rows), on figure 4's plain and
+ * constrained tables, tracked, and the loop (b') on untracked copies of
+ * both for SQLite's own cost of the constraints.
+ */
+static void bench_apply_schema(const struct brow *base, const struct ws_siteid *site)
+{
+	static struct apply_ctx c;
+	struct change *ch = xmalloc(SCHEMA_CHANGES * sizeof *ch);
+	struct brow *model = xmalloc((SCHEMA_ROWS + SCHEMA_CHANGES) * sizeof *model);
+	double wp[REPS], wk[REPS], lp[REPS], lk[REPS], net[REPS];
+	int64_t claims = 0, prior = 0;
+	struct ws_batch b;
+	struct figure f;
+	char goal[16], what[96];
+
+	rnd_seed(14);
+	plan(base, SCHEMA_ROWS, SCHEMA_CHANGES, ch);
+	memcpy(model, base, SCHEMA_ROWS * sizeof *model);
+	memset(model + SCHEMA_ROWS, 0, SCHEMA_CHANGES * sizeof *model);
+	model_apply(model, ch, SCHEMA_CHANGES);
+	c.ch = ch;
+	c.n = SCHEMA_CHANGES;
+	c.want = model_digest(model, SCHEMA_ROWS + SCHEMA_CHANGES);
+	free(model);
+
+	printf("\nB2c. the cost of a constrained schema to the apply, B2 at 1/%d:\n"
+	    "   %d changes (the same mix, inserts setting owner too) into %d rows\n"
+	    "   (the first of B2's), in bench(id, a, b, c, owner) beside a %d-row\n"
+	    "   parent, both tracked and collected as for (a): \"plain\" without\n"
+	    "   constraints, \"constrained\" with a INTEGER CHECK (a >= 0),\n"
+	    "   b TEXT NOT NULL, c REAL UNIQUE, owner INTEGER REFERENCES parent(id)\n"
+	    "   ON DELETE CASCADE (owner = 1 + id %% %d; no change breaks a\n"
+	    "   constraint).  (b') the loop above, into untracked copies of both\n"
+	    "   with foreign_keys on (as merges have it for the constrained table):\n"
+	    "   SQLite's own cost of the constraints.  wsync less SQLite's own =\n"
+	    "   (wsync constrained - ((b') constrained - (b') plain)) / wsync plain.\n"
+	    "   Bases made once, untimed (B2 is 1M rows: not tracked here, see\n"
+	    "   notes.md):\n", SCHEMA_SCALE, SCHEMA_CHANGES, SCHEMA_ROWS, PARENT_ROWS,
+	    PARENT_ROWS);
+	make_schema_bases(base);
+	build_batch_at(&b, ch, SCHEMA_CHANGES, site, NULL, 1, 1);
+	for (int i = 0; i < REPS; i++) {
+		wp[i] = run_wsync(&c, F_PTBASE, &b, i == 0);
+		if (i == 0 && (kept_claims != 0 || kept_prior != 0))
+			die("ws_store_apply: bookkeeping of constraints on the plain table");
+		wk[i] = run_wsync(&c, F_KTBASE, &b, i == 0);
+		if (i == 0 && kept_claims == 0)
+			die("ws_store_apply: no claims for the constrained table's changes");
+		if (i == 0) {
+			claims = kept_claims;
+			prior = kept_prior;
+		}
+		lp[i] = run_plain(&c, F_PBASE, PLAIN_UPDATE, i == 0);
+		lk[i] = run_plain(&c, F_KBASE, PLAIN_UPDATE, i == 0);
+		net[i] = (wk[i] - (lk[i] - lp[i])) / wp[i];
+	}
+	printf("   (the constrained apply kept %lld UNIQUE claims and %lld prior values)\n",
+	    (long long)claims, (long long)prior);
+	row("(a) wsync, plain", summary(wp), 0, 3, "s", NULL, 0);
+	row("(a) wsync, constrained", summary(wk), 0, 3, "s", NULL, 0);
+	row("(b') loop, plain, untracked", summary(lp), 0, 3, "s", NULL, 0);
+	row("(b') loop, constrained, untracked", summary(lk), 0, 3, "s", NULL, 0);
+	f = ratio(wk, wp);
+	snprintf(goal, sizeof goal, "<= %.2f", GOAL_SCHEMA);
+	row("time wsync constrained / plain", f, 0, 2, "x", goal, f.med <= GOAL_SCHEMA);
+	snprintf(what, sizeof what, "apply, B2 at 1/%d (%dk into %dk rows): time, "
+	    "constrained schema / plain", SCHEMA_SCALE, SCHEMA_CHANGES / 1000,
+	    SCHEMA_ROWS / 1000);
+	summary_add("B2", what, f.med, f.min, f.max, 2, "x", goal, f.med <= GOAL_SCHEMA);
+	row("time (b') constrained / plain", ratio(lk, lp), 0, 2, "x", NULL, 0);
+	row("wsync less SQLite's own / plain", summary(net), 0, 2, "x", NULL, 0);
+	ws_batch_release(&b);
+	free(ch);
 }
 
 static void bench_apply(const struct brow *base)
@@ -1074,8 +1305,8 @@ static void bench_apply(const struct brow *base)
 	for (int i = 0; i < REPS; i++) {
 		ta[i] = run_wsync(&c, F_TBASE, &c.batch, i == 0);
 		th[i] = run_wsync(&c, F_HBASE, &c.hbatch, i == 0);
-		tb[i] = run_plain(&c, PLAIN_REPLACE, i == 0);
-		tu[i] = run_plain(&c, PLAIN_UPDATE, i == 0);
+		tb[i] = run_plain(&c, F_BASE, PLAIN_REPLACE, i == 0);
+		tu[i] = run_plain(&c, F_BASE, PLAIN_UPDATE, i == 0);
 		c.conflicts = 0;
 		tc[i] = run_session(&c, i == 0);
 		if (c.conflicts != 0)
@@ -1124,6 +1355,7 @@ static void bench_apply(const struct brow *base)
 	tmp_remove(F_SCRATCH);
 	tmp_remove(F_DIFF);
 	bench_lock_hold(ch);
+	bench_apply_schema(base, &site);
 
 	ws_batch_release(&c.batch);
 	ws_batch_release(&c.hbatch);
@@ -1139,13 +1371,18 @@ struct upd {
 };
 
 /*
- * Run n single-row updates on a fresh copy, tracked or not, in one
- * transaction or each in its own; return the time.  For a tracked copy,
- * check that the log captured them and, if seal_t, time the seal after.
+ * Run n single-row updates on a fresh copy of the base `from`, tracked
+ * or not, in one transaction or each in its own; return the time.  For
+ * a tracked copy, check that the log captured them and, if seal_t, time
+ * the seal after; kept_prior and kept_claims get the rows the capture
+ * and the seal added to wsync_prior and wsync_claims.  Figure 4's tables
+ * are written with foreign_keys on, as an application that declares an
+ * ON DELETE action would.
  */
-static double run_capture(const struct upd *u, size_t n, int tracked, int autocommit,
+static double run_capture(const struct upd *u, size_t n, int from, int autocommit,
     double *seal_t)
 {
+	int tracked = from == F_TBASE || from == F_PTBASE || from == F_KTBASE;
 	sqlite3 *db;
 	sqlite3_stmt *st;
 	struct ws_store *s;
@@ -1153,9 +1390,13 @@ static double run_capture(const struct upd *u, size_t n, int tracked, int autoco
 	int sealed;
 	int64_t logged;
 
-	tmp_copy(tracked ? F_TBASE : F_BASE, F_RUN);
+	tmp_copy(from, F_RUN);
 	db = db_open(F_RUN);
+	if (has_owner(from))
+		sql_exec(db, "PRAGMA foreign_keys = ON");
 	logged = tracked ? sql_int(db, "SELECT count(*) FROM wsync_log") : 0;
+	kept_prior = tracked ? sql_int(db, "SELECT count(*) FROM wsync_prior") : 0;
+	kept_claims = tracked ? sql_int(db, "SELECT count(*) FROM wsync_claims") : 0;
 	st = sql_prepare(db, "UPDATE bench SET a = ?1, c = ?2 WHERE id = ?3");
 	t0 = now();
 	if (!autocommit)
@@ -1173,6 +1414,8 @@ static double run_capture(const struct upd *u, size_t n, int tracked, int autoco
 	if (tracked && sql_int(db, "SELECT count(*) FROM wsync_log") - logged !=
 	    (int64_t)n)
 		die("capture: wsync_log does not hold the %zu updates", n);
+	if (tracked)
+		kept_prior = sql_int(db, "SELECT count(*) FROM wsync_prior") - kept_prior;
 	db_close(db);
 	if (tracked && seal_t) {
 		s = store_open(F_RUN, 0);
@@ -1181,6 +1424,8 @@ static double run_capture(const struct upd *u, size_t n, int tracked, int autoco
 		*seal_t = now() - t0;
 		if (!sealed)
 			die("ws_store_seal: nothing sealed after %zu updates", n);
+		kept_claims = sql_int(ws_store_db(s), "SELECT count(*) FROM wsync_claims") -
+		    kept_claims;
 		ws_store_close(s);
 	}
 	tmp_remove(F_RUN);
@@ -1248,19 +1493,16 @@ static void make_scan_base(void)
 	ws_store_close(s);
 }
 
-static void bench_capture(void)
+/* n updates of distinct rows of 1..nrows, each to a new a and c. */
+static void plan_updates(struct upd *u, size_t n, size_t nrows, uint64_t seed)
 {
-	struct upd *u = xmalloc(CAP_TX * sizeof *u);
-	int32_t *perm = xmalloc(BASE_ROWS * sizeof *perm);
-	double tt[REPS], tp[REPS], ts[REPS], at[REPS], ap[REPS], sum[REPS], sc[REPS];
-	struct figure f;
-	char goal[16];
+	int32_t *perm = xmalloc(nrows * sizeof *perm);
 
-	rnd_seed(12);
-	for (size_t i = 0; i < BASE_ROWS; i++)
+	rnd_seed(seed);
+	for (size_t i = 0; i < nrows; i++)
 		perm[i] = (int32_t)i + 1;
-	for (size_t i = 0; i < CAP_TX; i++) {
-		size_t j = i + rnd_below(BASE_ROWS - i);
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i + rnd_below(nrows - i);
 		int32_t t = perm[i];
 
 		perm[i] = perm[j];
@@ -1270,6 +1512,76 @@ static void bench_capture(void)
 		u[i].c = (double)(rnd() >> 11) * 0x1.0p-53 * 1000.0;
 	}
 	free(perm);
+}
+
+/*
+ * B7c: the capture of figure 2 at 1/SCHEMA_SCALE, on figure 4's plain
+ * and constrained tables (made by B2c), tracked, with the seal after,
+ * and untracked, for SQLite's own cost of the constraints.
+ */
+static void bench_capture_schema(void)
+{
+	struct upd *u = xmalloc(SCHEMA_UPDATES * sizeof *u);
+	double tp[REPS], tk[REPS], sp[REPS], sk[REPS], up[REPS], uk[REPS];
+	double net[REPS], sump[REPS], sumk[REPS];
+	int64_t prior = 0, claims = 0;
+	struct figure f;
+	char goal[16], what[96];
+
+	plan_updates(u, SCHEMA_UPDATES, SCHEMA_ROWS, 15);
+	for (int i = 0; i < REPS; i++) {
+		tp[i] = run_capture(u, SCHEMA_UPDATES, F_PTBASE, 0, &sp[i]);
+		if (i == 0 && (kept_prior != 0 || kept_claims != 0))
+			die("capture: bookkeeping of constraints on the plain table");
+		tk[i] = run_capture(u, SCHEMA_UPDATES, F_KTBASE, 0, &sk[i]);
+		if (i == 0 && (kept_prior == 0 || kept_claims == 0))
+			die("capture: no bookkeeping of the constrained table's updates");
+		if (i == 0) {
+			prior = kept_prior;
+			claims = kept_claims;
+		}
+		up[i] = run_capture(u, SCHEMA_UPDATES, F_PBASE, 0, NULL);
+		uk[i] = run_capture(u, SCHEMA_UPDATES, F_KBASE, 0, NULL);
+		net[i] = (tk[i] - (uk[i] - up[i])) / tp[i];
+		sump[i] = tp[i] + sp[i];
+		sumk[i] = tk[i] + sk[i];
+	}
+	printf("\nB7c. the cost of a constrained schema to capture, B7 at 1/%d: %d\n"
+	    "   updates in 1 tx of distinct rows of B2c's %d, the statement of B7\n"
+	    "   (a is under a CHECK, c under the UNIQUE index), on B2c's plain and\n"
+	    "   constrained tables, with foreign_keys on; tracked (the seal runs\n"
+	    "   after, in its own transaction) and untracked, for SQLite's own cost\n"
+	    "   of the constraints.  wsync less SQLite's own = (tracked constrained\n"
+	    "   - (untracked constrained - untracked plain)) / tracked plain.  The\n"
+	    "   constrained capture noted %lld prior values, its seal %lld claims\n",
+	    SCHEMA_SCALE, SCHEMA_UPDATES, SCHEMA_ROWS, (long long)prior,
+	    (long long)claims);
+	row("updates, tracked, plain", summary(tp), 0, 3, "s", NULL, 0);
+	row("updates, tracked, constrained", summary(tk), 0, 3, "s", NULL, 0);
+	row("updates, untracked, plain", summary(up), 0, 3, "s", NULL, 0);
+	row("updates, untracked, constrained", summary(uk), 0, 3, "s", NULL, 0);
+	f = ratio(tk, tp);
+	snprintf(goal, sizeof goal, "<= %.2f", GOAL_SCHEMA);
+	row("capture, constrained / plain", f, 0, 2, "x", goal, f.med <= GOAL_SCHEMA);
+	snprintf(what, sizeof what, "%dk updates in 1 tx of %dk rows (B7 at 1/%d), tracked: "
+	    "constrained / plain", SCHEMA_UPDATES / 1000, SCHEMA_ROWS / 1000, SCHEMA_SCALE);
+	summary_add("B7", what, f.med, f.min, f.max, 2, "x", goal, f.med <= GOAL_SCHEMA);
+	row("untracked, constrained / plain", ratio(uk, up), 0, 2, "x", NULL, 0);
+	row("wsync less SQLite's own / plain", summary(net), 0, 2, "x", NULL, 0);
+	row("ws_store_seal after, plain", summary(sp), 0, 3, "s", NULL, 0);
+	row("ws_store_seal after, constrained", summary(sk), 0, 3, "s", NULL, 0);
+	row("capture + seal, constrained / plain", ratio(sumk, sump), 0, 2, "x", NULL, 0);
+	free(u);
+}
+
+static void bench_capture(void)
+{
+	struct upd *u = xmalloc(CAP_TX * sizeof *u);
+	double tt[REPS], tp[REPS], ts[REPS], at[REPS], ap[REPS], sum[REPS], sc[REPS];
+	struct figure f;
+	char goal[16];
+
+	plan_updates(u, CAP_TX, BASE_ROWS, 12);
 
 	printf("\nB7. capture: UPDATE bench SET a = ?, c = ? WHERE id = ?, one "
 	    "prepared\n   statement stepped once per row, distinct rows of %d, "
@@ -1277,10 +1589,10 @@ static void bench_capture(void)
 	    "base; the seal\n   runs after, in its own transaction\n", BASE_ROWS);
 	make_scan_base();
 	for (int i = 0; i < REPS; i++) {
-		tt[i] = run_capture(u, CAP_TX, 1, 0, &ts[i]);
-		tp[i] = run_capture(u, CAP_TX, 0, 0, NULL);
-		at[i] = run_capture(u, CAP_AUTO, 1, 1, NULL);
-		ap[i] = run_capture(u, CAP_AUTO, 0, 1, NULL);
+		tt[i] = run_capture(u, CAP_TX, F_TBASE, 0, &ts[i]);
+		tp[i] = run_capture(u, CAP_TX, F_BASE, 0, NULL);
+		at[i] = run_capture(u, CAP_AUTO, F_TBASE, 1, NULL);
+		ap[i] = run_capture(u, CAP_AUTO, F_BASE, 1, NULL);
 		sc[i] = run_scan(u, CAP_TX);
 		sum[i] = tt[i] + ts[i];
 	}
@@ -1305,6 +1617,7 @@ static void bench_capture(void)
 	summary_add("B7", "100k updates in 1 tx, triggers off: --scan seal / "
 	    "trigger capture + seal", f.med, f.min, f.max, 2, "x", NULL, 0);
 	free(u);
+	bench_capture_schema();
 }
 
 /* ----------------------------------------------- figure 3: metadata */
@@ -1340,7 +1653,7 @@ static void bench_meta(const struct brow *base)
 	char goal[16];
 	int sealed;
 
-	db_build(F_META_BASE, base, META_ROWS);
+	db_build(F_META_BASE, base, META_ROWS, K_BENCH);
 	tmp_copy(F_META_BASE, F_META);
 	tmp_copy(F_META_BASE, F_META_PLAIN);
 	tmp_remove(F_META_BASE);
@@ -1354,11 +1667,11 @@ static void bench_meta(const struct brow *base)
 	db = ws_store_db(s);
 	plain = db_open(F_META_PLAIN);
 	for (size_t r = 0; r < META_ROUNDS; r++) {
-		plain_apply(db, ch + r * per, per, PLAIN_UPDATE);
+		plain_apply(db, ch + r * per, per, PLAIN_UPDATE, 0);
 		CK("ws_store_seal", ws_store_seal(s, &sealed, errbuf));
 		if (!sealed)
 			die("ws_store_seal: nothing sealed after %zu changes", per);
-		plain_apply(plain, ch + r * per, per, PLAIN_UPDATE);
+		plain_apply(plain, ch + r * per, per, PLAIN_UPDATE, 0);
 	}
 	if (db_digest(db) != model_digest(model, META_ROWS + META_CHANGES) ||
 	    db_digest(plain) != model_digest(model, META_ROWS + META_CHANGES))
@@ -1418,7 +1731,7 @@ int main(int argc, char **argv)
 	tmp_init();
 	text_pool_init();
 	base = rows_init(BASE_ROWS, 0, 3);
-	db_build(F_BASE, base, BASE_ROWS);
+	db_build(F_BASE, base, BASE_ROWS, K_BENCH);
 	t = now() - t0;
 	db = db_open(F_BASE);
 	page_size = sql_int(db, "PRAGMA page_size");
@@ -1446,6 +1759,10 @@ int main(int argc, char **argv)
 	tmp_remove(F_BASE);
 	tmp_remove(F_HBASE);
 	tmp_remove(F_TBASE);
+	tmp_remove(F_PBASE);
+	tmp_remove(F_PTBASE);
+	tmp_remove(F_KBASE);
+	tmp_remove(F_KTBASE);
 
 	printf("\n%.1f s\n", now() - t0);
 	free(base);
