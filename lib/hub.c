@@ -43,8 +43,11 @@ struct chan {
 	enum ws_right right;     /* what the site may do with it */
 	int told_readonly;       /* it was told its changes are refused */
 	int behind;              /* its queue was full: batches come from the store */
+	int catching;            /* its catch-up is not all queued yet */
 	uint64_t sent_usn;       /* when behind: the store's batches up to here
 	                          * are queued for it */
+	struct ws_vclock had;    /* batches it holds or has queued (its add's
+	                          * clock, and those sent since) */
 };
 
 struct hpeer {
@@ -212,7 +215,7 @@ static void broadcast(struct hub *h, struct hpeer *from, struct hws *w,
  * site is paced and the others go on at their own speed.
  */
 static void forward(struct hub *h, struct hpeer *from, struct hws *w,
-    uint64_t before, const uint8_t *p, size_t n)
+    uint64_t before, const struct ws_batch *b, const uint8_t *p, size_t n)
 {
 	size_t i, k;
 
@@ -229,6 +232,9 @@ static void forward(struct hub *h, struct hpeer *from, struct hws *w,
 			if (ws_peer_send(&hp->s.p, WS_FRAME_BATCH, 0, ch->ch, p, n)) {
 				ch->behind = 1;
 				ch->sent_usn = before;
+			} else if (b->has_dot && ws_vclock_set(&ch->had, &b->dot_site,
+			    b->dot_counter)) {
+				drop(h, hp, WS_ENOMEM, ws_strerror(WS_ENOMEM));
 			}
 		}
 	}
@@ -303,9 +309,12 @@ static int send_paced(const struct ws_batch *b, uint64_t usn, void *cd)
 
 	if (ws_peer_pending(&pc->c.hp->s.p) >= pc->c.hp->s.p.out_max / 2)
 		return WS_EBUSY; /* enough for now: on when it drains */
-	if (!(b->has_dot && memcmp(b->dot_site.b, pc->ch->site.b, WS_SITEID_LEN) == 0) &&
-	    (rc = send_batch(b, usn, &pc->c)))
-		return rc;
+	if (!b->has_dot || ws_vclock_get(&pc->ch->had, &b->dot_site) < b->dot_counter) {
+		if ((rc = send_batch(b, usn, &pc->c)) ||
+		    (b->has_dot && (rc = ws_vclock_set(&pc->ch->had, &b->dot_site,
+		    b->dot_counter))))
+			return rc;
+	}
 	pc->ch->sent_usn = usn;
 	return 0;
 }
@@ -319,6 +328,18 @@ static int paced(const struct hpeer *hp)
 		if (hp->ch[k].behind)
 			return 1;
 	return 0;
+}
+
+/* Tell ch's site its catch-up is all sent: the marker, with the hub's clock. */
+static int caught_up(const struct chan *ch, struct ws_peer *p, char *err)
+{
+	struct ws_vclock clock = WS_VCLOCK_INIT;
+	int rc;
+
+	if ((rc = ws_store_clock(ch->ws->st, &clock, err)) == 0)
+		rc = ws_peer_send_clock(p, ch->ch, WS_CLOCK_CAUGHT_UP, &clock);
+	ws_vclock_release(&clock);
+	return rc;
 }
 
 /*
@@ -341,11 +362,20 @@ static void pump(struct hub *h, struct hpeer *hp)
 			continue;
 		rc = ws_store_changes_since(pc.c.w->st, pc.ch->sent_usn, send_paced,
 		    &pc, err);
-		if (rc == 0)
+		/* Entries after sent_usn were collected (the site holds them):
+		 * by what it holds, then. */
+		if (rc == WS_ERANGE)
+			rc = ws_store_changes_missing(pc.c.w->st, &pc.ch->had, send_paced,
+			    &pc, err);
+		if (rc == 0) {
 			pc.ch->behind = 0;
-		else if (rc == WS_ERANGE)
-			drop(h, hp, 0, QUEUE_FULL);
-		else if (rc != WS_EBUSY)
+			if (pc.ch->catching && (rc = caught_up(pc.ch, &hp->s.p, err)) == 0)
+				pc.ch->catching = 0;
+		}
+		if (rc == WS_ERANGE)
+			drop(h, hp, 0, "the changes it lacks were collected: it gets a full "
+			    "copy when it reconnects");
+		else if (rc && rc != WS_EBUSY)
 			drop_ws(h, hp, pc.ch, rc, err);
 	}
 }
@@ -530,9 +560,10 @@ static int on_add(struct ws_proto *s, uint32_t chn, struct ws_add *a, char *unus
 	/*
 	 * Catch-up: the collected horizon first (the site collects as far),
 	 * with a full copy when the site lacks batches collected here; then
-	 * the batches it lacks, and the marker.  Live batches queue behind
-	 * them, so none is lost and none comes first.  The queue bound is for
-	 * live traffic: a catch-up may be larger.
+	 * the batches it lacks, and the marker.  The full copy is queued
+	 * whole; the batches go as the queue has room, the rest from the
+	 * store as it drains (pump()), live ones after them, so none is lost
+	 * and none comes first.
 	 */
 	c.w = w;
 	/* Another hub process on the same data (--stdio) may have collected. */
@@ -551,25 +582,40 @@ static int on_add(struct ws_proto *s, uint32_t chn, struct ws_add *a, char *unus
 		    &w->stable)) == 0)
 			rc = ws_vclock_merge(&a->clock, &w->stable);
 	}
-	if (rc == 0)
-		rc = ws_store_changes_missing(w->st, &a->clock, send_batch, &c, err);
 	hp->s.p.out_max = h->o->queue_max ? h->o->queue_max : QUEUE_MAX_DEFAULT;
-	if (rc || (rc = ws_peer_send_clock(&hp->s.p, chn, WS_CLOCK_CAUGHT_UP,
-	    &reply.clock)))
+	if (rc)
 		goto out;
 	if (!(nc = realloc(hp->ch, (hp->nch + 1) * sizeof(*nc)))) {
 		rc = WS_ENOMEM;
 		goto out;
 	}
 	hp->ch = nc;
-	memset(&hp->ch[hp->nch], 0, sizeof(*nc));
-	hp->ch[hp->nch].ch = chn;
-	hp->ch[hp->nch].site = a->site;
-	hp->ch[hp->nch].right = right;
-	hp->ch[hp->nch++].ws = w;
-	if ((rc = report(&hp->ch[hp->nch - 1], &a->clock, err)))
+	ch = &hp->ch[hp->nch++];
+	memset(ch, 0, sizeof(*ch));
+	ch->ch = chn;
+	ch->site = a->site;
+	ch->right = right;
+	ch->ws = w;
+	ch->catching = 1;
+	if ((rc = ws_vclock_copy(&ch->had, &a->clock)))
 		goto out;
-	notice(h, hp, &hp->ch[hp->nch - 1], WS_NOTICE_JOINED);
+	{
+		struct paced pc = {c, ch};
+
+		rc = ws_store_changes_missing(w->st, &a->clock, send_paced, &pc, err);
+	}
+	if (rc == WS_EBUSY) {
+		ch->behind = 1; /* the rest as the queue drains */
+		rc = 0;
+	} else if (rc == 0 && (rc = ws_peer_send_clock(&hp->s.p, chn, WS_CLOCK_CAUGHT_UP,
+	    &reply.clock)) == 0) {
+		ch->catching = 0;
+	}
+	if (rc)
+		goto out;
+	if ((rc = report(ch, &a->clock, err)))
+		goto out;
+	notice(h, hp, ch, WS_NOTICE_JOINED);
 	hlog(h, "%s: joined working set '%s' on channel %" PRIu32, hp->s.p.conn.name,
 	    a->wsid, chn);
 out:
@@ -634,10 +680,10 @@ static int on_batch(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 		struct ws_buf enc = WS_BUF_INIT;
 
 		if ((rc = ws_batch_encode(&b, &enc)) == 0)
-			forward(h, hp, ch->ws, before, enc.p, enc.len);
+			forward(h, hp, ch->ws, before, &b, enc.p, enc.len);
 		ws_buf_release(&enc);
 	} else if (!dup) {
-		forward(h, hp, ch->ws, before, f->payload, f->len);
+		forward(h, hp, ch->ws, before, &b, f->payload, f->len);
 	}
 out:
 	if (rc)
@@ -683,6 +729,7 @@ static void on_remove(struct hub *h, struct hpeer *hp, uint32_t chn)
 	if (remember(h, hp, ch, 1, err))
 		hlog(h, "%s: %s", hp->s.p.conn.name, err);
 	ws_vclock_release(&ch->known);
+	ws_vclock_release(&ch->had);
 	*ch = hp->ch[--hp->nch];
 	hlog(h, "%s: left channel %" PRIu32, hp->s.p.conn.name, chn);
 }
@@ -1007,6 +1054,7 @@ static void free_peer(struct hub *h, size_t i)
 		if (remember(h, hp, &hp->ch[k], 1, err))
 			hlog(h, "%s: %s", hp->s.p.conn.name, err);
 		ws_vclock_release(&hp->ch[k].known);
+		ws_vclock_release(&hp->ch[k].had);
 	}
 	hlog(h, "%s: disconnected", hp->s.p.conn.name);
 	ws_loop_del_fd(h->loop, hp->s.p.conn.rfd, WS_LOOP_READ | WS_LOOP_WRITE);

@@ -228,17 +228,29 @@ void ws_peer_release(struct ws_peer *p)
 }
 
 /*
- * Whether queueing n more bytes of a frame of this type passes the bound:
- * out_max for batches; twice that for the small frames that keep a session
- * going (clocks, notices, heartbeats), so that a peer whose batches wait
- * still hears from this side, and memory stays bounded.  Any frame fits
- * an empty queue: a batch larger than the bound is not stuck for good.
+ * Whether queueing n more bytes of a frame of this type passes the bound.
+ * Any frame fits an empty queue, so a batch larger than the bound is not
+ * stuck for good.  Batches: out_max waiting bytes.  The small frames that
+ * keep a session going (clocks, notices, heartbeats) are counted apart,
+ * out_max of them since the queue was last empty, so that a peer whose
+ * batches wait (behind one large batch, say) still hears from this side,
+ * and one that asks without reading cannot grow the queue for ever.
  */
-static int over(const struct ws_peer *p, uint8_t type, size_t n)
+static int over(struct ws_peer *p, uint8_t type, size_t n)
 {
-	size_t max = type == WS_FRAME_BATCH ? p->out_max : 2 * p->out_max;
+	/* A sealed frame's inner frame was weighed (ws_peer_send()). */
+	if (!p->out_max || !ws_peer_pending(p) || type == WS_FRAME_SEALED)
+		return 0;
+	if (type == WS_FRAME_BATCH)
+		return ws_peer_pending(p) + n > p->out_max;
+	return p->ctl_queued + n > p->out_max;
+}
 
-	return p->out_max && ws_peer_pending(p) && ws_peer_pending(p) + n > max;
+/* Count a frame of this type as queued (see over()). */
+static void queued(struct ws_peer *p, uint8_t type, size_t n)
+{
+	if (type != WS_FRAME_BATCH && type != WS_FRAME_SEALED)
+		p->ctl_queued += n;
 }
 
 int ws_peer_send_raw(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
@@ -247,7 +259,7 @@ int ws_peer_send_raw(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch
 	int rc;
 
 	if (p->out_off && p->out_off == p->out.len)
-		p->out.len = p->out_off = 0;
+		p->out.len = p->out_off = p->ctl_queued = 0;
 	if (over(p, type, n))
 		return WS_EBUSY;
 	if (!p->sent_preamble) {
@@ -257,6 +269,7 @@ int ws_peer_send_raw(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch
 	}
 	if ((rc = ws_frame_put(&p->out, type, flags, ch, payload, n)))
 		return rc;
+	queued(p, type, n);
 	p->last_tx_ms = ws_now_ms();
 	/* Sealed frames are logged as what they hold, when it is queued. */
 	if (p->log && type != WS_FRAME_SEALED) {
@@ -277,7 +290,9 @@ int ws_peer_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
 	if (over(p, type, n))
 		return WS_EBUSY;
 	/* A secure session: the whole frame goes inside a sealed one. */
-	if ((rc = ws_sec_seal(p->sec, type, flags, ch, payload, n)) == 0 && p->log) {
+	if ((rc = ws_sec_seal(p->sec, type, flags, ch, payload, n)) == 0)
+		queued(p, type, n);
+	if (rc == 0 && p->log) {
 		struct ws_frame f = {type, flags, ch, (uint32_t)n, payload};
 
 		ws_session_log_frame(p->log, WS_LOG_OUT, p->conn.name, &f);
@@ -325,7 +340,7 @@ int ws_peer_flush(struct ws_peer *p, char *err)
 			    p->conn.name, ws_errno_text(errno, buf));
 		p->out_off += (size_t)k;
 	}
-	p->out.len = p->out_off = 0;
+	p->out.len = p->out_off = p->ctl_queued = 0;
 	return 0;
 }
 

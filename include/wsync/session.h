@@ -128,8 +128,9 @@ struct ws_peer {
 	struct ws_frame_decoder dec;
 	struct ws_buf out;     /* bytes waiting to be written */
 	size_t out_off;        /* of which this many are written */
-	size_t out_max;        /* past this many waiting bytes: WS_EBUSY (2x
-	                        * for frames other than batches) */
+	size_t out_max;        /* past this many waiting bytes: WS_EBUSY */
+	size_t ctl_queued;     /* bytes of frames other than batches queued
+	                        * since the queue was last empty */
 	int sent_preamble;
 	int eof;               /* the other side closed */
 	struct ws_session_log *log; /* NULL, or where frames are logged */
@@ -157,8 +158,9 @@ void ws_peer_release(struct ws_peer *p);
 
 /*
  * Queue one frame (and, first, the preamble).  WS_EBUSY when the queue
- * would pass out_max (twice that for a frame other than a batch): the
- * peer is slow, and the caller holds back what it has for it.
+ * would pass out_max (for a frame other than a batch: when such frames
+ * queued since the queue was last empty would): the peer is slow, and
+ * the caller holds back what it has for it.
  */
 int ws_peer_send(struct ws_peer *p, uint8_t type, uint8_t flags, uint32_t ch,
     const void *payload, size_t n) WS_MUST_CHECK;

@@ -687,6 +687,34 @@ $output"
 	assert_equal "$(cat fs.err)" ""
 }
 
+@test "a catch-up far larger than the queue bound is paced from the store" {
+	start_hub hub -l "$SOCK" -d hub --create --queue-max 65536
+	make_site a.db
+	join "$SOCK" notes=a.db
+	local n
+	# 30 batches of 1 MB (a sync seals what was written since the last;
+	# n, as the helpers that join calls use a global i).
+	for ((n = 0; n < 30; n++)); do
+		sql a.db "INSERT INTO notes(title, body) WITH RECURSIVE c(x) AS (SELECT 1
+		    UNION ALL SELECT x + 1 FROM c WHERE x < 100) SELECT 'bulk', randomblob(10000) FROM c"
+		join "$SOCK" notes=a.db
+	done
+	local before
+	before=$(awk '/^VmHWM/ { print $2 }' "/proc/$HUB_PID/status")
+	# b lacks 30 MB; the hub queues 64 KiB of it at a time.
+	join "$SOCK" notes=b.db
+	assert_equal "$(sqlite3 b.db 'SELECT count(*) FROM notes')" 3003
+	assert_equal "$(sqlite3 b.db '.sha3sum notes')" "$(sqlite3 a.db '.sha3sum notes')"
+	assert_integrity b.db
+	local after
+	after=$(awk '/^VmHWM/ { print $2 }' "/proc/$HUB_PID/status")
+	# Queued whole, the catch-up alone would take 30 MB more.
+	[ "$((after - before))" -lt 15000 ] ||
+	    fail "the hub's peak memory grew by $((after - before)) kB"
+	run grep -c 'queue full' hub.err
+	assert_output 0
+}
+
 @test "a batch larger than the queue bound still reaches a site" {
 	start_hub hub -l "$SOCK" -d hub --create --queue-max 4096
 	make_site a.db
