@@ -116,26 +116,6 @@ int sto_str_prep(sqlite3 *db, sqlite3_str *q, sqlite3_stmt **st, char *err)
 	return rc;
 }
 
-int sto_qid(struct ws_buf *b, const char *name)
-{
-	char *q = sqlite3_mprintf("\"%w\"", name);
-	int rc;
-
-	if (!q)
-		return WS_ENOMEM;
-	rc = ws_buf_append(b, q, strlen(q));
-	sqlite3_free(q);
-	return rc;
-}
-
-const char *sto_cstr(struct ws_buf *b)
-{
-	if (ws_buf_putc(b, 0))
-		return NULL;
-	b->len--;
-	return (const char *)b->p;
-}
-
 void sto_value_of(sqlite3_value *x, struct ws_value *v)
 {
 	memset(v, 0, sizeof(*v));

@@ -3,9 +3,8 @@
  * sql.h - the SQLite helpers that the store (lib/store*.c) and table
  * replication (lib/replicate*.c) share, private to the library: SQLite
  * result codes as WS_E* codes with error text, prepare and exec, SQL text
- * built with sqlite3_str (and, until every caller has moved to it, quoting
- * an identifier into a ws_buf), and a struct ws_value bound to a
- * parameter or read from a column.
+ * built with sqlite3_str, and a struct ws_value bound to a parameter or
+ * read from a column.
  *
  * The helpers take a bare connection, so that they serve a store's
  * connection and the replicator's and publisher's own alike.  They keep
@@ -51,10 +50,6 @@ int sto_str_exec(sqlite3 *db, sqlite3_str *q, char *err);
 int sto_str_prep(sqlite3 *db, sqlite3_str *q, sqlite3_stmt **st, char *err);
 int sto_str_finish(sqlite3_str *q, char **sql, char *err);
 
-/* Append name to b as a quoted SQL identifier ("%w"); 0 or WS_ENOMEM. */
-int sto_qid(struct ws_buf *b, const char *name);
-/* NUL-terminate b and return its text (b keeps ownership); NULL: no memory. */
-const char *sto_cstr(struct ws_buf *b);
 
 /* An SQLite value as a ws_value; text and blobs point into x. */
 void sto_value_of(sqlite3_value *x, struct ws_value *v);

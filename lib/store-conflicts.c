@@ -172,9 +172,7 @@ static int resolve_locked(struct ws_store *s, sqlite3_stmt *cf, int keep, char *
 			q = sqlite3_str_new(s->db);
 			sqlite3_str_appendf(q, "UPDATE \"%w\" SET \"%w\" = ?%u", t->name,
 			    t->cols[col], t->npk + 1);
-			for (i = 0; i < t->npk; i++)
-				sqlite3_str_appendf(q, "%s\"%w\" IS ?%u", i ? " AND " : " WHERE ",
-				    t->cols[t->pk[i]], i + 1);
+			sto_str_pk_where(q, t, 1);
 			if ((rc = sto_str_prep(s->db, q, &w, err)))
 				goto out;
 			for (i = 0; i < t->npk; i++)

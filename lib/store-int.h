@@ -145,7 +145,7 @@ struct tbl *sto_tbl_by_id(struct ws_store *s, int64_t id);
 /* Encode the npk key values of st's current row (columns from..) into out. */
 int sto_pk_blob(sqlite3_stmt *st, int from, uint32_t npk, struct ws_buf *out);
 /* Append " WHERE "k1col" IS ?n AND ..." for t's key, numbering from n. */
-int sto_put_pk_where(struct ws_buf *q, const struct tbl *t, unsigned n);
+void sto_str_pk_where(sqlite3_str *q, const struct tbl *t, unsigned n);
 
 /* store-track.c: describing, registering and re-tracking tables. */
 int sto_describe(struct ws_store *s, const char *name, struct tbl *t, char *err);
@@ -161,7 +161,6 @@ int sto_schema_version(struct ws_store *s, int *ver, char *err);
  */
 int sto_triggers_last(struct ws_store *s, int force, char *err);
 /* Append "<prefix>k1, <prefix>k2, ..." for n key columns. */
-int sto_put_ks(struct ws_buf *b, unsigned n, const char *prefix);
 void sto_str_ks(sqlite3_str *q, unsigned n, const char *prefix);
 /*
  * Follow schema changes of tracked tables: columns added at the end are
@@ -351,9 +350,8 @@ int sto_key_blob(const struct tbl *t, const struct ws_value *pk, struct ws_buf *
  */
 int sto_lose_row(struct apply *a, const struct tbl *t, const struct ws_value *pk,
     const struct history *h, int kind, int64_t mask);
-/* Append "SELECT key columns FROM t". */
-int sto_put_select_key(struct ws_buf *q, const struct tbl *t);
-void sto_str_select_key(sqlite3_str *q, const struct tbl *t);
+/* Append "SELECT <columns> FROM <t>": every column (all), or the key's. */
+void sto_str_select(sqlite3_str *q, const struct tbl *t, int all);
 /*
  * Write change c to t with the statement of `kind` (TS_INS, TS_UPD or
  * TS_DEL), a UNIQUE clash contested once; CLASH when c loses to a

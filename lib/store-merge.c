@@ -328,13 +328,8 @@ int sto_lose_row(struct apply *a, const struct tbl *t, const struct ws_value *pk
 	if (!newest.site)
 		return 0; /* nothing known of it: nothing to name as lost */
 	q = sqlite3_str_new(a->s->db);
-	sqlite3_str_appendall(q, "SELECT ");
-	for (i = 0; i < t->ncols; i++)
-		sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "", t->cols[i]);
-	sqlite3_str_appendf(q, " FROM \"%w\"", t->name);
-	for (i = 0; i < t->npk; i++)
-		sqlite3_str_appendf(q, "%s\"%w\" IS ?%u", i ? " AND " : " WHERE ",
-		    t->cols[t->pk[i]], i + 1);
+	sto_str_select(q, t, 1);
+	sto_str_pk_where(q, t, 1);
 	if ((rc = sto_str_prep(a->s->db, q, &st, a->err)))
 		return rc;
 	for (i = 0; i < t->npk; i++)
@@ -350,27 +345,14 @@ int sto_lose_row(struct apply *a, const struct tbl *t, const struct ws_value *pk
 }
 
 /* Append "SELECT key columns FROM t". */
-int sto_put_select_key(struct ws_buf *q, const struct tbl *t)
+void sto_str_select(sqlite3_str *q, const struct tbl *t, int all)
 {
-	uint32_t i;
-	int rc = ws_buf_printf(q, "SELECT ");
-
-	for (i = 0; rc == 0 && i < t->npk; i++) {
-		rc = ws_buf_printf(q, i ? ", " : "");
-		if (rc == 0) rc = sto_qid(q, t->cols[t->pk[i]]);
-	}
-	if (rc == 0) rc = ws_buf_printf(q, " FROM ");
-	if (rc == 0) rc = sto_qid(q, t->name);
-	return rc;
-}
-
-void sto_str_select_key(sqlite3_str *q, const struct tbl *t)
-{
-	uint32_t i;
+	uint32_t i, n = all ? t->ncols : t->npk;
 
 	sqlite3_str_appendall(q, "SELECT ");
-	for (i = 0; i < t->npk; i++)
-		sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "", t->cols[t->pk[i]]);
+	for (i = 0; i < n; i++)
+		sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "",
+		    t->cols[all ? i : t->pk[i]]);
 	sqlite3_str_appendf(q, " FROM \"%w\"", t->name);
 }
 
@@ -413,7 +395,7 @@ static int contest(struct apply *a, const struct tbl *t, const struct ws_change 
 		sqlite3_bind_text(cols, 1, (const char *)sqlite3_column_text(ix, 0), -1,
 		    SQLITE_TRANSIENT);
 		q = sqlite3_str_new(s->db);
-		sto_str_select_key(q, t);
+		sto_str_select(q, t, 0);
 		sqlite3_str_appendall(q, " WHERE NOT (1");
 		for (i = 0; i < t->npk; i++)
 			sqlite3_str_appendf(q, " AND \"%w\" IS ?%u", t->cols[t->pk[i]], i + 1);
@@ -1171,7 +1153,7 @@ static int cascade(struct apply *a, struct tbl *t, const struct ws_value *pk,
 				continue;
 			keys.len = 0;
 			q = sqlite3_str_new(a->s->db);
-			sto_str_select_key(q, ct);
+			sto_str_select(q, ct, 0);
 			for (k = 0; k < fk->ncols; k++)
 				sqlite3_str_appendf(q, "%s\"%w\" = ?%u", k ? " AND " : " WHERE ",
 				    ct->cols[fk->col[k]], k + 1);

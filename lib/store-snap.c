@@ -20,18 +20,6 @@
 #define SNAP_ROWS 1000          /* rows a snapshot batch holds at most */
 #define SNAP_BYTES (1u << 20)   /* and about this many bytes of values */
 
-/* Append "SELECT <cols> FROM <t>" to q: every column (all) or the key. */
-static void put_select(sqlite3_str *q, const struct tbl *t, int all)
-{
-	uint32_t i, n = all ? t->ncols : t->npk;
-
-	sqlite3_str_appendall(q, "SELECT ");
-	for (i = 0; i < n; i++)
-		sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "",
-		    t->cols[all ? i : t->pk[i]]);
-	sqlite3_str_appendf(q, " FROM \"%w\"", t->name);
-}
-
 /*
  * The conflicts of a full copy: those whose losing version is within the
  * horizon gc (the receiver can no longer learn them from the batches;
@@ -144,7 +132,7 @@ int ws_store_snapshot(struct ws_store *s, ws_store_batch_cb *cb, void *clientDat
 		struct tbl *t = &s->t[i];
 		sqlite3_str *q = sqlite3_str_new(s->db);
 
-		put_select(q, t, 1);
+		sto_str_select(q, t, 1);
 		if ((rc = sto_str_prep(s->db, q, &st, err)))
 			goto out;
 		rows = bytes = 0;
@@ -383,7 +371,7 @@ static int snap_orphans(struct apply *a)
 				continue;
 			/* The row's key, and its history here. */
 			q = sqlite3_str_new(s->db);
-			sto_str_select_key(q, t);
+			sto_str_select(q, t, 0);
 			sqlite3_str_appendall(q, " WHERE rowid = ?1");
 			if ((rc = sto_str_prep(s->db, q, &row, a->err)))
 				break;
@@ -591,7 +579,7 @@ static int snap_sweep(struct apply *a, struct tbl *t)
 
 	/* First the keys the copy lacks, then the rows: never write while
 	 * reading the same table. */
-	put_select(q, t, 0);
+	sto_str_select(q, t, 0);
 	if ((rc = sto_str_prep(s->db, q, &st, a->err)) ||
 	    (rc = sto_stmt(s, "SELECT 1 FROM temp.wsync_snap_keys WHERE tbl = ?1 AND "
 	    "pk = ?2", &probe, a->err)) ||

@@ -162,16 +162,6 @@ out:
  * Append "<prefix>k1, <prefix>k2, ..." for n key columns: to a ws_buf
  * (for callers not yet on sqlite3_str), or to q.
  */
-int sto_put_ks(struct ws_buf *b, unsigned n, const char *prefix)
-{
-	unsigned i;
-	int rc = 0;
-
-	for (i = 1; rc == 0 && i <= n; i++)
-		rc = ws_buf_printf(b, "%s%sk%u", i > 1 ? ", " : "", prefix, i);
-	return rc;
-}
-
 void sto_str_ks(sqlite3_str *q, unsigned n, const char *prefix)
 {
 	unsigned i;

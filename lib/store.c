@@ -786,26 +786,7 @@ int ws_store_sealed_usn(struct ws_store *s, uint64_t *usn, char *err)
 	    "wsync_meta WHERE key = 'sealed_usn'), 0)", usn, err);
 }
 
-
-/*
- * Append " WHERE "k1col" IS ?n AND ..." for t's key, numbering from n:
- * the ws_buf form, for callers not yet on sqlite3_str (str_pk_where()).
- */
-int sto_put_pk_where(struct ws_buf *q, const struct tbl *t, unsigned n)
-{
-	uint32_t i;
-	int rc = 0;
-
-	for (i = 0; rc == 0 && i < t->npk; i++) {
-		rc = ws_buf_printf(q, i ? " AND " : " WHERE ");
-		if (rc == 0) rc = sto_qid(q, t->cols[t->pk[i]]);
-		if (rc == 0) rc = ws_buf_printf(q, " IS ?%u", n + i);
-	}
-	return rc;
-}
-
-/* Append " WHERE "k1col" IS ?n AND ..." for t's key, numbering from n. */
-static void str_pk_where(sqlite3_str *q, const struct tbl *t, unsigned n)
+void sto_str_pk_where(sqlite3_str *q, const struct tbl *t, unsigned n)
 {
 	uint32_t i;
 
@@ -845,11 +826,11 @@ int sto_tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
 		for (i = 0; i < t->ncols; i++)
 			sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "", t->cols[i]);
 		sqlite3_str_appendf(q, " FROM \"%w\"", t->name);
-		str_pk_where(q, t, 1);
+		sto_str_pk_where(q, t, 1);
 		break;
 	case TS_DEL:
 		sqlite3_str_appendf(q, "DELETE FROM \"%w\"", t->name);
-		str_pk_where(q, t, 1);
+		sto_str_pk_where(q, t, 1);
 		break;
 	case TS_UPD:
 		sqlite3_str_appendf(q, "UPDATE \"%w\"", t->name);
@@ -859,7 +840,7 @@ int sto_tstmt(struct ws_store *s, struct tbl *t, int kind, int64_t mask,
 				    t->cols[i], n + 1);
 				n++;
 			}
-		str_pk_where(q, t, n + 1);
+		sto_str_pk_where(q, t, n + 1);
 		break;
 	default:
 		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(", t->name);
