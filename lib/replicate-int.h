@@ -56,6 +56,13 @@ int rpl_get_bool(const json_t *m, const char *key);
 int rpl_get_u64(const json_t *m, const char *key, uint64_t *v, char *err);
 /* A column or table name a message may carry. */
 int rpl_name_ok(const char *s);
+/*
+ * A declared column type a message may carry: it goes into CREATE TABLE
+ * and ALTER TABLE as it is, so only SQLite's type-name form passes:
+ * words that are not SQL keywords, then at most "(n)" or "(n, m)" of
+ * signed numbers; or nothing.
+ */
+int rpl_type_ok(const char *s);
 void rpl_guid_hex(const uint8_t g[WS_GUID_LEN], char out[2 * WS_GUID_LEN + 1]);
 /* Split the next complete line off in[off..len) into (line, n); 0 if none. */
 int rpl_next_line(struct ws_buf *in, size_t *off, const char **line, size_t *n);

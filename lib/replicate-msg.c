@@ -7,6 +7,7 @@
  * here takes untrusted bytes and is a fuzz target's (tests/fuzz/
  * fuzz_replicate.c, fuzz_http.c), or a small helper of both sides.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -188,6 +189,45 @@ const char *rpl_mt_of(const json_t *m)
 int rpl_name_ok(const char *s)
 {
 	return *s && strlen(s) <= WS_REPLICATE_MAX_NAME;
+}
+
+int rpl_type_ok(const char *s)
+{
+	size_t n = strlen(s), i = 0, nums = 0;
+
+	if (n > WS_REPLICATE_MAX_NAME)
+		return 0;
+	while (s[i] && (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == ' ')) {
+		size_t w = i;
+
+		while (isalnum((unsigned char)s[i]) || s[i] == '_')
+			i++;
+		/* A keyword (NOT, DEFAULT, CHECK, ...) would start a constraint. */
+		if (i > w && sqlite3_keyword_check(s + w, (int)(i - w)))
+			return 0;
+		while (s[i] == ' ')
+			i++;
+	}
+	if (!s[i])
+		return i == 0 || isalpha((unsigned char)s[0]) || s[0] == '_';
+	if (s[i] != '(' || i == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+		return 0;
+	for (i++;; i++) {
+		while (s[i] == ' ')
+			i++;
+		if (s[i] == '+' || s[i] == '-')
+			i++;
+		if (!isdigit((unsigned char)s[i]))
+			return 0;
+		while (isdigit((unsigned char)s[i]))
+			i++;
+		while (s[i] == ' ')
+			i++;
+		nums++;
+		if (s[i] == ',' && nums == 1)
+			continue;
+		return s[i] == ')' && s[i + 1] == 0;
+	}
 }
 
 int ws_replicate_parse_column(char *spec, struct ws_replicate_col *c, char *err)

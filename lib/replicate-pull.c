@@ -184,7 +184,7 @@ static int rep_setup(struct rep *x, const json_t *sr)
 	const json_t *cols = json_object_get(sr, "columns"), *e;
 	sqlite3_stmt *st = NULL;
 	sqlite3_str *q;
-	char *sql, *p1, *semi;
+	char *sql;
 	size_t i, j, n = json_array_size(cols);
 	int rc = 0, exists = 0, found;
 
@@ -206,6 +206,9 @@ static int rep_setup(struct rep *x, const json_t *sr)
 		    !json_is_boolean(jk)))
 			return ws_error(x->err, WS_ECORRUPT, "a bad column in "
 			    "ReplicateStartResult");
+		if (type && !rpl_type_ok(type))
+			return ws_error(x->err, WS_ECORRUPT, "ReplicateStartResult gives "
+			    "column '%s' a type that is not an SQL type name", name);
 		for (j = 0; j < o->ncols; j++)
 			if (strcmp(o->cols[j].name, name) == 0)
 				spec = &o->cols[j];
@@ -270,10 +273,24 @@ static int rep_setup(struct rep *x, const json_t *sr)
 		put_keys(x, q, 0, "");
 		sqlite3_str_appendall(q, "));");
 	} else {
-		for (i = 0; i < n; i++)
-			if (!x->cols.v[i].array)
-				sqlite3_str_appendf(q, "ALTER TABLE \"%w\" ADD COLUMN \"%w\" %s;",
-				    o->table, x->cols.v[i].name, x->cols.v[i].type);
+		/* ADD COLUMN of a column that is there fails: each on its own,
+		 * its failure ignored. */
+		for (i = 0; i < n; i++) {
+			sqlite3_str *a;
+			char *add;
+
+			if (x->cols.v[i].array)
+				continue;
+			a = sqlite3_str_new(x->db);
+			sqlite3_str_appendf(a, "ALTER TABLE \"%w\" ADD COLUMN \"%w\" %s",
+			    o->table, x->cols.v[i].name, x->cols.v[i].type);
+			if ((rc = sto_str_finish(a, &add, x->err))) {
+				sqlite3_free(sqlite3_str_finish(q));
+				goto fail;
+			}
+			sqlite3_exec(x->db, add, NULL, NULL, NULL);
+			sqlite3_free(add);
+		}
 	}
 	/* -1 marked the columns the table has: they are plain columns. */
 	for (i = 0; i < n; i++)
@@ -298,18 +315,7 @@ static int rep_setup(struct rep *x, const json_t *sr)
 	}
 	if ((rc = sto_str_finish(q, &sql, x->err)))
 		goto fail;
-	if (exists) {
-		/* ADD COLUMN of a column that is there fails: run them one by one. */
-		for (p1 = sql; (semi = strstr(p1, ";")); p1 = semi + 1) {
-			*semi = 0;
-			if (strncmp(p1, "ALTER", 5) == 0)
-				sqlite3_exec(x->db, p1, NULL, NULL, NULL);
-			else if ((rc = rpl_exec(x->db, p1, x->err)))
-				break;
-		}
-	} else {
-		rc = rpl_exec(x->db, sql, x->err);
-	}
+	rc = rpl_exec(x->db, sql, x->err);
 	sqlite3_free(sql);
 	if (rc)
 		goto fail;

@@ -250,3 +250,40 @@ BEFORE='1|ann|a@example.org
 	    '{"mt":"ReplicateStart","guid":null,"usn":0}' "https://localhost:${ADDR##*:}/"
 	assert_equal "$(tail -n 1 <<<"$output")" 200
 }
+
+@test "a hostile publisher's column types cannot run SQL in the replica" {
+	# The types go into CREATE TABLE and ALTER TABLE: only SQLite's
+	# type-name form passes, anything else ends the pull before a change.
+	local pub="$R publish --stdio -q -d pub.db -t users" evil
+	for evil in 'TEXT); CREATE TABLE pwned(x); --' 'TEXT DEFAULT (1)' 'TEXT CHECK(1)' \
+	    'TEXT;' 'VARCHAR(10) NOT NULL' '(1)' 'INT(1) COLLATE(2)'; do
+		rm -f rep.db
+		run --separate-stderr "$R" pull "exec:$pub | sed -u 's/\"type\":\"TEXT\"/\"type\":\"$evil\"/'" \
+		    -d rep.db -t users
+		assert_failure 65
+		assert_stderr "wsync-replicate: ReplicateStartResult gives column 'name' a type that is not an SQL type name"
+		assert_equal "$(sqlite3 rep.db "SELECT count(*) FROM sqlite_schema WHERE name IN ('users', 'pwned')")" 0
+	done
+	# Type names SQLite takes still pass, with their sizes.
+	for evil in 'VARCHAR(10)' 'DECIMAL(10, 2)' 'UNSIGNED BIG INT' 'NUMERIC(-1,+5)' ''; do
+		rm -f rep.db
+		run --separate-stderr "$R" pull "exec:$pub | sed -u 's/\"type\":\"TEXT\"/\"type\":\"$evil\"/'" \
+		    -d rep.db -t users
+		assert_success
+		assert_equal "$(sqlite3 rep.db 'SELECT id, name FROM users ORDER BY id')" '1|ann
+2|bob'
+	done
+	assert_equal "$(sqlite3 rep.db "SELECT type FROM pragma_table_info('users') WHERE name = 'name'")" ''
+}
+
+@test "a hostile publisher's column names cannot split the replica's SQL" {
+	# A name is quoted; when the table is there, its ADD COLUMNs run one
+	# by one, never split at a ';' inside a quoted name.
+	sqlite3 rep.db "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT);
+	    CREATE TABLE keep(x); INSERT INTO keep VALUES(1)"
+	local pub="$R publish --stdio -q -d pub.db -t users"
+	run --separate-stderr "$R" pull "exec:$pub | sed -u 's/\"name\":\"email\"/\"name\":\"e;DROP TABLE keep;--\"/'" \
+	    -d rep.db -t users
+	assert_equal "$(sqlite3 rep.db 'SELECT x FROM keep')" 1
+	assert_equal "$(sqlite3 rep.db 'PRAGMA integrity_check')" ok
+}
