@@ -191,6 +191,12 @@ start_hub() {
 	kill -0 "$HUB_PID" 2>/dev/null || fail "the hub $name exited: $(cat "$T/$name.err")"
 }
 
+# ws_sanitized: whether $WS_BIN holds ASan builds (their memory figures
+# include the sanitizer's quarantine, so peak memory means nothing there).
+ws_sanitized() {
+	grep -qa __asan_init "$WS_BIN/wsync-serve"
+}
+
 # --- databases, sites and hubs (the sync, log, gc and secure suites) -------
 
 # sqlite3: the CLI, waiting up to 5 s for a lock a wsync process holds
