@@ -254,9 +254,12 @@ static void put_trigger_head(sqlite3_str *q, const struct tbl *t,
 /*
  * Append a capture trigger's note of the values the log entry it just
  * wrote (if it wrote one: changes()) replaced: the OLD value of each
- * column of its mask, or of every column for a delete (op 3).
+ * column of its mask, or of every column for a delete (op 3).  moved:
+ * the entry is an update's delete of the old key, written only when the
+ * key moved; the same test, which SQLite weighs once before it looks at
+ * any row, spares every other update the statement's work.
  */
-static void put_prior(sqlite3_str *q, const struct tbl *t, int op)
+static void put_prior(sqlite3_str *q, const struct tbl *t, int op, int moved)
 {
 	uint32_t i, n = 0;
 
@@ -274,8 +277,14 @@ static void put_prior(sqlite3_str *q, const struct tbl *t, int op)
 			    t->cols[i]);
 	}
 	sqlite3_str_appendf(q, ") AS v WHERE changes() = 1 AND l.usn = "
-	    "last_insert_rowid() AND l.op = %d%s; ", op,
+	    "last_insert_rowid() AND l.op = %d%s", op,
 	    op == 3 ? "" : " AND (l.mask >> v.c) & 1");
+	if (moved) {
+		sqlite3_str_appendall(q, " AND (");
+		put_key_moved(q, t);
+		sqlite3_str_appendchar(q, 1, ')');
+	}
+	sqlite3_str_appendall(q, "; ");
 }
 
 /*
@@ -366,7 +375,7 @@ static int make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 	put_keys(q, t, "OLD");
 	sqlite3_str_appendall(q, "; ");
 	if (prior)
-		put_prior(q, t, 3);
+		put_prior(q, t, 3, 0);
 	sqlite3_str_appendall(q, "END;");
 	put_trigger_head(q, t, "upd", "UPDATE");
 	put_null_key_check(q, t);
@@ -377,7 +386,7 @@ static int make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 	put_key_moved(q, t);
 	sqlite3_str_appendall(q, "; ");
 	if (prior)
-		put_prior(q, t, 3);
+		put_prior(q, t, 3, 1);
 	put_log_head(q, t);
 	sqlite3_str_appendf(q, ", CASE WHEN m < 0 THEN 1 ELSE 2 END,"
 	    " CASE WHEN m < 0 THEN %" PRId64 " ELSE m END", t->allmask);
@@ -398,7 +407,7 @@ static int make_triggers(struct ws_store *s, const struct tbl *t, char *err)
 		sqlite3_str_appendf(q, ", NEW.\"%w\" AS k%u", t->cols[t->pk[i]], i + 1);
 	sqlite3_str_appendall(q, ") WHERE m != 0; ");
 	if (prior)
-		put_prior(q, t, 2);
+		put_prior(q, t, 2, 0);
 	sqlite3_str_appendall(q, "END;");
 	return sto_str_exec(s->db, q, err);
 }
