@@ -379,7 +379,7 @@ int sto_apply_batch(struct ws_store *s, const struct ws_batch *b, char *err);
 /* store-apply.c: apply every parked batch that has become ready, until none is. */
 int sto_drain(struct ws_store *s, struct ws_vclock *clock, char *err);
 /*
- * store-apply.c: decide whether merges enforce foreign keys (some tracked
+ * store-merge.c: decide whether merges enforce foreign keys (some tracked
  * table declares an action); outside a transaction.
  */
 int sto_fk_policy(struct ws_store *s, char *err);

@@ -59,6 +59,35 @@
 
 
 
+/*
+ * Do merges enforce foreign keys?  SQLite leaves that to each connection,
+ * and many applications never turn it on: their data may break their own
+ * REFERENCES clauses (fossil's does), and a merge that enforced them
+ * would drop rows the application holds valid.  A schema that declares
+ * an action (ON DELETE or ON UPDATE CASCADE, SET NULL, SET DEFAULT,
+ * RESTRICT) is written for enforcement, and its actions mean nothing
+ * without it.  So merges enforce foreign keys when some tracked table
+ * declares an action.  The schema is the same on every copy, so every
+ * copy decides alike.  Outside a transaction: the pragma is a no-op
+ * inside one.
+ */
+int sto_fk_policy(struct ws_store *s, char *err)
+{
+	int rc, ver, on;
+
+	if ((rc = sto_schema_version(s, &ver, err)) || ver == s->fk_ver)
+		return rc;
+	on = sto_meta_exists(s, "SELECT 1 FROM wsync_tables AS t, "
+	    "pragma_foreign_key_list(t.name) AS f WHERE f.on_delete <> 'NO ACTION' "
+	    "OR f.on_update <> 'NO ACTION'");
+	if ((rc = sto_exec(s->db, on ? "PRAGMA foreign_keys = ON" :
+	    "PRAGMA foreign_keys = OFF", err)) == 0) {
+		s->fk_ver = ver;
+		s->fk_on = on;
+	}
+	return rc;
+}
+
 /* The version (dot, Lamport) of log entry usn; site 0 when collected. */
 static int dot_of(struct apply *a, uint64_t usn, struct ver *v)
 {
