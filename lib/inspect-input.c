@@ -164,7 +164,7 @@ static int binary_process(struct insp *x, struct sink *k, int eof)
 				return 0;
 			rc = ws_frame_parse(k->w.p + k->pos, avail, k->rd.max, &f, &used);
 			if (rc == 0) {
-				if ((rc = insp_on_frame(x, &f, used)))
+				if ((rc = x->on_frame(x, &f, used)))
 					return rc;
 				k->pos += used;
 				if (x->o->stop && *x->o->stop)
@@ -211,7 +211,7 @@ static int json_process(struct insp *x, struct sink *k, int eof)
 		if (rc == 1) {
 			x->json_pos = 1;
 			x->at = k->rd.line_no;
-			if ((rc = insp_on_frame(x, &f, f.len + WS_FRAME_OVERHEAD)))
+			if ((rc = x->on_frame(x, &f, f.len + WS_FRAME_OVERHEAD)))
 				return rc;
 			if (x->o->stop && *x->o->stop)
 				return 0;
@@ -238,7 +238,7 @@ static int json_process(struct insp *x, struct sink *k, int eof)
 	while ((rc = ws_reader_finish(&k->rd, &f, why)) == 1) {
 		x->json_pos = 1;
 		x->at = k->rd.line_no;
-		if ((rc = insp_on_frame(x, &f, f.len + WS_FRAME_OVERHEAD)))
+		if ((rc = x->on_frame(x, &f, f.len + WS_FRAME_OVERHEAD)))
 			return rc;
 	}
 	if (rc && (rc == WS_ENOMEM || !(x->o->flags & WS_INSPECT_SALVAGE)))

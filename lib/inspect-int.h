@@ -2,7 +2,9 @@
 /*
  * inspect-int.h - the private parts of wsync-inspect's views (inspect.h),
  * shared by their files:
- *   inspect.c           the run, sessions, one frame, the public helpers
+ *   inspect.c           the run, sessions, one frame
+ *   inspect-text.c      the helpers all of them use (times, values,
+ *                       names, warnings, output), calling none of them
  *   inspect-check.c     --check: clocks that go back, dots with gaps
  *   inspect-timeline.c  the timeline, one line per frame
  *   inspect-stats.c     --stats: what is counted, and the summary
@@ -184,13 +186,16 @@ struct insp {
 	struct ws_buf tmp;
 	struct stats st;
 	struct sink *sk;      /* the input being read */
+	/* inspect.c's handling of one frame (outer: as read, maybe a log
+	 * record) of `bytes` bytes, which the readers call. */
+	int (*on_frame)(struct insp *x, const struct ws_frame *outer, size_t bytes);
 	int json_pos;         /* where: a JSON line (1) or a byte offset (0) */
 	uint64_t at;          /* the frame's byte offset or line number */
 	unsigned long problems, damages;
 	uint64_t frames, bytes;
 };
 
-/* inspect.c */
+/* inspect-text.c: helpers that call nothing else of inspect. */
 /* FNV-1a of p[0..n), continuing from h (FNV0 to start). */
 uint64_t insp_fnv(uint64_t h, const void *p, size_t n);
 /* Append a name from an input (s[0..n), or all of s): bare when plain,
@@ -203,12 +208,12 @@ int insp_put_cell(struct ws_buf *o, const char *s, size_t width);
 void insp_warn(struct insp *x, const char *fmt, ...) WS_PRINTF(2, 3);
 /* Write x->out to opts->out_fd; a failure is described in x->err. */
 int insp_flush(struct insp *x);
+/* The same, the failure described in err. */
+int insp_flush_to(struct insp *x, char *err);
 /* "frame at byte N" or "line N", for messages about the current frame. */
 const char *insp_where(const struct insp *x, char buf[64]);
 /* Short form of a site id: its first 8 hex digits. */
 void insp_short_site(const struct ws_siteid *s, char out[9]);
-/* Handle one frame (outer: as read, maybe a log record) of `bytes` bytes. */
-int insp_on_frame(struct insp *x, const struct ws_frame *outer, size_t bytes);
 
 /* inspect-check.c: --check's comparisons, each problem to insp_warn(). */
 /* No coordinate of the sender's clock goes back; w then holds vc. */
@@ -234,7 +239,7 @@ void insp_stats_release(struct stats *st);
 /* inspect-input.c */
 void insp_sink_init(struct sink *k, const char *name, size_t max);
 void insp_sink_release(struct sink *k);
-/* Process what k holds (frames go to insp_on_frame()); at eof it ended. */
+/* Process what k holds (frames go to x->on_frame()); at eof it ended. */
 int insp_sink_process(struct insp *x, struct sink *k, int eof);
 /* Read the file (or "-") k names; with follow, wait for it to grow. */
 int insp_run_file(struct insp *x, struct sink *k, int follow);
