@@ -179,7 +179,7 @@ static enum MHD_Result http_flush(struct pub *p, struct hreq *h, struct psess *s
 	s->out.len = s->out_off = 0;
 	h->s = NULL;
 	if (s->closing)
-		pub_sess_unlink(p, s);
+		p->sops->close(p, s);
 	return ok;
 }
 
@@ -200,22 +200,21 @@ static enum MHD_Result http_run(struct pub *p, struct hreq *h)
 			return http_error(p, h->conn, MHD_HTTP_FORBIDDEN, "session %s was "
 			    "started with another token", s->id);
 	} else {
-		if (!(s = pub_sess_new(p, 1, NULL)))
+		if (!(s = p->sops->open(p)))
 			return http_error(p, h->conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
 			    "out of memory");
 		s->right = h->right;
 		s->who = h->who;
 	}
 	if (ws_buf_append(&s->in, h->body.p, h->body.len) || ws_buf_putc(&s->in, '\n')) {
-		pub_sess_unlink(p, s);
+		p->sops->close(p, s);
 		return http_error(p, h->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	}
 	s->last_ms = ws_now_ms();
-	if ((rc = pub_feed_lines(s)) == 0)
-		rc = pub_pump(s);
+	rc = p->sops->run(s);
 	s->in.len = s->in_off = 0;
 	if (rc) {
-		pub_sess_unlink(p, s);
+		p->sops->close(p, s);
 		return http_error(p, h->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s",
 		    ws_strerror(rc));
 	}

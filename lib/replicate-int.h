@@ -187,8 +187,20 @@ struct psess {
 
 struct hreq;
 
+/*
+ * What the HTTP side (replicate-http.c) asks of the publisher's sessions:
+ * replicate-pub.c fills it in, and the HTTP side calls nothing of that
+ * file by name.
+ */
+struct pub_sess_ops {
+	struct psess *(*open)(struct pub *p);          /* a new HTTP session */
+	void (*close)(struct pub *p, struct psess *s); /* unlink and free it */
+	int (*run)(struct psess *s);                   /* its lines, then a pump */
+};
+
 struct pub {
 	const struct ws_replicate_pub_opts *o;
+	const struct pub_sess_ops *sops; /* for the HTTP side */
 	struct ws_store *st;          /* the change log of the table */
 	sqlite3 *db;                  /* the table itself: the application's */
 	struct rpl_cols cols;

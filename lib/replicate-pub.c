@@ -896,6 +896,21 @@ void pub_sess_unlink(struct pub *p, struct psess *s)
 	psess_free(s);
 }
 
+/* The HTTP side's sessions (struct pub_sess_ops). */
+static struct psess *http_open(struct pub *p)
+{
+	return pub_sess_new(p, 1, NULL);
+}
+
+static int http_run(struct psess *s)
+{
+	int rc = pub_feed_lines(s);
+
+	return rc ? rc : pub_pump(s);
+}
+
+static const struct pub_sess_ops http_sess_ops = {http_open, pub_sess_unlink, http_run};
+
 /* The handshake's check of a replicator's key: listed, with a right on the table. */
 static int pub_check_key(void *cd, const uint8_t pk[WS_KEY_PUBLICBYTES], char *err)
 {
@@ -1275,6 +1290,7 @@ int ws_replicate_publish(const struct ws_replicate_pub_opts *o, char *err)
 			    ws_errno_text(errno, buf));
 			goto out;
 		}
+		p.sops = &http_sess_ops;
 		if ((rc = pub_http_start(&p, hfd, hname, err)))
 			goto out;
 		hfd = -1; /* libmicrohttpd's now */
