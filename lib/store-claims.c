@@ -36,23 +36,6 @@
 #include "wsync/error.h"
 #include "store-int.h"
 
-void sto_uniq_release(struct tbl *t)
-{
-	uint32_t i;
-
-	for (i = 0; i < t->nuniq; i++)
-		free(t->uniq[i].name);
-	free(t->uniq);
-	t->uniq = NULL;
-	t->nuniq = 0;
-	for (i = 0; i < t->nfk; i++)
-		free(t->fk[i].parent);
-	free(t->fk);
-	t->fk = NULL;
-	t->nfk = 0;
-	t->uniq_at = 0;
-}
-
 /*
  * t's foreign keys with an action on a parent's delete, whose parent
  * columns are the parent's key (a missing "to" names it).  Each child

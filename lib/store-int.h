@@ -137,6 +137,8 @@ int sto_site_index(struct ws_store *s, const struct ws_siteid *id, int64_t *out,
     char *err);
 /* Set site's counter in the vector clock (wsync_clock). */
 int sto_clock_set(struct ws_store *s, int64_t site, uint64_t counter, char *err);
+/* Free what sto_uniq() read of t (store.c, with the rest of t). */
+void sto_uniq_release(struct tbl *t);
 void sto_tbl_release(struct tbl *t);
 int sto_count_k(struct ws_store *s, char *err);
 int sto_load_tables(struct ws_store *s, char *err);
@@ -233,7 +235,6 @@ int sto_uniq(struct ws_store *s, struct tbl *t, char *err);
  * sto_uniq() reads t's foreign keys too (t->fk): those whose ON DELETE is
  * CASCADE or SET NULL and whose parent columns are the parent's key.
  */
-void sto_uniq_release(struct tbl *t);
 int sto_uniq_touched(const struct tbl *t, uint32_t u, int64_t mask);
 int sto_claim_value(const struct tbl *t, uint32_t u, const struct ws_value *const *val,
     const struct ws_value *pk, sqlite3_stmt *row, struct ws_buf *out, int *ok);

@@ -165,6 +165,23 @@ int sto_exec_int(struct ws_store *s, const char *sql, int64_t v, char *err)
 	return rc == SQLITE_DONE ? 0 : sto_sqlerr(s->db, rc, "sqlite", err);
 }
 
+void sto_uniq_release(struct tbl *t)
+{
+	uint32_t i;
+
+	for (i = 0; i < t->nuniq; i++)
+		free(t->uniq[i].name);
+	free(t->uniq);
+	t->uniq = NULL;
+	t->nuniq = 0;
+	for (i = 0; i < t->nfk; i++)
+		free(t->fk[i].parent);
+	free(t->fk);
+	t->fk = NULL;
+	t->nfk = 0;
+	t->uniq_at = 0;
+}
+
 void sto_tbl_release(struct tbl *t)
 {
 	uint32_t i;
