@@ -1176,6 +1176,27 @@ static void make_schema_bases(const struct brow *base)
 }
 
 /*
+ * Plan n changes against the first nrows rows of base (seed: the
+ * generator's) into ch (room for n), for c, with the digest of the rows
+ * they must leave.
+ */
+static void plan_checked(struct apply_ctx *c, struct change *ch, unsigned seed,
+    const struct brow *base, size_t nrows, size_t n)
+{
+	struct brow *model = xmalloc((nrows + n) * sizeof *model);
+
+	rnd_seed(seed);
+	plan(base, nrows, n, ch);
+	memcpy(model, base, nrows * sizeof *model);
+	memset(model + nrows, 0, n * sizeof *model);
+	model_apply(model, ch, n);
+	c->ch = ch;
+	c->n = n;
+	c->want = model_digest(model, nrows + n);
+	free(model);
+}
+
+/*
  * B2c: the apply of figure 1 at 1/SCHEMA_SCALE (changes planned alike
  * against the first SCHEMA_ROWS rows), on figure 4's plain and
  * constrained tables, tracked, and the loop (b') on untracked copies of
@@ -1185,22 +1206,13 @@ static void bench_apply_schema(const struct brow *base, const struct ws_siteid *
 {
 	static struct apply_ctx c;
 	struct change *ch = xmalloc(SCHEMA_CHANGES * sizeof *ch);
-	struct brow *model = xmalloc((SCHEMA_ROWS + SCHEMA_CHANGES) * sizeof *model);
 	double wp[REPS], wk[REPS], lp[REPS], lk[REPS], net[REPS];
 	int64_t claims = 0, prior = 0;
 	struct ws_batch b;
 	struct figure f;
 	char goal[16], what[96];
 
-	rnd_seed(14);
-	plan(base, SCHEMA_ROWS, SCHEMA_CHANGES, ch);
-	memcpy(model, base, SCHEMA_ROWS * sizeof *model);
-	memset(model + SCHEMA_ROWS, 0, SCHEMA_CHANGES * sizeof *model);
-	model_apply(model, ch, SCHEMA_CHANGES);
-	c.ch = ch;
-	c.n = SCHEMA_CHANGES;
-	c.want = model_digest(model, SCHEMA_ROWS + SCHEMA_CHANGES);
-	free(model);
+	plan_checked(&c, ch, 14, base, SCHEMA_ROWS, SCHEMA_CHANGES);
 
 	printf("\nB2c. the cost of a constrained schema to the apply, B2 at 1/%d:\n"
 	    "   %d changes (the same mix, inserts setting owner too) into %d rows\n"
@@ -1256,7 +1268,6 @@ static void bench_apply(const struct brow *base)
 {
 	static struct apply_ctx c;
 	struct change *ch = xmalloc(APPLY_CHANGES * sizeof *ch);
-	struct brow *model = xmalloc((BASE_ROWS + APPLY_CHANGES) * sizeof *model);
 	struct ws_buf enc = WS_BUF_INIT;
 	struct ws_siteid site, local;
 	double ta[REPS], th[REPS], tb[REPS], tu[REPS], tc[REPS], td[REPS], tdiff;
@@ -1265,15 +1276,7 @@ static void bench_apply(const struct brow *base)
 	struct figure f;
 	char goal[16];
 
-	rnd_seed(11);
-	plan(base, BASE_ROWS, APPLY_CHANGES, ch);
-	memcpy(model, base, BASE_ROWS * sizeof *model);
-	memset(model + BASE_ROWS, 0, APPLY_CHANGES * sizeof *model);
-	model_apply(model, ch, APPLY_CHANGES);
-	c.ch = ch;
-	c.n = APPLY_CHANGES;
-	c.want = model_digest(model, BASE_ROWS + APPLY_CHANGES);
-	free(model);
+	plan_checked(&c, ch, 11, base, BASE_ROWS, APPLY_CHANGES);
 
 	printf("\n0. setup, once (not timed below): track the %d-row table, which\n"
 	    "   logs every row as an insert, seal, then GC with the store's clock\n",
