@@ -45,9 +45,9 @@ struct chan {
 	int behind;              /* its queue was full: batches come from the store */
 	int catching;            /* its catch-up is not all queued yet */
 	uint64_t sent_usn;       /* when behind: the store's batches up to here
-	                          * are queued for it */
+	                          * are queued for it (0: not known) */
 	struct ws_vclock had;    /* batches it holds or has queued (its add's
-	                          * clock, and those sent since) */
+	                          * clock, those sent since, and its own) */
 };
 
 struct hpeer {
@@ -208,14 +208,14 @@ static void broadcast(struct hub *h, struct hpeer *from, struct hws *w,
 }
 
 /*
- * Forward a batch just applied to w (the store held everything up to
- * usn `before` until then) to every session of w but `from`.  A session
- * whose queue is full is not dropped: it falls behind, and pump() sends
- * it the store's batches after `before` as its queue drains, so a slow
- * site is paced and the others go on at their own speed.
+ * Forward batch b, just applied to w (p: its encoding), to every session
+ * of w but `from`.  A session whose queue is full is not dropped: it
+ * falls behind, and pump() sends it the store's batches it lacks (those
+ * not in ch->had) as its queue drains, so a slow site is paced and the
+ * others go on at their own speed.
  */
 static void forward(struct hub *h, struct hpeer *from, struct hws *w,
-    uint64_t before, const struct ws_batch *b, const uint8_t *p, size_t n)
+    const struct ws_batch *b, const uint8_t *p, size_t n)
 {
 	size_t i, k;
 
@@ -231,7 +231,7 @@ static void forward(struct hub *h, struct hpeer *from, struct hws *w,
 				continue;
 			if (ws_peer_send(&hp->s.p, WS_FRAME_BATCH, 0, ch->ch, p, n)) {
 				ch->behind = 1;
-				ch->sent_usn = before;
+				ch->sent_usn = 0; /* not known: by ch->had, at first */
 			} else if (b->has_dot && ws_vclock_set(&ch->had, &b->dot_site,
 			    b->dot_counter)) {
 				drop(h, hp, WS_ENOMEM, ws_strerror(WS_ENOMEM));
@@ -360,10 +360,11 @@ static void pump(struct hub *h, struct hpeer *hp)
 		if (!hp->ch[k].behind ||
 		    ws_peer_pending(&hp->s.p) >= hp->s.p.out_max / 2)
 			continue;
-		rc = ws_store_changes_since(pc.c.w->st, pc.ch->sent_usn, send_paced,
-		    &pc, err);
-		/* Entries after sent_usn were collected (the site holds them):
-		 * by what it holds, then. */
+		/* From the last batch queued, when known (and not collected
+		 * since: the site holds those); else by what the site holds,
+		 * which skips those batches before reading them. */
+		rc = pc.ch->sent_usn ? ws_store_changes_since(pc.c.w->st,
+		    pc.ch->sent_usn, send_paced, &pc, err) : WS_ERANGE;
 		if (rc == WS_ERANGE)
 			rc = ws_store_changes_missing(pc.c.w->st, &pc.ch->had, send_paced,
 			    &pc, err);
@@ -635,7 +636,6 @@ static int on_batch(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 	struct ws_vclock clock = WS_VCLOCK_INIT;
 	char err[WS_ERRLEN] = "";
 	struct ws_batch b;
-	uint64_t before = 0;
 	int rc, applied, dup = 0;
 
 	ws_batch_init(&b);
@@ -673,17 +673,18 @@ static int on_batch(struct hub *h, struct hpeer *hp, const struct ws_frame *f)
 		goto out;
 	}
 	dup = b.has_dot && ws_vclock_get(&clock, &b.dot_site) >= b.dot_counter;
-	if ((rc = ws_store_usn(ch->ws->st, &before, err)) ||
-	    (rc = ws_store_apply(ch->ws->st, &b, &applied, err)))
+	/* Its own batch is held by the site: never sent back when paced. */
+	if ((rc = ws_store_apply(ch->ws->st, &b, &applied, err)) ||
+	    (b.has_dot && (rc = ws_vclock_set(&ch->had, &b.dot_site, b.dot_counter))))
 		goto out;
 	if (!dup && prune(ch->ws, &b)) {
 		struct ws_buf enc = WS_BUF_INIT;
 
 		if ((rc = ws_batch_encode(&b, &enc)) == 0)
-			forward(h, hp, ch->ws, before, &b, enc.p, enc.len);
+			forward(h, hp, ch->ws, &b, enc.p, enc.len);
 		ws_buf_release(&enc);
 	} else if (!dup) {
-		forward(h, hp, ch->ws, before, &b, f->payload, f->len);
+		forward(h, hp, ch->ws, &b, f->payload, f->len);
 	}
 out:
 	if (rc)
